@@ -1,0 +1,3 @@
+import Benchmark
+import MarqueeHTTP
+let benchmarks: @Sendable () -> Void = { Benchmark("x") { _ in } }

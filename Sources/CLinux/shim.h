@@ -1,0 +1,38 @@
+// Linux calls Swift cannot reach directly: variadic syscall() and fcntl(), and openat2's struct.
+#pragma once
+#define _GNU_SOURCE 1
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+/// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS: the kernel refuses any resolution,
+/// symlinks included, that leaves `dirfd`. Returns the fd or -errno.
+static inline int mq_open_beneath(int dirfd, const char *path) {
+    struct open_how how = {
+        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+        .mode = 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    return fd < 0 ? -errno : (int)fd;
+}
+
+static inline int mq_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+static inline int mq_fcntl_getfl(int fd) { return fcntl(fd, F_GETFL); }
+static inline int mq_fcntl_setfl(int fd, int flags) { return fcntl(fd, F_SETFL, flags); }
+
+// Counters written by one event-loop thread and read by the admin thread: relaxed atomics
+// compile to plain loads and stores on x86-64 and arm64, and keep the reads well-defined.
+#include <stdint.h>
+static inline uint64_t mq_load_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void mq_add_relaxed(uint64_t *p, uint64_t v) {
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+static inline void mq_store_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }

@@ -1,0 +1,117 @@
+import CLinux
+import Glibc
+import MarqueeHTTP
+
+/// The operator's listener: `/metrics` (Prometheus text format), `/healthz` (the process runs) and
+/// `/readyz` (accepting traffic; 503 while draining). It runs on its own blocking thread, one
+/// connection at a time, so a scrape never touches the event loops.
+final class AdminServer: @unchecked Sendable {
+    let fd: Int32
+    let shared: SharedState
+
+    init(fd: Int32, shared: SharedState) {
+        self.fd = fd
+        self.shared = shared
+    }
+
+    func start() {
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            Unmanaged<AdminServer>.fromOpaque(raw!).takeRetainedValue().serve()
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque())
+        precondition(rc == 0, "pthread_create failed")
+        pthread_detach(thread)
+    }
+
+    private func serve() {
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED || errno == EMFILE { continue }
+                return
+            }
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            answer(client)
+            close(client)
+        }
+    }
+
+    private func answer(_ client: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var received = 0
+        var boundary = HeadBoundary()
+        let limits = RequestLimits()
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress! + received, $0.count - received, 0) }
+            if n <= 0 { return }
+            received += n
+            let result = buffer.withUnsafeBytes { boundary.scan(UnsafeRawBufferPointer(rebasing: $0[0..<received]), limits: limits) }
+            switch result {
+            case .incomplete:
+                if received == buffer.count { return }
+                continue
+            case .failed(let error):
+                reply(client, error.status, "text/plain; charset=utf-8", Array("\(error.reason)\n".utf8), head: false)
+                return
+            case .complete(let headLength):
+                let parsed = buffer.withUnsafeBytes { RequestParser.parse($0, headLength: headLength) }
+                guard case .complete(let head) = parsed else {
+                    if case .failed(let error) = parsed {
+                        reply(client, error.status, "text/plain; charset=utf-8", Array("\(error.reason)\n".utf8), head: false)
+                    }
+                    return
+                }
+                route(client, head, buffer)
+                return
+            }
+        }
+    }
+
+    private func route(_ client: Int32, _ head: RequestHead, _ buffer: [UInt8]) {
+        guard head.method == .get || head.method == .head else {
+            reply(client, .methodNotAllowed, "text/plain; charset=utf-8", Array("use GET\n".utf8), head: false)
+            return
+        }
+        let path = buffer.withUnsafeBytes { head.path.string(in: $0) } ?? ""
+        let isHead = head.method == .head
+        switch path {
+        case "/metrics":
+            reply(client, .ok, "text/plain; version=0.0.4; charset=utf-8", Array(PrometheusText.render(shared).utf8), head: isHead)
+        case "/healthz":
+            reply(client, .ok, "text/plain; charset=utf-8", Array("ok\n".utf8), head: isHead)
+        case "/readyz":
+            if shared.isReady {
+                reply(client, .ok, "text/plain; charset=utf-8", Array("ready\n".utf8), head: isHead)
+            } else {
+                reply(client, .serviceUnavailable, "text/plain; charset=utf-8", Array("draining\n".utf8), head: isHead)
+            }
+        default:
+            reply(client, .notFound, "text/plain; charset=utf-8", Array("admin endpoints: /metrics /healthz /readyz\n".utf8), head: isHead)
+        }
+    }
+
+    private func reply(_ client: Int32, _ status: HTTPStatus, _ type: String, _ body: [UInt8], head: Bool) {
+        var out = [UInt8](repeating: 0, count: 512)
+        let headLength = out.withUnsafeMutableBytes { raw -> Int in
+            var w = ResponseWriter(base: raw.baseAddress!, capacity: raw.count)
+            w.append(status.statusLine)
+            w.append("Server: marquee\r\nConnection: close\r\nCache-Control: no-store\r\nContent-Type: ")
+            Array(type.utf8).withUnsafeBytes { w.append($0) }
+            w.append("\r\nContent-Length: ")
+            w.append(decimal: Int64(body.count))
+            w.append("\r\n\r\n")
+            return w.count
+        }
+        var message = Array(out[0..<headLength])
+        if !head { message += body }
+        var sent = 0
+        while sent < message.count {
+            let n = message.withUnsafeBytes { send(client, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            sent += n
+        }
+    }
+}

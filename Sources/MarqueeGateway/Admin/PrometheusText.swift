@@ -1,0 +1,66 @@
+import CLinux
+import MarqueeHTTP
+
+/// Renders the loops' counters in the Prometheus text exposition format (version 0.0.4).
+enum PrometheusText {
+    static func render(_ shared: SharedState) -> String {
+        var out = ""
+        func sum(_ index: Int) -> UInt64 { shared.metrics.reduce(0) { $0 + $1.read(index) } }
+        func sum(_ counter: LoopMetrics.Counter) -> UInt64 { sum(counter.rawValue) }
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+
+        family("marquee_http_responses_total", "counter", "Responses sent, by status code.")
+        for status in HTTPStatus.all {
+            out += "marquee_http_responses_total{code=\"\(status.rawValue)\"} \(sum(LoopMetrics.statusBase + status.counterIndex))\n"
+        }
+        family("marquee_http_response_bytes_total", "counter", "Bytes of responses sent in full, heads included.")
+        out += "marquee_http_response_bytes_total \(sum(.bytesSent))\n"
+        family("marquee_http_spliced_bytes_total", "counter", "Body bytes moved from the page cache to sockets by splice.")
+        out += "marquee_http_spliced_bytes_total \(sum(.splicedBytes))\n"
+
+        family("marquee_http_request_duration_seconds", "histogram", "From a complete request head to the last byte handed to the kernel.")
+        var cumulative: UInt64 = 0
+        for (i, bound) in LoopMetrics.latencyBoundsMicroseconds.enumerated() {
+            cumulative += sum(LoopMetrics.latencyBase + i)
+            out += "marquee_http_request_duration_seconds_bucket{le=\"\(Double(bound) / 1_000_000)\"} \(cumulative)\n"
+        }
+        cumulative += sum(LoopMetrics.latencyBase + LoopMetrics.latencyBoundsMicroseconds.count)
+        out += "marquee_http_request_duration_seconds_bucket{le=\"+Inf\"} \(cumulative)\n"
+        out += "marquee_http_request_duration_seconds_sum \(Double(sum(.latencyMicrosecondsSum)) / 1_000_000)\n"
+        out += "marquee_http_request_duration_seconds_count \(sum(.latencyCount))\n"
+
+        family("marquee_connections_open", "gauge", "Client connections open now.")
+        out += "marquee_connections_open \(sum(.connectionsOpen))\n"
+        family("marquee_connections_accepted_total", "counter", "Client connections accepted.")
+        out += "marquee_connections_accepted_total \(sum(.connectionsAccepted))\n"
+        family("marquee_connections_refused_total", "counter", "Connections refused with 503 at the connection limit.")
+        out += "marquee_connections_refused_total \(sum(.connectionsRefused))\n"
+        family("marquee_connection_timeouts_total", "counter", "Connections closed by a timeout, by kind.")
+        out += "marquee_connection_timeouts_total{kind=\"header\"} \(sum(.headerTimeouts))\n"
+        out += "marquee_connection_timeouts_total{kind=\"idle\"} \(sum(.idleTimeouts))\n"
+        out += "marquee_connection_timeouts_total{kind=\"send\"} \(sum(.sendTimeouts))\n"
+
+        family("marquee_file_cache_lookups_total", "counter", "Open-file cache lookups, by result.")
+        out += "marquee_file_cache_lookups_total{result=\"hit\"} \(sum(.fileCacheHits))\n"
+        out += "marquee_file_cache_lookups_total{result=\"miss\"} \(sum(.fileCacheMisses))\n"
+        family("marquee_pipe_waits_total", "counter", "Large responses that waited for a free splice pipe.")
+        out += "marquee_pipe_waits_total \(sum(.pipeWaits))\n"
+
+        let perLoop: [(String, String, LoopMetrics.Counter)] = [
+            ("marquee_ring_loop_turns_total", "Event-loop turns (one submit-and-wait each).", .loopTurns),
+            ("marquee_ring_completions_total", "Completions processed.", .completions),
+            ("marquee_ring_enter_calls_total", "io_uring_enter calls made by the loop's turns.", .submissions),
+            ("marquee_ring_receive_buffers_exhausted_total", "Receives that found no provided buffer free.", .receiveBuffersExhausted),
+            ("marquee_ring_accept_errors_total", "Accept completions with an error.", .acceptErrors),
+        ]
+        for (name, help, counter) in perLoop {
+            family(name, "counter", help)
+            for (loop, metrics) in shared.metrics.enumerated() {
+                out += "\(name){loop=\"\(loop)\"} \(metrics.read(counter))\n"
+            }
+        }
+        return out
+    }
+}

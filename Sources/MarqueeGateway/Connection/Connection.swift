@@ -1,0 +1,83 @@
+import MarqueeHTTP
+
+/// The state of one client connection, kept in a preallocated table indexed by slot.
+struct Connection {
+    enum Phase: UInt8 {
+        case free
+        /// Waiting for (the rest of) a request head.
+        case awaitingHead
+        /// A response is being written (or waits for a pipe).
+        case responding
+        /// The final response was sent and our side shut down; the client's bytes are discarded
+        /// until it closes, so it reads the response instead of a reset.
+        case lingering
+        /// Shut down; waiting for operations in flight to complete before the descriptor closes.
+        case closing
+    }
+
+    var fd: Int32 = -1
+    var generation: UInt16 = 0
+    var phase = Phase.free
+    var recvArmed = false
+    /// A send or a splice chain is in flight.
+    var sendInFlight = false
+    var peerClosed = false
+    var keepAlive = true
+    /// The request was HTTP/1.0, so keeping the connection open must be said explicitly.
+    var isHTTP10 = false
+    var waitingForPipe = false
+
+    // Bytes received but not yet consumed (a partial head, or pipelined requests).
+    var input: Int32 = -1
+    var inputCount: Int32 = 0
+    var boundary = HeadBoundary()
+
+    // The response in progress.
+    var status = HTTPStatus.ok
+    var headCount: Int32 = 0
+    var entry: Int32 = -1
+    var sendRemaining: Int64 = 0
+    var bodyOffset: Int64 = 0
+    var bodyEnd: Int64 = 0
+    var pipe: Int32 = -1
+    var pipeFill: Int32 = 0
+    var requestStartNanoseconds: UInt64 = 0
+    var responseBytes: Int64 = 0
+
+    // The splice chain in flight, enough to replay which step did what.
+    var planHead = false
+    var planPoll = false
+    var planDrain: Int32 = 0
+    var planChunkBytes: Int32 = 0
+    var planChunks: Int32 = 0
+    var planStart: Int64 = 0
+
+    // Membership in one timeout list.
+    var timerList: Int8 = -1
+    var timerPrev: Int32 = -1
+    var timerNext: Int32 = -1
+    var deadline: Int64 = 0
+}
+
+/// What a completion belongs to, packed into the 64-bit user data: kind, chain step, generation, slot.
+struct UserData {
+    enum Kind: UInt8 {
+        case accept = 1, recv, send, stream, tick, wake, ignored
+    }
+
+    @inline(__always) static func make(_ kind: Kind, slot: Int32 = 0, generation: UInt16 = 0, step: UInt8 = 0) -> UInt64 {
+        UInt64(kind.rawValue) << 56 | UInt64(step) << 48 | UInt64(generation) << 32 | UInt64(UInt32(bitPattern: slot))
+    }
+
+    let value: UInt64
+    @inline(__always) var kind: Kind? { Kind(rawValue: UInt8(truncatingIfNeeded: value >> 56)) }
+    @inline(__always) var step: Int { Int(UInt8(truncatingIfNeeded: value >> 48)) }
+    @inline(__always) var generation: UInt16 { UInt16(truncatingIfNeeded: value >> 32) }
+    @inline(__always) var slot: Int32 { Int32(bitPattern: UInt32(truncatingIfNeeded: value)) }
+}
+
+/// Connections ordered by deadline, one list per timeout kind: every member of a list got the same
+/// timeout, so appending at the tail keeps each list sorted and expiry only looks at heads.
+enum TimeoutKind: Int8, CaseIterable {
+    case header, idle, send, linger
+}

@@ -1,0 +1,304 @@
+import CLinux
+import CURing
+import Glibc
+import MarqueeHTTP
+import MarqueeRing
+
+extension EventLoop {
+    @inline(__always) func headWriter(_ slot: Int32) -> ResponseWriter {
+        ResponseWriter(base: heads + Int(slot) * Self.headBytes, capacity: Self.headBytes)
+    }
+
+    /// Answers one parsed request. `buffer` holds the head; it is not used after this returns.
+    mutating func respond(_ slot: Int32, to head: RequestHead, in buffer: UnsafeRawBufferPointer) {
+        connections[Int(slot)].keepAlive = head.keepAlive && !head.hasBody && !draining
+        connections[Int(slot)].isHTTP10 = !head.isHTTP11
+        switch head.method {
+        case .get, .head:
+            serveFile(slot, head, buffer)
+        case .options:
+            answerOptions(slot, head, buffer)
+        default:
+            respondWithError(
+                slot, HTTPError(.methodNotAllowed, "only GET, HEAD and OPTIONS are served"), close: false,
+                origin: head.origin.bytes(in: buffer))
+        }
+    }
+
+    // MARK: - Files
+
+    mutating func serveFile(_ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer) {
+        let origin = head.origin.bytes(in: buffer)
+        let scratch = UnsafeMutableRawBufferPointer(start: pathScratch, count: configuration.maxPathBytes + 1)
+        let length: Int
+        switch RequestPath.decode(head.path.bytes(in: buffer), into: scratch, maxLength: configuration.maxPathBytes) {
+        case .refused(let error):
+            respondWithError(slot, error, close: error.status == .badRequest, origin: origin)
+            return
+        case .relative(let decodedLength):
+            length = decodedLength
+        }
+        let e: Int32
+        switch files.acquire(UnsafeRawBufferPointer(start: pathScratch, count: length), now: nowMilliseconds) {
+        case .failed(let error):
+            respondWithError(slot, error, close: false, origin: origin)
+            return
+        case .entry(let found):
+            e = found
+        }
+        let entry = files.entries[Int(e)]
+        let etag = files.etag(e)
+        var first: Int64 = 0
+        var count = entry.size
+        var status = HTTPStatus.ok
+        switch Conditionals.evaluate(head, in: buffer, etag: etag, lastModified: entry.modifiedSeconds) {
+        case .preconditionFailed:
+            files.release(e)
+            respondWithError(slot, HTTPError(.preconditionFailed, "precondition failed"), close: false, origin: origin)
+            return
+        case .notModified:
+            status = .notModified
+            count = 0
+        case .proceed(let honourRange):
+            if honourRange {
+                switch ByteRange.evaluate(head.range.bytes(in: buffer), length: entry.size) {
+                case .whole:
+                    break
+                case .partial(let from, let to):
+                    status = .partialContent
+                    first = from
+                    count = to - from + 1
+                case .unsatisfiable:
+                    files.release(e)
+                    respondWithError(
+                        slot, HTTPError(.rangeNotSatisfiable, "range not satisfiable"), close: false, origin: origin,
+                        unsatisfiedLength: entry.size)
+                    return
+                }
+            }
+        }
+
+        var w = headWriter(slot)
+        w.append(status.statusLine)
+        writeCommonHeaders(&w, slot, origin: origin, exposeHeaders: true)
+        w.append("Content-Type: ")
+        w.append(entry.mediaType.contentType)
+        w.appendCRLF()
+        if status != .notModified {
+            w.append("Content-Length: ")
+            w.append(decimal: count)
+            w.appendCRLF()
+        }
+        w.append("Last-Modified: ")
+        HTTPDate.format(entry.modifiedSeconds, into: w.base + w.count)
+        w.count += HTTPDate.length
+        w.appendCRLF()
+        w.append("ETag: ")
+        w.append(etag)
+        w.appendCRLF()
+        switch entry.mediaType.cacheClass {
+        case .manifest: headerLines.cacheControlManifest.withUnsafeBytes { w.append($0) }
+        case .segment: headerLines.cacheControlSegment.withUnsafeBytes { w.append($0) }
+        case .other: headerLines.cacheControlOther.withUnsafeBytes { w.append($0) }
+        }
+        w.append("Accept-Ranges: bytes\r\n")
+        if status == .partialContent {
+            w.append("Content-Range: bytes ")
+            w.append(decimal: first)
+            w.append(byte: 0x2D)
+            w.append(decimal: first + count - 1)
+            w.append(byte: 0x2F)
+            w.append(decimal: entry.size)
+            w.appendCRLF()
+        }
+        w.appendCRLF()
+        connections[Int(slot)].status = status
+        connections[Int(slot)].headCount = Int32(w.count)
+
+        if head.method == .head || count == 0 {
+            files.release(e)
+            sendHead(slot, body: nil, bodyLength: 0)
+        } else if let body = entry.body {
+            connections[Int(slot)].entry = e  // pinned until the send completes
+            sendHead(slot, body: body + Int(first), bodyLength: Int(count))
+        } else {
+            connections[Int(slot)].entry = e
+            connections[Int(slot)].bodyOffset = first
+            connections[Int(slot)].bodyEnd = first + count
+            connections[Int(slot)].responseBytes = Int64(w.count) + count
+            startStream(slot)
+        }
+    }
+
+    /// Date, Server, CORS and Connection lines shared by every response.
+    func writeCommonHeaders(_ w: inout ResponseWriter, _ slot: Int32, origin: UnsafeRawBufferPointer, exposeHeaders: Bool) {
+        w.append(UnsafeRawBufferPointer(start: dateLine, count: Self.dateLineBytes))
+        w.append("Server: marquee\r\n")
+        if !origin.isEmpty && writeAllowOrigin(&w, origin) && exposeHeaders {
+            w.append("Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges, ETag, Date\r\n")
+        }
+        if !connections[Int(slot)].keepAlive {
+            w.append("Connection: close\r\n")
+        } else if connections[Int(slot)].isHTTP10 {
+            w.append("Connection: keep-alive\r\n")
+        }
+    }
+
+    /// Writes Access-Control-Allow-Origin when `origin` may read the response.
+    func writeAllowOrigin(_ w: inout ResponseWriter, _ origin: UnsafeRawBufferPointer) -> Bool {
+        switch headerLines.cors {
+        case .disabled:
+            return false
+        case .anyOrigin:
+            w.append("Access-Control-Allow-Origin: *\r\n")
+            return true
+        case .origins(let allowed):
+            for candidate in allowed where candidate.elementsEqual(origin) {
+                w.append("Access-Control-Allow-Origin: ")
+                w.append(origin)
+                w.append("\r\nVary: Origin\r\n")
+                return true
+            }
+            w.append("Vary: Origin\r\n")
+            return false
+        }
+    }
+
+    // MARK: - OPTIONS
+
+    mutating func answerOptions(_ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer) {
+        var w = headWriter(slot)
+        w.append(HTTPStatus.noContent.statusLine)
+        let origin = head.origin.bytes(in: buffer)
+        if !origin.isEmpty && head.accessControlRequestMethod.isPresent {
+            // CORS preflight
+            writeCommonHeaders(&w, slot, origin: origin, exposeHeaders: false)
+            w.append("Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n")
+            let requested = head.accessControlRequestHeaders.bytes(in: buffer)
+            if !requested.isEmpty && requested.count <= 512 {
+                w.append("Access-Control-Allow-Headers: ")
+                w.append(requested)
+                w.appendCRLF()
+            }
+            headerLines.corsMaxAge.withUnsafeBytes { w.append($0) }
+        } else {
+            writeCommonHeaders(&w, slot, origin: origin, exposeHeaders: false)
+            w.append("Allow: GET, HEAD, OPTIONS\r\n")
+        }
+        w.append("Content-Length: 0\r\n\r\n")
+        connections[Int(slot)].status = .noContent
+        connections[Int(slot)].headCount = Int32(w.count)
+        sendHead(slot, body: nil, bodyLength: 0)
+    }
+
+    // MARK: - Errors
+
+    /// A short plain-text error that says what was wrong. With `close`, the connection ends after it
+    /// (the request's framing can no longer be trusted).
+    mutating func respondWithError(
+        _ slot: Int32, _ error: HTTPError, close: Bool, origin: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+        unsatisfiedLength: Int64 = -1
+    ) {
+        if close { connections[Int(slot)].keepAlive = false }
+        var w = headWriter(slot)
+        w.append(error.status.statusLine)
+        writeCommonHeaders(&w, slot, origin: origin, exposeHeaders: true)
+        w.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+        w.append(decimal: Int64(error.reason.utf8CodeUnitCount + 1))
+        w.appendCRLF()
+        switch error.status {
+        case .methodNotAllowed: w.append("Allow: GET, HEAD, OPTIONS\r\n")
+        case .rangeNotSatisfiable:
+            w.append("Content-Range: bytes */")
+            w.append(decimal: unsatisfiedLength)
+            w.appendCRLF()
+        case .serviceUnavailable: w.append("Retry-After: 1\r\n")
+        default: break
+        }
+        w.appendCRLF()
+        w.append(error.reason)
+        w.append(byte: 0x0A)
+        connections[Int(slot)].status = error.status
+        connections[Int(slot)].headCount = Int32(w.count)
+        sendHead(slot, body: nil, bodyLength: 0)
+    }
+
+    // MARK: - Sending from memory
+
+    /// Sends the head written for `slot` and an optional body from memory in one sendmsg.
+    mutating func sendHead(_ slot: Int32, body: UnsafeRawPointer?, bodyLength: Int) {
+        let s = Int(slot)
+        iovecs[2 * s] = iovec(iov_base: heads + s * Self.headBytes, iov_len: Int(connections[s].headCount))
+        iovecs[2 * s + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: body), iov_len: bodyLength)
+        messages[s].msg_iovlen = body == nil ? 1 : 2
+        connections[s].sendRemaining = Int64(connections[s].headCount) + Int64(bodyLength)
+        connections[s].responseBytes = connections[s].sendRemaining
+        connections[s].phase = .responding
+        startTimer(slot, .send)
+        submitSend(slot)
+    }
+
+    mutating func submitSend(_ slot: Int32) {
+        let sqe = ring.submissionEntry()
+        io_uring_prep_sendmsg(sqe, connections[Int(slot)].fd, messages + Int(slot), UInt32(MSG_NOSIGNAL | MSG_WAITALL))
+        io_uring_sqe_set_data64(sqe, UserData.make(.send, slot: slot, generation: connections[Int(slot)].generation))
+        connections[Int(slot)].sendInFlight = true
+    }
+
+    mutating func onSendComplete(_ slot: Int32, result: Int32) {
+        let s = Int(slot)
+        connections[s].sendInFlight = false
+        guard connections[s].phase == .responding else {
+            finishCloseIfQuiet(slot)
+            return
+        }
+        guard result > 0 else {
+            abort(slot)
+            return
+        }
+        connections[s].sendRemaining -= Int64(result)
+        if connections[s].sendRemaining > 0 {
+            // A short send: skip what went out and send the rest.
+            var sent = Int(result)
+            for k in 0..<2 {
+                let consumed = min(sent, iovecs[2 * s + k].iov_len)
+                iovecs[2 * s + k].iov_base = iovecs[2 * s + k].iov_base.map { $0 + consumed }
+                iovecs[2 * s + k].iov_len -= consumed
+                sent -= consumed
+            }
+            startTimer(slot, .send)
+            submitSend(slot)
+            return
+        }
+        responseDone(slot)
+    }
+
+    /// The response is out: count it, release what it held, and go on with the connection.
+    mutating func responseDone(_ slot: Int32) {
+        let s = Int(slot)
+        metrics.count(connections[s].status)
+        metrics.add(.bytesSent, UInt64(connections[s].responseBytes))
+        metrics.observeLatency(microseconds: (nowNanoseconds &- connections[s].requestStartNanoseconds) / 1000)
+        if connections[s].entry >= 0 {
+            files.release(connections[s].entry)
+            connections[s].entry = -1
+        }
+        if connections[s].pipe >= 0 {
+            pipes.give(connections[s].pipe)
+            connections[s].pipe = -1
+            servePipeWaiters()
+        }
+        stopTimer(slot)
+        if !connections[s].keepAlive || connections[s].peerClosed {
+            closeGracefully(slot)
+            return
+        }
+        connections[s].phase = .awaitingHead
+        if connections[s].inputCount > 0 {
+            startTimer(slot, .header)
+            processInput(slot, inputBytes(slot), fromInput: true)
+        } else {
+            startTimer(slot, .idle)
+        }
+    }
+}

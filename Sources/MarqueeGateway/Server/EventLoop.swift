@@ -1,0 +1,503 @@
+import CLinux
+import CURing
+import Glibc
+import MarqueeHTTP
+import MarqueeRing
+
+/// One event loop: a ring, a thread, and the connections the kernel gave its listener. It owns all
+/// its state (connection table, buffers, file cache) so nothing on the request path is shared,
+/// locked or allocated. Each turn submits what the previous turn queued, waits once, and drains
+/// every completion in batches.
+struct EventLoop: ~Copyable {
+    let id: Int
+    let configuration: ServerConfiguration
+    let shared: SharedState
+    let ring: Ring
+    let buffers: ProvidedBuffers
+    let metrics: LoopMetrics
+    let listenFD: Int32
+
+    let capacity: Int
+    let connections: UnsafeMutablePointer<Connection>
+    let freeSlots: UnsafeMutablePointer<Int32>
+    var freeSlotCount: Int
+    var openConnections = 0
+    /// Per-slot memory for the response head (and short error bodies).
+    let heads: UnsafeMutableRawPointer
+    static let headBytes = 2048
+    /// Per-slot sendmsg header and its two iovecs (head, body).
+    let messages: UnsafeMutablePointer<msghdr>
+    let iovecs: UnsafeMutablePointer<iovec>
+
+    var inputs: ChunkPool
+    var pipes: PipePool
+    var files: FileCache
+    let pathScratch: UnsafeMutableRawPointer
+
+    // Connections waiting for a pipe: a ring of (slot, generation), each connection in it at most once.
+    let pipeQueue: UnsafeMutablePointer<UInt64>
+    var pipeQueueHead = 0
+    var pipeQueueCount = 0
+
+    // Timeout lists (see TimeoutKind).
+    let timerHeads: UnsafeMutablePointer<Int32>
+    let timerTails: UnsafeMutablePointer<Int32>
+    let timeouts: UnsafeMutablePointer<Int64>
+
+    let completions: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    static let completionBatch: UInt32 = 256
+
+    /// Monotonic time of this turn.
+    var nowMilliseconds: Int64 = 0
+    var nowNanoseconds: UInt64 = 0
+    /// `Date: <IMF-fixdate>\r\n`, rewritten when the second changes.
+    let dateLine: UnsafeMutableRawPointer
+    static let dateLineBytes = 37
+    var dateSecond: Int64 = -1
+
+    let tickSpec: UnsafeMutablePointer<__kernel_timespec>
+    var tickMultishot = true
+    let wakeBuffer: UnsafeMutablePointer<UInt64>
+    var acceptArmed = false
+    var acceptRearmAtTick = false
+    var draining = false
+    var drainDeadline: Int64 = 0
+
+    // Prepared header lines.
+    let headerLines: HeaderLines
+
+    init(id: Int, configuration: ServerConfiguration, shared: SharedState, listenFD: Int32, rootFD: Int32, capacity: Int) throws {
+        let ring = try Ring(entries: configuration.ringEntries)
+        let buffers: ProvidedBuffers
+        do {
+            buffers = try ProvidedBuffers(
+                on: ring, groupID: 1, count: configuration.receiveBufferCount, bufferSize: configuration.receiveBufferBytes)
+        } catch {
+            ring.close()
+            throw error
+        }
+        self.ring = ring
+        self.buffers = buffers
+        self.id = id
+        self.configuration = configuration
+        self.shared = shared
+        self.listenFD = listenFD
+        self.capacity = capacity
+        metrics = shared.metrics[id]
+
+        connections = .allocate(capacity: capacity)
+        connections.initialize(repeating: Connection(), count: capacity)
+        freeSlots = .allocate(capacity: capacity)
+        for i in 0..<capacity { freeSlots[i] = Int32(capacity - 1 - i) }
+        freeSlotCount = capacity
+        heads = .allocate(byteCount: capacity * Self.headBytes, alignment: 64)
+        messages = .allocate(capacity: capacity)
+        messages.initialize(repeating: msghdr(), count: capacity)
+        iovecs = .allocate(capacity: capacity * 2)
+        iovecs.initialize(repeating: iovec(), count: capacity * 2)
+        for i in 0..<capacity { messages[i].msg_iov = iovecs + 2 * i }
+
+        // An input chunk holds a maximal head plus whatever a pipelining client sent after it.
+        inputs = ChunkPool(chunkBytes: configuration.requestLimits.maxHeadBytes * 2, capacity: capacity)
+        pipes = PipePool(limit: configuration.maxPipesPerLoop, pipeBytes: configuration.spliceChunkBytes)
+        files = FileCache(
+            rootFD: rootFD, capacity: configuration.fileCacheEntries, maxPathBytes: configuration.maxPathBytes,
+            memoryFileMaxBytes: configuration.memoryFileMaxBytes,
+            revalidateMilliseconds: configuration.fileCacheRevalidateMilliseconds)
+        pathScratch = .allocate(byteCount: configuration.maxPathBytes + 1, alignment: 16)
+        pipeQueue = .allocate(capacity: capacity)
+
+        completions = .allocate(capacity: Int(Self.completionBatch))
+        dateLine = .allocate(byteCount: Self.dateLineBytes, alignment: 16)
+        tickSpec = .allocate(capacity: 1)
+        tickSpec.initialize(to: __kernel_timespec(tv_sec: 1, tv_nsec: 0))
+        wakeBuffer = .allocate(capacity: 1)
+        headerLines = HeaderLines(configuration)
+        let kinds = TimeoutKind.allCases.count
+        timerHeads = .allocate(capacity: kinds)
+        timerHeads.initialize(repeating: -1, count: kinds)
+        timerTails = .allocate(capacity: kinds)
+        timerTails.initialize(repeating: -1, count: kinds)
+        timeouts = .allocate(capacity: kinds)
+        timeouts[Int(TimeoutKind.header.rawValue)] = configuration.headerTimeoutMilliseconds
+        timeouts[Int(TimeoutKind.idle.rawValue)] = configuration.idleTimeoutMilliseconds
+        timeouts[Int(TimeoutKind.send.rawValue)] = configuration.sendTimeoutMilliseconds
+        timeouts[Int(TimeoutKind.linger.rawValue)] = configuration.lingerTimeoutMilliseconds
+    }
+
+    // MARK: - The loop
+
+    mutating func run() {
+        updateClock()
+        armAccept()
+        armTick()
+        armWake()
+        while true {
+            ring.submitAndWait(1)
+            metrics.add(.loopTurns)
+            metrics.add(.submissions)
+            updateClock()
+            while true {
+                let count = ring.peekBatch(into: completions, count: Self.completionBatch)
+                if count == 0 { break }
+                for i in 0..<Int(count) {
+                    let cqe = completions[i]!
+                    handle(UserData(value: cqe.pointee.user_data), result: cqe.pointee.res, flags: cqe.pointee.flags)
+                }
+                ring.advance(count)
+                metrics.add(.completions, UInt64(count))
+            }
+            if draining && (openConnections == 0 || nowMilliseconds >= drainDeadline) { break }
+        }
+        for slot in 0..<capacity where connections[slot].phase != .free {
+            Glibc.close(connections[slot].fd)
+        }
+        ring.close()
+    }
+
+    @inline(__always) mutating func updateClock() {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        nowNanoseconds = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+        nowMilliseconds = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+        if Int64(ts.tv_sec) != dateSecond {
+            dateSecond = Int64(ts.tv_sec)
+            var w = ResponseWriter(base: dateLine, capacity: Self.dateLineBytes)
+            w.append("Date: ")
+            HTTPDate.format(dateSecond, into: dateLine + w.count)
+            w.count += HTTPDate.length
+            w.appendCRLF()
+        }
+    }
+
+    @inline(__always) mutating func handle(_ data: UserData, result: Int32, flags: UInt32) {
+        switch data.kind {
+        case .recv:
+            let slot = data.slot
+            guard connections[Int(slot)].generation == data.generation, connections[Int(slot)].phase != .free else {
+                if flags & IORING_CQE_F_BUFFER != 0 { buffers.recycle(id: UInt16(flags >> IORING_CQE_BUFFER_SHIFT)) }
+                return
+            }
+            onReceive(slot, result: result, flags: flags)
+        case .send:
+            guard connections[Int(data.slot)].generation == data.generation else { return }
+            onSendComplete(data.slot, result: result)
+        case .stream:
+            guard connections[Int(data.slot)].generation == data.generation else { return }
+            onStreamStepComplete(data.slot, step: data.step, result: result)
+        case .accept:
+            onAccept(result: result, flags: flags)
+        case .tick:
+            onTick(result: result, flags: flags)
+        case .wake:
+            onWake()
+        case .ignored, .none:
+            break
+        }
+    }
+
+    // MARK: - Accepting
+
+    mutating func armAccept() {
+        let sqe = ring.submissionEntry()
+        io_uring_prep_multishot_accept(sqe, listenFD, nil, nil, SOCK_CLOEXEC.rawValue == 0 ? 0 : Int32(SOCK_CLOEXEC.rawValue))
+        io_uring_sqe_set_data64(sqe, UserData.make(.accept))
+        acceptArmed = true
+    }
+
+    mutating func onAccept(result: Int32, flags: UInt32) {
+        if flags & IORING_CQE_F_MORE == 0 {
+            acceptArmed = false
+            if !draining {
+                // Out of descriptors: retry at the next tick rather than spin.
+                if result == -EMFILE || result == -ENFILE { acceptRearmAtTick = true } else { armAccept() }
+            }
+        }
+        guard result >= 0 else {
+            if result != -ECANCELED { metrics.add(.acceptErrors) }
+            return
+        }
+        let fd = result
+        if draining {
+            Glibc.close(fd)
+            return
+        }
+        guard freeSlotCount > 0 else {
+            refuse(fd)
+            return
+        }
+        freeSlotCount -= 1
+        let slot = freeSlots[freeSlotCount]
+        let generation = connections[Int(slot)].generation
+        connections[Int(slot)] = Connection()
+        connections[Int(slot)].generation = generation
+        connections[Int(slot)].fd = fd
+        connections[Int(slot)].phase = .awaitingHead
+        openConnections += 1
+        metrics.add(.connectionsAccepted)
+        metrics.set(.connectionsOpen, UInt64(openConnections))
+        startTimer(slot, .header)
+        armReceive(slot)
+    }
+
+    /// Over the connection limit: a short 503 and close, without taking a slot.
+    func refuse(_ fd: Int32) {
+        let message: StaticString =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, retry later\n"
+        _ = send(fd, message.utf8Start, message.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        shutdown(fd, Int32(SHUT_WR))
+        Glibc.close(fd)
+        metrics.add(.connectionsRefused)
+    }
+
+    // MARK: - Receiving
+
+    mutating func armReceive(_ slot: Int32) {
+        let sqe = ring.submissionEntry()
+        io_uring_prep_recv_multishot(sqe, connections[Int(slot)].fd, nil, 0, 0)
+        sqe.pointee.flags |= MQ_IOSQE_BUFFER_SELECT
+        sqe.pointee.buf_group = buffers.groupID
+        io_uring_sqe_set_data64(sqe, UserData.make(.recv, slot: slot, generation: connections[Int(slot)].generation))
+        connections[Int(slot)].recvArmed = true
+    }
+
+    mutating func onReceive(_ slot: Int32, result: Int32, flags: UInt32) {
+        if flags & IORING_CQE_F_MORE == 0 { connections[Int(slot)].recvArmed = false }
+        if result > 0 {
+            let id = UInt16(flags >> IORING_CQE_BUFFER_SHIFT)
+            consume(slot, buffers.bytes(id: id, count: Int(result)))
+            buffers.recycle(id: id)
+        } else if result == 0 {
+            connections[Int(slot)].peerClosed = true
+            // A client may half-close after its request; it still gets the response.
+            if connections[Int(slot)].phase != .responding { abort(slot) }
+        } else if result == -ENOBUFS {
+            metrics.add(.receiveBuffersExhausted)
+        } else {
+            abort(slot)
+        }
+        let c = connections[Int(slot)]
+        if !c.recvArmed && !c.peerClosed && (c.phase == .awaitingHead || c.phase == .responding || c.phase == .lingering) {
+            armReceive(slot)
+        }
+        finishCloseIfQuiet(slot)
+    }
+
+    /// Bytes arrived for `slot`. The common case, a whole request in one receive with nothing
+    /// pending, is parsed straight from the provided buffer without copying.
+    mutating func consume(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
+        switch connections[Int(slot)].phase {
+        case .awaitingHead:
+            if connections[Int(slot)].inputCount == 0 {
+                if connections[Int(slot)].timerList == TimeoutKind.idle.rawValue { startTimer(slot, .header) }
+                processInput(slot, bytes, fromInput: false)
+            } else if appendInput(slot, bytes) {
+                processInput(slot, inputBytes(slot), fromInput: true)
+            }
+        case .responding:
+            _ = appendInput(slot, bytes)
+        case .lingering, .closing, .free:
+            break
+        }
+    }
+
+    /// Keeps bytes for later; a client that pipelines more than a chunk ahead is cut off.
+    mutating func appendInput(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        if connections[Int(slot)].input < 0 {
+            let chunk = inputs.take()
+            guard chunk >= 0 else {
+                abort(slot)
+                return false
+            }
+            connections[Int(slot)].input = chunk
+        }
+        let count = Int(connections[Int(slot)].inputCount)
+        guard count + bytes.count <= inputs.chunkBytes else {
+            if connections[Int(slot)].phase == .awaitingHead {
+                respondWithError(slot, HTTPError(.requestHeaderFieldsTooLarge, "request head too large"), close: true)
+            } else {
+                abort(slot)
+            }
+            return false
+        }
+        (inputs.pointer(connections[Int(slot)].input) + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        connections[Int(slot)].inputCount += Int32(bytes.count)
+        return true
+    }
+
+    @inline(__always) func inputBytes(_ slot: Int32) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: inputs.pointer(connections[Int(slot)].input), count: Int(connections[Int(slot)].inputCount))
+    }
+
+    mutating func releaseInput(_ slot: Int32) {
+        if connections[Int(slot)].input >= 0 {
+            inputs.give(connections[Int(slot)].input)
+            connections[Int(slot)].input = -1
+        }
+        connections[Int(slot)].inputCount = 0
+    }
+
+    /// Looks for a complete head in `data` (all unconsumed bytes of this connection) and answers it.
+    mutating func processInput(_ slot: Int32, _ data: UnsafeRawBufferPointer, fromInput: Bool) {
+        let limits = configuration.requestLimits
+        switch connections[Int(slot)].boundary.scan(data, limits: limits) {
+        case .incomplete:
+            if !fromInput { _ = appendInput(slot, data) }
+        case .failed(let error):
+            respondWithError(slot, error, close: true)
+        case .complete(let headLength):
+            connections[Int(slot)].requestStartNanoseconds = nowNanoseconds
+            switch RequestParser.parse(data, headLength: headLength, limits: limits) {
+            case .failed(let error):
+                respondWithError(slot, error, close: true)
+            case .complete(let head):
+                respond(slot, to: head, in: data)
+                // Keep what followed the head (pipelined requests), unless this connection ends.
+                let rest = data.count - headLength
+                connections[Int(slot)].boundary.reset()
+                if !connections[Int(slot)].keepAlive || rest == 0 {
+                    if fromInput { connections[Int(slot)].inputCount = 0 }
+                } else if fromInput {
+                    let base = inputs.pointer(connections[Int(slot)].input)
+                    memmove(base, base + headLength, rest)
+                    connections[Int(slot)].inputCount = Int32(rest)
+                } else {
+                    _ = appendInput(slot, UnsafeRawBufferPointer(rebasing: data[headLength...]))
+                }
+            }
+        }
+        if connections[Int(slot)].inputCount == 0 && connections[Int(slot)].input >= 0 { releaseInput(slot) }
+    }
+
+    // MARK: - Closing
+
+    /// Ends a connection now: pending operations are failed by shutting the socket down, and the
+    /// descriptor closes once they have completed.
+    mutating func abort(_ slot: Int32) {
+        let phase = connections[Int(slot)].phase
+        guard phase != .free && phase != .closing else { return }
+        connections[Int(slot)].phase = .closing
+        stopTimer(slot)
+        if connections[Int(slot)].recvArmed || connections[Int(slot)].sendInFlight {
+            shutdown(connections[Int(slot)].fd, Int32(SHUT_RDWR))
+        }
+        finishCloseIfQuiet(slot)
+    }
+
+    /// After a final response: send FIN, discard what the client still sends, close on its FIN.
+    mutating func closeGracefully(_ slot: Int32) {
+        releaseInput(slot)
+        if !connections[Int(slot)].recvArmed || connections[Int(slot)].peerClosed {
+            abort(slot)
+            return
+        }
+        connections[Int(slot)].phase = .lingering
+        shutdown(connections[Int(slot)].fd, Int32(SHUT_WR))
+        startTimer(slot, .linger)
+    }
+
+    mutating func finishCloseIfQuiet(_ slot: Int32) {
+        let c = connections[Int(slot)]
+        guard c.phase == .closing, !c.recvArmed, !c.sendInFlight else { return }
+        releaseInput(slot)
+        if c.entry >= 0 { files.release(c.entry) }
+        if c.pipe >= 0 {
+            // The transfer stopped part-way: what the pipe holds is unknown, so it is not reused.
+            pipes.discard(c.pipe)
+        }
+        Glibc.close(c.fd)
+        connections[Int(slot)] = Connection()
+        connections[Int(slot)].generation = c.generation &+ 1
+        freeSlots[freeSlotCount] = slot
+        freeSlotCount += 1
+        openConnections -= 1
+        metrics.set(.connectionsOpen, UInt64(openConnections))
+        if c.pipe >= 0 { servePipeWaiters() }
+    }
+
+    // MARK: - Timers and wake-ups
+
+    mutating func armTick() {
+        let sqe = ring.submissionEntry()
+        io_uring_prep_timeout(sqe, tickSpec, 0, tickMultishot ? MQ_IORING_TIMEOUT_MULTISHOT : 0)
+        io_uring_sqe_set_data64(sqe, UserData.make(.tick))
+    }
+
+    mutating func onTick(result: Int32, flags: UInt32) {
+        if result == -EINVAL && tickMultishot {
+            // Kernels before 6.4 have no multishot timeout: re-arm a one-shot each tick instead.
+            tickMultishot = false
+            armTick()
+            return
+        }
+        if flags & IORING_CQE_F_MORE == 0 { armTick() }
+        if acceptRearmAtTick && !acceptArmed && !draining {
+            acceptRearmAtTick = false
+            armAccept()
+        }
+        expireTimers()
+        metrics.set(.fileCacheHits, files.hits)
+        metrics.set(.fileCacheMisses, files.misses)
+    }
+
+    mutating func armWake() {
+        let sqe = ring.submissionEntry()
+        io_uring_prep_read(sqe, shared.wakeFDs[id], wakeBuffer, 8, 0)
+        io_uring_sqe_set_data64(sqe, UserData.make(.wake))
+    }
+
+    /// SIGTERM: stop accepting, close idle connections, let responses in flight finish.
+    mutating func onWake() {
+        guard shared.isDraining, !draining else {
+            if !draining { armWake() }
+            return
+        }
+        draining = true
+        drainDeadline = nowMilliseconds + configuration.shutdownGraceMilliseconds
+        if acceptArmed {
+            let sqe = ring.submissionEntry()
+            io_uring_prep_cancel64(sqe, UserData.make(.accept), 0)
+            io_uring_sqe_set_data64(sqe, UserData.make(.ignored))
+        }
+        for slot in 0..<Int32(capacity) {
+            switch connections[Int(slot)].phase {
+            case .awaitingHead where connections[Int(slot)].inputCount == 0:
+                abort(slot)
+            case .awaitingHead, .responding:
+                connections[Int(slot)].keepAlive = false
+            default:
+                break
+            }
+        }
+    }
+}
+
+/// State every loop and the main thread share: the drain flag, wake-up descriptors, counters.
+final class SharedState: @unchecked Sendable {
+    let metrics: [LoopMetrics]
+    let wakeFDs: [Int32]
+    private let drainFlag: UnsafeMutablePointer<UInt64>
+    private let readyFlag: UnsafeMutablePointer<UInt64>
+
+    init(loops: Int) {
+        metrics = (0..<loops).map { _ in LoopMetrics() }
+        wakeFDs = (0..<loops).map { _ in eventfd(0, Int32(EFD_CLOEXEC)) }
+        drainFlag = .allocate(capacity: 1)
+        drainFlag.initialize(to: 0)
+        readyFlag = .allocate(capacity: 1)
+        readyFlag.initialize(to: 0)
+    }
+
+    var isDraining: Bool { mq_load_relaxed(drainFlag) != 0 }
+    var isReady: Bool { mq_load_relaxed(readyFlag) != 0 && !isDraining }
+
+    func markReady() { mq_store_relaxed(readyFlag, 1) }
+
+    /// Asks every loop to drain.
+    func beginDrain() {
+        mq_store_relaxed(drainFlag, 1)
+        var one: UInt64 = 1
+        for fd in wakeFDs { _ = write(fd, &one, 8) }
+    }
+}

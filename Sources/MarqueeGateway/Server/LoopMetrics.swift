@@ -1,0 +1,68 @@
+import CLinux
+import MarqueeHTTP
+
+/// Counters of one event loop in plain memory: the loop adds to them without atomics or locks
+/// (it is their only writer) and the admin thread reads them for `/metrics`.
+struct LoopMetrics: @unchecked Sendable {
+    enum Counter: Int, CaseIterable {
+        case bytesSent
+        case connectionsAccepted
+        case connectionsRefused
+        case connectionsOpen
+        case headerTimeouts
+        case idleTimeouts
+        case sendTimeouts
+        case loopTurns
+        case completions
+        case submissions
+        case receiveBuffersExhausted
+        case acceptErrors
+        case fileCacheHits
+        case fileCacheMisses
+        case splicedBytes
+        case pipeWaits
+        case latencyCount
+        case latencyMicrosecondsSum
+    }
+
+    /// Upper bounds of the latency histogram, in microseconds.
+    static let latencyBoundsMicroseconds: [UInt64] = [
+        100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+        2_500_000, 5_000_000, 10_000_000,
+    ]
+
+    static let statusBase = Counter.allCases.count
+    static let latencyBase = statusBase + HTTPStatus.all.count
+    static let slotCount = latencyBase + latencyBoundsMicroseconds.count + 1
+
+    let values: UnsafeMutablePointer<UInt64>
+
+    init() {
+        values = .allocate(capacity: Self.slotCount)
+        values.initialize(repeating: 0, count: Self.slotCount)
+    }
+
+    @inline(__always) func add(_ counter: Counter, _ amount: UInt64 = 1) {
+        mq_add_relaxed(values + counter.rawValue, amount)
+    }
+
+    @inline(__always) func set(_ counter: Counter, _ value: UInt64) {
+        mq_store_relaxed(values + counter.rawValue, value)
+    }
+
+    @inline(__always) func count(_ status: HTTPStatus) {
+        mq_add_relaxed(values + Self.statusBase + status.counterIndex, 1)
+    }
+
+    @inline(__always) func observeLatency(microseconds: UInt64) {
+        var bucket = 0
+        let bounds = Self.latencyBoundsMicroseconds
+        while bucket < bounds.count && microseconds > bounds[bucket] { bucket += 1 }
+        mq_add_relaxed(values + Self.latencyBase + bucket, 1)
+        add(.latencyCount)
+        add(.latencyMicrosecondsSum, microseconds)
+    }
+
+    func read(_ index: Int) -> UInt64 { mq_load_relaxed(values + index) }
+    func read(_ counter: Counter) -> UInt64 { read(counter.rawValue) }
+}

@@ -1,0 +1,127 @@
+import CLinux
+import Glibc
+import Synchronization
+
+/// The gateway engine: one event loop per thread, each with its own SO_REUSEPORT listener, plus an
+/// admin listener on its own thread. `run()` blocks until SIGTERM or SIGINT, then drains.
+public final class Server {
+    public let configuration: ServerConfiguration
+    /// Where the media listener is bound (the real port when 0 was asked for).
+    public let mediaAddress: SocketAddress
+    public let adminAddress: SocketAddress?
+    let listenFDs: [Int32]
+    let adminFD: Int32
+    let rootFD: Int32
+    let shared: SharedState
+    let started = Atomic<Int>(0)
+
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Opens the root folder and binds every listener, so configuration mistakes surface here.
+    public init(configuration: ServerConfiguration) throws(StartError) {
+        self.configuration = configuration
+        precondition(configuration.threads > 0)
+        let root = open(configuration.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else {
+            throw StartError(description: "cannot open root folder \(configuration.root): \(String(cString: strerror(errno)))")
+        }
+        rootFD = root
+        do {
+            var address = try SocketAddress(parsing: configuration.listen)
+            var fds: [Int32] = []
+            // Bind the first listener, then the others to the port it got (port 0 means "any free").
+            for _ in 0..<configuration.threads {
+                let fd = try ListeningSocket.open(address, reusePort: true)
+                if fds.isEmpty { address.port = ListeningSocket.boundAddress(fd).port }
+                fds.append(fd)
+            }
+            listenFDs = fds
+            mediaAddress = ListeningSocket.boundAddress(fds[0])
+            if let admin = configuration.admin {
+                let fd = try ListeningSocket.open(try SocketAddress(parsing: admin), reusePort: false, backlog: 64)
+                adminFD = fd
+                adminAddress = ListeningSocket.boundAddress(fd)
+            } else {
+                adminFD = -1
+                adminAddress = nil
+            }
+        } catch let error as SocketAddress.ParseError {
+            throw StartError(description: error.description)
+        } catch let error as ListeningSocket.OpenError {
+            throw StartError(description: error.description)
+        } catch {
+            throw StartError(description: "\(error)")
+        }
+        shared = SharedState(loops: configuration.threads)
+    }
+
+    /// Starts the loops and blocks until a termination signal has been handled and every loop has
+    /// drained (or the shutdown grace period has passed). `onReady` runs once all loops accept.
+    public func run(onReady: () -> Void = {}) {
+        // Signals are taken synchronously by this thread; loop threads inherit the blocked mask.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        let perLoop = (configuration.maxConnections + configuration.threads - 1) / configuration.threads
+        var threads: [pthread_t] = []
+        for id in 0..<configuration.threads {
+            let start = LoopStart(server: self, id: id, capacity: perLoop)
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { raw in
+                let start = Unmanaged<LoopStart>.fromOpaque(raw!).takeRetainedValue()
+                start.run()
+                return nil
+            }, Unmanaged.passRetained(start).toOpaque())
+            precondition(rc == 0, "pthread_create failed")
+            threads.append(thread)
+        }
+        while started.load(ordering: .acquiring) < configuration.threads { usleep(1000) }
+        if adminFD >= 0 { AdminServer(fd: adminFD, shared: shared).start() }
+        shared.markReady()
+        onReady()
+
+        var received: Int32 = 0
+        sigwait(&signals, &received)
+        shared.beginDrain()
+        for thread in threads { pthread_join(thread, nil) }
+        for fd in listenFDs { close(fd) }
+    }
+
+    /// Starts draining as if SIGTERM had arrived (for embedding and tests).
+    public func shutdown() { kill(getpid(), SIGTERM) }
+
+    fileprivate func loopStarted() { started.add(1, ordering: .releasing) }
+}
+
+/// What a loop thread needs to build its loop on its own thread (the ring's single issuer).
+private final class LoopStart {
+    let server: Server
+    let id: Int
+    let capacity: Int
+
+    init(server: Server, id: Int, capacity: Int) {
+        self.server = server
+        self.id = id
+        self.capacity = capacity
+    }
+
+    func run() {
+        var loop: EventLoop
+        do {
+            loop = try EventLoop(
+                id: id, configuration: server.configuration, shared: server.shared, listenFD: server.listenFDs[id],
+                rootFD: server.rootFD, capacity: capacity)
+        } catch {
+            printError("marquee: event loop \(id) could not start: \(error)")
+            exit(1)
+        }
+        server.loopStarted()
+        loop.run()
+    }
+}

@@ -1,0 +1,61 @@
+import CLinux
+import MarqueeHTTP
+
+/// Everything the gateway engine needs to run. Roles fill it from their configuration files;
+/// every field is documented with its default and unit in `config/README.md`.
+public struct ServerConfiguration: Sendable {
+    /// Folder whose files are served.
+    public var root: String
+    /// Media listener, `HOST:PORT` (`[::1]:8080` for IPv6; port 0 picks a free one).
+    public var listen: String
+    /// Admin listener for `/metrics`, `/healthz`, `/readyz`; nil disables it.
+    public var admin: String?
+    /// Event loops, one ring and one thread each. Default: one per core.
+    public var threads: Int
+    /// Most open media connections across all loops; more are refused with 503.
+    public var maxConnections = 16384
+    public var requestLimits = RequestLimits()
+    /// Time to receive a whole request head, from the first byte (or from accept), in ms.
+    public var headerTimeoutMilliseconds: Int64 = 10_000
+    /// Time a keep-alive connection may sit between requests, in ms.
+    public var idleTimeoutMilliseconds: Int64 = 60_000
+    /// Time a response may make no progress because the client does not read, in ms.
+    public var sendTimeoutMilliseconds: Int64 = 60_000
+    /// Time spent discarding a client's bytes after a final response before closing, in ms.
+    public var lingerTimeoutMilliseconds: Int64 = 2_000
+    /// Longest wait for responses in flight after SIGTERM, in ms.
+    public var shutdownGraceMilliseconds: Int64 = 10_000
+    /// Submission queue entries per ring.
+    public var ringEntries: UInt32 = 4096
+    /// Provided receive buffers per ring (a power of two) and their size in bytes.
+    public var receiveBufferCount: UInt32 = 4096
+    public var receiveBufferBytes: UInt32 = 4096
+    /// Longest decoded request path in bytes; longer gets 414.
+    public var maxPathBytes = 1024
+    /// Open files (descriptor and metadata) cached per loop.
+    public var fileCacheEntries = 8192
+    /// How old cached metadata may be before a request re-checks the file, in ms.
+    public var fileCacheRevalidateMilliseconds: Int64 = 1_000
+    /// Files up to this size are held in memory and sent from there; larger ones are spliced
+    /// from the page cache. Bytes.
+    public var memoryFileMaxBytes = 64 * 1024
+    /// Bytes moved per splice (the pipe size asked of the kernel).
+    public var spliceChunkBytes = 1 << 20
+    /// Pipes per loop for splicing; connections wait for one when all are busy.
+    public var maxPipesPerLoop = 64
+    /// Cache-Control for playlists and manifests, for segments (immutable), for everything else.
+    public var cacheControlManifest = "public, max-age=2"
+    public var cacheControlSegment = "public, max-age=31536000, immutable"
+    public var cacheControlOther = "public, max-age=300"
+    /// Origins allowed to read responses from a browser; `["*"]` allows any, empty disables CORS.
+    public var corsAllowedOrigins = ["*"]
+    /// How long a browser may cache a preflight answer, in seconds.
+    public var corsMaxAgeSeconds = 86400
+
+    public init(root: String, listen: String, admin: String? = nil, threads: Int) {
+        self.root = root
+        self.listen = listen
+        self.admin = admin
+        self.threads = threads
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import MarqueeGateway
+import MarqueeOrigin
+
+struct MarqueeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "marquee",
+        abstract: "Marquee: an edge streaming gateway and CDN origin.",
+        subcommands: [OriginCommand.self])
+}
+
+struct OriginCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "origin",
+        abstract: "Serve a folder of packaged titles (HLS, DASH, CMAF) over HTTP/1.1.")
+
+    @Option(help: "Folder whose files are served (origin.root).")
+    var root: String?
+
+    @Option(help: "Media listener, HOST:PORT (origin.listen; default 0.0.0.0:8080).")
+    var listen: String?
+
+    @Option(help: "Admin listener for /metrics, /healthz, /readyz, HOST:PORT or 'off' (origin.admin; default 127.0.0.1:9090).")
+    var admin: String?
+
+    @Option(help: "YAML configuration file; MARQUEE_* environment variables override it.")
+    var config: String?
+
+    @Option(help: "Event loops, one thread and ring each (origin.threads; default one per core).")
+    var threads: Int?
+
+    func run() async throws {
+        let flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads)
+        let configuration: ServerConfiguration
+        do {
+            configuration = try await OriginConfiguration.load(flags)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        do {
+            try OriginRole.run(configuration)
+        } catch {
+            printError("marquee origin: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

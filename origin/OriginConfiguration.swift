@@ -1,0 +1,122 @@
+import Configuration
+import Glibc
+import MarqueeGateway
+import MarqueeHTTP
+import SystemPackage
+
+/// Reads the origin's settings: command-line flags win over `MARQUEE_*` environment variables,
+/// which win over the YAML file, which wins over the defaults. Every key is documented in
+/// `config/README.md`; `config/origin.yaml` lists them all with their defaults.
+public enum OriginConfiguration {
+    public struct Flags: Sendable {
+        public var root: String?
+        public var listen: String?
+        public var admin: String?
+        public var configFile: String?
+        public var threads: Int?
+
+        public init(root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil) {
+            self.root = root
+            self.listen = listen
+            self.admin = admin
+            self.configFile = configFile
+            self.threads = threads
+        }
+    }
+
+    public struct InvalidSetting: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func load(_ flags: Flags, environment: [String: String] = processEnvironment()) async throws -> ServerConfiguration {
+        var providers: [any ConfigProvider] = [EnvironmentVariablesProvider(environmentVariables: marqueeVariables(environment))]
+        if let file = flags.configFile {
+            providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file)))
+        }
+        let config = ConfigReader(providers: providers)
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
+        let root = flags.root ?? config.string(forKey: "origin.root", default: "media")
+        let listen = flags.listen ?? config.string(forKey: "origin.listen", default: "0.0.0.0:8080")
+        let adminSetting = flags.admin ?? config.string(forKey: "origin.admin", default: "127.0.0.1:9090")
+        let threadSetting = flags.threads ?? config.int(forKey: "origin.threads", default: 0)
+        guard threadSetting >= 0 && threadSetting <= 256 else {
+            throw InvalidSetting(description: "origin.threads must be between 0 (one per core) and 256, got \(threadSetting)")
+        }
+        var c = ServerConfiguration(
+            root: root, listen: listen, admin: adminSetting.isEmpty || adminSetting == "off" ? nil : adminSetting,
+            threads: threadSetting == 0 ? max(1, cores) : threadSetting)
+
+        func positive(_ key: String, _ value: Int) throws -> Int {
+            guard value > 0 else { throw InvalidSetting(description: "\(key) must be positive, got \(value)") }
+            return value
+        }
+        func int(_ key: String, _ fallback: Int) throws -> Int { try positive(key, config.int(forKey: ConfigKey(key), default: fallback)) }
+        func ms(_ key: String, _ fallback: Int64) throws -> Int64 { Int64(try int(key, Int(fallback))) }
+
+        c.maxConnections = try int("http.max_connections", c.maxConnections)
+        c.requestLimits = RequestLimits(
+            maxRequestLineBytes: try int("http.max_request_line_bytes", c.requestLimits.maxRequestLineBytes),
+            maxHeadBytes: try int("http.max_head_bytes", c.requestLimits.maxHeadBytes),
+            maxHeaderCount: try int("http.max_header_count", c.requestLimits.maxHeaderCount))
+        c.maxPathBytes = try int("http.max_path_bytes", c.maxPathBytes)
+        c.headerTimeoutMilliseconds = try ms("http.header_timeout_ms", c.headerTimeoutMilliseconds)
+        c.idleTimeoutMilliseconds = try ms("http.idle_timeout_ms", c.idleTimeoutMilliseconds)
+        c.sendTimeoutMilliseconds = try ms("http.send_timeout_ms", c.sendTimeoutMilliseconds)
+        c.lingerTimeoutMilliseconds = try ms("http.linger_timeout_ms", c.lingerTimeoutMilliseconds)
+        c.shutdownGraceMilliseconds = try ms("http.shutdown_grace_ms", c.shutdownGraceMilliseconds)
+        c.ringEntries = UInt32(try int("ring.entries", Int(c.ringEntries)))
+        let buffers = try int("ring.receive_buffers", Int(c.receiveBufferCount))
+        guard buffers.nonzeroBitCount == 1 else {
+            throw InvalidSetting(description: "ring.receive_buffers must be a power of two, got \(buffers)")
+        }
+        c.receiveBufferCount = UInt32(buffers)
+        c.receiveBufferBytes = UInt32(try int("ring.receive_buffer_bytes", Int(c.receiveBufferBytes)))
+        c.fileCacheEntries = try int("files.cache_entries", c.fileCacheEntries)
+        c.fileCacheRevalidateMilliseconds = Int64(config.int(forKey: "files.revalidate_ms", default: Int(c.fileCacheRevalidateMilliseconds)))
+        c.memoryFileMaxBytes = config.int(forKey: "files.memory_max_bytes", default: c.memoryFileMaxBytes)
+        c.spliceChunkBytes = try int("files.splice_chunk_bytes", c.spliceChunkBytes)
+        c.maxPipesPerLoop = try int("files.pipes_per_loop", c.maxPipesPerLoop)
+        c.cacheControlManifest = try headerValue("cache_control.manifest", config.string(forKey: "cache_control.manifest", default: c.cacheControlManifest))
+        c.cacheControlSegment = try headerValue("cache_control.segment", config.string(forKey: "cache_control.segment", default: c.cacheControlSegment))
+        c.cacheControlOther = try headerValue("cache_control.other", config.string(forKey: "cache_control.other", default: c.cacheControlOther))
+        c.corsAllowedOrigins = try config.stringArray(forKey: "cors.allowed_origins", default: c.corsAllowedOrigins).map {
+            try headerValue("cors.allowed_origins", $0)
+        }
+        c.corsMaxAgeSeconds = config.int(forKey: "cors.max_age_seconds", default: c.corsMaxAgeSeconds)
+        guard c.memoryFileMaxBytes >= 0, c.fileCacheRevalidateMilliseconds >= 0, c.corsMaxAgeSeconds >= 0 else {
+            throw InvalidSetting(description: "files.memory_max_bytes, files.revalidate_ms and cors.max_age_seconds must not be negative")
+        }
+        return c
+    }
+
+    /// A header value must not be able to break the response framing.
+    static func headerValue(_ key: String, _ value: String) throws -> String {
+        guard !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw InvalidSetting(description: "\(key) must not contain control characters")
+        }
+        return value
+    }
+
+    /// `MARQUEE_HTTP_IDLE_TIMEOUT_MS=5000` overrides `http.idle_timeout_ms`.
+    static func marqueeVariables(_ environment: [String: String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for (name, value) in environment where name.hasPrefix("MARQUEE_") {
+            result[String(name.dropFirst("MARQUEE_".count))] = value
+        }
+        return result
+    }
+
+    public static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            cursor += 1
+        }
+        return result
+    }
+}
