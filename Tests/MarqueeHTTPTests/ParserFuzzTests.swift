@@ -147,7 +147,7 @@ struct ParserFuzzTests {
             report.require(out[length] == 0 && !decoded.contains(0), index, bytes, "decoded path not NUL-terminated")
             report.require(!decoded.contains(0x5C), index, bytes, "backslash in decoded path")
             report.require(decoded.first != 0x2F && decoded.last != 0x2F, index, bytes, "decoded path has an outer /")
-            for segment in decoded.split(separator: 0x2F, omittingEmptySubsequences: false) {
+            for segment in decoded.split(separator: 0x2F, omittingEmptySubsequences: false) where !decoded.isEmpty {
                 report.require(!segment.isEmpty && segment.first != 0x2E, index, bytes, "unsafe segment in decoded path")
             }
         }
@@ -220,10 +220,9 @@ struct ParserFuzzTests {
             host = pick(["cdn.example", "cdn.example:8080", "127.0.0.1", "[::1]:443", ""], &random)
         }
         var range: String?
-        var keepAlive = isHTTP11
         if let host { fields.append("Host:" + ows(&random) + host + ows(&random)) }
         for _ in 0..<(random.next() % 6) {
-            switch random.next() % 8 {
+            switch random.next() % 9 {
             case 0: fields.append("User-Agent:" + ows(&random) + "AppleCoreMedia/1.0.0.21A329 (iPhone; U)")
             case 1: fields.append("Accept:" + ows(&random) + "*/*")
             case 2 where range == nil:
@@ -231,20 +230,17 @@ struct ParserFuzzTests {
                 range = value
                 fields.append(pick(["Range", "range", "RANGE"], &random) + ":" + ows(&random) + value + ows(&random))
             case 3:
-                let (value, close, keep) = pick(
-                    [("close", true, false), ("keep-alive", false, true), ("Upgrade, close", true, false), ("TE", false, false)],
-                    &random)
-                if close { keepAlive = false } else if keep && keepAlive == !isHTTP11 && !hasClose(fields) { keepAlive = true }
-                fields.append("Connection:" + ows(&random) + value)
+                fields.append("Connection:" + ows(&random) + pick(["close", "keep-alive", "Upgrade, close", "TE"], &random))
             case 4: fields.append("If-None-Match:" + ows(&random) + "W/\"abc\", \"def\"")
             case 5: fields.append("If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT")
             case 6: fields.append("X-Request-Id:" + ows(&random) + "4f1c-\(random.next() % 100_000)")
             default: fields.append("Cache-Control: no-cache")
             }
         }
-        if !isHTTP11 && !hasClose(fields) && fields.contains(where: { $0.hasPrefix("Connection:") && $0.contains("keep-alive") }) {
-            keepAlive = true
-        }
+        // RFC 9112 §9.3: "close" ends the connection; HTTP/1.0 persists only when asked to
+        let connection = fields.filter { $0.hasPrefix("Connection:") }
+        let keepAlive =
+            connection.contains { $0.contains("close") } ? false : isHTTP11 || connection.contains { $0.contains("keep-alive") }
         lines += fields
         let leading = random.next() % 20 == 0 ? "\r\n" : ""
         let head = leading + lines.joined(separator: "\r\n") + "\r\n\r\n"
@@ -252,14 +248,9 @@ struct ParserFuzzTests {
         let headLength = bytes.count
         // what follows the head: nothing, a body, or the start of the next pipelined request
         bytes += Array(pick(["", "", "hello\n", "GET /next HTTP/1.1\r\nHost: a\r\n\r\n", "GET /n"], &random).utf8)
-        let pathEnd = path.isEmpty ? "/" : path
         return ValidRequest(
-            bytes: bytes, method: method, path: absolute && path.isEmpty ? "" : pathEnd, host: host, range: range,
+            bytes: bytes, method: method, path: path, host: host, range: range,
             keepAlive: keepAlive, headerCount: fields.count, headLength: headLength)
-    }
-
-    private static func hasClose(_ fields: [String]) -> Bool {
-        fields.contains { $0.hasPrefix("Connection:") && $0.contains("close") }
     }
 
     static func randomBytes(_ random: inout SplitMix64) -> [UInt8] {
@@ -284,13 +275,17 @@ struct ParserFuzzTests {
     static func mutate(_ bytes: inout [UInt8], _ random: inout SplitMix64) {
         guard !bytes.isEmpty else { return }
         let at = Int(random.next() % UInt64(bytes.count))
-        switch random.next() % 8 {
+        switch random.next() % 9 {
         case 0: bytes[at] ^= UInt8(truncatingIfNeeded: 1 << (random.next() % 8))  // bit flip
         case 1: bytes[at] = UInt8(truncatingIfNeeded: random.next())  // byte replaced
         case 2, 3: bytes.insert(pick(insertions, &random), at: at)  // a CR, LF, NUL, SP or ':' somewhere
         case 4: bytes.remove(at: at)
         case 5: bytes.removeSubrange(at...)  // truncation
-        case 6:  // a line duplicated (Host, Content-Length, ...)
+        case 6:  // another protocol version
+            guard let v = firstIndex(of: Array(" HTTP/1.".utf8), in: bytes) else { return }
+            let version = pick(["2.0", "1.2", "3.0", "0.9", "1.x", "11", "1.1 ", "1.10"], &random)
+            bytes.replaceSubrange((v + 6)..<min(v + 9, bytes.count), with: Array(version.utf8))
+        case 7:  // a line duplicated (Host, Content-Length, ...)
             let lines = lineRanges(bytes)
             guard let line = lines.dropFirst().randomElement(using: &random) ?? lines.first else { return }
             let copy = Array(bytes[line])
@@ -305,6 +300,11 @@ struct ParserFuzzTests {
                 &random)
             bytes.insert(contentsOf: Array(extra.utf8), at: line.upperBound)
         }
+    }
+
+    static func firstIndex(of needle: [UInt8], in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= needle.count else { return nil }
+        return (0...(bytes.count - needle.count)).first { bytes[$0..<($0 + needle.count)].elementsEqual(needle) }
     }
 
     /// The ranges of each CRLF-terminated line, CRLF included.

@@ -97,7 +97,7 @@ struct RequestPathTests {
         #expect(decode(String(repeating: "/", count: 100) + "abc", maxLength: 16) == .path("abc"))
     }
 
-    @Test func anOutputBufferSmallerThanMaxLengthBounds() {
+    @Test func anOutputBufferSmallerThanMaxLengthIsRespected() {
         var out = [UInt8](repeating: 0, count: 5)
         let result = Array("/abcdefgh".utf8).withUnsafeBytes { raw in
             out.withUnsafeMutableBytes { RequestPath.decode(raw, into: $0, maxLength: 1024) }
