@@ -1,6 +1,5 @@
 // Linux calls Swift cannot reach directly: variadic syscall() and fcntl(), and openat2's struct.
 #pragma once
-#define _GNU_SOURCE 1
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/syscall.h>
@@ -24,6 +23,11 @@ static inline int mq_open_beneath(int dirfd, const char *path) {
     return fd < 0 ? -errno : (int)fd;
 }
 
+// F_SETPIPE_SZ needs _GNU_SOURCE, which must not be defined here: it changes libc's struct
+// definitions against the Glibc module Swift already built (fd_set clash on a clean build).
+#ifndef F_SETPIPE_SZ
+#define F_SETPIPE_SZ 1031
+#endif
 static inline int mq_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 static inline int mq_fcntl_getfl(int fd) { return fcntl(fd, F_GETFL); }
 static inline int mq_fcntl_setfl(int fd, int flags) { return fcntl(fd, F_SETFL, flags); }

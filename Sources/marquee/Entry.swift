@@ -1,11 +1,14 @@
 import ArgumentParser
 import MarqueeGateway
 
+// A synchronous entry point on purpose: an async `main` parks the main thread in the dispatch
+// main queue with every signal unblocked, so SIGTERM would kill the process instead of reaching
+// the server's `sigwait` and draining.
 @main
 enum Entry {
-    static func main() async {
-        // Before any other thread exists, so that only the server's sigwait receives SIGTERM/SIGINT.
+    static func main() {
+        // Before any other thread exists: every thread inherits the blocked mask.
         blockTerminationSignals()
-        await MarqueeCommand.main(nil)
+        MarqueeCommand.main()
     }
 }

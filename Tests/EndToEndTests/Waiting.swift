@@ -1,0 +1,21 @@
+import Foundation
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
+/// Checks `condition` every `interval` until it holds or `timeout` has passed; returns whether it held.
+/// This is how the tests wait for something to happen: on a condition, with a deadline.
+@discardableResult
+func waitUntil(
+    timeout: Duration, interval: Duration = .milliseconds(20), _ condition: () throws -> Bool
+) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        Thread.sleep(forTimeInterval: interval.seconds)
+    }
+}
