@@ -28,6 +28,9 @@ static inline int mq_open_beneath(int dirfd, const char *path) {
 #ifndef F_SETPIPE_SZ
 #define F_SETPIPE_SZ 1031
 #endif
+// pipe2 is declared only under _GNU_SOURCE.
+extern int pipe2(int pipefd[2], int flags);
+static inline int mq_pipe(int fds[2], int flags) { return pipe2(fds, flags); }
 static inline int mq_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 static inline int mq_fcntl_getfl(int fd) { return fcntl(fd, F_GETFL); }
 static inline int mq_fcntl_setfl(int fd, int flags) { return fcntl(fd, F_SETFL, flags); }

@@ -66,7 +66,7 @@ struct PipePool {
         guard let slot = readEnds.firstIndex(of: -1) else { return -1 }
         var fds: (Int32, Int32) = (-1, -1)
         let ok = withUnsafeMutablePointer(to: &fds) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 2) { pipe2($0, O_CLOEXEC | O_NONBLOCK) }
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { mq_pipe($0, O_CLOEXEC | O_NONBLOCK) }
         }
         guard ok == 0 else { return -1 }
         // Ask for the chunk size; unprivileged users may get less, and the pipe's real size bounds each splice.
