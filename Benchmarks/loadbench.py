@@ -134,7 +134,7 @@ master_process on;
 worker_processes {args.workers};
 worker_rlimit_nofile {args.rlimit_nofile};
 pid {d}/nginx.pid;
-error_log {d}/error.log warn;
+error_log {d}/error.log notice;
 
 events {{
     worker_connections {args.worker_connections};
@@ -223,6 +223,23 @@ def cpu_ticks(root: int) -> tuple[int, int, list[int]]:
     return ut, st, alive
 
 
+def host_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks summed over all CPUs, from /proc/stat."""
+    f = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[:8])
+    return user + nice + system + irq + softirq, steal
+
+
+def cmd_host_busy(args: argparse.Namespace) -> None:
+    """Print how many cores were busy over the next `seconds` (pre-flight check)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    b0, _ = host_ticks()
+    t0 = time.monotonic()
+    time.sleep(args.seconds)
+    b1, _ = host_ticks()
+    print(f"{(b1 - b0) / hz / (time.monotonic() - t0):.2f}")
+
+
 # --------------------------------------------------------------------------
 # one verified request (response size + correctness check)
 
@@ -304,7 +321,12 @@ def parse_wrk(text: str) -> dict:
 
 def cmd_measure(args: argparse.Namespace) -> None:
     expected = Path(args.file).read_bytes()
-    status, head_len, body = fetch_once(args.port, args.path)
+    if _stat_fields(args.pid) is None or _stat_fields(args.pid)[0] == "Z":
+        die(f"{args.server} (pid {args.pid}) is no longer running; see its log in the temp dir")
+    try:
+        status, head_len, body = fetch_once(args.port, args.path)
+    except OSError as e:
+        die(f"{args.server}: GET {args.path} on port {args.port} failed: {e}")
     if status != 200:
         die(f"{args.server}: GET {args.path} -> {status}, expected 200")
     if body != expected:
@@ -320,7 +342,54 @@ def cmd_measure(args: argparse.Namespace) -> None:
         args.wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
         "--latency", "--timeout", f"{args.timeout}s", url,
     ]
+    if args.wrk_cpus:
+        cmd = ["taskset", "-c", args.wrk_cpus, *cmd]
+    for attempt in range(1, args.retries + 2):
+        rec = run_wrk_once(args, cmd, response_bytes, args.attempt or attempt)
+        if rec["other_cpu_cores"] <= args.max_other or attempt > args.retries:
+            if args.reject_noisy and rec["other_cpu_cores"] > args.max_other:
+                print(
+                    f"  {args.scenario:<9} {args.server:<8} round {args.round}: discarded, "
+                    f"{rec['other_cpu_cores']:.2f} cores of other load during the run",
+                    flush=True,
+                )
+                sys.exit(3)
+            break
+        print(
+            f"  {args.scenario:<9} {args.server:<8} round {args.round}: discarded, "
+            f"{rec['other_cpu_cores']:.2f} cores of other load during the run; retrying",
+            flush=True,
+        )
+        wait_quiet(args.max_other, 30)
+    with open(args.out, "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    print(
+        f"  {args.scenario:<9} {args.server:<8} round {args.round}"
+        f"{' (idle ' + str(args.idle) + ')' if args.idle else ''}: "
+        f"{rec['rps']:>10.0f} req/s  {rec['cpu_us_per_req']:7.2f} µs CPU/req "
+        f"({rec['user_us_per_req']:.2f} user)  p99 {rec['p99_ms']:.3f} ms  "
+        f"{rec['gbps']:.3f} GB/s  [cores: server {rec['server_cpu_cores']:.2f}, "
+        f"wrk {rec['client_cpu_cores']:.2f}, other {rec['other_cpu_cores']:.2f}]",
+        flush=True,
+    )
+
+
+def wait_quiet(max_busy: float, deadline_s: float) -> None:
+    """Wait (bounded) until the host is nearly idle for one second."""
     hz = os.sysconf("SC_CLK_TCK")
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        b0, _ = host_ticks()
+        time.sleep(1)
+        b1, _ = host_ticks()
+        if (b1 - b0) / hz <= max_busy:
+            return
+
+
+def run_wrk_once(args: argparse.Namespace, cmd: list[str], response_bytes: int, attempt: int) -> dict:
+    hz = os.sysconf("SC_CLK_TCK")
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    h0, st0 = host_ticks()
     u0, s0, pids0 = cpu_ticks(args.pid)
     t0 = time.monotonic()
     try:
@@ -329,10 +398,14 @@ def cmd_measure(args: argparse.Namespace) -> None:
         die(f"wrk did not finish within {args.duration + 60}s")
     wall = time.monotonic() - t0
     u1, s1, pids1 = cpu_ticks(args.pid)
+    h1, st1 = host_ticks()
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu_s = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
 
     if args.raw:
         with open(args.raw, "a") as fh:
-            fh.write(f"### {args.scenario} {args.server} round {args.round}\n$ {' '.join(cmd)}\n")
+            fh.write(f"### {args.scenario} {args.server} round {args.round} idle {args.idle} "
+                     f"attempt {attempt}\n$ {' '.join(cmd)}\n")
             fh.write(proc.stdout + proc.stderr + "\n")
     if proc.returncode != 0:
         die(f"wrk exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
@@ -379,18 +452,16 @@ def cmd_measure(args: argparse.Namespace) -> None:
         "stime_ticks": s1 - s0,
         "cpu_us_per_req": (u1 - u0 + s1 - s0) * us_per_tick / n,
         "user_us_per_req": (u1 - u0) * us_per_tick / n,
-        "server_cpu_cores": (u1 - u0 + s1 - s0) / hz / w["duration_s"],
+        "server_cpu_cores": (u1 - u0 + s1 - s0) / hz / wall,
+        "client_cpu_cores": client_cpu_s / wall,
+        "host_busy_cores": (h1 - h0) / hz / wall,
+        # CPU used by neither the server nor wrk during the run (other jobs,
+        # ksoftirqd, the idle-connection holder, ...). Should be ~0.
+        "other_cpu_cores": max(0.0, (h1 - h0 - (u1 - u0 + s1 - s0)) / hz - client_cpu_s) / wall,
+        "steal_cores": (st1 - st0) / hz / wall,
+        "attempt": attempt,
     }
-    with open(args.out, "a") as fh:
-        fh.write(json.dumps(rec) + "\n")
-    print(
-        f"  {args.scenario:<9} {args.server:<8} round {args.round}"
-        f"{' (idle ' + str(args.idle) + ')' if args.idle else ''}: "
-        f"{rec['rps']:>10.0f} req/s  {rec['cpu_us_per_req']:7.2f} µs CPU/req "
-        f"({rec['user_us_per_req']:.2f} user)  p99 {rec['p99_ms']:.3f} ms  "
-        f"{rec['gbps']:.3f} GB/s  [{rec['server_cpu_cores']:.2f} cores]",
-        flush=True,
-    )
+    return rec
 
 
 # --------------------------------------------------------------------------
@@ -543,8 +614,24 @@ def cmd_report(args: argparse.Namespace) -> None:
         "segment": "segment (2 MB)",
     }
 
+    def clean(r):
+        return r.get("other_cpu_cores", 0) <= args.other_threshold
+
+    dropped = []
+
     def group(scenario, server, idle):
-        return [r for r in recs if r["scenario"] == scenario and r["server"] == server and r["idle"] == idle]
+        """Runs of one cell. Noisy runs are left out when at least one clean run exists."""
+        rs = [r for r in recs if r["scenario"] == scenario and r["server"] == server and r["idle"] == idle]
+        good = [r for r in rs if clean(r)]
+        if good and len(good) < len(rs):
+            key = (scenario, server, idle)
+            if key not in dropped:
+                dropped.append(key)
+            return good
+        return rs
+
+    def mark(scenario, server, idle):
+        return "†" if (scenario, server, idle) in dropped else ""
 
     def med(rs, key):
         return _median([r[key] for r in rs])
@@ -565,6 +652,23 @@ def cmd_report(args: argparse.Namespace) -> None:
             f"segment -c{meta.get('segment_conns')} -d{meta.get('segment_duration')}s; "
             f"idle connections = {meta.get('idle')}.\n"
         )
+    noisy = [r for r in recs if r.get("other_cpu_cores", 0) > args.other_threshold]
+    if noisy:
+        worst = max(r["other_cpu_cores"] for r in noisy)
+        out.append(
+            f"> **Warning:** even after retries, {len(noisy)} of {len(recs)} runs saw other CPU load of more than "
+            f"{args.other_threshold:.2f} cores (worst {worst:.2f}) from processes that are neither the server "
+            "nor wrk. The machine was not quiet. Cells marked † leave those runs out; "
+            "other cells are noisy.\n"
+        )
+    retried = [r for r in recs if r.get("attempt", 1) > 1]
+    if retried:
+        out.append(
+            f"{len(retried)} run(s) were repeated because other processes used more than "
+            f"{args.other_threshold:.2f} cores during the first attempt.\n"
+        )
+    if meta.get("preflight_busy"):
+        out.append(f"Host CPU busy before start: {meta['preflight_busy']} cores.\n")
     out.append("| Scenario | Server | req/s | CPU µs/req | user µs/req | p99 ms | GB/s |")
     out.append("|---|---|---:|---:|---:|---:|---:|")
     scenarios = [s for s in ("playlist", "segment") if any(r["scenario"] == s for r in recs)]
@@ -575,7 +679,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                 continue
             c = rs[0]["connections"]
             out.append(
-                f"| {scen_desc.get(sc, sc)}, c{c} | {label[sv]} | {_fmt(med(rs, 'rps'), 0)} | "
+                f"| {scen_desc.get(sc, sc)}, c{c} | {label[sv]}{mark(sc, sv, 0)} | {_fmt(med(rs, 'rps'), 0)} | "
                 f"{_fmt(med(rs, 'cpu_us_per_req'), 2)} | {_fmt(med(rs, 'user_us_per_req'), 2)} | "
                 f"{_fmt(med(rs, 'p99_ms'), 3)} | {_fmt(med(rs, 'gbps'), 3)} |"
             )
@@ -617,29 +721,38 @@ def cmd_report(args: argparse.Namespace) -> None:
             drop = (1 - i / b) * 100 if b else float("nan")
             alive = min((r.get("idle_alive", -1) for r in idle), default=-1)
             out.append(
-                f"| {label[sv]} | {_fmt(b, 0)} | {_fmt(i, 0)} | {_fmt(-drop, 1)}% | "
+                f"| {label[sv]} | {_fmt(b, 0)}{mark('playlist', sv, 0)} | {_fmt(i, 0)}{mark('playlist', sv, n_idle)} | "
+                f"{_fmt(-drop, 1)}% | "
                 f"{_fmt(med(idle, 'cpu_us_per_req'), 2)} | {_fmt(med(idle, 'p99_ms'), 3)} | "
                 f"{alive if alive >= 0 else 'n/a'} / {n_idle} | {'yes' if drop <= 10 else 'NO'} |"
             )
         out.append("")
 
+    if dropped:
+        out.append(
+            f"† Median of the clean runs only: runs with more than {args.other_threshold:.2f} cores of other "
+            "load were left out of this cell (they are still listed under All rounds).\n"
+        )
     out.append("<details><summary>All rounds</summary>\n")
     out.append("| Scenario | Idle | Server | Round | Order | Requests | Duration s | req/s | "
-               "CPU ticks (user+sys) | CPU µs/req | user µs/req | p99 ms | Response B | GB/s | server cores |")
-    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+               "CPU ticks (user+sys) | CPU µs/req | user µs/req | p99 ms | Response B | GB/s | "
+               "cores: server | cores: wrk | cores: other |")
+    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in recs:
         out.append(
             f"| {r['scenario']} | {r['idle']} | {label[r['server']]} | {r['round']} | {r['order']} | "
             f"{r['requests']} | {r['duration_s']:.2f} | {r['rps']:.0f} | "
             f"{r['utime_ticks']}+{r['stime_ticks']} | {r['cpu_us_per_req']:.2f} | {r['user_us_per_req']:.2f} | "
-            f"{r['p99_ms']:.3f} | {r['response_bytes']} | {r['gbps']:.3f} | {r['server_cpu_cores']:.2f} |"
+            f"{r['p99_ms']:.3f} | {r['response_bytes']} | {r['gbps']:.3f} | {r['server_cpu_cores']:.2f} | "
+            f"{r['client_cpu_cores']:.2f} | {r['other_cpu_cores']:.2f} |"
         )
     out.append("\n</details>\n")
     out.append(
         "CPU/req = Δ(utime+stime) of every server process (nginx master + workers; the Marquee "
         "process, all threads) from /proc/<pid>/stat around each wrk run × 1e6/CLK_TCK ÷ requests. "
         "GB/s = requests × response bytes (head + body, measured once per run) ÷ wrk's run time, "
-        "GB = 1e9 bytes. Client (wrk) and servers share the same cores.\n"
+        "GB = 1e9 bytes. Client (wrk) and servers share the same cores; \"cores: other\" is host CPU "
+        "time (/proc/stat) used by neither during the run.\n"
     )
     text = "\n".join(out)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -699,7 +812,23 @@ def main() -> None:
     s.add_argument("--timeout", type=int, default=5)
     s.add_argument("--out", required=True)
     s.add_argument("--raw")
+    s.add_argument("--wrk-cpus", help="taskset CPU list for wrk")
+    s.add_argument("--max-other", type=float, default=0.15,
+                   help="re-run when other processes used more cores than this during the run")
+    s.add_argument("--retries", type=int, default=2)
+    s.add_argument("--reject-noisy", action="store_true",
+                   help="exit 3 without recording when the (last) run was noisy")
+    s.add_argument("--attempt", type=int, default=0, help="attempt number to record (caller retries)")
     s.set_defaults(fn=cmd_measure)
+
+    s = sub.add_parser("wait-quiet")
+    s.add_argument("--max-busy", type=float, default=0.15)
+    s.add_argument("--deadline", type=float, default=30)
+    s.set_defaults(fn=lambda a: wait_quiet(a.max_busy, a.deadline))
+
+    s = sub.add_parser("host-busy")
+    s.add_argument("seconds", type=float)
+    s.set_defaults(fn=cmd_host_busy)
 
     s = sub.add_parser("hold-idle")
     s.add_argument("--port", type=int, required=True)
@@ -722,6 +851,7 @@ def main() -> None:
     s.add_argument("--results", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--meta")
+    s.add_argument("--other-threshold", type=float, default=0.15)
     s.set_defaults(fn=cmd_report)
 
     args = p.parse_args()
