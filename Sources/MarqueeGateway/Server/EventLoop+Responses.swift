@@ -119,7 +119,8 @@ extension EventLoop {
             files.release(e)
             sendHead(slot, body: nil, bodyLength: 0)
         } else if let body = entry.body {
-            connections[Int(slot)].entry = e  // pinned until the send completes
+            // Pinned until the send completes (the body may be sent from the cache's memory).
+            connections[Int(slot)].entry = e
             sendHead(slot, body: body + Int(first), bodyLength: Int(count))
         } else {
             connections[Int(slot)].entry = e
@@ -228,14 +229,30 @@ extension EventLoop {
     /// Sends the head written for `slot` and an optional body from memory in one sendmsg.
     mutating func sendHead(_ slot: Int32, body: UnsafeRawPointer?, bodyLength: Int) {
         let s = Int(slot)
-        iovecs[2 * s] = iovec(iov_base: heads + s * Self.headBytes, iov_len: Int(connections[s].headCount))
-        iovecs[2 * s + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: body), iov_len: bodyLength)
-        messages[s].msg_iovlen = body == nil ? 1 : 2
-        connections[s].sendRemaining = Int64(connections[s].headCount) + Int64(bodyLength)
+        let head = heads + s * Self.headBytes
+        let headCount = Int(connections[s].headCount)
+        connections[s].sendRemaining = Int64(headCount) + Int64(bodyLength)
         connections[s].responseBytes = connections[s].sendRemaining
         connections[s].phase = .responding
         startTimer(slot, .send)
-        submitSend(slot)
+        if let body, headCount + bodyLength > Self.headBytes {
+            iovecs[2 * s] = iovec(iov_base: head, iov_len: headCount)
+            iovecs[2 * s + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: body), iov_len: bodyLength)
+            messages[s].msg_iovlen = 2
+            submitSend(slot)
+            return
+        }
+        // Head and body fit in the slot's buffer (playlists, manifests, errors): one plain send,
+        // which the kernel takes without copying in a message header and iovec array.
+        if let body { (head + headCount).copyMemory(from: body, byteCount: bodyLength) }
+        let total = headCount + bodyLength
+        iovecs[2 * s] = iovec(iov_base: head, iov_len: total)
+        iovecs[2 * s + 1] = iovec(iov_base: nil, iov_len: 0)
+        messages[s].msg_iovlen = 1
+        let sqe = ring.submissionEntry()
+        io_uring_prep_send(sqe, connections[s].fd, head, total, Int32(MSG_NOSIGNAL | MSG_WAITALL))
+        io_uring_sqe_set_data64(sqe, UserData.make(.send, slot: slot, generation: connections[s].generation))
+        connections[s].sendInFlight = true
     }
 
     mutating func submitSend(_ slot: Int32) {

@@ -22,9 +22,10 @@ struct EventLoop: ~Copyable {
     let freeSlots: UnsafeMutablePointer<Int32>
     var freeSlotCount: Int
     var openConnections = 0
-    /// Per-slot memory for the response head (and short error bodies).
+    /// Per-slot memory for the response head, and the body too when both fit (playlists,
+    /// manifests, errors). Pages of slots never used are never touched, so stay unbacked.
     let heads: UnsafeMutableRawPointer
-    static let headBytes = 2048
+    static let headBytes = 4096
     /// Per-slot sendmsg header and its two iovecs (head, body).
     let messages: UnsafeMutablePointer<msghdr>
     let iovecs: UnsafeMutablePointer<iovec>
@@ -219,7 +220,8 @@ struct EventLoop: ~Copyable {
             return
         }
         let fd = result
-        if draining {
+        // The shared flag, not `draining`: this completion may come before the wake-up's.
+        if draining || shared.isDraining {
             Glibc.close(fd)
             return
         }

@@ -88,10 +88,10 @@ public final class Server {
 
         var received: Int32 = 0
         sigwait(&signals, &received)
-        shared.beginDrain()
         // Refuse newcomers at once (the kernel resets them) instead of leaving them in the
-        // accept queue for the whole drain.
+        // accept queue for the whole drain; then tell the loops.
         for fd in listenFDs { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        shared.beginDrain()
         for thread in threads { pthread_join(thread, nil) }
         for fd in listenFDs { close(fd) }
     }
