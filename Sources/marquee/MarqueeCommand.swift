@@ -2,14 +2,14 @@ import ArgumentParser
 import MarqueeGateway
 import MarqueeOrigin
 
-struct MarqueeCommand: ParsableCommand {
+struct MarqueeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "marquee",
         abstract: "Marquee: an edge streaming gateway and CDN origin.",
         subcommands: [OriginCommand.self])
 }
 
-struct OriginCommand: ParsableCommand {
+struct OriginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "origin",
         abstract: "Serve a folder of packaged titles (HLS, DASH, CMAF) over HTTP/1.1.")
@@ -29,11 +29,11 @@ struct OriginCommand: ParsableCommand {
     @Option(help: "Event loops, one thread and ring each (origin.threads; default one per core).")
     var threads: Int?
 
-    func run() throws {
+    func run() async throws {
         let flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads)
         let configuration: ServerConfiguration
         do {
-            configuration = try waitFor { try await OriginConfiguration.load(flags) }
+            configuration = try await OriginConfiguration.load(flags)
         } catch {
             throw ValidationError("\(error)")
         }

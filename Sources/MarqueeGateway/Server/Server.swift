@@ -60,13 +60,7 @@ public final class Server {
     /// Starts the loops and blocks until a termination signal has been handled and every loop has
     /// drained (or the shutdown grace period has passed). `onReady` runs once all loops accept.
     public func run(onReady: () -> Void = {}) {
-        // Signals are taken synchronously by this thread; loop threads inherit the blocked mask.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGTERM)
-        sigaddset(&signals, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        signal(SIGPIPE, SIG_IGN)
+        let termination = TerminationSignals.install()
 
         let perLoop = (configuration.maxConnections + configuration.threads - 1) / configuration.threads
         var threads: [pthread_t] = []
@@ -86,8 +80,7 @@ public final class Server {
         shared.markReady()
         onReady()
 
-        var received: Int32 = 0
-        sigwait(&signals, &received)
+        TerminationSignals.wait(termination)
         // Refuse newcomers at once (the kernel resets them) instead of leaving them in the
         // accept queue for the whole drain; then tell the loops.
         for fd in listenFDs { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
