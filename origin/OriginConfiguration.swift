@@ -75,6 +75,11 @@ public enum OriginConfiguration {
         c.fileCacheEntries = try int("files.cache_entries", c.fileCacheEntries)
         c.fileCacheRevalidateMilliseconds = Int64(config.int(forKey: "files.revalidate_ms", default: Int(c.fileCacheRevalidateMilliseconds)))
         c.memoryFileMaxBytes = config.int(forKey: "files.memory_max_bytes", default: c.memoryFileMaxBytes)
+        let transfer = config.string(forKey: "files.large_files", default: c.largeFileTransfer.rawValue)
+        guard let largeFileTransfer = ServerConfiguration.LargeFileTransfer(rawValue: transfer) else {
+            throw InvalidSetting(description: "files.large_files must be \"send\" or \"splice\", got \"\(transfer)\"")
+        }
+        c.largeFileTransfer = largeFileTransfer
         c.spliceChunkBytes = try int("files.splice_chunk_bytes", c.spliceChunkBytes)
         c.maxPipesPerLoop = try int("files.pipes_per_loop", c.maxPipesPerLoop)
         c.cacheControlManifest = try headerValue("cache_control.manifest", config.string(forKey: "cache_control.manifest", default: c.cacheControlManifest))

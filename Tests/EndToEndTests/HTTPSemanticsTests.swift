@@ -117,17 +117,26 @@ struct HTTPSemanticsTests {
     struct RangeCase: Sendable, CustomTestStringConvertible {
         var path: String
         var testDescription: String
+        /// `files.large_files` for files over the memory limit: "send" (mapped, the default) or "splice".
+        var largeFiles = "send"
+
+        var environment: [String: String] { ["MARQUEE_FILES_LARGE_FILES": largeFiles] }
+        var isSpliced: Bool { largeFiles == "splice" && path != MediaFixtures.small && !path.hasSuffix(".m3u8") }
     }
+
+    /// Both ways a large file leaves the server.
+    static let largeFileModes = ["send", "splice"]
 
     @Test(
         "Single ranges give 206 with the exact bytes, unsatisfiable ones 416, several ranges the whole file",
         arguments: [
-            RangeCase(path: MediaFixtures.big, testDescription: "2.5 MB spliced file"),
+            RangeCase(path: MediaFixtures.big, testDescription: "2.5 MB file sent from its mapping"),
+            RangeCase(path: MediaFixtures.big, testDescription: "2.5 MB spliced file", largeFiles: "splice"),
             RangeCase(path: MediaFixtures.small, testDescription: "3 kB in-memory file"),
         ])
     func ranges(_ file: RangeCase) throws {
         let fixtures = try MediaFixtures.shared()
-        let server = try ServerProcess(root: fixtures.root)
+        let server = try ServerProcess(root: fixtures.root, environment: file.environment)
         defer { server.stop() }
         let content = try fixtures.contents(file.path)
         let length = content.count
@@ -168,12 +177,12 @@ struct HTTPSemanticsTests {
         #expect(several.header("Content-Range") == nil)
         #expect(sameBytes(several.body, content), "\(mismatch(several.body, content))")
 
-        // Which sending path served it: only files over 64 KiB are spliced.
+        // Which sending path served it: only files over 64 KiB, and only in splice mode, are spliced.
         let spliced = try server.metric("marquee_http_spliced_bytes_total")
-        if file.path == MediaFixtures.big {
+        if file.isSpliced {
             #expect(spliced > 0, "the large file was not spliced")
         } else {
-            #expect(spliced == 0, "the small file was spliced instead of sent from memory")
+            #expect(spliced == 0, "the file was spliced instead of sent from memory or its mapping")
         }
     }
 
@@ -354,10 +363,10 @@ struct HTTPSemanticsTests {
 
     // MARK: - Large and parallel downloads
 
-    @Test("A 2.5 MB download is byte-identical")
-    func largeDownloadIsByteIdentical() throws {
+    @Test("A 2.5 MB download is byte-identical", arguments: largeFileModes)
+    func largeDownloadIsByteIdentical(mode: String) throws {
         let fixtures = try MediaFixtures.shared()
-        let server = try ServerProcess(root: fixtures.root)
+        let server = try ServerProcess(root: fixtures.root, environment: ["MARQUEE_FILES_LARGE_FILES": mode])
         defer { server.stop() }
 
         let response = try Curl.fetch(server.url(MediaFixtures.big))
@@ -367,7 +376,8 @@ struct HTTPSemanticsTests {
         let bigBytes = try fixtures.contents(MediaFixtures.big)
         #expect(sameBytes(response.body, bigBytes), "downloaded bytes differ from the file: \(mismatch(response.body, bigBytes))")
         // Counted as the kernel takes the bytes, which may be a moment after curl has them.
-        #expect(try waitUntil(timeout: .seconds(5)) { try server.metric("marquee_http_spliced_bytes_total") == Double(MediaFixtures.bigSize) }, "the file was not spliced")
+        let expectedSpliced = mode == "splice" ? Double(MediaFixtures.bigSize) : 0
+        #expect(try waitUntil(timeout: .seconds(5)) { try server.metric("marquee_http_spliced_bytes_total") == expectedSpliced }, "spliced bytes do not match the \(mode) mode")
     }
 
     @Test("With the memory limit raised, the 2.5 MB file is sent from memory, byte-identical, ranges too")
@@ -387,10 +397,10 @@ struct HTTPSemanticsTests {
         #expect(try server.metric("marquee_http_spliced_bytes_total") == 0, "spliced although under the memory limit")
     }
 
-    @Test("20 concurrent downloads of the 2.5 MB file are all byte-identical")
-    func parallelDownloadsAreByteIdentical() throws {
+    @Test("20 concurrent downloads of the 2.5 MB file are all byte-identical", arguments: largeFileModes)
+    func parallelDownloadsAreByteIdentical(mode: String) throws {
         let fixtures = try MediaFixtures.shared()
-        let server = try ServerProcess(root: fixtures.root)
+        let server = try ServerProcess(root: fixtures.root, environment: ["MARQUEE_FILES_LARGE_FILES": mode])
         defer { server.stop() }
         let expected = try fixtures.contents(MediaFixtures.big)
 
@@ -423,7 +433,8 @@ struct HTTPSemanticsTests {
         "A file replaced by rename or rewritten in place is served new, with a new ETag",
         arguments: [
             RangeCase(path: "/live/playlist.m3u8", testDescription: "in-memory playlist"),
-            RangeCase(path: "/live/big.m4s", testDescription: "spliced segment"),
+            RangeCase(path: "/live/big.m4s", testDescription: "mapped segment"),
+            RangeCase(path: "/live/big.m4s", testDescription: "spliced segment", largeFiles: "splice"),
         ])
     func changedFilesAreServedNew(_ file: RangeCase) throws {
         let root = try Scratch.newDirectory("changing")
@@ -435,7 +446,7 @@ struct HTTPSemanticsTests {
         let versions = (0..<3).map { Data(generator.bytes(size + $0 * 7)) }
         try versions[0].write(to: url)
 
-        let server = try ServerProcess(root: root, environment: ["MARQUEE_FILES_REVALIDATE_MS": "0"])
+        let server = try ServerProcess(root: root, environment: file.environment.merging(["MARQUEE_FILES_REVALIDATE_MS": "0"]) { $1 })
         defer { server.stop() }
 
         let first = try Curl.fetch(server.url(file.path))

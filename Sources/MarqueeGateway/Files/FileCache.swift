@@ -28,6 +28,9 @@ struct FileCache {
         var etagLength: Int32 = 0
         /// The whole file, when small enough to keep in memory.
         var body: UnsafeMutableRawPointer?
+        /// A read-only shared mapping of a larger file (its page-cache pages, no copy), when large
+        /// files are sent rather than spliced.
+        var mapping: UnsafeMutableRawPointer?
     }
 
     enum Lookup {
@@ -41,6 +44,7 @@ struct FileCache {
     let capacity: Int
     let maxPathBytes: Int
     let memoryFileMaxBytes: Int
+    let mapsLargeFiles: Bool
     let revalidateMilliseconds: Int64
     let entries: UnsafeMutablePointer<Entry>
     private let paths: UnsafeMutableRawPointer
@@ -53,7 +57,11 @@ struct FileCache {
     private(set) var hits: UInt64 = 0
     private(set) var misses: UInt64 = 0
 
-    init(rootFD: Int32, capacity: Int, maxPathBytes: Int, memoryFileMaxBytes: Int, revalidateMilliseconds: Int64) {
+    init(
+        rootFD: Int32, capacity: Int, maxPathBytes: Int, memoryFileMaxBytes: Int, mapsLargeFiles: Bool = false,
+        revalidateMilliseconds: Int64
+    ) {
+        self.mapsLargeFiles = mapsLargeFiles
         self.rootFD = rootFD
         self.capacity = capacity
         self.maxPathBytes = maxPathBytes
@@ -151,6 +159,11 @@ struct FileCache {
                 return .failed(HTTPError(.internalServerError, "could not read file"))
             }
             entry.body = body
+        } else if mapsLargeFiles {
+            // Only the kernel reads the mapping (sendmsg copies from it): a file truncated under a
+            // response makes that send fail with EFAULT, never a SIGBUS in this process.
+            let mapped = mmap(nil, Int(entry.size), PROT_READ, MAP_SHARED, fd, 0)
+            if let mapped, mapped != MAP_FAILED { entry.mapping = mapped }  // else: spliced instead
         }
         entries[Int(e)] = entry
         path(e).copyMemory(from: relativePath.baseAddress!, byteCount: relativePath.count)
@@ -251,6 +264,7 @@ struct FileCache {
     private mutating func retire(_ e: Int32) {
         Glibc.close(entries[Int(e)].fd)
         entries[Int(e)].body?.deallocate()
+        if let mapping = entries[Int(e)].mapping { munmap(mapping, Int(entries[Int(e)].size)) }
         entries[Int(e)] = Entry()
         freeList.append(e)
     }

@@ -118,8 +118,8 @@ extension EventLoop {
         if head.method == .head || count == 0 {
             files.release(e)
             sendHead(slot, body: nil, bodyLength: 0)
-        } else if let body = entry.body {
-            // Pinned until the send completes (the body may be sent from the cache's memory).
+        } else if let body = entry.body ?? entry.mapping {
+            // Pinned until the send completes (the body is sent from the cache's memory or mapping).
             connections[Int(slot)].entry = e
             sendHead(slot, body: body + Int(first), bodyLength: Int(count))
         } else {
@@ -255,9 +255,11 @@ extension EventLoop {
         connections[s].sendInFlight = true
     }
 
+    /// Without MSG_WAITALL: a large body to a slow reader comes back in parts, and each part
+    /// restarts the send timeout, so only a client that stops reading is cut off.
     mutating func submitSend(_ slot: Int32) {
         let sqe = ring.submissionEntry()
-        io_uring_prep_sendmsg(sqe, connections[Int(slot)].fd, messages + Int(slot), UInt32(MSG_NOSIGNAL | MSG_WAITALL))
+        io_uring_prep_sendmsg(sqe, connections[Int(slot)].fd, messages + Int(slot), UInt32(MSG_NOSIGNAL))
         io_uring_sqe_set_data64(sqe, UserData.make(.send, slot: slot, generation: connections[Int(slot)].generation))
         connections[Int(slot)].sendInFlight = true
     }

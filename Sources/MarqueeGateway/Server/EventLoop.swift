@@ -103,7 +103,7 @@ struct EventLoop: ~Copyable {
         pipes = PipePool(limit: configuration.maxPipesPerLoop, pipeBytes: configuration.spliceChunkBytes)
         files = FileCache(
             rootFD: rootFD, capacity: configuration.fileCacheEntries, maxPathBytes: configuration.maxPathBytes,
-            memoryFileMaxBytes: configuration.memoryFileMaxBytes,
+            memoryFileMaxBytes: configuration.memoryFileMaxBytes, mapsLargeFiles: configuration.largeFileTransfer == .send,
             revalidateMilliseconds: configuration.fileCacheRevalidateMilliseconds)
         pathScratch = .allocate(byteCount: configuration.maxPathBytes + 1, alignment: 16)
         pipeQueue = .allocate(capacity: capacity)

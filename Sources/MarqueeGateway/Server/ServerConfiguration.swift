@@ -39,6 +39,16 @@ public struct ServerConfiguration: Sendable {
     /// Files up to this size are held in memory and sent from there; larger ones are spliced
     /// from the page cache. Bytes.
     public var memoryFileMaxBytes = 64 * 1024
+    /// How files larger than `memoryFileMaxBytes` are sent.
+    public enum LargeFileTransfer: String, Sendable {
+        /// Mapped read-only and sent with sendmsg from the page cache: one copy into the socket,
+        /// inline in the loop. Measured fastest and cheapest on loopback (Benchmarks/README.md).
+        case send
+        /// Page cache → pipe → socket by linked splice chains: no copy at all, but each splice
+        /// runs on an io_uring worker thread. May win with NICs that scatter-gather page references.
+        case splice
+    }
+    public var largeFileTransfer = LargeFileTransfer.send
     /// Bytes moved per splice (the pipe size asked of the kernel).
     public var spliceChunkBytes = 1 << 20
     /// Pipes per loop for splicing; connections wait for one when all are busy.
