@@ -2,28 +2,19 @@ import CLinux
 import Glibc
 
 /// Writes one line to standard error (unbuffered, safe from any thread).
-public func printError(_ message: String) {
-    var line = message
-    line.append("\n")
-    line.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-}
+public func printError(_ message: String) { writeLine(message, to: 2) }
 
 /// Writes one line to standard output immediately (no stdio buffering, so a supervising process
 /// reading a pipe sees it at once).
-public func printLine(_ message: String) {
+public func printLine(_ message: String) { writeLine(message, to: 1) }
+
+private func writeLine(_ message: String, to fd: Int32) {
     var line = message
     line.append("\n")
     line.withUTF8 { bytes in
         var offset = 0
         while offset < bytes.count {
-            let n = write(1, bytes.baseAddress! + offset, bytes.count - offset)
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n <= 0 { return }
             offset += n
         }
