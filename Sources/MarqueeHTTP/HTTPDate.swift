@@ -69,7 +69,15 @@ public enum HTTPDate {
     }
 
     private static func epoch(year: Int, month: Int, day: Int, seconds: Int) -> Int64? {
-        guard (1...31).contains(day) else { return nil }
+        // A date that does not exist (31 Feb) is malformed, not silently moved to March.
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let monthLength =
+            switch month {
+            case 2: leap ? 29 : 28
+            case 4, 6, 9, 11: 30
+            default: 31
+            }
+        guard (1...monthLength).contains(day) else { return nil }
         return days(fromCivil: year, month, day) * 86400 + Int64(seconds)
     }
 

@@ -163,4 +163,13 @@ struct HTTPDateTests {
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(weekday), \(two(days + 1)) \(months[month]) \(year) \(two(seconds / 3600)):\(two(seconds / 60 % 60)):\(two(seconds % 60)) GMT"
     }
+
+    @Test func datesThatDoNotExistAreRejected() {
+        #expect(parse("Tue, 31 Feb 2026 10:00:00 GMT") == nil)
+        #expect(parse("Thu, 31 Apr 2026 10:00:00 GMT") == nil)
+        #expect(parse("Mon, 29 Feb 2027 10:00:00 GMT") == nil)
+        #expect(parse("Sat, 29 Feb 2020 10:00:00 GMT") != nil)
+        #expect(parse("Tue, 29 Feb 2000 10:00:00 GMT") != nil)
+        #expect(parse("Thu, 29 Feb 2100 10:00:00 GMT") == nil)
+    }
 }
