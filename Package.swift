@@ -54,9 +54,10 @@ let package = Package(
             ]),
 
         // MARK: - Tests
-        .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP"]),
+        .target(name: "MarqueeTestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
     ]
 )
 

@@ -1,3 +1,4 @@
+import MarqueeTestSupport
 import Foundation
 import Glibc
 import Synchronization

@@ -1,3 +1,4 @@
+import MarqueeTestSupport
 import MarqueeHTTP
 import Testing
 
@@ -18,7 +19,7 @@ struct ParserFuzzTests {
     ]
 
     @Test func randomAndMutatedHeadsKeepEveryInvariant() {
-        var random = SplitMix64(seed: Self.seed)
+        var random = SeededGenerator(seed: Self.seed)
         var report = FailureReport()
         var verdicts: [String: Int] = [:]
         for index in 0..<Self.caseCount {
@@ -52,7 +53,7 @@ struct ParserFuzzTests {
 
     /// Checks one input; returns its verdict ("complete", "incomplete" or a status code).
     static func check(
-        _ bytes: [UInt8], limits: RequestLimits, random: inout SplitMix64, index: Int, report: inout FailureReport
+        _ bytes: [UInt8], limits: RequestLimits, random: inout SeededGenerator, index: Int, report: inout FailureReport
     ) -> String {
         bytes.withUnsafeBytes { all in
             var boundary = HeadBoundary()
@@ -193,15 +194,15 @@ struct ParserFuzzTests {
         var headLength: Int
     }
 
-    static func pick<T>(_ options: [T], _ random: inout SplitMix64) -> T {
+    static func pick<T>(_ options: [T], _ random: inout SeededGenerator) -> T {
         options[Int(random.next() % UInt64(options.count))]
     }
 
-    static func ows(_ random: inout SplitMix64) -> String {
+    static func ows(_ random: inout SeededGenerator) -> String {
         pick(["", "", " ", " ", "  ", "\t", " \t "], &random)
     }
 
-    static func validRequest(_ random: inout SplitMix64) -> ValidRequest {
+    static func validRequest(_ random: inout SeededGenerator) -> ValidRequest {
         let (methodText, method) = pick(
             [("GET", HTTPMethod.get), ("GET", .get), ("HEAD", .head), ("POST", .post), ("OPTIONS", .options), ("PURGE", .other)],
             &random)
@@ -253,7 +254,7 @@ struct ParserFuzzTests {
             keepAlive: keepAlive, headerCount: fields.count, headLength: headLength)
     }
 
-    static func randomBytes(_ random: inout SplitMix64) -> [UInt8] {
+    static func randomBytes(_ random: inout SeededGenerator) -> [UInt8] {
         (0..<(random.next() % 300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
     }
 
@@ -264,7 +265,7 @@ struct ParserFuzzTests {
         "x", "Range: bytes=0-1", "\r\n\r\n", "\u{80}",
     ]
 
-    static func randomPieces(_ random: inout SplitMix64) -> [UInt8] {
+    static func randomPieces(_ random: inout SeededGenerator) -> [UInt8] {
         var text = random.next() % 2 == 0 ? "GET / HTTP/1.1\r\n" : ""
         for _ in 0..<(random.next() % 40) { text += pick(pieces, &random) }
         return Array(text.utf8)
@@ -272,7 +273,7 @@ struct ParserFuzzTests {
 
     static let insertions: [UInt8] = [0x0D, 0x0A, 0x00, 0x20, 0x3A, 0x09, 0x2C, 0x7F, 0xFF]
 
-    static func mutate(_ bytes: inout [UInt8], _ random: inout SplitMix64) {
+    static func mutate(_ bytes: inout [UInt8], _ random: inout SeededGenerator) {
         guard !bytes.isEmpty else { return }
         let at = Int(random.next() % UInt64(bytes.count))
         switch random.next() % 9 {
