@@ -36,8 +36,8 @@ public struct ServerConfiguration: Sendable {
     public var fileCacheEntries = 8192
     /// How old cached metadata may be before a request re-checks the file, in ms.
     public var fileCacheRevalidateMilliseconds: Int64 = 1_000
-    /// Files up to this size are held in memory and sent from there; larger ones are spliced
-    /// from the page cache. Bytes.
+    /// Files up to this size are held in memory and sent with the response head in one send;
+    /// larger ones go out as `largeFileTransfer` says. Bytes.
     public var memoryFileMaxBytes = 64 * 1024
     /// How files larger than `memoryFileMaxBytes` are sent.
     public enum LargeFileTransfer: String, Sendable {

@@ -1,0 +1,31 @@
+import CLinux
+import Glibc
+
+/// State every loop and the main thread share: the drain flag, wake-up descriptors, counters.
+final class SharedState: @unchecked Sendable {
+    let metrics: [LoopMetrics]
+    let wakeFDs: [Int32]
+    private let drainFlag: UnsafeMutablePointer<UInt64>
+    private let readyFlag: UnsafeMutablePointer<UInt64>
+
+    init(loops: Int) {
+        metrics = (0..<loops).map { _ in LoopMetrics() }
+        wakeFDs = (0..<loops).map { _ in eventfd(0, Int32(EFD_CLOEXEC)) }
+        drainFlag = .allocate(capacity: 1)
+        drainFlag.initialize(to: 0)
+        readyFlag = .allocate(capacity: 1)
+        readyFlag.initialize(to: 0)
+    }
+
+    var isDraining: Bool { mq_load_relaxed(drainFlag) != 0 }
+    var isReady: Bool { mq_load_relaxed(readyFlag) != 0 && !isDraining }
+
+    func markReady() { mq_store_relaxed(readyFlag, 1) }
+
+    /// Asks every loop to drain.
+    func beginDrain() {
+        mq_store_relaxed(drainFlag, 1)
+        var one: UInt64 = 1
+        for fd in wakeFDs { _ = write(fd, &one, 8) }
+    }
+}
