@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "marquee", targets: ["marquee"]),
         .library(name: "MarqueeHTTP", targets: ["MarqueeHTTP"]),
+        .library(name: "MarqueeTokens", targets: ["MarqueeTokens"]),
         .library(name: "MarqueeGateway", targets: ["MarqueeGateway"]),
     ],
     dependencies: [argumentParser, configuration, log, system],
@@ -28,11 +29,18 @@ let package = Package(
         // MARK: - C libraries (system libraries and import-only shims)
         .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
         .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CMaxMindDB", providers: [.apt(["libmaxminddb-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
 
         // MARK: - Shared engine
         .target(name: "MarqueeRing", dependencies: ["CURing", "CLinux"]),
         .target(name: "MarqueeHTTP"),
-        .target(name: "MarqueeGateway", dependencies: ["MarqueeRing", "MarqueeHTTP", "CLinux"]),
+        .target(name: "MarqueeTokens", dependencies: ["MarqueeHTTP", "COpenSSL"]),
+        .target(name: "MarqueePolicy", dependencies: ["MarqueeHTTP", "CLinux", "CMaxMindDB", "CHiredis"]),
+        .target(
+            name: "MarqueeGateway",
+            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "CLinux"]),
 
         // MARK: - Roles
         .target(
@@ -56,6 +64,8 @@ let package = Package(
         // MARK: - Tests
         .target(name: "MarqueeTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
     ]

@@ -1,0 +1,2 @@
+// Placeholder until the first type lands.
+enum MarqueePolicyModule {}
