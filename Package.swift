@@ -47,6 +47,9 @@ let package = Package(
             name: "MarqueeOrigin",
             dependencies: [
                 "MarqueeGateway",
+                "MarqueeHTTP",
+                "MarqueePolicy",
+                "MarqueeTokens",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -58,6 +61,10 @@ let package = Package(
             name: "marquee",
             dependencies: [
                 "MarqueeOrigin",
+                "MarqueeGateway",
+                "MarqueeHTTP",
+                "MarqueePolicy",
+                "MarqueeTokens",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -14,8 +14,16 @@ public enum OriginConfiguration {
         public var admin: String?
         public var configFile: String?
         public var threads: Int?
+        /// `ID:SECRET_FILE`, repeatable; added to `tokens.keys`.
+        public var tokenKeys: [String] = []
+        public var requireToken: Bool?
 
-        public init(root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil) {
+        public init(
+            root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil,
+            tokenKeys: [String] = [], requireToken: Bool? = nil
+        ) {
+            self.tokenKeys = tokenKeys
+            self.requireToken = requireToken
             self.root = root
             self.listen = listen
             self.admin = admin
@@ -92,6 +100,7 @@ public enum OriginConfiguration {
         guard c.memoryFileMaxBytes >= 0, c.fileCacheRevalidateMilliseconds >= 0, c.corsMaxAgeSeconds >= 0 else {
             throw InvalidSetting(description: "files.memory_max_bytes, files.revalidate_ms and cors.max_age_seconds must not be negative")
         }
+        c.policy = try PolicyConfiguration.load(config, tokenKeys: flags.tokenKeys, requireToken: flags.requireToken)
         return c
     }
 

@@ -6,14 +6,18 @@ public enum HTTPStatus: UInt16, Sendable {
     case partialContent = 206
     case notModified = 304
     case badRequest = 400
+    case paymentRequired = 402
     case forbidden = 403
     case notFound = 404
     case methodNotAllowed = 405
     case requestTimeout = 408
+    case gone = 410
     case preconditionFailed = 412
     case uriTooLong = 414
     case rangeNotSatisfiable = 416
+    case tooManyRequests = 429
     case requestHeaderFieldsTooLarge = 431
+    case unavailableForLegalReasons = 451
     case internalServerError = 500
     case notImplemented = 501
     case serviceUnavailable = 503
@@ -27,14 +31,18 @@ public enum HTTPStatus: UInt16, Sendable {
         case .partialContent: "HTTP/1.1 206 Partial Content\r\n"
         case .notModified: "HTTP/1.1 304 Not Modified\r\n"
         case .badRequest: "HTTP/1.1 400 Bad Request\r\n"
+        case .paymentRequired: "HTTP/1.1 402 Payment Required\r\n"
         case .forbidden: "HTTP/1.1 403 Forbidden\r\n"
         case .notFound: "HTTP/1.1 404 Not Found\r\n"
         case .methodNotAllowed: "HTTP/1.1 405 Method Not Allowed\r\n"
         case .requestTimeout: "HTTP/1.1 408 Request Timeout\r\n"
+        case .gone: "HTTP/1.1 410 Gone\r\n"
         case .preconditionFailed: "HTTP/1.1 412 Precondition Failed\r\n"
         case .uriTooLong: "HTTP/1.1 414 URI Too Long\r\n"
         case .rangeNotSatisfiable: "HTTP/1.1 416 Range Not Satisfiable\r\n"
+        case .tooManyRequests: "HTTP/1.1 429 Too Many Requests\r\n"
         case .requestHeaderFieldsTooLarge: "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        case .unavailableForLegalReasons: "HTTP/1.1 451 Unavailable For Legal Reasons\r\n"
         case .internalServerError: "HTTP/1.1 500 Internal Server Error\r\n"
         case .notImplemented: "HTTP/1.1 501 Not Implemented\r\n"
         case .serviceUnavailable: "HTTP/1.1 503 Service Unavailable\r\n"
@@ -62,15 +70,36 @@ public enum HTTPStatus: UInt16, Sendable {
         case .notImplemented: 14
         case .serviceUnavailable: 15
         case .httpVersionNotSupported: 16
+        case .paymentRequired: 17
+        case .gone: 18
+        case .tooManyRequests: 19
+        case .unavailableForLegalReasons: 20
         }
     }
 
     /// Every status, in `counterIndex` order.
     public static let all: [HTTPStatus] = [
-        .ok, .noContent, .partialContent, .notModified, .badRequest, .forbidden, .notFound,
-        .methodNotAllowed, .requestTimeout, .preconditionFailed, .uriTooLong, .rangeNotSatisfiable,
-        .requestHeaderFieldsTooLarge, .internalServerError, .notImplemented, .serviceUnavailable,
+        .ok,
+        .noContent,
+        .partialContent,
+        .notModified,
+        .badRequest,
+        .forbidden,
+        .notFound,
+        .methodNotAllowed,
+        .requestTimeout,
+        .preconditionFailed,
+        .uriTooLong,
+        .rangeNotSatisfiable,
+        .requestHeaderFieldsTooLarge,
+        .internalServerError,
+        .notImplemented,
+        .serviceUnavailable,
         .httpVersionNotSupported,
+        .paymentRequired,
+        .gone,
+        .tooManyRequests,
+        .unavailableForLegalReasons,
     ]
 }
 

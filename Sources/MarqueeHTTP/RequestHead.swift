@@ -29,12 +29,21 @@ public struct RequestHead: Sendable, Equatable {
     public var origin = ByteSlice.none
     public var accessControlRequestMethod = ByteSlice.none
     public var accessControlRequestHeaders = ByteSlice.none
+    /// `X-Forwarded-For` and `Forwarded` (RFC 7239): believed only from trusted proxies.
+    public var forwardedFor = ByteSlice.none
+    public var forwarded = ByteSlice.none
     /// Number of header fields.
     public var headerCount = 0
     /// Bytes of the head, the final empty line included: where the next request (or body) starts.
     public var headLength = 0
 
     public init() {}
+
+    /// The query of the target (after `?`), still percent-encoded; absent when there is none.
+    @inlinable public var query: ByteSlice {
+        guard target.isPresent, path.isPresent, target.end > path.end else { return .none }
+        return ByteSlice(start: path.end + 1, count: target.end - path.end - 1)
+    }
 
     /// Whether a body follows the head; the gateway answers such requests and then closes,
     /// because it never reads bodies.

@@ -130,6 +130,9 @@ public enum RequestParser {
             case .origin: head.origin = value
             case .accessControlRequestMethod: head.accessControlRequestMethod = value
             case .accessControlRequestHeaders: head.accessControlRequestHeaders = value
+            // Repeated lines: the last one is kept (the nearest proxy appends its own last).
+            case .forwardedFor: head.forwardedFor = value
+            case .forwarded: head.forwarded = value
             case .other: break
             }
         }
@@ -204,7 +207,8 @@ public enum RequestParser {
     /// The header fields the gateway acts on.
     private enum Field {
         case host, contentLength, transferEncoding, connection, range, ifNoneMatch, ifModifiedSince, ifRange,
-            ifMatch, ifUnmodifiedSince, origin, accessControlRequestMethod, accessControlRequestHeaders, other
+            ifMatch, ifUnmodifiedSince, origin, accessControlRequestMethod, accessControlRequestHeaders, forwardedFor,
+            forwarded, other
 
         init(_ name: UnsafeRawBufferPointer) {
             switch name.count {
@@ -213,7 +217,9 @@ public enum RequestParser {
             case 6: self = name.equalsLowercase("origin") ? .origin : .other
             case 8:
                 self = name.equalsLowercase("if-match") ? .ifMatch : name.equalsLowercase("if-range") ? .ifRange : .other
+            case 9: self = name.equalsLowercase("forwarded") ? .forwarded : .other
             case 10: self = name.equalsLowercase("connection") ? .connection : .other
+            case 15: self = name.equalsLowercase("x-forwarded-for") ? .forwardedFor : .other
             case 13: self = name.equalsLowercase("if-none-match") ? .ifNoneMatch : .other
             case 14: self = name.equalsLowercase("content-length") ? .contentLength : .other
             case 17:

@@ -6,7 +6,7 @@ struct MarqueeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "marquee",
         abstract: "Marquee: an edge streaming gateway and CDN origin.",
-        subcommands: [OriginCommand.self])
+        subcommands: [OriginCommand.self, SignCommand.self, RevokeCommand.self])
 }
 
 struct OriginCommand: AsyncParsableCommand {
@@ -29,8 +29,15 @@ struct OriginCommand: AsyncParsableCommand {
     @Option(help: "Event loops, one thread and ring each (origin.threads; default one per core).")
     var threads: Int?
 
+    @Option(name: .customLong("token-key"), help: "A URL token key, ID:SECRET_FILE (repeatable; tokens.keys).")
+    var tokenKeys: [String] = []
+
+    @Flag(name: .customLong("require-token"), help: "Refuse requests without a valid signed URL (tokens.required).")
+    var requireToken = false
+
     func run() async throws {
-        let flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads)
+        let flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads, tokenKeys: tokenKeys,
+            requireToken: requireToken ? true : nil)
         let configuration: ServerConfiguration
         do {
             configuration = try await OriginConfiguration.load(flags)

@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import MarqueeHTTP
+import MarqueePolicy
 
 /// The operator's listener: `/metrics` (Prometheus text format), `/healthz` (the process runs) and
 /// `/readyz` (accepting traffic; 503 while draining). It runs on its own blocking thread, one
@@ -71,6 +72,11 @@ final class AdminServer: @unchecked Sendable {
     }
 
     private func route(_ client: Int32, _ head: RequestHead, _ buffer: [UInt8]) {
+        let target = buffer.withUnsafeBytes { head.target.string(in: $0) } ?? ""
+        if head.method == .post && (target == "/revocations" || target.hasPrefix("/revocations?")) {
+            revoke(client, query: target.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
+            return
+        }
         guard head.method == .get || head.method == .head else {
             reply(client, .methodNotAllowed, "text/plain; charset=utf-8", Array("use GET\n".utf8), head: false)
             return
@@ -90,6 +96,37 @@ final class AdminServer: @unchecked Sendable {
             }
         default:
             reply(client, .notFound, "text/plain; charset=utf-8", Array("admin endpoints: /metrics /healthz /readyz\n".utf8), head: isHead)
+        }
+    }
+
+    /// `POST /revocations?session=S&reason=funds|other&ttl=SECONDS`: the session's next request
+    /// gets 402 (funds) or 403, on this gateway and every one sharing its Redis.
+    private func revoke(_ client: Int32, query: String) {
+        var fields: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { fields[parts[0]] = parts[1] }
+        }
+        func fail(_ status: HTTPStatus, _ message: String) {
+            reply(client, status, "text/plain; charset=utf-8", Array((message + "\n").utf8), head: false)
+        }
+        guard let policy = shared.policy else {
+            return fail(.notFound, "no access policy is configured on this gateway")
+        }
+        guard let session = fields["session"], !session.isEmpty else { return fail(.badRequest, "session= is required") }
+        guard let reason = RevocationReason(fields["reason"] ?? "other") else {
+            return fail(.badRequest, "reason must be funds or other")
+        }
+        guard let ttl = Int64(fields["ttl"] ?? "86400"), ttl > 0, ttl <= 366 * 86400 else {
+            return fail(.badRequest, "ttl must be a number of seconds between 1 and 31622400")
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        do {
+            try policy.revoke(session: session, reason: reason, expiresAt: Int64(now.tv_sec) + ttl)
+            reply(client, .ok, "text/plain; charset=utf-8", Array("revoked \(session) (\(reason)) for \(ttl) s\n".utf8), head: false)
+        } catch {
+            fail(.serviceUnavailable, error.description)
         }
     }
 

@@ -31,6 +31,11 @@ enum PrometheusText {
         out += "marquee_http_request_duration_seconds_sum \(Double(sum(.latencyMicrosecondsSum)) / 1_000_000)\n"
         out += "marquee_http_request_duration_seconds_count \(sum(.latencyCount))\n"
 
+        family("marquee_policy_decisions_total", "counter", "Access-policy decisions, by check, outcome and reason.")
+        for (i, label) in PolicyCounter.labels.enumerated() {
+            out += "marquee_policy_decisions_total{check=\"\(label.check)\",outcome=\"\(label.outcome)\",reason=\"\(label.reason)\"} \(sum(LoopMetrics.policyBase + i))\n"
+        }
+
         family("marquee_connections_open", "gauge", "Client connections open now.")
         out += "marquee_connections_open \(sum(.connectionsOpen))\n"
         family("marquee_connections_accepted_total", "counter", "Client connections accepted.")

@@ -1,4 +1,5 @@
 import MarqueeHTTP
+import MarqueePolicy
 
 /// The state of one client connection, kept in a preallocated table indexed by slot.
 struct Connection {
@@ -8,6 +9,8 @@ struct Connection {
         case awaitingHead
         /// A response is being written (or waits for a pipe).
         case responding
+        /// The head is kept while a shared rate limit (Redis) decides; it is parsed again after.
+        case awaitingPolicy
         /// The final response was sent and our side shut down; the client's bytes are discarded
         /// until it closes, so it reads the response instead of a reset.
         case lingering
@@ -16,6 +19,18 @@ struct Connection {
     }
 
     var fd: Int32 = -1
+    /// The peer's address (a trusted proxy's, when one fronts the client).
+    var peer = IPAddress(high: 0, low: 0)
+    /// Where this connection is counted against its address's cap; -1 when it is not.
+    var addressSlot: Int32 = -1
+    /// The shared limiter's answer for the parked request, used once when it is parsed again.
+    var pendingVerdict: RateVerdict?
+    /// Redis could not answer for the parked request: the fail mode decides when it is parsed again.
+    var redisFailed = false
+    /// A limit to report in `RateLimit` headers on this response (rate_limits.headers: always).
+    var reportedLimit: Int16 = -1
+    var reportedRemaining: Int32 = 0
+    var reportedResetMicros: UInt64 = 0
     var generation: UInt16 = 0
     var phase = Phase.free
     var recvArmed = false
@@ -36,6 +51,8 @@ struct Connection {
     var status = HTTPStatus.ok
     var headCount: Int32 = 0
     var entry: Int32 = -1
+    /// A body built for this response (a rewritten playlist) in the loop's body pool.
+    var body: Int32 = -1
     var sendRemaining: Int64 = 0
     var bodyOffset: Int64 = 0
     var bodyEnd: Int64 = 0

@@ -31,6 +31,9 @@ struct FileCache {
         /// A read-only shared mapping of a larger file (its page-cache pages, no copy), when large
         /// files are sent rather than spliced.
         var mapping: UnsafeMutableRawPointer?
+        /// For playlists and manifests: whether any URI needs the `/t/<token>` prefix in path
+        /// placement (absolute paths): -1 unknown, 0 no (served unchanged), 1 yes.
+        var needsPathRewrite: Int8 = -1
     }
 
     enum Lookup {

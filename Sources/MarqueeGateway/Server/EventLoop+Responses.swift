@@ -3,6 +3,7 @@ import CURing
 import Glibc
 import MarqueeHTTP
 import MarqueeRing
+import MarqueeTokens
 
 extension EventLoop {
     @inline(__always) func headWriter(_ slot: Int32) -> ResponseWriter {
@@ -29,22 +30,52 @@ extension EventLoop {
 
     mutating func serveFile(_ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer) {
         let origin = head.origin.bytes(in: buffer)
-        let scratch = UnsafeMutableRawBufferPointer(start: pathScratch, count: configuration.maxPathBytes + 1)
+        // A signed path (`/t/<token>/titles/...`) or a `token` query parameter.
+        var raw = head.path.bytes(in: buffer)
+        var token = UnsafeRawBufferPointer(start: nil, count: 0)
+        var placement: URLToken.Placement?
+        if raw.count > 3 && raw[0] == UInt8(ascii: "/") && raw[1] == UInt8(ascii: "t") && raw[2] == UInt8(ascii: "/") {
+            var slash = 3
+            while slash < raw.count && raw[slash] != UInt8(ascii: "/") { slash += 1 }
+            guard slash < raw.count else {
+                respondWithError(slot, HTTPError(.forbidden, "signed path names no file after the token"), close: false, origin: origin)
+                return
+            }
+            token = UnsafeRawBufferPointer(rebasing: raw[3..<slash])
+            raw = UnsafeRawBufferPointer(rebasing: raw[slash...])
+            placement = .path
+        } else if let found = Self.queryToken(head.query.bytes(in: buffer)) {
+            token = found
+            placement = .query
+        }
+        let scratch = UnsafeMutableRawBufferPointer(start: pathScratch + 1, count: configuration.maxPathBytes + 1)
         let length: Int
-        switch RequestPath.decode(head.path.bytes(in: buffer), into: scratch, maxLength: configuration.maxPathBytes) {
+        switch RequestPath.decode(raw, into: scratch, maxLength: configuration.maxPathBytes) {
         case .refused(let error):
             respondWithError(slot, error, close: error.status == .badRequest, origin: origin)
             return
         case .relative(let decodedLength):
             length = decodedLength
         }
+        var credentials = Credentials(
+            token: token, absolutePath: UnsafeRawBufferPointer(start: pathScratch, count: length + 1),
+            relativePath: UnsafeRawBufferPointer(start: pathScratch + 1, count: length))
+        switch admit(slot, head, buffer, &credentials, origin: origin) {
+        case .proceed: break
+        case .answered, .parked: return
+        }
         let e: Int32
-        switch files.acquire(UnsafeRawBufferPointer(start: pathScratch, count: length), now: nowMilliseconds) {
+        switch files.acquire(UnsafeRawBufferPointer(start: pathScratch + 1, count: length), now: nowMilliseconds) {
         case .failed(let error):
             respondWithError(slot, error, close: false, origin: origin)
             return
         case .entry(let found):
             e = found
+        }
+        if let placement, files.entries[Int(e)].mediaType.cacheClass == .manifest,
+            serveRewrittenManifest(slot, head, buffer, entry: e, placement: placement, token: token, origin: origin)
+        {
+            return
         }
         let entry = files.entries[Int(e)]
         let etag = files.etag(e)
@@ -138,6 +169,11 @@ extension EventLoop {
         if !origin.isEmpty && writeAllowOrigin(&w, origin) && exposeHeaders {
             w.append("Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges, ETag, Date\r\n")
         }
+        if connections[Int(slot)].reportedLimit >= 0, let policy = shared.policy {
+            let c = connections[Int(slot)]
+            Self.writeRateLimitHeaders(&w, policy, limit: Int(c.reportedLimit), remaining: Int(c.reportedRemaining), resetMicros: c.reportedResetMicros)
+            connections[Int(slot)].reportedLimit = -1
+        }
         if !connections[Int(slot)].keepAlive {
             w.append("Connection: close\r\n")
         } else if connections[Int(slot)].isHTTP10 {
@@ -201,25 +237,37 @@ extension EventLoop {
         unsatisfiedLength: Int64 = -1
     ) {
         if close { connections[Int(slot)].keepAlive = false }
+        let body = UnsafeRawBufferPointer(start: error.reason.utf8Start, count: error.reason.utf8CodeUnitCount)
+        respondRefusal(slot, error.status, body: body, newline: true, origin: origin) { w in
+            switch error.status {
+            case .methodNotAllowed: w.append("Allow: GET, HEAD, OPTIONS\r\n")
+            case .rangeNotSatisfiable:
+                w.append("Content-Range: bytes */")
+                w.append(decimal: unsatisfiedLength)
+                w.appendCRLF()
+            case .serviceUnavailable: w.append("Retry-After: 1\r\n")
+            default: break
+            }
+        }
+    }
+
+    /// A refusal with a short plain-text body (at most the head buffer's room) and any extra
+    /// header lines `extra` writes.
+    mutating func respondRefusal(
+        _ slot: Int32, _ status: HTTPStatus, body: UnsafeRawBufferPointer, newline: Bool = false, origin: UnsafeRawBufferPointer,
+        extra: (inout ResponseWriter) -> Void = { _ in }
+    ) {
         var w = headWriter(slot)
-        w.append(error.status.statusLine)
+        w.append(status.statusLine)
         writeCommonHeaders(&w, slot, origin: origin, exposeHeaders: true)
         w.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ")
-        w.append(decimal: Int64(error.reason.utf8CodeUnitCount + 1))
+        w.append(decimal: Int64(body.count + (newline ? 1 : 0)))
         w.appendCRLF()
-        switch error.status {
-        case .methodNotAllowed: w.append("Allow: GET, HEAD, OPTIONS\r\n")
-        case .rangeNotSatisfiable:
-            w.append("Content-Range: bytes */")
-            w.append(decimal: unsatisfiedLength)
-            w.appendCRLF()
-        case .serviceUnavailable: w.append("Retry-After: 1\r\n")
-        default: break
-        }
+        extra(&w)
         w.appendCRLF()
-        w.append(error.reason)
-        w.append(byte: 0x0A)
-        connections[Int(slot)].status = error.status
+        w.append(body)
+        if newline { w.append(byte: 0x0A) }
+        connections[Int(slot)].status = status
         connections[Int(slot)].headCount = Int32(w.count)
         sendHead(slot, body: nil, bodyLength: 0)
     }
@@ -301,6 +349,10 @@ extension EventLoop {
         if connections[s].entry >= 0 {
             files.release(connections[s].entry)
             connections[s].entry = -1
+        }
+        if connections[s].body >= 0 {
+            bodies.give(connections[s].body)
+            connections[s].body = -1
         }
         if connections[s].pipe >= 0 {
             pipes.give(connections[s].pipe)

@@ -2,7 +2,9 @@ import CLinux
 import CURing
 import Glibc
 import MarqueeHTTP
+import MarqueePolicy
 import MarqueeRing
+import MarqueeTokens
 
 /// One event loop: a ring, a thread, and the connections the kernel gave its listener. It owns all
 /// its state (connection table, buffers, file cache) so nothing on the request path is shared,
@@ -33,7 +35,15 @@ struct EventLoop: ~Copyable {
     var inputs: ChunkPool
     var pipes: PipePool
     var files: FileCache
+    /// The decoded request path: `/` at offset 0, then the relative path the file cache takes.
     let pathScratch: UnsafeMutableRawPointer
+    /// Decoded token claims (`TokenVerifier`); the granted session id points into it.
+    let tokenScratch: UnsafeMutableRawPointer
+    /// Short refusal bodies built per request (the 451 message names the country).
+    let messageScratch: UnsafeMutableRawPointer
+    static let messageScratchBytes = 256
+    /// Bodies built per response: playlists rewritten to carry the viewer's token.
+    var bodies = BodyBufferPool()
 
     // Connections waiting for a pipe: a ring of (slot, generation), each connection in it at most once.
     let pipeQueue: UnsafeMutablePointer<UInt64>
@@ -105,7 +115,10 @@ struct EventLoop: ~Copyable {
             rootFD: rootFD, capacity: configuration.fileCacheEntries, maxPathBytes: configuration.maxPathBytes,
             memoryFileMaxBytes: configuration.memoryFileMaxBytes, mapsLargeFiles: configuration.largeFileTransfer == .send,
             revalidateMilliseconds: configuration.fileCacheRevalidateMilliseconds)
-        pathScratch = .allocate(byteCount: configuration.maxPathBytes + 1, alignment: 16)
+        pathScratch = .allocate(byteCount: configuration.maxPathBytes + 2, alignment: 16)
+        pathScratch.storeBytes(of: UInt8(ascii: "/"), as: UInt8.self)
+        tokenScratch = .allocate(byteCount: TokenVerifier.maximumTokenBytes, alignment: 16)
+        messageScratch = .allocate(byteCount: Self.messageScratchBytes, alignment: 16)
         pipeQueue = .allocate(capacity: capacity)
 
         completions = .allocate(capacity: Int(Self.completionBatch))
@@ -229,12 +242,28 @@ struct EventLoop: ~Copyable {
             refuse(fd)
             return
         }
+        var peer = IPAddress(high: 0, low: 0)
+        var addressSlot: Int32 = -1
+        if let policy = shared.policy {
+            peer = Self.peerAddress(fd)
+            if let counts = policy.connectionCounts, !policy.trustedProxies.isTrusted(peer) {
+                let (admitted, countSlot) = counts.acquire(peer)
+                guard admitted else {
+                    metrics.countPolicy(PolicyCounter.addressCapRefused)
+                    refuse(fd, tooManyFromAddress: true)
+                    return
+                }
+                addressSlot = countSlot
+            }
+        }
         freeSlotCount -= 1
         let slot = freeSlots[freeSlotCount]
         let generation = connections[Int(slot)].generation
         connections[Int(slot)] = Connection()
         connections[Int(slot)].generation = generation
         connections[Int(slot)].fd = fd
+        connections[Int(slot)].peer = peer
+        connections[Int(slot)].addressSlot = addressSlot
         connections[Int(slot)].phase = .awaitingHead
         openConnections += 1
         metrics.add(.connectionsAccepted)
@@ -243,14 +272,28 @@ struct EventLoop: ~Copyable {
         armReceive(slot)
     }
 
-    /// Over the connection limit: a short 503 and close, without taking a slot.
-    func refuse(_ fd: Int32) {
+    /// Over the connection limit (503) or the address's cap (429): a short answer and close,
+    /// without taking a slot.
+    func refuse(_ fd: Int32, tooManyFromAddress: Bool = false) {
         let message: StaticString =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, retry later\n"
+            tooManyFromAddress
+            ? "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 45\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections from your address, retry\n"
+            : "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, retry later\n"
         _ = send(fd, message.utf8Start, message.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
         shutdown(fd, Int32(SHUT_WR))
         Glibc.close(fd)
         metrics.add(.connectionsRefused)
+    }
+
+    /// The connected peer (multishot accept reports no address).
+    static func peerAddress(_ fd: Int32) -> IPAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+        }
+        guard ok else { return IPAddress(high: 0, low: 0) }
+        return withUnsafeBytes(of: &storage) { IPAddress(socketAddress: $0.baseAddress!) } ?? IPAddress(high: 0, low: 0)
     }
 
     // MARK: - Receiving
@@ -280,7 +323,7 @@ struct EventLoop: ~Copyable {
             abort(slot)
         }
         let c = connections[Int(slot)]
-        if !c.recvArmed && !c.peerClosed && (c.phase == .awaitingHead || c.phase == .responding || c.phase == .lingering) {
+        if !c.recvArmed && !c.peerClosed && (c.phase == .awaitingHead || c.phase == .responding || c.phase == .awaitingPolicy || c.phase == .lingering) {
             armReceive(slot)
         }
         finishCloseIfQuiet(slot)
@@ -297,7 +340,7 @@ struct EventLoop: ~Copyable {
             } else if appendInput(slot, bytes) {
                 processInput(slot, inputBytes(slot), fromInput: true)
             }
-        case .responding:
+        case .responding, .awaitingPolicy:
             _ = appendInput(slot, bytes)
         case .lingering, .closing, .free:
             break
@@ -355,6 +398,12 @@ struct EventLoop: ~Copyable {
                 respondWithError(slot, error, close: true)
             case .complete(let head):
                 respond(slot, to: head, in: data)
+                if connections[Int(slot)].phase == .awaitingPolicy {
+                    // Parked: keep the head and what followed it, to parse again on the answer.
+                    connections[Int(slot)].boundary.reset()
+                    if !fromInput { _ = appendInput(slot, data) }
+                    return
+                }
                 // Keep what followed the head (pipelined requests), unless this connection ends.
                 let rest = data.count - headLength
                 connections[Int(slot)].boundary.reset()
@@ -404,6 +453,8 @@ struct EventLoop: ~Copyable {
         guard c.phase == .closing, !c.recvArmed, !c.sendInFlight else { return }
         releaseInput(slot)
         if c.entry >= 0 { files.release(c.entry) }
+        if c.body >= 0 { bodies.give(c.body) }
+        if c.addressSlot >= 0 { shared.policy?.connectionCounts?.release(c.addressSlot) }
         if c.pipe >= 0 {
             // The transfer stopped part-way: what the pipe holds is unknown, so it is not reused.
             pipes.discard(c.pipe)
@@ -449,12 +500,24 @@ struct EventLoop: ~Copyable {
         io_uring_sqe_set_data64(sqe, UserData.make(.wake))
     }
 
-    /// SIGTERM: stop accepting, close idle connections, let responses in flight finish.
+    /// A wake-up: answers from the shared rate limiter, or SIGTERM (stop accepting, close idle
+    /// connections, let responses in flight finish).
     mutating func onWake() {
+        if let queue = shared.policy?.rateAnswers[id] {
+            while let answer = queue.pop() {
+                switch answer.result {
+                case .verdict(let verdict): resumeParked(slot: answer.slot, generation: answer.generation, verdict: verdict)
+                case .unavailable: resumeParked(slot: answer.slot, generation: answer.generation, verdict: nil)
+                }
+            }
+        }
+        // Parked requests still need their answers while draining.
+        let answersExpected = shared.policy?.redis != nil
         guard shared.isDraining, !draining else {
-            if !draining { armWake() }
+            if !draining || answersExpected { armWake() }
             return
         }
+        if answersExpected { armWake() }
         draining = true
         drainDeadline = nowMilliseconds + configuration.shutdownGraceMilliseconds
         if acceptArmed {
@@ -466,7 +529,7 @@ struct EventLoop: ~Copyable {
             switch connections[Int(slot)].phase {
             case .awaitingHead where connections[Int(slot)].inputCount == 0:
                 abort(slot)
-            case .awaitingHead, .responding:
+            case .awaitingHead, .responding, .awaitingPolicy:
                 connections[Int(slot)].keepAlive = false
             default:
                 break

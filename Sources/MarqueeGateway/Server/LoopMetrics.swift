@@ -33,7 +33,8 @@ struct LoopMetrics: @unchecked Sendable {
 
     static let statusBase = Counter.allCases.count
     static let latencyBase = statusBase + HTTPStatus.all.count
-    static let slotCount = latencyBase + latencyBoundsMicroseconds.count + 1
+    static let policyBase = latencyBase + latencyBoundsMicroseconds.count + 1
+    static let slotCount = policyBase + PolicyCounter.count
 
     let values: UnsafeMutablePointer<UInt64>
 
@@ -52,6 +53,11 @@ struct LoopMetrics: @unchecked Sendable {
 
     @inline(__always) func count(_ status: HTTPStatus) {
         mq_add_relaxed(values + Self.statusBase + status.counterIndex, 1)
+    }
+
+    /// Counts one access-policy decision (see `PolicyCounter`).
+    @inline(__always) func countPolicy(_ index: Int) {
+        mq_add_relaxed(values + Self.policyBase + index, 1)
     }
 
     @inline(__always) func observeLatency(microseconds: UInt64) {

@@ -54,7 +54,13 @@ public final class Server {
         } catch {
             throw StartError(description: "\(error)")
         }
-        shared = SharedState(loops: configuration.threads)
+        let policy: AccessPolicy?
+        do {
+            policy = configuration.policy.isEmpty ? nil : try AccessPolicy(configuration.policy)
+        } catch {
+            throw StartError(description: error.description)
+        }
+        shared = SharedState(loops: configuration.threads, policy: policy)
     }
 
     /// Starts the loops and blocks until a termination signal has been handled and every loop has
@@ -63,6 +69,10 @@ public final class Server {
         let termination = TerminationSignals.install()
 
         let perLoop = (configuration.maxConnections + configuration.threads - 1) / configuration.threads
+        if let policy = shared.policy {
+            policy.start(wakeFDs: shared.wakeFDs, slotsPerLoop: perLoop)
+            PolicyReloader(policy: policy).start()
+        }
         var threads: [pthread_t] = []
         for id in 0..<configuration.threads {
             let start = LoopStart(server: self, id: id, capacity: perLoop)
@@ -86,6 +96,7 @@ public final class Server {
         for fd in listenFDs { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
         shared.beginDrain()
         for thread in threads { pthread_join(thread, nil) }
+        shared.policy?.stop()
         for fd in listenFDs { close(fd) }
     }
 

@@ -62,6 +62,9 @@ public struct ServerConfiguration: Sendable {
     /// How long a browser may cache a preflight answer, in seconds.
     public var corsMaxAgeSeconds = 86400
 
+    /// Signed URLs, geo rules, rate limits, revocation (`PolicySettings`); empty serves everyone.
+    public var policy = PolicySettings()
+
     public init(root: String, listen: String, admin: String? = nil, threads: Int) {
         self.root = root
         self.listen = listen

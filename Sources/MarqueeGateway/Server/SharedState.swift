@@ -4,11 +4,14 @@ import Glibc
 /// State every loop and the main thread share: the drain flag, wake-up descriptors, counters.
 final class SharedState: @unchecked Sendable {
     let metrics: [LoopMetrics]
+    /// Token, geo, rate and revocation checks; nil when nothing is configured.
+    let policy: AccessPolicy?
     let wakeFDs: [Int32]
     private let drainFlag: UnsafeMutablePointer<UInt64>
     private let readyFlag: UnsafeMutablePointer<UInt64>
 
-    init(loops: Int) {
+    init(loops: Int, policy: AccessPolicy?) {
+        self.policy = policy
         metrics = (0..<loops).map { _ in LoopMetrics() }
         wakeFDs = (0..<loops).map { _ in eventfd(0, Int32(EFD_CLOEXEC)) }
         drainFlag = .allocate(capacity: 1)

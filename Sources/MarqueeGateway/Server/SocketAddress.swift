@@ -48,6 +48,14 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
     }
 
+    /// Connects a blocking socket of this address's family (CLI tools talking to a gateway).
+    public func connect(_ fd: Int32) -> Bool {
+        var copy = storage
+        return withUnsafePointer(to: &copy) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) == 0 }
+        }
+    }
+
     public var port: UInt16 {
         get {
             withUnsafeBytes(of: storage) { raw in

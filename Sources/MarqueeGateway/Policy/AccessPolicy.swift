@@ -1,0 +1,159 @@
+import Glibc
+import MarqueeHTTP
+import MarqueePolicy
+import MarqueeTokens
+
+/// The live access policy every loop consults before serving: token keys, trusted proxies, geo
+/// database and rules, rate limiters, revocations, the per-address connection cap. Built once at
+/// start-up from `PolicySettings`; what can change at run time (key files, the geo database,
+/// revocations) changes behind lock-free references.
+public final class AccessPolicy: @unchecked Sendable {
+    public let settings: PolicySettings
+    let tokenKeys: TokenKeyFiles?
+    let trustedProxies: TrustedProxies
+    let geo: GeoDatabaseHandle?
+    let geoPolicy: GeoPolicy?
+    let descriptors: [RateDescriptor]
+    /// The in-process limiter: the only one without Redis, the fallback with it.
+    let localLimiter: LocalRateLimiter?
+    /// `RateLimit-Policy: ...\r\n` per descriptor, written once.
+    let rateLimitPolicyLines: [[UInt8]]
+    /// The shared limiter, when `redis.url` is set; its answers reach each loop through
+    /// `rateAnswers` and a write to the loop's wake-up descriptor.
+    let redis: RedisRateLimiter?
+    private(set) var rateAnswers: [RateAnswerQueue] = []
+    private var wakeFDs: [Int32] = []
+    let revocations: RevocationList
+    /// With Redis: revocations published by any gateway (or billing) reach this one.
+    let revocationFeed: RedisRevocationFeed?
+    let redisEndpoint: RedisEndpoint?
+    let connectionCounts: AddressConnectionCounts?
+
+    public struct SetupError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(_ settings: PolicySettings) throws(SetupError) {
+        self.settings = settings
+        do {
+            tokenKeys = settings.tokenKeys.isEmpty ? nil : try TokenKeyFiles(settings.tokenKeys)
+        } catch {
+            throw SetupError(description: error.description)
+        }
+        if settings.requireToken && settings.tokenKeys.isEmpty {
+            throw SetupError(description: "tokens.required is on but no token key is configured (--token-key ID:SECRET_FILE)")
+        }
+        trustedProxies = TrustedProxies(settings.trustedProxies)
+        if let path = settings.geoDatabase {
+            do {
+                geo = try GeoDatabaseHandle(path: path, anonymousPath: settings.geoAnonymousDatabase)
+            } catch {
+                throw SetupError(description: "geo.database: \(error)")
+            }
+        } else if !settings.geoRules.isEmpty {
+            throw SetupError(description: "geo.rules need geo.database (a GeoIP2/GeoLite2 .mmdb file)")
+        } else {
+            geo = nil
+        }
+        geoPolicy =
+            settings.geoRules.isEmpty && settings.geoOverrides.isEmpty
+            ? nil : GeoPolicy(rules: settings.geoRules, overrides: settings.geoOverrides, unknownCountry: settings.geoUnknownCountry)
+        descriptors = settings.rateLimits
+        guard descriptors.count <= RateKeys.capacity else {
+            throw SetupError(description: "at most \(RateKeys.capacity) rate limits may be declared, got \(descriptors.count)")
+        }
+        localLimiter = descriptors.isEmpty ? nil : LocalRateLimiter(limits: descriptors.map(\.limit), capacity: settings.rateLimitTableSlots)
+        let revocations = RevocationList(capacity: settings.revocationSlots)
+        self.revocations = revocations
+        if let url = settings.redisURL {
+            let endpoint: RedisEndpoint
+            do {
+                endpoint = try RedisEndpoint(parsing: url)
+            } catch {
+                throw SetupError(description: "redis.url: \(error)")
+            }
+            redisEndpoint = endpoint
+            revocationFeed = RedisRevocationFeed(endpoint: endpoint, list: revocations)
+            var redisConfiguration = RedisRateLimiter.Configuration()
+            redisConfiguration.ioTimeoutMilliseconds = Int64(settings.redisTimeoutMilliseconds)
+            redisConfiguration.connectTimeoutMilliseconds = Int64(settings.redisTimeoutMilliseconds)
+            if descriptors.isEmpty {
+                redis = nil
+            } else {
+                let box = AnswerSink()
+                redis = RedisRateLimiter(endpoint: endpoint, limits: descriptors.map(\.limit), configuration: redisConfiguration) {
+                    box.policy?.deliver($0)
+                }
+                sink = box
+            }
+        } else {
+            redis = nil
+            redisEndpoint = nil
+            revocationFeed = nil
+        }
+        rateLimitPolicyLines = descriptors.map { Array("RateLimit-Policy: \($0.limit.policyHeaderValue)\r\n".utf8) }
+        connectionCounts =
+            settings.maxConnectionsPerAddress > 0
+            ? AddressConnectionCounts(limit: settings.maxConnectionsPerAddress, slots: 65_536) : nil
+    }
+
+    private var sink: AnswerSink?
+
+    /// Connects the policy to the loops: each gets an answer queue sized to its connection slots.
+    /// Starts the threads that talk to Redis.
+    func start(wakeFDs: [Int32], slotsPerLoop: Int) {
+        self.wakeFDs = wakeFDs
+        rateAnswers = wakeFDs.map { _ in RateAnswerQueue(capacity: slotsPerLoop) }
+        sink?.policy = self
+        redis?.start()
+        revocationFeed?.start()
+    }
+
+    func stop() {
+        redis?.stop()
+        revocationFeed?.stop()
+    }
+
+    /// Revokes a playback session until `expiresAt` (Unix seconds): here at once, and on every
+    /// gateway sharing the Redis, within a second. Blocking (Redis I/O): admin thread only.
+    public func revoke(session: String, reason: RevocationReason, expiresAt: Int64) throws(SetupError) {
+        guard RevocationList.isValidSessionID(session) else {
+            throw SetupError(description: "session id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        }
+        if let endpoint = redisEndpoint {
+            do {
+                try RedisRevocationFeed.publish(session, reason: reason, expiresAt: expiresAt, endpoint: endpoint)
+            } catch {
+                throw SetupError(description: "could not publish the revocation to Redis: \(error)")
+            }
+        }
+        guard revocations.revoke(session, reason: reason, expiresAt: expiresAt) else {
+            throw SetupError(description: "the revocation table is full (revocation.slots)")
+        }
+    }
+
+    /// On the limiter's thread: hand the answer to its loop and wake it.
+    private func deliver(_ answer: RedisRateAnswer) {
+        let loop = Int(answer.loop)
+        guard loop < rateAnswers.count, rateAnswers[loop].push(answer) else { return }
+        var one: UInt64 = 1
+        _ = write(wakeFDs[loop], &one, 8)
+    }
+
+    /// Reloads what changed on disk (key files, geo databases); with `force`, reloads everything
+    /// (SIGHUP). Returns lines for the log.
+    public func reload(force: Bool) -> [String] {
+        var messages: [String] = []
+        if let message = tokenKeys?.reloadIfChanged(force: force) { messages.append(message) }
+        if let geo {
+            let report = geo.reloadIfChanged()
+            messages.append(contentsOf: report.messages)
+        }
+        return messages
+    }
+}
+
+/// Lets the limiter's answer callback, created before the policy finishes initialising, reach it.
+private final class AnswerSink: @unchecked Sendable {
+    weak var policy: AccessPolicy?
+}

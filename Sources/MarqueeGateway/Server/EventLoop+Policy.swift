@@ -1,0 +1,248 @@
+import CLinux
+import Glibc
+import MarqueeHTTP
+import MarqueePolicy
+import MarqueeTokens
+
+/// The access policy on the request path, in the order that refuses cheapest and most certain
+/// first: token (403/410), revocation (402/403), geo (451), rate limits (429). Nothing here
+/// allocates, locks or does I/O; a shared (Redis) limit parks the request and resumes it when the
+/// limiter's thread answers.
+extension EventLoop {
+    enum Admission {
+        case proceed
+        /// A refusal was sent.
+        case answered
+        /// Waiting for the shared rate limiter; the head is kept and parsed again on its answer.
+        case parked
+    }
+
+    /// What the request presented, located once by `serveFile`.
+    struct Credentials {
+        var token: UnsafeRawBufferPointer
+        /// The decoded path with its leading slash, and without it (as files are looked up).
+        var absolutePath: UnsafeRawBufferPointer
+        var relativePath: UnsafeRawBufferPointer
+        /// The session the token names (in the loop's token scratch), empty when none.
+        var session = UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    /// The `token` parameter of a query, as sent (never percent-decoded: another spelling is
+    /// another token, and is refused).
+    static func queryToken(_ query: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        var i = 0
+        let n = query.count
+        while i < n {
+            var end = i
+            while end < n && query[end] != UInt8(ascii: "&") { end += 1 }
+            if end - i >= 6 && query[i] == UInt8(ascii: "t") && query[i + 1] == UInt8(ascii: "o") && query[i + 2] == UInt8(ascii: "k")
+                && query[i + 3] == UInt8(ascii: "e") && query[i + 4] == UInt8(ascii: "n") && query[i + 5] == UInt8(ascii: "=")
+            {
+                return UnsafeRawBufferPointer(rebasing: query[(i + 6)..<end])
+            }
+            i = end + 1
+        }
+        return nil
+    }
+
+    mutating func admit(
+        _ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer, _ credentials: inout Credentials,
+        origin: UnsafeRawBufferPointer
+    ) -> Admission {
+        guard let policy = shared.policy else { return .proceed }
+        let s = Int(slot)
+        var client = connections[s].peer
+        if !policy.trustedProxies.blocks.isEmpty {
+            client = policy.trustedProxies.clientAddress(
+                peer: client, forwardedFor: head.forwardedFor.bytes(in: buffer), forwarded: head.forwarded.bytes(in: buffer))
+        }
+
+        // Signed URL
+        if let keys = policy.tokenKeys {
+            if credentials.token.isEmpty {
+                if policy.settings.requireToken {
+                    metrics.countPolicy(PolicyCounter.tokenRefused(.missing))
+                    respondWithError(slot, HTTPError(.forbidden, TokenRefusal.missing.reason), close: false, origin: origin)
+                    return .answered
+                }
+            } else {
+                let scratch = tokenScratch
+                let token = credentials.token
+                let path = credentials.relativePath
+                let now = dateSecond
+                let check = keys.ring.withCurrent {
+                    TokenVerifier.verify(token, path: path, client: client, nowSeconds: now, keys: $0, scratch: scratch)
+                }
+                switch check {
+                case .granted(let start, let count):
+                    metrics.countPolicy(PolicyCounter.tokenGranted)
+                    credentials.session = UnsafeRawBufferPointer(start: scratch + start, count: count)
+                case .refused(let refusal):
+                    metrics.countPolicy(PolicyCounter.tokenRefused(refusal))
+                    respondWithError(slot, HTTPError(refusal.isExpiry ? .gone : .forbidden, refusal.reason), close: false, origin: origin)
+                    return .answered
+                }
+            }
+        }
+
+        // Revoked sessions
+        if !credentials.session.isEmpty, let reason = policy.revocations.isRevoked(credentials.session, nowSeconds: dateSecond) {
+            if reason == .funds {
+                metrics.countPolicy(PolicyCounter.revokedFunds)
+                respondWithError(slot, HTTPError(.paymentRequired, "playback session ended: payment required"), close: false, origin: origin)
+            } else {
+                metrics.countPolicy(PolicyCounter.revokedOther)
+                respondWithError(slot, HTTPError(.forbidden, "playback session revoked"), close: false, origin: origin)
+            }
+            return .answered
+        }
+
+        // Geo
+        if let geoPolicy = policy.geoPolicy {
+            let path = credentials.absolutePath
+            let decision: GeoDecision
+            if let geo = policy.geo {
+                decision = geo.withDatabases { geoPolicy.evaluate(path: path, client: client, database: $0, anonymousDatabase: $1) }
+            } else {
+                decision = geoPolicy.evaluate(path: path, client: client, database: nil, anonymousDatabase: nil)
+            }
+            switch decision {
+            case .allowed:
+                metrics.countPolicy(PolicyCounter.geoAllowed)
+            case .denied(let denial):
+                metrics.countPolicy(PolicyCounter.geoDenied(denial.reason))
+                let length = denial.writeMessage(into: messageScratch, capacity: Self.messageScratchBytes - 1)
+                messageScratch.storeBytes(of: 0x0A, toByteOffset: length, as: UInt8.self)
+                respondRefusal(
+                    slot, .unavailableForLegalReasons, body: UnsafeRawBufferPointer(start: messageScratch, count: length + 1),
+                    origin: origin)
+                return .answered
+            }
+        }
+
+        // Rate limits
+        if !policy.descriptors.isEmpty {
+            return admitRate(slot, policy, client: client, credentials, origin: origin)
+        }
+        return .proceed
+    }
+
+    // MARK: - Rate limits
+
+    mutating func admitRate(_ slot: Int32, _ policy: AccessPolicy, client: IPAddress, _ credentials: Credentials, origin: UnsafeRawBufferPointer)
+        -> Admission
+    {
+        let s = Int(slot)
+        var keys = RateKeys()
+        for i in 0..<policy.descriptors.count {
+            let descriptor = policy.descriptors[i]
+            guard descriptor.route == .any || descriptor.route == .media else { continue }
+            let hash: UInt64
+            switch descriptor.key {
+            case .client:
+                hash = StableHash.hash64(client)
+            case .session:
+                // The session the token names; a token without one is its own session.
+                if !credentials.session.isEmpty {
+                    hash = StableHash.hash64(credentials.session)
+                } else if !credentials.token.isEmpty {
+                    hash = StableHash.hash64(credentials.token)
+                } else {
+                    continue
+                }
+            case .route:
+                hash = StableHash.mix(1)  // the media route class as a whole
+            }
+            keys.append(RateKey(limitIndex: UInt8(i), keyHash: hash))
+        }
+        guard !keys.isEmpty else { return .proceed }
+
+        let verdict: RateVerdict
+        if let pending = connections[s].pendingVerdict {
+            // The shared limiter answered for this request while it was parked.
+            connections[s].pendingVerdict = nil
+            verdict = pending
+        } else if connections[s].redisFailed {
+            connections[s].redisFailed = false
+            verdict = fallbackVerdict(policy, keys)
+        } else if let redis = policy.redis, redis.isAvailable {
+            let request = RedisRateRequest(loop: UInt16(id), slot: slot, generation: connections[s].generation, keys: keys)
+            if redis.submit(request) {
+                connections[s].phase = .awaitingPolicy
+                startTimer(slot, .send)
+                return .parked
+            }
+            verdict = fallbackVerdict(policy, keys)
+        } else if policy.redis != nil {
+            verdict = fallbackVerdict(policy, keys)
+        } else {
+            verdict = policy.localLimiter!.check(keys, now: nowNanoseconds / 1000)
+        }
+        return apply(verdict, slot, policy, origin: origin)
+    }
+
+    /// What the limits decide while Redis cannot: `redis.fail_mode`.
+    func fallbackVerdict(_ policy: AccessPolicy, _ keys: RateKeys) -> RateVerdict {
+        metrics.countPolicy(PolicyCounter.rateRedisUnavailable)
+        switch policy.settings.redisFailMode {
+        case .local: return policy.localLimiter!.check(keys, now: nowNanoseconds / 1000)
+        case .open: return .allowed(limitIndex: keys[0].limitIndex, remaining: 0, resetMicros: 0)
+        case .closed: return .limited(limitIndex: keys[0].limitIndex, retryAfterMicros: 1_000_000)
+        }
+    }
+
+    mutating func apply(_ verdict: RateVerdict, _ slot: Int32, _ policy: AccessPolicy, origin: UnsafeRawBufferPointer) -> Admission {
+        switch verdict {
+        case .allowed(let index, let remaining, let reset):
+            metrics.countPolicy(PolicyCounter.rateAllowed)
+            if policy.settings.rateLimitHeaders == .always {
+                connections[Int(slot)].reportedLimit = Int16(index)
+                connections[Int(slot)].reportedRemaining = Int32(clamping: remaining)
+                connections[Int(slot)].reportedResetMicros = reset
+            }
+            return .proceed
+        case .limited(let index, let retryAfter):
+            metrics.countPolicy(PolicyCounter.rateLimited)
+            respondRefusal(slot, .tooManyRequests, body: Self.staticBody("rate limit exceeded; retry later\n"), origin: origin) { w in
+                w.append("Retry-After: ")
+                w.append(decimal: Int64(max(1, RateLimit.seconds(roundingUp: retryAfter))))
+                w.appendCRLF()
+                Self.writeRateLimitHeaders(&w, policy, limit: Int(index), remaining: 0, resetMicros: retryAfter)
+            }
+            return .answered
+        }
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) for one limit.
+    static func writeRateLimitHeaders(_ w: inout ResponseWriter, _ policy: AccessPolicy, limit index: Int, remaining: Int, resetMicros: UInt64) {
+        policy.rateLimitPolicyLines[index].withUnsafeBytes { w.append($0) }
+        w.append("RateLimit: ")
+        let written = policy.descriptors[index].limit.writeHeaderValue(
+            remaining: remaining, resetMicros: resetMicros,
+            into: UnsafeMutableRawBufferPointer(start: w.base + w.count, count: max(0, w.capacity - w.count - 2)))
+        w.count += written
+        w.appendCRLF()
+    }
+
+    static func staticBody(_ text: StaticString) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    // MARK: - Parked requests
+
+    /// The shared limiter answered for `slot`: parse the kept head again with the verdict in hand.
+    mutating func resumeParked(slot: Int32, generation: UInt16, verdict: RateVerdict?) {
+        let s = Int(slot)
+        guard slot >= 0, s < capacity, connections[s].generation == generation, connections[s].phase == .awaitingPolicy else { return }
+        stopTimer(slot)
+        connections[s].phase = .awaitingHead
+        if let verdict {
+            connections[s].pendingVerdict = verdict
+        } else {
+            // Redis could not answer: the fail mode decides, with the keys rebuilt by the new parse.
+            connections[s].redisFailed = true
+        }
+        startTimer(slot, .header)
+        processInput(slot, inputBytes(slot), fromInput: true)
+    }
+}

@@ -1,0 +1,17 @@
+/// What a limiter decided for one request: a plain enum of integers, so returning it never
+/// allocates and it crosses threads (Redis answers) by value.
+public enum RateVerdict: Sendable, Hashable {
+    /// Every key passed. `limitIndex` is the tightest key's limit (fewest remaining), whose
+    /// `remaining` and `resetMicros` (a duration from now until that key is back to a full burst)
+    /// feed the `RateLimit` header.
+    case allowed(limitIndex: UInt8, remaining: Int, resetMicros: UInt64)
+    /// At least one key refused and nothing was charged. `limitIndex` is the refusing limit that
+    /// frees up last; the request would pass after `retryAfterMicros` (`Retry-After`, rounded up).
+    case limited(limitIndex: UInt8, retryAfterMicros: UInt64)
+
+    /// True for `.allowed`.
+    public var isAllowed: Bool {
+        if case .allowed = self { return true }
+        return false
+    }
+}

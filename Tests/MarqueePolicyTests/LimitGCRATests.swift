@@ -1,0 +1,130 @@
+import Testing
+@testable import MarqueePolicy
+
+@Suite("GCRA arithmetic and RateLimit headers")
+struct LimitGCRATests {
+    // 10 per second, burst 10: T = 100 ms, τ = 1 s.
+    let tenPerSecond = RateLimit(name: "api", limit: 10, periodMilliseconds: 1000)
+
+    @Test("constants: T = period / limit, τ = T × burst")
+    func constants() {
+        #expect(tenPerSecond.emissionIntervalMicros == 100_000)
+        #expect(tenPerSecond.toleranceMicros == 1_000_000)
+        let bursty = RateLimit(name: "b", limit: 60, periodMilliseconds: 60_000, burst: 5)
+        #expect(bursty.emissionIntervalMicros == 1_000_000)
+        #expect(bursty.toleranceMicros == 5_000_000)
+        let odd = RateLimit(name: "odd", limit: 3, periodMilliseconds: 1000)
+        #expect(odd.emissionIntervalMicros == 333_333)
+    }
+
+    @Test("burst from idle, then refusal with retry-after T")
+    func burst() {
+        let p = tenPerSecond.parameters
+        let now: UInt64 = 5_000_000
+        var tat: UInt64 = 0
+        for k in 1...10 {
+            guard case .allow(let newTAT, let remaining, let reset) = p.evaluate(tat: tat, now: now) else {
+                Issue.record("request \(k) refused")
+                return
+            }
+            #expect(remaining == 10 - k)
+            #expect(reset == UInt64(k) * 100_000)
+            tat = newTAT
+        }
+        #expect(p.evaluate(tat: tat, now: now) == .refuse(retryAfterMicros: 100_000))
+        // 40 ms later: 60 ms to go.
+        #expect(p.evaluate(tat: tat, now: now + 40_000) == .refuse(retryAfterMicros: 60_000))
+        // Exactly T later: one passes, with nothing left.
+        guard case .allow(_, let remaining, let reset) = p.evaluate(tat: tat, now: now + 100_000) else {
+            Issue.record("refused after retry-after")
+            return
+        }
+        #expect(remaining == 0)
+        #expect(reset == 1_000_000)
+    }
+
+    @Test("steady rate at exactly T always passes; slightly faster eventually refuses")
+    func steady() {
+        let p = tenPerSecond.parameters
+        var tat: UInt64 = 0
+        var now: UInt64 = 1_000_000
+        for _ in 0..<1000 {
+            guard case .allow(let newTAT, let remaining, _) = p.evaluate(tat: tat, now: now) else {
+                Issue.record("steady request refused")
+                return
+            }
+            #expect(remaining == 9)
+            tat = newTAT
+            now += 100_000
+        }
+        // 99 ms apart: each request eats 1 ms of tolerance; 1 s of tolerance lasts ~1000 requests.
+        var passed = 0
+        for _ in 0..<2000 {
+            if case .allow(let newTAT, _, _) = p.evaluate(tat: tat, now: now) {
+                tat = newTAT
+                passed += 1
+            }
+            now += 99_000
+        }
+        #expect(passed < 2000)
+    }
+
+    @Test("idle key resets: a TAT in the past counts as now")
+    func reset() {
+        let p = tenPerSecond.parameters
+        #expect(p.evaluate(tat: 10, now: 1_000_000) == p.evaluate(tat: 0, now: 1_000_000))
+        guard case .allow(_, let remaining, _) = p.evaluate(tat: 500_000, now: 2_000_000) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(remaining == 9)
+    }
+
+    @Test("burst smaller than limit")
+    func smallBurst() {
+        let limit = RateLimit(name: "s", limit: 10, periodMilliseconds: 1000, burst: 2)
+        let p = limit.parameters
+        var tat: UInt64 = 0
+        let now: UInt64 = 100
+        for expected in [1, 0] {
+            guard case .allow(let newTAT, let remaining, _) = p.evaluate(tat: tat, now: now) else {
+                Issue.record("refused")
+                return
+            }
+            #expect(remaining == expected)
+            tat = newTAT
+        }
+        #expect(p.evaluate(tat: tat, now: now) == .refuse(retryAfterMicros: 100_000))
+    }
+
+    @Test("headers follow draft-ietf-httpapi-ratelimit-headers structured fields")
+    func headers() {
+        #expect(tenPerSecond.policyHeaderValue == "\"api\";q=10;w=1")
+        let perMinute = RateLimit(name: "per-minute", limit: 600, periodMilliseconds: 60_000)
+        #expect(perMinute.policyHeaderValue == "\"per-minute\";q=600;w=60")
+        #expect(perMinute.headerValue(remaining: 5, resetMicros: 1_500_000) == "\"per-minute\";r=5;t=2")
+        #expect(perMinute.headerValue(remaining: 0, resetMicros: 0) == "\"per-minute\";r=0;t=0")
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { perMinute.writeHeaderValue(remaining: 123, resetMicros: 60_000_000, into: $0) }
+        #expect(String(decoding: buffer[0..<n], as: UTF8.self) == "\"per-minute\";r=123;t=60")
+        var small = [UInt8](repeating: 0, count: 8)
+        #expect(small.withUnsafeMutableBytes { perMinute.writeHeaderValue(remaining: 1, resetMicros: 1, into: $0) } == 0)
+        // Names that could break the sf-string or a Redis key are cleaned.
+        #expect(RateLimit(name: "a \"b\"\\c", limit: 1, periodMilliseconds: 1500).policyHeaderValue == "\"abc\";q=1;w=2")
+        #expect(RateLimit(name: "", limit: 0, periodMilliseconds: 0).name == "default")
+    }
+
+    @Test("RateKeys holds four keys inline and refuses a fifth")
+    func rateKeys() {
+        var keys = RateKeys()
+        for i in 0..<4 {
+            let added = keys.append(limitIndex: UInt8(i), keyHash: UInt64(i + 100))
+            #expect(added)
+        }
+        let fifth = keys.append(limitIndex: 9, keyHash: 9)
+        #expect(!fifth)
+        #expect(keys.count == 4)
+        #expect(keys.map(\.keyHash) == [100, 101, 102, 103])
+        #expect(RateKeys(RateKey(limitIndex: 1, keyHash: 2)).count == 1)
+    }
+}

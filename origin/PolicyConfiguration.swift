@@ -1,0 +1,173 @@
+import Configuration
+import MarqueeGateway
+import MarqueeHTTP
+import MarqueePolicy
+
+/// Reads the access policy keys (`tokens.*`, `client.*`, `geo.*`, `rate_limits.*`, `redis.*`,
+/// `revocation.*`). Lists of rules are one line each, a small grammar an operator can read:
+///
+///     rate_limits.limits:   "NAME key=client|session|route route=media|api|any rate=N/PERIOD [burst=N]"
+///     geo.rules:            "/titles/x/ allow=US,CA [deny_anonymous]"   or   "/titles/y/ deny=FR"
+///     geo.overrides:        "203.0.113.0/24 allow"   "198.51.100.0/24 deny"   "192.0.2.0/24 country=FR"
+enum PolicyConfiguration {
+    typealias InvalidSetting = OriginConfiguration.InvalidSetting
+
+    static func load(_ config: ConfigReader, tokenKeys: [String], requireToken: Bool?) throws -> PolicySettings {
+        var p = PolicySettings()
+        let keys = tokenKeys + (try config.stringArray(forKey: "tokens.keys", default: [])).filter { !$0.isEmpty }
+        p.tokenKeys = try keys.map { text in
+            do { return try TokenKeyFiles.KeyFile(parsing: text) } catch { throw InvalidSetting(description: "tokens.keys: \(error)") }
+        }
+        p.requireToken = requireToken ?? config.bool(forKey: "tokens.required", default: false)
+
+        p.trustedProxies = try config.stringArray(forKey: "client.trusted_proxies", default: []).map { text in
+            guard let block = CIDR(text) else { throw InvalidSetting(description: "client.trusted_proxies: \"\(text)\" is not an address or CIDR block") }
+            return block
+        }
+
+        let database = config.string(forKey: "geo.database", default: "")
+        p.geoDatabase = database.isEmpty ? nil : database
+        let anonymous = config.string(forKey: "geo.anonymous_database", default: "")
+        p.geoAnonymousDatabase = anonymous.isEmpty ? nil : anonymous
+        switch config.string(forKey: "geo.unknown_country", default: "allow") {
+        case "allow": p.geoUnknownCountry = .allow
+        case "deny": p.geoUnknownCountry = .deny
+        case let other: throw InvalidSetting(description: "geo.unknown_country must be \"allow\" or \"deny\", got \"\(other)\"")
+        }
+        p.geoRules = try config.stringArray(forKey: "geo.rules", default: []).map(geoRule)
+        p.geoOverrides = try config.stringArray(forKey: "geo.overrides", default: []).map(geoOverride)
+
+        p.rateLimits = try config.stringArray(forKey: "rate_limits.limits", default: []).map(rateDescriptor)
+        let names = p.rateLimits.map(\.limit.name)
+        if Set(names).count != names.count { throw InvalidSetting(description: "rate_limits.limits: names must be unique") }
+        p.rateLimitTableSlots = config.int(forKey: "rate_limits.table_slots", default: p.rateLimitTableSlots)
+        guard p.rateLimitTableSlots >= 16, p.rateLimitTableSlots <= 1 << 26 else {
+            throw InvalidSetting(description: "rate_limits.table_slots must be between 16 and 67108864")
+        }
+        let headers = config.string(forKey: "rate_limits.headers", default: p.rateLimitHeaders.rawValue)
+        guard let headerMode = PolicySettings.RateLimitHeaders(rawValue: headers) else {
+            throw InvalidSetting(description: "rate_limits.headers must be \"limited\" or \"always\", got \"\(headers)\"")
+        }
+        p.rateLimitHeaders = headerMode
+        p.maxConnectionsPerAddress = config.int(forKey: "rate_limits.max_connections_per_address", default: 0)
+        guard p.maxConnectionsPerAddress >= 0 else { throw InvalidSetting(description: "rate_limits.max_connections_per_address must not be negative") }
+
+        let redis = config.string(forKey: "redis.url", default: "")
+        p.redisURL = redis.isEmpty ? nil : redis
+        p.redisTimeoutMilliseconds = config.int(forKey: "redis.timeout_ms", default: p.redisTimeoutMilliseconds)
+        guard p.redisTimeoutMilliseconds > 0 else { throw InvalidSetting(description: "redis.timeout_ms must be positive") }
+        let failMode = config.string(forKey: "redis.fail_mode", default: p.redisFailMode.rawValue)
+        guard let mode = PolicySettings.RedisFailMode(rawValue: failMode) else {
+            throw InvalidSetting(description: "redis.fail_mode must be \"local\", \"open\" or \"closed\", got \"\(failMode)\"")
+        }
+        p.redisFailMode = mode
+        p.revocationSlots = config.int(forKey: "revocation.slots", default: p.revocationSlots)
+        guard p.revocationSlots >= 16 else { throw InvalidSetting(description: "revocation.slots must be at least 16") }
+        return p
+    }
+
+    /// `NAME key=client route=media rate=100/1s burst=200`
+    static func rateDescriptor(_ line: String) throws -> RateDescriptor {
+        func fail(_ why: String) -> InvalidSetting { InvalidSetting(description: "rate_limits.limits: \"\(line)\": \(why)") }
+        let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard let name = words.first, !name.contains("="), name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") }) else {
+            throw fail("must start with a name (printable, no quotes)")
+        }
+        var key: RateDescriptor.Key?
+        var route = RateDescriptor.Route.any
+        var rate: (Int, Int64)?
+        var burst: Int?
+        for word in words.dropFirst() {
+            let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw fail("\"\(word)\" is not name=value") }
+            switch parts[0] {
+            case "key":
+                guard let k = RateDescriptor.Key(rawValue: parts[1]) else { throw fail("key must be client, session or route") }
+                key = k
+            case "route":
+                guard let r = RateDescriptor.Route(rawValue: parts[1]) else { throw fail("route must be media, api or any") }
+                route = r
+            case "rate":
+                guard let parsed = parseRate(parts[1]) else { throw fail("rate must look like 100/1s, 20/500ms or 1000/1m") }
+                rate = parsed
+            case "burst":
+                guard let b = Int(parts[1]), b > 0 else { throw fail("burst must be a positive integer") }
+                burst = b
+            default:
+                throw fail("unknown setting \"\(parts[0])\" (key, route, rate, burst)")
+            }
+        }
+        guard let key else { throw fail("key= is required") }
+        guard let (limit, period) = rate else { throw fail("rate= is required") }
+        return RateDescriptor(limit: RateLimit(name: name, limit: limit, periodMilliseconds: period, burst: burst), key: key, route: route)
+    }
+
+    /// `100/1s` → (100, 1000 ms).
+    static func parseRate(_ text: String) -> (Int, Int64)? {
+        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let count = Int(parts[0]), count > 0 else { return nil }
+        var unit = parts[1]
+        var multiplier: Int64
+        if unit.hasSuffix("ms") {
+            multiplier = 1
+            unit.removeLast(2)
+        } else if unit.hasSuffix("s") {
+            multiplier = 1000
+            unit.removeLast()
+        } else if unit.hasSuffix("m") {
+            multiplier = 60_000
+            unit.removeLast()
+        } else if unit.hasSuffix("h") {
+            multiplier = 3_600_000
+            unit.removeLast()
+        } else {
+            return nil
+        }
+        let amount = unit.isEmpty ? 1 : Int64(unit)
+        guard let amount, amount > 0 else { return nil }
+        multiplier *= amount
+        return (count, multiplier)
+    }
+
+    /// `/titles/x/ allow=US,CA deny_anonymous`
+    static func geoRule(_ line: String) throws -> GeoRule {
+        func fail(_ why: String) -> InvalidSetting { InvalidSetting(description: "geo.rules: \"\(line)\": \(why)") }
+        let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard let prefix = words.first, prefix.hasPrefix("/") else { throw fail("must start with a path prefix such as /titles/x/") }
+        var mode: GeoRule.Mode?
+        var denyAnonymous = false
+        for word in words.dropFirst() {
+            if word == "deny_anonymous" {
+                denyAnonymous = true
+                continue
+            }
+            let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0] == "allow" || parts[0] == "deny" else {
+                throw fail("\"\(word)\" should be allow=CC,CC, deny=CC,CC or deny_anonymous")
+            }
+            guard mode == nil else { throw fail("give either allow= or deny=, once") }
+            let codes = try parts[1].split(separator: ",").map { code in
+                guard let c = CountryCode(String(code)) else { throw fail("\"\(code)\" is not a two-letter country code") }
+                return c
+            }
+            mode = parts[0] == "allow" ? .allow(codes) : .deny(codes)
+        }
+        return GeoRule(pathPrefix: prefix, mode: mode ?? .deny([]), denyAnonymous: denyAnonymous)
+    }
+
+    /// `203.0.113.0/24 allow|deny|country=FR`
+    static func geoOverride(_ line: String) throws -> GeoOverride {
+        func fail(_ why: String) -> InvalidSetting { InvalidSetting(description: "geo.overrides: \"\(line)\": \(why)") }
+        let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard words.count == 2, let block = CIDR(words[0]) else { throw fail("must be \"<address or CIDR> allow|deny|country=CC\"") }
+        switch words[1] {
+        case "allow": return GeoOverride(block: block, action: .allow)
+        case "deny": return GeoOverride(block: block, action: .deny)
+        default:
+            guard words[1].hasPrefix("country="), let code = CountryCode(String(words[1].dropFirst(8))) else {
+                throw fail("the action must be allow, deny or country=CC")
+            }
+            return GeoOverride(block: block, action: .country(code))
+        }
+    }
+}
