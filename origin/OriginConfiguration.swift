@@ -17,11 +17,14 @@ public enum OriginConfiguration {
         /// `ID:SECRET_FILE`, repeatable; added to `tokens.keys`.
         public var tokenKeys: [String] = []
         public var requireToken: Bool?
+        /// A folder of `<ID>.key` files (`tokens.key_directory`).
+        public var tokenKeyDirectory: String?
 
         public init(
             root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil,
-            tokenKeys: [String] = [], requireToken: Bool? = nil
+            tokenKeys: [String] = [], tokenKeyDirectory: String? = nil, requireToken: Bool? = nil
         ) {
+            self.tokenKeyDirectory = tokenKeyDirectory
             self.tokenKeys = tokenKeys
             self.requireToken = requireToken
             self.root = root
@@ -100,7 +103,8 @@ public enum OriginConfiguration {
         guard c.memoryFileMaxBytes >= 0, c.fileCacheRevalidateMilliseconds >= 0, c.corsMaxAgeSeconds >= 0 else {
             throw InvalidSetting(description: "files.memory_max_bytes, files.revalidate_ms and cors.max_age_seconds must not be negative")
         }
-        c.policy = try PolicyConfiguration.load(config, tokenKeys: flags.tokenKeys, requireToken: flags.requireToken)
+        c.policy = try PolicyConfiguration.load(
+            config, tokenKeys: flags.tokenKeys, tokenKeyDirectory: flags.tokenKeyDirectory, requireToken: flags.requireToken)
         return c
     }
 

@@ -12,12 +12,14 @@ import MarqueePolicy
 enum PolicyConfiguration {
     typealias InvalidSetting = OriginConfiguration.InvalidSetting
 
-    static func load(_ config: ConfigReader, tokenKeys: [String], requireToken: Bool?) throws -> PolicySettings {
+    static func load(_ config: ConfigReader, tokenKeys: [String], tokenKeyDirectory: String?, requireToken: Bool?) throws -> PolicySettings {
         var p = PolicySettings()
         let keys = tokenKeys + (try config.stringArray(forKey: "tokens.keys", default: [])).filter { !$0.isEmpty }
         p.tokenKeys = try keys.map { text in
             do { return try TokenKeyFiles.KeyFile(parsing: text) } catch { throw InvalidSetting(description: "tokens.keys: \(error)") }
         }
+        let directory = tokenKeyDirectory ?? config.string(forKey: "tokens.key_directory", default: "")
+        p.tokenKeyDirectory = directory.isEmpty ? nil : directory
         p.requireToken = requireToken ?? config.bool(forKey: "tokens.required", default: false)
 
         p.trustedProxies = try config.stringArray(forKey: "client.trusted_proxies", default: []).map { text in

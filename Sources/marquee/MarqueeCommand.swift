@@ -32,12 +32,15 @@ struct OriginCommand: AsyncParsableCommand {
     @Option(name: .customLong("token-key"), help: "A URL token key, ID:SECRET_FILE (repeatable; tokens.keys).")
     var tokenKeys: [String] = []
 
+    @Option(name: .customLong("token-key-dir"), help: "A folder of <ID>.key files, re-read on change or SIGHUP (tokens.key_directory).")
+    var tokenKeyDirectory: String?
+
     @Flag(name: .customLong("require-token"), help: "Refuse requests without a valid signed URL (tokens.required).")
     var requireToken = false
 
     func run() async throws {
         let flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads, tokenKeys: tokenKeys,
-            requireToken: requireToken ? true : nil)
+            tokenKeyDirectory: tokenKeyDirectory, requireToken: requireToken ? true : nil)
         let configuration: ServerConfiguration
         do {
             configuration = try await OriginConfiguration.load(flags)

@@ -27,6 +27,9 @@ struct SignCommand: ParsableCommand {
     @Option(help: "Seconds the URL stays valid.")
     var ttl: Int64 = 3600
 
+    @Option(help: "Absolute expiry as a Unix time (instead of --ttl).")
+    var expires: Int64?
+
     @Option(name: .customLong("not-before"), help: "Unix time before which the URL is refused (default: none).")
     var notBefore: Int64?
 
@@ -64,7 +67,7 @@ struct SignCommand: ParsableCommand {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let claims = TokenClaims(
-            keyID: keyID, expires: Int64(now.tv_sec) + ttl, notBefore: notBefore, scope: scope ?? folder, session: session, client: client)
+            keyID: keyID, expires: expires ?? (Int64(now.tv_sec) + ttl), notBefore: notBefore, scope: scope ?? folder, session: session, client: client)
         let token: String
         do {
             token = try URLToken.mint(claims, keys: try TokenKeyRing([(keyID, secret)]))

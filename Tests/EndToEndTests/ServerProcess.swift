@@ -100,7 +100,7 @@ final class ServerProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - environment: `MARQUEE_*` overrides; the test runner's own `MARQUEE_*` variables are dropped.
     init(
-        root: URL, threads: Int = 2, environment: [String: String] = [:], configFile: URL? = nil,
+        root: URL, threads: Int = 2, environment: [String: String] = [:], configFile: URL? = nil, arguments extra: [String] = [],
         readyTimeout: Duration = .seconds(20)
     ) throws {
         self.root = root
@@ -111,7 +111,7 @@ final class ServerProcess: @unchecked Sendable {
             "origin", "--root", root.path, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "\(threads)",
         ]
         if let configFile { arguments += ["--config", configFile.path] }
-        process.arguments = arguments
+        process.arguments = arguments + extra
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MARQUEE_") }
         env.merge(environment) { $1 }
         process.environment = env

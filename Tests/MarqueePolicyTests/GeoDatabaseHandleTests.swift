@@ -31,6 +31,10 @@ struct GeoDatabaseHandleTests {
         #expect(!report.didReload && report.messages.isEmpty)
         #expect(handle.current === first)
         #expect(handle.anonymous == nil)
+        // SIGHUP: reopen even though nothing changed.
+        #expect(handle.reloadIfChanged(force: true).database == .reloaded)
+        #expect(handle.current !== first)
+        #expect(handle.current.lookup(Self.address).country == CountryCode("FR"))
     }
 
     @Test func renamedReplacementIsPickedUpAndTheOldOneStaysUsable() throws {

@@ -36,11 +36,12 @@ public final class AccessPolicy: @unchecked Sendable {
     public init(_ settings: PolicySettings) throws(SetupError) {
         self.settings = settings
         do {
-            tokenKeys = settings.tokenKeys.isEmpty ? nil : try TokenKeyFiles(settings.tokenKeys)
+            let none = settings.tokenKeys.isEmpty && settings.tokenKeyDirectory == nil
+            tokenKeys = none ? nil : try TokenKeyFiles(settings.tokenKeys, directory: settings.tokenKeyDirectory)
         } catch {
             throw SetupError(description: error.description)
         }
-        if settings.requireToken && settings.tokenKeys.isEmpty {
+        if settings.requireToken && tokenKeys == nil {
             throw SetupError(description: "tokens.required is on but no token key is configured (--token-key ID:SECRET_FILE)")
         }
         trustedProxies = TrustedProxies(settings.trustedProxies)

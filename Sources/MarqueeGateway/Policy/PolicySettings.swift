@@ -7,6 +7,8 @@ import MarqueePolicy
 public struct PolicySettings: Sendable {
     // Signed URLs
     public var tokenKeys: [TokenKeyFiles.KeyFile] = []
+    /// A folder of `<ID>.key` files, re-read when it changes (rotation without restarts).
+    public var tokenKeyDirectory: String?
     /// Refuse requests without a valid token (403). Without it, a token is still checked when sent.
     public var requireToken = false
 
@@ -56,7 +58,7 @@ public struct PolicySettings: Sendable {
     }
 
     public var isEmpty: Bool {
-        tokenKeys.isEmpty && !requireToken && geoDatabase == nil && geoRules.isEmpty && geoOverrides.isEmpty && rateLimits.isEmpty
+        tokenKeys.isEmpty && tokenKeyDirectory == nil && !requireToken && geoDatabase == nil && geoRules.isEmpty && geoOverrides.isEmpty && rateLimits.isEmpty
             && redisURL == nil && maxConnectionsPerAddress == 0
     }
 }

@@ -2,9 +2,11 @@ import CLinux
 import Glibc
 import MarqueeTokens
 
-/// The token keys named on the command line or in the configuration (`ID:SECRET_FILE`), loaded into
-/// a key ring that loops read lock-free, and reloaded when a file changes or on SIGHUP. A reload
-/// that fails (a missing file, a short secret) keeps the previous ring and says why.
+/// The token keys named on the command line or in the configuration (`ID:SECRET_FILE`), plus every
+/// `<ID>.key` file in a key folder, loaded into a key ring that loops read lock-free, and reloaded
+/// when a file changes or on SIGHUP. Rotation without downtime: drop the new key's file into the
+/// folder, mint with it, delete the old one once its last token expired. A reload that fails
+/// (an unreadable file, a short secret) keeps the previous ring and says why.
 public final class TokenKeyFiles: @unchecked Sendable {
     public struct KeyFile: Sendable, Equatable {
         public var id: String
@@ -28,30 +30,55 @@ public final class TokenKeyFiles: @unchecked Sendable {
     }
 
     public let files: [KeyFile]
+    public let directory: String?
     let ring: SwappableReference<TokenKeyRing>
     private var identities: [FileStamp]
 
-    public init(_ files: [KeyFile]) throws(TokenKeyError) {
+    public init(_ files: [KeyFile], directory: String? = nil) throws(TokenKeyError) {
         self.files = files
-        let (ring, identities) = try Self.load(files)
+        self.directory = directory
+        let all = try Self.keyFiles(files, directory)
+        guard !all.isEmpty else { throw TokenKeyError("no token key: the key folder \(directory ?? "") holds no <ID>.key file") }
+        let (ring, identities) = try Self.load(all)
         self.ring = SwappableReference(ring)
         self.identities = identities
     }
 
-    /// Reloads when any file changed (or always, with `force`). Returns a message for the log, or
-    /// nil when nothing changed.
+    /// Reloads when any file changed, appeared or went (or always, with `force`). Returns a
+    /// message for the log, or nil when nothing changed.
     public func reloadIfChanged(force: Bool = false) -> String? {
-        let now = files.map { FileStamp(path: $0.path) }
+        let all: [KeyFile]
+        do { all = try Self.keyFiles(files, directory) } catch { return "token keys NOT reloaded: \(error)" }
+        let now = all.map { FileStamp(path: $0.path) }
         guard force || now != identities else { return nil }
         do {
-            let (ring, stamps) = try Self.load(files)
+            guard !all.isEmpty else { throw TokenKeyError("no key file is left") }
+            let (ring, stamps) = try Self.load(all)
             self.ring.replace(with: ring)
             identities = stamps
-            return "token keys reloaded: \(files.map(\.id).joined(separator: ", "))"
+            return "token keys reloaded: \(all.map(\.id).joined(separator: ", "))"
         } catch {
             identities = now  // do not retry the same broken state every second
             return "token keys NOT reloaded, keeping the previous ones: \(error)"
         }
+    }
+
+    /// The configured files plus the folder's `<ID>.key` files, in a stable order.
+    static func keyFiles(_ files: [KeyFile], _ directory: String?) throws(TokenKeyError) -> [KeyFile] {
+        guard let directory else { return files }
+        guard let dir = opendir(directory) else {
+            throw TokenKeyError("cannot read the token key folder \(directory): \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(dir) }
+        var found: [KeyFile] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasSuffix(".key"), !name.hasPrefix(".") else { continue }
+            let id = String(name.dropLast(4))
+            guard TokenClaims.isValidKeyID(id) else { continue }
+            found.append(KeyFile(id: id, path: directory + "/" + name))
+        }
+        return files + found.sorted { $0.id < $1.id }
     }
 
     static func load(_ files: [KeyFile]) throws(TokenKeyError) -> (TokenKeyRing, [FileStamp]) {

@@ -23,7 +23,7 @@ public final class GeoDatabaseHandle: @unchecked Sendable {
 
     /// [0]: main database, [1]: anonymous database or 0, [2]: reload in progress.
     private let slots: UnsafeMutablePointer<UInt64>
-    private var loaded: FileIdentity
+    private var loaded: FileIdentity?
     private var anonymousLoaded: FileIdentity?
     private var retired: [(database: Unmanaged<GeoDatabase>, at: Duration)] = []
 
@@ -91,7 +91,9 @@ public final class GeoDatabaseHandle: @unchecked Sendable {
     /// as failed; it is tried again on the next call, so a file still being written recovers by
     /// itself. Meant for one background thread (once a second and on SIGHUP); a call made while
     /// another is running returns `.unchanged` at once instead of waiting.
-    public func reloadIfChanged() -> GeoReloadReport {
+    ///
+    /// - Parameter force: Reopen the files even when their identity is unchanged (SIGHUP).
+    public func reloadIfChanged(force: Bool = false) -> GeoReloadReport {
         var idle: UInt64 = 0
         guard mq_compare_exchange(slots + 2, &idle, 1) != 0 else {
             return GeoReloadReport(
@@ -103,11 +105,9 @@ public final class GeoDatabaseHandle: @unchecked Sendable {
         let now = Self.monotonicNow()
         var report = GeoReloadReport(
             database: .unchanged, anonymousDatabase: nil, databasePath: path, anonymousDatabasePath: anonymousPath)
-        report.database = reload(path: path, slot: slots, identity: &loaded, now: now)
+        report.database = reload(path: path, slot: slots, identity: &loaded, force: force, now: now)
         if let anonymousPath {
-            var identity = anonymousLoaded
-            report.anonymousDatabase = reload(path: anonymousPath, slot: slots + 1, identity: &identity, now: now)
-            anonymousLoaded = identity
+            report.anonymousDatabase = reload(path: anonymousPath, slot: slots + 1, identity: &anonymousLoaded, force: force, now: now)
         }
         releaseRetired(now: now)
         return report
@@ -118,13 +118,13 @@ public final class GeoDatabaseHandle: @unchecked Sendable {
     var retiredCount: Int { retired.count }
 
     private func reload(
-        path: String, slot: UnsafeMutablePointer<UInt64>, identity: inout FileIdentity?, now: Duration
+        path: String, slot: UnsafeMutablePointer<UInt64>, identity: inout FileIdentity?, force: Bool, now: Duration
     ) -> GeoReloadReport.Outcome {
         do throws(GeoError) {
             // Stat before opening: if the file is replaced again in between, the next call sees
             // a newer identity than the one recorded and reloads once more, never too few times.
             let fresh = try FileIdentity.of(path: path)
-            guard fresh != identity else { return .unchanged }
+            guard force || fresh != identity else { return .unchanged }
             let database = try GeoDatabase(path: path)
             let old = Self.unmanaged(mq_load_acquire(slot))
             mq_store_release(slot, Self.word(Unmanaged.passRetained(database)))
@@ -134,15 +134,6 @@ public final class GeoDatabaseHandle: @unchecked Sendable {
         } catch {
             return .failed(error)
         }
-    }
-
-    private func reload(
-        path: String, slot: UnsafeMutablePointer<UInt64>, identity: inout FileIdentity, now: Duration
-    ) -> GeoReloadReport.Outcome {
-        var optional: FileIdentity? = identity
-        let outcome = reload(path: path, slot: slot, identity: &optional, now: now)
-        identity = optional!
-        return outcome
     }
 
     private func releaseRetired(now: Duration) {
