@@ -101,6 +101,11 @@ final class RawConnection {
         }
     }
 
+    /// Whatever arrives first within `timeout` (empty when nothing or the peer closed).
+    func readAvailable(timeout: Duration) throws -> [UInt8] {
+        receiveOnce(until: ContinuousClock.now + timeout).bytes
+    }
+
     /// Everything the server sends until it closes the connection or `timeout` passes.
     func readToEnd(timeout: Duration) -> (bytes: [UInt8], ending: Ending) {
         let deadline = ContinuousClock.now + timeout

@@ -1,0 +1,231 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Writes a YAML configuration file for a test gateway.
+func configFile(_ yaml: String) throws -> URL {
+    let file = Scratch.newFile("config.yaml")
+    try yaml.write(to: file, atomically: true, encoding: .utf8)
+    return file
+}
+
+/// Sends `count` GETs for `path` over one keep-alive connection and returns the statuses and the
+/// last 429's headers.
+func statuses(_ server: ServerProcess, _ path: String, count: Int, headers: [String] = []) throws -> (codes: [Int], limited: HTTPResponse?) {
+    let connection = try RawConnection(port: server.mediaPort)
+    var codes: [Int] = []
+    var limited: HTTPResponse?
+    let extra = headers.map { $0 + "\r\n" }.joined()
+    for _ in 0..<count {
+        try connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(extra)\r\n")
+        let response = try connection.readResponse()
+        codes.append(response.status)
+        if response.status == 429 { limited = response }
+    }
+    return (codes, limited)
+}
+
+@Suite("Rate limits")
+struct RateLimitTests {
+    @Test("GCRA per client: the burst passes, the next request gets 429 with Retry-After and RateLimit headers")
+    func perClientLimit() throws {
+        let fixtures = try MediaFixtures.shared()
+        let config = try configFile(
+            """
+            rate_limits:
+              limits:
+                - "per_client key=client route=media rate=5/10s burst=5"
+            """)
+        let server = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { server.stop() }
+        let (codes, limited) = try statuses(server, MediaFixtures.hlsSegment, count: 8)
+        #expect(codes == [200, 200, 200, 200, 200, 429, 429, 429])
+        let response = try #require(limited)
+        #expect(response.bodyText == "rate limit exceeded; retry later\n")
+        let retry = Int(response.header("retry-after") ?? "") ?? 0
+        #expect(retry >= 1 && retry <= 2, "Retry-After \(retry): one emission interval (2 s) at most")
+        #expect(response.header("ratelimit-policy") == "\"per_client\";q=5;w=10")
+        #expect(response.header("ratelimit")?.hasPrefix("\"per_client\";r=0;t=") == true)
+        #expect(try server.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="deny",reason="limited"}"#) == 3)
+        #expect(try server.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="allow",reason="within_limit"}"#) == 5)
+    }
+
+    @Test("Per-session limits count each signed session apart; headers on every response when asked")
+    func perSessionLimit() throws {
+        let fixtures = try MediaFixtures.shared()
+        let keys = try Scratch.newDirectory("keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let config = try configFile(
+            """
+            tokens:
+              key_directory: \(keys.path)
+              required: true
+            rate_limits:
+              headers: always
+              limits:
+                - "per_session key=session route=media rate=3/60s"
+            """)
+        let server = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { server.stop() }
+        func token(_ session: String) throws -> String {
+            try SignedGateway.sign([
+                "--key-id", "k1", "--secret-file", keys.appendingPathComponent("k1.key").path, "--token-only", "--scope", "/titles/",
+                "--session", session, "/x",
+            ])
+        }
+        let a = try token("viewer-a")
+        let b = try token("viewer-b")
+        let first = try statuses(server, "/t/\(a)" + MediaFixtures.hlsSegment, count: 4)
+        #expect(first.codes == [200, 200, 200, 429])
+        let second = try statuses(server, "/t/\(b)" + MediaFixtures.hlsSegment, count: 3)
+        #expect(second.codes == [200, 200, 200])
+        let headers = try Curl.fetch(server.url("/t/\(try token("viewer-c"))" + MediaFixtures.hlsSegment))
+        #expect(headers.header("ratelimit") == "\"per_session\";r=2;t=20")
+        #expect(headers.header("ratelimit-policy") == "\"per_session\";q=3;w=60")
+    }
+
+    @Test("A cap on concurrent connections per address refuses the extra connection with 429")
+    func connectionCap() throws {
+        let fixtures = try MediaFixtures.shared()
+        let config = try configFile(
+            """
+            rate_limits:
+              max_connections_per_address: 3
+            """)
+        let server = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { server.stop() }
+        var open: [RawConnection] = []
+        for _ in 0..<3 {
+            let c = try RawConnection(port: server.mediaPort)
+            try c.send("GET \(MediaFixtures.hlsSegment) HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try c.readResponse().status == 200)
+            open.append(c)
+        }
+        let extra = try RawConnection(port: server.mediaPort)
+        let refused = extra.readToEnd(timeout: .seconds(5))
+        #expect(String(decoding: refused.bytes, as: UTF8.self).hasPrefix("HTTP/1.1 429 Too Many Requests\r\n"))
+        // A connection that closes frees its place.
+        open.removeLast().close()
+        #expect(
+            try waitUntil(timeout: .seconds(5)) {
+                let c = try RawConnection(port: server.mediaPort)
+                try c.send("GET \(MediaFixtures.hlsSegment) HTTP/1.1\r\nHost: x\r\n\r\n")
+                return (try? c.readResponse().status) == 200
+            })
+        #expect(try server.metric(#"marquee_policy_decisions_total{check="connections",outcome="deny",reason="per_address_cap"}"#) >= 1)
+    }
+}
+
+@Suite("Shared limits and revocation through Redis", .serialized)
+struct RedisPolicyTests {
+    static func gatewayConfig(_ redis: RedisServer, keys: URL, failMode: String = "local", limit: String = "rate=10/60s burst=10") throws -> URL {
+        try configFile(
+            """
+            tokens:
+              key_directory: \(keys.path)
+            rate_limits:
+              limits:
+                - "shared key=client route=media \(limit)"
+            redis:
+              url: \(redis.url)
+              timeout_ms: 100
+              fail_mode: \(failMode)
+            """)
+    }
+
+    @Test("Two gateways sharing one Redis enforce one limit together")
+    func oneLimitAcrossGateways() throws {
+        let fixtures = try MediaFixtures.shared()
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let keys = try Scratch.newDirectory("keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let config = try Self.gatewayConfig(redis, keys: keys)
+        let a = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { a.stop() }
+        let b = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { b.stop() }
+        // Let both limiters connect.
+        Thread.sleep(forTimeInterval: 0.5)
+        var allowed = 0
+        var refused = 0
+        for round in 0..<8 {
+            let server = round % 2 == 0 ? a : b
+            for code in try statuses(server, MediaFixtures.hlsSegment, count: 2).codes {
+                if code == 200 { allowed += 1 } else if code == 429 { refused += 1 }
+            }
+        }
+        #expect(allowed == 10, "the shared limit allows 10 in all, got \(allowed)")
+        #expect(refused == 6)
+        #expect(try a.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="fallback",reason="redis_unavailable"}"#) == 0)
+    }
+
+    @Test("A revocation published through one gateway is obeyed by the other within a second: 402 for funds")
+    func revocationReachesEveryGateway() throws {
+        let fixtures = try MediaFixtures.shared()
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let keys = try Scratch.newDirectory("keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let config = try Self.gatewayConfig(redis, keys: keys, limit: "rate=1000/1s")
+        let a = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { a.stop() }
+        let b = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { b.stop() }
+        let token = try SignedGateway.sign([
+            "--key-id", "k1", "--secret-file", keys.appendingPathComponent("k1.key").path, "--token-only", "--scope", "/titles/",
+            "--session", "sess-77", "/x",
+        ])
+        let url = "/t/\(token)" + MediaFixtures.hlsSegment
+        #expect(try Curl.fetch(b.url(url)).status == 200)
+        Thread.sleep(forTimeInterval: 0.5)  // both feeds subscribed
+        let revoke = try Tool.run(try MarqueeBinary.locate().path, ["revoke", "--session", "sess-77", "--reason", "funds", "--admin", "127.0.0.1:\(a.adminPort)"])
+        #expect(revoke.termination == .exited(0), "\(revoke.stderrText)")
+        let start = ContinuousClock.now
+        let obeyed = try waitUntil(timeout: .seconds(1)) { try Curl.fetch(b.url(url)).status == 402 }
+        #expect(obeyed, "gateway B still served the revoked session after \(ContinuousClock.now - start)")
+        #expect(try Curl.fetch(a.url(url)).bodyText == "playback session ended: payment required\n")
+        // Another session is unaffected; "other" revocations answer 403.
+        let other = try SignedGateway.sign([
+            "--key-id", "k1", "--secret-file", keys.appendingPathComponent("k1.key").path, "--token-only", "--scope", "/titles/",
+            "--session", "sess-78", "/x",
+        ])
+        #expect(try Curl.fetch(b.url("/t/\(other)" + MediaFixtures.hlsSegment)).status == 200)
+        let direct = try Tool.run(try MarqueeBinary.locate().path, ["revoke", "--session", "sess-78", "--redis", redis.url])
+        #expect(direct.termination == .exited(0), "\(direct.stderrText)")
+        #expect(try waitUntil(timeout: .seconds(1)) { try Curl.fetch(a.url("/t/\(other)" + MediaFixtures.hlsSegment)).status == 403 })
+        // A gateway started later learns earlier revocations.
+        let c = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { c.stop() }
+        #expect(try waitUntil(timeout: .seconds(2)) { try Curl.fetch(c.url(url)).status == 402 })
+    }
+
+    @Test("With Redis stopped the configured fail mode holds and nothing crashes")
+    func redisDown() throws {
+        let fixtures = try MediaFixtures.shared()
+        let redis = try RedisServer()
+        let keys = try Scratch.newDirectory("keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let closed = try ServerProcess(root: fixtures.root, configFile: try Self.gatewayConfig(redis, keys: keys, failMode: "closed"))
+        defer { closed.stop() }
+        let local = try ServerProcess(
+            root: fixtures.root, configFile: try Self.gatewayConfig(redis, keys: keys, failMode: "local", limit: "rate=3/60s"))
+        defer { local.stop() }
+        let open = try ServerProcess(root: fixtures.root, configFile: try Self.gatewayConfig(redis, keys: keys, failMode: "open", limit: "rate=1/60s"))
+        defer { open.stop() }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try statuses(closed, MediaFixtures.hlsSegment, count: 1).codes == [200])
+        redis.stop()
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try statuses(closed, MediaFixtures.hlsSegment, count: 3).codes == [429, 429, 429])
+        #expect(try statuses(local, MediaFixtures.hlsSegment, count: 5).codes == [200, 200, 200, 429, 429])
+        #expect(try statuses(open, MediaFixtures.hlsSegment, count: 5).codes == [200, 200, 200, 200, 200])
+        for server in [closed, local, open] {
+            #expect(server.isRunning)
+            #expect(try server.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="fallback",reason="redis_unavailable"}"#) >= 3)
+        }
+        // Redis back: the shared limit applies again.
+        try redis.start()
+        #expect(try waitUntil(timeout: .seconds(5)) { try statuses(closed, MediaFixtures.hlsSegment, count: 1).codes == [200] })
+    }
+}
