@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "marquee", targets: ["marquee"]),
         .library(name: "MarqueeHTTP", targets: ["MarqueeHTTP"]),
         .library(name: "MarqueeTokens", targets: ["MarqueeTokens"]),
+        .library(name: "MarqueePolicy", targets: ["MarqueePolicy"]),
         .library(name: "MarqueeGateway", targets: ["MarqueeGateway"]),
     ],
     dependencies: [argumentParser, configuration, log, system],

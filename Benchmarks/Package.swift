@@ -25,6 +25,16 @@ let package = Package(
                 .product(name: "MarqueeHTTP", package: "marquee"),
             ],
             path: "Benchmarks/ParserBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")])
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
+        .executableTarget(
+            name: "PolicyBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MarqueeHTTP", package: "marquee"),
+                .product(name: "MarqueeTokens", package: "marquee"),
+                .product(name: "MarqueePolicy", package: "marquee"),
+            ],
+            path: "Benchmarks/PolicyBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
     ]
 )

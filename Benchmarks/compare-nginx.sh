@@ -23,6 +23,9 @@
 #   SCENARIOS="playlist segment"
 #   OUT=Benchmarks/results/latest.md   where the Markdown report is written
 #   KEEP_TMP=1            keep the temporary directory (configs, logs, raw wrk output)
+#   TOKENS=1              signed URLs on both sides: Marquee requires a URL token (path placement,
+#                         HMAC-SHA256), nginx checks secure_link (MD5 of expiry, URI, secret);
+#                         IDLE defaults to 0 in this mode
 #   WRK_CPUS, SERVER_CPUS optional taskset CPU lists to pin wrk / both servers (default: no pinning)
 #   MAX_OTHER=0.15        a run during which other processes used more CPU cores than this is
 #   NOISE_RETRIES=2       discarded and repeated (at most NOISE_RETRIES times)
@@ -46,7 +49,8 @@ PLAYLIST_CONNS="${PLAYLIST_CONNS:-64}"
 SEGMENT_CONNS="${SEGMENT_CONNS:-16}"
 WRK_THREADS="${WRK_THREADS:-1}"
 THREADS="${THREADS:-$(nproc)}"
-IDLE="${IDLE:-10000}"
+TOKENS="${TOKENS:-0}"
+if [[ "$TOKENS" == 1 ]]; then IDLE="${IDLE:-0}"; else IDLE="${IDLE:-10000}"; fi
 WARMUP="${WARMUP:-2}"
 SCENARIOS="${SCENARIOS:-playlist segment}"
 OUT="${OUT:-$HERE/results/latest.md}"
@@ -203,6 +207,22 @@ SEGMENT_PATH=/bench/segment.m4s
 
 read -r NGINX_PORT MARQUEE_PORT ADMIN_PORT <<<"$(python3 "$HELPER" free-ports 3)"
 
+# Signed URLs (TOKENS=1): each server gets its own form of a URL valid for a day.
+SECURE_LINK_SECRET=""
+MARQUEE_TOKEN_ARGS=()
+NGINX_PLAYLIST_PATH=$PLAYLIST_PATH
+NGINX_SEGMENT_PATH=$SEGMENT_PATH
+MARQUEE_PLAYLIST_PATH=$PLAYLIST_PATH
+MARQUEE_SEGMENT_PATH=$SEGMENT_PATH
+if [[ "$TOKENS" == 1 ]]; then
+  head -c 32 /dev/urandom | base64 >"$TMP/bench.key"
+  SECURE_LINK_SECRET=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+  EXPIRES=$(( $(date +%s) + 86400 ))
+  MARQUEE_TOKEN_ARGS=(--token-key "bench:$TMP/bench.key" --require-token)
+  NGINX_PLAYLIST_PATH=$(python3 "$HELPER" secure-link --path "$PLAYLIST_PATH" --secret "$SECURE_LINK_SECRET" --expires "$EXPIRES")
+  NGINX_SEGMENT_PATH=$(python3 "$HELPER" secure-link --path "$SEGMENT_PATH" --secret "$SECURE_LINK_SECRET" --expires "$EXPIRES")
+fi
+
 # ---------------------------------------------------------------------------
 # nginx.
 NGX="$TMP/nginx"
@@ -212,7 +232,7 @@ NGINX_RLIMIT_NOFILE="${NGINX_RLIMIT_NOFILE:-20000}"
 (( NGINX_RLIMIT_NOFILE > IDLE + 512 )) || NGINX_RLIMIT_NOFILE=$(( IDLE + 2048 ))
 python3 "$HELPER" nginx-conf --dir "$NGX" --root "$MEDIA" --port "$NGINX_PORT" \
   --workers "$THREADS" --worker-connections "$WORKER_CONNECTIONS" \
-  --rlimit-nofile "$NGINX_RLIMIT_NOFILE" >"$NGX/nginx.conf"
+  --rlimit-nofile "$NGINX_RLIMIT_NOFILE" --secure-link-secret "$SECURE_LINK_SECRET" >"$NGX/nginx.conf"
 "$NGINX_BIN" -t -q -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" \
   || fail "generated nginx config is invalid ($NGX/nginx.conf)"
 
@@ -231,16 +251,26 @@ wait_ready() {   # name pid url logfile
   tail -n 30 "$logf" >&2 || true
   fail "$name not ready within ${READY_DEADLINE}s ($url)"
 }
-wait_ready nginx "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$PLAYLIST_PATH" "$NGX/error.log"
+wait_ready nginx "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$NGINX_PLAYLIST_PATH" "$NGX/error.log"
 
 # ---------------------------------------------------------------------------
 # Marquee.
 log "starting marquee on 127.0.0.1:$MARQUEE_PORT (admin $ADMIN_PORT, $THREADS threads)"
 "${SERVER_PREFIX[@]}" "$MARQUEE_BIN" origin --root "$MEDIA" --listen "127.0.0.1:$MARQUEE_PORT" \
-  --admin "127.0.0.1:$ADMIN_PORT" --threads "$THREADS" >"$TMP/marquee.log" 2>&1 &
+  --admin "127.0.0.1:$ADMIN_PORT" --threads "$THREADS" "${MARQUEE_TOKEN_ARGS[@]}" >"$TMP/marquee.log" 2>&1 &
 MARQUEE_PID=$!
 PIDS+=("$MARQUEE_PID")
 wait_ready marquee "$MARQUEE_PID" "http://127.0.0.1:$ADMIN_PORT/readyz" "$TMP/marquee.log"
+if [[ "$TOKENS" == 1 ]]; then
+  sign() { "$MARQUEE_BIN" sign --key-id bench --secret-file "$TMP/bench.key" --scope /bench/ --ttl 86400 \
+    --session bench-session --mode path --base "" "$1"; }
+  MARQUEE_PLAYLIST_PATH=$(sign "$PLAYLIST_PATH")
+  MARQUEE_SEGMENT_PATH=$(sign "$SEGMENT_PATH")
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MARQUEE_PORT$PLAYLIST_PATH")
+  [[ "$code" == 403 ]] || fail "marquee served an unsigned request with $code (tokens not enforced)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NGINX_PORT$PLAYLIST_PATH")
+  [[ "$code" == 403 ]] || fail "nginx served an unsigned request with $code (secure_link not enforced)"
+fi
 
 # ---------------------------------------------------------------------------
 # Measurements.
@@ -250,7 +280,16 @@ RAW="$TMP/wrk-raw.txt"
 
 pid_of()  { [[ $1 == nginx ]] && echo "$NGINX_PID" || echo "$MARQUEE_PID"; }
 port_of() { [[ $1 == nginx ]] && echo "$NGINX_PORT" || echo "$MARQUEE_PORT"; }
-path_of() { [[ $1 == playlist ]] && echo "$PLAYLIST_PATH" || echo "$SEGMENT_PATH"; }
+path_of() {  # scenario [server]: the URL path the server is asked for (signed with TOKENS=1)
+  case "$1:${2:-}" in
+    playlist:nginx) echo "$NGINX_PLAYLIST_PATH" ;;
+    segment:nginx) echo "$NGINX_SEGMENT_PATH" ;;
+    playlist:marquee) echo "$MARQUEE_PLAYLIST_PATH" ;;
+    segment:marquee) echo "$MARQUEE_SEGMENT_PATH" ;;
+    playlist:) echo "$PLAYLIST_PATH" ;;
+    *) echo "$SEGMENT_PATH" ;;
+  esac
+}
 conns_of() { [[ $1 == playlist ]] && echo "$PLAYLIST_CONNS" || echo "$SEGMENT_CONNS"; }
 dur_of()  { [[ $1 == playlist ]] && echo "$PLAYLIST_DURATION" || echo "$SEGMENT_DURATION"; }
 
@@ -260,7 +299,7 @@ measure() {  # scenario server round order idle duration [extra measure args...]
   local sc=$1 sv=$2 round=$3 order=$4 idle=$5 dur=$6
   shift 6
   run_tracked python3 "$HELPER" measure --scenario "$sc" --server "$sv" \
-    --pid "$(pid_of "$sv")" --port "$(port_of "$sv")" --path "$(path_of "$sc")" \
+    --pid "$(pid_of "$sv")" --port "$(port_of "$sv")" --path "$(path_of "$sc" "$sv")" \
     --file "$MEDIA$(path_of "$sc")" --round "$round" --order "$order" --idle "$idle" \
     --threads "$WRK_THREADS" --connections "$(conns_of "$sc")" --duration "$dur" \
     --out "$RESULTS" --raw "$RAW" --max-other "$MAX_OTHER" --retries "$NOISE_RETRIES" \
@@ -272,7 +311,7 @@ warmup() {  # scenario
   (( WARMUP > 0 )) || return 0
   for sv in nginx marquee; do
     "${WRK_PREFIX[@]}" wrk "-t$WRK_THREADS" "-c$(conns_of "$sc")" "-d${WARMUP}s" \
-      "http://127.0.0.1:$(port_of "$sv")$(path_of "$sc")" >/dev/null \
+      "http://127.0.0.1:$(port_of "$sv")$(path_of "$sc" "$sv")" >/dev/null \
       || fail "warm-up wrk against $sv failed"
   done
 }
@@ -347,10 +386,10 @@ meta=$(date="$(date -u +%Y-%m-%dT%H:%MZ)" cpus="$(nproc)" cpu_model="$cpu_model"
   marquee_rev="$marquee_rev" rounds="$ROUNDS" threads="$THREADS" wrk_threads="$WRK_THREADS" \
   playlist_conns="$PLAYLIST_CONNS" playlist_duration="$PLAYLIST_DURATION" \
   segment_conns="$SEGMENT_CONNS" segment_duration="$SEGMENT_DURATION" idle="$IDLE" \
-  preflight_busy="$PREFLIGHT_BUSY" \
+  preflight_busy="$PREFLIGHT_BUSY" tokens="$TOKENS" \
   python3 -c 'import json, os, sys; print(json.dumps({k: os.environ[k] for k in sys.argv[1:]}))' \
   date cpus cpu_model nginx_version wrk_version marquee_bin marquee_rev rounds threads \
-  wrk_threads playlist_conns playlist_duration segment_conns segment_duration idle preflight_busy)
+  wrk_threads playlist_conns playlist_duration segment_conns segment_duration idle preflight_busy tokens)
 mkdir -p "$(dirname "$OUT")"
 echo
 python3 "$HELPER" report --results "$RESULTS" --out "$OUT" --meta "$meta" --other-threshold "$MAX_OTHER"

@@ -49,6 +49,15 @@ def die(msg: str) -> "NoReturn":  # type: ignore[name-defined]
 # free-ports
 
 
+def cmd_secure_link(args: argparse.Namespace) -> None:
+    """Print `path?md5=...&expires=...` as nginx's secure_link_md5 expects it."""
+    import base64
+
+    digest = hashlib.md5(f"{args.expires}{args.path} {args.secret}".encode()).digest()
+    md5 = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    print(f"{args.path}?md5={md5}&expires={args.expires}")
+
+
 def cmd_free_ports(args: argparse.Namespace) -> None:
     socks = []
     try:
@@ -119,6 +128,16 @@ def cmd_make_media(args: argparse.Namespace) -> None:
 
 def cmd_nginx_conf(args: argparse.Namespace) -> None:
     d = args.dir
+    secure_link = ""
+    if args.secure_link_secret:
+        # The nginx anchor for signed URLs: secure_link with an MD5 over expiry, URI and secret.
+        secure_link = f"""
+        location / {{
+            secure_link $arg_md5,$arg_expires;
+            secure_link_md5 "$secure_link_expires$uri {args.secure_link_secret}";
+            if ($secure_link = "") {{ return 403; }}
+            if ($secure_link = "0") {{ return 410; }}
+        }}"""
     user = ""
     if os.geteuid() == 0:
         # Workers run as the invoking user (same as Marquee); avoids depending
@@ -167,7 +186,7 @@ http {{
     server {{
         listen {LOOPBACK}:{args.port} backlog=4096;
         server_name localhost;
-        root {args.root};
+        root {args.root};{secure_link}
     }}
 }}
 """
@@ -651,6 +670,12 @@ def cmd_report(args: argparse.Namespace) -> None:
             f"playlist -c{meta.get('playlist_conns')} -d{meta.get('playlist_duration')}s; "
             f"segment -c{meta.get('segment_conns')} -d{meta.get('segment_duration')}s; "
             f"idle connections = {meta.get('idle')}.\n"
+            + (
+                "Signed URLs on both sides: Marquee requires a URL token (path placement, HMAC-SHA256, "
+                "session claim); nginx checks secure_link (MD5 of expiry, URI and secret).\n"
+                if meta.get("tokens") == "1"
+                else ""
+            )
         )
     noisy = [r for r in recs if r.get("other_cpu_cores", 0) > args.other_threshold]
     if noisy:
@@ -782,6 +807,12 @@ def main() -> None:
     s.add_argument("count", type=int)
     s.set_defaults(fn=cmd_free_ports)
 
+    s = sub.add_parser("secure-link")
+    s.add_argument("--path", required=True)
+    s.add_argument("--secret", required=True)
+    s.add_argument("--expires", type=int, required=True)
+    s.set_defaults(fn=cmd_secure_link)
+
     s = sub.add_parser("make-media")
     s.add_argument("root")
     s.set_defaults(fn=cmd_make_media)
@@ -793,6 +824,7 @@ def main() -> None:
     s.add_argument("--workers", required=True)
     s.add_argument("--worker-connections", type=int, required=True)
     s.add_argument("--rlimit-nofile", type=int, required=True)
+    s.add_argument("--secure-link-secret", default="")
     s.set_defaults(fn=cmd_nginx_conf)
 
     s = sub.add_parser("measure")

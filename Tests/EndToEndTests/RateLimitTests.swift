@@ -229,3 +229,46 @@ struct RedisPolicyTests {
         #expect(try waitUntil(timeout: .seconds(5)) { try statuses(closed, MediaFixtures.hlsSegment, count: 1).codes == [200] })
     }
 }
+
+@Suite("Policy configuration")
+struct PolicyConfigurationTests {
+    @Test(
+        "Bad policy settings stop start-up with a message naming the key",
+        arguments: [
+            ("rate_limits:\n  limits:\n    - \"x key=ip rate=1/1s\"", "rate_limits.limits: \"x key=ip rate=1/1s\": key must be client, session or route"),
+            ("rate_limits:\n  limits:\n    - \"x key=client rate=ten/1s\"", "rate must look like 100/1s"),
+            ("rate_limits:\n  limits:\n    - \"x key=client\"", "rate= is required"),
+            ("geo:\n  rules:\n    - \"/titles/x/ allow=USA\"", "geo.rules: \"/titles/x/ allow=USA\": \"USA\" is not a two-letter country code"),
+            ("geo:\n  rules:\n    - \"/titles/x/ allow=US\"", "geo.rules need geo.database"),
+            ("geo:\n  database: /nonexistent.mmdb", "geo.database"),
+            ("geo:\n  overrides:\n    - \"300.1.1.1/8 deny\"", "geo.overrides"),
+            ("client:\n  trusted_proxies: [\"10.0.0.0/33\"]", "client.trusted_proxies: \"10.0.0.0/33\""),
+            ("tokens:\n  required: true", "tokens.required is on but no token key is configured"),
+            ("tokens:\n  keys: [\"k1:/nonexistent/secret\"]", "cannot read /nonexistent/secret"),
+            ("redis:\n  url: \"http://x\"\nrate_limits:\n  limits:\n    - \"x key=client rate=1/1s\"", "redis.url"),
+            ("redis:\n  fail_mode: maybe", "redis.fail_mode must be \"local\", \"open\" or \"closed\""),
+        ])
+    func badSettings(yaml: String, message: String) throws {
+        let fixtures = try MediaFixtures.shared()
+        let config = try configFile(yaml)
+        let result = try Tool.run(
+            try MarqueeBinary.locate().path,
+            ["origin", "--root", fixtures.root.path, "--listen", "127.0.0.1:0", "--admin", "off", "--config", config.path],
+            timeout: .seconds(20))
+        #expect(result.termination != .exited(0))
+        #expect(result.stderrText.contains(message), "stderr: \(result.stderrText)")
+    }
+
+    @Test("A short secret in a key file is refused with the reason")
+    func shortSecret() throws {
+        let fixtures = try MediaFixtures.shared()
+        let keys = try Scratch.newDirectory("keys")
+        try "short\n".write(to: keys.appendingPathComponent("k1.key"), atomically: true, encoding: .utf8)
+        let result = try Tool.run(
+            try MarqueeBinary.locate().path,
+            ["origin", "--root", fixtures.root.path, "--listen", "127.0.0.1:0", "--admin", "off", "--token-key-dir", keys.path],
+            timeout: .seconds(20))
+        #expect(result.termination != .exited(0))
+        #expect(result.stderrText.contains("at least 32 are required"), "stderr: \(result.stderrText)")
+    }
+}
