@@ -14,7 +14,7 @@ enum PolicyConfiguration {
 
     static func load(_ config: ConfigReader, tokenKeys: [String], tokenKeyDirectory: String?, requireToken: Bool?) throws -> PolicySettings {
         var p = PolicySettings()
-        let keys = tokenKeys + (try config.stringArray(forKey: "tokens.keys", default: [])).filter { !$0.isEmpty }
+        let keys = tokenKeys + config.stringArray(forKey: "tokens.keys", default: []).filter { !$0.isEmpty }
         p.tokenKeys = try keys.map { text in
             do { return try TokenKeyFiles.KeyFile(parsing: text) } catch { throw InvalidSetting(description: "tokens.keys: \(error)") }
         }

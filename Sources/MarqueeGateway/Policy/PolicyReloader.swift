@@ -5,27 +5,12 @@ import Glibc
 /// once on SIGHUP, on its own thread: loops never stat or open a file for this.
 final class PolicyReloader: @unchecked Sendable {
     let policy: AccessPolicy
-    /// SIGHUP becomes a byte on this pipe (the handler may run on any thread).
-    nonisolated(unsafe) static var hangupWriteFD: Int32 = -1
+    /// SIGHUP arrives as a byte on this pipe.
     private let hangupReadFD: Int32
-    private var stopped = false
 
     init(policy: AccessPolicy) {
         self.policy = policy
-        var fds: (Int32, Int32) = (-1, -1)
-        _ = withUnsafeMutablePointer(to: &fds) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 2) { mq_pipe($0, O_CLOEXEC | O_NONBLOCK) }
-        }
-        hangupReadFD = fds.0
-        Self.hangupWriteFD = fds.1
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in
-            var byte: UInt8 = 1
-            _ = write(PolicyReloader.hangupWriteFD, &byte, 1)  // async-signal-safe
-        }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = SA_RESTART
-        sigaction(SIGHUP, &action, nil)
+        hangupReadFD = SignalPipe.install([SIGHUP], nonBlockingRead: true)
     }
 
     func start() {
