@@ -37,23 +37,43 @@ public enum Base64URL {
     /// Returns the decoded length.
     public static func decode(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) -> Int? {
         guard let length = decodedLength(text.count) else { return nil }
-        var buffer: UInt32 = 0
-        var bits = 0
-        var written = 0
         return values.withUnsafeBufferPointer { table -> Int? in
-            for c in text {
-                let v = table[Int(c)]
-                if v == 0xFF { return nil }
-                buffer = buffer << 6 | UInt32(v)
-                bits += 6
-                if bits >= 8 {
-                    bits -= 8
-                    out.storeBytes(of: UInt8(truncatingIfNeeded: buffer >> UInt32(bits)), toByteOffset: written, as: UInt8.self)
+            let n = text.count
+            var i = 0
+            var written = 0
+            // Four characters make three bytes; one test per group catches any byte outside the
+            // alphabet (its table value has the high bit set).
+            while i + 4 <= n {
+                let a = table[Int(text[i])]
+                let b = table[Int(text[i + 1])]
+                let c = table[Int(text[i + 2])]
+                let d = table[Int(text[i + 3])]
+                if (a | b | c | d) & 0x80 != 0 { return nil }
+                let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                out.storeBytes(of: UInt8(truncatingIfNeeded: v >> 16), toByteOffset: written, as: UInt8.self)
+                out.storeBytes(of: UInt8(truncatingIfNeeded: v >> 8), toByteOffset: written + 1, as: UInt8.self)
+                out.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: written + 2, as: UInt8.self)
+                written += 3
+                i += 4
+            }
+            // The last 2 or 3 characters; their unused low bits must be zero (a canonical spelling).
+            let rest = n - i
+            if rest >= 2 {
+                let a = table[Int(text[i])]
+                let b = table[Int(text[i + 1])]
+                let c = rest == 3 ? table[Int(text[i + 2])] : 0
+                if (a | b | c) & 0x80 != 0 { return nil }
+                let v = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
+                out.storeBytes(of: UInt8(truncatingIfNeeded: v >> 16), toByteOffset: written, as: UInt8.self)
+                written += 1
+                if rest == 3 {
+                    out.storeBytes(of: UInt8(truncatingIfNeeded: v >> 8), toByteOffset: written, as: UInt8.self)
                     written += 1
+                    if v & 0xFF != 0 { return nil }
+                } else if v & 0xFFFF != 0 {
+                    return nil
                 }
             }
-            // Leftover bits must be zero (a canonical encoding).
-            if bits > 0 && buffer & (1 << UInt32(bits) - 1) != 0 { return nil }
             return written == length ? written : nil
         }
     }

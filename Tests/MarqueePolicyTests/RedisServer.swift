@@ -44,10 +44,10 @@ final class RedisServerProcess: @unchecked Sendable {
     func stop() {
         guard let p = process else { return }
         process = nil
-        if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-        }
+        // SIGKILL: a child spawned from a test worker thread can inherit a mask that blocks
+        // SIGTERM, and an outage test wants the server gone at once anyway.
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
     }
 
     /// Starts it again on the same port (the data is gone: no persistence).

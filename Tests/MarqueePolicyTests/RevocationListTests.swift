@@ -29,16 +29,25 @@ struct RevocationListTests {
     @Test("expired slots are reused; a table with no free slot says so")
     func reuseAndFull() {
         let list = RevocationList(capacity: 64)
-        for i in 0..<64 { #expect(list.revoke("s\(i)", reason: .other, expiresAt: 100, nowSeconds: 0)) }
-        #expect(list.storedEntryCount(liveAt: 50) == 64)
-        #expect(!list.revoke("one-too-many", reason: .funds, expiresAt: 100, nowSeconds: 0))
-        // At t=200 every entry has expired: 64 new ones fit in the same slots.
-        for i in 0..<64 { #expect(list.revoke("n\(i)", reason: .funds, expiresAt: 300, nowSeconds: 200)) }
-        for i in 0..<64 {
+        // 32 entries always fit: a 32-slot probe window holds at most 31 others.
+        for i in 0..<32 { #expect(list.revoke("s\(i)", reason: .other, expiresAt: 100, nowSeconds: 0)) }
+        #expect(list.storedEntryCount(liveAt: 50) == 32)
+        // At t=200 every entry has expired: 32 new ones fit again and the old ones are gone.
+        for i in 0..<32 { #expect(list.revoke("n\(i)", reason: .funds, expiresAt: 300, nowSeconds: 200)) }
+        for i in 0..<32 {
             #expect(list.isRevoked("n\(i)", nowSeconds: 250) == .funds)
             #expect(list.isRevoked("s\(i)", nowSeconds: 250) == nil)
         }
-        #expect(list.storedEntryCount() == 64)
+        #expect(list.storedEntryCount(liveAt: 250) == 32)
+        // Keep adding live entries: the table eventually refuses, and says so, rather than drop one.
+        var refused: String?
+        for i in 0..<200 where !list.revoke("f\(i)", reason: .other, expiresAt: 300, nowSeconds: 200) {
+            refused = "f\(i)"
+            break
+        }
+        #expect(refused != nil)
+        if let refused { #expect(list.isRevoked(refused, nowSeconds: 250) == nil) }
+        #expect(list.storedEntryCount() <= 64)
     }
 
     @Test("hostile ids: malformed ones are refused, random bytes never match")

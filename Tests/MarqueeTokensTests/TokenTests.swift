@@ -254,3 +254,23 @@ extension String {
         self = hex.count == 1 ? "0" + hex : hex
     }
 }
+
+@Suite struct Base64URLProperties {
+    @Test func roundTripsEveryLengthAndRefusesOtherSpellings() {
+        var random = SeededGenerator(seed: 0xB64)
+        for length in 0..<200 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let text = Base64URL.encode(bytes)
+            #expect(!text.contains("=") && !text.contains("+") && !text.contains("/"))
+            #expect(Base64URL.decode(text) == bytes || (length == 0 && Base64URL.decode(text) == []))
+            // A last character with non-zero unused bits decodes to the same bytes elsewhere: refused.
+            if length % 3 != 0, let last = text.last, let index = Base64URL.alphabet.firstIndex(of: UInt8(ascii: last.unicodeScalars.first!)) {
+                let twin = Base64URL.alphabet[index ^ 1]
+                #expect(Base64URL.decode(String(text.dropLast()) + String(UnicodeScalar(twin))) == nil)
+            }
+        }
+        #expect(Base64URL.decode("A") == nil)
+        #expect(Base64URL.decode("AA==") == nil)
+        #expect(Base64URL.decode("a+b/") == nil)
+    }
+}
