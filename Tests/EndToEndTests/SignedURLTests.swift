@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import MarqueeTestSupport
 import Testing
 
 /// A gateway that requires signed URLs, with keys in a folder, and `marquee sign` as the backend
@@ -165,5 +166,33 @@ struct SignedURLTests {
         #expect(try waitUntil(timeout: .seconds(5)) { try gateway.status(gateway.pathURL(fresh, MediaFixtures.hlsSegment)) == 200 })
         #expect(try gateway.status(gateway.pathURL(try gateway.token("/titles/demo/", key: "k1"), MediaFixtures.hlsSegment)) == 200)
         #expect(gateway.server.isRunning)
+    }
+
+    @Test("Hostile token bytes in the path and the query never get through and never hurt the gateway")
+    func hostileTokens() throws {
+        let gateway = try SignedGateway()
+        defer { gateway.server.stop() }
+        let good = try gateway.token("/titles/demo/")
+        var random = SeededGenerator(seed: 0x7E57)
+        let connection = try RawConnection(port: gateway.server.mediaPort)
+        let alphabet = Array("ABCabc019-_.%~!$&'()*+,;=:@/?v1".utf8)
+        for i in 0..<400 {
+            var token = Array(good.utf8)
+            switch i % 4 {
+            case 0: token = (0..<Int.random(in: 0...120, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
+            case 1: token[Int.random(in: 0..<token.count, using: &random)] = alphabet.randomElement(using: &random)!
+            case 2: token.insert(alphabet.randomElement(using: &random)!, at: Int.random(in: 0...token.count, using: &random))
+            default: token.removeSubrange(Int.random(in: 0..<token.count, using: &random)...)
+            }
+            let text = String(decoding: token, as: UTF8.self)
+            let target = i % 2 == 0 ? "/t/\(text)\(MediaFixtures.hlsSegment)" : "\(MediaFixtures.hlsSegment)?a=1&token=\(text)&b"
+            try connection.send("GET \(target) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = try connection.readResponse()
+            if text == good { continue }
+            #expect([400, 403, 404, 410].contains(response.status), "\(target) got \(response.status)")
+            if response.header("connection") == "close" { break }
+        }
+        #expect(gateway.server.isRunning)
+        #expect(try gateway.status(gateway.pathURL(good, MediaFixtures.hlsSegment)) == 200)
     }
 }
