@@ -29,6 +29,21 @@ public struct HeadBoundary: Sendable {
         var i = scanned
         let n = bytes.count
         while i < n {
+            // Most bytes are neither CR nor LF: skip them eight at a time (unless the previous byte
+            // was a CR, whose LF the byte-wise path below must check).
+            if i == 0 || bytes[i - 1] != 0x0D {
+                let start = i
+                while i + 8 <= n && !SWAR.hasCROrLF(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8 }
+                if i != start {
+                    if requestLineEnd == 0 && i - lineStart > limits.maxRequestLineBytes + 1 {
+                        return .failed(HTTPError(.uriTooLong, "request line too long"))
+                    }
+                    if i > limits.maxHeadBytes {
+                        return .failed(HTTPError(.requestHeaderFieldsTooLarge, "request head too large"))
+                    }
+                    if i >= n { break }
+                }
+            }
             let b = bytes[i]
             if b == 0x0A {  // LF must follow CR
                 if i == 0 || bytes[i - 1] != 0x0D { return .failed(HTTPError(.badRequest, "bare LF in request head")) }
@@ -63,5 +78,28 @@ public struct HeadBoundary: Sendable {
         }
         scanned = i
         return .incomplete
+    }
+}
+
+/// Eight bytes tested at once (SIMD within a register), for the scans every request goes through.
+enum SWAR {
+    static let ones: UInt64 = 0x0101_0101_0101_0101
+    static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether any byte of `word` is zero.
+    @inline(__always) static func hasZeroByte(_ word: UInt64) -> Bool {
+        (word &- ones) & ~word & highs != 0
+    }
+
+    @inline(__always) static func hasCROrLF(_ word: UInt64) -> Bool {
+        hasZeroByte(word ^ (ones &* 0x0D)) || hasZeroByte(word ^ (ones &* 0x0A))
+    }
+
+    /// Whether any byte is a control or space (≤ 0x20), DEL or non-ASCII (≥ 0x7F), or `?`: the
+    /// bytes a request target's scan must stop at.
+    @inline(__always) static func hasTargetStop(_ word: UInt64) -> Bool {
+        let low = (word &- ones &* 0x21) & ~word & highs  // some byte < 0x21
+        let high = ((word & ~highs) &+ ones &* 0x01 | word) & highs  // some byte ≥ 0x7F
+        return low != 0 || high != 0 || hasZeroByte(word ^ (ones &* 0x3F))
     }
 }

@@ -31,6 +31,11 @@ public enum RequestParser {
         let targetStart = i
         var queryStart = -1
         while i < headLength {
+            // Until the query starts, skip eight plain path bytes at a time.
+            if queryStart < 0 {
+                while i + 8 <= headLength && !SWAR.hasTargetStop(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8 }
+                if i >= headLength { break }
+            }
             let b = bytes[i]
             if b == 0x20 { break }
             if b <= 0x20 || b >= 0x7F { return .failed(HTTPError(.badRequest, "invalid character in request target")) }

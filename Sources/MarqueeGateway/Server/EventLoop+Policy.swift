@@ -49,7 +49,7 @@ extension EventLoop {
         _ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer, _ credentials: inout Credentials,
         origin: UnsafeRawBufferPointer
     ) -> Admission {
-        guard let policy = shared.policy else { return .proceed }
+        guard let policy else { return .proceed }
         let s = Int(slot)
         var client = connections[s].peer
         if !policy.trustedProxies.blocks.isEmpty {

@@ -169,7 +169,7 @@ extension EventLoop {
         if !origin.isEmpty && writeAllowOrigin(&w, origin) && exposeHeaders {
             w.append("Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges, ETag, Date\r\n")
         }
-        if connections[Int(slot)].reportedLimit >= 0, let policy = shared.policy {
+        if connections[Int(slot)].reportedLimit >= 0, let policy {
             let c = connections[Int(slot)]
             Self.writeRateLimitHeaders(&w, policy, limit: Int(c.reportedLimit), remaining: Int(c.reportedRemaining), resetMicros: c.reportedResetMicros)
             connections[Int(slot)].reportedLimit = -1

@@ -14,6 +14,9 @@ struct EventLoop: ~Copyable {
     let id: Int
     let configuration: ServerConfiguration
     let shared: SharedState
+    /// The shared state's policy, held without reference counting: it lives as long as the server,
+    /// and a counted reference would bounce its count between loops on every request.
+    unowned(unsafe) let policy: AccessPolicy?
     let ring: Ring
     let buffers: ProvidedBuffers
     let metrics: LoopMetrics
@@ -92,6 +95,7 @@ struct EventLoop: ~Copyable {
         self.id = id
         self.configuration = configuration
         self.shared = shared
+        policy = shared.policy
         self.listenFD = listenFD
         self.capacity = capacity
         metrics = shared.metrics[id]
@@ -244,7 +248,7 @@ struct EventLoop: ~Copyable {
         }
         var peer = IPAddress(high: 0, low: 0)
         var addressSlot: Int32 = -1
-        if let policy = shared.policy {
+        if let policy {
             peer = Self.peerAddress(fd)
             if let counts = policy.connectionCounts, !policy.trustedProxies.isTrusted(peer) {
                 let (admitted, countSlot) = counts.acquire(peer)
@@ -454,7 +458,7 @@ struct EventLoop: ~Copyable {
         releaseInput(slot)
         if c.entry >= 0 { files.release(c.entry) }
         if c.body >= 0 { bodies.give(c.body) }
-        if c.addressSlot >= 0 { shared.policy?.connectionCounts?.release(c.addressSlot) }
+        if c.addressSlot >= 0 { policy?.connectionCounts?.release(c.addressSlot) }
         if c.pipe >= 0 {
             // The transfer stopped part-way: what the pipe holds is unknown, so it is not reused.
             pipes.discard(c.pipe)
@@ -503,7 +507,7 @@ struct EventLoop: ~Copyable {
     /// A wake-up: answers from the shared rate limiter, or SIGTERM (stop accepting, close idle
     /// connections, let responses in flight finish).
     mutating func onWake() {
-        if let queue = shared.policy?.rateAnswers[id] {
+        if let queue = policy?.rateAnswers[id] {
             while let answer = queue.pop() {
                 switch answer.result {
                 case .verdict(let verdict): resumeParked(slot: answer.slot, generation: answer.generation, verdict: verdict)
@@ -512,7 +516,7 @@ struct EventLoop: ~Copyable {
             }
         }
         // Parked requests still need their answers while draining.
-        let answersExpected = shared.policy?.redis != nil
+        let answersExpected = policy?.redis != nil
         guard shared.isDraining, !draining else {
             if !draining || answersExpected { armWake() }
             return
