@@ -34,7 +34,7 @@ public struct PolicySettings: Sendable {
     public var redisFailMode = RedisFailMode.local
 
     // Revocation and connections
-    public var revocationSlots = 65_536
+    public var revocationSlots = 16_384
     /// Concurrent connections one address may hold; 0 for no cap. Trusted proxies are exempt.
     public var maxConnectionsPerAddress = 0
 
