@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueePolicy
 import MarqueeTokens
 
 /// The token keys named on the command line or in the configuration (`ID:SECRET_FILE`), plus every
@@ -32,7 +33,7 @@ public final class TokenKeyFiles: @unchecked Sendable {
     public let files: [KeyFile]
     public let directory: String?
     let ring: SwappableReference<TokenKeyRing>
-    private var identities: [FileStamp]
+    private var identities: [FileIdentity?]
 
     public init(_ files: [KeyFile], directory: String? = nil) throws(TokenKeyError) {
         self.files = files
@@ -49,7 +50,7 @@ public final class TokenKeyFiles: @unchecked Sendable {
     public func reloadIfChanged(force: Bool = false) -> String? {
         let all: [KeyFile]
         do { all = try Self.keyFiles(files, directory) } catch { return "token keys NOT reloaded: \(error)" }
-        let now = all.map { FileStamp(path: $0.path) }
+        let now = all.map { FileIdentity(path: $0.path) }
         guard force || now != identities else { return nil }
         do {
             guard !all.isEmpty else { throw TokenKeyError("no key file is left") }
@@ -81,11 +82,11 @@ public final class TokenKeyFiles: @unchecked Sendable {
         return files + found.sorted { $0.id < $1.id }
     }
 
-    static func load(_ files: [KeyFile]) throws(TokenKeyError) -> (TokenKeyRing, [FileStamp]) {
+    static func load(_ files: [KeyFile]) throws(TokenKeyError) -> (TokenKeyRing, [FileIdentity?]) {
         var secrets: [(id: String, secret: [UInt8])] = []
-        var stamps: [FileStamp] = []
+        var stamps: [FileIdentity?] = []
         for file in files {
-            stamps.append(FileStamp(path: file.path))
+            stamps.append(FileIdentity(path: file.path))
             guard let secret = readSecret(file.path) else {
                 throw TokenKeyError("token key \(file.id): cannot read \(file.path): \(String(cString: strerror(errno)))")
             }
@@ -110,24 +111,5 @@ public final class TokenKeyFiles: @unchecked Sendable {
         }
         while let last = bytes.last, last == 0x0A || last == 0x0D || last == 0x20 || last == 0x09 { bytes.removeLast() }
         return bytes
-    }
-}
-
-/// What identifies a file's content cheaply: device, inode, size and modification time.
-struct FileStamp: Equatable {
-    var device: UInt64 = 0
-    var inode: UInt64 = 0
-    var size: Int64 = -1
-    var seconds: Int64 = 0
-    var nanoseconds: Int64 = 0
-
-    init(path: String) {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return }
-        device = UInt64(st.st_dev)
-        inode = UInt64(st.st_ino)
-        size = Int64(st.st_size)
-        seconds = Int64(st.st_mtim.tv_sec)
-        nanoseconds = Int64(st.st_mtim.tv_nsec)
     }
 }
