@@ -272,3 +272,75 @@ struct PolicyConfigurationTests {
         #expect(result.stderrText.contains("at least 32 are required"), "stderr: \(result.stderrText)")
     }
 }
+
+/// A TCP listener that accepts and reads but never answers: a Redis that hangs.
+final class SilentServer: @unchecked Sendable {
+    let port: UInt16
+    private let fd: Int32
+    private var clients: [Int32] = []
+    private let lock = NSLock()
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = fd
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard ok else { throw ToolError(description: "cannot listen") }
+        port = UInt16(bigEndian: address.sin_port)
+        Thread { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                lock.lock()
+                clients.append(client)
+                lock.unlock()
+            }
+        }.start()
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        lock.lock()
+        for client in clients { close(client) }
+        lock.unlock()
+    }
+}
+
+extension RedisPolicyTests {
+    @Test("A Redis that accepts but never answers: requests are decided by the fail mode within the timeout, the loops keep serving")
+    func silentRedis() throws {
+        let fixtures = try MediaFixtures.shared()
+        let silent = try SilentServer()
+        defer { silent.stop() }
+        let config = try configFile(
+            """
+            rate_limits:
+              limits:
+                - "shared key=client route=media rate=3/60s"
+            redis:
+              url: redis://127.0.0.1:\(silent.port)/0
+              timeout_ms: 100
+              fail_mode: local
+            """)
+        let server = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { server.stop() }
+        let start = ContinuousClock.now
+        let codes = try statuses(server, MediaFixtures.hlsSegment, count: 5).codes
+        let elapsed = ContinuousClock.now - start
+        #expect(codes == [200, 200, 200, 429, 429])
+        #expect(elapsed < .seconds(3), "5 requests took \(elapsed) against a silent Redis")
+        // Other connections are served meanwhile: the admin and a second client.
+        #expect(try server.admin("/healthz").status == 200)
+        #expect(try Curl.fetch(server.url(MediaFixtures.hlsMaster)).status == 429)
+        #expect(server.isRunning)
+        #expect(try server.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="fallback",reason="redis_unavailable"}"#) >= 5)
+    }
+}
