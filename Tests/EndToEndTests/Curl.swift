@@ -1,4 +1,5 @@
 import Foundation
+import MarqueeTestSupport
 
 /// What curl got for one URL.
 struct CurlResponse: Sendable {

@@ -1,26 +1,13 @@
 import Foundation
+import MarqueeTestSupport
 import Testing
 
 /// Geo rules at the gateway with the real GeoLite2 City database (PyPI maxminddb-geolite2) and
-/// with databases written by mmdb-writer, both from the Python environment that
-/// `scripts/install-deps test` creates in `.build/python`.
+/// with databases written by mmdb-writer (`PythonEnvironment`).
 enum GeoFixtures {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    static func python(_ script: String) throws -> String { try PythonEnvironment.run(script) }
 
-    static func python(_ script: String) throws -> String {
-        let python = packageRoot.appendingPathComponent(".build/python/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw ToolError(description: "no Python environment at \(python): run scripts/install-deps test")
-        }
-        let result = try Tool.run(python, ["-c", script])
-        guard result.termination == .exited(0) else { throw ToolError(description: "python failed: \(result.stderrText)") }
-        return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    static func geoLite2City() throws -> String {
-        try python("import geolite2; print(geolite2.geolite2.filename)")
-    }
+    static func geoLite2City() throws -> String { try PythonEnvironment.geoLite2City() }
 
     /// A small IPv6 (IPv4-compatible) database: 192.0.2.0/24 FR, 198.51.100.0/24 DE; and an
     /// Anonymous IP database marking 198.51.100.128/25 as a VPN.

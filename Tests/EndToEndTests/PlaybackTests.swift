@@ -1,4 +1,5 @@
 import Foundation
+import MarqueeTestSupport
 import Testing
 
 /// ffmpeg as the player: it fetches the playlist or manifest, every init segment and media

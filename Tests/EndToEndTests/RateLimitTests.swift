@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import MarqueeTestSupport
 import Testing
 
 /// Writes a YAML configuration file for a test gateway.

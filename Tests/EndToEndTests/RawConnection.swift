@@ -1,4 +1,5 @@
 import Foundation
+import MarqueeTestSupport
 import Glibc
 
 /// A TCP connection to 127.0.0.1 driven byte by byte, for what curl will not send: pipelining,

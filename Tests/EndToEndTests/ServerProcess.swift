@@ -1,4 +1,5 @@
 import Foundation
+import MarqueeTestSupport
 import Glibc
 
 /// Finds the `marquee` executable the tests run.

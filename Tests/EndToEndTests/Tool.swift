@@ -1,4 +1,5 @@
 import Foundation
+import MarqueeTestSupport
 import Glibc
 
 /// How a child process ended.

@@ -1,60 +1,13 @@
 import Foundation
+import MarqueeTestSupport
 import Testing
 
 /// Real and hand-made MaxMind databases for the geo tests. Both come from the Python environment
 /// `scripts/install-deps test` creates in `.build/python`: the GeoLite2 City database shipped by
 /// `maxminddb-geolite2`, and small databases written on the spot with `mmdb-writer`.
 enum GeoDatabases {
-    struct Missing: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    /// The package root, found from this file's location.
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    /// The venv's interpreter; fails with the command that creates it.
-    static func python() throws -> URL {
-        let python = packageRoot.appendingPathComponent(".build/python/bin/python")
-        guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            throw Missing(description: "no Python environment at \(python.path): run `scripts/install-deps test` first")
-        }
-        return python
-    }
-
-    /// Runs `script` with the venv's Python, feeding `input` on stdin; returns stdout.
-    @discardableResult
-    static func runPython(_ script: String, input: Data = Data()) throws -> String {
-        let process = Process()
-        process.executableURL = try python()
-        process.arguments = ["-c", script]
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(input)
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Missing(description: "python failed (\(process.terminationStatus)): \(String(decoding: errors, as: UTF8.self)); run `scripts/install-deps test` if a package is missing")
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
-
     /// The GeoLite2 City database inside the `maxminddb-geolite2` package.
-    static func geoLite2City() throws -> String {
-        let path = try runPython("import geolite2; print(geolite2.geolite2.filename)")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw Missing(description: "GeoLite2 database not found at \(path): run `scripts/install-deps test`")
-        }
-        return path
-    }
+    static func geoLite2City() throws -> String { try PythonEnvironment.geoLite2City() }
 
     /// One network entry: the blocks and the record stored for them.
     struct Network {
@@ -84,7 +37,7 @@ enum GeoDatabases {
                 writer.insert_network(IPSet(network["blocks"]), network["record"])
             writer.to_db_file(spec["path"])
             """
-        try runPython(script, input: try JSONSerialization.data(withJSONObject: spec))
+        try PythonEnvironment.run(script, input: try JSONSerialization.data(withJSONObject: spec))
     }
 
     /// A country record as GeoIP2 Country/City databases shape it.

@@ -1,4 +1,5 @@
 import Foundation
+import MarqueeTestSupport
 import Testing
 @testable import MarqueePolicy
 
@@ -13,7 +14,7 @@ struct RedisRateLimiterTests {
 
     @Test("two gateways sharing a limit together allow exactly the burst")
     func twoGateways() throws {
-        let server = try RedisServerProcess()
+        let server = try RedisServer()
         let answersA = AnswerCollector()
         let answersB = AnswerCollector()
         let a = RedisRateLimiter(endpoint: server.endpoint, limits: [Self.shared]) { answersA.append($0) }
@@ -21,14 +22,14 @@ struct RedisRateLimiterTests {
         a.start()
         b.start()
         defer { a.stop(); b.stop() }
-        #expect(waitUntil(seconds: 5) { a.isAvailable && b.isAvailable })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { a.isAvailable && b.isAvailable })
 
         let key: UInt64 = 0xDEAD_BEEF_0000_0001
         for n in 0..<15 {
             #expect(a.submit(request(n, key: key, loop: 1)))
             #expect(b.submit(request(n, key: key, loop: 2)))
         }
-        #expect(waitUntil(seconds: 5) { answersA.count == 15 && answersB.count == 15 })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { answersA.count == 15 && answersB.count == 15 })
         let all = answersA.answers + answersB.answers
         var allowed = 0
         var limited = 0
@@ -61,19 +62,19 @@ struct RedisRateLimiterTests {
 
     @Test("multi-key requests are atomic in Redis too")
     func multiKey() throws {
-        let server = try RedisServerProcess()
+        let server = try RedisServer()
         let strict = RateLimit(name: "strict", limit: 2, periodMilliseconds: 60_000)
         let answers = AnswerCollector()
         let limiter = RedisRateLimiter(endpoint: server.endpoint, limits: [Self.shared, strict]) { answers.append($0) }
         limiter.start()
         defer { limiter.stop() }
-        #expect(waitUntil(seconds: 5) { limiter.isAvailable })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { limiter.isAvailable })
         var both = RateKeys()
         both.append(limitIndex: 0, keyHash: 1)
         both.append(limitIndex: 1, keyHash: 1)
         for n in 0..<5 {
             #expect(limiter.submit(RedisRateRequest(loop: 0, slot: Int32(n), generation: 0, keys: both)))
-            #expect(waitUntil(seconds: 2) { answers.count == n + 1 })
+            #expect(waitUntil(timeout: .milliseconds(2000), interval: .milliseconds(5)) { answers.count == n + 1 })
         }
         let results = answers.answers.map(\.result)
         #expect(results[0] == .verdict(.allowed(limitIndex: 1, remaining: 1, resetMicros: 30_000_000)) || {
@@ -85,7 +86,7 @@ struct RedisRateLimiterTests {
         }
         // Only the two passing requests were charged to the wide key.
         #expect(limiter.submit(request(99, key: 1)))
-        #expect(waitUntil(seconds: 2) { answers.count == 6 })
+        #expect(waitUntil(timeout: .milliseconds(2000), interval: .milliseconds(5)) { answers.count == 6 })
         guard case .verdict(.allowed(0, let remaining, _)) = answers.answers[5].result else {
             Issue.record("expected allowed, got \(answers.answers[5].result)")
             return
@@ -95,7 +96,7 @@ struct RedisRateLimiterTests {
 
     @Test("server gone: every submission is answered .unavailable promptly; recovery after restart; NOSCRIPT reload")
     func outage() throws {
-        let server = try RedisServerProcess()
+        let server = try RedisServer()
         let answers = AnswerCollector()
         var configuration = RedisRateLimiter.Configuration()
         configuration.maxBackoffMilliseconds = 200
@@ -104,32 +105,32 @@ struct RedisRateLimiterTests {
         }
         limiter.start()
         defer { limiter.stop() }
-        #expect(waitUntil(seconds: 5) { limiter.isAvailable })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { limiter.isAvailable })
         #expect(limiter.submit(request(0, key: 9)))
-        #expect(waitUntil(seconds: 2) { answers.count == 1 })
+        #expect(waitUntil(timeout: .milliseconds(2000), interval: .milliseconds(5)) { answers.count == 1 })
 
         server.stop()
         let started = Date()
         for n in 1...50 { #expect(limiter.submit(request(n, key: 9))) }
-        #expect(waitUntil(seconds: 1) { answers.count == 51 })
+        #expect(waitUntil(timeout: .milliseconds(1000), interval: .milliseconds(5)) { answers.count == 51 })
         let elapsed = Date().timeIntervalSince(started)
         #expect(answers.answers[1...].allSatisfy { $0.result == .unavailable })
         #expect(elapsed < 0.5, "answers took \(elapsed) s")
-        #expect(waitUntil(seconds: 2) { !limiter.isAvailable })
+        #expect(waitUntil(timeout: .milliseconds(2000), interval: .milliseconds(5)) { !limiter.isAvailable })
         // Still prompt while down and backing off.
         for n in 51...60 { #expect(limiter.submit(request(n, key: 9))) }
-        #expect(waitUntil(seconds: 0.5) { answers.count == 61 })
+        #expect(waitUntil(timeout: .milliseconds(500), interval: .milliseconds(5)) { answers.count == 61 })
 
         try server.restart()
-        #expect(waitUntil(seconds: 5) { limiter.isAvailable })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { limiter.isAvailable })
         #expect(limiter.submit(request(100, key: 9)))
-        #expect(waitUntil(seconds: 2) { answers.count == 62 })
+        #expect(waitUntil(timeout: .milliseconds(2000), interval: .milliseconds(5)) { answers.count == 62 })
         #expect(answers.answers[61].result != .unavailable)
 
         // A flushed script cache is reloaded transparently.
         _ = try server.command(["SCRIPT", "FLUSH"])
         #expect(limiter.submit(request(101, key: 9)))
-        #expect(waitUntil(seconds: 2) { answers.count == 63 })
+        #expect(waitUntil(timeout: .milliseconds(2000), interval: .milliseconds(5)) { answers.count == 63 })
         #expect(answers.answers[62].result != .unavailable)
     }
 
@@ -137,7 +138,7 @@ struct RedisRateLimiterTests {
     func stopDrains() throws {
         let answers = AnswerCollector()
         // Nothing listens on this port: the limiter stays down.
-        let endpoint = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: try RedisServerProcess.freePort()))
+        let endpoint = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: Int(try RedisServer.freePort())))
         let limiter = RedisRateLimiter(endpoint: endpoint, limits: [Self.shared]) { answers.append($0) }
         limiter.start()
         for n in 0..<100 { _ = limiter.submit(request(n, key: 1)) }

@@ -1,4 +1,5 @@
 import Foundation
+import MarqueeTestSupport
 import Testing
 @testable import MarqueePolicy
 
@@ -8,21 +9,21 @@ struct RevocationFeedTests {
 
     @Test("a revocation published by one process is obeyed by another within a second")
     func publishAndObey() throws {
-        let server = try RedisServerProcess()
+        let server = try RedisServer()
         let list = RevocationList()
         let feed = RedisRevocationFeed(endpoint: server.endpoint, list: list)
         feed.start()
         defer { feed.stop() }
-        #expect(waitUntil(seconds: 5) { feed.isSubscribed })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { feed.isSubscribed })
 
         let started = Date()
         try RedisRevocationFeed.publish("abc123", reason: .funds, expiresAt: now + 3600, endpoint: server.endpoint)
-        #expect(waitUntil(seconds: 1) { list.isRevoked("abc123", nowSeconds: now) == .funds })
+        #expect(waitUntil(timeout: .milliseconds(1000), interval: .milliseconds(5)) { list.isRevoked("abc123", nowSeconds: now) == .funds })
         #expect(Date().timeIntervalSince(started) < 1)
 
         // A new reason replaces the old one, in Redis and in the list.
         try RedisRevocationFeed.publish("abc123", reason: .other, expiresAt: now + 3600, endpoint: server.endpoint)
-        #expect(waitUntil(seconds: 1) { list.isRevoked("abc123", nowSeconds: now) == .other })
+        #expect(waitUntil(timeout: .milliseconds(1000), interval: .milliseconds(5)) { list.isRevoked("abc123", nowSeconds: now) == .other })
         let members = try server.command(["ZRANGE", RedisRevocationFeed.sortedSet, "0", "-1"])
         #expect(members == .array([.string(Array("other abc123".utf8))]))
 
@@ -30,7 +31,7 @@ struct RevocationFeedTests {
         _ = try server.command(["PUBLISH", RedisRevocationFeed.channel, "banned 12 x"])
         _ = try server.command(["PUBLISH", RedisRevocationFeed.channel, "funds soon x"])
         _ = try server.command(["PUBLISH", RedisRevocationFeed.channel, "funds 99999999999 bad/id"])
-        #expect(waitUntil(seconds: 1) { feed.rejectedCount == 3 })
+        #expect(waitUntil(timeout: .milliseconds(1000), interval: .milliseconds(5)) { feed.rejectedCount == 3 })
         #expect(throws: RedisRevocationFeed.PublishError.invalidSession) {
             try RedisRevocationFeed.publish("no spaces", reason: .funds, expiresAt: now + 10, endpoint: server.endpoint)
         }
@@ -38,7 +39,7 @@ struct RevocationFeedTests {
 
     @Test("startup loads earlier revocations and drops expired ones; expiry lifts a revocation")
     func startupAndExpiry() throws {
-        let server = try RedisServerProcess()
+        let server = try RedisServer()
         try RedisRevocationFeed.publish("early-1", reason: .other, expiresAt: now + 3600, endpoint: server.endpoint)
         try RedisRevocationFeed.publish("short-2", reason: .funds, expiresAt: now + 2, endpoint: server.endpoint)
         try RedisRevocationFeed.publish("gone-3", reason: .funds, expiresAt: now - 10, endpoint: server.endpoint)
@@ -47,7 +48,7 @@ struct RevocationFeedTests {
         let feed = RedisRevocationFeed(endpoint: server.endpoint, list: list)
         feed.start()
         defer { feed.stop() }
-        #expect(waitUntil(seconds: 5) { feed.isSubscribed })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { feed.isSubscribed })
         #expect(list.isRevoked("early-1", nowSeconds: now) == .other)
         #expect(list.isRevoked("short-2", nowSeconds: now) == .funds)
         #expect(list.isRevoked("gone-3", nowSeconds: now) == nil)
@@ -60,19 +61,19 @@ struct RevocationFeedTests {
 
     @Test("Redis down: nothing crashes, the list keeps working, the feed resubscribes")
     func outage() throws {
-        let server = try RedisServerProcess()
+        let server = try RedisServer()
         let list = RevocationList()
         var configuration = RedisRevocationFeed.Configuration()
         configuration.maxBackoffMilliseconds = 300
         let feed = RedisRevocationFeed(endpoint: server.endpoint, list: list, configuration: configuration)
         feed.start()
         defer { feed.stop() }
-        #expect(waitUntil(seconds: 5) { feed.isSubscribed })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { feed.isSubscribed })
         try RedisRevocationFeed.publish("before", reason: .funds, expiresAt: now + 3600, endpoint: server.endpoint)
-        #expect(waitUntil(seconds: 1) { list.isRevoked("before", nowSeconds: now) == .funds })
+        #expect(waitUntil(timeout: .milliseconds(1000), interval: .milliseconds(5)) { list.isRevoked("before", nowSeconds: now) == .funds })
 
         server.stop()
-        #expect(waitUntil(seconds: 2) { !feed.isSubscribed })
+        #expect(waitUntil(timeout: .milliseconds(2000), interval: .milliseconds(5)) { !feed.isSubscribed })
         #expect(list.isRevoked("before", nowSeconds: now) == .funds)
         #expect(list.revoke("local-only", reason: .other, expiresAt: now + 60))
         #expect(throws: RedisRevocationFeed.PublishError.self) {
@@ -80,10 +81,10 @@ struct RevocationFeedTests {
         }
 
         try server.restart()
-        #expect(waitUntil(seconds: 5) { feed.isSubscribed })
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { feed.isSubscribed })
         #expect(feed.connectCount >= 2)
         try RedisRevocationFeed.publish("after", reason: .other, expiresAt: now + 3600, endpoint: server.endpoint)
-        #expect(waitUntil(seconds: 1) { list.isRevoked("after", nowSeconds: now) == .other })
+        #expect(waitUntil(timeout: .milliseconds(1000), interval: .milliseconds(5)) { list.isRevoked("after", nowSeconds: now) == .other })
         #expect(list.isRevoked("local-only", nowSeconds: now) == .other)
     }
 }

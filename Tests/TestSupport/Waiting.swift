@@ -1,7 +1,7 @@
 import Foundation
 
 extension Duration {
-    var seconds: Double {
+    public var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
@@ -9,7 +9,7 @@ extension Duration {
 /// Checks `condition` every `interval` until it holds or `timeout` has passed; returns whether it held.
 /// This is how the tests wait for something to happen: on a condition, with a deadline.
 @discardableResult
-func waitUntil(
+public func waitUntil(
     timeout: Duration, interval: Duration = .milliseconds(20), _ condition: () throws -> Bool
 ) rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
