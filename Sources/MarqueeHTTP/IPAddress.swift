@@ -107,13 +107,26 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     public let prefixLength: Int
 
     public init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let address = IPAddress(String(parts[0])) else { return nil }
+        var text = text
+        guard let parsed = text.withUTF8({ CIDR(parsing: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = parsed
+    }
+
+    /// Parses `address` or `address/prefix` from raw bytes without allocating.
+    public init?(parsing text: UnsafeRawBufferPointer) {
+        var slash = text.count
+        for i in 0..<text.count where text[i] == UInt8(ascii: "/") {
+            slash = i
+            break
+        }
+        guard let address = IPAddress(parsing: UnsafeRawBufferPointer(rebasing: text[0..<slash])) else { return nil }
         let maxLength = address.isIPv4 ? 32 : 128
         var length = maxLength
-        if parts.count == 2 {
-            guard let given = Int(parts[1]), (0...maxLength).contains(given), parts[1].allSatisfy(\.isASCII) else { return nil }
-            length = given
+        if slash < text.count {
+            guard let given = RequestParser.decimal(UnsafeRawBufferPointer(rebasing: text[(slash + 1)...])), given <= maxLength else {
+                return nil
+            }
+            length = Int(given)
         }
         self.init(address: address, prefixLength: address.isIPv4 ? length + 96 : length)
     }

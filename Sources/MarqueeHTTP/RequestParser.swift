@@ -172,7 +172,7 @@ public enum RequestParser {
     @inlinable static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
     /// A non-negative decimal of at most 18 digits (no sign, no spaces, no list).
-    static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+    public static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
         var value: Int64 = 0
         for b in bytes {

@@ -77,11 +77,11 @@ public enum TokenVerifier {
 
         var parser = ClaimParser(claims)
         guard let keyID = parser.field("k"), !keyID.isEmpty, keyID.allSatisfy(TokenClaims.isKeyIDByte),
-            let expiresText = parser.field("e"), let expires = decimal(expiresText)
+            let expiresText = parser.field("e"), let expires = RequestParser.decimal(expiresText)
         else { return .refused(.malformed) }
         var notBefore: Int64 = 0
         if let text = parser.optionalField("nb") {
-            guard let value = decimal(text) else { return .refused(.malformed) }
+            guard let value = RequestParser.decimal(text) else { return .refused(.malformed) }
             notBefore = value
         }
         guard let scope = parser.field("s"), TokenClaims.isValidScope(scope) else { return .refused(.malformed) }
@@ -109,7 +109,7 @@ public enum TokenVerifier {
         if nowSeconds < notBefore { return .refused(.notYetValid) }
         guard covers(scope: scope, path: path) else { return .refused(.outOfScope) }
         if let ip {
-            guard let block = parseBlock(ip), block.contains(client) else { return .refused(.wrongAddress) }
+            guard let block = CIDR(parsing: ip), block.contains(client) else { return .refused(.wrongAddress) }
         }
         return .granted(sessionStart: sessionStart, sessionCount: sessionCount)
     }
@@ -122,33 +122,6 @@ public enum TokenVerifier {
         // A folder scope ends with "/"; otherwise the path must end at the scope or continue with "/".
         return prefix.isEmpty || prefix.last == UInt8(ascii: "/") || path.count == prefix.count
             || path[prefix.count] == UInt8(ascii: "/")
-    }
-
-    @inline(__always) static func decimal(_ text: UnsafeRawBufferPointer) -> Int64? {
-        guard !text.isEmpty, text.count <= 18 else { return nil }
-        var value: Int64 = 0
-        for b in text {
-            guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + Int64(b - UInt8(ascii: "0"))
-        }
-        return value
-    }
-
-    /// `a.b.c.d`, an IPv6 address, or either with `/prefix`.
-    static func parseBlock(_ text: UnsafeRawBufferPointer) -> CIDR? {
-        var slash = text.count
-        for i in 0..<text.count where text[i] == UInt8(ascii: "/") {
-            slash = i
-            break
-        }
-        guard let address = IPAddress(parsing: UnsafeRawBufferPointer(rebasing: text[0..<slash])) else { return nil }
-        let maxLength = address.isIPv4 ? 32 : 128
-        var length = maxLength
-        if slash < text.count {
-            guard let given = decimal(UnsafeRawBufferPointer(rebasing: text[(slash + 1)...])), given <= maxLength else { return nil }
-            length = Int(given)
-        }
-        return CIDR(address: address, prefixLength: address.isIPv4 ? length + 96 : length)
     }
 }
 
