@@ -100,11 +100,12 @@ public final class AccessPolicy: @unchecked Sendable {
 
     private var sink: AnswerSink?
 
-    /// Connects the policy to the loops: each gets an answer queue sized to its connection slots.
+    /// Connects the policy to the loops: with Redis, each gets an answer queue sized to its
+    /// connection slots.
     /// Starts the threads that talk to Redis.
     func start(wakeFDs: [Int32], slotsPerLoop: Int) {
         self.wakeFDs = wakeFDs
-        rateAnswers = wakeFDs.map { _ in RateAnswerQueue(capacity: slotsPerLoop) }
+        if redis != nil { rateAnswers = wakeFDs.map { _ in RateAnswerQueue(capacity: slotsPerLoop) } }
         sink?.policy = self
         redis?.start()
         revocationFeed?.start()

@@ -507,7 +507,8 @@ struct EventLoop: ~Copyable {
     /// A wake-up: answers from the shared rate limiter, or SIGTERM (stop accepting, close idle
     /// connections, let responses in flight finish).
     mutating func onWake() {
-        if let queue = policy?.rateAnswers[id] {
+        if let policy, policy.redis != nil {
+            let queue = policy.rateAnswers[id]
             while let answer = queue.pop() {
                 switch answer.result {
                 case .verdict(let verdict): resumeParked(slot: answer.slot, generation: answer.generation, verdict: verdict)
