@@ -8,6 +8,18 @@ let configuration: Package.Dependency = .package(
     url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"])
 let log: Package.Dependency = .package(url: "https://github.com/apple/swift-log", from: "1.16.2")
 let system: Package.Dependency = .package(url: "https://github.com/apple/swift-system", from: "1.5.0")
+// Services (auth, catalog, ...): Hummingbird 2, SQL over SQLite and PostgreSQL, JWT, metrics.
+let hummingbird: Package.Dependency = .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1")
+let hummingbirdAuth: Package.Dependency = .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0")
+let postgres: Package.Dependency = .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2")
+let sqlite: Package.Dependency = .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2")
+let jwt: Package.Dependency = .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0")
+let metrics: Package.Dependency = .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0")
+let httpClient: Package.Dependency = .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0")
+let lifecycle: Package.Dependency = .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0")
+let nio: Package.Dependency = .package(url: "https://github.com/apple/swift-nio", from: "2.101.2")
+let httpTypes: Package.Dependency = .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0")
+let prometheus: Package.Dependency = .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1")
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -25,7 +37,7 @@ let package = Package(
         .library(name: "MarqueePolicy", targets: ["MarqueePolicy"]),
         .library(name: "MarqueeGateway", targets: ["MarqueeGateway"]),
     ],
-    dependencies: [argumentParser, configuration, log, system],
+    dependencies: [argumentParser, configuration, log, system, hummingbird, hummingbirdAuth, postgres, sqlite, jwt, metrics, prometheus, httpClient, lifecycle, httpTypes, nio],
     targets: [
         // MARK: - C libraries (system libraries and import-only shims)
         .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
@@ -42,6 +54,26 @@ let package = Package(
         .target(
             name: "MarqueeGateway",
             dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "CLinux"]),
+        .target(
+            name: "MarqueeServiceKit",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
 
         // MARK: - Roles
         .target(
@@ -57,16 +89,43 @@ let package = Package(
             ],
             path: "origin"),
 
+        // MARK: - Services
+        .target(
+            name: "MarqueeAuth",
+            dependencies: [
+                "MarqueeServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            path: "services/auth",
+            resources: [.copy("Resources/openapi.yaml"), .copy("Resources/common-passwords.txt")]),
+        .target(
+            name: "MarqueeCatalog",
+            dependencies: [
+                "MarqueeServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "services/catalog",
+            resources: [.copy("Resources/openapi.yaml")]),
+
         // MARK: - Executable
         .executableTarget(
             name: "marquee",
             dependencies: [
                 "MarqueeOrigin",
+                "MarqueeAuth",
+                "MarqueeCatalog",
+                "MarqueeServiceKit",
                 "MarqueeGateway",
                 "MarqueeHTTP",
                 "MarqueePolicy",
                 "MarqueeTokens",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]),
 
         // MARK: - Tests
@@ -75,6 +134,17 @@ let package = Package(
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway"]),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: [
+                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueeTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]),
         .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
     ]
 )

@@ -6,7 +6,9 @@ struct MarqueeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "marquee",
         abstract: "Marquee: an edge streaming gateway and CDN origin.",
-        subcommands: [OriginCommand.self, SignCommand.self, RevokeCommand.self])
+        subcommands: [
+            OriginCommand.self, AuthCommand.self, CatalogCommand.self, UsersCommand.self, SignCommand.self, RevokeCommand.self,
+        ])
 }
 
 struct OriginCommand: AsyncParsableCommand {

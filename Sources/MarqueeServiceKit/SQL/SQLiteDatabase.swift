@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import SQLiteNIO
+
+/// SQLite through one connection (sqlite-nio runs each call on its thread pool). Statements are
+/// serialized by an async lock, which is also how a transaction keeps the connection to itself.
+/// WAL journaling lets other processes read while one writes; `busy_timeout` makes a writer in
+/// another process wait rather than fail.
+public final class SQLiteDatabase: Database {
+    public var dialect: SQLDialect { .sqlite }
+    let connection: SQLiteConnection
+    let lock = AsyncLock()
+
+    public init(path: String) async throws {
+        if path != ":memory:" {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        }
+        do {
+            connection = try await SQLiteConnection.open(storage: path == ":memory:" ? .memory : .file(path: path))
+        } catch {
+            throw DatabaseError.engine("cannot open SQLite database \(path): \(error)")
+        }
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"] {
+            _ = try await Self.run(connection, pragma, [])
+        }
+    }
+
+    public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        try await lock.withLock { try await Self.run(connection, sql, binds) }
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLExecutor) async throws -> T) async throws -> T {
+        try await lock.withLock {
+            _ = try await Self.run(connection, "BEGIN IMMEDIATE", [])
+            do {
+                let result = try await body(Transaction(connection: connection))
+                _ = try await Self.run(connection, "COMMIT", [])
+                return result
+            } catch {
+                _ = try? await Self.run(connection, "ROLLBACK", [])
+                throw error
+            }
+        }
+    }
+
+    public func close() async {
+        try? await connection.close()
+    }
+
+    struct Transaction: SQLExecutor {
+        let connection: SQLiteConnection
+        var dialect: SQLDialect { .sqlite }
+        func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+            try await SQLiteDatabase.run(connection, sql, binds)
+        }
+    }
+
+    static func run(_ connection: SQLiteConnection, _ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        let rows = NIOLockedValueBox<[SQLRow]>([])
+        do {
+            try await connection.query(numberedPlaceholders(sql), binds.map(sqliteData)) { row in
+                var values: [String: SQLValue] = [:]
+                for column in row.columns { values[column.name] = value(column.data) }
+                rows.withLockedValue { $0.append(SQLRow(values)) }
+            }
+        } catch let error as SQLiteError {
+            if error.reason == .constraint || error.reason == .constraintUniqueFailed || error.reason == .constraintPrimaryKeyFailed,
+                error.message.contains("UNIQUE") || error.message.contains("PRIMARY KEY")
+            {
+                throw DatabaseError.uniqueViolation(constraint: error.message)
+            }
+            throw DatabaseError.engine("SQLite: \(error.message) (in: \(sql.prefix(120)))")
+        }
+        return rows.withLockedValue { $0 }
+    }
+
+    /// `$12` → `?12` outside string literals and quoted identifiers.
+    static func numberedPlaceholders(_ sql: String) -> String {
+        var out = ""
+        out.reserveCapacity(sql.utf8.count)
+        var quote: Character? = nil
+        var previousWasDollar = false
+        for c in sql {
+            if let q = quote {
+                if c == q { quote = nil }
+                out.append(c)
+                continue
+            }
+            if c == "'" || c == "\"" { quote = c }
+            if previousWasDollar {
+                out.append(c.isNumber ? "?" : "$")
+                previousWasDollar = false
+            }
+            if c == "$" {
+                previousWasDollar = true
+                continue
+            }
+            out.append(c)
+        }
+        if previousWasDollar { out.append("$") }
+        return out
+    }
+
+    static func sqliteData(_ value: SQLValue) -> SQLiteData {
+        switch value {
+        case .null: .null
+        case .integer(let v): .integer(SQLiteInt64(v))
+        case .real(let v): .float(v)
+        case .text(let s): .text(s)
+        case .blob(let b): .blob(ByteBuffer(bytes: b))
+        }
+    }
+
+    static func value(_ data: SQLiteData) -> SQLValue {
+        switch data {
+        case .null: .null
+        case .integer(let v): .integer(Int64(v))
+        case .float(let v): .real(v)
+        case .text(let s): .text(s)
+        case .blob(var buffer): .blob(buffer.readBytes(length: buffer.readableBytes) ?? [])
+        }
+    }
+}

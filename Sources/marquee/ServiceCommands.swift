@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Configuration
+import MarqueeAuth
+import MarqueeCatalog
+import MarqueeGateway
+import MarqueeServiceKit
+
+/// Flags every service command shares.
+struct ServiceOptions: ParsableArguments {
+    @Option(help: "YAML configuration file; MARQUEE_* environment variables override it.")
+    var config: String?
+
+    @Option(help: "Data folder for the SQLite databases (data; default ./var).")
+    var data: String?
+
+    @Option(help: "Database URL: sqlite:///path/file.db (default under the data folder) or postgres://user:password@host:port/db.")
+    var database: String?
+
+    func configuration() async throws -> ServiceConfiguration {
+        do {
+            return try await ServiceConfiguration(configFile: config, dataDirectory: data)
+        } catch {
+            throw ValidationError("cannot read the configuration: \(error)")
+        }
+    }
+}
+
+struct AuthCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "auth", abstract: "Run the auth service: accounts, sign-in, access and refresh tokens, JWKS.")
+
+    @Option(help: "Listener, HOST:PORT (auth.listen; default 127.0.0.1:8081).")
+    var listen: String?
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        let settings = try await AuthCommand.settings(options, listen: listen)
+        let service = try await AuthService.open(settings)
+        print("auth: listening on http://\(settings.listen) (database \(redacted(settings.database)))")
+        try await service.application().runService()
+    }
+
+    static func settings(_ options: ServiceOptions, listen: String?) async throws -> AuthSettings {
+        let config = try await options.configuration()
+        var settings = AuthSettings()
+        settings.listen = config.string("auth.listen", flag: listen, default: settings.listen)
+        settings.database = config.databaseURL(flag: options.database, key: "auth.database", defaultName: "auth")
+        settings.issuer = config.string("auth.issuer", flag: nil, default: settings.issuer)
+        settings.accessTokenLifetime = TimeInterval(config.int("auth.access_token_ttl_s", default: 900))
+        settings.refreshTokenLifetime = TimeInterval(config.int("auth.refresh_token_ttl_s", default: 30 * 24 * 3600))
+        let cost = config.int("auth.bcrypt_cost", default: 12)
+        guard (10...16).contains(cost) else { throw ValidationError("auth.bcrypt_cost must be 10 to 16 (12 or more in production), got \(cost)") }
+        settings.bcryptCost = UInt8(cost)
+        settings.setKeyRotation(
+            every: TimeInterval(config.int("auth.key_rotation_days", default: 30) * 86400),
+            publishLead: TimeInterval(config.int("auth.key_publish_lead_s", default: 600)))
+        settings.setAccountThrottle(
+            failures: config.int("auth.throttle.account_failures", default: 5), blockSeconds: config.int("auth.throttle.account_block_s", default: 60))
+        settings.setAddressThrottle(
+            failures: config.int("auth.throttle.address_failures", default: 30), blockSeconds: config.int("auth.throttle.address_block_s", default: 300))
+        if let proxies = config.reader.stringArray(forKey: "auth.trusted_proxies") { settings.trustedProxies = Set(proxies) }
+        return settings
+    }
+}
+
+struct CatalogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "catalog", abstract: "Run the catalog service: titles, prices, geo rules, availability, packages.")
+
+    @Option(help: "Listener, HOST:PORT (catalog.listen; default 127.0.0.1:8082).")
+    var listen: String?
+
+    @Option(name: .customLong("auth-url"), help: "The auth service, whose JWKS verifies tokens (catalog.auth_url; default http://127.0.0.1:8081).")
+    var authURL: String?
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        let config = try await options.configuration()
+        var settings = CatalogSettings()
+        settings.listen = config.string("catalog.listen", flag: listen, default: settings.listen)
+        settings.database = config.databaseURL(flag: options.database, key: "catalog.database", defaultName: "catalog")
+        settings.authURL = config.string("catalog.auth_url", flag: authURL, default: settings.authURL)
+        settings.authIssuer = config.string("catalog.auth_issuer", flag: nil, default: settings.authIssuer)
+        let service = try await CatalogService.open(settings)
+        print("catalog: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL))")
+        try await service.application().runService()
+    }
+}
+
+struct UsersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "users", abstract: "Manage accounts directly in the auth database.", subcommands: [Add.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an account (the way to make the first admin).")
+
+        @Option(help: "Email address.")
+        var email: String
+
+        @Option(help: "viewer, publisher or admin.")
+        var role: String
+
+        @Option(name: .customLong("password-file"), help: "File holding the password (one line; '-' reads standard input).")
+        var passwordFile: String
+
+        @OptionGroup var options: ServiceOptions
+
+        func run() async throws {
+            guard let role = Role(rawValue: role) else { throw ValidationError("--role must be viewer, publisher or admin") }
+            let text: String
+            if passwordFile == "-" {
+                text = readLine(strippingNewline: true) ?? ""
+            } else {
+                guard let contents = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
+                    throw ValidationError("cannot read --password-file \(passwordFile)")
+                }
+                text = contents
+            }
+            let password = text.hasSuffix("\n") ? String(text.dropLast()) : text
+            let settings = try await AuthCommand.settings(options, listen: nil)
+            let service = try await AuthService.open(settings)
+            do {
+                let user = try await service.createAccount(email: email, password: password, role: role)
+                await service.close()
+                print("created \(user.role.rawValue) \(user.email) (id \(user.id))")
+            } catch let error as ServiceError {
+                await service.close()
+                printError("marquee users add: \(error.detail)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+/// A database URL without its password, for logs.
+func redacted(_ url: String) -> String {
+    guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else {
+        return url
+    }
+    return String(url[..<colon]) + ":***" + String(url[at...])
+}

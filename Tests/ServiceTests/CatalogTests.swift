@@ -1,0 +1,238 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import MarqueeServiceKit
+import MarqueeTestSupport
+import Testing
+
+@Suite("Catalog service (SQLite and PostgreSQL)")
+struct CatalogTests {
+    static var movie: [String: Any] { [
+        "name": "The Long Voyage", "description": "A ship crosses the Atlantic in winter.", "genres": ["Drama", "Adventure"],
+        "cast": ["Ada Lovelace", "Grace Hopper"], "year": 1987, "price_per_minute": 5, "currency": "EUR",
+    ] }
+
+    @Test("Publishers create drafts; validation names the field; viewers never see drafts", arguments: DatabaseKind.allCases)
+    func createAndValidate(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let viewer = try await auth.signUp("view@example.com").access
+            #expect(try await catalog.send(.post, "/api/catalog/titles", json: Self.movie).status == .unauthorized)
+            #expect(try await catalog.send(.post, "/api/catalog/titles", token: viewer, json: Self.movie).status == .forbidden)
+
+            let created = try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: Self.movie)
+            #expect(created.status == .created)
+            #expect(created["status"] == "draft")
+            #expect(created.json["genres"] as? [String] == ["drama", "adventure"])
+            let id = try #require(created["id"])
+            #expect(created.headers[.location] == "/api/catalog/titles/\(id)")
+
+            let cases: [([String: Any], String)] = [
+                (["name": "x", "price_per_minute": 5], "currency"),
+                (["name": "x", "price_per_minute": 5, "currency": "EUO"], "currency"),
+                (["name": "x", "price_per_minute": -1, "currency": "EUR"], "price_per_minute"),
+                (["name": "x", "price_per_minute": 1.5, "currency": "EUR"], "price_per_minute"),
+                (["name": "", "price_per_minute": 5, "currency": "EUR"], "name"),
+                (["name": "x", "price_per_minute": 5, "currency": "EUR", "geo": ["mode": "deny", "countries": ["gb"]]], "geo.countries[0]"),
+                (["name": "x", "price_per_minute": 5, "currency": "EUR", "geo": ["mode": "block", "countries": ["GB"]]], "geo.mode"),
+                (["name": "x", "price_per_minute": 5, "currency": "EUR", "available_from": "tomorrow"], "available_from"),
+                (
+                    ["name": "x", "price_per_minute": 5, "currency": "EUR", "available_from": "2027-01-02T00:00:00Z", "available_until": "2027-01-01T00:00:00Z"],
+                    "available_until"
+                ),
+                (["name": "x", "price_per_minute": 5, "currency": "EUR", "year": 1492], "year"),
+                (["name": "x", "price_per_minute": 5, "currency": "EUR", "genres": [String](repeating: "a", count: 11)], "genres"),
+            ]
+            for (body, field) in cases {
+                let reply = try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: body)
+                #expect(reply.status == .unprocessableContent, "\(body)")
+                #expect((reply.json["errors"] as? [[String: String]])?.first?["field"] == field, "\(reply.text)")
+                #expect(reply.headers[.contentType] == "application/problem+json")
+            }
+
+            #expect(try await catalog.send(.get, "/api/catalog/titles").items.isEmpty)
+            #expect(try await catalog.send(.get, "/api/catalog/titles/\(id)").status == .notFound)
+            #expect(try await catalog.send(.get, "/api/catalog/titles?status=draft", token: viewer).status == .forbidden)
+            let drafts = try await catalog.send(.get, "/api/catalog/titles?status=draft", token: publisher)
+            #expect(drafts.items.map { $0["id"] as? String } == [id])
+            #expect(try await catalog.send(.get, "/api/catalog/titles/\(id)", token: publisher).status == .ok)
+        }
+    }
+
+    @Test("Lifecycle: package → ready → published → withdrawn; conflicts are 409", arguments: DatabaseKind.allCases)
+    func lifecycle(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let id = try #require(try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: Self.movie)["id"])
+            let early = try await catalog.send(.post, "/api/catalog/titles/\(id)/publish", token: publisher)
+            #expect(early.status == .conflict)
+            #expect(early.detail.contains("ingest"))
+            let package: [String: Any] = [
+                "package_version": "v1",
+                "renditions": [["name": "720p", "width": 1280, "height": 720, "bandwidth": 3_000_000, "codecs": "avc1.64001f,mp4a.40.2"]],
+                "duration_seconds": 60,
+            ]
+            #expect(try await catalog.send(.put, "/api/catalog/titles/\(id)/package", token: publisher, json: ["package_version": "../x", "renditions": []]).status == .unprocessableContent)
+            let ready = try await catalog.send(.put, "/api/catalog/titles/\(id)/package", token: publisher, json: package)
+            #expect(ready["status"] == "ready")
+            #expect((ready.json["package"] as? [String: Any])?["version"] as? String == "v1")
+            let published = try await catalog.send(.post, "/api/catalog/titles/\(id)/publish", token: publisher)
+            #expect(published["status"] == "published")
+            #expect(try await catalog.send(.get, "/api/catalog/titles").items.count == 1)
+            #expect(try await catalog.send(.get, "/api/catalog/titles/\(id)").status == .ok)
+            #expect(try await catalog.send(.delete, "/api/catalog/titles/\(id)", token: publisher).status == .conflict)
+            #expect(try await catalog.send(.post, "/api/catalog/titles/\(id)/withdraw", token: publisher)["status"] == "withdrawn")
+            #expect(try await catalog.send(.get, "/api/catalog/titles/\(id)").status == .notFound)
+            #expect(try await catalog.send(.delete, "/api/catalog/titles/\(id)", token: publisher).status == .noContent)
+            #expect(try await catalog.send(.get, "/api/catalog/titles/\(id)", token: publisher).status == .notFound)
+        }
+    }
+
+    @Test("PATCH merges (null clears), If-Match guards against lost updates", arguments: DatabaseKind.allCases)
+    func patch(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            var body = Self.movie
+            body["geo"] = ["mode": "deny", "countries": ["GB", "FR", "GB"]]
+            let created = try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: body)
+            let id = try #require(created["id"])
+            #expect((created.json["geo"] as? [String: Any])?["countries"] as? [String] == ["FR", "GB"])
+            let etag = try #require(created.headers[.eTag])
+            let renamed = try await catalog.send(
+                .patch, "/api/catalog/titles/\(id)", token: publisher, json: ["name": "The Longer Voyage", "geo": NSNull()],
+                headers: [.ifMatch: etag])
+            #expect(renamed.status == .ok)
+            #expect(renamed["name"] == "The Longer Voyage")
+            #expect(renamed.json["geo"] is NSNull)
+            #expect(renamed.json["year"] as? Int == 1987, "fields not sent are kept")
+            let stale = try await catalog.send(.patch, "/api/catalog/titles/\(id)", token: publisher, json: ["name": "Lost"], headers: [.ifMatch: etag])
+            #expect(stale.status == .preconditionFailed)
+            let clearName = try await catalog.send(.patch, "/api/catalog/titles/\(id)", token: publisher, json: ["name": NSNull()])
+            #expect(clearName.status == .unprocessableContent)
+            #expect(try await catalog.send(.patch, "/api/catalog/titles/01aaaaaaaaaaaaaaaaaaaaaaaa", token: publisher, json: ["name": "x"]).status == .notFound)
+        }
+    }
+
+    @Test("Search, genre filter, sort and cursor pagination; hostile search text is just text", arguments: DatabaseKind.allCases)
+    func listing(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let names = ["The Long Voyage", "Voyager Returns", "Silent Harbor", "Harbor Lights", "Night Train"]
+            var ids: [String] = []
+            for (i, name) in names.enumerated() {
+                let reply = try await catalog.send(
+                    .post, "/api/catalog/titles", token: publisher,
+                    json: ["name": name, "price_per_minute": 3, "currency": "USD", "year": 1990 + i, "genres": i % 2 == 0 ? ["drama"] : ["comedy"],
+                           "cast": i == 2 ? ["Zoë Saldaña"] : ["Someone Else"]])
+                ids.append(try #require(reply["id"]))
+            }
+            for i in 0..<25 {
+                _ = try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: ["name": "Filler \(i)", "price_per_minute": 1, "currency": "USD"])
+            }
+            func search(_ q: String) async throws -> Set<String> {
+                let encoded = q.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? q
+                let reply = try await catalog.send(.get, "/api/catalog/titles?limit=100&q=\(encoded)", token: publisher)
+                #expect(reply.status == .ok, "\(q): \(reply.text)")
+                return Set(reply.items.compactMap { $0["name"] as? String })
+            }
+            #expect(try await search("voy") == ["The Long Voyage", "Voyager Returns"])
+            #expect(try await search("harbor") == ["Silent Harbor", "Harbor Lights"])
+            #expect(try await search("silent HARBOR") == ["Silent Harbor"])
+            #expect(try await search("saldana") == ["Silent Harbor"], "accents are folded")
+            for hostile in [#"" OR 1=1 --"#, "*", "NEAR(a b)", "a:* | b", "');DROP TABLE titles;--", "\\", "^x", "{}[]"] {
+                _ = try await search(hostile)
+            }
+            #expect(try await catalog.send(.get, "/api/catalog/titles?limit=5", token: publisher).items.count == 5)
+
+            let comedies = try await catalog.send(.get, "/api/catalog/titles?genre=Comedy&limit=100", token: publisher)
+            #expect(Set(comedies.items.compactMap { $0["name"] as? String }) == ["Voyager Returns", "Harbor Lights"])
+
+            for sort in ["-created_at", "created_at", "name", "-name", "year", "-year"] {
+                var seen: [String] = []
+                var cursor: String? = nil
+                repeat {
+                    let page = try await catalog.send(
+                        .get, "/api/catalog/titles?limit=7&sort=\(sort)" + (cursor.map { "&cursor=\($0)" } ?? ""), token: publisher)
+                    #expect(page.status == .ok, "\(page.text)")
+                    seen += page.items.compactMap { $0["id"] as? String }
+                    cursor = page.json["next_cursor"] as? String
+                } while cursor != nil
+                #expect(seen.count == 30 && Set(seen).count == 30, "sort \(sort): every title exactly once")
+            }
+            let byName = try await catalog.send(.get, "/api/catalog/titles?limit=3&sort=name&q=a", token: publisher)
+            let sortedNames = byName.items.compactMap { $0["name"] as? String }
+            #expect(sortedNames == sortedNames.sorted())
+            #expect(try await catalog.send(.get, "/api/catalog/titles?cursor=garbage", token: publisher).status == .unprocessableContent)
+            #expect(try await catalog.send(.get, "/api/catalog/titles?limit=0").status == .unprocessableContent)
+            #expect(try await catalog.send(.get, "/api/catalog/titles?sort=price").status == .unprocessableContent)
+        }
+    }
+
+    @Test("Availability window: viewers see a published title only inside it", arguments: DatabaseKind.allCases)
+    func availability(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            var body = Self.movie
+            body["available_from"] = "2999-01-01T00:00:00Z"
+            let id = try #require(try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: body)["id"])
+            _ = try await catalog.send(
+                .put, "/api/catalog/titles/\(id)/package", token: publisher,
+                json: ["package_version": "v1", "renditions": [["name": "a", "bandwidth": 1, "codecs": "mp4a.40.2"]]])
+            #expect(try await catalog.send(.post, "/api/catalog/titles/\(id)/publish", token: publisher)["status"] == "published")
+            #expect(try await catalog.send(.get, "/api/catalog/titles").items.isEmpty)
+            #expect(try await catalog.send(.get, "/api/catalog/titles/\(id)").status == .notFound)
+            _ = try await catalog.send(.patch, "/api/catalog/titles/\(id)", token: publisher, json: ["available_from": NSNull()])
+            #expect(try await catalog.send(.get, "/api/catalog/titles/\(id)").status == .ok)
+        }
+    }
+
+    @Test("The access-rules feed: versioned, long-polls, answers as soon as a title changes", arguments: DatabaseKind.allCases)
+    func accessRules(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            var body = Self.movie
+            body["geo"] = ["mode": "deny", "countries": ["GB"]]
+            let id = try #require(try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: body)["id"])
+            let drafts = try await catalog.send(.get, "/api/catalog/access-rules")
+            #expect((drafts.json["titles"] as? [Any])?.isEmpty == true, "drafts are not in the feed")
+            _ = try await catalog.send(
+                .put, "/api/catalog/titles/\(id)/package", token: publisher,
+                json: ["package_version": "v1", "renditions": [["name": "a", "bandwidth": 1, "codecs": "mp4a.40.2"]]])
+            let first = try await catalog.send(.get, "/api/catalog/access-rules")
+            let etag = try #require(first.headers[.eTag])
+            let titles = try #require(first.json["titles"] as? [[String: Any]])
+            #expect(titles.first?["status"] as? String == "ready")
+            #expect((titles.first?["geo"] as? [String: Any])?["countries"] as? [String] == ["GB"])
+            let unchanged = try await catalog.send(.get, "/api/catalog/access-rules?wait=1", headers: [.ifNoneMatch: etag])
+            #expect(unchanged.status == .notModified)
+            // The long poll needs its own connection: the test client has one, and requests queue on it.
+            let port = try #require(catalog.client.port)
+            async let waiting = Self.get("http://127.0.0.1:\(port)/api/catalog/access-rules?wait=30", ifNoneMatch: etag)
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await catalog.send(.post, "/api/catalog/titles/\(id)/publish", token: publisher)
+            let (status, changedTag, changed) = try await waiting
+            #expect(status == 200)
+            #expect(changedTag != etag)
+            let changedTitles = try JSONSerialization.jsonObject(with: changed) as? [String: Any]
+            #expect((changedTitles?["titles"] as? [[String: Any]])?.first?["status"] as? String == "published")
+            #expect(try await catalog.send(.get, "/api/catalog/access-rules?wait=600").status == .unprocessableContent)
+        }
+    }
+
+    static func get(_ url: String, ifNoneMatch: String) async throws -> (Int, String?, Data) {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "If-None-Match", value: ifNoneMatch)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), response.headers.first(name: "ETag"), Data(body.readableBytesView))
+    }
+}
