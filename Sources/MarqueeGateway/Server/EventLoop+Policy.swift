@@ -25,6 +25,11 @@ extension EventLoop {
         var relativePath: UnsafeRawBufferPointer
         /// The session the token names (in the loop's token scratch), empty when none.
         var session = UnsafeRawBufferPointer(start: nil, count: 0)
+        /// The rate-limit route class: media (files) or api (services, which check their own
+        /// JWTs: no URL token is required or checked there).
+        var route = RateDescriptor.Route.media
+        /// The client address the policy decided on (set by `admit`).
+        var client = IPAddress(high: 0, low: 0)
     }
 
     /// The `token` parameter of a query, as sent (never percent-decoded: another spelling is
@@ -49,16 +54,18 @@ extension EventLoop {
         _ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer, _ credentials: inout Credentials,
         origin: UnsafeRawBufferPointer
     ) -> Admission {
-        guard let policy else { return .proceed }
         let s = Int(slot)
+        credentials.client = connections[s].peer
+        guard let policy else { return .proceed }
         var client = connections[s].peer
         if !policy.trustedProxies.blocks.isEmpty {
             client = policy.trustedProxies.clientAddress(
                 peer: client, forwardedFor: head.forwardedFor.bytes(in: buffer), forwarded: head.forwarded.bytes(in: buffer))
         }
+        credentials.client = client
 
         // Signed URL
-        if let keys = policy.tokenKeys {
+        if credentials.route == .media, let keys = policy.tokenKeys {
             if credentials.token.isEmpty {
                 if policy.settings.requireToken {
                     metrics.countPolicy(PolicyCounter.tokenRefused(.missing))
@@ -136,7 +143,7 @@ extension EventLoop {
         var keys = RateKeys()
         for i in 0..<policy.descriptors.count {
             let descriptor = policy.descriptors[i]
-            guard descriptor.route == .any || descriptor.route == .media else { continue }
+            guard descriptor.route == .any || descriptor.route == credentials.route else { continue }
             let hash: UInt64
             switch descriptor.key {
             case .client:
@@ -151,7 +158,7 @@ extension EventLoop {
                     continue
                 }
             case .route:
-                hash = StableHash.mix(1)  // the media route class as a whole
+                hash = StableHash.mix(credentials.route == .api ? 2 : 1)  // the route class as a whole
             }
             keys.append(RateKey(limitIndex: UInt8(i), keyHash: hash))
         }

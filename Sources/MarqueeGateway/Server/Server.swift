@@ -60,7 +60,7 @@ public final class Server {
         } catch {
             throw StartError(description: error.description)
         }
-        shared = SharedState(loops: configuration.threads, policy: policy)
+        shared = SharedState(loops: configuration.threads, policy: policy, upstreamNames: configuration.services.upstreams.map(\.name))
     }
 
     /// Starts the loops and blocks until a termination signal has been handled and every loop has

@@ -10,9 +10,13 @@ final class SharedState: @unchecked Sendable {
     private let drainFlag: UnsafeMutablePointer<UInt64>
     private let readyFlag: UnsafeMutablePointer<UInt64>
 
-    init(loops: Int, policy: AccessPolicy?) {
+    /// Service upstream names, in the order of their metrics.
+    let upstreamNames: [String]
+
+    init(loops: Int, policy: AccessPolicy?, upstreamNames: [String] = []) {
         self.policy = policy
-        metrics = (0..<loops).map { _ in LoopMetrics() }
+        self.upstreamNames = upstreamNames
+        metrics = (0..<loops).map { _ in LoopMetrics(upstreams: upstreamNames.count) }
         wakeFDs = (0..<loops).map { _ in eventfd(0, Int32(EFD_CLOEXEC)) }
         drainFlag = .allocate(capacity: 1)
         drainFlag.initialize(to: 0)
