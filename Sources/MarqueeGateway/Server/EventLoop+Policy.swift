@@ -56,7 +56,9 @@ extension EventLoop {
     ) -> Admission {
         let s = Int(slot)
         credentials.client = connections[s].peer
-        guard let policy else { return .proceed }
+        guard let policy else {
+            return titleRules == nil || credentials.route != .media ? .proceed : admitTitle(slot, credentials, nil, origin: origin)
+        }
         var client = connections[s].peer
         if !policy.trustedProxies.blocks.isEmpty {
             client = policy.trustedProxies.clientAddress(
@@ -90,6 +92,11 @@ extension EventLoop {
                     return .answered
                 }
             }
+        }
+
+        // Per-title rules from the catalog
+        if titleRules != nil && credentials.route == .media && admitTitle(slot, credentials, policy, origin: origin) == .answered {
+            return .answered
         }
 
         // Revoked sessions

@@ -17,6 +17,8 @@ struct EventLoop: ~Copyable {
     /// The shared state's policy, held without reference counting: it lives as long as the server,
     /// and a counted reference would bounce its count between loops on every request.
     unowned(unsafe) let policy: AccessPolicy?
+    /// The catalog's per-title rules (held like `policy`, for the same reason).
+    unowned(unsafe) let titleRules: SwappableReference<TitleRuleTable>?
     let ring: Ring
     let buffers: ProvidedBuffers
     let metrics: LoopMetrics
@@ -115,6 +117,7 @@ struct EventLoop: ~Copyable {
         self.configuration = configuration
         self.shared = shared
         policy = shared.policy
+        titleRules = shared.titleRules
         self.listenFD = listenFD
         self.capacity = capacity
         metrics = shared.metrics[id]

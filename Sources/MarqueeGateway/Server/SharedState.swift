@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueePolicy
 
 /// State every loop and the main thread share: the drain flag, wake-up descriptors, counters.
 final class SharedState: @unchecked Sendable {
@@ -13,8 +14,12 @@ final class SharedState: @unchecked Sendable {
     /// Service upstream names, in the order of their metrics.
     let upstreamNames: [String]
 
-    init(loops: Int, policy: AccessPolicy?, upstreamNames: [String] = []) {
+    /// The catalog's per-title rules, when a catalog service supplies them.
+    let titleRules: SwappableReference<TitleRuleTable>?
+
+    init(loops: Int, policy: AccessPolicy?, upstreamNames: [String] = [], titleRules: Bool = false) {
         self.policy = policy
+        self.titleRules = titleRules ? SwappableReference(TitleRuleTable.notLoaded) : nil
         self.upstreamNames = upstreamNames
         metrics = (0..<loops).map { _ in LoopMetrics(upstreams: upstreamNames.count) }
         wakeFDs = (0..<loops).map { _ in eventfd(0, Int32(EFD_CLOEXEC)) }
