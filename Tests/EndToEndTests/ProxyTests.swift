@@ -120,6 +120,47 @@ struct ProxyTests {
         #expect(stats.connections <= 4 && stats.connections < requests, "upstream connections: \(stats.connections)")
     }
 
+    @Test("An upstream that closes pooled connections behind the gateway's back: the next requests still succeed")
+    func stalePooledConnections() throws {
+        let upstream = try ServiceUpstream()
+        let server = try Self.gateway(upstream)
+        defer { server.stop() }
+        for round in 0..<6 {
+            #expect(try Curl.fetch(server.url("/api/echo/sneaky-close")).status == 200, "round \(round)")
+            for method in ["GET", "PUT", "DELETE"] {
+                let response = try Curl.fetch(server.url("/api/echo/after/\(round)"), ["-X", method])
+                #expect(response.status == 200, "round \(round) \(method): \(response.status) \(response.bodyText)")
+            }
+        }
+    }
+
+    @Test("A 600 kB upload sent with Expect: 100-continue arrives intact")
+    func largeUpload() throws {
+        let upstream = try ServiceUpstream()
+        let server = try Self.gateway(upstream)
+        defer { server.stop() }
+        var random = SeededGenerator(seed: 600)
+        let body = Data(random.bytes(600_000).map { 0x41 + $0 % 26 })
+        let file = Scratch.newFile("upload")
+        try body.write(to: file)
+        let response = try Curl.fetch(server.url("/api/echo/upload"), ["-X", "POST", "--data-binary", "@\(file.path)", "-H", "Expect: 100-continue"])
+        #expect(response.status == 200)
+        let echo = try Echo(response.body)
+        let expected = try Tool.run("/usr/bin/sha256sum", [file.path]).stdoutText.split(separator: " ").first.map(String.init)
+        #expect(echo.bodySHA256 == expected)
+        #expect(echo.header("Expect") == nil && echo.header("Content-Length") == "600000")
+
+        // The interim answer comes before any body byte is sent.
+        let connection = try RawConnection(port: server.mediaPort)
+        try connection.send("POST /api/echo/upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        let interim = try connection.readResponse(bodyless: true)
+        #expect(interim.status == 100)
+        try connection.send("hello")
+        let final = try connection.readResponse()
+        #expect(final.status == 200)
+        #expect(try Echo(Data(final.body)).body == "hello")
+    }
+
     @Test("No upstream listening gives 502, a slow head 504, an unknown service 404: problem+json that says why")
     func failures() throws {
         let upstream = try ServiceUpstream()

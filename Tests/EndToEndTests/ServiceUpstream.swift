@@ -106,6 +106,11 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if path.endswith("/sneaky-close"):
+            # Promises keep-alive, then closes: the gateway's pooled connection goes stale.
+            self.send_json(200, {"closing": True})
+            self.close_connection = True
+            return
         if path.endswith("/slow"):
             time.sleep(int(query.get("ms", ["2000"])[0]) / 1000)
         headers = [[k, v] for k, v in self.headers.items()]
