@@ -81,6 +81,47 @@ struct TitleRulesTests {
         #expect(server.stderr.text.contains("version 2"), "\(server.stderr.text)")
     }
 
+    @Test("Signed paths and ?token= reach the title rules after the token check; static geo rules apply as well")
+    func withTokensAndStaticGeoRules() throws {
+        let upstream = try ServiceUpstream()
+        try upstream.publishRules(
+            """
+            {"version":1,"titles":[{"id":"pub","status":"published"},{"id":"draft","status":"draft"}]}
+            """)
+        let (countries, _) = try GeoFixtures.writtenDatabases()  // 192.0.2.0/24 FR, 198.51.100.0/24 DE
+        let keys = try Scratch.newDirectory("keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let root = try Self.root(["pub", "draft"])
+        let config = try configFile(
+            """
+            tokens:
+              key_directory: \(keys.path)
+              required: true
+            client:
+              trusted_proxies: ["127.0.0.1"]
+            geo:
+              database: \(countries)
+              rules:
+                - "/titles/pub/ deny=DE"
+            services:
+              catalog: \(upstream.url)
+            """)
+        let server = try ServerProcess(root: root, configFile: config)
+        defer { server.stop() }
+        let token = try SignedGateway.sign([
+            "--key-id", "k1", "--secret-file", keys.appendingPathComponent("k1.key").path, "--token-only", "--scope", "/titles/", "/x",
+        ])
+        #expect(try waitUntil(timeout: .seconds(10)) { try fetch(server, "/t/\(token)/titles/pub/seg.m4s").status == 200 })
+        #expect(try fetch(server, "/titles/pub/seg.m4s?token=\(token)").status == 200)
+        #expect(try fetch(server, "/t/\(token)/titles/draft/seg.m4s").status == 404)
+        #expect(try fetch(server, "/titles/draft/seg.m4s?token=\(token)").status == 404)
+        #expect(try fetch(server, "/titles/pub/seg.m4s").status == 403, "the token check comes first")
+        // The title allows every country; the configured rule still refuses DE.
+        let german = try fetch(server, "/t/\(token)/titles/pub/seg.m4s", from: "198.51.100.10")
+        #expect(german.status == 451 && german.bodyText == "not available in your country (DE)\n")
+        #expect(try fetch(server, "/t/\(token)/titles/pub/seg.m4s", from: "192.0.2.10").status == 200)
+    }
+
     @Test("Until the catalog first answers, title requests get 503 with Retry-After: 1; other paths and /readyz are fine")
     func beforeTheFirstAnswer() throws {
         let deadPort = try RedisServer.freePort()

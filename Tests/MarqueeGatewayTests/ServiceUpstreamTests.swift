@@ -47,3 +47,30 @@ struct ServiceUpstreamTests {
         #expect(match("/.well-known/jwks.json.bak") == .none)
     }
 }
+
+@Suite("Catalog feed answers")
+struct CatalogFeedAnswerTests {
+    func parse(_ text: String) throws -> (CatalogRulesFeed.Answer, String) {
+        let (answer, body) = try CatalogRulesFeed.parse(Array(text.utf8))
+        return (answer, String(decoding: body, as: UTF8.self))
+    }
+
+    @Test func readsChangedAndUnchanged() throws {
+        let changed = try parse("HTTP/1.1 200 OK\r\nETag: \"v7\"\r\nContent-Length: 4\r\n\r\n{}xxEXTRA")
+        #expect(changed.0 == .changed(etag: "\"v7\"") && changed.1 == "{}xx")
+        let unchanged = try parse("HTTP/1.1 304 Not Modified\r\nETag: \"v7\"\r\n\r\n")
+        #expect(unchanged.0 == .unchanged)
+        let chunked = try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+        #expect(chunked.0 == .changed(etag: nil) && chunked.1 == "{}")
+        let closeDelimited = try parse("HTTP/1.0 200 OK\r\n\r\n{\"version\":1}")
+        #expect(closeDelimited.1 == "{\"version\":1}")
+    }
+
+    @Test("Errors and broken answers keep the last rules", arguments: [
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}", "garbage", "",
+    ])
+    func refusesBroken(_ text: String) {
+        #expect(throws: CatalogRulesFeed.Failure.self) { try CatalogRulesFeed.parse(Array(text.utf8)) }
+    }
+}

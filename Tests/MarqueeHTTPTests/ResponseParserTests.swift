@@ -103,3 +103,31 @@ struct ResponseParserTests {
         #expect(kept == ["Host", "X-Kept"])
     }
 }
+
+@Suite("Header fields")
+struct HeaderFieldsTests {
+    @Test func walksFieldsAndKnowsWhenConnectionNamesOthers() {
+        withBytes("\r\nGET / HTTP/1.1\r\nHost: a\r\nX-Long:   spaced value  \r\nConnection: Keep-Alive, close\r\n\r\n") { raw in
+            let fields = HeaderFields(head: raw)
+            var seen: [String] = []
+            fields.forEach { field in
+                seen.append("\(String(decoding: field.name, as: UTF8.self))=\(String(decoding: field.value, as: UTF8.self))")
+                #expect(field.line.last == 0x0A)
+                return true
+            }
+            #expect(seen == ["Host=a", "X-Long=spaced value", "Connection=Keep-Alive, close"])
+            #expect(!fields.connectionNamesFields)
+            #expect(!fields.connectionNames(UnsafeRawBufferPointer(rebasing: raw[19..<23])))
+        }
+        withBytes("HTTP/1.1 200 OK\r\nConnection: x-a , X-B\r\nX-B: 1\r\n\r\n") { raw in
+            let fields = HeaderFields(head: raw)
+            #expect(fields.connectionNamesFields)
+            var hop: [String] = []
+            fields.forEach { field in
+                if HopByHop.isHopByHop(field.name, in: fields) { hop.append(String(decoding: field.name, as: UTF8.self)) }
+                return true
+            }
+            #expect(hop == ["Connection", "X-B"])
+        }
+    }
+}

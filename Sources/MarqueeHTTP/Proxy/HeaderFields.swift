@@ -4,6 +4,9 @@ public struct HeaderFields {
     public let head: UnsafeRawBufferPointer
     /// Offset of the first field line (just past the start line's CRLF).
     public let fieldsStart: Int
+    /// Some `Connection` field lists a token other than `close` or `keep-alive`: only then can a
+    /// field be hop-by-hop by being named there (so the common case costs one pass, not one per field).
+    public private(set) var connectionNamesFields = false
 
     /// - Parameters:
     ///   - head: The whole head, ending with the empty line.
@@ -14,6 +17,28 @@ public struct HeaderFields {
         while i + 1 < head.count && head[i] == 0x0D && head[i + 1] == 0x0A { i += 2 }
         while i + 1 < head.count && !(head[i] == 0x0D && head[i + 1] == 0x0A) { i += 1 }
         fieldsStart = min(head.count, i + 2)
+        var names = false
+        forEach { field in
+            if field.name.equalsLowercase("connection") && Self.hasOtherTokens(field.value) { names = true }
+            return !names
+        }
+        connectionNamesFields = names
+    }
+
+    private static func hasOtherTokens(_ list: UnsafeRawBufferPointer) -> Bool {
+        var start = 0
+        while start < list.count {
+            var end = start
+            while end < list.count && list[end] != 0x2C { end += 1 }
+            var s = start
+            var e = end
+            while s < e && (list[s] == 0x20 || list[s] == 0x09) { s += 1 }
+            while e > s && (list[e - 1] == 0x20 || list[e - 1] == 0x09) { e -= 1 }
+            let token = UnsafeRawBufferPointer(rebasing: list[s..<e])
+            if !token.isEmpty && !token.equalsLowercase("close") && !token.equalsLowercase("keep-alive") { return true }
+            start = end + 1
+        }
+        return false
     }
 
     public struct Field {
@@ -54,6 +79,7 @@ public struct HeaderFields {
     /// Whether any `Connection` field lists `name` as a token (case-insensitive): RFC 9110 §7.6.1
     /// makes such a field hop-by-hop.
     public func connectionNames(_ name: UnsafeRawBufferPointer) -> Bool {
+        guard connectionNamesFields else { return false }
         var found = false
         forEach { field in
             if field.name.equalsLowercase("connection") && Self.listContains(field.value, name) { found = true }
