@@ -633,8 +633,8 @@ extension EventLoop {
         let upstream = Int(exchanges[s].upstream)
         let link = exchanges[s].link
         if link >= 0 {
-            // Its operation completes with an error once shut down; the buffers wait for it.
-            shutdown(links[Int(link)].fd, Int32(SHUT_RDWR))
+            // Its operation completes with an error once interrupted; the buffers wait for it.
+            interrupt(link)
             connections[s].keepAlive = false
         } else {
             releaseExchange(slot)
@@ -746,6 +746,18 @@ extension EventLoop {
         guard cursor == link else { return }
         if previous >= 0 { links[Int(previous)].nextIdle = links[Int(link)].nextIdle } else { idleHeads[upstream] = links[Int(link)].nextIdle }
         idleCounts[upstream] -= 1
+    }
+
+    /// Makes the link's operation in flight complete soon: a shutdown ends a send or receive; a
+    /// connect to an address that does not answer is cancelled instead of waiting for TCP to give up.
+    mutating func interrupt(_ link: Int32) {
+        let l = Int(link)
+        shutdown(links[l].fd, Int32(SHUT_RDWR))
+        if links[l].state == .connecting && links[l].inFlight {
+            let sqe = ring.submissionEntry()
+            io_uring_prep_cancel64(sqe, UserData.make(.upstream, slot: link, generation: links[l].generation, step: UpstreamStep.connect.rawValue), 0)
+            io_uring_sqe_set_data64(sqe, UserData.make(.ignored))
+        }
     }
 
     /// Closes the connection and frees its entry. Only called when no operation of the link is in

@@ -501,7 +501,7 @@ struct EventLoop: ~Copyable {
             shutdown(connections[Int(slot)].fd, Int32(SHUT_RDWR))
         }
         // An upstream operation of its exchange ends early, so its buffers come back soon.
-        if upstreamBusy(slot) { shutdown(links[Int(exchanges[Int(slot)].link)].fd, Int32(SHUT_RDWR)) }
+        if upstreamBusy(slot) { interrupt(exchanges[Int(slot)].link) }
         finishCloseIfQuiet(slot)
     }
 
