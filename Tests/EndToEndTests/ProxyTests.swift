@@ -120,6 +120,34 @@ struct ProxyTests {
         #expect(stats.connections <= 4 && stats.connections < requests, "upstream connections: \(stats.connections)")
     }
 
+    @Test("Pipelined requests get their answers in order; an HTTP/1.0 client gets a chunked answer de-chunked and closed")
+    func pipeliningAndHTTP10() throws {
+        let upstream = try ServiceUpstream()
+        let server = try Self.gateway(upstream)
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.mediaPort)
+        try connection.send(
+            "POST /api/echo/one HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcGET /api/echo/chunked HTTP/1.1\r\nHost: t\r\n\r\n"
+                + "GET /api/echo/three HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        let first = try connection.readResponse()
+        #expect(try Echo(Data(first.body)).path == "/api/echo/one")
+        #expect(try Echo(Data(first.body)).body == "abc")
+        let rest = String(decoding: connection.readToEnd(timeout: .seconds(5)).bytes, as: UTF8.self)
+        let chunked = try #require(rest.range(of: "Transfer-Encoding: chunked"))
+        let third = try #require(rest.range(of: "/api/echo/three"))
+        #expect(chunked.lowerBound < third.lowerBound, "answers in request order: \(rest)")
+        #expect(rest.contains("5\r\nbeta \r\n"))
+
+        let old = try RawConnection(port: server.mediaPort)
+        try old.send("GET /api/echo/chunked HTTP/1.0\r\n\r\n")
+        let (bytes, ending) = old.readToEnd(timeout: .seconds(5))
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(ending == .closed)
+        #expect(text.hasSuffix("\r\n\r\nalpha beta gamma"), "\(text.debugDescription)")
+        #expect(!text.lowercased().contains("transfer-encoding"))
+        #expect(text.contains("Connection: close"))
+    }
+
     @Test("An upstream that closes pooled connections behind the gateway's back: the next requests still succeed")
     func stalePooledConnections() throws {
         let upstream = try ServiceUpstream()
