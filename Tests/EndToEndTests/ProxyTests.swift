@@ -307,6 +307,37 @@ struct ProxyTests {
         #expect(try Curl.fetch(server.url("/api/echo/chunked")).bodyText == "alpha beta gamma")
     }
 
+    @Test("With a shared (Redis) limit the request is parked; a 300 kB body waits in the kernel and arrives intact")
+    func parkedBodies() throws {
+        let redis = try RedisServer()
+        let upstream = try ServiceUpstream()
+        let server = try Self.gateway(
+            upstream,
+            config: """
+                redis:
+                  url: \(redis.url)
+                  timeout_ms: 1000
+                rate_limits:
+                  limits:
+                    - "api_per_client key=client route=api rate=100/1s"
+                """)
+        defer { server.stop() }
+        var random = SeededGenerator(seed: 300)
+        let file = Scratch.newFile("parked-upload")
+        try Data(random.bytes(300_000)).write(to: file)
+        let expected = try Tool.run("/usr/bin/sha256sum", [file.path]).stdoutText.split(separator: " ").first.map(String.init)
+        for method in ["POST", "PUT"] {
+            // Without Expect, so the body follows the head at once.
+            let response = try Curl.fetch(server.url("/api/echo/parked"), ["-X", method, "--data-binary", "@\(file.path)", "-H", "Expect:"])
+            #expect(response.status == 200, "\(method): \(response.status) \(response.stderr) \(server.stderr.text)")
+            #expect(try Echo(response.body).bodySHA256 == expected, "\(method)")
+        }
+        let get = try Curl.fetch(server.url("/api/echo/parked?x=1"))
+        #expect(get.status == 200)
+        #expect(try Echo(get.body).query == "x=1")
+        #expect(try server.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="allow",reason="within_limit"}"#) == 3)
+    }
+
     @Test("route=api limits count /api requests only; media stays served; /api needs no URL token even when tokens are required")
     func apiRateLimitAndTokens() throws {
         let upstream = try ServiceUpstream()

@@ -31,6 +31,9 @@ struct Connection {
     var pendingVerdict: RateVerdict?
     /// Redis could not answer for the parked request: the fail mode decides when it is parsed again.
     var redisFailed = false
+    /// The parked request is a proxied exchange whose head and body were already read: it is
+    /// resumed from `ProxyExchange`, not parsed again.
+    var parkedExchange = false
     /// A limit to report in `RateLimit` headers on this response (rate_limits.headers: always).
     var reportedLimit: Int16 = -1
     var reportedRemaining: Int32 = 0

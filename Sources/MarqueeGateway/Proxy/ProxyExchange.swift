@@ -8,6 +8,8 @@ struct ProxyExchange {
     }
 
     var upstream: Int16 = -1
+    /// The client address the policy decided on (rate limits are checked once the body is read).
+    var client = IPAddress(high: 0, low: 0)
     var link: Int32 = -1
     var method = HTTPMethod.get
     /// Request head and body in the loop's body pool: the head is assembled at offset 0, moved to

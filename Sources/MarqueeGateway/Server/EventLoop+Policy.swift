@@ -134,8 +134,8 @@ extension EventLoop {
             }
         }
 
-        // Rate limits
-        if !policy.descriptors.isEmpty {
+        // Rate limits (for services, once the body is read: `admitExchange`)
+        if !policy.descriptors.isEmpty && credentials.route == .media {
             return admitRate(slot, policy, client: client, credentials, origin: origin)
         }
         return .proceed
@@ -249,6 +249,12 @@ extension EventLoop {
         let s = Int(slot)
         guard slot >= 0, s < capacity, connections[s].generation == generation, connections[s].phase == .awaitingPolicy else { return }
         stopTimer(slot)
+        if connections[s].parkedExchange {
+            connections[s].parkedExchange = false
+            if let verdict { connections[s].pendingVerdict = verdict } else { connections[s].redisFailed = true }
+            admitExchange(slot)
+            return
+        }
         connections[s].phase = .awaitingHead
         if let verdict {
             connections[s].pendingVerdict = verdict

@@ -95,6 +95,7 @@ extension EventLoop {
         connections[s].keepAlive = head.keepAlive && !draining
         var e = ProxyExchange()
         e.upstream = Int16(upstream)
+        e.client = credentials.client
         e.method = head.method
         if head.hasTransferEncoding {
             e.body = .chunked
@@ -162,7 +163,7 @@ extension EventLoop {
 
         // The body: what followed the head in this buffer, then what arrives.
         if e.body == .none || (e.body == .length && e.bodyRemaining == 0) {
-            startExchange(slot)
+            admitExchange(slot)
             return
         }
         if expectContinue && head.isHTTP11 && buffer.count == head.headLength {
@@ -226,7 +227,7 @@ extension EventLoop {
                 return bytes.count
             }
         }
-        if complete { startExchange(slot) } else { startTimer(slot, .header) }
+        if complete { admitExchange(slot) } else { startTimer(slot, .header) }
         return taken
     }
 
@@ -239,6 +240,22 @@ extension EventLoop {
     }
 
     // MARK: - The exchange
+
+    /// The request is read whole: the `route=api` rate limits decide now, so a request parked for
+    /// a shared (Redis) verdict keeps its body in the exchange rather than in the input buffer.
+    mutating func admitExchange(_ slot: Int32) {
+        let s = Int(slot)
+        guard let policy, !policy.descriptors.isEmpty else { return startExchange(slot) }
+        var credentials = Credentials(
+            token: UnsafeRawBufferPointer(start: nil, count: 0), absolutePath: UnsafeRawBufferPointer(start: nil, count: 0),
+            relativePath: UnsafeRawBufferPointer(start: nil, count: 0), route: .api)
+        credentials.client = exchanges[s].client
+        switch admitRate(slot, policy, client: exchanges[s].client, credentials, origin: UnsafeRawBufferPointer(start: nil, count: 0)) {
+        case .proceed: startExchange(slot)
+        case .answered: releaseExchange(slot)
+        case .parked: connections[s].parkedExchange = true
+        }
+    }
 
     /// The body is complete: finish the head and send both upstream.
     mutating func startExchange(_ slot: Int32) {

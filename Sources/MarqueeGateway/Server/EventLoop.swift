@@ -462,7 +462,7 @@ struct EventLoop: ~Copyable {
                 respondWithError(slot, error, close: true)
             case .complete(let head):
                 respond(slot, to: head, in: data)
-                if connections[Int(slot)].phase == .awaitingPolicy {
+                if connections[Int(slot)].phase == .awaitingPolicy && !connections[Int(slot)].parkedExchange {
                     // Parked: keep the head and what followed it, to parse again on the answer.
                     connections[Int(slot)].boundary.reset()
                     if !fromInput { _ = appendInput(slot, data) }
