@@ -45,13 +45,23 @@ final class CatalogRulesFeed: @unchecked Sendable {
         var lastError = ""
         while true {
             do {
+                let started = Self.monotonicSeconds()
                 let (answer, body) = try poll(etag: etag)
+                var changed = false
                 if case .changed(let newTag) = answer {
                     let document = try Self.decode(body)
-                    rules.replace(with: TitleRuleTable(version: document.version, rules: document.rules))
+                    // New rules: a new ETag, or without ETags a new version.
+                    let isNew = newTag.map { $0 != etag } ?? (document.version != rules.current.version)
                     etag = newTag
-                    printError("marquee: catalog title rules version \(document.version) loaded (\(document.rules.count) titles)")
+                    if isNew || !rules.current.isLoaded {
+                        rules.replace(with: TitleRuleTable(version: document.version, rules: document.rules))
+                        printError("marquee: catalog title rules version \(document.version) loaded (\(document.rules.count) titles)")
+                        changed = true
+                    }
                 }
+                // A catalog that answers at once without news (no long poll, no ETag) is asked
+                // at most once a second.
+                if !changed && Self.monotonicSeconds() - started < 1 { sleep(1) }
                 backoff = 1
                 lastError = ""
             } catch {
@@ -63,6 +73,12 @@ final class CatalogRulesFeed: @unchecked Sendable {
             }
             rules.releaseRetired()
         }
+    }
+
+    static func monotonicSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     static func decode(_ body: [UInt8]) throws(Failure) -> (version: Int64, rules: [TitleRule]) {
