@@ -19,11 +19,14 @@ public enum OriginConfiguration {
         public var requireToken: Bool?
         /// A folder of `<ID>.key` files (`tokens.key_directory`).
         public var tokenKeyDirectory: String?
+        /// `NAME=http://HOST:PORT`, repeatable; added to (and overriding) `services.<name>`.
+        public var services: [String] = []
 
         public init(
             root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil,
-            tokenKeys: [String] = [], tokenKeyDirectory: String? = nil, requireToken: Bool? = nil
+            tokenKeys: [String] = [], tokenKeyDirectory: String? = nil, requireToken: Bool? = nil, services: [String] = []
         ) {
+            self.services = services
             self.tokenKeyDirectory = tokenKeyDirectory
             self.tokenKeys = tokenKeys
             self.requireToken = requireToken
@@ -105,7 +108,52 @@ public enum OriginConfiguration {
         }
         c.policy = try PolicyConfiguration.load(
             config, tokenKeys: flags.tokenKeys, tokenKeyDirectory: flags.tokenKeyDirectory, requireToken: flags.requireToken)
+        c.services = try services(config, flags: flags.services)
+        if c.services.titleRulesUpstream != nil && c.policy.geoDatabase == nil {
+            printError("marquee: warning: per-title geo rules from the catalog cannot be enforced without geo.database; every client's country is unknown (geo.unknown_country decides)")
+        }
         return c
+    }
+
+    /// Service names read from `services.<name>` (and `MARQUEE_SERVICES_<NAME>`); any other name
+    /// is given with `--service NAME=URL`.
+    static let knownServiceNames = ["auth", "catalog", "billing", "analytics", "ingest"]
+
+    /// `services.*`: upstream URLs, body limit, timeout, idle pool, catalog title rules.
+    static func services(_ config: ConfigReader, flags: [String]) throws -> ServiceSettings {
+        var s = ServiceSettings()
+        var byName: [String: ServiceUpstream] = [:]
+        var order: [String] = []
+        func add(_ upstream: ServiceUpstream) {
+            if byName[upstream.name] == nil { order.append(upstream.name) }
+            byName[upstream.name] = upstream
+        }
+        do throws(ServiceUpstream.ParseError) {
+            for name in knownServiceNames {
+                let url = config.string(forKey: ConfigKey("services.\(name)"), default: "")
+                if !url.isEmpty { add(try ServiceUpstream(name: name, url: url)) }
+            }
+            for assignment in flags { add(try ServiceUpstream(assignment: assignment)) }
+        } catch {
+            throw InvalidSetting(description: "services: \(error.description)")
+        }
+        s.upstreams = order.map { byName[$0]! }
+        s.maxRequestBodyBytes = config.int(forKey: "services.max_request_body_bytes", default: s.maxRequestBodyBytes)
+        guard s.maxRequestBodyBytes >= 0, s.maxRequestBodyBytes <= 1 << 30 else {
+            throw InvalidSetting(description: "services.max_request_body_bytes must be between 0 and 1073741824")
+        }
+        s.timeoutMilliseconds = Int64(config.int(forKey: "services.timeout_ms", default: Int(s.timeoutMilliseconds)))
+        guard s.timeoutMilliseconds > 0 else { throw InvalidSetting(description: "services.timeout_ms must be positive") }
+        s.idleConnectionsPerUpstream = config.int(forKey: "services.idle_connections", default: s.idleConnectionsPerUpstream)
+        guard s.idleConnectionsPerUpstream >= 0, s.idleConnectionsPerUpstream <= 4096 else {
+            throw InvalidSetting(description: "services.idle_connections must be between 0 and 4096")
+        }
+        s.titleRules = config.bool(forKey: "catalog.title_rules", default: s.titleRules)
+        s.titleRulesWaitSeconds = config.int(forKey: "catalog.wait_seconds", default: s.titleRulesWaitSeconds)
+        guard s.titleRulesWaitSeconds >= 1, s.titleRulesWaitSeconds <= 300 else {
+            throw InvalidSetting(description: "catalog.wait_seconds must be between 1 and 300")
+        }
+        return s
     }
 
     /// A header value must not be able to break the response framing.

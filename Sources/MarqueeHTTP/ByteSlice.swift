@@ -24,7 +24,7 @@ public struct ByteSlice: Sendable, Equatable {
 
 extension UnsafeRawBufferPointer {
     /// ASCII case-insensitive comparison with a lowercase literal.
-    @inlinable func equalsLowercase(_ literal: StaticString) -> Bool {
+    @inlinable public func equalsLowercase(_ literal: StaticString) -> Bool {
         guard count == literal.utf8CodeUnitCount else { return false }
         let lit = literal.utf8Start
         for i in 0..<count {

@@ -16,11 +16,14 @@ public enum HTTPStatus: UInt16, Sendable {
     case uriTooLong = 414
     case rangeNotSatisfiable = 416
     case tooManyRequests = 429
+    case payloadTooLarge = 413
     case requestHeaderFieldsTooLarge = 431
     case unavailableForLegalReasons = 451
     case internalServerError = 500
     case notImplemented = 501
+    case badGateway = 502
     case serviceUnavailable = 503
+    case gatewayTimeout = 504
     case httpVersionNotSupported = 505
 
     /// The whole status line, CRLF included.
@@ -41,10 +44,13 @@ public enum HTTPStatus: UInt16, Sendable {
         case .uriTooLong: "HTTP/1.1 414 URI Too Long\r\n"
         case .rangeNotSatisfiable: "HTTP/1.1 416 Range Not Satisfiable\r\n"
         case .tooManyRequests: "HTTP/1.1 429 Too Many Requests\r\n"
+        case .payloadTooLarge: "HTTP/1.1 413 Content Too Large\r\n"
         case .requestHeaderFieldsTooLarge: "HTTP/1.1 431 Request Header Fields Too Large\r\n"
         case .unavailableForLegalReasons: "HTTP/1.1 451 Unavailable For Legal Reasons\r\n"
         case .internalServerError: "HTTP/1.1 500 Internal Server Error\r\n"
         case .notImplemented: "HTTP/1.1 501 Not Implemented\r\n"
+        case .badGateway: "HTTP/1.1 502 Bad Gateway\r\n"
+        case .gatewayTimeout: "HTTP/1.1 504 Gateway Timeout\r\n"
         case .serviceUnavailable: "HTTP/1.1 503 Service Unavailable\r\n"
         case .httpVersionNotSupported: "HTTP/1.1 505 HTTP Version Not Supported\r\n"
         }
@@ -74,6 +80,9 @@ public enum HTTPStatus: UInt16, Sendable {
         case .gone: 18
         case .tooManyRequests: 19
         case .unavailableForLegalReasons: 20
+        case .payloadTooLarge: 21
+        case .badGateway: 22
+        case .gatewayTimeout: 23
         }
     }
 
@@ -100,6 +109,9 @@ public enum HTTPStatus: UInt16, Sendable {
         .gone,
         .tooManyRequests,
         .unavailableForLegalReasons,
+        .payloadTooLarge,
+        .badGateway,
+        .gatewayTimeout,
     ]
 }
 

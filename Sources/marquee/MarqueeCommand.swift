@@ -37,12 +37,19 @@ struct OriginCommand: AsyncParsableCommand {
     @Option(name: .customLong("token-key-dir"), help: "A folder of <ID>.key files, re-read on change or SIGHUP (tokens.key_directory).")
     var tokenKeyDirectory: String?
 
-    @Flag(name: .customLong("require-token"), help: "Refuse requests without a valid signed URL (tokens.required).")
+    @Flag(name: .customLong("require-token"), help: "Refuse media requests without a valid signed URL (tokens.required; /api paths are exempt).")
     var requireToken = false
+
+    @Option(
+        name: .customLong("service"),
+        help: ArgumentHelp(
+            "A service upstream, NAME=http://HOST:PORT (repeatable; services.<name>).",
+            discussion: "/api/NAME and /api/NAME/... are forwarded to it with path and query unchanged; /.well-known/jwks.json goes to 'auth'. HOST is an IPv4 address, [IPv6] address or localhost. A 'catalog' service also supplies per-title access rules (catalog.title_rules)."))
+    var services: [String] = []
 
     func run() async throws {
         let flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads, tokenKeys: tokenKeys,
-            tokenKeyDirectory: tokenKeyDirectory, requireToken: requireToken ? true : nil)
+            tokenKeyDirectory: tokenKeyDirectory, requireToken: requireToken ? true : nil, services: services)
         let configuration: ServerConfiguration
         do {
             configuration = try await OriginConfiguration.load(flags)

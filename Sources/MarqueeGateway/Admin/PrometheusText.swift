@@ -36,6 +36,29 @@ enum PrometheusText {
             out += "marquee_policy_decisions_total{check=\"\(label.check)\",outcome=\"\(label.outcome)\",reason=\"\(label.reason)\"} \(sum(LoopMetrics.policyBase + i))\n"
         }
 
+        if !shared.upstreamNames.isEmpty {
+            func proxied(_ upstream: Int, _ offset: Int) -> UInt64 { sum(LoopMetrics.proxyIndex(upstream: upstream, offset)) }
+            let counters = LoopMetrics.ProxyCounter.allCases.count
+            family("marquee_proxy_requests_total", "counter", "Requests admitted for a service upstream.")
+            for (i, name) in shared.upstreamNames.enumerated() {
+                out += "marquee_proxy_requests_total{upstream=\"\(name)\"} \(proxied(i, LoopMetrics.ProxyCounter.request.rawValue))\n"
+            }
+            family("marquee_proxy_responses_total", "counter", "Responses to proxied requests (relayed, or 502/504 from the gateway), by upstream and status class.")
+            for (i, name) in shared.upstreamNames.enumerated() {
+                for statusClass in 1...5 {
+                    out += "marquee_proxy_responses_total{upstream=\"\(name)\",class=\"\(statusClass)xx\"} \(proxied(i, counters + statusClass - 1))\n"
+                }
+            }
+            family("marquee_proxy_connect_failures_total", "counter", "Connections to an upstream that could not be opened.")
+            for (i, name) in shared.upstreamNames.enumerated() {
+                out += "marquee_proxy_connect_failures_total{upstream=\"\(name)\"} \(proxied(i, LoopMetrics.ProxyCounter.connectFailure.rawValue))\n"
+            }
+            family("marquee_proxy_timeouts_total", "counter", "Exchanges that got no response head (or no further body) within services.timeout_ms.")
+            for (i, name) in shared.upstreamNames.enumerated() {
+                out += "marquee_proxy_timeouts_total{upstream=\"\(name)\"} \(proxied(i, LoopMetrics.ProxyCounter.timeout.rawValue))\n"
+            }
+        }
+
         family("marquee_connections_open", "gauge", "Client connections open now.")
         out += "marquee_connections_open \(sum(.connectionsOpen))\n"
         family("marquee_connections_accepted_total", "counter", "Client connections accepted.")

@@ -11,6 +11,10 @@ struct Connection {
         case responding
         /// The head is kept while a shared rate limit (Redis) decides; it is parsed again after.
         case awaitingPolicy
+        /// Reading the body of a request for a service (`ProxyExchange`).
+        case receivingBody
+        /// A service upstream has the request; its response is awaited or being relayed.
+        case proxying
         /// The final response was sent and our side shut down; the client's bytes are discarded
         /// until it closes, so it reads the response instead of a reset.
         case lingering
@@ -27,6 +31,9 @@ struct Connection {
     var pendingVerdict: RateVerdict?
     /// Redis could not answer for the parked request: the fail mode decides when it is parsed again.
     var redisFailed = false
+    /// The parked request is a proxied exchange whose head and body were already read: it is
+    /// resumed from `ProxyExchange`, not parsed again.
+    var parkedExchange = false
     /// A limit to report in `RateLimit` headers on this response (rate_limits.headers: always).
     var reportedLimit: Int16 = -1
     var reportedRemaining: Int32 = 0
@@ -46,6 +53,8 @@ struct Connection {
     var input: Int32 = -1
     var inputCount: Int32 = 0
     var boundary = HeadBoundary()
+    /// Bytes after the head that the request's body took (a proxied request), set by `respond`.
+    var bodyConsumed: Int32 = 0
 
     // The response in progress.
     var status = HTTPStatus.ok
@@ -80,6 +89,10 @@ struct Connection {
 struct UserData {
     enum Kind: UInt8 {
         case accept = 1, recv, send, stream, tick, wake, ignored
+        /// A service upstream connection's operation (slot = link index, step = `UpstreamStep`).
+        case upstream
+        /// A relayed response part sent to a client.
+        case relay
     }
 
     @inline(__always) static func make(_ kind: Kind, slot: Int32 = 0, generation: UInt16 = 0, step: UInt8 = 0) -> UInt64 {
@@ -97,4 +110,6 @@ struct UserData {
 /// timeout, so appending at the tail keeps each list sorted and expiry only looks at heads.
 enum TimeoutKind: Int8, CaseIterable {
     case header, idle, send, linger
+    /// Waiting for a service upstream's response head or its next body bytes.
+    case upstream
 }

@@ -23,7 +23,18 @@ enum PolicyCounter {
     /// Redis could not answer: the fail mode decided (local limiter, open or closed).
     static let rateRedisUnavailable = 19
     static let addressCapRefused = 20
-    static let count = 21
+    @inline(__always) static func title(_ decision: TitleDecision) -> Int {
+        switch decision {
+        case .allowed: 21
+        case .rulesNotLoaded: 22
+        case .noSuchTitle: 23
+        case .notPublished: 24
+        case .notYetAvailable: 25
+        case .noLongerAvailable: 26
+        case .geoDenied: 27
+        }
+    }
+    static let count = 28
 
     /// (check, outcome, reason) of every index, for `/metrics`.
     static let labels: [(check: String, outcome: String, reason: String)] = {
@@ -40,6 +51,13 @@ enum PolicyCounter {
         labels[rateLimited] = ("rate_limit", "deny", "limited")
         labels[rateRedisUnavailable] = ("rate_limit", "fallback", "redis_unavailable")
         labels[addressCapRefused] = ("connections", "deny", "per_address_cap")
+        labels[title(.allowed)] = ("title", "allow", "allowed")
+        labels[title(.rulesNotLoaded)] = ("title", "deny", "rules_not_loaded")
+        labels[title(.noSuchTitle)] = ("title", "deny", "no_such_title")
+        labels[title(.notPublished)] = ("title", "deny", "not_published")
+        labels[title(.notYetAvailable)] = ("title", "deny", "not_yet_available")
+        labels[title(.noLongerAvailable)] = ("title", "deny", "no_longer_available")
+        labels[title(.geoDenied(GeoDenial(reason: .countryDenied, country: .unknown)))] = ("title", "deny", "geo")
         return labels
     }()
 }

@@ -25,6 +25,11 @@ extension EventLoop {
         var relativePath: UnsafeRawBufferPointer
         /// The session the token names (in the loop's token scratch), empty when none.
         var session = UnsafeRawBufferPointer(start: nil, count: 0)
+        /// The rate-limit route class: media (files) or api (services, which check their own
+        /// JWTs: no URL token is required or checked there).
+        var route = RateDescriptor.Route.media
+        /// The client address the policy decided on (set by `admit`).
+        var client = IPAddress(high: 0, low: 0)
     }
 
     /// The `token` parameter of a query, as sent (never percent-decoded: another spelling is
@@ -49,16 +54,20 @@ extension EventLoop {
         _ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer, _ credentials: inout Credentials,
         origin: UnsafeRawBufferPointer
     ) -> Admission {
-        guard let policy else { return .proceed }
         let s = Int(slot)
+        credentials.client = connections[s].peer
+        guard let policy else {
+            return titleRules == nil || credentials.route != .media ? .proceed : admitTitle(slot, credentials, nil, origin: origin)
+        }
         var client = connections[s].peer
         if !policy.trustedProxies.blocks.isEmpty {
             client = policy.trustedProxies.clientAddress(
                 peer: client, forwardedFor: head.forwardedFor.bytes(in: buffer), forwarded: head.forwarded.bytes(in: buffer))
         }
+        credentials.client = client
 
         // Signed URL
-        if let keys = policy.tokenKeys {
+        if credentials.route == .media, let keys = policy.tokenKeys {
             if credentials.token.isEmpty {
                 if policy.settings.requireToken {
                     metrics.countPolicy(PolicyCounter.tokenRefused(.missing))
@@ -83,6 +92,11 @@ extension EventLoop {
                     return .answered
                 }
             }
+        }
+
+        // Per-title rules from the catalog
+        if titleRules != nil && credentials.route == .media && admitTitle(slot, credentials, policy, origin: origin) == .answered {
+            return .answered
         }
 
         // Revoked sessions
@@ -120,8 +134,8 @@ extension EventLoop {
             }
         }
 
-        // Rate limits
-        if !policy.descriptors.isEmpty {
+        // Rate limits (for services, once the body is read: `admitExchange`)
+        if !policy.descriptors.isEmpty && credentials.route == .media {
             return admitRate(slot, policy, client: client, credentials, origin: origin)
         }
         return .proceed
@@ -136,7 +150,7 @@ extension EventLoop {
         var keys = RateKeys()
         for i in 0..<policy.descriptors.count {
             let descriptor = policy.descriptors[i]
-            guard descriptor.route == .any || descriptor.route == .media else { continue }
+            guard descriptor.route == .any || descriptor.route == credentials.route else { continue }
             let hash: UInt64
             switch descriptor.key {
             case .client:
@@ -151,7 +165,7 @@ extension EventLoop {
                     continue
                 }
             case .route:
-                hash = StableHash.mix(1)  // the media route class as a whole
+                hash = StableHash.mix(credentials.route == .api ? 2 : 1)  // the route class as a whole
             }
             keys.append(RateKey(limitIndex: UInt8(i), keyHash: hash))
         }
@@ -235,6 +249,12 @@ extension EventLoop {
         let s = Int(slot)
         guard slot >= 0, s < capacity, connections[s].generation == generation, connections[s].phase == .awaitingPolicy else { return }
         stopTimer(slot)
+        if connections[s].parkedExchange {
+            connections[s].parkedExchange = false
+            if let verdict { connections[s].pendingVerdict = verdict } else { connections[s].redisFailed = true }
+            admitExchange(slot)
+            return
+        }
         connections[s].phase = .awaitingHead
         if let verdict {
             connections[s].pendingVerdict = verdict

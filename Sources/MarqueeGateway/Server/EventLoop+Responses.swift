@@ -14,6 +14,18 @@ extension EventLoop {
     mutating func respond(_ slot: Int32, to head: RequestHead, in buffer: UnsafeRawBufferPointer) {
         connections[Int(slot)].keepAlive = head.keepAlive && !head.hasBody && !draining
         connections[Int(slot)].isHTTP10 = !head.isHTTP11
+        if let routes {
+            switch routes.match(head.path.bytes(in: buffer)) {
+            case .none: break
+            case .upstream(let upstream):
+                connections[Int(slot)].responseBytes = 0
+                proxy(slot, head, buffer, upstream: upstream)
+                return
+            case .unknownService:
+                respondProblem(slot, .notFound, "Not Found", "no such service", origin: head.origin.bytes(in: buffer))
+                return
+            }
+        }
         switch head.method {
         case .get, .head:
             serveFile(slot, head, buffer)
@@ -341,9 +353,9 @@ extension EventLoop {
     }
 
     /// The response is out: count it, release what it held, and go on with the connection.
-    mutating func responseDone(_ slot: Int32) {
+    mutating func responseDone(_ slot: Int32, countStatus: Bool = true) {
         let s = Int(slot)
-        metrics.count(connections[s].status)
+        if countStatus { metrics.count(connections[s].status) }
         metrics.add(.bytesSent, UInt64(connections[s].responseBytes))
         metrics.observeLatency(microseconds: (nowNanoseconds &- connections[s].requestStartNanoseconds) / 1000)
         if connections[s].entry >= 0 {

@@ -40,10 +40,10 @@ extension EventLoop {
                 case .header: metrics.add(.headerTimeouts)
                 case .idle: metrics.add(.idleTimeouts)
                 case .send: metrics.add(.sendTimeouts)
-                case .linger: break
+                case .linger, .upstream: break
                 }
                 stopTimer(slot)
-                abort(slot)
+                if kind == .upstream { upstreamTimedOut(slot) } else { abort(slot) }
             }
         }
     }

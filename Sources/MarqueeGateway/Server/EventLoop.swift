@@ -17,6 +17,8 @@ struct EventLoop: ~Copyable {
     /// The shared state's policy, held without reference counting: it lives as long as the server,
     /// and a counted reference would bounce its count between loops on every request.
     unowned(unsafe) let policy: AccessPolicy?
+    /// The catalog's per-title rules (held like `policy`, for the same reason).
+    unowned(unsafe) let titleRules: SwappableReference<TitleRuleTable>?
     let ring: Ring
     let buffers: ProvidedBuffers
     let metrics: LoopMetrics
@@ -80,6 +82,25 @@ struct EventLoop: ~Copyable {
     // Prepared header lines.
     let headerLines: HeaderLines
 
+    // Service upstreams (`EventLoop+Proxy`): routes, one exchange per client slot, the link table
+    // with its free list and per-upstream idle pools, relay buffers.
+    let routes: ServiceRoutes?
+    let exchanges: UnsafeMutablePointer<ProxyExchange>
+    let linkCapacity: Int
+    let links: UnsafeMutablePointer<UpstreamLink>
+    let freeLinks: UnsafeMutablePointer<Int32>
+    var freeLinkCount: Int
+    let idleHeads: UnsafeMutablePointer<Int32>
+    let idleCounts: UnsafeMutablePointer<Int>
+    var relays: ChunkPool
+    let upstreamAddresses: [SocketAddress]
+    /// Each upstream's address where connect operations can point at it for as long as they run.
+    let upstreamSockets: UnsafeMutablePointer<sockaddr_storage>
+    let upstreamAuthorities: [[UInt8]]
+    /// Generated X-Request-IDs: a random prefix per loop and a counter.
+    let requestIDPrefix: UInt64
+    var requestCounter: UInt64 = 0
+
     init(id: Int, configuration: ServerConfiguration, shared: SharedState, listenFD: Int32, rootFD: Int32, capacity: Int) throws {
         let ring = try Ring(entries: configuration.ringEntries)
         let buffers: ProvidedBuffers
@@ -96,6 +117,7 @@ struct EventLoop: ~Copyable {
         self.configuration = configuration
         self.shared = shared
         policy = shared.policy
+        titleRules = shared.titleRules
         self.listenFD = listenFD
         self.capacity = capacity
         metrics = shared.metrics[id]
@@ -141,6 +163,35 @@ struct EventLoop: ~Copyable {
         timeouts[Int(TimeoutKind.idle.rawValue)] = configuration.idleTimeoutMilliseconds
         timeouts[Int(TimeoutKind.send.rawValue)] = configuration.sendTimeoutMilliseconds
         timeouts[Int(TimeoutKind.linger.rawValue)] = configuration.lingerTimeoutMilliseconds
+        timeouts[Int(TimeoutKind.upstream.rawValue)] = configuration.services.timeoutMilliseconds
+
+        let upstreams = configuration.services.upstreams
+        routes = upstreams.isEmpty ? nil : ServiceRoutes(upstreams)
+        exchanges = .allocate(capacity: capacity)
+        exchanges.initialize(repeating: ProxyExchange(), count: capacity)
+        // One active link per client slot at most, plus the idle pools.
+        linkCapacity = upstreams.isEmpty ? 0 : capacity + upstreams.count * configuration.services.idleConnectionsPerUpstream
+        links = .allocate(capacity: max(1, linkCapacity))
+        links.initialize(repeating: UpstreamLink(), count: max(1, linkCapacity))
+        freeLinks = .allocate(capacity: max(1, linkCapacity))
+        for i in 0..<linkCapacity { freeLinks[i] = Int32(linkCapacity - 1 - i) }
+        freeLinkCount = linkCapacity
+        idleHeads = .allocate(capacity: max(1, upstreams.count))
+        idleHeads.initialize(repeating: -1, count: max(1, upstreams.count))
+        idleCounts = .allocate(capacity: max(1, upstreams.count))
+        idleCounts.initialize(repeating: 0, count: max(1, upstreams.count))
+        relays = ChunkPool(chunkBytes: upstreams.isEmpty ? 0 : Self.relayHeadBytes + Self.relayReceiveBytes, capacity: capacity)
+        upstreamAddresses = upstreams.map(\.address)
+        upstreamSockets = .allocate(capacity: max(1, upstreams.count))
+        for (i, upstream) in upstreams.enumerated() { upstreamSockets[i] = upstream.address.storage }
+        upstreamAuthorities = upstreams.map { Array($0.authority.utf8) }
+        var random = UInt64(truncatingIfNeeded: nowNanoseconds) ^ UInt64(getpid()) << 32 ^ UInt64(id)
+        let urandom = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        if urandom >= 0 {
+            _ = read(urandom, &random, 8)
+            Glibc.close(urandom)
+        }
+        requestIDPrefix = random
     }
 
     // MARK: - The loop
@@ -210,6 +261,11 @@ struct EventLoop: ~Copyable {
             onTick(result: result, flags: flags)
         case .wake:
             onWake()
+        case .upstream:
+            onUpstreamComplete(data.slot, generation: data.generation, step: data.step, result: result)
+        case .relay:
+            guard connections[Int(data.slot)].generation == data.generation else { return }
+            onRelaySent(data.slot, result: result)
         case .ignored, .none:
             break
         }
@@ -248,8 +304,8 @@ struct EventLoop: ~Copyable {
         }
         var peer = IPAddress(high: 0, low: 0)
         var addressSlot: Int32 = -1
+        if policy != nil || routes != nil { peer = Self.peerAddress(fd) }
         if let policy {
-            peer = Self.peerAddress(fd)
             if let counts = policy.connectionCounts, !policy.trustedProxies.isTrusted(peer) {
                 let (admitted, countSlot) = counts.acquire(peer)
                 guard admitted else {
@@ -320,14 +376,16 @@ struct EventLoop: ~Copyable {
         } else if result == 0 {
             connections[Int(slot)].peerClosed = true
             // A client may half-close after its request; it still gets the response.
-            if connections[Int(slot)].phase != .responding { abort(slot) }
+            if connections[Int(slot)].phase != .responding && connections[Int(slot)].phase != .proxying { abort(slot) }
         } else if result == -ENOBUFS {
             metrics.add(.receiveBuffersExhausted)
         } else {
             abort(slot)
         }
         let c = connections[Int(slot)]
-        if !c.recvArmed && !c.peerClosed && (c.phase == .awaitingHead || c.phase == .responding || c.phase == .awaitingPolicy || c.phase == .lingering) {
+        if !c.recvArmed && !c.peerClosed && (c.phase == .awaitingHead || c.phase == .responding || c.phase == .awaitingPolicy || c.phase == .lingering
+            || c.phase == .receivingBody || c.phase == .proxying)
+        {
             armReceive(slot)
         }
         finishCloseIfQuiet(slot)
@@ -344,8 +402,10 @@ struct EventLoop: ~Copyable {
             } else if appendInput(slot, bytes) {
                 processInput(slot, inputBytes(slot), fromInput: true)
             }
-        case .responding, .awaitingPolicy:
+        case .responding, .awaitingPolicy, .proxying:
             _ = appendInput(slot, bytes)
+        case .receivingBody:
+            consumeBody(slot, bytes)
         case .lingering, .closing, .free:
             break
         }
@@ -402,23 +462,26 @@ struct EventLoop: ~Copyable {
                 respondWithError(slot, error, close: true)
             case .complete(let head):
                 respond(slot, to: head, in: data)
-                if connections[Int(slot)].phase == .awaitingPolicy {
+                if connections[Int(slot)].phase == .awaitingPolicy && !connections[Int(slot)].parkedExchange {
                     // Parked: keep the head and what followed it, to parse again on the answer.
                     connections[Int(slot)].boundary.reset()
                     if !fromInput { _ = appendInput(slot, data) }
                     return
                 }
-                // Keep what followed the head (pipelined requests), unless this connection ends.
-                let rest = data.count - headLength
+                // Keep what followed the head and its body (pipelined requests), unless this
+                // connection ends.
+                let consumed = min(data.count, headLength + Int(connections[Int(slot)].bodyConsumed))
+                connections[Int(slot)].bodyConsumed = 0
+                let rest = data.count - consumed
                 connections[Int(slot)].boundary.reset()
                 if !connections[Int(slot)].keepAlive || rest == 0 {
                     if fromInput { connections[Int(slot)].inputCount = 0 }
                 } else if fromInput {
                     let base = inputs.pointer(connections[Int(slot)].input)
-                    memmove(base, base + headLength, rest)
+                    memmove(base, base + consumed, rest)
                     connections[Int(slot)].inputCount = Int32(rest)
                 } else {
-                    _ = appendInput(slot, UnsafeRawBufferPointer(rebasing: data[headLength...]))
+                    _ = appendInput(slot, UnsafeRawBufferPointer(rebasing: data[consumed...]))
                 }
             }
         }
@@ -437,6 +500,8 @@ struct EventLoop: ~Copyable {
         if connections[Int(slot)].recvArmed || connections[Int(slot)].sendInFlight {
             shutdown(connections[Int(slot)].fd, Int32(SHUT_RDWR))
         }
+        // An upstream operation of its exchange ends early, so its buffers come back soon.
+        if upstreamBusy(slot) { interrupt(exchanges[Int(slot)].link) }
         finishCloseIfQuiet(slot)
     }
 
@@ -454,8 +519,9 @@ struct EventLoop: ~Copyable {
 
     mutating func finishCloseIfQuiet(_ slot: Int32) {
         let c = connections[Int(slot)]
-        guard c.phase == .closing, !c.recvArmed, !c.sendInFlight else { return }
+        guard c.phase == .closing, !c.recvArmed, !c.sendInFlight, !upstreamBusy(slot) else { return }
         releaseInput(slot)
+        releaseExchange(slot)
         if c.entry >= 0 { files.release(c.entry) }
         if c.body >= 0 { bodies.give(c.body) }
         if c.addressSlot >= 0 { policy?.connectionCounts?.release(c.addressSlot) }
@@ -534,7 +600,7 @@ struct EventLoop: ~Copyable {
             switch connections[Int(slot)].phase {
             case .awaitingHead where connections[Int(slot)].inputCount == 0:
                 abort(slot)
-            case .awaitingHead, .responding, .awaitingPolicy:
+            case .awaitingHead, .responding, .awaitingPolicy, .receivingBody, .proxying:
                 connections[Int(slot)].keepAlive = false
             default:
                 break

@@ -36,11 +36,34 @@ struct LoopMetrics: @unchecked Sendable {
     static let policyBase = latencyBase + latencyBoundsMicroseconds.count + 1
     static let slotCount = policyBase + PolicyCounter.count
 
-    let values: UnsafeMutablePointer<UInt64>
+    /// Per service upstream, after the fixed counters: `ProxyCounter`s, then responses by status class.
+    enum ProxyCounter: Int, CaseIterable {
+        case request, connectFailure, timeout
+    }
+    static let proxyCountersPerUpstream = ProxyCounter.allCases.count + 5
 
-    init() {
-        values = .allocate(capacity: Self.slotCount)
-        values.initialize(repeating: 0, count: Self.slotCount)
+    let values: UnsafeMutablePointer<UInt64>
+    let upstreams: Int
+
+    init(upstreams: Int = 0) {
+        self.upstreams = upstreams
+        let count = Self.slotCount + upstreams * Self.proxyCountersPerUpstream
+        values = .allocate(capacity: count)
+        values.initialize(repeating: 0, count: count)
+    }
+
+    @inline(__always) static func proxyIndex(upstream: Int, _ offset: Int) -> Int {
+        slotCount + upstream * proxyCountersPerUpstream + offset
+    }
+
+    @inline(__always) func countProxied(upstream: Int, _ counter: ProxyCounter) {
+        mq_add_relaxed(values + Self.proxyIndex(upstream: upstream, counter.rawValue), 1)
+    }
+
+    /// Counts one response to a proxied request (relayed, or 502/504 from the gateway) by class.
+    @inline(__always) func countProxied(upstream: Int, statusClass status: Int) {
+        let statusClass = min(5, max(1, status / 100))
+        mq_add_relaxed(values + Self.proxyIndex(upstream: upstream, ProxyCounter.allCases.count + statusClass - 1), 1)
     }
 
     @inline(__always) func add(_ counter: Counter, _ amount: UInt64 = 1) {

@@ -60,7 +60,8 @@ public final class Server {
         } catch {
             throw StartError(description: error.description)
         }
-        shared = SharedState(loops: configuration.threads, policy: policy)
+        shared = SharedState(loops: configuration.threads, policy: policy, upstreamNames: configuration.services.upstreams.map(\.name),
+            titleRules: configuration.services.titleRulesUpstream != nil)
     }
 
     /// Starts the loops and blocks until a termination signal has been handled and every loop has
@@ -72,6 +73,9 @@ public final class Server {
         if let policy = shared.policy {
             policy.start(wakeFDs: shared.wakeFDs, slotsPerLoop: perLoop)
             PolicyReloader(policy: policy).start()
+        }
+        if let catalog = configuration.services.titleRulesUpstream, let rules = shared.titleRules {
+            CatalogRulesFeed(upstream: catalog, waitSeconds: configuration.services.titleRulesWaitSeconds, rules: rules).start()
         }
         var threads: [pthread_t] = []
         for id in 0..<configuration.threads {

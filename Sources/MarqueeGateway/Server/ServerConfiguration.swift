@@ -65,6 +65,9 @@ public struct ServerConfiguration: Sendable {
     /// Signed URLs, geo rules, rate limits, revocation (`PolicySettings`); empty serves everyone.
     public var policy = PolicySettings()
 
+    /// Service upstreams for `/api/<name>/...` and the catalog's per-title rules (`ServiceSettings`).
+    public var services = ServiceSettings()
+
     public init(root: String, listen: String, admin: String? = nil, threads: Int) {
         self.root = root
         self.listen = listen

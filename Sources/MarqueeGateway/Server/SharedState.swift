@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueePolicy
 
 /// State every loop and the main thread share: the drain flag, wake-up descriptors, counters.
 final class SharedState: @unchecked Sendable {
@@ -10,9 +11,17 @@ final class SharedState: @unchecked Sendable {
     private let drainFlag: UnsafeMutablePointer<UInt64>
     private let readyFlag: UnsafeMutablePointer<UInt64>
 
-    init(loops: Int, policy: AccessPolicy?) {
+    /// Service upstream names, in the order of their metrics.
+    let upstreamNames: [String]
+
+    /// The catalog's per-title rules, when a catalog service supplies them.
+    let titleRules: SwappableReference<TitleRuleTable>?
+
+    init(loops: Int, policy: AccessPolicy?, upstreamNames: [String] = [], titleRules: Bool = false) {
         self.policy = policy
-        metrics = (0..<loops).map { _ in LoopMetrics() }
+        self.titleRules = titleRules ? SwappableReference(TitleRuleTable.notLoaded) : nil
+        self.upstreamNames = upstreamNames
+        metrics = (0..<loops).map { _ in LoopMetrics(upstreams: upstreamNames.count) }
         wakeFDs = (0..<loops).map { _ in eventfd(0, Int32(EFD_CLOEXEC)) }
         drainFlag = .allocate(capacity: 1)
         drainFlag.initialize(to: 0)

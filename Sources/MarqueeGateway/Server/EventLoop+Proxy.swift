@@ -1,0 +1,825 @@
+import CLinux
+import CURing
+import Glibc
+import MarqueeHTTP
+import MarqueeRing
+
+/// `/api/<service>/...` forwarded to the service upstreams on the loop's own ring. One exchange per
+/// client connection at a time: the request head is rewritten (hop-by-hop fields dropped,
+/// X-Forwarded-* added) and sent with the whole body, which is read first (bounded by
+/// `services.max_request_body_bytes`; chunked bodies are de-chunked and sent with Content-Length),
+/// so a stale pooled connection can be retried. The response is relayed in rounds of one receive
+/// and one send, so memory per exchange is fixed and a slow client slows the upstream down.
+extension EventLoop {
+    /// Room for the client's response head at the start of a relay buffer (an upstream head of up
+    /// to `relayMaxHeadBytes` plus the lines the gateway adds), then the receive area.
+    static let relayHeadBytes = 34 * 1024
+    static let relayReceiveBytes = 64 * 1024
+    static let relayMaxHeadBytes = 32 * 1024
+    /// Added to a request head: X-Forwarded-For/-Proto, X-Request-ID, Content-Length, Host.
+    static let requestHeadRoom = 512
+
+    @inline(__always) func relayHead(_ slot: Int32) -> UnsafeMutableRawPointer { relays.pointer(exchanges[Int(slot)].relay) }
+    @inline(__always) func relayReceive(_ slot: Int32) -> UnsafeMutableRawPointer { relayHead(slot) + Self.relayHeadBytes }
+
+    // MARK: - Accepting a request
+
+    mutating func proxy(_ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer, upstream: Int) {
+        let s = Int(slot)
+        let origin = head.origin.bytes(in: buffer)
+        let headBytes = UnsafeRawBufferPointer(rebasing: buffer[0..<head.headLength])
+        let fields = HeaderFields(head: headBytes)
+        var methodName: StaticString
+        switch head.method {
+        case .get: methodName = "GET"
+        case .head: methodName = "HEAD"
+        case .post: methodName = "POST"
+        case .put: methodName = "PUT"
+        case .patch: methodName = "PATCH"
+        case .delete: methodName = "DELETE"
+        case .options: methodName = "OPTIONS"
+        case .other:
+            respondProblem(slot, .methodNotAllowed, "Method Not Allowed", "this method is not forwarded to services", origin: origin)
+            return
+        }
+        // Framing: the parser already refused Content-Length with Transfer-Encoding and duplicate
+        // lengths; only one Transfer-Encoding field, exactly `chunked`, is accepted here.
+        var transferEncodings = 0
+        var chunkedOnly = true
+        var expectContinue = false
+        fields.forEach { field in
+            if field.name.equalsLowercase("transfer-encoding") {
+                transferEncodings += 1
+                if !field.value.equalsLowercase("chunked") { chunkedOnly = false }
+            } else if field.name.equalsLowercase("expect") {
+                expectContinue = field.value.equalsLowercase("100-continue")
+            }
+            return true
+        }
+        if head.hasTransferEncoding && (transferEncodings != 1 || !chunkedOnly) {
+            respondWithError(slot, HTTPError(.badRequest, "only one Transfer-Encoding: chunked is accepted"), close: true, origin: origin)
+            return
+        }
+        let limit = configuration.services.maxRequestBodyBytes
+        if head.contentLength > Int64(limit) {
+            connections[s].keepAlive = false
+            respondProblem(slot, .payloadTooLarge, "Content Too Large", "request body over services.max_request_body_bytes", origin: origin)
+            return
+        }
+        // Dot segments, encoded slashes and control bytes are refused as for files: a service must
+        // not see a path that another parser would route elsewhere.
+        let scratch = UnsafeMutableRawBufferPointer(start: pathScratch + 1, count: configuration.maxPathBytes + 1)
+        let decodedLength: Int
+        switch RequestPath.decode(head.path.bytes(in: buffer), into: scratch, maxLength: configuration.maxPathBytes) {
+        case .refused(let error):
+            if error.status == .notFound {
+                decodedLength = 0  // a dot-file segment (/.well-known/...): the service decides
+            } else {
+                respondWithError(slot, error, close: error.status == .badRequest, origin: origin)
+                return
+            }
+        case .relative(let length):
+            decodedLength = length
+        }
+        var credentials = Credentials(
+            token: UnsafeRawBufferPointer(start: nil, count: 0),
+            absolutePath: UnsafeRawBufferPointer(start: pathScratch, count: decodedLength + 1),
+            relativePath: UnsafeRawBufferPointer(start: pathScratch + 1, count: decodedLength), route: .api)
+        switch admit(slot, head, buffer, &credentials, origin: origin) {
+        case .proceed: break
+        case .answered, .parked: return
+        }
+        metrics.countProxied(upstream: upstream, .request)
+
+        // The body is read, so the connection may go on after it.
+        connections[s].keepAlive = head.keepAlive && !draining
+        var e = ProxyExchange()
+        e.upstream = Int16(upstream)
+        e.client = credentials.client
+        e.method = head.method
+        if head.hasTransferEncoding {
+            e.body = .chunked
+            e.bodyCapacity = limit
+        } else if head.contentLength >= 0 {
+            e.body = .length
+            e.bodyRemaining = head.contentLength
+            e.bodyCapacity = Int(head.contentLength)
+        }
+        e.bodyOffset = head.headLength + Self.requestHeadRoom
+        e.request = bodies.take(atLeast: e.bodyOffset + e.bodyCapacity)
+        exchanges[s] = e
+
+        // Request line and the end-to-end fields.
+        let out = bodies.buffer(e.request)
+        var w = ResponseWriter(base: out.baseAddress!, capacity: e.bodyOffset)
+        w.append(methodName)
+        w.append(byte: 0x20)
+        w.append(UnsafeRawBufferPointer(rebasing: buffer[Int(head.path.start)..<head.target.end]))
+        w.append(" HTTP/1.1\r\n")
+        var forwardedFor = UnsafeRawBufferPointer(start: nil, count: 0)
+        var requestID = UnsafeRawBufferPointer(start: nil, count: 0)
+        fields.forEach { field in
+            let name = field.name
+            if HopByHop.isHopByHop(name, in: fields) || name.equalsLowercase("content-length") || name.equalsLowercase("expect")
+                || name.equalsLowercase("x-forwarded-proto")
+            {
+                return true
+            }
+            if name.equalsLowercase("x-forwarded-for") {
+                forwardedFor = field.value  // the last line, as the policy reads it
+                return true
+            }
+            if name.equalsLowercase("x-request-id") {
+                if Self.isAcceptableRequestID(field.value) { requestID = field.value }
+                return true
+            }
+            w.append(field.line)
+            return true
+        }
+        if !head.host.isPresent {
+            upstreamAuthorities[upstream].withUnsafeBytes { a in
+                w.append("Host: ")
+                w.append(a)
+                w.appendCRLF()
+            }
+        }
+        w.append("X-Forwarded-For: ")
+        if !forwardedFor.isEmpty {
+            w.append(forwardedFor)
+            w.append(", ")
+        }
+        Self.writeAddress(credentials.client, into: &w)
+        w.append("\r\nX-Forwarded-Proto: http\r\nX-Request-ID: ")
+        if requestID.isEmpty {
+            w.append(hex: requestIDPrefix)
+            w.append(byte: 0x2D)
+            requestCounter &+= 1
+            w.append(hex: requestCounter)
+        } else {
+            w.append(requestID)
+        }
+        w.appendCRLF()
+        exchanges[s].headCount = w.count
+
+        // The body: what followed the head in this buffer, then what arrives.
+        if e.body == .none || (e.body == .length && e.bodyRemaining == 0) {
+            admitExchange(slot)
+            return
+        }
+        if expectContinue && head.isHTTP11 && buffer.count == head.headLength {
+            // The client waits for this before sending the body; nothing else is in flight on this
+            // connection, and a fresh socket's buffer takes 25 bytes at once.
+            let interim: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
+            _ = Glibc.send(connections[s].fd, interim.utf8Start, interim.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        }
+        connections[s].phase = .receivingBody
+        startTimer(slot, .header)
+        let following = UnsafeRawBufferPointer(rebasing: buffer[head.headLength...])
+        connections[s].bodyConsumed = Int32(receiveBody(slot, following))
+    }
+
+    /// Takes request body bytes; returns how many belonged to the body (the rest is the next request).
+    @discardableResult
+    mutating func receiveBody(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        let s = Int(slot)
+        guard connections[s].phase == .receivingBody, !bytes.isEmpty else { return 0 }
+        let out = bodies.buffer(exchanges[s].request).baseAddress! + exchanges[s].bodyOffset
+        var taken = 0
+        var complete = false
+        switch exchanges[s].body {
+        case .none:
+            complete = true
+        case .length:
+            let n = Int(min(exchanges[s].bodyRemaining, Int64(bytes.count)))
+            (out + exchanges[s].bodyLength).copyMemory(from: bytes.baseAddress!, byteCount: n)
+            exchanges[s].bodyLength += n
+            exchanges[s].bodyRemaining -= Int64(n)
+            taken = n
+            complete = exchanges[s].bodyRemaining == 0
+        case .chunked:
+            var length = exchanges[s].bodyLength
+            let capacity = exchanges[s].bodyCapacity
+            var overflow = false
+            let outcome = exchanges[s].chunks.decode(bytes) { data in
+                guard length + data.count <= capacity else {
+                    overflow = true
+                    return
+                }
+                (out + length).copyMemory(from: data.baseAddress!, byteCount: data.count)
+                length += data.count
+            }
+            exchanges[s].bodyLength = length
+            if overflow {
+                connections[s].keepAlive = false
+                releaseExchange(slot)
+                respondProblem(slot, .payloadTooLarge, "Content Too Large", "request body over services.max_request_body_bytes")
+                return bytes.count
+            }
+            switch outcome {
+            case .needMore:
+                taken = bytes.count
+            case .complete(let consumed):
+                taken = consumed
+                complete = true
+            case .failed:
+                releaseExchange(slot)
+                respondWithError(slot, HTTPError(.badRequest, "malformed chunked request body"), close: true)
+                return bytes.count
+            }
+        }
+        if complete { admitExchange(slot) } else { startTimer(slot, .header) }
+        return taken
+    }
+
+    /// Client bytes while its body is read: the body's, then (after it) the next request's.
+    mutating func consumeBody(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
+        let taken = receiveBody(slot, bytes)
+        if taken < bytes.count && connections[Int(slot)].phase != .closing {
+            _ = appendInput(slot, UnsafeRawBufferPointer(rebasing: bytes[taken...]))
+        }
+    }
+
+    // MARK: - The exchange
+
+    /// The request is read whole: the `route=api` rate limits decide now, so a request parked for
+    /// a shared (Redis) verdict keeps its body in the exchange rather than in the input buffer.
+    mutating func admitExchange(_ slot: Int32) {
+        let s = Int(slot)
+        guard let policy, !policy.descriptors.isEmpty else { return startExchange(slot) }
+        var credentials = Credentials(
+            token: UnsafeRawBufferPointer(start: nil, count: 0), absolutePath: UnsafeRawBufferPointer(start: nil, count: 0),
+            relativePath: UnsafeRawBufferPointer(start: nil, count: 0), route: .api)
+        credentials.client = exchanges[s].client
+        switch admitRate(slot, policy, client: exchanges[s].client, credentials, origin: UnsafeRawBufferPointer(start: nil, count: 0)) {
+        case .proceed: startExchange(slot)
+        case .answered: releaseExchange(slot)
+        case .parked: connections[s].parkedExchange = true
+        }
+    }
+
+    /// The body is complete: finish the head and send both upstream.
+    mutating func startExchange(_ slot: Int32) {
+        let s = Int(slot)
+        let base = bodies.buffer(exchanges[s].request).baseAddress!
+        var w = ResponseWriter(base: base, capacity: exchanges[s].bodyOffset, count: exchanges[s].headCount)
+        if exchanges[s].body != .none {
+            w.append("Content-Length: ")
+            w.append(decimal: Int64(exchanges[s].bodyLength))
+            w.appendCRLF()
+        }
+        w.appendCRLF()
+        // Move the head to end where the body starts, so both go out in one send.
+        let start = exchanges[s].bodyOffset - w.count
+        memmove(base + start, base, w.count)
+        exchanges[s].requestStart = start
+        exchanges[s].requestEnd = exchanges[s].bodyOffset + exchanges[s].bodyLength
+        exchanges[s].requestSent = 0
+        connections[s].phase = .proxying
+        let relay = relays.take()
+        guard relay >= 0 else {
+            releaseExchange(slot)
+            respondWithError(slot, HTTPError(.serviceUnavailable, "too many requests to services in flight, retry"), close: false)
+            return
+        }
+        exchanges[s].relay = relay
+        startTimer(slot, .upstream)
+        let upstream = Int(exchanges[s].upstream)
+        let pooled = takeIdleLink(upstream)
+        if pooled >= 0 {
+            attach(pooled, to: slot)
+            sendRequest(pooled)
+        } else {
+            connectLink(for: slot)
+        }
+    }
+
+    mutating func attach(_ link: Int32, to slot: Int32) {
+        links[Int(link)].owner = slot
+        links[Int(link)].ownerGeneration = connections[Int(slot)].generation
+        exchanges[Int(slot)].link = link
+    }
+
+    /// A new connection to the exchange's upstream.
+    mutating func connectLink(for slot: Int32) {
+        let s = Int(slot)
+        let upstream = Int(exchanges[s].upstream)
+        let address = upstreamAddresses[upstream]
+        let fd = socket(Int32(address.family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0, freeLinkCount > 0 else {
+            if fd >= 0 { Glibc.close(fd) }
+            metrics.countProxied(upstream: upstream, .connectFailure)
+            proxyFailed(slot, .badGateway, "no connection to the upstream could be opened")
+            return
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        freeLinkCount -= 1
+        let link = freeLinks[freeLinkCount]
+        let generation = links[Int(link)].generation &+ 1
+        links[Int(link)] = UpstreamLink()
+        links[Int(link)].generation = generation
+        links[Int(link)].fd = fd
+        links[Int(link)].upstream = Int16(upstream)
+        links[Int(link)].state = .connecting
+        attach(link, to: slot)
+        let sqe = ring.submissionEntry()
+        upstreamSockets.advanced(by: upstream).withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            io_uring_prep_connect(sqe, fd, $0, address.length)
+        }
+        io_uring_sqe_set_data64(sqe, UserData.make(.upstream, slot: link, generation: generation, step: UpstreamStep.connect.rawValue))
+        links[Int(link)].inFlight = true
+    }
+
+    mutating func sendRequest(_ link: Int32) {
+        let l = Int(link)
+        let s = Int(links[l].owner)
+        links[l].state = .active
+        let base = bodies.buffer(exchanges[s].request).baseAddress!
+        let from = exchanges[s].requestStart + exchanges[s].requestSent
+        let sqe = ring.submissionEntry()
+        io_uring_prep_send(sqe, links[l].fd, base + from, exchanges[s].requestEnd - from, Int32(MSG_NOSIGNAL))
+        io_uring_sqe_set_data64(sqe, UserData.make(.upstream, slot: link, generation: links[l].generation, step: UpstreamStep.send.rawValue))
+        links[l].inFlight = true
+    }
+
+    mutating func receiveFromUpstream(_ link: Int32) {
+        let l = Int(link)
+        let slot = links[l].owner
+        let s = Int(slot)
+        let offset = exchanges[s].relayingBody ? 0 : exchanges[s].received
+        let sqe = ring.submissionEntry()
+        io_uring_prep_recv(sqe, links[l].fd, relayReceive(slot) + offset, Self.relayReceiveBytes - offset, 0)
+        io_uring_sqe_set_data64(sqe, UserData.make(.upstream, slot: link, generation: links[l].generation, step: UpstreamStep.receive.rawValue))
+        links[l].inFlight = true
+        startTimer(slot, .upstream)
+    }
+
+    // MARK: - Upstream completions
+
+    mutating func onUpstreamComplete(_ link: Int32, generation: UInt16, step rawStep: Int, result: Int32) {
+        let l = Int(link)
+        guard link >= 0, l < linkCapacity, links[l].generation == generation, let step = UpstreamStep(rawValue: UInt8(rawStep)) else { return }
+        if step == .idlePoll {
+            // An idle connection became readable: the upstream closed it (or spoke out of turn).
+            if links[l].state == .idle {
+                removeIdle(link)
+                closeLink(link)
+            }
+            return
+        }
+        links[l].inFlight = false
+        let slot = links[l].owner
+        let s = Int(slot)
+        guard slot >= 0, connections[s].generation == links[l].ownerGeneration, exchanges[s].link == link,
+            connections[s].phase == .proxying
+        else {
+            // The exchange ended without this link (timeout, client gone): drop the connection.
+            if slot >= 0 && exchanges[s].link == link {
+                exchanges[s].link = -1
+                closeLink(link)
+                if connections[s].phase != .proxying { releaseExchange(slot) }
+                finishCloseIfQuiet(slot)
+            } else {
+                closeLink(link)
+            }
+            return
+        }
+        switch step {
+        case .connect:
+            guard result >= 0 else {
+                metrics.countProxied(upstream: Int(exchanges[s].upstream), .connectFailure)
+                exchanges[s].link = -1
+                closeLink(link)
+                proxyFailed(slot, .badGateway, result == -ECONNREFUSED ? "the upstream refused the connection" : "the upstream is unreachable")
+                return
+            }
+            sendRequest(link)
+        case .send:
+            guard result > 0 else { return upstreamBroke(slot, link, "the upstream connection failed while sending the request") }
+            exchanges[s].requestSent += Int(result)
+            if exchanges[s].requestStart + exchanges[s].requestSent < exchanges[s].requestEnd {
+                sendRequest(link)
+            } else {
+                receiveFromUpstream(link)
+            }
+        case .receive:
+            if result <= 0 {
+                upstreamEnded(slot, link, error: result < 0)
+            } else {
+                exchanges[s].sawResponseByte = true
+                if exchanges[s].relayingBody {
+                    relayBody(slot, count: Int(result))
+                } else {
+                    exchanges[s].received += Int(result)
+                    readResponseHead(slot)
+                }
+            }
+        case .idlePoll:
+            break
+        }
+    }
+
+    /// A send or receive failed. Before any response byte, on a pooled connection, an idempotent
+    /// request is sent again on a fresh connection (the upstream may have closed it while idle).
+    mutating func upstreamBroke(_ slot: Int32, _ link: Int32, _ detail: StaticString) {
+        let s = Int(slot)
+        let retry = links[Int(link)].reused && !exchanges[s].retried && !exchanges[s].sawResponseByte && exchanges[s].isIdempotent
+        exchanges[s].link = -1
+        closeLink(link)
+        if retry {
+            exchanges[s].retried = true
+            exchanges[s].requestSent = 0
+            exchanges[s].received = 0
+            connectLink(for: slot)
+        } else {
+            proxyFailed(slot, .badGateway, detail)
+        }
+    }
+
+    /// The upstream closed (or the receive failed).
+    mutating func upstreamEnded(_ slot: Int32, _ link: Int32, error: Bool) {
+        let s = Int(slot)
+        if !exchanges[s].sawResponseByte {
+            return upstreamBroke(slot, link, "the upstream closed the connection without answering")
+        }
+        if !exchanges[s].relayingBody {
+            return upstreamBroke(slot, link, "the upstream closed the connection in the middle of its response head")
+        }
+        exchanges[s].link = -1
+        closeLink(link)
+        if !error && exchanges[s].framing.closeCompletes {
+            exchanges[s].bodyComplete = true
+            finishExchange(slot)
+        } else {
+            // Mid-body: the client must not mistake a cut response for a whole one.
+            abort(slot)
+        }
+    }
+
+    // MARK: - Relaying the response
+
+    mutating func readResponseHead(_ slot: Int32) {
+        let s = Int(slot)
+        let link = exchanges[s].link
+        let area = UnsafeRawBufferPointer(start: relayReceive(slot), count: exchanges[s].received)
+        let head: ResponseHead
+        switch ResponseParser.parse(area, maxHeadBytes: Self.relayMaxHeadBytes) {
+        case .incomplete:
+            receiveFromUpstream(link)
+            return
+        case .failed:
+            exchanges[s].link = -1
+            closeLink(link)
+            proxyFailed(slot, .badGateway, "the upstream sent a malformed response head")
+            return
+        case .complete(let parsed):
+            head = parsed
+        }
+        if head.isInterim {
+            // 1xx (103 Early Hints...): not relayed; the final response follows.
+            let rest = exchanges[s].received - head.headLength
+            memmove(relayReceive(slot), relayReceive(slot) + head.headLength, rest)
+            exchanges[s].received = rest
+            if rest > 0 { readResponseHead(slot) } else { receiveFromUpstream(link) }
+            return
+        }
+        if head.status == 101 || head.status > 599 {
+            exchanges[s].link = -1
+            closeLink(link)
+            proxyFailed(slot, .badGateway, "the upstream answered with an unsupported status")
+            return
+        }
+        stopTimer(slot)
+        let framing = ResponseFraming(head: head, requestMethod: exchanges[s].method)
+        exchanges[s].framing = framing
+        exchanges[s].status = Int16(head.status)
+        exchanges[s].upstreamReusable = !head.closes && framing.kind != .untilClose
+        let isHTTP10 = connections[s].isHTTP10
+        exchanges[s].dechunk = framing.kind == .chunked && isHTTP10
+        if framing.kind == .untilClose || exchanges[s].dechunk { connections[s].keepAlive = false }
+
+        var w = ResponseWriter(base: relayHead(slot), capacity: Self.relayHeadBytes)
+        w.append("HTTP/1.1 ")
+        w.append(decimal: Int64(head.status))
+        w.append(byte: 0x20)
+        w.append(UnsafeRawBufferPointer(rebasing: area[head.reasonStart..<(head.reasonStart + head.reasonCount)]))
+        w.appendCRLF()
+        let fields = HeaderFields(head: UnsafeRawBufferPointer(rebasing: area[0..<head.headLength]))
+        fields.forEach { field in
+            if !HopByHop.isHopByHop(field.name, in: fields) { w.append(field.line) }
+            return true
+        }
+        if framing.kind == .chunked && !exchanges[s].dechunk { w.append("Transfer-Encoding: chunked\r\n") }
+        if !connections[s].keepAlive {
+            w.append("Connection: close\r\n")
+        } else if isHTTP10 {
+            w.append("Connection: keep-alive\r\n")
+        }
+        w.appendCRLF()
+        exchanges[s].relayingBody = true
+
+        // Body bytes that came with the head go out with it.
+        let following = exchanges[s].received - head.headLength
+        if following > 0 { memmove(relayReceive(slot), relayReceive(slot) + head.headLength, following) }
+        exchanges[s].received = 0
+        relay(slot, headCount: w.count, bodyCount: following)
+    }
+
+    /// `count` bytes of body arrived in the receive area.
+    mutating func relayBody(_ slot: Int32, count: Int) {
+        relay(slot, headCount: 0, bodyCount: count)
+    }
+
+    /// Sends the client head (if any) and the part of `bodyCount` received bytes that belongs to
+    /// this response.
+    mutating func relay(_ slot: Int32, headCount: Int, bodyCount: Int) {
+        let s = Int(slot)
+        var relayable = bodyCount
+        if exchanges[s].framing.isCompleteWithoutBody && headCount > 0 {
+            relayable = 0
+            exchanges[s].bodyComplete = true
+            if bodyCount > 0 { exchanges[s].upstreamReusable = false }
+        } else if bodyCount > 0 || headCount > 0 {
+            let area = relayReceive(slot)
+            let bytes = UnsafeRawBufferPointer(start: area, count: bodyCount)
+            let verdict: ResponseFraming.Verdict
+            if exchanges[s].dechunk {
+                var written = 0
+                verdict = exchanges[s].framing.consume(bytes) { data in
+                    memmove(area + written, data.baseAddress!, data.count)
+                    written += data.count
+                }
+                relayable = written
+            } else {
+                verdict = exchanges[s].framing.consume(bytes)
+            }
+            switch verdict {
+            case .more:
+                break
+            case .complete(let consumed):
+                if !exchanges[s].dechunk { relayable = consumed }
+                exchanges[s].bodyComplete = true
+                if consumed < bodyCount { exchanges[s].upstreamReusable = false }
+            case .failed:
+                if headCount > 0 {
+                    let link = exchanges[s].link
+                    exchanges[s].link = -1
+                    closeLink(link)
+                    proxyFailed(slot, .badGateway, "the upstream sent a malformed chunked body")
+                } else {
+                    abort(slot)
+                }
+                return
+            }
+        }
+        if headCount == 0 && relayable == 0 {
+            if exchanges[s].bodyComplete { finishExchange(slot) } else { receiveFromUpstream(exchanges[s].link) }
+            return
+        }
+        iovecs[2 * s] = iovec(iov_base: relayHead(slot), iov_len: headCount)
+        iovecs[2 * s + 1] = iovec(iov_base: relayReceive(slot), iov_len: relayable)
+        messages[s].msg_iovlen = 2
+        connections[s].sendRemaining = Int64(headCount + relayable)
+        connections[s].responseBytes += Int64(headCount + relayable)
+        startTimer(slot, .send)
+        let sqe = ring.submissionEntry()
+        io_uring_prep_sendmsg(sqe, connections[s].fd, messages + s, UInt32(MSG_NOSIGNAL))
+        io_uring_sqe_set_data64(sqe, UserData.make(.relay, slot: slot, generation: connections[s].generation))
+        connections[s].sendInFlight = true
+    }
+
+    mutating func onRelaySent(_ slot: Int32, result: Int32) {
+        let s = Int(slot)
+        connections[s].sendInFlight = false
+        guard connections[s].phase == .proxying else {
+            finishCloseIfQuiet(slot)
+            return
+        }
+        guard result > 0 else {
+            abort(slot)
+            return
+        }
+        connections[s].sendRemaining -= Int64(result)
+        if connections[s].sendRemaining > 0 {
+            var sent = Int(result)
+            for k in 0..<2 {
+                let consumed = min(sent, iovecs[2 * s + k].iov_len)
+                iovecs[2 * s + k].iov_base = iovecs[2 * s + k].iov_base.map { $0 + consumed }
+                iovecs[2 * s + k].iov_len -= consumed
+                sent -= consumed
+            }
+            startTimer(slot, .send)
+            let sqe = ring.submissionEntry()
+            io_uring_prep_sendmsg(sqe, connections[s].fd, messages + s, UInt32(MSG_NOSIGNAL))
+            io_uring_sqe_set_data64(sqe, UserData.make(.relay, slot: slot, generation: connections[s].generation))
+            connections[s].sendInFlight = true
+            return
+        }
+        if exchanges[s].bodyComplete {
+            finishExchange(slot)
+        } else if exchanges[s].link >= 0 {
+            receiveFromUpstream(exchanges[s].link)
+        } else {
+            abort(slot)
+        }
+    }
+
+    /// The whole response is out: pool the upstream connection and go on with the client's.
+    mutating func finishExchange(_ slot: Int32) {
+        let s = Int(slot)
+        let link = exchanges[s].link
+        let upstream = Int(exchanges[s].upstream)
+        if link >= 0 {
+            exchanges[s].link = -1
+            if exchanges[s].upstreamReusable { poolLink(link) } else { closeLink(link) }
+        }
+        metrics.countProxied(upstream: upstream, statusClass: Int(exchanges[s].status))
+        releaseExchange(slot)
+        responseDone(slot, countStatus: false)
+    }
+
+    // MARK: - Failures
+
+    /// 502 or 504 before any response byte reached the client; after that, the connection is cut.
+    mutating func proxyFailed(_ slot: Int32, _ status: HTTPStatus, _ detail: StaticString) {
+        let s = Int(slot)
+        if exchanges[s].relayingBody {
+            abort(slot)
+            return
+        }
+        let upstream = Int(exchanges[s].upstream)
+        let link = exchanges[s].link
+        if link >= 0 {
+            // Its operation completes with an error once interrupted; the buffers wait for it.
+            interrupt(link)
+            connections[s].keepAlive = false
+        } else {
+            releaseExchange(slot)
+        }
+        metrics.countProxied(upstream: upstream, statusClass: Int(status.rawValue))
+        respondProblem(slot, status, status == .gatewayTimeout ? "Gateway Timeout" : "Bad Gateway", detail)
+    }
+
+    /// The upstream timer expired for `slot`.
+    mutating func upstreamTimedOut(_ slot: Int32) {
+        let s = Int(slot)
+        guard connections[s].phase == .proxying else { return abort(slot) }
+        metrics.countProxied(upstream: Int(exchanges[s].upstream), .timeout)
+        proxyFailed(slot, .gatewayTimeout, "the upstream did not answer within services.timeout_ms")
+    }
+
+    /// Gives back the exchange's buffers once no upstream operation can touch them.
+    mutating func releaseExchange(_ slot: Int32) {
+        let s = Int(slot)
+        if exchanges[s].link >= 0 && links[Int(exchanges[s].link)].inFlight { return }
+        if exchanges[s].link >= 0 {
+            closeLink(exchanges[s].link)
+            exchanges[s].link = -1
+        }
+        if exchanges[s].request >= 0 {
+            bodies.give(exchanges[s].request)
+            exchanges[s].request = -1
+        }
+        if exchanges[s].relay >= 0 {
+            relays.give(exchanges[s].relay)
+            exchanges[s].relay = -1
+        }
+    }
+
+    /// Whether an upstream operation of `slot`'s exchange is still in the ring.
+    @inline(__always) func upstreamBusy(_ slot: Int32) -> Bool {
+        let link = exchanges[Int(slot)].link
+        return link >= 0 && links[Int(link)].inFlight
+    }
+
+    /// RFC 9457 problem details with a short `detail`.
+    mutating func respondProblem(
+        _ slot: Int32, _ status: HTTPStatus, _ title: StaticString, _ detail: StaticString,
+        origin: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    ) {
+        var w = headWriter(slot)
+        w.append(status.statusLine)
+        writeCommonHeaders(&w, slot, origin: origin, exposeHeaders: false)
+        // The fixed JSON text is 56 bytes, the status 3.
+        let length = 59 + title.utf8CodeUnitCount + detail.utf8CodeUnitCount
+        w.append("Content-Type: application/problem+json\r\nContent-Length: ")
+        w.append(decimal: Int64(length))
+        w.append("\r\n\r\n")
+        let bodyStart = w.count
+        w.append("{\"type\":\"about:blank\",\"title\":\"")
+        w.append(title)
+        w.append("\",\"status\":")
+        w.append(decimal: Int64(status.rawValue))
+        w.append(",\"detail\":\"")
+        w.append(detail)
+        w.append("\"}\n")
+        assert(w.count - bodyStart == length)
+        connections[Int(slot)].status = status
+        connections[Int(slot)].headCount = Int32(w.count)
+        sendHead(slot, body: nil, bodyLength: 0)
+    }
+
+    // MARK: - Links and the keep-alive pool
+
+    mutating func takeIdleLink(_ upstream: Int) -> Int32 {
+        let link = idleHeads[upstream]
+        guard link >= 0 else { return -1 }
+        idleHeads[upstream] = links[Int(link)].nextIdle
+        idleCounts[upstream] -= 1
+        // A new generation: the pending idle poll's completion will be ignored.
+        links[Int(link)].generation &+= 1
+        links[Int(link)].nextIdle = -1
+        links[Int(link)].state = .active
+        links[Int(link)].reused = true
+        return link
+    }
+
+    mutating func poolLink(_ link: Int32) {
+        let l = Int(link)
+        let upstream = Int(links[l].upstream)
+        guard !draining, idleCounts[upstream] < configuration.services.idleConnectionsPerUpstream else {
+            closeLink(link)
+            return
+        }
+        links[l].state = .idle
+        links[l].owner = -1
+        links[l].generation &+= 1
+        links[l].nextIdle = idleHeads[upstream]
+        idleHeads[upstream] = link
+        idleCounts[upstream] += 1
+        let sqe = ring.submissionEntry()
+        io_uring_prep_poll_add(sqe, links[l].fd, UInt32(POLLIN) | 0x2000 /* POLLRDHUP */)
+        io_uring_sqe_set_data64(sqe, UserData.make(.upstream, slot: link, generation: links[l].generation, step: UpstreamStep.idlePoll.rawValue))
+    }
+
+    mutating func removeIdle(_ link: Int32) {
+        let upstream = Int(links[Int(link)].upstream)
+        var previous: Int32 = -1
+        var cursor = idleHeads[upstream]
+        while cursor >= 0 && cursor != link {
+            previous = cursor
+            cursor = links[Int(cursor)].nextIdle
+        }
+        guard cursor == link else { return }
+        if previous >= 0 { links[Int(previous)].nextIdle = links[Int(link)].nextIdle } else { idleHeads[upstream] = links[Int(link)].nextIdle }
+        idleCounts[upstream] -= 1
+    }
+
+    /// Makes the link's operation in flight complete soon: a shutdown ends a send or receive; a
+    /// connect to an address that does not answer is cancelled instead of waiting for TCP to give up.
+    mutating func interrupt(_ link: Int32) {
+        let l = Int(link)
+        shutdown(links[l].fd, Int32(SHUT_RDWR))
+        if links[l].state == .connecting && links[l].inFlight {
+            let sqe = ring.submissionEntry()
+            io_uring_prep_cancel64(sqe, UserData.make(.upstream, slot: link, generation: links[l].generation, step: UpstreamStep.connect.rawValue), 0)
+            io_uring_sqe_set_data64(sqe, UserData.make(.ignored))
+        }
+    }
+
+    /// Closes the connection and frees its entry. Only called when no operation of the link is in
+    /// the ring, or one that holds no buffer (the idle poll, which the shutdown completes).
+    mutating func closeLink(_ link: Int32) {
+        let l = Int(link)
+        guard links[l].state != .free else { return }
+        shutdown(links[l].fd, Int32(SHUT_RDWR))
+        Glibc.close(links[l].fd)
+        let generation = links[l].generation &+ 1
+        links[l] = UpstreamLink()
+        links[l].generation = generation
+        freeLinks[freeLinkCount] = link
+        freeLinkCount += 1
+    }
+
+    // MARK: - Small writers
+
+    /// A client-sent X-Request-ID is kept when it is short and plain (it lands in services' logs).
+    static func isAcceptableRequestID(_ value: UnsafeRawBufferPointer) -> Bool {
+        guard !value.isEmpty, value.count <= 128 else { return false }
+        for b in value where !(b > 0x20 && b < 0x7F) || b == 0x22 || b == 0x2C { return false }
+        return true
+    }
+
+    /// Writes an address as text without allocating (IPv4 dotted, IPv6 by inet_ntop).
+    static func writeAddress(_ address: IPAddress, into w: inout ResponseWriter) {
+        if let v4 = address.ipv4 {
+            w.append(decimal: Int64(v4 >> 24))
+            w.append(byte: 0x2E)
+            w.append(decimal: Int64(v4 >> 16 & 0xFF))
+            w.append(byte: 0x2E)
+            w.append(decimal: Int64(v4 >> 8 & 0xFF))
+            w.append(byte: 0x2E)
+            w.append(decimal: Int64(v4 & 0xFF))
+            return
+        }
+        var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        address.withNetworkOrder16 { raw in
+            withUnsafeMutableBytes(of: &text) { out in
+                let p = out.baseAddress!.assumingMemoryBound(to: CChar.self)
+                if inet_ntop(AF_INET6, raw.baseAddress, p, 64) != nil {
+                    w.append(UnsafeRawBufferPointer(start: out.baseAddress, count: strlen(p)))
+                }
+            }
+        }
+    }
+}
