@@ -106,6 +106,7 @@ let package = Package(
             dependencies: [
                 "MarqueeServiceKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "services/catalog",

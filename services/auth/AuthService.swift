@@ -232,18 +232,6 @@ public struct AuthService: Sendable {
 
     // MARK: - Administration
 
-    struct UserPage: Encodable {
-        let items: [AdminUserView]
-        let next_cursor: String?
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(items, forKey: .items)
-            try c.encode(next_cursor, forKey: .next_cursor)
-        }
-        enum CodingKeys: String, CodingKey { case items, next_cursor }
-    }
-
     func listUsers(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
         try context.require(.admin)
         let limit = try pageLimit(request.uri.queryParameters["limit"].map(String.init))
@@ -260,7 +248,7 @@ public struct AuthService: Sendable {
         let users = try await database.query(sql, binds).map(UserRecord.init)
         let page = Array(users.prefix(limit))
         let next = users.count > limit ? page.last.map { Base64URL.encode(Array($0.id.utf8)) } : nil
-        return try jsonResponse(UserPage(items: page.map(\.adminView), next_cursor: next))
+        return try jsonResponse(Page(items: page.map(\.adminView), next_cursor: next))
     }
 
     struct NewUser: Decodable {

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MarqueeServiceKit
+import ServiceLifecycle
 
 /// `GET /api/catalog/access-rules`: what the gateways need to decide on media requests, for every
 /// title past draft: status, geo rules, availability window (Unix seconds). The document carries
@@ -56,7 +57,8 @@ struct AccessRulesFeed: Sendable {
         let deadline = ContinuousClock.now + .seconds(wait)
         var current = try await version()
         while known == Self.entityTag(current) {
-            guard ContinuousClock.now < deadline else {
+            // A long poll ends at once when the service shuts down, so it never holds up a drain.
+            guard ContinuousClock.now < deadline, !Task.isShuttingDownGracefully else {
                 return Response(status: .notModified, headers: [.eTag: Self.entityTag(current), .cacheControl: "no-cache"])
             }
             try await Task.sleep(for: .milliseconds(250))

@@ -69,18 +69,6 @@ public struct CatalogService: Sendable {
 
     // MARK: - Reading
 
-    struct Page: Encodable {
-        let items: [TitleView]
-        let next_cursor: String?
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(items, forKey: .items)
-            try c.encode(next_cursor, forKey: .next_cursor)
-        }
-        enum CodingKeys: String, CodingKey { case items, next_cursor }
-    }
-
     func list(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         let staff = (context.identity?.role ?? .viewer) >= .publisher
@@ -175,10 +163,7 @@ public struct CatalogService: Sendable {
                 throw ServiceError(.preconditionFailed, "title \(title.id) has changed (now \(title.entityTag)); fetch it again")
             }
             try input.apply(to: &title, creating: false)
-            title.updatedAt = unixMilliseconds()
-            title.revision += 1
-            try await Self.save(title, tx)
-            try await AccessRulesFeed.bump(tx)
+            try await Self.saveChange(&title, tx)
             return title
         }
         return try jsonResponse(updated.view, headers: [.eTag: updated.entityTag])
@@ -208,10 +193,7 @@ public struct CatalogService: Sendable {
             guard allowed.contains(title.status) else { throw ServiceError.conflict(refusal(title)) }
             if title.status != status {
                 title.status = status
-                title.updatedAt = unixMilliseconds()
-                title.revision += 1
-                try await Self.save(title, tx)
-                try await AccessRulesFeed.bump(tx)
+                try await Self.saveChange(&title, tx)
             }
             return title
         }
@@ -245,10 +227,7 @@ public struct CatalogService: Sendable {
             title.renditions = input.renditions
             if let duration = input.duration_seconds, duration > 0 { title.durationSeconds = duration }
             if title.status == .draft || title.status == .processing { title.status = .ready }
-            title.updatedAt = unixMilliseconds()
-            title.revision += 1
-            try await Self.save(title, tx)
-            try await AccessRulesFeed.bump(tx)
+            try await Self.saveChange(&title, tx)
             return title
         }
         return try jsonResponse(updated.view, headers: [.eTag: updated.entityTag])
@@ -257,7 +236,7 @@ public struct CatalogService: Sendable {
     // MARK: - Rows
 
     static func insert(_ title: TitleRecord, _ tx: any SQLExecutor) async throws {
-        try await tx.query(
+        _ = try await tx.query(
             """
             INSERT INTO titles (\(TitleRecord.columns), search_text)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
@@ -265,8 +244,16 @@ public struct CatalogService: Sendable {
         try await saveGenres(title, tx)
     }
 
+    /// Records a change: a new revision and time, the row, and the feed's version, in `tx`.
+    static func saveChange(_ title: inout TitleRecord, _ tx: any SQLExecutor) async throws {
+        title.updatedAt = unixMilliseconds()
+        title.revision += 1
+        try await save(title, tx)
+        try await AccessRulesFeed.bump(tx)
+    }
+
     static func save(_ title: TitleRecord, _ tx: any SQLExecutor) async throws {
-        try await tx.query(
+        _ = try await tx.query(
             """
             UPDATE titles SET name = $2, description = $3, genres = $4, cast_members = $5, year = $6, duration_seconds = $7,
                 price_per_minute = $8, currency = $9, geo_mode = $10, geo_countries = $11, available_from = $12,

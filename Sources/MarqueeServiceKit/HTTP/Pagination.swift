@@ -21,3 +21,23 @@ public enum PageCursor {
         return value
     }
 }
+
+/// A page of a list: `{"items": [...], "next_cursor": "..." | null}`; the cursor is always
+/// written, null on the last page.
+public struct Page<Item: Encodable & Sendable>: Encodable, Sendable {
+    public let items: [Item]
+    public let next_cursor: String?
+
+    public init(items: [Item], next_cursor: String?) {
+        self.items = items
+        self.next_cursor = next_cursor
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(items, forKey: .items)
+        try c.encode(next_cursor, forKey: .next_cursor)
+    }
+
+    enum CodingKeys: String, CodingKey { case items, next_cursor }
+}
