@@ -17,6 +17,7 @@ let jwt: Package.Dependency = .package(url: "https://github.com/vapor/jwt-kit", 
 let metrics: Package.Dependency = .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0")
 let httpClient: Package.Dependency = .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0")
 let lifecycle: Package.Dependency = .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0")
+let crypto: Package.Dependency = .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2")
 let nio: Package.Dependency = .package(url: "https://github.com/apple/swift-nio", from: "2.101.2")
 let httpTypes: Package.Dependency = .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0")
 let prometheus: Package.Dependency = .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1")
@@ -37,7 +38,7 @@ let package = Package(
         .library(name: "MarqueePolicy", targets: ["MarqueePolicy"]),
         .library(name: "MarqueeGateway", targets: ["MarqueeGateway"]),
     ],
-    dependencies: [argumentParser, configuration, log, system, hummingbird, hummingbirdAuth, postgres, sqlite, jwt, metrics, prometheus, httpClient, lifecycle, httpTypes, nio],
+    dependencies: [argumentParser, configuration, log, system, hummingbird, hummingbirdAuth, postgres, sqlite, jwt, metrics, prometheus, httpClient, lifecycle, httpTypes, nio, crypto],
     targets: [
         // MARK: - C libraries (system libraries and import-only shims)
         .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
@@ -54,6 +55,14 @@ let package = Package(
         .target(
             name: "MarqueeGateway",
             dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "CLinux"]),
+        .target(
+            name: "MarqueeStore",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .target(
             name: "MarqueeServiceKit",
             dependencies: [
@@ -146,6 +155,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
+        .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
     ]
 )

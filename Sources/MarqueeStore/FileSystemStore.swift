@@ -1,0 +1,106 @@
+import Foundation
+import Glibc
+
+/// Objects as files under a root folder. A put writes a temporary file in the same folder,
+/// flushes it, and renames it over the key, so a reader (the origin) sees the whole old file or
+/// the whole new one; temporary files start with `.incoming-` and are never listed.
+public struct FileSystemStore: ObjectStore {
+    public let root: URL
+
+    public init(root: String) throws {
+        self.root = URL(fileURLWithPath: root).standardizedFileURL
+        try FileManager.default.createDirectory(at: self.root, withIntermediateDirectories: true)
+    }
+
+    func url(_ key: ObjectKey) -> URL { root.appendingPathComponent(key.value) }
+
+    public func put(_ key: ObjectKey, bytes: [UInt8], contentType: String?) async throws {
+        try write(key) { fd in
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+                guard n > 0 else { throw StoreError.backend("write failed for \(key): \(String(cString: strerror(errno)))") }
+                offset += n
+            }
+        }
+    }
+
+    public func put(_ key: ObjectKey, file path: String, contentType: String?) async throws {
+        let source = open(path, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else { throw StoreError.backend("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(source) }
+        try write(key) { fd in
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
+                if n == 0 { break }
+                guard n > 0 else { throw StoreError.backend("read failed for \(path)") }
+                var written = 0
+                while written < n {
+                    let w = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, n - written) }
+                    guard w > 0 else { throw StoreError.backend("write failed for \(key): \(String(cString: strerror(errno)))") }
+                    written += w
+                }
+            }
+        }
+    }
+
+    /// Temporary file, body, fsync, rename over the key.
+    private func write(_ key: ObjectKey, _ body: (Int32) throws -> Void) throws {
+        let target = url(key)
+        let folder = target.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let temporary = folder.appendingPathComponent(".incoming-\(UUID().uuidString)").path
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StoreError.backend("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        do {
+            try body(fd)
+            guard fsync(fd) == 0 else { throw StoreError.backend("fsync failed for \(key)") }
+            close(fd)
+            guard rename(temporary, target.path) == 0 else {
+                throw StoreError.backend("cannot rename into \(key): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    public func get(_ key: ObjectKey, range: ClosedRange<Int>?) async throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: url(key).path) else { throw StoreError.notFound(key.value) }
+        guard let range else { return [UInt8](data) }
+        guard range.lowerBound >= 0, range.lowerBound < data.count else {
+            throw StoreError.invalidRange("\(range) is outside the \(data.count)-byte object \(key)")
+        }
+        return [UInt8](data[range.lowerBound...min(range.upperBound, data.count - 1)])
+    }
+
+    public func head(_ key: ObjectKey) async throws -> ObjectInfo? {
+        var st = stat()
+        guard stat(url(key).path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return ObjectInfo(key: key.value, size: Int(st.st_size), modified: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)))
+    }
+
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        var found: [ObjectInfo] = []
+        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .fileSizeKey]) else {
+            return []
+        }
+        let rootPath = root.path.hasSuffix("/") ? root.path : root.path + "/"
+        for case let url as URL in walker {
+            guard url.lastPathComponent.hasPrefix(".incoming-") == false else { continue }
+            let values = try url.resourceValues(forKeys: [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey])
+            guard values.isRegularFile == true else { continue }
+            let key = String(url.standardizedFileURL.path.dropFirst(rootPath.count))
+            if key.hasPrefix(prefix) { found.append(ObjectInfo(key: key, size: values.fileSize ?? 0, modified: values.contentModificationDate)) }
+        }
+        return found.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+    }
+
+    public func delete(_ key: ObjectKey) async throws {
+        if unlink(url(key).path) != 0 && errno != ENOENT {
+            throw StoreError.backend("cannot delete \(key): \(String(cString: strerror(errno)))")
+        }
+    }
+}
