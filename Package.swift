@@ -46,6 +46,9 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMaxMindDB", providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(
+            name: "CFFmpeg",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]),
 
         // MARK: - Shared engine
         .target(name: "MarqueeRing", dependencies: ["CURing", "CLinux"]),
@@ -55,6 +58,7 @@ let package = Package(
         .target(
             name: "MarqueeGateway",
             dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "CLinux"]),
+        .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
         .target(
             name: "MarqueeStore",
             dependencies: [
@@ -129,6 +133,7 @@ let package = Package(
                 "MarqueeAuth",
                 "MarqueeCatalog",
                 "MarqueeServiceKit",
+                "MarqueeMedia",
                 "MarqueeGateway",
                 "MarqueeHTTP",
                 "MarqueePolicy",
@@ -156,6 +161,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
+        .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "MarqueeTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
     ]
 )

@@ -7,7 +7,8 @@ struct MarqueeCommand: AsyncParsableCommand {
         commandName: "marquee",
         abstract: "Marquee: an edge streaming gateway and CDN origin.",
         subcommands: [
-            OriginCommand.self, AuthCommand.self, CatalogCommand.self, UsersCommand.self, SignCommand.self, RevokeCommand.self,
+            OriginCommand.self, AuthCommand.self, CatalogCommand.self, UsersCommand.self, ProbeCommand.self, SignCommand.self,
+            RevokeCommand.self,
         ])
 }
 
