@@ -76,6 +76,13 @@ struct PackagerTests {
         #expect(summary.renditions.map(\.height) == [480, 360])
         #expect(summary.renditions.map(\.width) == [854, 640])
         try Self.verify(out, summary, expectAudio: true)
+        // Poster at the top rung's size; a thumbnail every 5 s in a sprite, indexed by WebVTT.
+        #expect(try Self.run("/usr/bin/ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", out.appendingPathComponent("poster.jpg").path]).hasPrefix("854,480"))
+        let vtt = try String(contentsOf: out.appendingPathComponent("thumbnails.vtt"), encoding: .utf8)
+        #expect(vtt.hasPrefix("WEBVTT\n"))
+        #expect(vtt.components(separatedBy: " --> ").count - 1 == 2, "6 s at one thumbnail per 5 s")
+        #expect(vtt.contains("00:00:05.000 --> 00:00:06.000\nthumbnails-0.jpg#xywh=160,0,160,90"))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("thumbnails-0.jpg").path))
     }
 
     @Test("Rotated, anamorphic, 10-bit, 5.1, silent and variable-rate sources come out upright, square-pixeled, 8-bit and stereo")
@@ -84,6 +91,9 @@ struct PackagerTests {
         let (rotatedOut, rotatedSummary) = try Self.package(rotated)
         #expect(rotatedSummary.renditions.first.map { $0.width < $0.height } == true, "portrait after rotation: \(rotatedSummary.renditions.map { "\($0.width)x\($0.height)" })")
         try Self.verify(rotatedOut, rotatedSummary, expectAudio: false)
+        let poster = try Self.run("/usr/bin/ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", rotatedOut.appendingPathComponent("poster.jpg").path])
+        let sides = poster.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").compactMap { Int($0) }
+        #expect(sides.count == 2 && sides[0] < sides[1], "the poster is upright too: \(poster)")
 
         let (anamorphicOut, anamorphic) = try Self.package(try MediaProbeTests.clip("anamorphic.mp4", MediaProbeTests.video + ["-vf", "setsar=4/3", "-c:v", "libx264"]))
         #expect(anamorphic.renditions.first?.height == 360 && anamorphic.renditions.first?.width == 854, "640x360 at 4:3 pixels shows as 853x360: \(anamorphic.renditions.map { "\($0.width)x\($0.height)" })")

@@ -9,6 +9,8 @@ public struct TranscodeSettings: Sendable {
     public var audioBitRate = 128_000
     /// Sources faster than this are encoded at half their rate.
     public var maximumFrameRate = 60.0
+    /// One scrubbing thumbnail every this many seconds.
+    public var thumbnailSeconds = 5.0
 
     public init() {}
 }

@@ -36,6 +36,7 @@ public final class Transcoder {
     var audioSamples: Int64 = 0
     var audioStarted = false
     var startSeconds = 0.0
+    var stills: StillImages?
 
     /// One rung: its scaler, its frames, its encoder and its output stream.
     final class RenditionEncoder {
@@ -128,6 +129,7 @@ public final class Transcoder {
         }
         for rendition in renditions { try drainEncoder(rendition.encoder, flush: true, stream: rendition.streamIndex) }
         try check(av_write_trailer(output), "finishing the package")
+        try stills?.finish(durationSeconds: info.durationSeconds)
         progress(TranscodeProgress(percent: 100, framesPerSecond: Double(nextSlot) / max(Date().timeIntervalSince(started), 0.001), etaSeconds: 0))
         return try HLSPlaylists.rewrite(folder: folder, transcoder: self)
     }
@@ -188,6 +190,12 @@ public final class Transcoder {
         if info.video.rotation % 180 != 0 { swap(&darNumerator, &darDenominator) }
         let ladder = Ladder(heights: settings.ladderHeights, sourceHeight: display.height)
         guard let x264 = avcodec_find_encoder_by_name("libx264") else { throw TranscodeError("libavcodec was built without libx264") }
+        if let top = ladder.rungs.first {
+            stills = StillImages(
+                folder: folder, rotation: info.video.rotation, durationSeconds: info.durationSeconds,
+                posterSize: (Int32(Ladder.width(for: top.height, aspect: aspect)), Int32(top.height)), aspect: aspect,
+                interval: settings.thumbnailSeconds, tileWidth: 160)
+        }
         for rung in ladder.rungs {
             let width = Int32(Ladder.width(for: rung.height, aspect: aspect))
             let rendition = RenditionEncoder(rung: rung, width: width, height: Int32(rung.height))
@@ -277,6 +285,7 @@ public final class Transcoder {
             let seconds = timestamp == mq_nopts_value() ? frameRate.seconds * Double(nextSlot) : Double(timestamp) * av_q2d(timeBase) - startSeconds
             // Constant frame rate out: the slot this frame belongs to; earlier slots still empty
             // repeat it, a frame whose slot is taken is dropped.
+            try stills?.offer(frame!, at: seconds)
             let slot = max(0, Int64((seconds / frameRate.seconds).rounded()))
             if slot < nextSlot && nextSlot > 0 { continue }
             while nextSlot <= slot {
