@@ -112,6 +112,32 @@ struct PackagerTests {
         let channels = audio.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         #expect(!channels.isEmpty && channels.allSatisfy { $0 == "2" }, "5.1 is downmixed to stereo: \(channels)")
 
+        // Interlaced: two instants per frame (50 fields/s woven top first), fields coded. ffmpeg's
+        // idet sees combing in the source; the package must come out progressive.
+        let interlaced = try MediaProbeTests.clip(
+            "combed.mp4", ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=50:duration=3", "-vf", "tinterlace=mode=interleave_top,setfield=tff", "-c:v", "libx264", "-flags", "+ilme+ildct", "-top", "1"])
+        #expect(try MediaProbe.probe(interlaced).video.interlaced)
+        let (interlacedOut, interlacedSummary) = try Self.package(interlaced)
+        try Self.verify(interlacedOut, interlacedSummary, expectAudio: false)
+        func detection(_ path: String) throws -> (combed: Int, progressive: Int) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+            process.arguments = ["-nostdin", "-i", path, "-vf", "idet", "-f", "null", "-"]
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            let line = text.split(separator: "\n").last { $0.contains("Multi frame detection") } ?? ""
+            let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+            return numbers.count >= 3 ? (numbers[numbers.count - 4] + numbers[numbers.count - 3], numbers[numbers.count - 2]) : (0, 0)
+        }
+        let before = try detection(interlaced)
+        let after = try detection(interlacedOut.appendingPathComponent("master.m3u8").path)
+        #expect(before.combed > before.progressive, "the source is combed: \(before)")
+        #expect(after.progressive > after.combed * 5, "the package is progressive: \(after)")
+
         let variable = try MediaProbeTests.clip(
             "vfr.mkv", ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=3", "-vf", "select='not(mod(n\\,3))+lt(t\\,1)'", "-fps_mode", "vfr", "-c:v", "libx264"])
         let (variableOut, variableSummary) = try Self.package(variable)

@@ -7,9 +7,9 @@ import Foundation
 /// (libavformat's DASH muxer). Then the HLS playlists are rewritten with what was measured:
 /// BANDWIDTH is the peak of any segment, AVERAGE-BANDWIDTH the mean.
 ///
-/// Sources are normalized on the way: rotation applied, non-square pixels made square, variable
-/// frame rates made constant (frames dropped or repeated), 10-bit reduced to 8-bit 4:2:0, 5.1
-/// downmixed to stereo.
+/// Sources are normalized on the way: interlaced frames deinterlaced, rotation applied, non-square
+/// pixels made square, variable frame rates made constant (frames dropped or repeated), 10-bit
+/// reduced to 8-bit 4:2:0, 5.1 downmixed to stereo.
 public final class Transcoder {
     let source: String
     let folder: String
@@ -285,6 +285,7 @@ public final class Transcoder {
             let seconds = timestamp == mq_nopts_value() ? frameRate.seconds * Double(nextSlot) : Double(timestamp) * av_q2d(timeBase) - startSeconds
             // Constant frame rate out: the slot this frame belongs to; earlier slots still empty
             // repeat it, a frame whose slot is taken is dropped.
+            if info.video.interlaced || frame!.pointee.interlaced_frame != 0 { _ = Deinterlacer.deinterlace(frame!) }
             try stills?.offer(frame!, at: seconds)
             let slot = max(0, Int64((seconds / frameRate.seconds).rounded()))
             if slot < nextSlot && nextSlot > 0 { continue }
