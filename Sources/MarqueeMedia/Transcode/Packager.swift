@@ -7,7 +7,7 @@ import Foundation
 public enum Packager {
     public static func package(
         source: String, into destination: String, settings: TranscodeSettings = TranscodeSettings(),
-        progress: (TranscodeProgress) -> Void = { _ in }
+        progress: (TranscodeProgress) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws -> PackageSummary {
         let info = try MediaProbe.probe(source)
         let files = FileManager.default
@@ -18,7 +18,8 @@ public enum Packager {
         defer { try? files.removeItem(at: work) }
         let summary: PackageSummary
         do {
-            summary = try Transcoder(source: source, folder: work.path, settings: settings, info: info).run(progress: progress)
+            summary = try Transcoder(source: source, folder: work.path, settings: settings, info: info).run(
+                progress: progress, shouldContinue: shouldContinue)
         }
         try files.createDirectory(at: target, withIntermediateDirectories: true)
         let manifests = ["manifest.mpd", "master.m3u8"]

@@ -88,8 +88,12 @@ public final class Transcoder {
         av_frame_free(&resampled)
     }
 
-    /// Runs the whole transcode into `folder` (which must exist and be empty).
-    public func run(progress: (TranscodeProgress) -> Void = { _ in }) throws(TranscodeError) -> PackageSummary {
+    /// Runs the whole transcode into `folder` (which must exist and be empty). `shouldContinue`
+    /// is asked between packets; when it says no (the job's lease was lost), the transcode stops
+    /// with an error and nothing is finished.
+    public func run(
+        progress: (TranscodeProgress) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
+    ) throws(TranscodeError) -> PackageSummary {
         try openInput()
         try openOutput()
         let started = Date()
@@ -108,6 +112,7 @@ public final class Transcoder {
                 try drainAudioDecoder()
             }
             if nextSlot - emitted >= 25 || Date().timeIntervalSince(lastReport) > 1 {
+                guard shouldContinue() else { throw TranscodeError("stopped before the end") }
                 emitted = nextSlot
                 lastReport = Date()
                 let done = Double(nextSlot) / max(frameRate.seconds, 1e-9) / max(info.durationSeconds, 0.001)
