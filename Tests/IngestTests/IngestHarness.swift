@@ -69,8 +69,9 @@ struct Client: Sendable {
 
     init(_ client: any TestClientProtocol) { self.client = client }
 
-    /// The live server's loopback base URL, for clients outside the process (tuspy, curl).
-    var baseURL: String { "http://127.0.0.1:\(client.port ?? 0)" }
+    /// The live server's loopback port and base URL, for clients outside the process (tuspy, curl).
+    var port: Int { client.port ?? 0 }
+    var baseURL: String { "http://127.0.0.1:\(port)" }
 
     struct Reply: Sendable {
         let status: HTTPResponse.Status

@@ -77,4 +77,49 @@ struct TuspyTests {
             #expect(try await ingest.send(.get, "/api/ingest/jobs", token: publisher).items.count == 1)
         }
     }
+
+    /// Starts a 4 MB PATCH on a raw socket, sends 1.5 MB of it, and hangs up.
+    static let dropScript = """
+        import socket, sys
+        port, path, token, source = sys.argv[1:5]
+        data = open(source, "rb").read(1_500_000)
+        head = (f"PATCH {path} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nAuthorization: Bearer {token}\\r\\n"
+                f"Tus-Resumable: 1.0.0\\r\\nContent-Type: application/offset+octet-stream\\r\\nUpload-Offset: 0\\r\\n"
+                f"Content-Length: {4 << 20}\\r\\n\\r\\n")
+        s = socket.create_connection(("127.0.0.1", int(port)))
+        s.sendall(head.encode() + data)
+        s.close()
+        """
+
+    @Test("A connection dropped mid-PATCH keeps the bytes that arrived; tuspy resumes after them", arguments: DatabaseKind.allCases)
+    func droppedConnection(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind)
+        let folder = services.uploadsFolder
+        let (file, bytes) = try Self.randomFile(megabytes: 6)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let title = Identifier.make()
+            let location = try await TusUploadTests.create(ingest, token: publisher, length: bytes.count, title: title)
+            _ = try await runPython(Self.dropScript, arguments: [String(ingest.port), location, publisher, file.path])
+
+            // The server records what arrived once it notices the hang-up.
+            var offset = 0
+            let deadline = ContinuousClock.now + .seconds(10)
+            while offset == 0 && ContinuousClock.now < deadline {
+                let head = try await ingest.send(.head, location, token: publisher, headers: TusUploadTests.tus)
+                offset = Int(head.header("Upload-Offset") ?? "") ?? 0
+                if offset == 0 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(offset > 0 && offset <= 1_500_000, "kept \(offset) of the 1.5 MB sent")
+
+            let output = try await runPython(
+                Self.script, arguments: [ingest.baseURL + "/api/ingest/uploads", publisher, file.path, title, ingest.baseURL + location])
+            #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == ingest.baseURL + location)
+            let id = String(location.split(separator: "/").last!)
+            let stored = try Data(contentsOf: folder.appendingPathComponent("\(id).source"))
+            #expect(SHA256.hash(data: stored) == SHA256.hash(data: Data(bytes)))
+            #expect(try await ingest.send(.get, "/api/ingest/jobs", token: publisher).items.count == 1)
+        }
+    }
 }
