@@ -139,6 +139,7 @@ let package = Package(
                 "MarqueeOrigin",
                 "MarqueeAuth",
                 "MarqueeCatalog",
+                "MarqueeIngest",
                 "MarqueeServiceKit",
                 "MarqueeGateway",
                 "MarqueeHTTP",
