@@ -72,11 +72,16 @@ struct ResumableUploads: Sendable {
         guard FileManager.default.createFile(atPath: partPath(upload.id), contents: nil) else {
             throw ServiceError(.internalServerError, "the server cannot store uploads right now")
         }
-        try await database.execute(
-            """
-            INSERT INTO uploads (id, title_id, filename, upload_length, upload_offset, created_by, created_at)
-            VALUES ($1, $2, $3, $4, 0, $5, $6)
-            """, upload.id, upload.titleID, upload.filename, upload.length, upload.createdBy, upload.createdAt)
+        do {
+            try await database.execute(
+                """
+                INSERT INTO uploads (id, title_id, filename, upload_length, upload_offset, created_by, created_at)
+                VALUES ($1, $2, $3, $4, 0, $5, $6)
+                """, upload.id, upload.titleID, upload.filename, upload.length, upload.createdBy, upload.createdAt)
+        } catch {
+            unlink(partPath(upload.id))
+            throw error
+        }
         var headers = HTTPFields()
         headers[.location] = "/api/ingest/uploads/\(upload.id)"
         headers[.uploadOffset] = "0"
