@@ -173,4 +173,30 @@ struct TusUploadTests {
             #expect(leftovers.isEmpty, "no files for refused uploads: \(leftovers)")
         }
     }
+
+    @Test("Hostile Upload-Length and Upload-Offset values get a 4xx problem, never a 5xx or a write")
+    func hostileNumbers() async throws {
+        let services = try await IngestServices.open(.sqlite)
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let metadata = Self.metadata(title: Identifier.make())
+            for length in ["", "-1", "0", "1e9", "0x10", "+5", "99999999999999999999", "1,2", "NaN", "５"] {
+                let reply = try await ingest.send(
+                    .post, "/api/ingest/uploads", token: publisher,
+                    headers: Self.tus.merging(["Upload-Length": length, "Upload-Metadata": metadata]) { $1 })
+                #expect((400..<500).contains(reply.status.code), "Upload-Length \(length.debugDescription) → \(reply.status)")
+                #expect(reply.headers[.contentType] == "application/problem+json" && reply.detail.contains("Upload-Length"), "\(reply.text)")
+            }
+            let location = try await Self.create(ingest, token: publisher, length: 10)
+            for offset in ["", "-1", "abc", "99999999999999999999", "+0", "0.0"] {
+                let reply = try await ingest.send(
+                    .patch, location, token: publisher, bytes: [1],
+                    headers: Self.tus.merging(["Content-Type": "application/offset+octet-stream", "Upload-Offset": offset]) { $1 })
+                #expect((400..<500).contains(reply.status.code), "Upload-Offset \(offset.debugDescription) → \(reply.status)")
+            }
+            let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
+            #expect(head.header("Upload-Offset") == "0")
+            #expect(try await Self.jobCount(ingest, token: publisher) == 0)
+        }
+    }
 }

@@ -58,7 +58,7 @@ struct ResumableUploads: Sendable {
         guard let lengthText = request.headers[.uploadLength] else {
             throw ServiceError.badRequest("Upload-Length: is required (the size of the source in bytes)")
         }
-        guard let length = Int64(lengthText), length > 0 else {
+        guard let length = Self.byteCount(lengthText), length > 0 else {
             throw ServiceError.badRequest("Upload-Length: must be a positive integer number of bytes, not '\(lengthText.prefix(40))'")
         }
         guard length <= maxUploadBytes else {
@@ -86,6 +86,12 @@ struct ResumableUploads: Sendable {
         headers[.location] = "/api/ingest/uploads/\(upload.id)"
         headers[.uploadOffset] = "0"
         return Response(status: .created, headers: headers)
+    }
+
+    /// A tus byte count: ASCII digits only (no sign, no spaces inside), fitting in 63 bits.
+    static func byteCount(_ text: String) -> Int64? {
+        guard (1...19).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int64(text)
     }
 
     // MARK: - Offset, append, termination
@@ -117,7 +123,7 @@ struct ResumableUploads: Sendable {
             throw ServiceError(
                 .unsupportedMediaType, "Content-Type: a PATCH must be application/offset+octet-stream, not '\(contentType.prefix(80))'")
         }
-        guard let offsetText = request.headers[.uploadOffset], let offset = Int64(offsetText), offset >= 0 else {
+        guard let offset = request.headers[.uploadOffset].flatMap(Self.byteCount) else {
             throw ServiceError.badRequest("Upload-Offset: is required, a non-negative integer (ask HEAD for the current offset)")
         }
         var upload = try await requireUpload(context)
