@@ -3,7 +3,7 @@ import MarqueeServiceKit
 import MarqueeTestSupport
 import Testing
 
-@testable import MarqueeIngest
+import MarqueeIngest
 
 @Suite("Ingest job queue (SQLite and PostgreSQL)")
 struct IngestJobsTests {
@@ -13,7 +13,7 @@ struct IngestJobsTests {
     /// A migrated, empty ingest database of `kind` and its queue.
     static func queue(_ kind: DatabaseKind) async throws -> (IngestJobs, any Database) {
         let database = try await openDatabase(try kind.freshURL())
-        try await Migrator.migrate(database, service: "ingest", IngestMigrations.all)
+        try await IngestJobs.migrate(database)
         return (IngestJobs(database: database), database)
     }
 

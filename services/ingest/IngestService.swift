@@ -29,7 +29,7 @@ public struct IngestService: Sendable {
     public static func open(_ settings: IngestSettings, jwks: (any JWKSSource)? = nil) async throws -> IngestService {
         let database = try await openDatabase(settings.database)
         do {
-            try await Migrator.migrate(database, service: "ingest", IngestMigrations.all)
+            try await IngestJobs.migrate(database)
             return try IngestService(settings: settings, database: database, jwks: jwks ?? HTTPJWKSSource(authURL: settings.authURL))
         } catch {
             await database.close()

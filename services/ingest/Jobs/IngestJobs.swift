@@ -11,8 +11,15 @@ import MarqueeServiceKit
 public struct IngestJobs: Sendable {
     let database: any Database
 
+    /// A queue over `database`, which must hold the ingest schema (see `migrate(_:)`).
     public init(database: any Database) {
         self.database = database
+    }
+
+    /// Creates or updates the ingest schema (jobs and uploads) in `database`; what a worker
+    /// process calls at start when it opens the shared database without the HTTP service.
+    public static func migrate(_ database: any Database) async throws {
+        try await Migrator.migrate(database, service: "ingest", IngestMigrations.all)
     }
 
     // MARK: - Producing
