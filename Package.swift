@@ -124,6 +124,17 @@ let package = Package(
             ],
             path: "services/catalog",
             resources: [.copy("Resources/openapi.yaml")]),
+        .target(
+            name: "MarqueeIngest",
+            dependencies: [
+                "MarqueeServiceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "services/ingest",
+            resources: [.copy("Resources/openapi.yaml")]),
 
         // MARK: - Executable
         .executableTarget(
@@ -132,6 +143,7 @@ let package = Package(
                 "MarqueeOrigin",
                 "MarqueeAuth",
                 "MarqueeCatalog",
+                "MarqueeIngest",
                 "MarqueeServiceKit",
                 "MarqueeMedia",
                 "MarqueeGateway",
@@ -159,6 +171,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]),
+        .testTarget(
+            name: "IngestTests",
+            dependencies: [
+                "MarqueeIngest", "MarqueeAuth", "MarqueeServiceKit", "MarqueeTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "MarqueeTestSupport"]),

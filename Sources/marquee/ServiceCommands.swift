@@ -5,6 +5,7 @@ import Configuration
 import MarqueeAuth
 import MarqueeCatalog
 import MarqueeGateway
+import MarqueeIngest
 import MarqueeServiceKit
 
 /// Flags every service command shares.
@@ -87,6 +88,37 @@ struct CatalogCommand: AsyncParsableCommand {
         settings.authIssuer = config.string("catalog.auth_issuer", flag: nil, default: settings.authIssuer)
         let service = try await CatalogService.open(settings)
         print("catalog: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL))")
+        try await service.application().runService()
+    }
+}
+
+struct IngestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest", abstract: "Run the ingest service: tus resumable uploads of sources and the ingest job queue's status.")
+
+    @Option(help: "Listener, HOST:PORT (ingest.listen; default 127.0.0.1:8085).")
+    var listen: String?
+
+    @Option(name: .customLong("auth-url"), help: "The auth service, whose JWKS verifies tokens (ingest.auth_url; default http://127.0.0.1:8081).")
+    var authURL: String?
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        let config = try await options.configuration()
+        var settings = IngestSettings()
+        settings.listen = config.string("ingest.listen", flag: listen, default: settings.listen)
+        settings.database = config.databaseURL(flag: options.database, key: "ingest.database", defaultName: "ingest")
+        settings.dataDirectory = config.string("ingest.data", flag: options.data, default: config.dataDirectory)
+        settings.authURL = config.string("ingest.auth_url", flag: authURL, default: settings.authURL)
+        settings.authIssuer = config.string("ingest.auth_issuer", flag: nil, default: settings.authIssuer)
+        let maxBytes = config.reader.int(forKey: "ingest.max_upload_bytes") ?? Int(settings.maxUploadBytes)
+        guard maxBytes > 0 else { throw ValidationError("ingest.max_upload_bytes must be a positive number of bytes, got \(maxBytes)") }
+        settings.maxUploadBytes = Int64(maxBytes)
+        let service = try await IngestService.open(settings)
+        print(
+            "ingest: listening on http://\(settings.listen) (database \(redacted(settings.database)), uploads in \(settings.dataDirectory)/uploads, auth \(settings.authURL))"
+        )
         try await service.application().runService()
     }
 }

@@ -227,7 +227,7 @@ struct AuthTests {
 
     @Test("Signing keys rotate: published before use, old tokens keep verifying until they expire", arguments: DatabaseKind.allCases)
     func keyRotation(kind: DatabaseKind) async throws {
-        let services = try await Services.open(kind) { $0.setKeyRotation(every: 30 * 86400, publishLead: 1) }
+        let services = try await Services.open(kind) { $0.setKeyRotation(every: 30 * 86400, publishLead: 4) }
         try await services.run { auth, _ in
             let admin = try await services.user(.admin, "root@example.com", client: auth)
             let before = try await auth.send(.get, "/.well-known/jwks.json")
@@ -237,9 +237,14 @@ struct AuthTests {
             let newKid = try #require(rotation["kid"])
             let during = try await auth.send(.get, "/.well-known/jwks.json")
             #expect((during.json["keys"] as? [[String: Any]])?.contains { $0["kid"] as? String == newKid } == true, "published before it signs")
-            #expect(try kid(of: try await auth.signIn("root@example.com").access) != newKid)
-            try await Task.sleep(for: .milliseconds(1100))
-            let fresh = try await auth.signIn("root@example.com").access
+            #expect(try kid(of: try await auth.signIn("root@example.com").access) != newKid, "not used before its lead time")
+            // After the lead time the new key signs (polled with a deadline, not slept on).
+            var fresh = ""
+            let deadline = ContinuousClock.now + .seconds(20)
+            repeat {
+                try await Task.sleep(for: .milliseconds(250))
+                fresh = try await auth.signIn("root@example.com").access
+            } while try kid(of: fresh) != newKid && ContinuousClock.now < deadline
             #expect(try kid(of: fresh) == newKid)
             #expect(try await auth.send(.get, "/api/auth/me", token: admin).status == .ok, "tokens from the old key still verify")
             #expect(try await auth.send(.get, "/api/auth/me", token: fresh).status == .ok)

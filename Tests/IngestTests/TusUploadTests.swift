@@ -1,0 +1,202 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import MarqueeIngest
+import MarqueeServiceKit
+import MarqueeTestSupport
+import Testing
+
+@Suite("tus uploads (SQLite and PostgreSQL)")
+struct TusUploadTests {
+    static let tus = ["Tus-Resumable": "1.0.0"]
+
+    static func metadata(title: String, filename: String? = "movie.mp4") -> String {
+        var pairs = ["title_id \(Data(title.utf8).base64EncodedString())"]
+        if let filename { pairs.append("filename \(Data(filename.utf8).base64EncodedString())") }
+        return pairs.joined(separator: ",")
+    }
+
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
+    /// Creates an upload of `length` bytes; returns its path.
+    static func create(_ ingest: Client, token: String, length: Int, title: String = Identifier.make()) async throws -> String {
+        let created = try await ingest.send(
+            .post, "/api/ingest/uploads", token: token,
+            headers: tus.merging(["Upload-Length": "\(length)", "Upload-Metadata": metadata(title: title)]) { $1 })
+        #expect(created.status == .created, "\(created.text)")
+        return try #require(created.header("Location"))
+    }
+
+    static func patch(_ ingest: Client, _ location: String, token: String, offset: Int, bytes: [UInt8], extra: [String: String] = [:])
+        async throws -> Client.Reply
+    {
+        try await ingest.send(
+            .patch, location, token: token, bytes: bytes,
+            headers: tus.merging(["Content-Type": "application/offset+octet-stream", "Upload-Offset": "\(offset)"]) { $1 }.merging(extra) { $1 })
+    }
+
+    static func jobCount(_ ingest: Client, token: String) async throws -> Int {
+        try await ingest.send(.get, "/api/ingest/jobs?limit=100", token: token).items.count
+    }
+
+    @Test("Discovery, creation, offsets, append in pieces, completion enqueues one job", arguments: DatabaseKind.allCases)
+    func protocolRoundTrip(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind)
+        let folder = services.uploadsFolder
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let options = try await ingest.send(.options, "/api/ingest/uploads")
+            #expect(options.status == .noContent)
+            #expect(options.header("Tus-Version") == "1.0.0" && options.header("Tus-Resumable") == "1.0.0")
+            #expect(options.header("Tus-Extension") == "creation,termination")
+            #expect(options.header("Tus-Max-Size") == String(20 << 30))
+
+            let title = Identifier.make()
+            let bytes = Self.randomBytes(300_000)
+            let location = try await Self.create(ingest, token: publisher, length: bytes.count, title: title)
+            let id = String(location.split(separator: "/").last!)
+            #expect(location == "/api/ingest/uploads/\(id)")
+            let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
+            #expect(head.status == .ok && head.header("Upload-Offset") == "0" && head.header("Upload-Length") == "300000")
+            #expect(head.header("Cache-Control") == "no-store" && head.header("Tus-Resumable") == "1.0.0")
+
+            let first = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Array(bytes[0..<100_000]))
+            #expect(first.status == .noContent && first.header("Upload-Offset") == "100000")
+            let stale = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Array(bytes[0..<100_000]))
+            #expect(stale.status == .conflict && stale.detail.contains("100000"), "\(stale.text)")
+            #expect(try await Self.jobCount(ingest, token: publisher) == 0)
+
+            let last = try await Self.patch(ingest, location, token: publisher, offset: 100_000, bytes: Array(bytes[100_000...]))
+            #expect(last.status == .noContent && last.header("Upload-Offset") == "300000")
+            // The client never saw the answer and sends the final PATCH again: still one job.
+            let retried = try await Self.patch(ingest, location, token: publisher, offset: 300_000, bytes: [])
+            #expect(retried.status == .noContent && retried.header("Upload-Offset") == "300000")
+
+            let source = folder.appendingPathComponent("\(id).source")
+            #expect(Array(try Data(contentsOf: source)) == bytes)
+            #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("\(id).part").path))
+            let jobs = try await ingest.send(.get, "/api/ingest/jobs", token: publisher)
+            #expect(jobs.items.count == 1)
+            #expect(jobs.items.first?["title_id"] as? String == title && jobs.items.first?["status"] as? String == "queued")
+            let jobID = try #require(jobs.items.first?["id"] as? String)
+            let job = try await ingest.send(.get, "/api/ingest/jobs/\(jobID)", token: publisher)
+            #expect(job.status == .ok && job["status"] == "queued" && job.json["progress_percent"] as? Double == 0)
+            #expect(try await services.ingest.jobs.job(jobID)?.source == source.path)
+            #expect(try await ingest.send(.get, "/api/ingest/jobs/\(Identifier.make())", token: publisher).status == .notFound)
+        }
+    }
+
+    @Test("Refusals: 412 without Tus-Resumable, 415, 409, 413, 401/403, and DELETE removes the upload", arguments: DatabaseKind.allCases)
+    func refusals(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind) { $0.maxUploadBytes = 1_000_000 }
+        let folder = services.uploadsFolder
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let viewer = try await services.user(.viewer, "view@example.com", client: auth)
+            let location = try await Self.create(ingest, token: publisher, length: 1000)
+            let id = String(location.split(separator: "/").last!)
+
+            let noVersion = try await ingest.send(.head, location, token: publisher)
+            #expect(noVersion.status == .preconditionFailed && noVersion.header("Tus-Version") == "1.0.0")
+            let noVersionPatch = try await ingest.send(
+                .patch, location, token: publisher, bytes: [1, 2, 3],
+                headers: ["Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"])
+            #expect(noVersionPatch.status == .preconditionFailed)
+            #expect(noVersionPatch.headers[.contentType] == "application/problem+json" && noVersionPatch.detail.contains("Tus-Resumable"))
+
+            let wrongType = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: [1, 2, 3], extra: ["Content-Type": "application/octet-stream"])
+            #expect(wrongType.status == .unsupportedMediaType && wrongType.detail.contains("application/offset+octet-stream"))
+            let wrongOffset = try await Self.patch(ingest, location, token: publisher, offset: 5, bytes: [1, 2, 3])
+            #expect(wrongOffset.status == .conflict)
+            let tooLong = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Self.randomBytes(1001))
+            #expect(tooLong.status == .contentTooLarge)
+            let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
+            #expect(head.header("Upload-Offset") == "0", "refused bodies leave nothing behind")
+
+            let oversize = try await ingest.send(
+                .post, "/api/ingest/uploads", token: publisher,
+                headers: Self.tus.merging(["Upload-Length": "1000001", "Upload-Metadata": Self.metadata(title: Identifier.make())]) { $1 })
+            #expect(oversize.status == .contentTooLarge && oversize.detail.contains("1000000"))
+            let noLength = try await ingest.send(
+                .post, "/api/ingest/uploads", token: publisher, headers: Self.tus.merging(["Upload-Metadata": Self.metadata(title: Identifier.make())]) { $1 })
+            #expect(noLength.status == .badRequest && noLength.detail.contains("Upload-Length"))
+
+            #expect(try await ingest.send(.post, "/api/ingest/uploads", headers: Self.tus).status == .unauthorized)
+            let asViewer = try await ingest.send(
+                .post, "/api/ingest/uploads", token: viewer,
+                headers: Self.tus.merging(["Upload-Length": "10", "Upload-Metadata": Self.metadata(title: Identifier.make())]) { $1 })
+            #expect(asViewer.status == .forbidden)
+
+            #expect(try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: [1, 2, 3]).status == .noContent)
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("\(id).part").path))
+            let deleted = try await ingest.send(.delete, location, token: publisher, headers: Self.tus)
+            #expect(deleted.status == .noContent && deleted.header("Tus-Resumable") == "1.0.0")
+            #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("\(id).part").path))
+            #expect(try await ingest.send(.head, location, token: publisher, headers: Self.tus).status == .notFound)
+            #expect(try await Self.patch(ingest, location, token: publisher, offset: 3, bytes: [4]).status == .notFound)
+        }
+    }
+
+    @Test("Hostile Upload-Metadata gets a 400 naming the key and creates nothing", arguments: DatabaseKind.allCases)
+    func hostileMetadata(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind)
+        let folder = services.uploadsFolder
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let title = Data(Identifier.make().utf8).base64EncodedString()
+            let cases: [(String?, String)] = [
+                (nil, "title_id"),
+                ("filename bW92aWU=", "title_id"),
+                ("title_id !!!notbase64!!!", "title_id"),
+                ("title_id \(Data("../../etc/passwd".utf8).base64EncodedString())", "title_id"),
+                ("title_id \(title),title_id \(title)", "title_id"),
+                ("title_id \(title),filename \(Data([0xFF, 0xFE]).base64EncodedString())", "filename"),
+                ("title_id \(title),filename \(Data("a\nb".utf8).base64EncodedString())", "filename"),
+                ("title_id \(title),filename \(Data(String(repeating: "x", count: 300).utf8).base64EncodedString())", "filename"),
+                ("title_id \(title),,", "Upload-Metadata"),
+                ("title_id \(title) extra part", "Upload-Metadata"),
+                ("title_id \(title),junk " + String(repeating: "QUFB", count: 2000), "Upload-Metadata"),
+            ]
+            for (header, field) in cases {
+                var headers = Self.tus
+                headers["Upload-Length"] = "100"
+                if let header { headers["Upload-Metadata"] = header }
+                let reply = try await ingest.send(.post, "/api/ingest/uploads", token: publisher, headers: headers)
+                #expect(reply.status == .badRequest, "\(header ?? "nil") → \(reply.status) \(reply.text)")
+                #expect(reply.headers[.contentType] == "application/problem+json")
+                #expect(reply.detail.contains(field), "\(header ?? "nil") → \(reply.detail)")
+            }
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            #expect(leftovers.isEmpty, "no files for refused uploads: \(leftovers)")
+        }
+    }
+
+    @Test("Hostile Upload-Length and Upload-Offset values get a 4xx problem, never a 5xx or a write")
+    func hostileNumbers() async throws {
+        let services = try await IngestServices.open(.sqlite)
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let metadata = Self.metadata(title: Identifier.make())
+            for length in ["", "-1", "0", "1e9", "0x10", "+5", "99999999999999999999", "1,2", "NaN", "５"] {
+                let reply = try await ingest.send(
+                    .post, "/api/ingest/uploads", token: publisher,
+                    headers: Self.tus.merging(["Upload-Length": length, "Upload-Metadata": metadata]) { $1 })
+                #expect((400..<500).contains(reply.status.code), "Upload-Length \(length.debugDescription) → \(reply.status)")
+                #expect(reply.headers[.contentType] == "application/problem+json" && reply.detail.contains("Upload-Length"), "\(reply.text)")
+            }
+            let location = try await Self.create(ingest, token: publisher, length: 10)
+            for offset in ["", "-1", "abc", "99999999999999999999", "+0", "0.0"] {
+                let reply = try await ingest.send(
+                    .patch, location, token: publisher, bytes: [1],
+                    headers: Self.tus.merging(["Content-Type": "application/offset+octet-stream", "Upload-Offset": offset]) { $1 })
+                #expect((400..<500).contains(reply.status.code), "Upload-Offset \(offset.debugDescription) → \(reply.status)")
+            }
+            let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
+            #expect(head.header("Upload-Offset") == "0")
+            #expect(try await Self.jobCount(ingest, token: publisher) == 0)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import MarqueeServiceKit
+
+/// The ingest schema. Times are Unix milliseconds. `upload_offset` and `upload_length` carry the
+/// tus names because `offset` is a reserved word in both engines.
+enum IngestMigrations {
+    static let all: [Migration] = [
+        Migration(
+            1, "ingest jobs and uploads",
+            [
+                """
+                CREATE TABLE ingest_jobs (
+                    id TEXT PRIMARY KEY,
+                    title_id TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts BIGINT NOT NULL,
+                    max_attempts BIGINT NOT NULL DEFAULT 3,
+                    lease_owner TEXT,
+                    lease_expires_at BIGINT,
+                    progress_percent DOUBLE PRECISION NOT NULL DEFAULT 0,
+                    frames_per_second DOUBLE PRECISION,
+                    eta_seconds BIGINT,
+                    error TEXT,
+                    package_version TEXT,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                // Claiming scans the queue in creation order among queued and running jobs.
+                "CREATE INDEX ingest_jobs_status_created ON ingest_jobs (status, created_at, id)",
+                """
+                CREATE TABLE uploads (
+                    id TEXT PRIMARY KEY,
+                    title_id TEXT NOT NULL,
+                    filename TEXT,
+                    upload_length BIGINT NOT NULL,
+                    upload_offset BIGINT NOT NULL,
+                    created_by TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    completed_at BIGINT,
+                    job_id TEXT
+                )
+                """,
+            ])
+    ]
+}

@@ -1,0 +1,83 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import MarqueeServiceKit
+
+/// The ingest service: tus resumable uploads of sources, and the job queue's status for
+/// publishers. (The workers that run the jobs use `IngestJobs` directly.)
+public struct IngestService: Sendable {
+    let settings: IngestSettings
+    let database: any Database
+    let verifier: AccessTokenVerifier
+    /// The queue finished uploads feed.
+    public let jobs: IngestJobs
+    let uploads: ResumableUploads
+
+    init(settings: IngestSettings, database: any Database, jwks: any JWKSSource) throws {
+        self.settings = settings
+        self.database = database
+        verifier = AccessTokenVerifier(source: jwks, issuer: settings.authIssuer)
+        jobs = IngestJobs(database: database)
+        uploads = try ResumableUploads(
+            database: database, folder: URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("uploads"),
+            maxUploadBytes: settings.maxUploadBytes)
+    }
+
+    /// Opens and migrates the database and creates `<data>/uploads`. `jwks` defaults to fetching
+    /// from `settings.authURL`.
+    public static func open(_ settings: IngestSettings, jwks: (any JWKSSource)? = nil) async throws -> IngestService {
+        let database = try await openDatabase(settings.database)
+        do {
+            try await IngestJobs.migrate(database)
+            return try IngestService(settings: settings, database: database, jwks: jwks ?? HTTPJWKSSource(authURL: settings.authURL))
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+
+    public func application(logger: Logger = Logger(label: "marquee.ingest")) throws -> some ApplicationProtocol {
+        let listener = try ServiceListener(parsing: settings.listen)
+        return Application(
+            router: router(), configuration: .init(address: listener.bindAddress, serverName: "marquee-ingest"),
+            services: [DatabaseCloser(database)], logger: logger)
+    }
+
+    public func close() async { await database.close() }
+
+    public static let openAPI = ServiceRouter.resource("openapi.yaml", in: .module)
+
+    public func router() -> Router<ServiceRequestContext> {
+        let router = ServiceRouter.make(name: "ingest", openAPI: Self.openAPI, database: database, verifier: verifier)
+        uploads.addRoutes(to: router.group("/api/ingest/uploads"))
+        let api = router.group("/api/ingest")
+        api.get("/jobs") { request, context in try await listJobs(request, context) }
+        api.get("/jobs/:id") { _, context in
+            try context.require(.publisher)
+            let id = try context.parameters.require("id")
+            guard let job = try await jobs.job(id) else { throw ServiceError.notFound("no ingest job \(id)") }
+            return try jsonResponse(job.view)
+        }
+        return router
+    }
+
+    struct JobCursor: Codable {
+        let id: String
+    }
+
+    func listJobs(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
+        try context.require(.publisher)
+        let query = request.uri.queryParameters
+        let limit = try pageLimit(query["limit"].map(String.init))
+        var after: String?
+        if let cursor = query["cursor"].map(String.init) {
+            let decoded = try PageCursor.decode(JobCursor.self, from: cursor)
+            guard Identifier.isValid(decoded.id) else { throw ServiceError.invalid("cursor", "is not a cursor this service issued") }
+            after = decoded.id
+        }
+        let (page, more) = try await jobs.list(limit: limit, after: after)
+        let next = more ? page.last.map { PageCursor.encode(JobCursor(id: $0.id)) } : nil
+        return try jsonResponse(Page(items: page.map(\.view), next_cursor: next))
+    }
+}

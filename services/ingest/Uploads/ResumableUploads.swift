@@ -1,0 +1,248 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MarqueeServiceKit
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tus 1.0 resumable uploads (core protocol, `creation` and `termination`) of ingest sources.
+///
+/// Bytes go to `<folder>/<id>.part` as they arrive, never held whole in memory; the row in
+/// `uploads` holds the offset the server vouches for. When the last byte lands the file becomes
+/// `<folder>/<id>.source` and one ingest job is enqueued in the same database, exactly once even
+/// if the final PATCH is retried.
+struct ResumableUploads: Sendable {
+    let database: any Database
+    let folder: URL
+    let maxUploadBytes: Int64
+    let locks = UploadLocks()
+
+    init(database: any Database, folder: URL, maxUploadBytes: Int64) throws {
+        self.database = database
+        self.folder = folder
+        self.maxUploadBytes = maxUploadBytes
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    func partPath(_ id: String) -> String { folder.appendingPathComponent("\(id).part").path }
+    func sourcePath(_ id: String) -> String { folder.appendingPathComponent("\(id).source").path }
+
+    func addRoutes(to group: RouterGroup<ServiceRequestContext>) {
+        group.add(middleware: TusProtocolMiddleware())
+        group.on("", method: .options) { _, _ in options() }
+        group.on(":id", method: .options) { _, _ in options() }
+        group.post("") { request, context in try await create(request, context) }
+        group.head(":id") { _, context in try await status(context) }
+        group.patch(":id") { request, context in try await append(request, context) }
+        group.delete(":id") { _, context in try await terminate(context) }
+    }
+
+    // MARK: - Discovery and creation
+
+    func options() -> Response {
+        var headers = HTTPFields()
+        headers[.tusVersion] = tusVersion
+        headers[.tusExtension] = "creation,termination"
+        headers[.tusMaxSize] = String(maxUploadBytes)
+        return Response(status: .noContent, headers: headers)
+    }
+
+    func create(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
+        let identity = try context.require(.publisher)
+        if request.headers[.uploadDeferLength] != nil {
+            throw ServiceError.badRequest("Upload-Defer-Length: this server does not offer creation-defer-length; send Upload-Length")
+        }
+        guard let lengthText = request.headers[.uploadLength] else {
+            throw ServiceError.badRequest("Upload-Length: is required (the size of the source in bytes)")
+        }
+        guard let length = Self.byteCount(lengthText), length > 0 else {
+            throw ServiceError.badRequest("Upload-Length: must be a positive integer number of bytes, not '\(lengthText.prefix(40))'")
+        }
+        guard length <= maxUploadBytes else {
+            throw ServiceError(.contentTooLarge, "Upload-Length: \(length) bytes is over this server's limit of \(maxUploadBytes) bytes")
+        }
+        let metadata = try UploadMetadata(parsing: request.headers[.uploadMetadata])
+        let upload = UploadRecord(
+            id: Identifier.make(), titleID: metadata.titleID, filename: metadata.filename, length: length,
+            createdBy: identity.userID, createdAt: unixMilliseconds())
+        // The empty file first: a row never points at a file that cannot exist.
+        guard FileManager.default.createFile(atPath: partPath(upload.id), contents: nil) else {
+            throw ServiceError(.internalServerError, "the server cannot store uploads right now")
+        }
+        do {
+            try await database.execute(
+                """
+                INSERT INTO uploads (id, title_id, filename, upload_length, upload_offset, created_by, created_at)
+                VALUES ($1, $2, $3, $4, 0, $5, $6)
+                """, upload.id, upload.titleID, upload.filename, upload.length, upload.createdBy, upload.createdAt)
+        } catch {
+            unlink(partPath(upload.id))
+            throw error
+        }
+        var headers = HTTPFields()
+        headers[.location] = "/api/ingest/uploads/\(upload.id)"
+        headers[.uploadOffset] = "0"
+        return Response(status: .created, headers: headers)
+    }
+
+    /// A tus byte count: ASCII digits only (no sign, no spaces inside), fitting in 63 bits.
+    static func byteCount(_ text: String) -> Int64? {
+        guard (1...19).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int64(text)
+    }
+
+    // MARK: - Offset, append, termination
+
+    /// The caller's upload (its creator's, or any for an admin); 404 otherwise, so ids do not leak.
+    func requireUpload(_ context: ServiceRequestContext) async throws -> UploadRecord {
+        let identity = try context.require(.publisher)
+        let id = try context.parameters.require("id")
+        guard Identifier.isValid(id), let row = try await database.first("SELECT \(UploadRecord.columns) FROM uploads WHERE id = $1", id) else {
+            throw ServiceError.notFound("no upload \(id)")
+        }
+        let upload = try UploadRecord(row)
+        guard upload.createdBy == identity.userID || identity.role >= .admin else { throw ServiceError.notFound("no upload \(id)") }
+        return upload
+    }
+
+    func status(_ context: ServiceRequestContext) async throws -> Response {
+        let upload = try await requireUpload(context)
+        var headers = HTTPFields()
+        headers[.uploadOffset] = String(upload.offset)
+        headers[.uploadLength] = String(upload.length)
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers)
+    }
+
+    func append(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
+        let contentType = request.headers[.contentType] ?? ""
+        guard contentType.lowercased() == "application/offset+octet-stream" else {
+            throw ServiceError(
+                .unsupportedMediaType, "Content-Type: a PATCH must be application/offset+octet-stream, not '\(contentType.prefix(80))'")
+        }
+        guard let offset = request.headers[.uploadOffset].flatMap(Self.byteCount) else {
+            throw ServiceError.badRequest("Upload-Offset: is required, a non-negative integer (ask HEAD for the current offset)")
+        }
+        var upload = try await requireUpload(context)
+        guard offset == upload.offset else {
+            throw ServiceError.conflict("Upload-Offset: \(offset) is not the upload's offset, \(upload.offset); resume from HEAD's Upload-Offset")
+        }
+        if let declared = request.headers[.contentLength].flatMap({ Int64($0) }), declared > upload.length - offset {
+            throw ServiceError(.contentTooLarge, "the body (\(declared) bytes) goes past Upload-Length (\(upload.length)) from offset \(offset)")
+        }
+        let current = upload
+        upload.offset = try await exclusively(upload.id, busy: "another PATCH is writing to upload \(upload.id); wait for it, then resume from HEAD's Upload-Offset") {
+            if !current.isFull { return try await receive(request.body, into: current) }
+            // A retried final PATCH: nothing more may arrive, but the completion must still happen.
+            for try await chunk in request.body where chunk.readableBytes > 0 {
+                throw ServiceError(.contentTooLarge, "upload \(current.id) already holds all \(current.length) bytes")
+            }
+            return current.offset
+        }
+        if upload.isFull { try await finish(upload) }
+        var headers = HTTPFields()
+        headers[.uploadOffset] = String(upload.offset)
+        return Response(status: .noContent, headers: headers)
+    }
+
+    /// Streams `body` to the end of the upload's part file and records the new offset. Bytes a
+    /// dropped connection did deliver are kept (the client resumes after them); a body that goes
+    /// past Upload-Length is refused whole. Returns the new offset.
+    func receive(_ body: RequestBody, into upload: UploadRecord) async throws -> Int64 {
+        let path = partPath(upload.id)
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ServiceError(.internalServerError, "the server cannot write upload \(upload.id)") }
+        defer { close(fd) }
+        // The file may hold bytes past the recorded offset if the server stopped between writing
+        // them and recording them; the database is the truth.
+        guard ftruncate(fd, off_t(upload.offset)) == 0, lseek(fd, off_t(upload.offset), SEEK_SET) >= 0 else {
+            throw ServiceError(.internalServerError, "the server cannot write upload \(upload.id)")
+        }
+        let room = upload.length - upload.offset
+        var written: Int64 = 0
+        do {
+            for try await chunk in body {
+                guard written + Int64(chunk.readableBytes) <= room else {
+                    _ = ftruncate(fd, off_t(upload.offset))
+                    throw ServiceError(.contentTooLarge, "the body goes past Upload-Length (\(upload.length)) from offset \(upload.offset)")
+                }
+                try Self.write(chunk, to: fd)
+                written += Int64(chunk.readableBytes)
+            }
+        } catch let error as ServiceError {
+            throw error
+        } catch {
+            // The connection broke: keep what arrived so the client can resume after it.
+            try await record(upload, offset: upload.offset + written)
+            throw error
+        }
+        try await record(upload, offset: upload.offset + written)
+        return upload.offset + written
+    }
+
+    static func write(_ chunk: ByteBuffer, to fd: Int32) throws {
+        try chunk.withUnsafeReadableBytes { bytes in
+            var done = 0
+            while done < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ServiceError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the server could not store the upload (errno \(errno))")
+                }
+                done += n
+            }
+        }
+    }
+
+    func record(_ upload: UploadRecord, offset: Int64) async throws {
+        guard offset != upload.offset else { return }
+        try await database.execute(
+            "UPDATE uploads SET upload_offset = $2 WHERE id = $1 AND upload_offset = $3", upload.id, offset, upload.offset)
+    }
+
+    /// Renames the full part file to the source and enqueues its ingest job, once: the
+    /// `completed_at IS NULL` guard in the same transaction as the job's insert makes a retried
+    /// final PATCH (or a crash between the two steps) harmless.
+    func finish(_ upload: UploadRecord) async throws {
+        let part = partPath(upload.id)
+        let source = sourcePath(upload.id)
+        if FileManager.default.fileExists(atPath: part) {
+            guard rename(part, source) == 0 else { throw ServiceError(.internalServerError, "the server could not finish upload \(upload.id)") }
+        }
+        try await database.transaction { tx in
+            let claimed = try await tx.query(
+                "UPDATE uploads SET completed_at = $2 WHERE id = $1 AND completed_at IS NULL RETURNING id", upload.id, unixMilliseconds())
+            guard !claimed.isEmpty else { return }
+            let job = try await IngestJobs.enqueue(titleID: upload.titleID, source: source, at: unixMilliseconds(), in: tx)
+            try await tx.execute("UPDATE uploads SET job_id = $2 WHERE id = $1", upload.id, job.id)
+        }
+    }
+
+    func terminate(_ context: ServiceRequestContext) async throws -> Response {
+        let upload = try await requireUpload(context)
+        guard upload.completedAt == nil else {
+            throw ServiceError.conflict("upload \(upload.id) is complete and its ingest job \(upload.jobID ?? "") owns the source")
+        }
+        try await exclusively(upload.id, busy: "a PATCH is writing to upload \(upload.id); terminate it after the PATCH ends") {
+            try await database.execute("DELETE FROM uploads WHERE id = $1 AND completed_at IS NULL", upload.id)
+            unlink(partPath(upload.id))
+        }
+        return Response(status: .noContent)
+    }
+
+    /// Runs `body` while no other request of this process writes to upload `id`; 409 with `busy` otherwise.
+    func exclusively<T: Sendable>(_ id: String, busy: String, _ body: () async throws -> T) async throws -> T {
+        guard await locks.acquire(id) else { throw ServiceError.conflict(busy) }
+        do {
+            let value = try await body()
+            await locks.release(id)
+            return value
+        } catch {
+            await locks.release(id)
+            throw error
+        }
+    }
+}
