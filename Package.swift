@@ -128,6 +128,10 @@ let package = Package(
             name: "MarqueeIngest",
             dependencies: [
                 "MarqueeServiceKit",
+                "MarqueeMedia",
+                "MarqueeStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -146,6 +150,7 @@ let package = Package(
                 "MarqueeIngest",
                 "MarqueeServiceKit",
                 "MarqueeMedia",
+                "MarqueeStore",
                 "MarqueeGateway",
                 "MarqueeHTTP",
                 "MarqueePolicy",
@@ -175,7 +180,8 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "MarqueeIngest", "MarqueeAuth", "MarqueeServiceKit", "MarqueeTestSupport",
+                "MarqueeIngest", "MarqueeAuth", "MarqueeServiceKit", "MarqueeTestSupport", "MarqueeMedia", "MarqueeStore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

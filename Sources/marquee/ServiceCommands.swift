@@ -5,6 +5,7 @@ import Configuration
 import MarqueeAuth
 import MarqueeCatalog
 import MarqueeGateway
+import MarqueeStore
 import MarqueeIngest
 import MarqueeServiceKit
 
@@ -102,6 +103,15 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(name: .customLong("auth-url"), help: "The auth service, whose JWKS verifies tokens (ingest.auth_url; default http://127.0.0.1:8081).")
     var authURL: String?
 
+    @Option(help: "Transcoding workers in this process, 0 for an upload-only node (ingest.workers; default 1).")
+    var workers: Int?
+
+    @Option(help: "Where packages are published: a folder or s3://BUCKET?endpoint=URL&region=R (ingest.store; default <data>/media).")
+    var store: String?
+
+    @Option(name: .customLong("catalog-url"), help: "The catalog told about finished packages (ingest.catalog_url; none: packages are only published).")
+    var catalogURL: String?
+
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
@@ -116,10 +126,35 @@ struct IngestCommand: AsyncParsableCommand {
         guard maxBytes > 0 else { throw ValidationError("ingest.max_upload_bytes must be a positive number of bytes, got \(maxBytes)") }
         settings.maxUploadBytes = Int64(maxBytes)
         let service = try await IngestService.open(settings)
+        let workerCount = workers ?? config.int("ingest.workers", default: 1)
+        guard (0...64).contains(workerCount) else { throw ValidationError("ingest.workers must be 0 to 64, got \(workerCount)") }
+        let storeLocation = config.string("ingest.store", flag: store, default: settings.dataDirectory + "/media")
+        let objectStore = try StoreLocation.open(storeLocation)
+        var announcer: CatalogAnnouncer?
+        if let catalog = catalogURL ?? config.reader.string(forKey: "ingest.catalog_url") {
+            let email = config.string("ingest.service_email", flag: nil, default: "")
+            let passwordFile = config.string("ingest.service_password_file", flag: nil, default: "")
+            guard !email.isEmpty, let password = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
+                throw ValidationError("ingest.catalog_url needs ingest.service_email and ingest.service_password_file (a publisher account)")
+            }
+            announcer = CatalogAnnouncer(
+                catalogURL: catalog, authURL: settings.authURL, email: email, password: password.trimmingCharacters(in: .newlines))
+        }
+        let database = try await openDatabase(settings.database)
+        let queue = IngestJobs(database: database)
+        let host = ProcessInfo.processInfo.hostName
+        let work = settings.dataDirectory + "/work"
+        let tasks = (0..<workerCount).map { index in
+            let worker = IngestWorker(
+                jobs: queue, store: objectStore, workerID: "\(host)-\(getpid())-\(index)", workFolder: work, announcer: announcer)
+            return Task { await worker.run() }
+        }
         print(
-            "ingest: listening on http://\(settings.listen) (database \(redacted(settings.database)), uploads in \(settings.dataDirectory)/uploads, auth \(settings.authURL))"
+            "ingest: listening on http://\(settings.listen) (database \(redacted(settings.database)), uploads in \(settings.dataDirectory)/uploads, auth \(settings.authURL)); \(workerCount) worker(s) publishing to \(storeLocation)"
         )
         try await service.application().runService()
+        tasks.forEach { $0.cancel() }
+        await database.close()
     }
 }
 

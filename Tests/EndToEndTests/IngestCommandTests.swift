@@ -12,7 +12,7 @@ struct IngestCommandTests {
         let auth = try ServiceProcess("auth", ["--database", authDatabase], environment: ["MARQUEE_AUTH_BCRYPT_COST": "10"])
         defer { auth.stop() }
         let data = try Scratch.newDirectory("ingest-data")
-        let ingest = try ServiceProcess("ingest", ["--data", data.path, "--auth-url", auth.baseURL])
+        let ingest = try ServiceProcess("ingest", ["--data", data.path, "--auth-url", auth.baseURL, "--workers", "0"])
         defer { ingest.stop() }
 
         let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "pub@example.com", "password": "publisher passphrase"])

@@ -1,0 +1,83 @@
+import Foundation
+import MarqueeTestSupport
+import Testing
+
+/// The whole ingest path as separate processes: a publisher uploads a movie with tuspy to
+/// `marquee ingest`, whose worker probes, transcodes and packages it, publishes it to the store
+/// and tells `marquee catalog`; once published, it plays through `marquee origin` over HLS and
+/// DASH. No step by hand between the upload and the package.
+@Suite("From upload to playback")
+struct UploadToPlaybackTests {
+    @Test("A movie uploaded with tuspy becomes a playable HLS+DASH package, and the catalog knows its version")
+    func uploadToPlayback() throws {
+        let authDatabase = try DatabaseKind.sqlite.freshURL()
+        try ServiceProcess.addUser(email: "pub@example.com", role: "publisher", password: "publisher passphrase", database: authDatabase)
+        try ServiceProcess.addUser(email: "ingest@example.com", role: "publisher", password: "ingest passphrase", database: authDatabase)
+        let auth = try ServiceProcess("auth", ["--database", authDatabase], environment: ["MARQUEE_AUTH_BCRYPT_COST": "10"])
+        defer { auth.stop() }
+        let catalog = try ServiceProcess("catalog", ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL])
+        defer { catalog.stop() }
+        let data = try Scratch.newDirectory("ingest-node")
+        let media = data.appendingPathComponent("media")
+        let password = Scratch.newFile("ingest-password")
+        try "ingest passphrase".write(to: password, atomically: true, encoding: .utf8)
+        let ingest = try ServiceProcess(
+            "ingest", ["--data", data.path, "--auth-url", auth.baseURL, "--catalog-url", catalog.baseURL, "--store", media.path],
+            environment: ["MARQUEE_INGEST_SERVICE_EMAIL": "ingest@example.com", "MARQUEE_INGEST_SERVICE_PASSWORD_FILE": password.path])
+        defer { ingest.stop() }
+
+        let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "pub@example.com", "password": "publisher passphrase"])
+        let token = try #require(login.body["access_token"] as? String)
+        let created = try JSONCall.send("POST", catalog.url("/api/catalog/titles"), token: token, json: ["name": "Uploaded", "price_per_minute": 1, "currency": "EUR"])
+        let title = try #require(created.body["id"] as? String)
+
+        let movie = Scratch.newFile("movie.mp4")
+        let made = try Tool.run(
+            "/usr/bin/ffmpeg",
+            ["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=854x480:rate=25:duration=6", "-f", "lavfi", "-i",
+             "sine=frequency=500:sample_rate=48000:duration=6", "-c:v", "libx264", "-c:a", "aac", "-shortest", "-f", "mp4", movie.path])
+        #expect(made.termination == .exited(0))
+        let uploadURL = try PythonEnvironment.run(
+            """
+            from tusclient import client
+            tus = client.TusClient("\(ingest.url("/api/ingest/uploads"))", headers={"Authorization": "Bearer \(token)"})
+            uploader = tus.uploader("\(movie.path)", chunk_size=262144, metadata={"title_id": "\(title)", "filename": "movie.mp4"})
+            uploader.upload()
+            print(uploader.url)
+            """
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(uploadURL.contains("/api/ingest/uploads/"))
+
+        // The worker takes it from here; the catalog moves the title to ready with the version.
+        var version: String?
+        #expect(try waitUntil(timeout: .seconds(120), interval: .milliseconds(250)) {
+            let reply = try JSONCall.send("GET", catalog.url("/api/catalog/titles/\(title)"), token: token)
+            version = (reply.body["package"] as? [String: Any])?["version"] as? String
+            return reply.body["status"] as? String == "ready" && version != nil
+        })
+        let jobs = try JSONCall.send("GET", ingest.url("/api/ingest/jobs"), token: token)
+        let job = (jobs.body["items"] as? [[String: Any]])?.first
+        #expect(job?["status"] as? String == "succeeded" && job?["progress_percent"] as? Double == 100)
+        let published = try #require(version)
+        #expect(FileManager.default.fileExists(atPath: media.appendingPathComponent("titles/\(title)/\(published)/master.m3u8").path))
+        #expect(try JSONCall.send("POST", catalog.url("/api/catalog/titles/\(title)/publish"), token: token).status == 200)
+
+        let config = try configFile(
+            """
+            services:
+              catalog: \(catalog.baseURL)
+            catalog:
+              wait_seconds: 5
+            """)
+        let origin = try ServerProcess(root: media, configFile: config)
+        defer { origin.stop() }
+        let master = origin.url("/titles/\(title)/\(published)/master.m3u8")
+        #expect(try waitUntil(timeout: .seconds(15)) { try Curl.fetch(master).status == 200 })
+        for manifest in ["master.m3u8", "manifest.mpd"] {
+            let played = try Tool.run(
+                "/usr/bin/ffmpeg", ["-nostdin", "-v", "error", "-i", origin.url("/titles/\(title)/\(published)/\(manifest)"), "-map", "0", "-f", "null", "-"],
+                timeout: .seconds(120))
+            #expect(played.termination == .exited(0) && played.stderrText.isEmpty, "\(manifest): \(played.stderrText)")
+        }
+    }
+}

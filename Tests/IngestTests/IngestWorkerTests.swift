@@ -1,0 +1,90 @@
+import Foundation
+import MarqueeIngest
+import MarqueeMedia
+import MarqueeServiceKit
+import MarqueeStore
+import MarqueeTestSupport
+import NIOConcurrencyHelpers
+import Testing
+
+/// Workers turn queued sources into published packages: exactly one version per job, even when
+/// the first worker dies mid-job, and a bad source fails with its reason and publishes nothing.
+@Suite("Ingest workers (SQLite and PostgreSQL)")
+struct IngestWorkerTests {
+    final class Recorder: PackageAnnouncer {
+        let calls = NIOLockedValueBox<[(String, String, Int)]>([])
+        func announce(titleID: String, version: String, summary: PackageSummary) async throws {
+            calls.withLockedValue { $0.append((titleID, version, summary.renditions.count)) }
+        }
+    }
+
+    static func source() throws -> String {
+        // One per call: parallel test cases must not race on one file.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-ingest-source-\(UUID().uuidString.prefix(8)).mp4").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+        process.arguments = ["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3", "-f", "lavfi", "-i",
+                             "sine=frequency=440:sample_rate=48000:duration=3", "-c:v", "libx264", "-c:a", "aac", "-shortest", path + ".tmp.mp4"]
+        try process.run()
+        process.waitUntilExit()
+        try FileManager.default.moveItem(atPath: path + ".tmp.mp4", toPath: path)
+        return path
+    }
+
+    static func worker(_ jobs: IngestJobs, _ store: any ObjectStore, id: String, announcer: Recorder) -> IngestWorker {
+        var settings = TranscodeSettings()
+        settings.ladderHeights = [360]
+        settings.segmentSeconds = 2
+        settings.preset = "ultrafast"
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-work-\(UUID().uuidString.prefix(8))").path
+        return IngestWorker(jobs: jobs, store: store, workerID: id, lease: .seconds(30), settings: settings, workFolder: work, announcer: announcer)
+    }
+
+    @Test("A worker that died mid-job: another finishes it, and exactly one package version is published", arguments: DatabaseKind.allCases)
+    func deadWorker(kind: DatabaseKind) async throws {
+        let database = try await openDatabase(try kind.freshURL())
+        try await IngestJobs.migrate(database)
+        let jobs = IngestJobs(database: database)
+        let store = try FileSystemStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("marquee-media-\(UUID().uuidString.prefix(8))").path)
+        let title = Identifier.make()
+        let job = try await jobs.enqueue(titleID: title, source: try Self.source())
+        // The first worker claimed it and then vanished (no heartbeat): its lease ran out.
+        let claimed = try #require(try await jobs.claim(worker: "dead-node", lease: .seconds(5), at: unixMilliseconds() - 60_000))
+        #expect(claimed.id == job.id)
+        let recorder = Recorder()
+        let finished = try #require(try await Self.worker(jobs, store, id: "live-node", announcer: recorder).processNext())
+        #expect(finished.status == .succeeded, "\(finished.error ?? "")")
+        #expect(finished.packageVersion == job.id)
+        #expect(finished.attempts == 2)
+        // The dead worker comes back: its completion is refused.
+        #expect(try await jobs.complete(job: job.id, worker: "dead-node", packageVersion: "other") == false)
+        let versions = Set(try await store.list(prefix: "titles/\(title)/").map { $0.key.split(separator: "/")[2] })
+        #expect(versions == [Substring(job.id)], "one version folder: \(versions)")
+        let keys = try await store.list(prefix: "titles/\(title)/\(job.id)/").map(\.key)
+        #expect(keys.contains("titles/\(title)/\(job.id)/master.m3u8") && keys.contains("titles/\(title)/\(job.id)/manifest.mpd"))
+        #expect(keys.contains { $0.hasSuffix("poster.jpg") } && keys.contains { $0.hasSuffix("thumbnails.vtt") })
+        #expect(recorder.calls.withLockedValue { $0.map(\.0) } == [title])
+        #expect(try await Self.worker(jobs, store, id: "idle", announcer: recorder).processNext() == nil, "nothing left to do")
+        await database.close()
+    }
+
+    @Test("A bad source fails once, with its reason, and publishes nothing", arguments: DatabaseKind.allCases)
+    func badSource(kind: DatabaseKind) async throws {
+        let database = try await openDatabase(try kind.freshURL())
+        try await IngestJobs.migrate(database)
+        let jobs = IngestJobs(database: database)
+        let store = try FileSystemStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("marquee-media-\(UUID().uuidString.prefix(8))").path)
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-bad-\(UUID().uuidString.prefix(8)).mp4")
+        try Data("this is a shopping list, not a film".utf8).write(to: bad)
+        let title = Identifier.make()
+        _ = try await jobs.enqueue(titleID: title, source: bad.path)
+        let recorder = Recorder()
+        let finished = try #require(try await Self.worker(jobs, store, id: "node", announcer: recorder).processNext())
+        #expect(finished.status == .failed)
+        #expect(finished.error?.contains("not a video") == true, "\(finished.error ?? "")")
+        #expect(try await store.list(prefix: "titles/\(title)/").isEmpty)
+        #expect(recorder.calls.withLockedValue { $0.isEmpty })
+        #expect(try await Self.worker(jobs, store, id: "node", announcer: recorder).processNext() == nil, "not retried")
+        await database.close()
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import MarqueeMedia
+import MarqueeServiceKit
+import MarqueeStore
+import NIOConcurrencyHelpers
+
+/// Where a worker announces a finished package: the catalog (`PUT /titles/{id}/package`), which
+/// moves the title to ready.
+public protocol PackageAnnouncer: Sendable {
+    func announce(titleID: String, version: String, summary: PackageSummary) async throws
+}
+
+/// Takes jobs from the shared queue and turns each source into a published package:
+/// probe → transcode and package (on its own thread) → copy to the object store under
+/// `titles/<title>/<version>/`, manifests last → announce to the catalog → complete the job.
+///
+/// The package version is the job's id, so a job redone by another worker (after this one died)
+/// writes the very same version: one job, one version, however many attempts. Heartbeats renew
+/// the lease and report progress; when one is refused (the lease went to another worker), the
+/// transcode stops and nothing is published.
+public struct IngestWorker: Sendable {
+    public let jobs: IngestJobs
+    public let store: any ObjectStore
+    public let workerID: String
+    public let lease: Duration
+    public let settings: TranscodeSettings
+    /// Scratch space for packages being made (one folder per job, removed afterwards).
+    public let workFolder: String
+    public let announcer: (any PackageAnnouncer)?
+
+    public init(
+        jobs: IngestJobs, store: any ObjectStore, workerID: String, lease: Duration = .seconds(60), settings: TranscodeSettings = TranscodeSettings(),
+        workFolder: String, announcer: (any PackageAnnouncer)?
+    ) {
+        self.jobs = jobs
+        self.store = store
+        self.workerID = workerID
+        self.lease = lease
+        self.settings = settings
+        self.workFolder = workFolder
+        self.announcer = announcer
+    }
+
+    /// Claims and processes one job; nil when the queue had nothing to do.
+    @discardableResult
+    public func processNext() async throws -> IngestJob? {
+        guard let job = try await jobs.claim(worker: workerID, lease: lease) else { return nil }
+        await process(job)
+        return try await jobs.job(job.id)
+    }
+
+    /// Processes jobs until the task is cancelled, polling an empty queue every `poll`.
+    public func run(poll: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            do {
+                if try await processNext() == nil { try await Task.sleep(for: poll) }
+            } catch {
+                try? await Task.sleep(for: poll)
+            }
+        }
+    }
+
+    /// Progress and lease shared between the transcoding thread and the heartbeat task.
+    final class Lease: Sendable {
+        struct State {
+            var progress = JobProgress(percent: 0, framesPerSecond: nil, etaSeconds: nil)
+            var lost = false
+        }
+        let state = NIOLockedValueBox(State())
+    }
+
+    func process(_ job: IngestJob) async {
+        let version = job.id
+        let folder = URL(fileURLWithPath: workFolder).appendingPathComponent("job-\(job.id)-\(UUID().uuidString.prefix(6))/\(version)").path
+        defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: folder).deletingLastPathComponent().path) }
+        let shared = Lease()
+        let heartbeats = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: lease / 3)
+                if Task.isCancelled { return }
+                let progress = shared.state.withLockedValue { $0.progress }
+                let kept = (try? await jobs.heartbeat(job: job.id, worker: workerID, progress: progress, lease: lease)) ?? true
+                if !kept { shared.state.withLockedValue { $0.lost = true } }
+            }
+        }
+        defer { heartbeats.cancel() }
+        do {
+            let settings = settings
+            let summary: PackageSummary = try await withCheckedThrowingContinuation { continuation in
+                Thread.detachNewThread {
+                    continuation.resume(
+                        with: Result {
+                            try Packager.package(
+                                source: job.source, into: folder, settings: settings,
+                                progress: { p in
+                                    shared.state.withLockedValue {
+                                        $0.progress = JobProgress(percent: p.percent, framesPerSecond: p.framesPerSecond, etaSeconds: Int(p.etaSeconds.rounded()))
+                                    }
+                                },
+                                shouldContinue: { !shared.state.withLockedValue { $0.lost } })
+                        })
+                }
+            }
+            guard !shared.state.withLockedValue({ $0.lost }) else { return }
+            try await PackagePublisher.publish(folder: folder, to: store, prefix: "titles/\(job.titleID)/\(version)")
+            try await announcer?.announce(titleID: job.titleID, version: version, summary: summary)
+            _ = try await jobs.complete(job: job.id, worker: workerID, packageVersion: version)
+        } catch let refusal as ProbeRefusal {
+            _ = try? await jobs.fail(job: job.id, worker: workerID, error: refusal.description, retryable: false)
+        } catch {
+            if !shared.state.withLockedValue({ $0.lost }) {
+                _ = try? await jobs.fail(job: job.id, worker: workerID, error: "\(error)", retryable: true)
+            }
+        }
+    }
+}
