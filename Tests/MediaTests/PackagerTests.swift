@@ -151,7 +151,20 @@ struct PackagerTests {
         let out = MediaProbeTests.folder.appendingPathComponent("pkg-bad")
         #expect(throws: ProbeRefusal.self) { try Packager.package(source: text.path, into: out.path, settings: Self.settings()) }
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("master.m3u8").path))
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: MediaProbeTests.folder.path).filter { $0.hasPrefix(".incoming-pkg-bad") }
+        // Truncated: found while transcoding (the file is read once), still refused with the reason.
+        let whole = try MediaProbeTests.clip("faststart6.mp4", ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6", "-c:v", "libx264", "-movflags", "+faststart"])
+        let data = try Data(contentsOf: URL(fileURLWithPath: whole))
+        let cut = MediaProbeTests.folder.appendingPathComponent("truncated6.mp4")
+        try data.prefix(data.count / 3).write(to: cut)
+        let cutOut = MediaProbeTests.folder.appendingPathComponent("pkg-cut")
+        do {
+            _ = try Packager.package(source: cut.path, into: cutOut.path, settings: Self.settings())
+            Issue.record("a truncated source was packaged")
+        } catch let refusal as ProbeRefusal {
+            #expect([.truncated, .corrupt].contains(refusal.kind), "\(refusal)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: cutOut.appendingPathComponent("master.m3u8").path))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: MediaProbeTests.folder.path).filter { $0.hasPrefix(".incoming-pkg-") }
         #expect(leftovers.isEmpty)
     }
 }

@@ -5,7 +5,10 @@ import CFFmpeg
 /// their header says, and decodes one frame to catch bitstreams that cannot be decoded.
 /// Cost: one read of the file.
 public enum MediaProbe {
-    public static func probe(_ path: String, limits: ProbeLimits = ProbeLimits()) throws(ProbeRefusal) -> MediaInfo {
+    /// - Parameter thorough: read every packet (truncation, variable frame rate, a decodable first
+    ///   frame). The packager passes false: the transcode reads every packet anyway and makes the
+    ///   same checks as it goes, so the file is read once.
+    public static func probe(_ path: String, limits: ProbeLimits = ProbeLimits(), thorough: Bool = true) throws(ProbeRefusal) -> MediaInfo {
         var context: UnsafeMutablePointer<AVFormatContext>? = nil
         let opened = avformat_open_input(&context, path, nil, nil)
         guard opened >= 0, let format = context else { throw .notMedia(errorText(opened)) }
@@ -54,12 +57,15 @@ public enum MediaProbe {
         }
 
         let declared = format.pointee.duration != mq_nopts_value() ? Double(format.pointee.duration) / Double(AV_TIME_BASE) : 0
-        let (videoEnd, decoded, variable) = try demux(format, videoIndex: Int(videoIndex))
-        video.variableFrameRate = variable
-        guard decoded else { throw .corrupt("the first video frame cannot be decoded") }
-        let duration = declared > 0 ? declared : videoEnd
-        if declared > 0 && videoEnd < declared * 0.9 - 0.5 {
-            throw .truncated("its header says \(format1(declared)) s but the video stops at \(format1(videoEnd)) s")
+        var duration = declared
+        if thorough {
+            let (videoEnd, decoded, variable) = try demux(format, videoIndex: Int(videoIndex))
+            video.variableFrameRate = variable
+            guard decoded else { throw .corrupt("the first video frame cannot be decoded") }
+            try checkComplete(declared: declared, videoEnd: videoEnd)
+            if declared <= 0 { duration = videoEnd }
+        } else if declared <= 0 {
+            throw .corrupt("the file does not say how long it is")
         }
         let display = video.displaySize
         guard (limits.minimumWidth...limits.maximumWidth).contains(display.width),
@@ -74,6 +80,13 @@ public enum MediaProbe {
         return MediaInfo(
             container: String(cString: format.pointee.iformat.pointee.name), durationSeconds: duration,
             bitRate: Int(format.pointee.bit_rate), video: video, audio: audio)
+    }
+
+    /// Refuses a file whose video stops well before the duration its header declares.
+    public static func checkComplete(declared: Double, videoEnd: Double) throws(ProbeRefusal) {
+        if declared > 0 && videoEnd < declared * 0.9 - 0.5 {
+            throw .truncated("its header says \(format1(declared)) s but the video stops at \(format1(videoEnd)) s")
+        }
     }
 
     /// Reads every packet; returns where the video ends (seconds), whether its first frame

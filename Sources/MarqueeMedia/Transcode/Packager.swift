@@ -9,7 +9,7 @@ public enum Packager {
         source: String, into destination: String, settings: TranscodeSettings = TranscodeSettings(),
         progress: (TranscodeProgress) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws -> PackageSummary {
-        let info = try MediaProbe.probe(source)
+        let info = try MediaProbe.probe(source, thorough: false)
         let files = FileManager.default
         let target = URL(fileURLWithPath: destination).standardizedFileURL
         try files.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -20,6 +20,9 @@ public enum Packager {
         do {
             summary = try Transcoder(source: source, folder: work.path, settings: settings, info: info).run(
                 progress: progress, shouldContinue: shouldContinue)
+        } catch {
+            if let refusal = error.refusal { throw refusal }
+            throw error
         }
         try files.createDirectory(at: target, withIntermediateDirectories: true)
         let manifests = ["manifest.mpd", "master.m3u8"]

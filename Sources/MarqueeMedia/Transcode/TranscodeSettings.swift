@@ -42,5 +42,15 @@ public struct PackageSummary: Sendable, Codable {
 
 public struct TranscodeError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    init(_ description: String) { self.description = description }
+    /// Set when the source turned out to be unacceptable while it was read (truncated, no frame
+    /// decodable): the publisher's reason, not a failure to retry.
+    public let refusal: ProbeRefusal?
+    init(_ description: String) {
+        self.description = description
+        refusal = nil
+    }
+    init(_ refusal: ProbeRefusal) {
+        description = refusal.description
+        self.refusal = refusal
+    }
 }

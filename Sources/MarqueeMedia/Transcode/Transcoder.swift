@@ -37,6 +37,8 @@ public final class Transcoder {
     var audioStarted = false
     var startSeconds = 0.0
     var stills: StillImages?
+    /// Where the decoded video has reached, in seconds from the start.
+    var videoEnd = 0.0
 
     /// One rung: its scaler, its frames, its encoder and its output stream.
     final class RenditionEncoder {
@@ -133,6 +135,13 @@ public final class Transcoder {
             try drainEncoder(audioEncoder, flush: true, stream: audioStreamIndex)
         }
         for rendition in renditions { try drainEncoder(rendition.encoder, flush: true, stream: rendition.streamIndex) }
+        // The checks a thorough probe would have made before, made on the one read of the file.
+        guard nextSlot > 0 else { throw TranscodeError(ProbeRefusal.corrupt("no video frame could be decoded")) }
+        do {
+            try MediaProbe.checkComplete(declared: info.durationSeconds, videoEnd: videoEnd)
+        } catch {
+            throw TranscodeError(error)
+        }
         try check(av_write_trailer(output), "finishing the package")
         try stills?.finish(durationSeconds: info.durationSeconds)
         progress(TranscodeProgress(percent: 100, framesPerSecond: Double(nextSlot) / max(Date().timeIntervalSince(started), 0.001), etaSeconds: 0))
@@ -283,6 +292,9 @@ public final class Transcoder {
         while true {
             let received = avcodec_receive_frame(videoDecoder, frame)
             if received == mq_averror(EAGAIN) || received == mq_averror_eof() { return }
+            // A damaged picture is skipped (the constant-rate output repeats its neighbour); a source
+            // that is damaged throughout ends up refused by the completeness check.
+            if received == mq_averror_invalid_data() { continue }
             guard received >= 0 else { throw TranscodeError("decoding video failed (\(Self.errorText(received)))") }
             defer { av_frame_unref(frame) }
             let timeBase = input!.pointee.streams[Int(videoIndex)]!.pointee.time_base
@@ -291,6 +303,7 @@ public final class Transcoder {
             // Constant frame rate out: the slot this frame belongs to; earlier slots still empty
             // repeat it, a frame whose slot is taken is dropped.
             if info.video.interlaced || frame!.pointee.interlaced_frame != 0 { _ = Deinterlacer.deinterlace(frame!) }
+            videoEnd = max(videoEnd, seconds + frameRate.seconds)
             try stills?.offer(frame!, at: seconds)
             let slot = max(0, Int64((seconds / frameRate.seconds).rounded()))
             if slot < nextSlot && nextSlot > 0 { continue }
@@ -303,6 +316,21 @@ public final class Transcoder {
 
     func encode(_ source: UnsafeMutablePointer<AVFrame>, into rendition: RenditionEncoder, slot: Int64) throws(TranscodeError) {
         let rotation = info.video.rotation
+        if rotation == 0 && source.pointee.width == rendition.width && source.pointee.height == rendition.height
+            && source.pointee.format == AV_PIX_FMT_YUV420P.rawValue
+        {
+            // The top rung at the source's own size and format: hand the decoded picture to the
+            // encoder as it is (a new reference), no scaling pass.
+            var same = av_frame_alloc()
+            defer { av_frame_free(&same) }
+            try check(av_frame_ref(same, source), "referencing a picture")
+            same!.pointee.pts = slot
+            same!.pointee.pict_type = slot % gop == 0 ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE
+            same!.pointee.sample_aspect_ratio = rendition.encoder!.pointee.sample_aspect_ratio
+            try check(avcodec_send_frame(rendition.encoder, same), "encoding \(rendition.rung)")
+            try drainEncoder(rendition.encoder, flush: false, stream: rendition.streamIndex)
+            return
+        }
         let sideways = rotation == 90 || rotation == 270
         let scaledWidth = sideways ? rendition.height : rendition.width
         let scaledHeight = sideways ? rendition.width : rendition.height
