@@ -116,30 +116,13 @@ func runPython(_ script: String, arguments: [String]) async throws -> String {
     defer { try? FileManager.default.removeItem(at: folder) }
     let file = folder.appendingPathComponent("script.py")
     try script.write(to: file, atomically: true, encoding: .utf8)
-    return try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            do {
-                let process = Process()
-                process.executableURL = python
-                process.arguments = [file.path] + arguments
-                let stdout = folder.appendingPathComponent("stdout")
-                let stderr = folder.appendingPathComponent("stderr")
-                FileManager.default.createFile(atPath: stdout.path, contents: nil)
-                FileManager.default.createFile(atPath: stderr.path, contents: nil)
-                process.standardOutput = try FileHandle(forWritingTo: stdout)
-                process.standardError = try FileHandle(forWritingTo: stderr)
-                try process.run()
-                process.waitUntilExit()
-                let out = (try? String(contentsOf: stdout, encoding: .utf8)) ?? ""
-                let err = (try? String(contentsOf: stderr, encoding: .utf8)) ?? ""
-                if process.terminationStatus == 0 {
-                    continuation.resume(returning: out)
-                } else {
-                    continuation.resume(throwing: TestEnvironmentError("python exited \(process.terminationStatus): \(err)"))
-                }
-            } catch {
-                continuation.resume(throwing: error)
-            }
+    // On a thread of its own: the script talks to servers of this process, which need the
+    // cooperative threads free.
+    let result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Subprocess.Result, any Error>) in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try Subprocess.run(python.path, [file.path] + arguments, separateErrors: true) })
         }
     }
+    guard result.succeeded else { throw TestEnvironmentError("python exited \(result.status): \(result.errors)") }
+    return result.output
 }

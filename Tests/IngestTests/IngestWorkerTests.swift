@@ -21,12 +21,11 @@ struct IngestWorkerTests {
     static func source() throws -> String {
         // One per call: parallel test cases must not race on one file.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-ingest-source-\(UUID().uuidString.prefix(8)).mp4").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
-        process.arguments = ["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3", "-f", "lavfi", "-i",
-                             "sine=frequency=440:sample_rate=48000:duration=3", "-c:v", "libx264", "-c:a", "aac", "-shortest", path + ".tmp.mp4"]
-        try process.run()
-        process.waitUntilExit()
+        let made = try Subprocess.run(
+            "/usr/bin/ffmpeg",
+            ["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3", "-f", "lavfi", "-i",
+             "sine=frequency=440:sample_rate=48000:duration=3", "-c:v", "libx264", "-c:a", "aac", "-shortest", path + ".tmp.mp4"])
+        guard made.succeeded else { throw TestEnvironmentError("ffmpeg: \(made.output)") }
         try FileManager.default.moveItem(atPath: path + ".tmp.mp4", toPath: path)
         return path
     }

@@ -17,13 +17,8 @@ struct MediaProbeTests {
     static func clip(_ name: String, _ arguments: [String]) throws -> String {
         let path = folder.appendingPathComponent(name).path
         if FileManager.default.fileExists(atPath: path) { return path }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
-        process.arguments = ["-nostdin", "-v", "error", "-y"] + arguments + [path + ".tmp." + (name as NSString).pathExtension]
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestEnvironmentError("ffmpeg failed making \(name)") }
+        let made = try Subprocess.run("/usr/bin/ffmpeg", ["-nostdin", "-v", "error", "-y"] + arguments + [path + ".tmp." + (name as NSString).pathExtension])
+        guard made.succeeded else { throw TestEnvironmentError("ffmpeg failed making \(name): \(made.output)") }
         try FileManager.default.moveItem(atPath: path + ".tmp." + (name as NSString).pathExtension, toPath: path)
         return path
     }

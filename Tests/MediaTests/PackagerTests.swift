@@ -23,18 +23,9 @@ struct PackagerTests {
     }
 
     static func run(_ tool: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestEnvironmentError("\(tool) \(arguments) failed") }
-        return String(decoding: data, as: UTF8.self)
+        let result = try Subprocess.run(tool, arguments, discardErrors: true)
+        guard result.succeeded else { throw TestEnvironmentError("\(tool) \(arguments) failed") }
+        return result.output
     }
 
     /// Checks one package: manifests present, decodes fully over HLS and DASH, keyframes at every
@@ -120,15 +111,7 @@ struct PackagerTests {
         let (interlacedOut, interlacedSummary) = try Self.package(interlaced)
         try Self.verify(interlacedOut, interlacedSummary, expectAudio: false)
         func detection(_ path: String) throws -> (combed: Int, progressive: Int) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
-            process.arguments = ["-nostdin", "-i", path, "-vf", "idet", "-f", "null", "-"]
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
+            let text = try Subprocess.run("/usr/bin/ffmpeg", ["-nostdin", "-i", path, "-vf", "idet", "-f", "null", "-"]).output
             let line = text.split(separator: "\n").last { $0.contains("Multi frame detection") } ?? ""
             let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
             return numbers.count >= 3 ? (numbers[numbers.count - 4] + numbers[numbers.count - 3], numbers[numbers.count - 2]) : (0, 0)
@@ -164,7 +147,7 @@ struct PackagerTests {
             #expect([.truncated, .corrupt].contains(refusal.kind), "\(refusal)")
         }
         #expect(!FileManager.default.fileExists(atPath: cutOut.appendingPathComponent("master.m3u8").path))
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: MediaProbeTests.folder.path).filter { $0.hasPrefix(".incoming-pkg-") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: MediaProbeTests.folder.path).filter { $0.hasPrefix(".incoming-pkg-bad") || $0.hasPrefix(".incoming-pkg-cut") }
         #expect(leftovers.isEmpty)
     }
 }

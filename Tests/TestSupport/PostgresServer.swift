@@ -68,30 +68,10 @@ public final class PostgresServer: @unchecked Sendable {
         }
     }
 
-    /// Runs a tool to completion with posix_spawn and waitpid. Foundation's `Process` is not used
-    /// here: inside an async test its exit notification for `runuser` children never arrived
-    /// (the child stayed a zombie), and `pg_ctl start` leaves the server holding the tool's output
-    /// descriptors, so the output goes to a file rather than a pipe.
     private func run(_ tool: String, _ arguments: [String]) throws {
-        let log = directory.path + "/tool-\(UUID().uuidString.prefix(8)).log"
-        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([tool] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, tool, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw TestEnvironmentError("cannot start \(tool): error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        unlink(log)
-        let exited = status & 0x7f == 0
-        guard exited && (status >> 8) & 0xff == 0 else {
-            throw TestEnvironmentError("\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        let result = try Subprocess.run(tool, arguments)
+        guard result.succeeded else {
+            throw TestEnvironmentError("\(tool) \(arguments.joined(separator: " ")) failed (status \(result.status)): \(result.output)")
         }
     }
 }
