@@ -9,28 +9,6 @@ import Testing
 
 @Suite("Service contracts")
 struct ContractTests {
-    /// `METHOD /path` pairs under `paths:` of an OpenAPI document (Hummingbird also writes `{id}`).
-    static func documentedOperations(_ yaml: String) -> Set<String> {
-        var operations: Set<String> = []
-        var inPaths = false
-        var path: String?
-        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line == "paths:" {
-                inPaths = true
-                continue
-            }
-            guard inPaths else { continue }
-            if !line.hasPrefix(" ") && !line.isEmpty { break }
-            if line.hasPrefix("  /") && line.hasSuffix(":") {
-                path = String(line.dropFirst(2).dropLast())
-            } else if let path, line.hasPrefix("    "), !line.hasPrefix("     ") {
-                let key = line.trimmingCharacters(in: .whitespaces).dropLast()
-                if ["get", "post", "put", "patch", "delete"].contains(String(key)) { operations.insert("\(key.uppercased()) \(path)") }
-            }
-        }
-        return operations
-    }
-
     static func routedOperations(_ router: Router<ServiceRequestContext>) -> Set<String> {
         Set(router.routes.map { "\($0.method.rawValue) \($0.path.description)" })
     }
@@ -39,7 +17,7 @@ struct ContractTests {
     func openAPIMatchesRoutes() async throws {
         let services = try await Services.open(.sqlite)
         for (router, document) in [(services.auth.router(), AuthService.openAPI), (services.catalog.router(), CatalogService.openAPI)] {
-            let documented = Self.documentedOperations(document)
+            let documented = OpenAPIOperations.documented(in: document)
             let routed = Self.routedOperations(router)
             #expect(!documented.isEmpty)
             #expect(documented.subtracting(routed).isEmpty, "documented but not served: \(documented.subtracting(routed).sorted())")

@@ -582,10 +582,7 @@ extension EventLoop {
         connections[s].sendRemaining = Int64(headCount + relayable)
         connections[s].responseBytes += Int64(headCount + relayable)
         startTimer(slot, .send)
-        let sqe = ring.submissionEntry()
-        io_uring_prep_sendmsg(sqe, connections[s].fd, messages + s, UInt32(MSG_NOSIGNAL))
-        io_uring_sqe_set_data64(sqe, UserData.make(.relay, slot: slot, generation: connections[s].generation))
-        connections[s].sendInFlight = true
+        submitSend(slot, as: .relay)
     }
 
     mutating func onRelaySent(_ slot: Int32, result: Int32) {
@@ -601,18 +598,9 @@ extension EventLoop {
         }
         connections[s].sendRemaining -= Int64(result)
         if connections[s].sendRemaining > 0 {
-            var sent = Int(result)
-            for k in 0..<2 {
-                let consumed = min(sent, iovecs[2 * s + k].iov_len)
-                iovecs[2 * s + k].iov_base = iovecs[2 * s + k].iov_base.map { $0 + consumed }
-                iovecs[2 * s + k].iov_len -= consumed
-                sent -= consumed
-            }
+            skipSent(slot, result)
             startTimer(slot, .send)
-            let sqe = ring.submissionEntry()
-            io_uring_prep_sendmsg(sqe, connections[s].fd, messages + s, UInt32(MSG_NOSIGNAL))
-            io_uring_sqe_set_data64(sqe, UserData.make(.relay, slot: slot, generation: connections[s].generation))
-            connections[s].sendInFlight = true
+            submitSend(slot, as: .relay)
             return
         }
         if exchanges[s].bodyComplete {

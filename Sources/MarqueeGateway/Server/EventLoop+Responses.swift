@@ -317,11 +317,25 @@ extension EventLoop {
 
     /// Without MSG_WAITALL: a large body to a slow reader comes back in parts, and each part
     /// restarts the send timeout, so only a client that stops reading is cut off.
-    mutating func submitSend(_ slot: Int32) {
+    /// Sends the slot's message (head and body iovecs); `kind` says whose completion it is
+    /// (a response of ours, or a relayed upstream answer).
+    mutating func submitSend(_ slot: Int32, as kind: UserData.Kind = .send) {
         let sqe = ring.submissionEntry()
         io_uring_prep_sendmsg(sqe, connections[Int(slot)].fd, messages + Int(slot), UInt32(MSG_NOSIGNAL))
-        io_uring_sqe_set_data64(sqe, UserData.make(.send, slot: slot, generation: connections[Int(slot)].generation))
+        io_uring_sqe_set_data64(sqe, UserData.make(kind, slot: slot, generation: connections[Int(slot)].generation))
         connections[Int(slot)].sendInFlight = true
+    }
+
+    /// After a short send: skips the `sent` bytes that went out in the slot's two iovecs.
+    @inline(__always) func skipSent(_ slot: Int32, _ sent: Int32) {
+        let s = Int(slot)
+        var left = Int(sent)
+        for k in 0..<2 {
+            let consumed = min(left, iovecs[2 * s + k].iov_len)
+            iovecs[2 * s + k].iov_base = iovecs[2 * s + k].iov_base.map { $0 + consumed }
+            iovecs[2 * s + k].iov_len -= consumed
+            left -= consumed
+        }
     }
 
     mutating func onSendComplete(_ slot: Int32, result: Int32) {
@@ -338,13 +352,7 @@ extension EventLoop {
         connections[s].sendRemaining -= Int64(result)
         if connections[s].sendRemaining > 0 {
             // A short send: skip what went out and send the rest.
-            var sent = Int(result)
-            for k in 0..<2 {
-                let consumed = min(sent, iovecs[2 * s + k].iov_len)
-                iovecs[2 * s + k].iov_base = iovecs[2 * s + k].iov_base.map { $0 + consumed }
-                iovecs[2 * s + k].iov_len -= consumed
-                sent -= consumed
-            }
+            skipSent(slot, result)
             startTimer(slot, .send)
             submitSend(slot)
             return
