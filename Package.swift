@@ -107,6 +107,7 @@ let package = Package(
             name: "MarqueeAuth",
             dependencies: [
                 "MarqueeServiceKit",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -118,12 +119,29 @@ let package = Package(
             name: "MarqueeCatalog",
             dependencies: [
                 "MarqueeServiceKit",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "services/catalog",
             resources: [.copy("Resources/openapi.yaml")]),
+        .target(
+            name: "MarqueePlayback",
+            dependencies: [
+                "MarqueeServiceKit",
+                "MarqueePolicy",
+                "MarqueeTokens",
+                "MarqueeHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "services/playback",
+            resources: [.copy("Resources/openapi.yaml"), .copy("Resources/player")]),
         .target(
             name: "MarqueeIngest",
             dependencies: [
@@ -148,6 +166,7 @@ let package = Package(
                 "MarqueeAuth",
                 "MarqueeCatalog",
                 "MarqueeIngest",
+                "MarqueePlayback",
                 "MarqueeServiceKit",
                 "MarqueeMedia",
                 "MarqueeStore",
@@ -158,6 +177,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
 
         // MARK: - Tests

@@ -12,6 +12,19 @@ import MarqueePolicy
 enum PolicyConfiguration {
     typealias InvalidSetting = OriginConfiguration.InvalidSetting
 
+    /// A prefix served without a token: `/name/...`, never the whole site nor the media paths.
+    static func publicPrefix(_ text: String) throws -> String {
+        guard text.hasPrefix("/"), text.hasSuffix("/"), text.count > 1, !text.contains("//"),
+            !text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == 0x25 || $0 == 0x5C })
+        else {
+            throw InvalidSetting(description: "tokens.public_prefixes: \"\(text)\" must be a path like /player/ (starting and ending with /, no spaces, % or backslashes)")
+        }
+        guard !text.hasPrefix("/titles/"), !text.hasPrefix("/t/"), !text.hasPrefix("/api/") else {
+            throw InvalidSetting(description: "tokens.public_prefixes: \"\(text)\" would expose media (/titles/, /t/) or name the services (/api/)")
+        }
+        return text
+    }
+
     static func load(_ config: ConfigReader, tokenKeys: [String], tokenKeyDirectory: String?, requireToken: Bool?) throws -> PolicySettings {
         var p = PolicySettings()
         let keys = tokenKeys + config.stringArray(forKey: "tokens.keys", default: []).filter { !$0.isEmpty }
@@ -21,6 +34,7 @@ enum PolicyConfiguration {
         let directory = tokenKeyDirectory ?? config.string(forKey: "tokens.key_directory", default: "")
         p.tokenKeyDirectory = directory.isEmpty ? nil : directory
         p.requireToken = requireToken ?? config.bool(forKey: "tokens.required", default: false)
+        p.publicPrefixes = try config.stringArray(forKey: "tokens.public_prefixes", default: []).map(publicPrefix)
 
         p.trustedProxies = try config.stringArray(forKey: "client.trusted_proxies", default: []).map { text in
             guard let block = CIDR(text) else { throw InvalidSetting(description: "client.trusted_proxies: \"\(text)\" is not an address or CIDR block") }

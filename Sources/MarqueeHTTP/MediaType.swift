@@ -2,6 +2,8 @@
 public enum MediaType: UInt8, Sendable, CaseIterable {
     case hlsPlaylist, dashManifest, mediaSegment, mp4, audioMP4, videoMP4, transportStream, aac, webVTT
     case jpeg, png, json, octetStream
+    /// A web page's files (the player page), served from public prefixes.
+    case html, css, javascript, svg
 
     /// How long a response may be cached: playlists and manifests change (live, republish), segments never.
     public enum CacheClass: Sendable {
@@ -23,14 +25,19 @@ public enum MediaType: UInt8, Sendable, CaseIterable {
         case .png: "image/png"
         case .json: "application/json"
         case .octetStream: "application/octet-stream"
+        case .html: "text/html; charset=utf-8"
+        case .css: "text/css; charset=utf-8"
+        case .javascript: "text/javascript; charset=utf-8"
+        case .svg: "image/svg+xml"
         }
     }
 
     public var cacheClass: CacheClass {
         switch self {
-        case .hlsPlaylist, .dashManifest: .manifest
+        // A page is an index like a playlist: a new release must show promptly.
+        case .hlsPlaylist, .dashManifest, .html: .manifest
         case .mediaSegment, .mp4, .audioMP4, .videoMP4, .transportStream, .aac, .webVTT: .segment
-        case .jpeg, .png, .json, .octetStream: .other
+        case .jpeg, .png, .json, .octetStream, .css, .javascript, .svg: .other
         }
     }
 
@@ -44,7 +51,10 @@ public enum MediaType: UInt8, Sendable, CaseIterable {
         }
         let ext = UnsafeRawBufferPointer(rebasing: path[(dot + 1)...])
         switch ext.count {
-        case 2: self = ext.equalsLowercase("ts") ? .transportStream : .octetStream
+        case 2:
+            if ext.equalsLowercase("ts") { self = .transportStream }
+            else if ext.equalsLowercase("js") { self = .javascript }
+            else { self = .octetStream }
         case 3:
             if ext.equalsLowercase("m4s") { self = .mediaSegment }
             else if ext.equalsLowercase("mpd") { self = .dashManifest }
@@ -56,11 +66,15 @@ public enum MediaType: UInt8, Sendable, CaseIterable {
             else if ext.equalsLowercase("jpg") { self = .jpeg }
             else if ext.equalsLowercase("png") { self = .png }
             else if ext.equalsLowercase("cmf") { self = .mediaSegment }
+            else if ext.equalsLowercase("css") { self = .css }
+            else if ext.equalsLowercase("svg") { self = .svg }
+            else if ext.equalsLowercase("htm") { self = .html }
             else { self = .octetStream }
         case 4:
             if ext.equalsLowercase("m3u8") { self = .hlsPlaylist }
             else if ext.equalsLowercase("jpeg") { self = .jpeg }
             else if ext.equalsLowercase("json") { self = .json }
+            else if ext.equalsLowercase("html") { self = .html }
             else if ext.equalsLowercase("cmfv") || ext.equalsLowercase("cmfa") { self = .mediaSegment }
             else { self = .octetStream }
         default: self = .octetStream

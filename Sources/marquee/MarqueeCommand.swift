@@ -7,8 +7,8 @@ struct MarqueeCommand: AsyncParsableCommand {
         commandName: "marquee",
         abstract: "Marquee: an edge streaming gateway and CDN origin.",
         subcommands: [
-            OriginCommand.self, AuthCommand.self, CatalogCommand.self, IngestCommand.self, UsersCommand.self, ProbeCommand.self,
-            PackageCommand.self, SignCommand.self, RevokeCommand.self,
+            DevCommand.self, OriginCommand.self, AuthCommand.self, CatalogCommand.self, IngestCommand.self, UsersCommand.self, ProbeCommand.self,
+            PackageCommand.self, TestClipCommand.self, SignCommand.self, RevokeCommand.self,
         ])
 }
 

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
 import Configuration
 import MarqueeAuth
 import MarqueeCatalog
@@ -144,16 +147,21 @@ struct IngestCommand: AsyncParsableCommand {
         let queue = IngestJobs(database: database)
         let host = ProcessInfo.processInfo.hostName
         let work = settings.dataDirectory + "/work"
-        let tasks = (0..<workerCount).map { index in
-            let worker = IngestWorker(
-                jobs: queue, store: objectStore, workerID: "\(host)-\(getpid())-\(index)", workFolder: work, announcer: announcer)
-            return Task { await worker.run() }
-        }
+        let workers = IngestWorkers(
+            (0..<workerCount).map { index in
+                IngestWorker(jobs: queue, store: objectStore, workerID: "\(host)-\(getpid())-\(index)", workFolder: work, announcer: announcer)
+            })
         print(
             "ingest: listening on http://\(settings.listen) (database \(redacted(settings.database)), uploads in \(settings.dataDirectory)/uploads, auth \(settings.authURL)); \(workerCount) worker(s) publishing to \(storeLocation)"
         )
-        try await service.application().runService()
-        tasks.forEach { $0.cancel() }
+        let logger = Logger(label: "marquee.ingest")
+        // SIGTERM/SIGINT stop the listener and the workers together; a job stopped mid-way goes
+        // back to the queue.
+        try await ServiceGroup(
+            configuration: .init(
+                services: [.init(service: try service.application(logger: logger)), .init(service: workers)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        ).run()
         await database.close()
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import MarqueeServiceKit
 
 /// The auth service: accounts, sign-in, access and refresh tokens, the JWKS.
@@ -44,8 +45,11 @@ public struct AuthService: Sendable {
         }
     }
 
-    /// The HTTP application: the API, the JWKS, health, metrics, OpenAPI, key maintenance.
-    public func application(logger: Logger = Logger(label: "marquee.auth")) throws -> some ApplicationProtocol {
+    /// The HTTP application on `settings.listen`: the API, the JWKS, health, metrics, OpenAPI,
+    /// key maintenance. `onServerRunning` learns the bound address (port 0 picks a free one).
+    public func application(
+        logger: Logger = Logger(label: "marquee.auth"), onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
         let listener = try ServiceListener(parsing: settings.listen)
         let keys = keys
         return Application(
@@ -55,7 +59,7 @@ public struct AuthService: Sendable {
                 PeriodicWork("signing key maintenance", every: .seconds(60), logger: logger) { try await keys.maintain() },
                 DatabaseCloser(database),
             ],
-            logger: logger)
+            onServerRunning: onServerRunning, logger: logger)
     }
 
     /// The JWKS straight from the key table, for services in the same process (`marquee dev`, tests).

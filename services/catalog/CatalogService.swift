@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import MarqueeServiceKit
 
 /// The catalog service: titles, their metadata, prices, geo rules, availability and packages.
@@ -30,11 +31,15 @@ public struct CatalogService: Sendable {
         }
     }
 
-    public func application(logger: Logger = Logger(label: "marquee.catalog")) throws -> some ApplicationProtocol {
+    /// The service as a Hummingbird application on `settings.listen`; `onServerRunning` learns the
+    /// bound address (port 0 picks a free one).
+    public func application(
+        logger: Logger = Logger(label: "marquee.catalog"), onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
         let listener = try ServiceListener(parsing: settings.listen)
         return Application(
             router: router(), configuration: .init(address: listener.bindAddress, serverName: "marquee-catalog"),
-            services: [DatabaseCloser(database)], logger: logger)
+            services: [DatabaseCloser(database)], onServerRunning: onServerRunning, logger: logger)
     }
 
     public func close() async { await database.close() }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import MarqueeServiceKit
 
 /// The ingest service: tus resumable uploads of sources, and the job queue's status for
@@ -37,11 +38,15 @@ public struct IngestService: Sendable {
         }
     }
 
-    public func application(logger: Logger = Logger(label: "marquee.ingest")) throws -> some ApplicationProtocol {
+    /// The service as a Hummingbird application on `settings.listen`; `onServerRunning` learns the
+    /// bound address (port 0 picks a free one).
+    public func application(
+        logger: Logger = Logger(label: "marquee.ingest"), onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
         let listener = try ServiceListener(parsing: settings.listen)
         return Application(
             router: router(), configuration: .init(address: listener.bindAddress, serverName: "marquee-ingest"),
-            services: [DatabaseCloser(database)], logger: logger)
+            services: [DatabaseCloser(database)], onServerRunning: onServerRunning, logger: logger)
     }
 
     public func close() async { await database.close() }

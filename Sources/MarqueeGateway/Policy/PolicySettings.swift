@@ -11,6 +11,17 @@ public struct PolicySettings: Sendable {
     public var tokenKeyDirectory: String?
     /// Refuse requests without a valid token (403). Without it, a token is still checked when sent.
     public var requireToken = false
+    /// Path prefixes served without a token even when one is required (`/player/`: a web app's
+    /// pages and scripts). Each starts and ends with `/`; a token that is sent is still checked.
+    public var publicPrefixes: [String] = []
+
+    /// Whether the absolute decoded path `path` lies under a public prefix.
+    public func isPublic(_ path: UnsafeRawBufferPointer) -> Bool {
+        for prefix in publicPrefixes where prefix.utf8.count <= path.count {
+            if prefix.utf8.elementsEqual(UnsafeRawBufferPointer(rebasing: path[0..<prefix.utf8.count])) { return true }
+        }
+        return false
+    }
 
     // Client address
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.

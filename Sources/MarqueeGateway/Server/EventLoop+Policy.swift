@@ -69,7 +69,7 @@ extension EventLoop {
         // Signed URL
         if credentials.route == .media, let keys = policy.tokenKeys {
             if credentials.token.isEmpty {
-                if policy.settings.requireToken {
+                if policy.settings.requireToken && !policy.settings.isPublic(credentials.absolutePath) {
                     metrics.countPolicy(PolicyCounter.tokenRefused(.missing))
                     respondWithError(slot, HTTPError(.forbidden, TokenRefusal.missing.reason), close: false, origin: origin)
                     return .answered

@@ -61,13 +61,27 @@ extension EventLoop {
             placement = .query
         }
         let scratch = UnsafeMutableRawBufferPointer(start: pathScratch + 1, count: configuration.maxPathBytes + 1)
-        let length: Int
+        var length: Int
         switch RequestPath.decode(raw, into: scratch, maxLength: configuration.maxPathBytes) {
         case .refused(let error):
             respondWithError(slot, error, close: error.status == .badRequest, origin: origin)
             return
         case .relative(let decodedLength):
             length = decodedLength
+        }
+        // A folder's address (`/player/`) serves its index.html, as web servers do.
+        if raw.last == UInt8(ascii: "/") {
+            let index: StaticString = "index.html"
+            let separator = length > 0 ? 1 : 0
+            guard length + separator + index.utf8CodeUnitCount <= configuration.maxPathBytes else {
+                respondWithError(slot, HTTPError(.uriTooLong, "path too long"), close: false, origin: origin)
+                return
+            }
+            if separator == 1 { scratch[length] = UInt8(ascii: "/") }
+            UnsafeMutableRawBufferPointer(rebasing: scratch[(length + separator)...]).copyMemory(
+                from: UnsafeRawBufferPointer(start: index.utf8Start, count: index.utf8CodeUnitCount))
+            length += separator + index.utf8CodeUnitCount
+            scratch[length] = 0
         }
         var credentials = Credentials(
             token: token, absolutePath: UnsafeRawBufferPointer(start: pathScratch, count: length + 1),

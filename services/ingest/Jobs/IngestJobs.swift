@@ -122,6 +122,20 @@ public struct IngestJobs: Sendable {
         return !rows.isEmpty
     }
 
+    /// Gives `job` back to the queue because `worker` is shutting down (not because it failed):
+    /// the attempt is not counted and the next worker may claim it at once, without waiting for
+    /// the lease to expire. False when the job was not this worker's.
+    public func release(job: String, worker: String, at now: Int64 = unixMilliseconds()) async throws -> Bool {
+        let rows = try await database.query(
+            """
+            UPDATE ingest_jobs SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                lease_owner = NULL, lease_expires_at = NULL, eta_seconds = NULL, frames_per_second = NULL, updated_at = $3
+            WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+            RETURNING id
+            """, [.text(job), .text(worker), .integer(now)])
+        return !rows.isEmpty
+    }
+
     // MARK: - Reading
 
     /// One job, or nil.

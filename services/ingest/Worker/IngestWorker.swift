@@ -65,6 +65,8 @@ public struct IngestWorker: Sendable {
         struct State {
             var progress = JobProgress(percent: 0, framesPerSecond: nil, etaSeconds: nil)
             var lost = false
+            /// The worker's task was cancelled (the node is shutting down).
+            var stopping = false
         }
         let state = NIOLockedValueBox(State())
     }
@@ -76,7 +78,8 @@ public struct IngestWorker: Sendable {
         let shared = Lease()
         let heartbeats = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: lease / 3)
+                // Often enough for progress to read live; well inside the lease.
+                try? await Task.sleep(for: min(lease / 3, .seconds(5)))
                 if Task.isCancelled { return }
                 let progress = shared.state.withLockedValue { $0.progress }
                 let kept = (try? await jobs.heartbeat(job: job.id, worker: workerID, progress: progress, lease: lease)) ?? true
@@ -84,6 +87,14 @@ public struct IngestWorker: Sendable {
             }
         }
         defer { heartbeats.cancel() }
+        await withTaskCancellationHandler {
+            await transcodeAndPublish(job, folder: folder, version: version, shared: shared)
+        } onCancel: {
+            shared.state.withLockedValue { $0.stopping = true }
+        }
+    }
+
+    private func transcodeAndPublish(_ job: IngestJob, folder: String, version: String, shared: Lease) async {
         do {
             let settings = settings
             let summary: PackageSummary = try await withCheckedThrowingContinuation { continuation in
@@ -97,20 +108,34 @@ public struct IngestWorker: Sendable {
                                         $0.progress = JobProgress(percent: p.percent, framesPerSecond: p.framesPerSecond, etaSeconds: Int(p.etaSeconds.rounded()))
                                     }
                                 },
-                                shouldContinue: { !shared.state.withLockedValue { $0.lost } })
+                                shouldContinue: { shared.state.withLockedValue { !$0.lost && !$0.stopping } })
                         })
                 }
             }
             guard !shared.state.withLockedValue({ $0.lost }) else { return }
+            if shared.state.withLockedValue({ $0.stopping }) {
+                await giveBack(job)
+                return
+            }
             try await PackagePublisher.publish(folder: folder, to: store, prefix: "titles/\(job.titleID)/\(version)")
             try await announcer?.announce(titleID: job.titleID, version: version, summary: summary)
             _ = try await jobs.complete(job: job.id, worker: workerID, packageVersion: version)
         } catch let refusal as ProbeRefusal {
             _ = try? await jobs.fail(job: job.id, worker: workerID, error: refusal.description, retryable: false)
         } catch {
-            if !shared.state.withLockedValue({ $0.lost }) {
+            if shared.state.withLockedValue({ $0.stopping }) {
+                await giveBack(job)
+            } else if !shared.state.withLockedValue({ $0.lost }) {
                 _ = try? await jobs.fail(job: job.id, worker: workerID, error: "\(error)", retryable: true)
             }
         }
+    }
+
+    /// Returns a job this stopping worker holds to the queue, outside the cancelled task so the
+    /// database call itself is not cancelled.
+    private func giveBack(_ job: IngestJob) async {
+        let jobs = jobs
+        let workerID = workerID
+        await Task.detached { _ = try? await jobs.release(job: job.id, worker: workerID) }.value
     }
 }

@@ -1,0 +1,124 @@
+import Foundation
+import Hummingbird
+import Logging
+import MarqueeAuth
+import MarqueeCatalog
+import MarqueeIngest
+import MarqueePlayback
+import MarqueeServiceKit
+import MarqueeStore
+import NIOCore
+import ServiceLifecycle
+
+/// One service role `marquee dev` runs in its own process: how to open it on the embedded
+/// defaults, given what the roles started before it offer (`DevContext`).
+struct DevRole: Sendable {
+    let name: String
+    /// Opens the role and returns its listener and any background services (workers).
+    let open: @Sendable (DevContext) async throws -> DevRoleParts
+}
+
+/// What a role hands back: its HTTP application (bound to 127.0.0.1 on a free port) and
+/// services that run beside it.
+struct DevRoleParts: Sendable {
+    let application: @Sendable (_ onServerRunning: @escaping @Sendable (any Channel) async -> Void) throws -> any Service
+    var background: [any Service] = []
+    /// One line for the banner (what the role holds, where).
+    var summary = ""
+}
+
+/// The roles in start order; each can reach the ones above it through `DevContext.url(of:)`.
+/// Adding a role to `marquee dev` is one line here (and its `DevRole` below).
+extension DevRole {
+    static let all: [DevRole] = [.auth, .catalog, .ingest, .playback]
+}
+
+/// Shared by the roles while they start: the data folder, the auth service's keys (so services
+/// verify access tokens without HTTP), and the addresses of the roles already listening.
+final class DevContext: @unchecked Sendable {
+    let data: String
+    let logger: Logger
+    let tokenKey: URLTokenKey
+    let ingestAccount: (email: String, password: String)
+    private let lock = NSLock()
+    private var urls: [String: String] = [:]
+    private var auth: AuthService?
+
+    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestAccount: (email: String, password: String)) {
+        self.data = data
+        self.logger = logger
+        self.tokenKey = tokenKey
+        self.ingestAccount = ingestAccount
+    }
+
+    func url(of role: String) -> String {
+        lock.withLock { urls[role] } ?? "http://127.0.0.1:0"
+    }
+
+    func setURL(_ url: String, of role: String) { lock.withLock { urls[role] = url } }
+
+    var authService: AuthService? {
+        get { lock.withLock { auth } }
+        set { lock.withLock { auth = newValue } }
+    }
+
+    /// The auth service's JWKS read in process (no HTTP round trip, no start-order race).
+    var jwks: (any JWKSSource)? { authService?.jwksSource }
+
+    func database(_ name: String) -> String { "sqlite://\(data)/\(name).db" }
+}
+
+extension DevRole {
+    static let auth = DevRole(name: "auth") { context in
+        var settings = AuthSettings()
+        settings.listen = "127.0.0.1:0"
+        settings.database = context.database("auth")
+        let service = try await AuthService.open(settings)
+        context.authService = service
+        return DevRoleParts(
+            application: { running in try service.application(logger: context.logger, onServerRunning: running) },
+            summary: "accounts and keys in \(context.data)/auth.db")
+    }
+
+    static let catalog = DevRole(name: "catalog") { context in
+        var settings = CatalogSettings()
+        settings.listen = "127.0.0.1:0"
+        settings.database = context.database("catalog")
+        let service = try await CatalogService.open(settings, jwks: context.jwks)
+        return DevRoleParts(
+            application: { running in try service.application(logger: context.logger, onServerRunning: running) },
+            summary: "titles in \(context.data)/catalog.db")
+    }
+
+    static let ingest = DevRole(name: "ingest") { context in
+        var settings = IngestSettings()
+        settings.listen = "127.0.0.1:0"
+        settings.database = context.database("ingest")
+        settings.dataDirectory = context.data
+        settings.authURL = context.url(of: "auth")
+        let service = try await IngestService.open(settings, jwks: context.jwks)
+        let store = try FileSystemStore(root: context.data + "/media")
+        let announcer = CatalogAnnouncer(
+            catalogURL: context.url(of: "catalog"), authURL: context.url(of: "auth"), email: context.ingestAccount.email,
+            password: context.ingestAccount.password)
+        let worker = IngestWorker(
+            jobs: service.jobs, store: store, workerID: "dev-\(ProcessInfo.processInfo.hostName)-\(getpid())", workFolder: context.data + "/work",
+            announcer: announcer)
+        return DevRoleParts(
+            application: { running in try service.application(logger: context.logger, onServerRunning: running) },
+            background: [IngestWorkers([worker])], summary: "uploads in \(context.data)/uploads, 1 worker publishing to \(context.data)/media")
+    }
+
+    static let playback = DevRole(name: "playback") { context in
+        var settings = PlaybackSettings()
+        settings.listen = "127.0.0.1:0"
+        settings.database = context.database("playback")
+        settings.authURL = context.url(of: "auth")
+        settings.catalogURL = context.url(of: "catalog")
+        settings.tokenKey = context.tokenKey
+        let service = try await PlaybackService.open(settings, jwks: context.jwks)
+        return DevRoleParts(
+            application: { running in try service.application(logger: context.logger, onServerRunning: running) },
+            summary: "sessions in \(context.data)/playback.db, URLs signed with key \(context.tokenKey.id)")
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Glibc
+import HTTPTypes
+import MarqueeAuth
+import MarqueeGateway
+import MarqueePlayback
+import MarqueeServiceKit
+
+/// The secrets `marquee dev` makes on first start and finds again afterwards, all under
+/// `<data>/keys` (mode 0700, files 0600): the URL token key the gateway verifies and playback
+/// signs with, and the passwords of the demo viewer, the demo publisher and the ingest service
+/// account that tells the catalog about finished packages.
+struct DevSecrets {
+    typealias Account = (email: String, password: String)
+
+    let tokenKeyDirectory: String
+    let tokenKey: URLTokenKey
+    let viewer: Account
+    let publisher: Account
+    let ingest: Account
+
+    static func load(data: String) throws -> DevSecrets {
+        let keys = data + "/keys"
+        let tokens = keys + "/url-tokens"
+        try FileManager.default.createDirectory(atPath: tokens, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        chmod(keys, 0o700)
+        // The newest key signs (a key file added later is a rotation); the gateway accepts them all.
+        let newest = try FileManager.default.contentsOfDirectory(atPath: tokens).filter { $0.hasSuffix(".key") }
+            .max { modified(tokens + "/" + $0) < modified(tokens + "/" + $1) }
+        let keyName = newest ?? "dev1.key"
+        if newest == nil {
+            var bytes = [UInt8](repeating: 0, count: 32)
+            for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+            try writeSecret(bytes.map { String(format: "%02x", $0) }.joined(), to: tokens + "/" + keyName)
+        }
+        guard let secret = TokenKeyFiles.readSecret(tokens + "/" + keyName), secret.count >= 32 else {
+            throw DemoTitle.Failed(description: "cannot read the URL token key \(tokens)/\(keyName) (at least 32 bytes)")
+        }
+        func account(_ name: String, _ email: String) throws -> Account {
+            let file = keys + "/\(name).password"
+            if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.isEmpty {
+                return (email, text.trimmingCharacters(in: .newlines))
+            }
+            var bytes = [UInt8](repeating: 0, count: 18)
+            for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+            let password = Base64URL.encode(bytes)
+            try writeSecret(password, to: file)
+            return (email, password)
+        }
+        return DevSecrets(
+            tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret),
+            viewer: try account("demo-viewer", "viewer@demo.marquee"), publisher: try account("demo-publisher", "publisher@demo.marquee"),
+            ingest: try account("ingest-service", "ingest@service.marquee"))
+    }
+
+    /// Creates the three accounts unless they exist (an existing one keeps its password).
+    func ensureAccounts(_ auth: AuthService) async throws {
+        for (account, role) in [(viewer, Role.viewer), (publisher, .publisher), (ingest, .publisher)] {
+            do {
+                _ = try await auth.createAccount(email: account.email, password: account.password, role: role)
+            } catch let error as ServiceError where error.status == .conflict {
+                continue
+            }
+        }
+    }
+
+    private static func modified(_ path: String) -> Date {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast
+    }
+
+    private static func writeSecret(_ text: String, to path: String) throws {
+        let temporary = path + ".partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data((text + "\n").utf8), attributes: [.posixPermissions: 0o600]),
+            rename(temporary, path) == 0
+        else {
+            throw DemoTitle.Failed(description: "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
