@@ -195,7 +195,7 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueeTestSupport",
+                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -82,6 +82,23 @@ struct IngestJobsTests {
         await database.close()
     }
 
+    @Test("release gives a job back without counting the attempt; only its holder may", arguments: DatabaseKind.allCases)
+    func release(kind: DatabaseKind) async throws {
+        let (jobs, database) = try await Self.queue(kind)
+        let now = unixMilliseconds()
+        let job = try await jobs.enqueue(titleID: Self.titleID, source: "/data/a.source", at: now)
+        _ = try #require(try await jobs.claim(worker: "w1", lease: Self.lease, at: now))
+        #expect(try await jobs.release(job: job.id, worker: "someone-else", at: now + 1) == false)
+        #expect(try await jobs.release(job: job.id, worker: "w1", at: now + 2))
+        let released = try #require(try await jobs.job(job.id))
+        #expect(released.status == .queued && released.attempts == 0)
+        // Claimable at once, long before the old lease would have expired.
+        let again = try #require(try await jobs.claim(worker: "w2", lease: Self.lease, at: now + 3))
+        #expect(again.id == job.id && again.attempts == 1)
+        #expect(try await jobs.release(job: job.id, worker: "w1", at: now + 4) == false)
+        await database.close()
+    }
+
     @Test("A job whose worker is lost max_attempts times fails with the reason", arguments: DatabaseKind.allCases)
     func maxAttempts(kind: DatabaseKind) async throws {
         let (jobs, database) = try await Self.queue(kind)

@@ -67,6 +67,37 @@ struct IngestWorkerTests {
         await database.close()
     }
 
+    @Test("A worker stopped mid-job (node shutting down) gives the job back: queued, the attempt not counted, nothing published; the next worker finishes it", arguments: DatabaseKind.allCases)
+    func stoppedWorker(kind: DatabaseKind) async throws {
+        let database = try await openDatabase(try kind.freshURL())
+        try await IngestJobs.migrate(database)
+        let jobs = IngestJobs(database: database)
+        let store = try FileSystemStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("marquee-media-\(UUID().uuidString.prefix(8))").path)
+        // Long enough to be caught in the middle: a generated 40 s clip.
+        let source = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-long-\(UUID().uuidString.prefix(8)).mp4").path
+        try TestClip.write(to: source, options: TestClip.Options(width: 640, height: 360, framesPerSecond: 25, seconds: 40))
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let title = Identifier.make()
+        let job = try await jobs.enqueue(titleID: title, source: source)
+        let recorder = Recorder()
+        let worker = Self.worker(jobs, store, id: "stopping-node", announcer: recorder)
+        let running = Task { await worker.run(poll: .milliseconds(50)) }
+        let deadline = Date().addingTimeInterval(30)
+        while try await jobs.job(job.id)?.status != .running, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(500))
+        running.cancel()
+        await running.value
+        let released = try #require(try await jobs.job(job.id))
+        #expect(released.status == .queued, "\(released.status) \(released.error ?? "")")
+        #expect(released.attempts == 0)
+        #expect(try await store.list(prefix: "titles/\(title)/").isEmpty)
+        #expect(recorder.calls.withLockedValue { $0.isEmpty })
+        let finished = try #require(try await Self.worker(jobs, store, id: "next-node", announcer: recorder).processNext())
+        #expect(finished.status == .succeeded, "\(finished.error ?? "")")
+        #expect(finished.attempts == 1)
+        await database.close()
+    }
+
     @Test("A bad source fails once, with its reason, and publishes nothing", arguments: DatabaseKind.allCases)
     func badSource(kind: DatabaseKind) async throws {
         let database = try await openDatabase(try kind.freshURL())

@@ -24,6 +24,11 @@ struct MediaTypeTests {
         ("/img/poster.jpeg", .jpeg, "image/jpeg", .other),
         ("/img/thumb.png", .png, "image/png", .other),
         ("/api/info.json", .json, "application/json", .other),
+        ("/player/index.html", .html, "text/html; charset=utf-8", .manifest),
+        ("/player/old.htm", .html, "text/html; charset=utf-8", .manifest),
+        ("/player/player.css", .css, "text/css; charset=utf-8", .other),
+        ("/player/player.js", .javascript, "text/javascript; charset=utf-8", .other),
+        ("/player/logo.svg", .svg, "image/svg+xml", .other),
     ])
     func knownExtensions(path: String, type: MediaType, contentType: String, cacheClass: MediaType.CacheClass) {
         let found = mediaType(path)

@@ -1,0 +1,127 @@
+import Foundation
+import Glibc
+import MarqueeTestSupport
+import Testing
+
+/// `marquee dev` as a newcomer runs it: the whole platform in one process on a fresh data folder,
+/// the demo title ingested through the real upload path, then played in headless Chromium
+/// through the player page, and in ffmpeg from the printed signed URL; Ctrl-C stops it cleanly
+/// and a second run resumes without ingesting again.
+@Suite("marquee dev", .serialized)
+struct DevPlatformTests {
+    /// A running `marquee dev`, its output read as it comes.
+    final class DevProcess {
+        let process: Process
+        let output: OutputLog
+
+        init(data: URL, port: UInt16) throws {
+            process = Process()
+            process.executableURL = try MarqueeBinary.locate()
+            process.arguments = ["dev", "--data", data.path, "--listen", "127.0.0.1:\(port)"]
+            process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MARQUEE_") }
+            let pipe = Pipe()
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            try? pipe.fileHandleForWriting.close()
+            output = OutputLog(reading: pipe.fileHandleForReading)
+        }
+
+        /// The value of the first `name: value` line, waiting for it.
+        func line(_ name: String, timeout: Duration) -> String? {
+            guard let text = output.wait(timeout: timeout, for: { $0.contains("\n\(name): ") }) else { return nil }
+            let line = text.split(separator: "\n").first { $0.hasPrefix("\(name): ") }
+            return line.map { String($0.dropFirst(name.count + 2)).trimmingCharacters(in: .whitespaces) }
+        }
+
+        /// Ctrl-C, then the exit status (nil if it did not stop within `timeout`).
+        func interrupt(timeout: Duration) -> Int32? {
+            kill(process.processIdentifier, SIGINT)
+            guard waitUntil(timeout: timeout, interval: .milliseconds(50), { !self.process.isRunning }) else {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                return nil
+            }
+            return process.terminationStatus
+        }
+
+        deinit {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+    }
+
+    /// Where screenshots go: kept after the run (the scratch folder is not).
+    static let outputFolder = PythonEnvironment.packageRoot.appendingPathComponent(".build/test-output")
+
+    @Test("First start ingests the demo title; it plays in Chromium through the player page and fully in ffmpeg; a restart does not ingest again")
+    func playsInABrowser() throws {
+        let data = try Scratch.newDirectory("dev-data")
+        let port = try RedisServer.freePort()
+        let base = "http://127.0.0.1:\(port)"
+
+        let first = try DevProcess(data: data, port: port)
+        let playlist = try #require(first.line("playlist", timeout: .seconds(600)), "no playlist line: \(first.output.text)")
+        let player = try #require(first.line("player", timeout: .seconds(5)))
+        #expect(player == "\(base)/player/")
+        #expect(playlist.hasPrefix("\(base)/t/v1."))
+        #expect(playlist.hasSuffix("/master.m3u8"))
+        let text = first.output.text
+        let viewerPassword = try #require(Self.value(after: "viewer:    viewer@demo.marquee password ", in: text))
+        #expect(text.contains("publisher: publisher@demo.marquee password "))
+        for role in ["auth", "catalog", "ingest", "playback"] {
+            #expect(text.contains("\n\(role):"), "no address printed for \(role)")
+        }
+        let titleID = try String(contentsOf: data.appendingPathComponent("demo-title-id"), encoding: .utf8).trimmingCharacters(in: .newlines)
+        #expect(playlist.contains("/titles/\(titleID)/"))
+        #expect(text.contains("demo: uploading"), "the demo did not go through the upload path: \(text)")
+
+        // The printed URL decodes to the end in ffmpeg: a full minute of video and audio.
+        let decoded = try PlaybackTests.decode(playlist)
+        #expect(decoded.termination == .exited(0), "ffmpeg failed: \(decoded.stderr)")
+        #expect(decoded.stderr.isEmpty, "ffmpeg reported problems: \(decoded.stderr)")
+        #expect(decoded.frames(stream: 0) >= 60 * 25 - 2, "video frames: \(decoded.frames(stream: 0))")
+        #expect(decoded.frames(stream: 1) >= 60 * 46, "audio frames: \(decoded.frames(stream: 1))")
+
+        // The player page: sign in, pick the title, play; `playing`, then past 5 s, no error.
+        try FileManager.default.createDirectory(at: Self.outputFolder, withIntermediateDirectories: true)
+        let screenshot = Self.outputFolder.appendingPathComponent("dev-player.png")
+        try? FileManager.default.removeItem(at: screenshot)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/play_in_browser.py")
+        let browser = try Tool.run(
+            try PythonEnvironment.python().path, [script.path, player, "viewer@demo.marquee", viewerPassword, titleID, screenshot.path, "5"],
+            timeout: .seconds(180))
+        #expect(browser.termination == .exited(0), "Chromium did not play: \(browser.stderrText) \(browser.stdoutText)")
+        let report = (try? JSONSerialization.jsonObject(with: Data(browser.stdoutText.utf8))) as? [String: Any] ?? [:]
+        #expect((report["currentTime"] as? Double ?? 0) > 5)
+        #expect((report["errors"] as? [Any])?.isEmpty == true)
+        #expect(report["poster_status"] as? Int == 200, "the poster did not load: \(report)")
+        #expect(report["sprite_status"] as? Int == 200, "the scrubbing thumbnails did not load: \(report)")
+        #expect((report["preview"] as? [String: Any])?["visible"] as? Bool == true)
+        #expect(FileManager.default.fileExists(atPath: screenshot.path))
+
+        // The viewer's session was recorded by playback (the browser's and the one dev printed).
+        #expect(first.interrupt(timeout: .seconds(30)) == 0, "did not stop cleanly: \(first.output.text)")
+        #expect(first.output.text.contains("marquee dev: stopped"))
+
+        // Again on the same data: no new upload, no new job, the same title, a new signed URL.
+        let second = try DevProcess(data: data, port: port)
+        let again = try #require(second.line("playlist", timeout: .seconds(120)), "no playlist on restart: \(second.output.text)")
+        #expect(again.contains("/titles/\(titleID)/"))
+        #expect(second.output.text.contains("demo: title \(titleID) is published"))
+        #expect(!second.output.text.contains("demo: uploading"))
+        #expect(!second.output.text.contains("demo: created title"))
+        let replay = try Curl.fetch(again)
+        #expect(replay.status == 200)
+        #expect(second.interrupt(timeout: .seconds(30)) == 0, "did not stop cleanly: \(second.output.text)")
+        let packages = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("media/titles/\(titleID)").path)
+        #expect(packages.filter { !$0.hasPrefix(".") }.count == 1, "one package version expected: \(packages)")
+    }
+
+    static func value(after prefix: String, in text: String) -> String? {
+        text.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+    }
+}
