@@ -117,7 +117,7 @@ public enum OriginConfiguration {
 
     /// Service names read from `services.<name>` (and `MARQUEE_SERVICES_<NAME>`); any other name
     /// is given with `--service NAME=URL`.
-    static let knownServiceNames = ["auth", "catalog", "billing", "analytics", "ingest"]
+    static let knownServiceNames = ["auth", "catalog", "billing", "analytics", "ingest", "playback"]
 
     /// `services.*`: upstream URLs, body limit, timeout, idle pool, catalog title rules.
     static func services(_ config: ConfigReader, flags: [String]) throws -> ServiceSettings {

@@ -10,6 +10,9 @@ import MarqueeCatalog
 import MarqueeGateway
 import MarqueeStore
 import MarqueeIngest
+import MarqueePlayback
+import MarqueePolicy
+import MarqueeTokens
 import MarqueeServiceKit
 
 /// Flags every service command shares.
@@ -163,6 +166,63 @@ struct IngestCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         ).run()
         await database.close()
+    }
+}
+
+struct PlaybackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "playback", abstract: "Run the playback service: sessions that check a title's rules and hand out signed URLs.")
+
+    @Option(help: "Listener, HOST:PORT (playback.listen; default 127.0.0.1:8086).")
+    var listen: String?
+
+    @Option(name: .customLong("auth-url"), help: "The auth service, whose JWKS verifies tokens (playback.auth_url; default http://127.0.0.1:8081).")
+    var authURL: String?
+
+    @Option(name: .customLong("catalog-url"), help: "The catalog asked for titles (playback.catalog_url; default http://127.0.0.1:8082).")
+    var catalogURL: String?
+
+    @Option(name: .customLong("token-key"), help: "The URL token key sessions are signed with, ID:SECRET_FILE (playback.token_key); the gateways must know it.")
+    var tokenKey: String?
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        let config = try await options.configuration()
+        var settings = PlaybackSettings()
+        settings.listen = config.string("playback.listen", flag: listen, default: settings.listen)
+        settings.database = config.databaseURL(flag: options.database, key: "playback.database", defaultName: "playback")
+        settings.authURL = config.string("playback.auth_url", flag: authURL, default: settings.authURL)
+        settings.authIssuer = config.string("playback.auth_issuer", flag: nil, default: settings.authIssuer)
+        settings.catalogURL = config.string("playback.catalog_url", flag: catalogURL, default: settings.catalogURL)
+        let key = config.string("playback.token_key", flag: tokenKey, default: "")
+        guard let colon = key.firstIndex(of: ":"), case let id = String(key[..<colon]), TokenClaims.isValidKeyID(id) else {
+            throw ValidationError("playback.token_key (--token-key) must be ID:SECRET_FILE, the key the gateways verify")
+        }
+        let file = String(key[key.index(after: colon)...])
+        guard let secret = TokenKeyFiles.readSecret(file), secret.count >= 32 else {
+            throw ValidationError("cannot read a secret of at least 32 bytes from \(file)")
+        }
+        settings.tokenKey = URLTokenKey(id: id, secret: secret)
+        let geo = config.string("playback.geo_database", flag: nil, default: "")
+        settings.geoDatabase = geo.isEmpty ? nil : geo
+        switch config.string("playback.unknown_country", flag: nil, default: "allow") {
+        case "allow": settings.unknownCountry = .allow
+        case "deny": settings.unknownCountry = .deny
+        case let other: throw ValidationError("playback.unknown_country must be allow or deny, got \(other)")
+        }
+        if let proxies = config.reader.stringArray(forKey: "playback.trusted_proxies") { settings.trustedProxies = Set(proxies) }
+        settings.extraValiditySeconds = Int64(config.int("playback.extra_validity_s", default: Int(settings.extraValiditySeconds)))
+        settings.unknownDurationValiditySeconds = Int64(
+            config.int("playback.unknown_duration_validity_s", default: Int(settings.unknownDurationValiditySeconds)))
+        guard settings.extraValiditySeconds >= 0, settings.unknownDurationValiditySeconds > 0 else {
+            throw ValidationError("playback.extra_validity_s must not be negative and playback.unknown_duration_validity_s must be positive")
+        }
+        settings.bindClientAddress = config.reader.bool(forKey: "playback.bind_client_address") ?? false
+        settings.publicURL = config.reader.string(forKey: "playback.public_url")
+        let service = try await PlaybackService.open(settings)
+        print("playback: listening on http://\(settings.listen) (database \(redacted(settings.database)), catalog \(settings.catalogURL), auth \(settings.authURL), key \(id))")
+        try await service.application().runService()
     }
 }
 

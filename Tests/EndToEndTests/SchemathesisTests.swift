@@ -7,7 +7,7 @@ import Testing
 /// as the schema says. It runs as an admin, so every operation is reachable.
 @Suite("Services against their OpenAPI documents (schemathesis)")
 struct SchemathesisTests {
-    @Test("No 5xx and no response that breaks the schema, on auth and catalog")
+    @Test("No 5xx and no response that breaks the schema, on auth, catalog and playback")
     func services() throws {
         let database = try DatabaseKind.sqlite.freshURL()
         try ServiceProcess.addUser(email: "admin@example.com", role: "admin", password: "admin passphrase", database: database)
@@ -15,11 +15,18 @@ struct SchemathesisTests {
         defer { auth.stop() }
         let catalog = try ServiceProcess("catalog", ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL])
         defer { catalog.stop() }
+        let keys = try Scratch.newDirectory("keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let playback = try ServiceProcess(
+            "playback",
+            ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL, "--catalog-url", catalog.baseURL,
+             "--token-key", "k1:" + keys.appendingPathComponent("k1.key").path])
+        defer { playback.stop() }
         let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "admin@example.com", "password": "admin passphrase"])
         let token = try #require(login.body["access_token"] as? String)
         let schemathesis = try PythonEnvironment.python().deletingLastPathComponent().appendingPathComponent("schemathesis").path
 
-        for service in [auth, catalog] {
+        for service in [auth, catalog, playback] {
             let result = try Tool.run(
                 schemathesis,
                 [
