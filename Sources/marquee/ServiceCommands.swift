@@ -150,9 +150,13 @@ struct IngestCommand: AsyncParsableCommand {
         let queue = IngestJobs(database: database)
         let host = ProcessInfo.processInfo.hostName
         let work = settings.dataDirectory + "/work"
+        let leaseSeconds = config.int("ingest.lease_s", default: 60)
+        guard (2...3600).contains(leaseSeconds) else { throw ValidationError("ingest.lease_s must be 2 to 3600 seconds, got \(leaseSeconds)") }
         let workers = IngestWorkers(
             (0..<workerCount).map { index in
-                IngestWorker(jobs: queue, store: objectStore, workerID: "\(host)-\(getpid())-\(index)", workFolder: work, announcer: announcer)
+                IngestWorker(
+                    jobs: queue, store: objectStore, workerID: "\(host)-\(getpid())-\(index)", lease: .seconds(leaseSeconds), workFolder: work,
+                    announcer: announcer)
             })
         print(
             "ingest: listening on http://\(settings.listen) (database \(redacted(settings.database)), uploads in \(settings.dataDirectory)/uploads, auth \(settings.authURL)); \(workerCount) worker(s) publishing to \(storeLocation)"
@@ -165,6 +169,7 @@ struct IngestCommand: AsyncParsableCommand {
                 services: [.init(service: try service.application(logger: logger)), .init(service: workers)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         ).run()
+        await service.close()
         await database.close()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import MarqueeTestSupport
 import Testing
 
@@ -42,4 +43,64 @@ struct IngestCommandTests {
         #expect(jobs.status == 200 && items.count == 1)
         #expect(items.first?["title_id"] as? String == title && items.first?["status"] as? String == "queued")
     }
+
+    @Test("A worker process killed (SIGKILL) mid-job: another node's worker finishes it, and exactly one package version is published")
+    func killedWorker() throws {
+        let authDatabase = try DatabaseKind.sqlite.freshURL()
+        try ServiceProcess.addUser(email: "pub@example.com", role: "publisher", password: "publisher passphrase", database: authDatabase)
+        let auth = try ServiceProcess("auth", ["--database", authDatabase], environment: ["MARQUEE_AUTH_BCRYPT_COST": "10"])
+        defer { auth.stop() }
+        // Two nodes sharing one queue database and one store, as two machines would.
+        let queue = try DatabaseKind.sqlite.freshURL()
+        let store = try Scratch.newDirectory("shared-store")
+        let source = Scratch.newFile("source.mp4")
+        let made = try Tool.run(try MarqueeBinary.locate().path, ["test-clip", source.path, "--seconds", "40", "--size", "640x360"], timeout: .seconds(120))
+        #expect(made.termination == .exited(0), "\(made.stderrText)")
+        let lease = ["MARQUEE_INGEST_LEASE_S": "3"]
+        func node(_ name: String) throws -> ServiceProcess {
+            try ServiceProcess(
+                "ingest",
+                ["--data", try Scratch.newDirectory(name).path, "--database", queue, "--auth-url", auth.baseURL, "--workers", "1", "--store", store.path],
+                environment: lease)
+        }
+        let first = try node("node-a")
+        let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "pub@example.com", "password": "publisher passphrase"])
+        let token = try #require(login.body["access_token"] as? String)
+        let title = "01jd0000000000000000000000"
+        _ = try PythonEnvironment.run(
+            """
+            from tusclient import client
+            tus = client.TusClient("\(first.url("/api/ingest/uploads"))", headers={"Authorization": "Bearer \(token)"})
+            tus.uploader("\(source.path)", chunk_size=1000000, metadata={"title_id": "\(title)"}).upload()
+            """)
+        func job() throws -> [String: Any] {
+            let jobs = try JSONCall.send("GET", first.url("/api/ingest/jobs"), token: token).body["items"] as? [[String: Any]] ?? []
+            return jobs.first ?? [:]
+        }
+        // Killed while it transcodes: no heartbeat, no clean-up, no give-back.
+        #expect(waitUntil(timeout: .seconds(60), interval: .milliseconds(50)) { (try? job())?["status"] as? String == "running" })
+        Thread.sleep(forTimeInterval: 1)
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+
+        let second = try node("node-b")
+        defer { second.stop() }
+        func jobOnSecond() throws -> [String: Any] {
+            let jobs = try JSONCall.send("GET", second.url("/api/ingest/jobs"), token: token).body["items"] as? [[String: Any]] ?? []
+            return jobs.first ?? [:]
+        }
+        #expect(waitUntil(timeout: .seconds(180), interval: .milliseconds(200)) { (try? jobOnSecond())?["status"] as? String == "succeeded" })
+        let finished = try jobOnSecond()
+        #expect(finished["status"] as? String == "succeeded", "\(finished)")
+        #expect(finished["attempts"] as? Int == 2)
+        let versions = try FileManager.default.contentsOfDirectory(atPath: store.appendingPathComponent("titles/\(title)").path).filter { !$0.hasPrefix(".") }
+        #expect(versions == [finished["id"] as? String ?? "?"], "one version: \(versions)")
+        let package = store.appendingPathComponent("titles/\(title)/\(versions.first ?? "")")
+        #expect(FileManager.default.fileExists(atPath: package.appendingPathComponent("master.m3u8").path))
+        #expect(FileManager.default.fileExists(atPath: package.appendingPathComponent("manifest.mpd").path))
+        let played = try PlaybackTests.decode(package.appendingPathComponent("master.m3u8").path)
+        #expect(played.termination == .exited(0) && played.stderr.isEmpty, "\(played.stderr)")
+        #expect(played.frames(stream: 0) >= 40 * 25 - 2)
+    }
 }
+

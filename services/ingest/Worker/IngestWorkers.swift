@@ -11,6 +11,12 @@ public struct IngestWorkers: Service {
     }
 
     public func run() async throws {
+        // An upload-only node (no workers) still runs until shutdown: a service that returns
+        // early would stop the whole group.
+        guard !workers.isEmpty else {
+            try? await gracefulShutdown()
+            return
+        }
         try await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 for worker in workers { group.addTask { await worker.run() } }
