@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import MarqueeMedia
 import MarqueeTestSupport
 import Testing
@@ -17,9 +18,12 @@ struct MediaProbeTests {
     static func clip(_ name: String, _ arguments: [String]) throws -> String {
         let path = folder.appendingPathComponent(name).path
         if FileManager.default.fileExists(atPath: path) { return path }
-        let made = try Subprocess.run("/usr/bin/ffmpeg", ["-nostdin", "-v", "error", "-y"] + arguments + [path + ".tmp." + (name as NSString).pathExtension])
+        // Tests running at once may make the same clip: each writes its own file and renames it
+        // over the other's (rename(2) replaces atomically; both are the same clip).
+        let temporary = path + ".\(UUID().uuidString.prefix(8)).tmp." + (name as NSString).pathExtension
+        let made = try Subprocess.run("/usr/bin/ffmpeg", ["-nostdin", "-v", "error", "-y"] + arguments + [temporary])
         guard made.succeeded else { throw TestEnvironmentError("ffmpeg failed making \(name): \(made.output)") }
-        try FileManager.default.moveItem(atPath: path + ".tmp." + (name as NSString).pathExtension, toPath: path)
+        guard rename(temporary, path) == 0 else { throw TestEnvironmentError("cannot move \(temporary) to \(path)") }
         return path
     }
 
