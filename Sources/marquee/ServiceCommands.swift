@@ -12,7 +12,6 @@ import MarqueeStore
 import MarqueeIngest
 import MarqueePlayback
 import MarqueePolicy
-import MarqueeTokens
 import MarqueeServiceKit
 
 /// Flags every service command shares.
@@ -200,15 +199,15 @@ struct PlaybackCommand: AsyncParsableCommand {
         settings.authURL = config.string("playback.auth_url", flag: authURL, default: settings.authURL)
         settings.authIssuer = config.string("playback.auth_issuer", flag: nil, default: settings.authIssuer)
         settings.catalogURL = config.string("playback.catalog_url", flag: catalogURL, default: settings.catalogURL)
-        let key = config.string("playback.token_key", flag: tokenKey, default: "")
-        guard let colon = key.firstIndex(of: ":"), case let id = String(key[..<colon]), TokenClaims.isValidKeyID(id) else {
-            throw ValidationError("playback.token_key (--token-key) must be ID:SECRET_FILE, the key the gateways verify")
+        // The same `ID:SECRET_FILE` form and file reading as the gateways' `tokens.keys`.
+        let key: TokenKeyFiles.KeyFile
+        do {
+            key = try TokenKeyFiles.KeyFile(parsing: config.string("playback.token_key", flag: tokenKey, default: ""))
+        } catch {
+            throw ValidationError("playback.token_key (--token-key), the key the gateways verify: \(error)")
         }
-        let file = String(key[key.index(after: colon)...])
-        guard let secret = TokenKeyFiles.readSecret(file), secret.count >= 32 else {
-            throw ValidationError("cannot read a secret of at least 32 bytes from \(file)")
-        }
-        settings.tokenKey = URLTokenKey(id: id, secret: secret)
+        guard let secret = TokenKeyFiles.readSecret(key.path) else { throw ValidationError("cannot read the token key secret \(key.path)") }
+        settings.tokenKey = URLTokenKey(id: key.id, secret: secret)
         let geo = config.string("playback.geo_database", flag: nil, default: "")
         settings.geoDatabase = geo.isEmpty ? nil : geo
         switch config.string("playback.unknown_country", flag: nil, default: "allow") {
@@ -226,7 +225,7 @@ struct PlaybackCommand: AsyncParsableCommand {
         settings.bindClientAddress = config.reader.bool(forKey: "playback.bind_client_address") ?? false
         settings.publicURL = config.reader.string(forKey: "playback.public_url")
         let service = try await PlaybackService.open(settings)
-        print("playback: listening on http://\(settings.listen) (database \(redacted(settings.database)), catalog \(settings.catalogURL), auth \(settings.authURL), key \(id))")
+        print("playback: listening on http://\(settings.listen) (database \(redacted(settings.database)), catalog \(settings.catalogURL), auth \(settings.authURL), key \(key.id))")
         try await service.application().runService()
     }
 }

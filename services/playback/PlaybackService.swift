@@ -105,11 +105,8 @@ public struct PlaybackService: Sendable {
         let identity = try context.require(.viewer)
         let input = try await decodeJSON(StartInput.self, from: request)
         let titleID = input.title_id
-        guard !titleID.isEmpty, titleID.utf8.count <= AccessRulesDocument.maxIDBytes,
-            titleID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x2F && $0 != 0x25 && $0 != 0x3F && $0 != 0x23 })
-        else {
-            throw ServiceError.invalid("title_id", "must be a title id (1-\(AccessRulesDocument.maxIDBytes) printable characters without / % ? #)")
-        }
+        // Catalog ids are `Identifier`s (26 path-safe characters), as ingest checks too.
+        guard Identifier.isValid(titleID) else { throw ServiceError.invalid("title_id", "must be a catalog title id (26 characters)") }
         guard let authorization = request.headers[.authorization],
             let title = try await catalog.title(titleID, authorization: authorization)
         else {

@@ -198,8 +198,7 @@ private final class ClipWriter {
 
     func check(_ result: Int32, _ doing: String) throws(TranscodeError) {
         guard result < 0 else { return }
-        var buffer = [CChar](repeating: 0, count: 128)
-        throw TranscodeError("\(doing) failed (\(String(cString: mq_error_string(result, &buffer, buffer.count))))")
+        throw TranscodeError("\(doing) failed (\(Transcoder.errorText(result)))")
     }
 }
 

@@ -29,9 +29,7 @@ struct DevSecrets {
             .max { modified(tokens + "/" + $0) < modified(tokens + "/" + $1) }
         let keyName = newest ?? "dev1.key"
         if newest == nil {
-            var bytes = [UInt8](repeating: 0, count: 32)
-            for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-            try writeSecret(bytes.map { String(format: "%02x", $0) }.joined(), to: tokens + "/" + keyName)
+            try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: tokens + "/" + keyName)
         }
         guard let secret = TokenKeyFiles.readSecret(tokens + "/" + keyName), secret.count >= 32 else {
             throw DemoTitle.Failed(description: "cannot read the URL token key \(tokens)/\(keyName) (at least 32 bytes)")
@@ -41,9 +39,7 @@ struct DevSecrets {
             if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.isEmpty {
                 return (email, text.trimmingCharacters(in: .newlines))
             }
-            var bytes = [UInt8](repeating: 0, count: 18)
-            for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-            let password = Base64URL.encode(bytes)
+            let password = Base64URL.encode(randomBytes(18))
             try writeSecret(password, to: file)
             return (email, password)
         }
@@ -62,6 +58,11 @@ struct DevSecrets {
                 continue
             }
         }
+    }
+
+    private static func randomBytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
     private static func modified(_ path: String) -> Date {
