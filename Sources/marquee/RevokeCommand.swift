@@ -30,11 +30,9 @@ struct RevokeCommand: ParsableCommand {
         guard RevocationList.isValidSessionID(session) else { throw ValidationError("--session must be 1-128 characters of A-Z a-z 0-9 . _ : -") }
         guard ttl > 0 else { throw ValidationError("--ttl must be positive") }
         if let redis {
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
             do {
                 let endpoint = try RedisEndpoint(parsing: redis)
-                try RedisRevocationFeed.publish(session, reason: why, expiresAt: Int64(now.tv_sec) + ttl, endpoint: endpoint)
+                try RedisRevocationFeed.publish(session, reason: why, expiresAt: Int64(time(nil)) + ttl, endpoint: endpoint)
             } catch {
                 printError("marquee revoke: \(error)")
                 throw ExitCode(1)

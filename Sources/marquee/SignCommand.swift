@@ -64,10 +64,8 @@ struct SignCommand: ParsableCommand {
         }
         let pathOnly = String(path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
         let folder = pathOnly.hasSuffix("/") ? pathOnly : String(pathOnly[...(pathOnly.lastIndex(of: "/") ?? pathOnly.startIndex)])
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
         let claims = TokenClaims(
-            keyID: keyID, expires: expires ?? (Int64(now.tv_sec) + ttl), notBefore: notBefore, scope: scope ?? folder, session: session, client: client)
+            keyID: keyID, expires: expires ?? (Int64(time(nil)) + ttl), notBefore: notBefore, scope: scope ?? folder, session: session, client: client)
         let token: String
         do {
             token = try URLToken.mint(claims, keys: try TokenKeyRing([(keyID, secret)]))
