@@ -76,6 +76,34 @@ public struct FileSystemStore: ObjectStore {
         return [UInt8](data[range.lowerBound...min(range.upperBound, data.count - 1)])
     }
 
+    public func download(_ key: ObjectKey, toFile path: String) async throws -> ObjectInfo {
+        let source = open(url(key).path, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else {
+            if errno == ENOENT || errno == ENOTDIR { throw StoreError.notFound(key.value) }
+            throw StoreError.backend("cannot open \(key): \(String(cString: strerror(errno)))")
+        }
+        defer { close(source) }
+        var st = stat()
+        guard fstat(source, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw StoreError.notFound(key.value) }
+        let modified = Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec))
+        let file = try PartialFile(finalPath: path)
+        do {
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
+                if n == 0 { break }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw StoreError.backend("read failed for \(key): \(String(cString: strerror(errno)))") }
+                try buffer.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+            try file.commit(modified: modified)
+        } catch {
+            file.abandon()
+            throw error
+        }
+        return ObjectInfo(key: key.value, size: Int(st.st_size), modified: modified)
+    }
+
     public func head(_ key: ObjectKey) async throws -> ObjectInfo? {
         var st = stat()
         guard stat(url(key).path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Where packaged titles live: a folder on disk (the embedded default) or an S3 bucket. Keys are
 /// `/`-separated relative paths (`titles/<id>/<version>/master.m3u8`).
@@ -10,6 +11,12 @@ public protocol ObjectStore: Sendable {
     func put(_ key: ObjectKey, file path: String, contentType: String?) async throws
     /// The object's bytes, or the `range` of them (inclusive byte offsets, as HTTP writes them).
     func get(_ key: ObjectKey, range: ClosedRange<Int>?) async throws -> [UInt8]
+    /// Streams the whole object into a new file at `path` (a temporary file beside it, renamed into
+    /// place once complete, so `path` never holds a part), without holding it in memory. The file's
+    /// modification time is the object's, set before the rename (so an ETag made from it is stable).
+    /// Throws `StoreError.notFound` when there is no such object.
+    @discardableResult
+    func download(_ key: ObjectKey, toFile path: String) async throws -> ObjectInfo
     /// Size and modification time, or nil when there is no such object.
     func head(_ key: ObjectKey) async throws -> ObjectInfo?
     /// Every object whose key starts with `prefix`, in key order.
@@ -20,6 +27,52 @@ public protocol ObjectStore: Sendable {
 
 extension ObjectStore {
     public func get(_ key: ObjectKey) async throws -> [UInt8] { try await get(key, range: nil) }
+}
+
+/// A file being written beside its final path, renamed into place by `commit`, removed on error.
+struct PartialFile {
+    let path: String
+    let temporary: String
+    let fd: Int32
+
+    init(finalPath path: String) throws {
+        self.path = path
+        temporary = path + ".partial-\(UInt64.random(in: 0...UInt64.max))"
+        fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StoreError.backend("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var written = 0
+        while written < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw StoreError.backend("write failed for \(path): \(String(cString: strerror(errno)))") }
+            written += n
+        }
+    }
+
+    func commit(modified: Date?) throws {
+        if let modified {
+            let seconds = modified.timeIntervalSince1970
+            let whole = seconds.rounded(.down)
+            var times = [timespec](
+                repeating: timespec(tv_sec: Int(whole), tv_nsec: Int((seconds - whole) * 1e9)), count: 2)
+            _ = futimens(fd, &times)
+        }
+        guard fsync(fd) == 0 else { throw StoreError.backend("fsync failed for \(path): \(String(cString: strerror(errno)))") }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw StoreError.backend("cannot rename into \(path): \(reason)")
+        }
+    }
+
+    func abandon() {
+        close(fd)
+        unlink(temporary)
+    }
 }
 
 public struct ObjectInfo: Sendable, Equatable {

@@ -62,6 +62,28 @@ struct ObjectStoreTests {
         } catch StoreError.notFound {}
     }
 
+    @Test("Downloads stream a whole object into a file, and leave nothing when there is no object", arguments: Backend.allCases)
+    func download(backend: Backend) async throws {
+        let (store, moto) = try await Self.make(backend)
+        defer { moto?.stop() }
+        let body = Self.bytes(9 << 20, seed: 5)
+        let key = try ObjectKey("sources/upload-1")
+        try await store.put(key, bytes: body, contentType: nil)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-download-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let target = folder.appendingPathComponent("source").path
+        let info = try await store.download(key, toFile: target)
+        #expect(info.size == body.count)
+        #expect(info.modified != nil)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: target))) == body)
+        do {
+            try await store.download(try ObjectKey("sources/missing"), toFile: folder.appendingPathComponent("missing").path)
+            Issue.record("a missing object was downloaded")
+        } catch StoreError.notFound {}
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["source"], "no partial file is left behind")
+    }
+
     @Test("Keys that could leave the store are refused before any backend sees them")
     func hostileKeys() {
         for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a\\b", "a\u{0}b", "a/", String(repeating: "k", count: 1025)] {

@@ -176,6 +176,42 @@ public struct S3Store: ObjectStore {
         }
     }
 
+    public func download(_ key: ObjectKey, toFile path: String) async throws -> ObjectInfo {
+        let (hostHeader, requestPath) = location(key)
+        var signed = [("host", hostHeader)]
+        signed += signer.sign(method: "GET", path: requestPath, query: [], headers: signed, payloadHash: SigV4.payloadHash([]), date: Date())
+        let connectHost = configuration.addressing == .path ? host : "\(configuration.bucket).\(host)"
+        var request = HTTPClientRequest(url: "\(scheme)://\(connectHost)\(port.map { ":\($0)" } ?? "")\(requestPath)")
+        request.method = .GET
+        for (name, value) in signed where name != "host" { request.headers.add(name: name, value: value) }
+        request.headers.replaceOrAdd(name: "Host", value: hostHeader)
+        let response = try await client.execute(request, timeout: .seconds(60))
+        guard response.status == .ok else {
+            let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            if response.status == .notFound { throw StoreError.notFound(key.value) }
+            let code = XMLText.first("Code", in: text) ?? "HTTP \(response.status.code)"
+            throw StoreError.backend("S3 GET \(requestPath): \(code) \(XMLText.first("Message", in: text) ?? "")")
+        }
+        let expected = response.headers.first(name: "Content-Length").flatMap { Int($0) }
+        let modified = response.headers.first(name: "Last-Modified").flatMap(Self.httpDate)
+        let file = try PartialFile(finalPath: path)
+        var received = 0
+        do {
+            for try await chunk in response.body {
+                try chunk.withUnsafeReadableBytes { try file.write($0) }
+                received += chunk.readableBytes
+            }
+            if let expected, expected != received {
+                throw StoreError.backend("S3 GET \(requestPath) ended after \(received) of \(expected) bytes")
+            }
+            try file.commit(modified: modified)
+        } catch {
+            file.abandon()
+            throw error
+        }
+        return ObjectInfo(key: key.value, size: received, modified: modified)
+    }
+
     public func head(_ key: ObjectKey) async throws -> ObjectInfo? {
         do {
             let reply = try await send(.HEAD, key)
