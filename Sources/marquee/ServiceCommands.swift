@@ -114,6 +114,11 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "Where packages are published: a folder or s3://BUCKET?endpoint=URL&region=R (ingest.store; default <data>/media).")
     var store: String?
 
+    @Option(
+        name: .customLong("source-store"),
+        help: "Where finished uploads are kept for the workers, as sources/<upload id>: a folder or s3://… (ingest.source_store; default: the package store).")
+    var sourceStore: String?
+
     @Option(name: .customLong("catalog-url"), help: "The catalog told about finished packages (ingest.catalog_url; none: packages are only published).")
     var catalogURL: String?
 
@@ -130,11 +135,15 @@ struct IngestCommand: AsyncParsableCommand {
         let maxBytes = config.reader.int(forKey: "ingest.max_upload_bytes") ?? Int(settings.maxUploadBytes)
         guard maxBytes > 0 else { throw ValidationError("ingest.max_upload_bytes must be a positive number of bytes, got \(maxBytes)") }
         settings.maxUploadBytes = Int64(maxBytes)
-        let service = try await IngestService.open(settings)
         let workerCount = workers ?? config.int("ingest.workers", default: 1)
         guard (0...64).contains(workerCount) else { throw ValidationError("ingest.workers must be 0 to 64, got \(workerCount)") }
         let storeLocation = config.string("ingest.store", flag: store, default: settings.dataDirectory + "/media")
         let objectStore = try StoreLocation.open(storeLocation)
+        // Sources travel through a store every node shares, so any worker on any machine can take
+        // any job.
+        let sourceLocation = config.string("ingest.source_store", flag: sourceStore, default: storeLocation)
+        let sources = sourceLocation == storeLocation ? objectStore : try StoreLocation.open(sourceLocation)
+        let service = try await IngestService.open(settings, sourceStore: sources)
         var announcer: CatalogAnnouncer?
         if let catalog = catalogURL ?? config.reader.string(forKey: "ingest.catalog_url") {
             let email = config.string("ingest.service_email", flag: nil, default: "")
@@ -154,11 +163,11 @@ struct IngestCommand: AsyncParsableCommand {
         let workers = IngestWorkers(
             (0..<workerCount).map { index in
                 IngestWorker(
-                    jobs: queue, store: objectStore, workerID: "\(host)-\(getpid())-\(index)", lease: .seconds(leaseSeconds), workFolder: work,
+                    jobs: queue, store: objectStore, sourceStore: sources, workerID: "\(host)-\(getpid())-\(index)", lease: .seconds(leaseSeconds), workFolder: work,
                     announcer: announcer)
             })
         print(
-            "ingest: listening on http://\(settings.listen) (database \(redacted(settings.database)), uploads in \(settings.dataDirectory)/uploads, auth \(settings.authURL)); \(workerCount) worker(s) publishing to \(storeLocation)"
+            "ingest: listening on http://\(settings.listen) (database \(redacted(settings.database)), uploads in \(settings.dataDirectory)/uploads, auth \(settings.authURL)); \(workerCount) worker(s) publishing to \(storeLocation), sources kept in \(sourceLocation)"
         )
         let logger = Logger(label: "marquee.ingest")
         // SIGTERM/SIGINT stop the listener and the workers together; a job stopped mid-way goes

@@ -6,7 +6,7 @@ import Testing
 /// `marquee ingest` as an operator runs it, next to `marquee auth`, with tuspy as the publisher's client.
 @Suite("marquee ingest")
 struct IngestCommandTests {
-    @Test("A publisher uploads a source with tuspy to `marquee ingest`; the bytes land intact and one job is queued")
+    @Test("A publisher uploads a source with tuspy to `marquee ingest`; the bytes land intact in the store and one job is queued")
     func uploadThroughTheCommand() throws {
         let authDatabase = try DatabaseKind.sqlite.freshURL()
         try ServiceProcess.addUser(email: "pub@example.com", role: "publisher", password: "publisher passphrase", database: authDatabase)
@@ -35,8 +35,10 @@ struct IngestCommandTests {
             """
         ).trimmingCharacters(in: .whitespacesAndNewlines)
         let id = try #require(url.split(separator: "/").last.map(String.init))
-        let stored = try Data(contentsOf: data.appendingPathComponent("uploads/\(id).source"))
+        // Handed to the store (the default one, <data>/media) for workers on any machine.
+        let stored = try Data(contentsOf: data.appendingPathComponent("media/sources/\(id)"))
         #expect(stored == (try Data(contentsOf: source)))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("uploads").path).isEmpty)
 
         let jobs = try JSONCall.send("GET", ingest.url("/api/ingest/jobs"), token: token)
         let items = jobs.body["items"] as? [[String: Any]] ?? []

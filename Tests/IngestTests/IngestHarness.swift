@@ -5,6 +5,7 @@ import HummingbirdTesting
 import MarqueeAuth
 import MarqueeIngest
 import MarqueeServiceKit
+import MarqueeStore
 import MarqueeTestSupport
 import NIOCore
 
@@ -17,7 +18,9 @@ struct IngestServices {
     let data: URL
     let ingestDatabase: String
 
-    static func open(_ kind: DatabaseKind, configure: (inout IngestSettings) -> Void = { _ in }) async throws -> IngestServices {
+    static func open(
+        _ kind: DatabaseKind, sourceStore: (any ObjectStore)? = nil, configure: (inout IngestSettings) -> Void = { _ in }
+    ) async throws -> IngestServices {
         var authSettings = AuthSettings()
         authSettings.database = try kind.freshURL()
         authSettings.bcryptCost = 4
@@ -27,7 +30,7 @@ struct IngestServices {
         settings.database = try kind.freshURL()
         settings.dataDirectory = data.path
         configure(&settings)
-        let ingest = try await IngestService.open(settings, jwks: auth.jwksSource)
+        let ingest = try await IngestService.open(settings, jwks: auth.jwksSource, sourceStore: sourceStore)
         return IngestServices(auth: auth, ingest: ingest, kind: kind, data: data, ingestDatabase: settings.database)
     }
 

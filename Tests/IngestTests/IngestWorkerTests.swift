@@ -117,4 +117,38 @@ struct IngestWorkerTests {
         #expect(try await Self.worker(jobs, store, id: "node", announcer: recorder).processNext() == nil, "not retried")
         await database.close()
     }
+
+    @Test("A worker on another machine fetches a stored source from S3 and publishes there; a missing source fails once with its reason")
+    func sourceFromS3() async throws {
+        let database = try await openDatabase(try DatabaseKind.sqlite.freshURL())
+        try await IngestJobs.migrate(database)
+        let jobs = IngestJobs(database: database)
+        let moto = try MotoServer()
+        defer { moto.stop() }
+        let store = try S3Store(
+            .init(endpoint: moto.endpoint, region: "eu-west-1", bucket: "marquee-media", accessKey: "test", secretKey: "test-secret"))
+        try await store.createBucket()
+        let source = try Self.source()
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        try await store.put(try ObjectKey("sources/upload-1"), file: source, contentType: nil)
+        let title = Identifier.make()
+        let job = try await jobs.enqueue(titleID: title, source: JobSource.object(try ObjectKey("sources/upload-1")).column)
+        #expect(job.source == "store:sources/upload-1")
+        let recorder = Recorder()
+        let worker = Self.worker(jobs, store, id: "remote-node", announcer: recorder)
+        let finished = try #require(try await worker.processNext())
+        #expect(finished.status == .succeeded, "\(finished.error ?? "")")
+        let published = try await store.list(prefix: "titles/\(title)/\(job.id)/").map(\.key)
+        #expect(published.contains("titles/\(title)/\(job.id)/master.m3u8") && published.contains("titles/\(title)/\(job.id)/manifest.mpd"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: worker.workFolder).isEmpty, "the fetched source and the scratch package are removed")
+
+        let other = Identifier.make()
+        _ = try await jobs.enqueue(titleID: other, source: JobSource.object(try ObjectKey("sources/never-uploaded")).column)
+        let failed = try #require(try await worker.processNext())
+        #expect(failed.status == .failed && failed.attempts == 1)
+        #expect(failed.error == "the source sources/never-uploaded is not in the object store", "\(failed.error ?? "")")
+        #expect(try await store.list(prefix: "titles/\(other)/").isEmpty)
+        #expect(try await worker.processNext() == nil, "not retried")
+        await database.close()
+    }
 }

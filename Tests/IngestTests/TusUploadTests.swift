@@ -3,6 +3,8 @@ import Foundation
 import HTTPTypes
 import MarqueeIngest
 import MarqueeServiceKit
+import MarqueeStore
+import NIOConcurrencyHelpers
 import MarqueeTestSupport
 import Testing
 
@@ -86,6 +88,63 @@ struct TusUploadTests {
             #expect(job.status == .ok && job["status"] == "queued" && job.json["progress_percent"] as? Double == 0)
             #expect(try await services.ingest.jobs.job(jobID)?.source == source.path)
             #expect(try await ingest.send(.get, "/api/ingest/jobs/\(Identifier.make())", token: publisher).status == .notFound)
+        }
+    }
+
+    /// A store whose puts fail while `failing` is set (an S3 outage during the final PATCH).
+    final class FlakyStore: ObjectStore {
+        let inner: FileSystemStore
+        let failingNow = NIOLockedValueBox(true)
+        var failing: Bool {
+            get { failingNow.withLockedValue { $0 } }
+            set { failingNow.withLockedValue { $0 = newValue } }
+        }
+        init(_ inner: FileSystemStore) { self.inner = inner }
+        func put(_ key: ObjectKey, bytes: [UInt8], contentType: String?) async throws {
+            if failing { throw StoreError.backend("S3 PUT: SlowDown") }
+            try await inner.put(key, bytes: bytes, contentType: contentType)
+        }
+        func put(_ key: ObjectKey, file path: String, contentType: String?) async throws {
+            if failing { throw StoreError.backend("S3 PUT: SlowDown") }
+            try await inner.put(key, file: path, contentType: contentType)
+        }
+        func get(_ key: ObjectKey, range: ClosedRange<Int>?) async throws -> [UInt8] { try await inner.get(key, range: range) }
+        func download(_ key: ObjectKey, toFile path: String) async throws -> ObjectInfo { try await inner.download(key, toFile: path) }
+        func head(_ key: ObjectKey) async throws -> ObjectInfo? { try await inner.head(key) }
+        func list(prefix: String) async throws -> [ObjectInfo] { try await inner.list(prefix: prefix) }
+        func delete(_ key: ObjectKey) async throws { try await inner.delete(key) }
+    }
+
+    @Test("With a source store, a finished upload becomes sources/<id> there and its job points at it; a store outage loses nothing", arguments: DatabaseKind.allCases)
+    func sourcesGoToTheStore(kind: DatabaseKind) async throws {
+        let storeFolder = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-sources-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: storeFolder) }
+        let store = FlakyStore(try FileSystemStore(root: storeFolder.path))
+        let services = try await IngestServices.open(kind, sourceStore: store)
+        let folder = services.uploadsFolder
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let bytes = Self.randomBytes(250_000)
+            let location = try await Self.create(ingest, token: publisher, length: bytes.count)
+            let id = String(location.split(separator: "/").last!)
+            let last = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: bytes)
+            #expect(last.status == .serviceUnavailable && last.detail.contains("retry the final PATCH"), "\(last.text)")
+            #expect(try await Self.jobCount(ingest, token: publisher) == 0, "no job points at a source the store does not have")
+            let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
+            #expect(head.header("Upload-Offset") == "250000", "every byte is kept")
+
+            store.failing = false
+            let retried = try await Self.patch(ingest, location, token: publisher, offset: 250_000, bytes: [])
+            #expect(retried.status == .noContent, "\(retried.text)")
+            let again = try await Self.patch(ingest, location, token: publisher, offset: 250_000, bytes: [])
+            #expect(again.status == .noContent)
+            let jobs = try await ingest.send(.get, "/api/ingest/jobs", token: publisher)
+            #expect(jobs.items.count == 1)
+            let jobID = try #require(jobs.items.first?["id"] as? String)
+            #expect(try await services.ingest.jobs.job(jobID)?.source == "store:sources/\(id)")
+            #expect(try await store.get(try ObjectKey("sources/\(id)")) == bytes)
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            #expect(leftovers.isEmpty, "the local copy is gone once the job points at the stored one: \(leftovers)")
         }
     }
 

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import MarqueeServiceKit
+import MarqueeStore
 
 /// The ingest service: tus resumable uploads of sources, and the job queue's status for
 /// publishers. (The workers that run the jobs use `IngestJobs` directly.)
@@ -15,23 +16,28 @@ public struct IngestService: Sendable {
     public let jobs: IngestJobs
     let uploads: ResumableUploads
 
-    init(settings: IngestSettings, database: any Database, jwks: any JWKSSource) throws {
+    init(settings: IngestSettings, database: any Database, jwks: any JWKSSource, sourceStore: (any ObjectStore)?) throws {
         self.settings = settings
         self.database = database
         verifier = AccessTokenVerifier(source: jwks, issuer: settings.authIssuer)
         jobs = IngestJobs(database: database)
         uploads = try ResumableUploads(
             database: database, folder: URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("uploads"),
-            maxUploadBytes: settings.maxUploadBytes)
+            maxUploadBytes: settings.maxUploadBytes, sourceStore: sourceStore)
     }
 
     /// Opens and migrates the database and creates `<data>/uploads`. `jwks` defaults to fetching
-    /// from `settings.authURL`.
-    public static func open(_ settings: IngestSettings, jwks: (any JWKSSource)? = nil) async throws -> IngestService {
+    /// from `settings.authURL`. Finished uploads go to `sourceStore` as `sources/<upload id>`, where
+    /// any worker can fetch them; without one they stay in `<data>/uploads`, readable only on this
+    /// machine.
+    public static func open(
+        _ settings: IngestSettings, jwks: (any JWKSSource)? = nil, sourceStore: (any ObjectStore)? = nil
+    ) async throws -> IngestService {
         let database = try await openDatabase(settings.database)
         do {
             try await IngestJobs.migrate(database)
-            return try IngestService(settings: settings, database: database, jwks: jwks ?? HTTPJWKSSource(authURL: settings.authURL))
+            return try IngestService(
+                settings: settings, database: database, jwks: jwks ?? HTTPJWKSSource(authURL: settings.authURL), sourceStore: sourceStore)
         } catch {
             await database.close()
             throw error

@@ -96,17 +96,19 @@ extension DevRole {
         settings.database = context.database("ingest")
         settings.dataDirectory = context.data
         settings.authURL = context.url(of: "auth")
-        let service = try await IngestService.open(settings, jwks: context.jwks)
+        // Sources are kept apart from the media the gateway serves.
+        let sources = try FileSystemStore(root: context.data + "/sources")
+        let service = try await IngestService.open(settings, jwks: context.jwks, sourceStore: sources)
         let store = try FileSystemStore(root: context.data + "/media")
         let announcer = CatalogAnnouncer(
             catalogURL: context.url(of: "catalog"), authURL: context.url(of: "auth"), email: context.ingestAccount.email,
             password: context.ingestAccount.password)
         let worker = IngestWorker(
-            jobs: service.jobs, store: store, workerID: "dev-\(ProcessInfo.processInfo.hostName)-\(getpid())", workFolder: context.data + "/work",
+            jobs: service.jobs, store: store, sourceStore: sources, workerID: "dev-\(ProcessInfo.processInfo.hostName)-\(getpid())", workFolder: context.data + "/work",
             announcer: announcer)
         return DevRoleParts(
             application: { running in try service.application(logger: context.logger, onServerRunning: running) },
-            background: [IngestWorkers([worker])], summary: "uploads in \(context.data)/uploads, 1 worker publishing to \(context.data)/media")
+            background: [IngestWorkers([worker])], summary: "uploads in \(context.data)/sources, 1 worker publishing to \(context.data)/media")
     }
 
     static let playback = DevRole(name: "playback") { context in

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MarqueeServiceKit
+import MarqueeStore
 import NIOCore
 
 #if canImport(Glibc)
@@ -12,18 +13,21 @@ import Glibc
 ///
 /// Bytes go to `<folder>/<id>.part` as they arrive, never held whole in memory; the row in
 /// `uploads` holds the offset the server vouches for. When the last byte lands the file becomes
-/// `<folder>/<id>.source` and one ingest job is enqueued in the same database, exactly once even
-/// if the final PATCH is retried.
+/// `<folder>/<id>.source`, is copied to the object store as `sources/<id>` (when there is a
+/// source store: workers on other machines fetch it from there), and one ingest job is enqueued in
+/// the same database, exactly once even if the final PATCH is retried.
 struct ResumableUploads: Sendable {
     let database: any Database
     let folder: URL
     let maxUploadBytes: Int64
+    let sourceStore: (any ObjectStore)?
     let locks = UploadLocks()
 
-    init(database: any Database, folder: URL, maxUploadBytes: Int64) throws {
+    init(database: any Database, folder: URL, maxUploadBytes: Int64, sourceStore: (any ObjectStore)?) throws {
         self.database = database
         self.folder = folder
         self.maxUploadBytes = maxUploadBytes
+        self.sourceStore = sourceStore
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }
 
@@ -203,22 +207,40 @@ struct ResumableUploads: Sendable {
             "UPDATE uploads SET upload_offset = $2 WHERE id = $1 AND upload_offset = $3", upload.id, offset, upload.offset)
     }
 
-    /// Renames the full part file to the source and enqueues its ingest job, once: the
-    /// `completed_at IS NULL` guard in the same transaction as the job's insert makes a retried
-    /// final PATCH (or a crash between the two steps) harmless.
+    /// Renames the full part file to the source, hands it to the source store, and enqueues its
+    /// ingest job, once: the `completed_at IS NULL` guard in the same transaction as the job's
+    /// insert makes a retried final PATCH (or a crash between the steps) harmless. The local copy
+    /// is removed only once the job that points at the stored one is committed.
     func finish(_ upload: UploadRecord) async throws {
         let part = partPath(upload.id)
-        let source = sourcePath(upload.id)
+        let local = sourcePath(upload.id)
         if FileManager.default.fileExists(atPath: part) {
-            guard rename(part, source) == 0 else { throw ServiceError(.internalServerError, "the server could not finish upload \(upload.id)") }
+            guard rename(part, local) == 0 else { throw ServiceError(.internalServerError, "the server could not finish upload \(upload.id)") }
         }
+        var stored = JobSource.file(local)
+        if let sourceStore {
+            let key = try JobSource.uploadKey(upload.id)
+            if FileManager.default.fileExists(atPath: local) {
+                do {
+                    try await sourceStore.put(key, file: local, contentType: nil)
+                } catch {
+                    // Every byte is kept: the client's retried final PATCH (an empty body at the
+                    // full offset) finishes the upload.
+                    throw ServiceError(
+                        .serviceUnavailable, "upload \(upload.id) is whole but could not be handed to the object store (\(error)); retry the final PATCH")
+                }
+            }
+            stored = .object(key)
+        }
+        let source = stored
         try await database.transaction { tx in
             let claimed = try await tx.query(
                 "UPDATE uploads SET completed_at = $2 WHERE id = $1 AND completed_at IS NULL RETURNING id", upload.id, unixMilliseconds())
             guard !claimed.isEmpty else { return }
-            let job = try await IngestJobs.enqueue(titleID: upload.titleID, source: source, at: unixMilliseconds(), in: tx)
+            let job = try await IngestJobs.enqueue(titleID: upload.titleID, source: source.column, at: unixMilliseconds(), in: tx)
             try await tx.execute("UPDATE uploads SET job_id = $2 WHERE id = $1", upload.id, job.id)
         }
+        if sourceStore != nil { unlink(local) }
     }
 
     func terminate(_ context: ServiceRequestContext) async throws -> Response {

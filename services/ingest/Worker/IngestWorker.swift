@@ -11,7 +11,7 @@ public protocol PackageAnnouncer: Sendable {
 }
 
 /// Takes jobs from the shared queue and turns each source into a published package:
-/// probe → transcode and package (on its own thread) → copy to the object store under
+/// fetch the source from the store (when it is there) → probe → transcode and package (on its own thread) → copy to the object store under
 /// `titles/<title>/<version>/`, manifests last → announce to the catalog → complete the job.
 ///
 /// The package version is the job's id, so a job redone by another worker (after this one died)
@@ -21,6 +21,8 @@ public protocol PackageAnnouncer: Sendable {
 public struct IngestWorker: Sendable {
     public let jobs: IngestJobs
     public let store: any ObjectStore
+    /// Where uploads put their sources (`sources/<upload id>`); the package store by default.
+    public let sourceStore: any ObjectStore
     public let workerID: String
     public let lease: Duration
     public let settings: TranscodeSettings
@@ -29,11 +31,12 @@ public struct IngestWorker: Sendable {
     public let announcer: (any PackageAnnouncer)?
 
     public init(
-        jobs: IngestJobs, store: any ObjectStore, workerID: String, lease: Duration = .seconds(60), settings: TranscodeSettings = TranscodeSettings(),
-        workFolder: String, announcer: (any PackageAnnouncer)?
+        jobs: IngestJobs, store: any ObjectStore, sourceStore: (any ObjectStore)? = nil, workerID: String, lease: Duration = .seconds(60),
+        settings: TranscodeSettings = TranscodeSettings(), workFolder: String, announcer: (any PackageAnnouncer)?
     ) {
         self.jobs = jobs
         self.store = store
+        self.sourceStore = sourceStore ?? store
         self.workerID = workerID
         self.lease = lease
         self.settings = settings
@@ -94,15 +97,35 @@ public struct IngestWorker: Sendable {
         }
     }
 
+    /// The job's source as a local file: fetched from the store into the job's scratch folder
+    /// (beside the package folder, removed with it), or the path a local job names.
+    private func localSource(of job: IngestJob, folder: String) async throws -> String {
+        switch JobSource(column: job.source) {
+        case .file(let path):
+            return path
+        case .object(let key):
+            let path = URL(fileURLWithPath: folder).deletingLastPathComponent().appendingPathComponent("source").path
+            do {
+                try await sourceStore.download(key, toFile: path)
+            } catch StoreError.notFound {
+                throw MissingSource(key: key)
+            }
+            return path
+        }
+    }
+
     private func transcodeAndPublish(_ job: IngestJob, folder: String, version: String, shared: Lease) async {
         do {
+            try FileManager.default.createDirectory(
+                at: URL(fileURLWithPath: folder).deletingLastPathComponent(), withIntermediateDirectories: true)
+            let source = try await localSource(of: job, folder: folder)
             let settings = settings
             let summary: PackageSummary = try await withCheckedThrowingContinuation { continuation in
                 Thread.detachNewThread {
                     continuation.resume(
                         with: Result {
                             try Packager.package(
-                                source: job.source, into: folder, settings: settings,
+                                source: source, into: folder, settings: settings,
                                 progress: { p in
                                     shared.state.withLockedValue {
                                         $0.progress = JobProgress(percent: p.percent, framesPerSecond: p.framesPerSecond, etaSeconds: Int(p.etaSeconds.rounded()))
@@ -122,6 +145,8 @@ public struct IngestWorker: Sendable {
             _ = try await jobs.complete(job: job.id, worker: workerID, packageVersion: version)
         } catch let refusal as ProbeRefusal {
             _ = try? await jobs.fail(job: job.id, worker: workerID, error: refusal.description, retryable: false)
+        } catch let missing as MissingSource {
+            _ = try? await jobs.fail(job: job.id, worker: workerID, error: missing.description, retryable: false)
         } catch {
             if shared.state.withLockedValue({ $0.stopping }) {
                 await giveBack(job)
@@ -138,4 +163,10 @@ public struct IngestWorker: Sendable {
         let workerID = workerID
         await Task.detached { _ = try? await jobs.release(job: job.id, worker: workerID) }.value
     }
+}
+
+/// A job whose stored source is gone: retrying cannot help.
+struct MissingSource: Error, CustomStringConvertible {
+    let key: ObjectKey
+    var description: String { "the source \(key) is not in the object store" }
 }
