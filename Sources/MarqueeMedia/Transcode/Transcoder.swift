@@ -4,7 +4,12 @@ import Foundation
 /// Decodes a source once and encodes every rung of its ladder (libx264, closed GOPs with an IDR
 /// frame at every segment boundary of every rendition, peaks capped by maxrate/bufsize) and the
 /// first audio stream as stereo AAC, into one CMAF segment set that serves both HLS and DASH
-/// (libavformat's DASH muxer). Then the HLS playlists are rewritten with what was measured:
+/// (libavformat's DASH muxer).
+///
+/// Threads: this one reads, decodes, makes the stills and encodes audio; each rung scales and
+/// encodes on a thread of its own, fed through a short `FrameQueue`, so the rungs' scaling runs
+/// in parallel with decoding and with each other (libx264 adds its own threads per encoder). The
+/// muxer is shared, behind `muxLock`. Then the HLS playlists are rewritten with what was measured:
 /// BANDWIDTH is the peak of any segment, AVERAGE-BANDWIDTH the mean.
 ///
 /// Sources are normalized on the way: interlaced frames deinterlaced, rotation applied, non-square
@@ -39,9 +44,12 @@ public final class Transcoder {
     var stills: StillImages?
     /// Where the decoded video has reached, in seconds from the start.
     var videoEnd = 0.0
+    /// Serializes writes to `output` from the rung threads and this one.
+    let muxLock = NSLock()
 
-    /// One rung: its scaler, its frames, its encoder and its output stream.
-    final class RenditionEncoder {
+    /// One rung: its scaler, its frames, its encoder and its output stream, used only by its own
+    /// encoding thread once that has started.
+    final class RenditionEncoder: @unchecked Sendable {
         let rung: Ladder.Rung
         let width: Int32
         let height: Int32
@@ -52,11 +60,40 @@ public final class Transcoder {
         /// What is encoded.
         var picture = av_frame_alloc()
         var streamIndex: Int32 = 0
+        /// Decoded pictures (their `pts` is the output slot) waiting for this rung.
+        let queue = FrameQueue(capacity: 4)
+        /// Signalled when the encoding thread ends.
+        let finished = DispatchSemaphore(value: 0)
+        var running = false
+        private let failureLock = NSLock()
+        private var firstFailure: TranscodeError?
 
         init(rung: Ladder.Rung, width: Int32, height: Int32) {
             self.rung = rung
             self.width = width
             self.height = height
+        }
+
+        var failure: TranscodeError? { failureLock.withLock { firstFailure } }
+
+        /// Records why this rung stopped and refuses further pictures.
+        func fail(_ error: TranscodeError) {
+            failureLock.withLock { if firstFailure == nil { firstFailure = error } }
+            queue.close()
+        }
+
+        /// Queues a new reference to `source` for output slot `slot`; waits while the queue is full.
+        func submit(_ source: UnsafeMutablePointer<AVFrame>, slot: Int64) throws(TranscodeError) {
+            guard let copy = av_frame_clone(source) else { throw TranscodeError("cannot reference a picture for \(rung)") }
+            copy.pointee.pts = slot
+            guard queue.push(.frame(copy)) else { throw failure ?? TranscodeError("encoding \(rung) stopped") }
+        }
+
+        /// Waits for the encoding thread to end (once).
+        func join() {
+            guard running else { return }
+            finished.wait()
+            running = false
         }
 
         deinit {
@@ -98,6 +135,9 @@ public final class Transcoder {
     ) throws(TranscodeError) -> PackageSummary {
         try openInput()
         try openOutput()
+        startEncoders()
+        // On any way out, no rung thread outlives the transcode.
+        defer { stopEncoders() }
         let started = Date()
         var emitted: Int64 = 0
         var lastReport = Date.distantPast
@@ -134,7 +174,7 @@ public final class Transcoder {
             try flushAudio(final: true)
             try drainEncoder(audioEncoder, flush: true, stream: audioStreamIndex)
         }
-        for rendition in renditions { try drainEncoder(rendition.encoder, flush: true, stream: rendition.streamIndex) }
+        try finishEncoders()
         // The checks a thorough probe would have made before, made on the one read of the file.
         guard nextSlot > 0 else { throw TranscodeError(ProbeRefusal.corrupt("no video frame could be decoded")) }
         do {
@@ -308,26 +348,74 @@ public final class Transcoder {
             let slot = max(0, Int64((seconds / frameRate.seconds).rounded()))
             if slot < nextSlot && nextSlot > 0 { continue }
             while nextSlot <= slot {
-                for rendition in renditions { try encode(frame!, into: rendition, slot: nextSlot) }
+                for rendition in renditions { try rendition.submit(frame!, slot: nextSlot) }
                 nextSlot += 1
             }
         }
     }
 
+    // MARK: - Rung threads
+
+    func startEncoders() {
+        for rendition in renditions {
+            let work = UncheckedSendable((self, rendition))
+            let thread = Thread { work.value.0.encodingLoop(work.value.1) }
+            thread.name = "encode \(rendition.rung.height)p"
+            rendition.running = true
+            thread.start()
+        }
+    }
+
+    /// A rung's thread: encode each queued picture until the end (flush) or a failure.
+    func encodingLoop(_ rendition: RenditionEncoder) {
+        defer { rendition.finished.signal() }
+        while let item = rendition.queue.pop() {
+            switch item {
+            case .frame(let picture):
+                defer { FrameQueue.free(picture) }
+                do throws(TranscodeError) {
+                    try encode(picture, into: rendition, slot: picture.pointee.pts)
+                } catch {
+                    rendition.fail(error)
+                    return
+                }
+            case .end:
+                do throws(TranscodeError) {
+                    try drainEncoder(rendition.encoder, flush: true, stream: rendition.streamIndex)
+                } catch {
+                    rendition.fail(error)
+                }
+                return
+            }
+        }
+    }
+
+    /// Ends every rung (flushing its encoder) and waits; the first failure is thrown.
+    func finishEncoders() throws(TranscodeError) {
+        for rendition in renditions { rendition.queue.push(.end) }
+        for rendition in renditions { rendition.join() }
+        if let failure = renditions.lazy.compactMap(\.failure).first { throw failure }
+    }
+
+    /// Stops rungs still running (the transcode failed or was stopped) and waits for them.
+    func stopEncoders() {
+        for rendition in renditions where rendition.running { rendition.queue.close() }
+        for rendition in renditions { rendition.join() }
+    }
+
+    /// Scales (and rotates) `source` to the rung and encodes it; on the rung's own thread.
+    /// `source` is this rung's own reference, which it may change.
     func encode(_ source: UnsafeMutablePointer<AVFrame>, into rendition: RenditionEncoder, slot: Int64) throws(TranscodeError) {
         let rotation = info.video.rotation
         if rotation == 0 && source.pointee.width == rendition.width && source.pointee.height == rendition.height
             && source.pointee.format == AV_PIX_FMT_YUV420P.rawValue
         {
             // The top rung at the source's own size and format: hand the decoded picture to the
-            // encoder as it is (a new reference), no scaling pass.
-            var same = av_frame_alloc()
-            defer { av_frame_free(&same) }
-            try check(av_frame_ref(same, source), "referencing a picture")
-            same!.pointee.pts = slot
-            same!.pointee.pict_type = slot % gop == 0 ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE
-            same!.pointee.sample_aspect_ratio = rendition.encoder!.pointee.sample_aspect_ratio
-            try check(avcodec_send_frame(rendition.encoder, same), "encoding \(rendition.rung)")
+            // encoder as it is, no scaling pass.
+            source.pointee.pts = slot
+            source.pointee.pict_type = slot % gop == 0 ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE
+            source.pointee.sample_aspect_ratio = rendition.encoder!.pointee.sample_aspect_ratio
+            try check(avcodec_send_frame(rendition.encoder, source), "encoding \(rendition.rung)")
             try drainEncoder(rendition.encoder, flush: false, stream: rendition.streamIndex)
             return
         }
@@ -436,7 +524,8 @@ public final class Transcoder {
             guard received >= 0 else { throw TranscodeError("encoding failed (\(Self.errorText(received)))") }
             out!.pointee.stream_index = stream
             av_packet_rescale_ts(out, encoder!.pointee.time_base, output!.pointee.streams[Int(stream)]!.pointee.time_base)
-            try check(av_interleaved_write_frame(output, out), "writing the package")
+            let written = muxLock.withLock { av_interleaved_write_frame(output, out) }
+            try check(written, "writing the package")
         }
     }
 
@@ -449,6 +538,12 @@ public final class Transcoder {
         var buffer = [CChar](repeating: 0, count: 128)
         return String(cString: mq_error_string(code, &buffer, buffer.count))
     }
+}
+
+/// A value handed to a thread that alone uses it from then on.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 extension AVRational {
