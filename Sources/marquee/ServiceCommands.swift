@@ -135,6 +135,7 @@ struct IngestCommand: AsyncParsableCommand {
         let maxBytes = config.reader.int(forKey: "ingest.max_upload_bytes") ?? Int(settings.maxUploadBytes)
         guard maxBytes > 0 else { throw ValidationError("ingest.max_upload_bytes must be a positive number of bytes, got \(maxBytes)") }
         settings.maxUploadBytes = Int64(maxBytes)
+        settings.catalogURL = catalogURL ?? config.reader.string(forKey: "ingest.catalog_url")
         let workerCount = workers ?? config.int("ingest.workers", default: 1)
         guard (0...64).contains(workerCount) else { throw ValidationError("ingest.workers must be 0 to 64, got \(workerCount)") }
         let storeLocation = config.string("ingest.store", flag: store, default: settings.dataDirectory + "/media")
@@ -145,7 +146,7 @@ struct IngestCommand: AsyncParsableCommand {
         let sources = sourceLocation == storeLocation ? objectStore : try StoreLocation.open(sourceLocation)
         let service = try await IngestService.open(settings, sourceStore: sources)
         var announcer: CatalogAnnouncer?
-        if let catalog = catalogURL ?? config.reader.string(forKey: "ingest.catalog_url") {
+        if let catalog = settings.catalogURL {
             let email = config.string("ingest.service_email", flag: nil, default: "")
             let passwordFile = config.string("ingest.service_password_file", flag: nil, default: "")
             guard !email.isEmpty, let password = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {

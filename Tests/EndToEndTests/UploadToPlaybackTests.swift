@@ -31,6 +31,13 @@ struct UploadToPlaybackTests {
         let created = try JSONCall.send("POST", catalog.url("/api/catalog/titles"), token: token, json: ["name": "Uploaded", "price_per_minute": 1, "currency": "EUR"])
         let title = try #require(created.body["id"] as? String)
 
+        // A source for a title the catalog does not have is refused before a byte is taken.
+        let unknown = try JSONCall.send(
+            "POST", ingest.url("/api/ingest/uploads"), token: token,
+            headers: ["Tus-Resumable: 1.0.0", "Upload-Length: 1000", "Upload-Metadata: title_id \(Data("01jd0000000000000000000000".utf8).base64EncodedString())"])
+        #expect(unknown.status == 422, "\(unknown.body)")
+        #expect((unknown.body["detail"] as? String ?? "").contains("not a title in the catalog"), "\(unknown.body)")
+
         let movie = Scratch.newFile("movie.mp4")
         let made = try Tool.run(
             "/usr/bin/ffmpeg",

@@ -23,7 +23,7 @@ public struct IngestService: Sendable {
         jobs = IngestJobs(database: database)
         uploads = try ResumableUploads(
             database: database, folder: URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("uploads"),
-            maxUploadBytes: settings.maxUploadBytes, sourceStore: sourceStore)
+            maxUploadBytes: settings.maxUploadBytes, sourceStore: sourceStore, catalogURL: settings.catalogURL)
     }
 
     /// Opens and migrates the database and creates `<data>/uploads`. `jwks` defaults to fetching

@@ -15,6 +15,9 @@ public struct IngestSettings: Sendable {
     public var authURL = "http://127.0.0.1:8081"
     /// `ingest.auth_issuer`: the `iss` access tokens must carry (default `marquee-auth`).
     public var authIssuer = "marquee-auth"
+    /// `ingest.catalog_url`: when set, an upload is created only for a title the uploader can see
+    /// there (asked with the uploader's own token); none: title ids are taken on trust.
+    public var catalogURL: String?
 
     public init() {}
 }

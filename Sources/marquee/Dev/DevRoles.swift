@@ -96,6 +96,7 @@ extension DevRole {
         settings.database = context.database("ingest")
         settings.dataDirectory = context.data
         settings.authURL = context.url(of: "auth")
+        settings.catalogURL = context.url(of: "catalog")
         // Sources are kept apart from the media the gateway serves.
         let sources = try FileSystemStore(root: context.data + "/sources")
         let service = try await IngestService.open(settings, jwks: context.jwks, sourceStore: sources)
