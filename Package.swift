@@ -95,6 +95,7 @@ let package = Package(
                 "MarqueeGateway",
                 "MarqueeHTTP",
                 "MarqueePolicy",
+                "MarqueeStore",
                 "MarqueeTokens",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
@@ -215,7 +216,7 @@ let package = Package(
             ]),
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "CFFmpeg", "MarqueeTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeTestSupport"]),
     ]
 )
 

@@ -2,6 +2,7 @@ import Configuration
 import Glibc
 import MarqueeGateway
 import MarqueeHTTP
+import MarqueeStore
 import SystemPackage
 
 /// Reads the origin's settings: command-line flags win over `MARQUEE_*` environment variables,
@@ -21,6 +22,11 @@ public enum OriginConfiguration {
         public var tokenKeyDirectory: String?
         /// `NAME=http://HOST:PORT`, repeatable; added to (and overriding) `services.<name>`.
         public var services: [String] = []
+        /// `s3://BUCKET?endpoint=URL&region=R` (`origin.store`): serve from the store through the cache.
+        public var store: String?
+        /// `origin.cache_dir`, `origin.cache_max_bytes`.
+        public var cacheDirectory: String?
+        public var cacheMaxBytes: Int?
 
         public init(
             root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil,
@@ -50,7 +56,12 @@ public enum OriginConfiguration {
         let config = ConfigReader(providers: providers)
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
-        let root = flags.root ?? config.string(forKey: "origin.root", default: "media")
+        let store = flags.store ?? config.string(forKey: "origin.store", default: "")
+        if !store.isEmpty && flags.root != nil {
+            throw InvalidSetting(description: "give --root (serve a folder) or --store (serve a store through the cache), not both")
+        }
+        let readThrough = store.isEmpty ? nil : try readThroughSettings(config, flags: flags, store: store, environment: environment)
+        let root = readThrough?.objectsDirectory ?? flags.root ?? config.string(forKey: "origin.root", default: "media")
         let listen = flags.listen ?? config.string(forKey: "origin.listen", default: "0.0.0.0:8080")
         let adminSetting = flags.admin ?? config.string(forKey: "origin.admin", default: "127.0.0.1:9090")
         let threadSetting = flags.threads ?? config.int(forKey: "origin.threads", default: 0)
@@ -106,6 +117,7 @@ public enum OriginConfiguration {
         guard c.memoryFileMaxBytes >= 0, c.fileCacheRevalidateMilliseconds >= 0, c.corsMaxAgeSeconds >= 0 else {
             throw InvalidSetting(description: "files.memory_max_bytes, files.revalidate_ms and cors.max_age_seconds must not be negative")
         }
+        c.readThrough = readThrough
         c.policy = try PolicyConfiguration.load(
             config, tokenKeys: flags.tokenKeys, tokenKeyDirectory: flags.tokenKeyDirectory, requireToken: flags.requireToken)
         c.services = try services(config, flags: flags.services)
@@ -113,6 +125,33 @@ public enum OriginConfiguration {
             printError("marquee: warning: per-title geo rules from the catalog cannot be enforced without geo.database; every client's country is unknown (geo.unknown_country decides)")
         }
         return c
+    }
+
+    /// `origin.store` and `origin.cache_*`: the read-through cache over an object store. The store
+    /// location is read as `marquee ingest --store` reads it (`StoreLocation`), credentials too.
+    static func readThroughSettings(_ config: ConfigReader, flags: Flags, store: String, environment: [String: String]) throws -> ReadThroughSettings {
+        let objectStore: any ObjectStore
+        do {
+            objectStore = try StoreLocation.open(store, environment: environment)
+        } catch {
+            throw InvalidSetting(description: "origin.store: \(error)")
+        }
+        let directory = flags.cacheDirectory ?? config.string(forKey: "origin.cache_dir", default: "")
+        guard !directory.isEmpty else {
+            throw InvalidSetting(description: "origin.store needs a cache folder: --cache-dir DIR (origin.cache_dir)")
+        }
+        let maxBytes = flags.cacheMaxBytes ?? config.int(forKey: "origin.cache_max_bytes", default: 10 << 30)
+        guard maxBytes > 0 else { throw InvalidSetting(description: "origin.cache_max_bytes must be positive, got \(maxBytes)") }
+        var s = ReadThroughSettings(source: StoreReadThroughSource(store: objectStore), directory: directory, maxBytes: Int64(maxBytes))
+        s.fetchers = config.int(forKey: "origin.cache_fetches", default: s.fetchers)
+        guard (1...256).contains(s.fetchers) else { throw InvalidSetting(description: "origin.cache_fetches must be between 1 and 256") }
+        s.queueLimit = config.int(forKey: "origin.cache_fetch_queue", default: s.queueLimit)
+        guard s.queueLimit >= 1 else { throw InvalidSetting(description: "origin.cache_fetch_queue must be positive") }
+        s.timeoutMilliseconds = Int64(config.int(forKey: "origin.cache_fetch_timeout_ms", default: Int(s.timeoutMilliseconds)))
+        guard s.timeoutMilliseconds > 0 else { throw InvalidSetting(description: "origin.cache_fetch_timeout_ms must be positive") }
+        s.negativeMilliseconds = Int64(config.int(forKey: "origin.cache_negative_ms", default: Int(s.negativeMilliseconds)))
+        guard s.negativeMilliseconds >= 0 else { throw InvalidSetting(description: "origin.cache_negative_ms must not be negative") }
+        return s
     }
 
     /// Service names read from `services.<name>` (and `MARQUEE_SERVICES_<NAME>`); any other name

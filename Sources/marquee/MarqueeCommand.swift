@@ -20,6 +20,18 @@ struct OriginCommand: AsyncParsableCommand {
     @Option(help: "Folder whose files are served (origin.root).")
     var root: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve from an object store through a local cache instead of a folder: s3://BUCKET?endpoint=URL&region=R[&addressing=virtual-host] (origin.store).",
+            discussion: "Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, as for marquee ingest --store. Needs --cache-dir."))
+    var store: String?
+
+    @Option(name: .customLong("cache-dir"), help: "The read-through cache's folder (origin.cache_dir); it is served from DIR/objects.")
+    var cacheDirectory: String?
+
+    @Option(name: .customLong("cache-max-bytes"), help: "Bound on the cached files' bytes; least recently used files go beyond it (origin.cache_max_bytes; default 10 GiB).")
+    var cacheMaxBytes: Int?
+
     @Option(help: "Media listener, HOST:PORT (origin.listen; default 0.0.0.0:8080).")
     var listen: String?
 
@@ -49,8 +61,11 @@ struct OriginCommand: AsyncParsableCommand {
     var services: [String] = []
 
     func run() async throws {
-        let flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads, tokenKeys: tokenKeys,
+        var flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads, tokenKeys: tokenKeys,
             tokenKeyDirectory: tokenKeyDirectory, requireToken: requireToken ? true : nil, services: services)
+        flags.store = store
+        flags.cacheDirectory = cacheDirectory
+        flags.cacheMaxBytes = cacheMaxBytes
         let configuration: ServerConfiguration
         do {
             configuration = try await OriginConfiguration.load(flags)

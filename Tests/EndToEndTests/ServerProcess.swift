@@ -100,16 +100,17 @@ final class ServerProcess: @unchecked Sendable {
     /// Starts the server and waits (at most `readyTimeout`) for its ready line.
     /// - Parameters:
     ///   - environment: `MARQUEE_*` overrides; the test runner's own `MARQUEE_*` variables are dropped.
+    ///   - serving: what to serve instead of `--root root` (`--store ... --cache-dir ...`).
     init(
         root: URL, threads: Int = 2, environment: [String: String] = [:], configFile: URL? = nil, arguments extra: [String] = [],
-        readyTimeout: Duration = .seconds(20)
+        serving: [String]? = nil, readyTimeout: Duration = .seconds(20)
     ) throws {
         self.root = root
         let binary = try MarqueeBinary.locate()
         process = Process()
         process.executableURL = binary
-        var arguments = [
-            "origin", "--root", root.path, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "\(threads)",
+        var arguments = ["origin"] + (serving ?? ["--root", root.path]) + [
+            "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "\(threads)",
         ]
         if let configFile { arguments += ["--config", configFile.path] }
         process.arguments = arguments + extra

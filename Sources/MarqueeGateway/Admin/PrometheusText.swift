@@ -76,6 +76,27 @@ enum PrometheusText {
         family("marquee_pipe_waits_total", "counter", "Large responses that waited for a free splice pipe.")
         out += "marquee_pipe_waits_total \(sum(.pipeWaits))\n"
 
+        if let cache = shared.readThrough {
+            family("marquee_origin_cache_hits_total", "counter", "Requests served from the read-through cache without a fetch.")
+            out += "marquee_origin_cache_hits_total \(sum(.readThroughHits))\n"
+            family("marquee_origin_cache_misses_total", "counter", "Requests that waited for a fetch from the object store.")
+            out += "marquee_origin_cache_misses_total \(sum(.readThroughMisses))\n"
+            family("marquee_origin_cache_coalesced_total", "counter", "Misses that joined a fetch already under way for the same object.")
+            out += "marquee_origin_cache_coalesced_total \(sum(.readThroughCoalesced))\n"
+            family("marquee_origin_cache_fetches_total", "counter", "GETs made to the object store.")
+            out += "marquee_origin_cache_fetches_total \(cache.read(.fetches))\n"
+            family("marquee_origin_cache_fetch_errors_total", "counter", "Fetches that failed (502) or timed out (504).")
+            out += "marquee_origin_cache_fetch_errors_total \(cache.read(.fetchErrors))\n"
+            family("marquee_origin_cache_not_found_total", "counter", "Fetches the store answered with 404.")
+            out += "marquee_origin_cache_not_found_total \(cache.read(.notFound))\n"
+            family("marquee_origin_cache_evictions_total", "counter", "Files removed to keep the cache within origin.cache_max_bytes.")
+            out += "marquee_origin_cache_evictions_total \(cache.read(.evictions))\n"
+            family("marquee_origin_cache_bytes", "gauge", "Bytes of files in the cache now.")
+            out += "marquee_origin_cache_bytes \(cache.read(.bytes))\n"
+            family("marquee_origin_cache_files", "gauge", "Files in the cache now.")
+            out += "marquee_origin_cache_files \(cache.read(.files))\n"
+        }
+
         let perLoop: [(String, String, LoopMetrics.Counter)] = [
             ("marquee_ring_loop_turns_total", "Event-loop turns (one submit-and-wait each).", .loopTurns),
             ("marquee_ring_completions_total", "Completions processed.", .completions),

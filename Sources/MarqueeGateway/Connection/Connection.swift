@@ -34,6 +34,11 @@ struct Connection {
     /// The parked request is a proxied exchange whose head and body were already read: it is
     /// resumed from `ProxyExchange`, not parsed again.
     var parkedExchange = false
+    /// The parked request waits for the read-through cache to fetch its file.
+    var awaitingFetch = false
+    /// How that fetch ended, used once when the request is parsed again (the policy already
+    /// admitted it, so it is not checked twice).
+    var fetchOutcome: FetchOutcome?
     /// A limit to report in `RateLimit` headers on this response (rate_limits.headers: always).
     var reportedLimit: Int16 = -1
     var reportedRemaining: Int32 = 0

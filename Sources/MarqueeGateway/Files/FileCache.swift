@@ -59,6 +59,9 @@ struct FileCache {
 
     private(set) var hits: UInt64 = 0
     private(set) var misses: UInt64 = 0
+    /// Whether the last `acquire` looked at the disk (opened or re-checked the file), which the
+    /// read-through cache takes as a use of the file for its eviction order.
+    private(set) var checkedDisk = false
 
     init(
         rootFD: Int32, capacity: Int, maxPathBytes: Int, memoryFileMaxBytes: Int, mapsLargeFiles: Bool = false,
@@ -97,7 +100,8 @@ struct FileCache {
             let e = index[slot]
             if e < 0 { break }
             if entries[Int(e)].hash == hash && matches(e, relativePath) {
-                if now - entries[Int(e)].validatedAt >= revalidateMilliseconds && !isUnchanged(e, relativePath) {
+                checkedDisk = now - entries[Int(e)].validatedAt >= revalidateMilliseconds
+                if checkedDisk && !isUnchanged(e, relativePath) {
                     unindex(e)
                     break
                 }
@@ -110,6 +114,7 @@ struct FileCache {
             slot = (slot + 1) & indexMask
         }
         misses &+= 1
+        checkedDisk = true
         return open(relativePath, hash: hash, now: now)
     }
 

@@ -247,7 +247,9 @@ extension EventLoop {
     /// The shared limiter answered for `slot`: parse the kept head again with the verdict in hand.
     mutating func resumeParked(slot: Int32, generation: UInt16, verdict: RateVerdict?) {
         let s = Int(slot)
-        guard slot >= 0, s < capacity, connections[s].generation == generation, connections[s].phase == .awaitingPolicy else { return }
+        guard slot >= 0, s < capacity, connections[s].generation == generation, connections[s].phase == .awaitingPolicy,
+            !connections[s].awaitingFetch
+        else { return }
         stopTimer(slot)
         if connections[s].parkedExchange {
             connections[s].parkedExchange = false

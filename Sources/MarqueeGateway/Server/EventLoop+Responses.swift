@@ -86,17 +86,30 @@ extension EventLoop {
         var credentials = Credentials(
             token: token, absolutePath: UnsafeRawBufferPointer(start: pathScratch, count: length + 1),
             relativePath: UnsafeRawBufferPointer(start: pathScratch + 1, count: length))
-        switch admit(slot, head, buffer, &credentials, origin: origin) {
-        case .proceed: break
-        case .answered, .parked: return
+        // A request resumed after a fetch was admitted before it parked.
+        let fetched = connections[Int(slot)].fetchOutcome
+        connections[Int(slot)].fetchOutcome = nil
+        if fetched == nil {
+            switch admit(slot, head, buffer, &credentials, origin: origin) {
+            case .proceed: break
+            case .answered, .parked: return
+            }
         }
         let e: Int32
         switch files.acquire(UnsafeRawBufferPointer(start: pathScratch + 1, count: length), now: nowMilliseconds) {
         case .failed(let error):
-            respondWithError(slot, error, close: false, origin: origin)
+            if error.status == .notFound, readThrough != nil {
+                fetchMissing(slot, UnsafeRawBufferPointer(start: pathScratch + 1, count: length), after: fetched, origin: origin)
+            } else {
+                respondWithError(slot, error, close: false, origin: origin)
+            }
             return
         case .entry(let found):
             e = found
+            if let readThrough, fetched == nil {
+                metrics.add(.readThroughHits)
+                if files.checkedDisk { readThrough.touch(loop: id, hash: files.entries[Int(e)].hash) }
+            }
         }
         if let placement, files.entries[Int(e)].mediaType.cacheClass == .manifest,
             serveRewrittenManifest(slot, head, buffer, entry: e, placement: placement, token: token, origin: origin)

@@ -19,6 +19,10 @@ struct EventLoop: ~Copyable {
     unowned(unsafe) let policy: AccessPolicy?
     /// The catalog's per-title rules (held like `policy`, for the same reason).
     unowned(unsafe) let titleRules: SwappableReference<TitleRuleTable>?
+    /// The origin's read-through cache (held like `policy`), nil when serving a plain folder.
+    unowned(unsafe) let readThrough: ReadThroughCache?
+    /// Fetch answers taken from the read-through cache on a wake-up (reused, swapped with it).
+    var fetchAnswers: [FetchAnswer] = []
     let ring: Ring
     let buffers: ProvidedBuffers
     let metrics: LoopMetrics
@@ -118,6 +122,7 @@ struct EventLoop: ~Copyable {
         self.shared = shared
         policy = shared.policy
         titleRules = shared.titleRules
+        readThrough = shared.readThrough
         self.listenFD = listenFD
         self.capacity = capacity
         metrics = shared.metrics[id]
@@ -582,8 +587,13 @@ struct EventLoop: ~Copyable {
                 }
             }
         }
+        if let readThrough {
+            readThrough.takeAnswers(loop: id, into: &fetchAnswers)
+            for answer in fetchAnswers { resumeFetched(slot: answer.slot, generation: answer.generation, outcome: answer.outcome) }
+            fetchAnswers.removeAll(keepingCapacity: true)
+        }
         // Parked requests still need their answers while draining.
-        let answersExpected = policy?.redis != nil
+        let answersExpected = policy?.redis != nil || readThrough != nil
         guard shared.isDraining, !draining else {
             if !draining || answersExpected { armWake() }
             return

@@ -23,6 +23,11 @@ struct LoopMetrics: @unchecked Sendable {
         case pipeWaits
         case latencyCount
         case latencyMicrosecondsSum
+        /// Read-through cache (origin serving from a store): files found, misses parked for a
+        /// fetch, and misses that joined a fetch already under way.
+        case readThroughHits
+        case readThroughMisses
+        case readThroughCoalesced
     }
 
     /// Upper bounds of the latency histogram, in microseconds.

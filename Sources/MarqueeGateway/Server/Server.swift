@@ -23,6 +23,10 @@ public final class Server {
     public init(configuration: ServerConfiguration) throws(StartError) {
         self.configuration = configuration
         precondition(configuration.threads > 0)
+        var readThrough: ReadThroughCache?
+        if let settings = configuration.readThrough {
+            do { readThrough = try ReadThroughCache(settings) } catch { throw StartError(description: error.description) }
+        }
         let root = open(configuration.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else {
             throw StartError(description: "cannot open root folder \(configuration.root): \(String(cString: strerror(errno)))")
@@ -62,6 +66,7 @@ public final class Server {
         }
         shared = SharedState(loops: configuration.threads, policy: policy, upstreamNames: configuration.services.upstreams.map(\.name),
             titleRules: configuration.services.titleRulesUpstream != nil)
+        shared.readThrough = readThrough
     }
 
     /// Starts the loops and blocks until a termination signal has been handled and every loop has
@@ -77,6 +82,7 @@ public final class Server {
         if let catalog = configuration.services.titleRulesUpstream, let rules = shared.titleRules {
             CatalogRulesFeed(upstream: catalog, waitSeconds: configuration.services.titleRulesWaitSeconds, rules: rules).start()
         }
+        shared.readThrough?.start(wakeFDs: shared.wakeFDs)
         var threads: [pthread_t] = []
         for id in 0..<configuration.threads {
             let start = LoopStart(server: self, id: id, capacity: perLoop)

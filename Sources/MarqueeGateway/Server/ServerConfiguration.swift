@@ -68,6 +68,10 @@ public struct ServerConfiguration: Sendable {
     /// Service upstreams for `/api/<name>/...` and the catalog's per-title rules (`ServiceSettings`).
     public var services = ServiceSettings()
 
+    /// Serve from an object store through a bounded local cache (`origin.store`, `origin.cache_*`); `root` is then the
+    /// cache's `objects` folder. Nil serves `root` as it is.
+    public var readThrough: ReadThroughSettings?
+
     public init(root: String, listen: String, admin: String? = nil, threads: Int) {
         self.root = root
         self.listen = listen

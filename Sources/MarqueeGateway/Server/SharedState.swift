@@ -17,6 +17,9 @@ final class SharedState: @unchecked Sendable {
     /// The catalog's per-title rules, when a catalog service supplies them.
     let titleRules: SwappableReference<TitleRuleTable>?
 
+    /// The origin's read-through cache over an object store; set before the loops start.
+    var readThrough: ReadThroughCache?
+
     init(loops: Int, policy: AccessPolicy?, upstreamNames: [String] = [], titleRules: Bool = false) {
         self.policy = policy
         self.titleRules = titleRules ? SwappableReference(TitleRuleTable.notLoaded) : nil

@@ -1,0 +1,361 @@
+import CLinux
+import Glibc
+
+/// A fetch's outcome for one parked request, handed back to its loop.
+struct FetchAnswer {
+    var slot: Int32
+    var generation: UInt16
+    var outcome: FetchOutcome
+}
+
+/// The origin's bounded read-through cache over an object store, shared by every loop.
+///
+/// A loop that misses (the file cache finds no file under `<directory>/objects`) parks the request
+/// and calls `request`; misses for one key coalesce into one fetch (`FetchTable`). Fetch threads
+/// download into `<directory>/tmp`, rename the file into place (its modification time is the
+/// object's, so ETag and Last-Modified are the same on every origin and after every refetch),
+/// evict the least recently used files beyond `maxBytes` (`CacheIndex`), and hand the outcome to
+/// the owning loops through `takeAnswers` and their wake-up eventfd. Hits never come here: a loop
+/// only pushes the file's path hash into its own lock-free `TouchRing` when its file cache checks
+/// the disk (at most once per `files.revalidate_ms` per file), which keeps the recency order.
+/// Evicted files are unlinked; responses holding them open finish from their descriptors.
+final class ReadThroughCache: @unchecked Sendable {
+    let settings: ReadThroughSettings
+    private let objectsFD: Int32
+    private let temporaryFD: Int32
+    private let temporaryPath: String
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private var table: FetchTable
+    private var index: CacheIndex
+    private var answers: [[FetchAnswer]] = []
+    private var touches: [TouchRing] = []
+    private var wakeFDs: [Int32] = []
+    /// fetches, fetch errors, not found, evictions, bytes, files (written under the lock, read by
+    /// the admin thread).
+    private let counters: UnsafeMutablePointer<UInt64>
+    enum Counter: Int, CaseIterable {
+        case fetches, fetchErrors, notFound, evictions, bytes, files
+    }
+
+    struct StartError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Makes the cache folders, empties `tmp`, and indexes the files already cached (a restart
+    /// keeps a warm cache), evicting any beyond the bound.
+    init(_ settings: ReadThroughSettings) throws(StartError) {
+        self.settings = settings
+        for path in [settings.directory, settings.objectsDirectory, settings.directory + "/tmp"] {
+            guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+                throw StartError(description: "cannot create cache folder \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        objectsFD = open(settings.objectsDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        temporaryPath = settings.directory + "/tmp"
+        temporaryFD = open(temporaryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard objectsFD >= 0, temporaryFD >= 0 else {
+            throw StartError(description: "cannot open cache folder \(settings.directory): \(String(cString: strerror(errno)))")
+        }
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        condition = .allocate(capacity: 1)
+        pthread_cond_init(condition, nil)
+        table = FetchTable(queueLimit: settings.queueLimit, negativeMilliseconds: settings.negativeMilliseconds)
+        index = CacheIndex(maxBytes: settings.maxBytes)
+        counters = .allocate(capacity: Counter.allCases.count)
+        counters.initialize(repeating: 0, count: Counter.allCases.count)
+
+        Self.removeAll(in: temporaryFD)
+        var found: [(key: String, size: Int64, used: Int64)] = []
+        Self.walk(objectsFD, prefix: "") { found.append($0) }
+        for file in found.sorted(by: { $0.used < $1.used }) {
+            index.insert(file.key, hash: Self.hash(file.key), size: file.size)
+        }
+        let victims = index.evictions()
+        for key in victims { removeFile(key) }
+        publishGauges(evicted: victims.count)
+    }
+
+    /// Starts the fetch threads; `wakeFDs[loop]` wakes a loop when answers wait for it.
+    func start(wakeFDs: [Int32]) {
+        self.wakeFDs = wakeFDs
+        answers = wakeFDs.map { _ in [] }
+        touches = wakeFDs.map { _ in TouchRing(capacity: 4096) }
+        for worker in 0..<settings.fetchers {
+            let start = FetcherStart(cache: self, worker: worker)
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { raw in
+                let start = Unmanaged<FetcherStart>.fromOpaque(raw!).takeRetainedValue()
+                start.cache.fetchLoop(worker: start.worker)
+                return nil
+            }, Unmanaged.passRetained(start).toOpaque())
+            precondition(rc == 0, "pthread_create failed")
+            pthread_detach(thread)
+        }
+    }
+
+    func read(_ counter: Counter) -> UInt64 { mq_load_relaxed(counters + counter.rawValue) }
+
+    // MARK: - Loop side (misses only, except `touch`)
+
+    /// A miss for the decoded relative path: queue or join its fetch, or answer at once.
+    /// Cost: a lock and a String; only on misses.
+    func request(_ relativePath: UnsafeRawBufferPointer, waiter: FetchWaiter) -> FetchTable.Admission {
+        guard Self.isValidKey(relativePath) else { return .notFound }
+        let key = String(decoding: relativePath, as: UTF8.self)
+        let now = Self.monotonicMilliseconds()
+        pthread_mutex_lock(mutex)
+        let admission = table.request(key, waiter, now: now)
+        if admission == .queued { pthread_cond_signal(condition) }
+        pthread_mutex_unlock(mutex)
+        return admission
+    }
+
+    /// Moves the answers waiting for `loop` into `buffer` (which must be empty; capacities swap).
+    func takeAnswers(loop: Int, into buffer: inout [FetchAnswer]) {
+        pthread_mutex_lock(mutex)
+        swap(&buffer, &answers[loop])
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// A loop's file cache checked the file named by `hash` on disk: it is in use. Lock-free;
+    /// dropped when the ring is full.
+    @inline(__always) func touch(loop: Int, hash: UInt64) {
+        _ = touches[loop].push(hash)
+    }
+
+    /// A key the store and the disk can both take: 1 to 1024 bytes, no empty, `.` or `..`
+    /// segment, no control character or backslash (the request path decoder refuses most already).
+    static func isValidKey(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard (1...1024).contains(bytes.count) else { return false }
+        var segmentStart = 0
+        for i in 0...bytes.count {
+            if i == bytes.count || bytes[i] == UInt8(ascii: "/") {
+                let length = i - segmentStart
+                if length == 0 { return false }
+                if length <= 2 && bytes[segmentStart] == UInt8(ascii: ".") && (length == 1 || bytes[segmentStart + 1] == UInt8(ascii: ".")) {
+                    return false
+                }
+                segmentStart = i + 1
+            } else if bytes[i] < 0x20 || bytes[i] == 0x7F || bytes[i] == UInt8(ascii: "\\") {
+                return false
+            }
+        }
+        return true
+    }
+
+    static func hash(_ key: String) -> UInt64 {
+        var key = key
+        return key.withUTF8 { FileCache.hash(UnsafeRawBufferPointer($0)) }
+    }
+
+    // MARK: - Fetch threads
+
+    private func fetchLoop(worker: Int) {
+        var counter = 0
+        while true {
+            pthread_mutex_lock(mutex)
+            var next = table.start()
+            while next == nil {
+                var deadline = timespec()
+                clock_gettime(CLOCK_REALTIME, &deadline)
+                deadline.tv_sec += 1
+                pthread_cond_timedwait(condition, mutex, &deadline)
+                drainTouches()
+                next = table.start()
+            }
+            pthread_mutex_unlock(mutex)
+            let key = next!
+            counter += 1
+            let temporaryName = "fetch-\(worker)-\(counter)"
+            mq_add_relaxed(counters + Counter.fetches.rawValue, 1)
+            var outcome: FetchOutcome
+            var size: Int64 = 0
+            switch settings.source.download(key, toFile: temporaryPath + "/" + temporaryName, timeoutMilliseconds: settings.timeoutMilliseconds) {
+            case .stored:
+                if let placed = place(temporaryName, as: key) {
+                    outcome = .stored
+                    size = placed
+                } else {
+                    unlinkat(temporaryFD, temporaryName, 0)
+                    outcome = .failed
+                }
+            case .notFound:
+                outcome = .notFound
+            case .failed(let reason):
+                printError("marquee: cache fetch of \(key) failed: \(reason)")
+                outcome = .failed
+            case .timedOut:
+                printError("marquee: cache fetch of \(key) took longer than \(settings.timeoutMilliseconds) ms")
+                outcome = .timedOut
+            }
+            finish(key, outcome, size: size)
+        }
+    }
+
+    private func finish(_ key: String, _ outcome: FetchOutcome, size: Int64) {
+        var victims: [String] = []
+        var wake = [Bool](repeating: false, count: wakeFDs.count)
+        pthread_mutex_lock(mutex)
+        switch outcome {
+        case .stored:
+            drainTouches()
+            index.insert(key, hash: Self.hash(key), size: size)
+            victims = index.evictions(keeping: key)
+        case .notFound:
+            mq_add_relaxed(counters + Counter.notFound.rawValue, 1)
+        case .failed, .timedOut:
+            mq_add_relaxed(counters + Counter.fetchErrors.rawValue, 1)
+        case .busy:
+            break
+        }
+        for waiter in table.finish(key, outcome, now: Self.monotonicMilliseconds()) {
+            answers[Int(waiter.loop)].append(FetchAnswer(slot: waiter.slot, generation: waiter.generation, outcome: outcome))
+            wake[Int(waiter.loop)] = true
+        }
+        publishGauges(evicted: victims.count)
+        pthread_mutex_unlock(mutex)
+        for victim in victims { removeFile(victim) }
+        var one: UInt64 = 1
+        for (loop, needed) in wake.enumerated() where needed { _ = write(wakeFDs[loop], &one, 8) }
+    }
+
+    /// Under the lock: the loops' touches reorder the index.
+    private func drainTouches() {
+        for ring in touches {
+            while let hash = ring.pop() { index.touch(hash: hash) }
+        }
+    }
+
+    private func publishGauges(evicted: Int) {
+        mq_store_relaxed(counters + Counter.bytes.rawValue, UInt64(max(0, index.totalBytes)))
+        mq_store_relaxed(counters + Counter.files.rawValue, UInt64(index.count))
+        if evicted > 0 { mq_add_relaxed(counters + Counter.evictions.rawValue, UInt64(evicted)) }
+    }
+
+    // MARK: - Files
+
+    /// Moves `tmp/<name>` to `objects/<key>`, making the key's folders. Every folder is opened
+    /// relative to the one above with O_NOFOLLOW, so no symlink can lead the write out of the
+    /// cache. Returns the file's size, or nil when it could not be placed.
+    private func place(_ temporaryName: String, as key: String) -> Int64? {
+        var st = stat()
+        guard fstatat(temporaryFD, temporaryName, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        let placed = withParent(of: key, creating: true) { folder, leaf in
+            renameat(temporaryFD, temporaryName, folder, leaf) == 0
+        }
+        if placed != true { printError("marquee: cannot place \(key) in the cache: \(String(cString: strerror(errno)))") }
+        return placed == true ? Int64(st.st_size) : nil
+    }
+
+    private func removeFile(_ key: String) {
+        _ = withParent(of: key, creating: false) { folder, leaf in unlinkat(folder, leaf, 0) == 0 }
+    }
+
+    /// Runs `body` with the folder holding `key` (opened beneath `objects`) and the key's last segment.
+    private func withParent<T>(of key: String, creating: Bool, _ body: (Int32, String) -> T) -> T? {
+        let segments = key.split(separator: "/").map(String.init)
+        guard let leaf = segments.last else { return nil }
+        var folder = dup(objectsFD)
+        guard folder >= 0 else { return nil }
+        defer { close(folder) }
+        for segment in segments.dropLast() {
+            if creating { _ = mkdirat(folder, segment, 0o755) }
+            let next = openat(folder, segment, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { return nil }
+            close(folder)
+            folder = next
+        }
+        return body(folder, leaf)
+    }
+
+    /// Every regular file under `folder` (symlinks are not followed), with its size and last use.
+    private static func walk(_ folder: Int32, prefix: String, _ found: ((key: String, size: Int64, used: Int64)) -> Void) {
+        let copy = dup(folder)
+        guard copy >= 0, let directory = fdopendir(copy) else { return }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            if name == "." || name == ".." { continue }
+            var st = stat()
+            guard fstatat(folder, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let key = prefix.isEmpty ? name : prefix + "/" + name
+            switch st.st_mode & S_IFMT {
+            case S_IFREG:
+                found((key, Int64(st.st_size), max(Int64(st.st_atim.tv_sec), Int64(st.st_mtim.tv_sec))))
+            case S_IFDIR:
+                let child = openat(folder, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child >= 0 else { continue }
+                walk(child, prefix: key, found)
+                close(child)
+            default:
+                continue
+            }
+        }
+    }
+
+    private static func removeAll(in folder: Int32) {
+        let copy = dup(folder)
+        guard copy >= 0, let directory = fdopendir(copy) else { return }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { unlinkat(folder, name, 0) }
+        }
+    }
+
+    static func monotonicMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+private final class FetcherStart {
+    let cache: ReadThroughCache
+    let worker: Int
+    init(cache: ReadThroughCache, worker: Int) {
+        self.cache = cache
+        self.worker = worker
+    }
+}
+
+/// Path hashes of files a loop used: single producer (the loop), single consumer (a fetch thread
+/// holding the cache's lock). Lock-free, no allocation; full means the touch is dropped.
+final class TouchRing: @unchecked Sendable {
+    private let slots: UnsafeMutablePointer<UInt64>
+    private let mask: UInt64
+    /// head (next to read) and tail (next to write), on separate cache lines.
+    private let counters: UnsafeMutablePointer<UInt64>
+
+    init(capacity: Int) {
+        var size = 16
+        while size < capacity { size <<= 1 }
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: 0, count: size)
+        mask = UInt64(size - 1)
+        counters = .allocate(capacity: 16)
+        counters.initialize(repeating: 0, count: 16)
+    }
+
+    @inline(__always) func push(_ value: UInt64) -> Bool {
+        let tail = mq_load_relaxed(counters + 8)
+        guard tail - mq_load_acquire(counters) <= mask else { return false }
+        slots[Int(tail & mask)] = value
+        mq_store_release(counters + 8, tail + 1)
+        return true
+    }
+
+    func pop() -> UInt64? {
+        let head = mq_load_relaxed(counters)
+        guard head != mq_load_acquire(counters + 8) else { return nil }
+        let value = slots[Int(head & mask)]
+        mq_store_release(counters, head + 1)
+        return value
+    }
+}

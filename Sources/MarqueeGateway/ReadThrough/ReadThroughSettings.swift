@@ -1,0 +1,43 @@
+/// Where a read-through cache gets objects it does not hold: an object store (S3) adapter that
+/// the role supplies, so the engine needs no store client.
+public protocol ReadThroughSource: Sendable {
+    /// Downloads the object `key` (a validated relative path) into a new file at `path`, which
+    /// appears whole or not at all, with the object's modification time. Blocks the calling fetch
+    /// thread (never an event loop) for at most `timeoutMilliseconds`.
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64) -> ReadThroughDownload
+}
+
+public enum ReadThroughDownload: Sendable, Equatable {
+    case stored
+    case notFound
+    /// The store refused or failed; the reason is logged, never sent to clients.
+    case failed(String)
+    case timedOut
+}
+
+/// The origin's read-through cache over an object store (`origin.store` and `origin.cache_*` keys, `config/README.md`).
+public struct ReadThroughSettings: Sendable {
+    public var source: any ReadThroughSource
+    /// The cache folder: files are served from `<directory>/objects`, downloads land in
+    /// `<directory>/tmp` first.
+    public var directory: String
+    /// The bound on the bytes of cached files; least recently used files are removed beyond it.
+    public var maxBytes: Int64
+    /// Fetch threads, each downloading one object at a time. Default 4.
+    public var fetchers = 4
+    /// Most distinct objects waiting for a fetch thread; more misses get 503. Default 1024.
+    public var queueLimit = 1024
+    /// Longest fetch before its requests get 504, in ms. Default 10000.
+    public var timeoutMilliseconds: Int64 = 10_000
+    /// How long a 404 from the store is remembered (and answered without asking), in ms. Default 2000.
+    public var negativeMilliseconds: Int64 = 2_000
+
+    public init(source: any ReadThroughSource, directory: String, maxBytes: Int64) {
+        self.source = source
+        self.directory = directory
+        self.maxBytes = maxBytes
+    }
+
+    /// The folder the gateway serves.
+    public var objectsDirectory: String { directory + "/objects" }
+}
