@@ -1,15 +1,23 @@
 import Foundation
+import MarqueeStore
 import MarqueeTestSupport
 import Testing
 
 /// The whole ingest path as separate processes: a publisher uploads a movie with tuspy to
 /// `marquee ingest`, whose worker probes, transcodes and packages it, publishes it to the store
 /// and tells `marquee catalog`; once published, it plays through `marquee origin` over HLS and
-/// DASH. No step by hand between the upload and the package.
+/// DASH. No step by hand between the upload and the package. Run on a folder store and on an S3
+/// bucket (moto), where the source travels through the bucket and the origin serves from it
+/// through its read-through cache, as on separate machines.
 @Suite("From upload to playback")
 struct UploadToPlaybackTests {
-    @Test("A movie uploaded with tuspy becomes a playable HLS+DASH package, and the catalog knows its version")
-    func uploadToPlayback() throws {
+    enum StoreKind: String, CaseIterable, Sendable {
+        case folder
+        case s3
+    }
+
+    @Test("A movie uploaded with tuspy becomes a playable HLS+DASH package, and the catalog knows its version", arguments: StoreKind.allCases)
+    func uploadToPlayback(kind: StoreKind) async throws {
         let authDatabase = try DatabaseKind.sqlite.freshURL()
         try ServiceProcess.addUser(email: "pub@example.com", role: "publisher", password: "publisher passphrase", database: authDatabase)
         try ServiceProcess.addUser(email: "ingest@example.com", role: "publisher", password: "ingest passphrase", database: authDatabase)
@@ -19,11 +27,24 @@ struct UploadToPlaybackTests {
         defer { catalog.stop() }
         let data = try Scratch.newDirectory("ingest-node")
         let media = data.appendingPathComponent("media")
+        var moto: MotoServer?
+        defer { moto?.stop() }
+        var bucket: S3Store?
+        var location = media.path
+        if kind == .s3 {
+            let server = try MotoServer()
+            moto = server
+            bucket = try S3Store(.init(endpoint: server.endpoint, region: "eu-west-1", bucket: "marquee-media", accessKey: "test", secretKey: "test-secret"))
+            try await bucket!.createBucket()
+            location = "s3://marquee-media?endpoint=\(server.endpoint)&region=eu-west-1"
+        }
+        let credentials = StoreOrigin.credentials
         let password = Scratch.newFile("ingest-password")
         try "ingest passphrase".write(to: password, atomically: true, encoding: .utf8)
         let ingest = try ServiceProcess(
-            "ingest", ["--data", data.path, "--auth-url", auth.baseURL, "--catalog-url", catalog.baseURL, "--store", media.path],
-            environment: ["MARQUEE_INGEST_SERVICE_EMAIL": "ingest@example.com", "MARQUEE_INGEST_SERVICE_PASSWORD_FILE": password.path])
+            "ingest", ["--data", data.path, "--auth-url", auth.baseURL, "--catalog-url", catalog.baseURL, "--store", location],
+            environment: ["MARQUEE_INGEST_SERVICE_EMAIL": "ingest@example.com", "MARQUEE_INGEST_SERVICE_PASSWORD_FILE": password.path].merging(
+                credentials) { $1 })
         defer { ingest.stop() }
 
         let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "pub@example.com", "password": "publisher passphrase"])
@@ -66,7 +87,14 @@ struct UploadToPlaybackTests {
         let job = (jobs.body["items"] as? [[String: Any]])?.first
         #expect(job?["status"] as? String == "succeeded" && job?["progress_percent"] as? Double == 100)
         let published = try #require(version)
-        #expect(FileManager.default.fileExists(atPath: media.appendingPathComponent("titles/\(title)/\(published)/master.m3u8").path))
+        let uploadID = String(uploadURL.split(separator: "/").last ?? "")
+        if let bucket {
+            #expect(try await bucket.head(ObjectKey("titles/\(title)/\(published)/master.m3u8")) != nil)
+            #expect(try await bucket.head(ObjectKey("sources/\(uploadID)")) != nil, "the source went through the bucket")
+        } else {
+            #expect(FileManager.default.fileExists(atPath: media.appendingPathComponent("titles/\(title)/\(published)/master.m3u8").path))
+            #expect(FileManager.default.fileExists(atPath: media.appendingPathComponent("sources/\(uploadID)").path))
+        }
         #expect(try JSONCall.send("POST", catalog.url("/api/catalog/titles/\(title)/publish"), token: token).status == 200)
 
         let config = try configFile(
@@ -76,7 +104,11 @@ struct UploadToPlaybackTests {
             catalog:
               wait_seconds: 5
             """)
-        let origin = try ServerProcess(root: media, configFile: config)
+        let cache = try Scratch.newDirectory("origin-cache")
+        let origin =
+            kind == .s3
+            ? try ServerProcess(root: cache, environment: credentials, configFile: config, serving: ["--store", location, "--cache-dir", cache.path])
+            : try ServerProcess(root: media, configFile: config)
         defer { origin.stop() }
         let master = origin.url("/titles/\(title)/\(published)/master.m3u8")
         #expect(try waitUntil(timeout: .seconds(15)) { try Curl.fetch(master).status == 200 })
