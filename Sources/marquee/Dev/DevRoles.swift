@@ -97,8 +97,8 @@ extension DevRole {
         settings.dataDirectory = context.data
         settings.authURL = context.url(of: "auth")
         settings.catalogURL = context.url(of: "catalog")
-        // Sources are kept apart from the media the gateway serves.
-        let sources = try FileSystemStore(root: context.data + "/sources")
+        // Sources are kept apart from the media the gateway serves: `<data>/sources/<upload id>`.
+        let sources = try FileSystemStore(root: context.data)
         let service = try await IngestService.open(settings, jwks: context.jwks, sourceStore: sources)
         let store = try FileSystemStore(root: context.data + "/media")
         let announcer = CatalogAnnouncer(
@@ -109,7 +109,7 @@ extension DevRole {
             announcer: announcer)
         return DevRoleParts(
             application: { running in try service.application(logger: context.logger, onServerRunning: running) },
-            background: [IngestWorkers([worker])], summary: "uploads in \(context.data)/sources, 1 worker publishing to \(context.data)/media")
+            background: [IngestWorkers([worker])], summary: "uploads in \(context.data)/uploads, then \(context.data)/sources; 1 worker publishing to \(context.data)/media")
     }
 
     static let playback = DevRole(name: "playback") { context in
