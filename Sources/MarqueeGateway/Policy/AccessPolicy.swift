@@ -21,7 +21,9 @@ public final class AccessPolicy: @unchecked Sendable {
     /// The shared limiter, when `redis.url` is set; its answers reach each loop through
     /// `rateAnswers` and a write to the loop's wake-up descriptor.
     let redis: RedisRateLimiter?
-    private(set) var rateAnswers: [RateAnswerQueue] = []
+    /// Per loop, the shared (Redis) limiter's answers: each connection waits for at most one, and a
+    /// ring holds a loop's slots, so it never overflows.
+    private(set) var rateAnswers: [SingleProducerRing<RedisRateAnswer>] = []
     private var wakeFDs: [Int32] = []
     let revocations: RevocationList
     /// With Redis: revocations published by any gateway (or billing) reach this one.
@@ -105,7 +107,9 @@ public final class AccessPolicy: @unchecked Sendable {
     /// Starts the threads that talk to Redis.
     func start(wakeFDs: [Int32], slotsPerLoop: Int) {
         self.wakeFDs = wakeFDs
-        if redis != nil { rateAnswers = wakeFDs.map { _ in RateAnswerQueue(capacity: slotsPerLoop) } }
+        if redis != nil { rateAnswers = wakeFDs.map { _ in
+                SingleProducerRing(capacity: slotsPerLoop, filler: RedisRateAnswer(loop: 0, slot: -1, generation: 0, result: .unavailable))
+            } }
         sink?.policy = self
         redis?.start()
         revocationFeed?.start()

@@ -16,7 +16,7 @@ struct FetchAnswer {
 /// object's, so ETag and Last-Modified are the same on every origin and after every refetch),
 /// evict the least recently used files beyond `maxBytes` (`CacheIndex`), and hand the outcome to
 /// the owning loops through `takeAnswers` and their wake-up eventfd. Hits never come here: a loop
-/// only pushes the file's path hash into its own lock-free `TouchRing` when its file cache checks
+/// only pushes the file's path hash into its own lock-free `SingleProducerRing` when its file cache checks
 /// the disk (at most once per `files.revalidate_ms` per file), which keeps the recency order.
 /// Evicted files are unlinked; responses holding them open finish from their descriptors.
 final class ReadThroughCache: @unchecked Sendable {
@@ -29,7 +29,7 @@ final class ReadThroughCache: @unchecked Sendable {
     private var table: FetchTable
     private var index: CacheIndex
     private var answers: [[FetchAnswer]] = []
-    private var touches: [TouchRing] = []
+    private var touches: [SingleProducerRing<UInt64>] = []
     private var wakeFDs: [Int32] = []
     /// fetches, fetch errors, not found, evictions, bytes, files (written under the lock, read by
     /// the admin thread).
@@ -81,7 +81,7 @@ final class ReadThroughCache: @unchecked Sendable {
     func start(wakeFDs: [Int32]) {
         self.wakeFDs = wakeFDs
         answers = wakeFDs.map { _ in [] }
-        touches = wakeFDs.map { _ in TouchRing(capacity: 4096) }
+        touches = wakeFDs.map { _ in SingleProducerRing(capacity: 4096, filler: 0) }
         for worker in 0..<settings.fetchers {
             let start = FetcherStart(cache: self, worker: worker)
             var thread = pthread_t()
@@ -270,8 +270,8 @@ final class ReadThroughCache: @unchecked Sendable {
         return body(folder, leaf)
     }
 
-    /// Every regular file under `folder` (symlinks are not followed), with its size and last use.
-    private static func walk(_ folder: Int32, prefix: String, _ found: ((key: String, size: Int64, used: Int64)) -> Void) {
+    /// The names in `folder` other than `.` and `..`.
+    private static func forEachName(in folder: Int32, _ body: (String) -> Void) {
         let copy = dup(folder)
         guard copy >= 0, let directory = fdopendir(copy) else { return }
         defer { closedir(directory) }
@@ -279,34 +279,32 @@ final class ReadThroughCache: @unchecked Sendable {
             let name = withUnsafePointer(to: &entry.pointee.d_name) {
                 String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
             }
-            if name == "." || name == ".." { continue }
+            if name != "." && name != ".." { body(name) }
+        }
+    }
+
+    /// Every regular file under `folder` (symlinks are not followed), with its size and last use.
+    private static func walk(_ folder: Int32, prefix: String, _ found: ((key: String, size: Int64, used: Int64)) -> Void) {
+        forEachName(in: folder) { name in
             var st = stat()
-            guard fstatat(folder, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            guard fstatat(folder, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
             let key = prefix.isEmpty ? name : prefix + "/" + name
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 found((key, Int64(st.st_size), max(Int64(st.st_atim.tv_sec), Int64(st.st_mtim.tv_sec))))
             case S_IFDIR:
                 let child = openat(folder, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard child >= 0 else { continue }
+                guard child >= 0 else { return }
                 walk(child, prefix: key, found)
                 close(child)
             default:
-                continue
+                return
             }
         }
     }
 
     private static func removeAll(in folder: Int32) {
-        let copy = dup(folder)
-        guard copy >= 0, let directory = fdopendir(copy) else { return }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-            }
-            if name != "." && name != ".." { unlinkat(folder, name, 0) }
-        }
+        forEachName(in: folder) { name in unlinkat(folder, name, 0) }
     }
 
     static func monotonicMilliseconds() -> Int64 {
@@ -322,40 +320,5 @@ private final class FetcherStart {
     init(cache: ReadThroughCache, worker: Int) {
         self.cache = cache
         self.worker = worker
-    }
-}
-
-/// Path hashes of files a loop used: single producer (the loop), single consumer (a fetch thread
-/// holding the cache's lock). Lock-free, no allocation; full means the touch is dropped.
-final class TouchRing: @unchecked Sendable {
-    private let slots: UnsafeMutablePointer<UInt64>
-    private let mask: UInt64
-    /// head (next to read) and tail (next to write), on separate cache lines.
-    private let counters: UnsafeMutablePointer<UInt64>
-
-    init(capacity: Int) {
-        var size = 16
-        while size < capacity { size <<= 1 }
-        slots = .allocate(capacity: size)
-        slots.initialize(repeating: 0, count: size)
-        mask = UInt64(size - 1)
-        counters = .allocate(capacity: 16)
-        counters.initialize(repeating: 0, count: 16)
-    }
-
-    @inline(__always) func push(_ value: UInt64) -> Bool {
-        let tail = mq_load_relaxed(counters + 8)
-        guard tail - mq_load_acquire(counters) <= mask else { return false }
-        slots[Int(tail & mask)] = value
-        mq_store_release(counters + 8, tail + 1)
-        return true
-    }
-
-    func pop() -> UInt64? {
-        let head = mq_load_relaxed(counters)
-        guard head != mq_load_acquire(counters + 8) else { return nil }
-        let value = slots[Int(head & mask)]
-        mq_store_release(counters, head + 1)
-        return value
     }
 }
