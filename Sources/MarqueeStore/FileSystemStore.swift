@@ -15,56 +15,21 @@ public struct FileSystemStore: ObjectStore {
     func url(_ key: ObjectKey) -> URL { root.appendingPathComponent(key.value) }
 
     public func put(_ key: ObjectKey, bytes: [UInt8], contentType: String?) async throws {
-        try write(key) { fd in
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-                guard n > 0 else { throw StoreError.backend("write failed for \(key): \(String(cString: strerror(errno)))") }
-                offset += n
-            }
-        }
+        try await write(key) { file in try bytes.withUnsafeBytes { try file.write($0) } }
     }
 
     public func put(_ key: ObjectKey, file path: String, contentType: String?) async throws {
         let source = open(path, O_RDONLY | O_CLOEXEC)
         guard source >= 0 else { throw StoreError.backend("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(source) }
-        try write(key) { fd in
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
-                if n == 0 { break }
-                guard n > 0 else { throw StoreError.backend("read failed for \(path)") }
-                var written = 0
-                while written < n {
-                    let w = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, n - written) }
-                    guard w > 0 else { throw StoreError.backend("write failed for \(key): \(String(cString: strerror(errno)))") }
-                    written += w
-                }
-            }
-        }
+        try await write(key) { file in try file.copy(from: source, named: path) }
     }
 
-    /// Temporary file, body, fsync, rename over the key.
-    private func write(_ key: ObjectKey, _ body: (Int32) throws -> Void) throws {
+    /// A new file for `key` (its folders made), written whole, then renamed over the key.
+    private func write(_ key: ObjectKey, _ body: (PartialFile) throws -> Void) async throws {
         let target = url(key)
-        let folder = target.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let temporary = folder.appendingPathComponent(".incoming-\(UUID().uuidString)").path
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StoreError.backend("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        do {
-            try body(fd)
-            guard fsync(fd) == 0 else { throw StoreError.backend("fsync failed for \(key)") }
-            close(fd)
-            guard rename(temporary, target.path) == 0 else {
-                throw StoreError.backend("cannot rename into \(key): \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
+        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try await PartialFile.writing(target.path) { try body($0) }
     }
 
     public func get(_ key: ObjectKey, range: ClosedRange<Int>?) async throws -> [UInt8] {
@@ -86,21 +51,7 @@ public struct FileSystemStore: ObjectStore {
         var st = stat()
         guard fstat(source, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw StoreError.notFound(key.value) }
         let modified = Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec))
-        let file = try PartialFile(finalPath: path)
-        do {
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
-                if n == 0 { break }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw StoreError.backend("read failed for \(key): \(String(cString: strerror(errno)))") }
-                try buffer.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            }
-            try file.commit(modified: modified)
-        } catch {
-            file.abandon()
-            throw error
-        }
+        try await PartialFile.writing(path, modified: modified) { file in try file.copy(from: source, named: key.value) }
         return ObjectInfo(key: key.value, size: Int(st.st_size), modified: modified)
     }
 

@@ -29,7 +29,9 @@ extension ObjectStore {
     public func get(_ key: ObjectKey) async throws -> [UInt8] { try await get(key, range: nil) }
 }
 
-/// A file being written beside its final path, renamed into place by `commit`, removed on error.
+/// A file being written beside its final path (as `.incoming-<random>` in the same folder, a name
+/// store listings skip), flushed and renamed into place by `commit`, removed by `abandon`: a
+/// reader sees the whole old file or the whole new one, never a part.
 struct PartialFile {
     let path: String
     let temporary: String
@@ -37,7 +39,8 @@ struct PartialFile {
 
     init(finalPath path: String) throws {
         self.path = path
-        temporary = path + ".partial-\(UInt64.random(in: 0...UInt64.max))"
+        let folder = path.lastIndex(of: "/").map { String(path[...$0]) } ?? ""
+        temporary = folder + ".incoming-\(UInt64.random(in: 0...UInt64.max))"
         fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw StoreError.backend("cannot create \(temporary): \(String(cString: strerror(errno)))") }
     }
@@ -52,7 +55,21 @@ struct PartialFile {
         }
     }
 
-    func commit(modified: Date?) throws {
+    /// Appends everything `source` holds from its current offset to its end.
+    func copy(from source: Int32, named name: String) throws {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
+            if n == 0 { return }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw StoreError.backend("read failed for \(name): \(String(cString: strerror(errno)))") }
+            try buffer.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+    }
+
+    /// Flushes, gives the file `modified` as its modification time when there is one, and
+    /// renames it over `path`.
+    func commit(modified: Date? = nil) throws {
         if let modified {
             let seconds = modified.timeIntervalSince1970
             let whole = seconds.rounded(.down)
@@ -72,6 +89,18 @@ struct PartialFile {
     func abandon() {
         close(fd)
         unlink(temporary)
+    }
+
+    /// Runs `body` on a new partial file for `path` and commits it; nothing is left on failure.
+    static func writing(_ path: String, modified: Date? = nil, _ body: (PartialFile) async throws -> Void) async throws {
+        let file = try PartialFile(finalPath: path)
+        do {
+            try await body(file)
+            try file.commit(modified: modified)
+        } catch {
+            file.abandon()
+            throw error
+        }
     }
 }
 

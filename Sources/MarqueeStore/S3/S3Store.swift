@@ -83,10 +83,10 @@ public struct S3Store: ObjectStore {
         }
     }
 
-    func send(
-        _ method: HTTPMethod, _ key: ObjectKey?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
-        body: [UInt8] = [], expect: Set<Int> = [200]
-    ) async throws -> Reply {
+    /// A signed request for `key` (nil: the bucket itself).
+    func request(
+        _ method: HTTPMethod, _ key: ObjectKey?, query: [(String, String)] = [], headers extra: [(String, String)] = [], body: [UInt8] = []
+    ) -> HTTPClientRequest {
         let (hostHeader, path) = location(key)
         var signed = [("host", hostHeader)] + extra
         signed += signer.sign(
@@ -101,16 +101,28 @@ public struct S3Store: ObjectStore {
         if !body.isEmpty || method == .PUT || method == .POST {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let response = try await client.execute(request, timeout: .seconds(60))
+        return request
+    }
+
+    /// Sends a signed request and collects its answer; a status outside `expect` throws.
+    func send(
+        _ method: HTTPMethod, _ key: ObjectKey?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
+        body: [UInt8] = [], expect: Set<Int> = [200]
+    ) async throws -> Reply {
+        let response = try await client.execute(request(method, key, query: query, headers: extra, body: body), timeout: .seconds(60))
         let buffer = try await response.body.collect(upTo: 256 << 20)
         let reply = Reply(status: Int(response.status.code), headers: response.headers, body: Array(buffer.readableBytesView))
-        guard expect.contains(reply.status) else {
-            if reply.status == 404 && method != .DELETE, let key { throw StoreError.notFound(key.value) }
-            let code = XMLText.first("Code", in: reply.text) ?? "HTTP \(reply.status)"
-            let message = XMLText.first("Message", in: reply.text) ?? ""
-            throw StoreError.backend("S3 \(method.rawValue) \(path): \(code) \(message)".trimmingCharacters(in: .whitespaces))
-        }
+        guard expect.contains(reply.status) else { throw failure(method, key, status: reply.status, text: reply.text) }
         return reply
+    }
+
+    /// What an unexpected answer means: no such object (a 404 for a key, except on DELETE), or
+    /// S3's error code and message.
+    func failure(_ method: HTTPMethod, _ key: ObjectKey?, status: Int, text: String) -> StoreError {
+        if status == 404 && method != .DELETE, let key { return .notFound(key.value) }
+        let code = XMLText.first("Code", in: text) ?? "HTTP \(status)"
+        let message = XMLText.first("Message", in: text) ?? ""
+        return .backend("S3 \(method.rawValue) \(location(key).path): \(code) \(message)".trimmingCharacters(in: .whitespaces))
     }
 
     /// Creates the bucket (tests, first deployment); an existing bucket of ours is fine.
@@ -177,37 +189,22 @@ public struct S3Store: ObjectStore {
     }
 
     public func download(_ key: ObjectKey, toFile path: String) async throws -> ObjectInfo {
-        let (hostHeader, requestPath) = location(key)
-        var signed = [("host", hostHeader)]
-        signed += signer.sign(method: "GET", path: requestPath, query: [], headers: signed, payloadHash: SigV4.payloadHash([]), date: Date())
-        let connectHost = configuration.addressing == .path ? host : "\(configuration.bucket).\(host)"
-        var request = HTTPClientRequest(url: "\(scheme)://\(connectHost)\(port.map { ":\($0)" } ?? "")\(requestPath)")
-        request.method = .GET
-        for (name, value) in signed where name != "host" { request.headers.add(name: name, value: value) }
-        request.headers.replaceOrAdd(name: "Host", value: hostHeader)
-        let response = try await client.execute(request, timeout: .seconds(60))
+        let response = try await client.execute(request(.GET, key), timeout: .seconds(60))
         guard response.status == .ok else {
             let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-            if response.status == .notFound { throw StoreError.notFound(key.value) }
-            let code = XMLText.first("Code", in: text) ?? "HTTP \(response.status.code)"
-            throw StoreError.backend("S3 GET \(requestPath): \(code) \(XMLText.first("Message", in: text) ?? "")")
+            throw failure(.GET, key, status: Int(response.status.code), text: text)
         }
         let expected = response.headers.first(name: "Content-Length").flatMap { Int($0) }
         let modified = response.headers.first(name: "Last-Modified").flatMap(Self.httpDate)
-        let file = try PartialFile(finalPath: path)
         var received = 0
-        do {
+        try await PartialFile.writing(path, modified: modified) { file in
             for try await chunk in response.body {
                 try chunk.withUnsafeReadableBytes { try file.write($0) }
                 received += chunk.readableBytes
             }
             if let expected, expected != received {
-                throw StoreError.backend("S3 GET \(requestPath) ended after \(received) of \(expected) bytes")
+                throw StoreError.backend("S3 GET \(location(key).path) ended after \(received) of \(expected) bytes")
             }
-            try file.commit(modified: modified)
-        } catch {
-            file.abandon()
-            throw error
         }
         return ObjectInfo(key: key.value, size: received, modified: modified)
     }
