@@ -1,10 +1,8 @@
-import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import MarqueePolicy
 import MarqueeServiceKit
 import NIOCore
-import NIOHTTP1
 
 /// What playback needs of a catalog title: its access rule and its current package.
 struct PlayableTitle: Sendable {
@@ -14,13 +12,12 @@ struct PlayableTitle: Sendable {
     let name: String
 }
 
-/// Asks the catalog for one title on the viewer's behalf (their bearer token is passed on, so
-/// the catalog shows them exactly what it would show them directly).
+/// A catalog title on the viewer's behalf, read as playback needs it.
 struct CatalogTitles: Sendable {
-    let catalogURL: String
+    let lookup: CatalogTitleLookup
 
     init(catalogURL: String) {
-        self.catalogURL = catalogURL.hasSuffix("/") ? String(catalogURL.dropLast()) : catalogURL
+        lookup = CatalogTitleLookup(catalogURL: catalogURL)
     }
 
     private struct Title: Decodable {
@@ -43,22 +40,7 @@ struct CatalogTitles: Sendable {
 
     /// The title, or nil when the catalog does not show it to this caller (404).
     func title(_ id: String, authorization: String) async throws -> PlayableTitle? {
-        var request = HTTPClientRequest(url: "\(catalogURL)/api/catalog/titles/\(id)")
-        request.headers.add(name: "Authorization", value: authorization)
-        let response: HTTPClientResponse
-        let body: ByteBuffer
-        do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-            body = try await response.body.collect(upTo: 1 << 20)
-        } catch {
-            throw ServiceError(.badGateway, "the catalog did not answer: \(error)")
-        }
-        switch response.status {
-        case .ok: break
-        case .notFound: return nil
-        case .unauthorized: throw ServiceError.unauthorized("the catalog refused the access token")
-        default: throw ServiceError(.badGateway, "the catalog answered \(response.status.code) for title \(id)")
-        }
+        guard let body = try await lookup.titleJSON(id, authorization: authorization) else { return nil }
         let title: Title
         do {
             title = try JSONDecoder().decode(Title.self, from: Data(body.readableBytesView))

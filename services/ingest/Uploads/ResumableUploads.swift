@@ -1,11 +1,9 @@
-import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
 import MarqueeServiceKit
 import MarqueeStore
 import NIOCore
-import NIOHTTP1
 
 #if canImport(Glibc)
 import Glibc
@@ -24,12 +22,12 @@ struct ResumableUploads: Sendable {
     let maxUploadBytes: Int64
     let sourceStore: (any ObjectStore)?
     /// The catalog asked whether an upload's title exists (nil: not asked).
-    let catalogURL: String?
+    let catalog: CatalogTitleLookup?
     let locks = UploadLocks()
 
     init(database: any Database, folder: URL, maxUploadBytes: Int64, sourceStore: (any ObjectStore)?, catalogURL: String? = nil) throws {
         self.database = database
-        self.catalogURL = catalogURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        catalog = catalogURL.map(CatalogTitleLookup.init(catalogURL:))
         self.folder = folder
         self.maxUploadBytes = maxUploadBytes
         self.sourceStore = sourceStore
@@ -101,22 +99,8 @@ struct ResumableUploads: Sendable {
     /// Refuses an upload for a title the uploader cannot see in the catalog, before a byte is
     /// taken, rather than after a transcode that no title can receive.
     func requireTitle(_ titleID: String, authorization: String?) async throws {
-        guard let catalogURL else { return }
-        var request = HTTPClientRequest(url: "\(catalogURL)/api/catalog/titles/\(titleID)")
-        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
-        let status: HTTPResponseStatus
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-            status = response.status
-            _ = try await response.body.collect(upTo: 1 << 20)
-        } catch {
-            throw ServiceError(.serviceUnavailable, "the catalog could not be asked about title_id \(titleID); try again")
-        }
-        switch status.code {
-        case 200: return
-        case 404: throw ServiceError.invalid("title_id", "\(titleID) is not a title in the catalog; create the title first")
-        default: throw ServiceError(.serviceUnavailable, "the catalog answered \(status.code) about title_id \(titleID); try again")
-        }
+        guard let catalog, try await catalog.titleJSON(titleID, authorization: authorization) == nil else { return }
+        throw ServiceError.invalid("title_id", "\(titleID) is not a title in the catalog; create the title first")
     }
 
     /// A tus byte count: ASCII digits only (no sign, no spaces inside), fitting in 63 bits.
