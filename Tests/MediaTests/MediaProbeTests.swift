@@ -132,10 +132,11 @@ struct MediaProbeTests {
 }
 
 extension ProbeRefusal {
-    enum Kind { case notMedia, truncated, corrupt, noVideo, unsupportedCodec, resolutionOutOfRange, durationOutOfRange }
+    enum Kind { case notMedia, unsupportedContainer, truncated, corrupt, noVideo, unsupportedCodec, resolutionOutOfRange, durationOutOfRange }
     var kind: Kind {
         switch self {
         case .notMedia: .notMedia
+        case .unsupportedContainer: .unsupportedContainer
         case .truncated: .truncated
         case .corrupt: .corrupt
         case .noVideo: .noVideo

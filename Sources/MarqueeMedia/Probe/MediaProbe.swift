@@ -1,6 +1,7 @@
 import CFFmpeg
 
-/// Probes a source with libavformat in-process: opens it, reads the stream parameters, then
+/// Probes a source with libavformat in-process: opens it (through `SourceInput`, which accepts
+/// single-file movie containers only and lets nothing else be opened), reads the stream parameters, then
 /// demuxes every packet (no decoding but the first video frame) to catch files that end before
 /// their header says, and decodes one frame to catch bitstreams that cannot be decoded.
 /// Cost: one read of the file.
@@ -9,10 +10,10 @@ public enum MediaProbe {
     ///   frame). The packager passes false: the transcode reads every packet anyway and makes the
     ///   same checks as it goes, so the file is read once.
     public static func probe(_ path: String, limits: ProbeLimits = ProbeLimits(), thorough: Bool = true) throws(ProbeRefusal) -> MediaInfo {
-        var context: UnsafeMutablePointer<AVFormatContext>? = nil
-        let opened = avformat_open_input(&context, path, nil, nil)
-        guard opened >= 0, let format = context else { throw .notMedia(errorText(opened)) }
-        defer { avformat_close_input(&context) }
+        let input = try SourceInput.open(path)
+        // `format` belongs to `input`: keep it alive until the probe is done.
+        defer { withExtendedLifetime(input) {} }
+        let format = input.format
         let found = avformat_find_stream_info(format, nil)
         guard found >= 0 else { throw .corrupt("cannot read the stream parameters (\(errorText(found)))") }
 

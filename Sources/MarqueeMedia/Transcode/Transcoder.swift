@@ -21,7 +21,10 @@ public final class Transcoder {
     let settings: TranscodeSettings
     let info: MediaInfo
 
-    var input: UnsafeMutablePointer<AVFormatContext>?
+    /// The source, opened as `SourceInput` allows (a single-file movie container, nothing else
+    /// opened); `input` is its format context.
+    var opened: SourceInput?
+    var input: UnsafeMutablePointer<AVFormatContext>? { opened?.format }
     var output: UnsafeMutablePointer<AVFormatContext>?
     var videoDecoder: UnsafeMutablePointer<AVCodecContext>?
     var audioDecoder: UnsafeMutablePointer<AVCodecContext>?
@@ -115,7 +118,6 @@ public final class Transcoder {
     }
 
     deinit {
-        avformat_close_input(&input)
         if let output { avformat_free_context(output) }
         avcodec_free_context(&videoDecoder)
         avcodec_free_context(&audioDecoder)
@@ -191,7 +193,11 @@ public final class Transcoder {
     // MARK: - Set-up
 
     func openInput() throws(TranscodeError) {
-        try check(avformat_open_input(&input, source, nil, nil), "opening the source")
+        do {
+            opened = try SourceInput.open(source)
+        } catch {
+            throw TranscodeError(error)
+        }
         try check(avformat_find_stream_info(input, nil), "reading the source's streams")
         videoIndex = av_find_best_stream(input, AVMEDIA_TYPE_VIDEO, -1, -1, nil, 0)
         guard videoIndex >= 0 else { throw TranscodeError("the source has no video stream") }
