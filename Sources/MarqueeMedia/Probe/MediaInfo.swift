@@ -30,6 +30,11 @@ public struct VideoInfo: Sendable, Codable, Equatable {
 
     /// The size a player shows: square pixels, rotated.
     public var displaySize: (width: Int, height: Int) {
+        Self.displaySize(width: width, height: height, sampleAspectRatio: sampleAspectRatio, rotation: rotation)
+    }
+
+    /// The size a player shows of a picture this size: square pixels, rotated.
+    static func displaySize(width: Int, height: Int, sampleAspectRatio: Rational, rotation: Int) -> (width: Int, height: Int) {
         var w = width
         if sampleAspectRatio.numerator > 0 && sampleAspectRatio.denominator > 0 && sampleAspectRatio.numerator != sampleAspectRatio.denominator {
             w = Int((Double(width) * Double(sampleAspectRatio.numerator) / Double(sampleAspectRatio.denominator)).rounded())

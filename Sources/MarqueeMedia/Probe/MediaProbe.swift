@@ -60,7 +60,7 @@ public enum MediaProbe {
         let declared = format.pointee.duration != mq_nopts_value() ? Double(format.pointee.duration) / Double(AV_TIME_BASE) : 0
         var duration = declared
         if thorough {
-            let (videoEnd, decoded, variable) = try demux(format, videoIndex: Int(videoIndex))
+            let (videoEnd, decoded, variable) = try demux(format, videoIndex: Int(videoIndex), limits: limits, rotation: rotation)
             video.variableFrameRate = variable
             guard decoded else { throw .corrupt("the first video frame cannot be decoded") }
             try checkComplete(declared: declared, videoEnd: videoEnd)
@@ -68,13 +68,7 @@ public enum MediaProbe {
         } else if declared <= 0 {
             throw .corrupt("the file does not say how long it is")
         }
-        let display = video.displaySize
-        guard (limits.minimumWidth...limits.maximumWidth).contains(display.width),
-            (limits.minimumHeight...limits.maximumHeight).contains(display.height)
-        else {
-            throw .resolutionOutOfRange(
-                "\(display.width)x\(display.height) is outside \(limits.minimumWidth)x\(limits.minimumHeight) to \(limits.maximumWidth)x\(limits.maximumHeight)")
-        }
+        try limits.checkDisplaySize(video.displaySize)
         guard (limits.minimumDuration...limits.maximumDuration).contains(duration) else {
             throw .durationOutOfRange("\(format1(duration)) s is outside \(format1(limits.minimumDuration)) to \(format1(limits.maximumDuration)) s")
         }
@@ -93,7 +87,10 @@ public enum MediaProbe {
     /// Reads every packet; returns where the video ends (seconds), whether its first frame
     /// decoded, and whether frames are unevenly spaced (the longest decode-time step is more than
     /// 1.5 times the shortest: variable frame rate).
-    static func demux(_ format: UnsafeMutablePointer<AVFormatContext>, videoIndex: Int) throws(ProbeRefusal) -> (Double, Bool, Bool) {
+    /// The first decoded frame must be within `limits` too (its size may differ from the header's).
+    static func demux(
+        _ format: UnsafeMutablePointer<AVFormatContext>, videoIndex: Int, limits: ProbeLimits, rotation: Int
+    ) throws(ProbeRefusal) -> (Double, Bool, Bool) {
         guard let stream = format.pointee.streams[videoIndex], let decoder = avcodec_find_decoder(stream.pointee.codecpar.pointee.codec_id) else {
             throw .unsupportedCodec("no decoder for the video stream")
         }
@@ -144,6 +141,7 @@ public enum MediaProbe {
             _ = avcodec_send_packet(codec, nil)
             decoded = avcodec_receive_frame(codec, frame) >= 0
         }
+        if decoded { try limits.checkDisplaySize(VideoInfo.displaySize(of: frame!, rotation: rotation)) }
         let startTime = stream.pointee.start_time != mq_nopts_value() ? stream.pointee.start_time : 0
         let variable = shortest != Int64.max && longest * 2 > shortest * 3
         return (Double(end - startTime) * Double(timeBase.num) / Double(timeBase.den), decoded, variable)
@@ -157,5 +155,16 @@ public enum MediaProbe {
     static func format1(_ value: Double) -> String {
         let tenths = Int((value * 10).rounded())
         return "\(tenths / 10).\(tenths % 10)"
+    }
+}
+
+extension VideoInfo {
+    /// The size a player shows of a decoded frame (at its own sample aspect ratio), rotated as the
+    /// stream says.
+    static func displaySize(of frame: UnsafeMutablePointer<AVFrame>, rotation: Int) -> (width: Int, height: Int) {
+        let sar = frame.pointee.sample_aspect_ratio
+        return displaySize(
+            width: Int(frame.pointee.width), height: Int(frame.pointee.height), sampleAspectRatio: Rational(Int(sar.num), Int(sar.den)),
+            rotation: rotation)
     }
 }

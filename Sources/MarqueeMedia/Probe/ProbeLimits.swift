@@ -15,3 +15,14 @@ public struct ProbeLimits: Sendable {
 
     public init() {}
 }
+
+extension ProbeLimits {
+    /// Refuses a picture whose display size (square pixels, rotated) is outside the bounds: the
+    /// stream's header, and every decoded frame, since a stream may change size mid-way.
+    /// - Parameter seconds: where the picture is, for the message; nil for the stream as a whole.
+    func checkDisplaySize(_ display: (width: Int, height: Int), at seconds: Double? = nil) throws(ProbeRefusal) {
+        if (minimumWidth...maximumWidth).contains(display.width) && (minimumHeight...maximumHeight).contains(display.height) { return }
+        let size = "\(display.width)x\(display.height) is outside \(minimumWidth)x\(minimumHeight) to \(maximumWidth)x\(maximumHeight)"
+        throw .resolutionOutOfRange(seconds.map { "the picture at \(MediaProbe.format1($0)) s: \(size)" } ?? size)
+    }
+}

@@ -5,11 +5,12 @@ import Foundation
 /// in with the manifests last, so `DIR/master.m3u8` and `DIR/manifest.mpd` appear only when the
 /// whole package is there. On any failure the working folder is removed and no manifest exists.
 public enum Packager {
+    /// - Parameter limits: what the source must be (checked by the probe, and on every decoded frame).
     public static func package(
-        source: String, into destination: String, settings: TranscodeSettings = TranscodeSettings(),
+        source: String, into destination: String, settings: TranscodeSettings = TranscodeSettings(), limits: ProbeLimits = ProbeLimits(),
         progress: (TranscodeProgress) -> Void = { _ in }, shouldContinue: () -> Bool = { true }
     ) throws -> PackageSummary {
-        let info = try MediaProbe.probe(source, thorough: false)
+        let info = try MediaProbe.probe(source, limits: limits, thorough: false)
         let files = FileManager.default
         let target = URL(fileURLWithPath: destination).standardizedFileURL
         try files.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -18,7 +19,7 @@ public enum Packager {
         defer { try? files.removeItem(at: work) }
         let summary: PackageSummary
         do {
-            summary = try Transcoder(source: source, folder: work.path, settings: settings, info: info).run(
+            summary = try Transcoder(source: source, folder: work.path, settings: settings, info: info, limits: limits).run(
                 progress: progress, shouldContinue: shouldContinue)
         } catch {
             if let refusal = error.refusal { throw refusal }

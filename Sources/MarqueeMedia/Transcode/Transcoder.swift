@@ -15,11 +15,15 @@ import Foundation
 /// Sources are normalized on the way: interlaced frames deinterlaced, rotation applied, non-square
 /// pixels made square, variable frame rates made constant (frames dropped or repeated), 10-bit
 /// reduced to 8-bit 4:2:0, 5.1 downmixed to stereo.
+///
+/// Every decoded frame must be within `limits`, not only the stream's header: a stream may
+/// change size mid-way.
 public final class Transcoder {
     let source: String
     let folder: String
     let settings: TranscodeSettings
     let info: MediaInfo
+    let limits: ProbeLimits
 
     /// The source, opened as `SourceInput` allows (a single-file movie container, nothing else
     /// opened); `input` is its format context.
@@ -107,7 +111,12 @@ public final class Transcoder {
         }
     }
 
-    public init(source: String, folder: String, settings: TranscodeSettings = TranscodeSettings(), info: MediaInfo) {
+    /// - Parameters:
+    ///   - info: what the probe found in `source`.
+    ///   - limits: the limits the probe applied, held again by every decoded frame.
+    public init(
+        source: String, folder: String, settings: TranscodeSettings = TranscodeSettings(), info: MediaInfo, limits: ProbeLimits = ProbeLimits()
+    ) {
         // The libraries' own chatter (encoder statistics, every file the muxer opens) is not ours
         // to print; errors still are.
         av_log_set_level(AV_LOG_ERROR)
@@ -115,6 +124,7 @@ public final class Transcoder {
         self.folder = folder
         self.settings = settings
         self.info = info
+        self.limits = limits
     }
 
     deinit {
@@ -346,6 +356,11 @@ public final class Transcoder {
             let timeBase = input!.pointee.streams[Int(videoIndex)]!.pointee.time_base
             let timestamp = frame!.pointee.best_effort_timestamp != mq_nopts_value() ? frame!.pointee.best_effort_timestamp : frame!.pointee.pts
             let seconds = timestamp == mq_nopts_value() ? frameRate.seconds * Double(nextSlot) : Double(timestamp) * av_q2d(timeBase) - startSeconds
+            do {
+                try limits.checkDisplaySize(VideoInfo.displaySize(of: frame!, rotation: info.video.rotation), at: seconds.isFinite ? seconds : nil)
+            } catch {
+                throw TranscodeError(error)
+            }
             // Constant frame rate out: the slot this frame belongs to; earlier slots still empty
             // repeat it, a frame whose slot is taken is dropped.
             if info.video.interlaced || frame!.pointee.interlaced_frame != 0 { _ = Deinterlacer.deinterlace(frame!) }
