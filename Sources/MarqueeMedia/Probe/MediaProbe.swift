@@ -122,12 +122,17 @@ public enum MediaProbe {
             defer { av_packet_unref(packet) }
             guard Int(packet!.pointee.stream_index) == videoIndex else { continue }
             let pts = packet!.pointee.pts != mq_nopts_value() ? packet!.pointee.pts : packet!.pointee.dts
-            if pts != mq_nopts_value() { end = max(end, pts + max(packet!.pointee.duration, 0)) }
+            // Saturating: a hostile file's timestamps may sit anywhere in Int64.
+            if pts != mq_nopts_value() {
+                let (packetEnd, overflow) = pts.addingReportingOverflow(max(packet!.pointee.duration, 0))
+                end = max(end, overflow ? Int64.max : packetEnd)
+            }
             let dts = packet!.pointee.dts
             if dts != mq_nopts_value() {
-                if previousDTS != mq_nopts_value() && dts > previousDTS {
-                    shortest = min(shortest, dts - previousDTS)
-                    longest = max(longest, dts - previousDTS)
+                let (step, overflow) = dts.subtractingReportingOverflow(previousDTS)
+                if previousDTS != mq_nopts_value() && dts > previousDTS && !overflow {
+                    shortest = min(shortest, step)
+                    longest = max(longest, step)
                 }
                 previousDTS = dts
             }
@@ -143,8 +148,8 @@ public enum MediaProbe {
         }
         if decoded { try limits.checkDisplaySize(VideoInfo.displaySize(of: frame!, rotation: rotation)) }
         let startTime = stream.pointee.start_time != mq_nopts_value() ? stream.pointee.start_time : 0
-        let variable = shortest != Int64.max && longest * 2 > shortest * 3
-        return (Double(end - startTime) * Double(timeBase.num) / Double(timeBase.den), decoded, variable)
+        let variable = shortest != Int64.max && Double(longest) * 2 > Double(shortest) * 3
+        return ((Double(end) - Double(startTime)) * Double(timeBase.num) / Double(timeBase.den), decoded, variable)
     }
 
     static func errorText(_ code: Int32) -> String {

@@ -16,8 +16,12 @@ import Foundation
 /// pixels made square, variable frame rates made constant (frames dropped or repeated), 10-bit
 /// reduced to 8-bit 4:2:0, 5.1 downmixed to stereo.
 ///
-/// Every decoded frame must be within `limits`, not only the stream's header: a stream may
-/// change size mid-way.
+/// The work a source can cause is bounded by what the probe found: every decoded frame must be
+/// within `limits` (a stream may change size mid-way), and nothing is output past the probed
+/// duration plus a margin (`outputLimitSeconds`): video frames and audio samples timed beyond it
+/// are dropped, so a frame with a wild timestamp neither makes the constant-rate output repeat
+/// a picture for hours nor lengthens the package. Dropping rather than failing keeps real files
+/// with a stray timestamp publishable; the package then ends where the probe said it would.
 public final class Transcoder {
     let source: String
     let folder: String
@@ -51,6 +55,8 @@ public final class Transcoder {
     var stills: StillImages?
     /// Where the decoded video has reached, in seconds from the start.
     var videoEnd = 0.0
+    /// Nothing is output at or past this time (seconds from the start).
+    let outputLimitSeconds: Double
     /// Serializes writes to `output` from the rung threads and this one.
     let muxLock = NSLock()
 
@@ -112,7 +118,7 @@ public final class Transcoder {
     }
 
     /// - Parameters:
-    ///   - info: what the probe found in `source`.
+    ///   - info: what the probe found in `source`; its duration bounds the output.
     ///   - limits: the limits the probe applied, held again by every decoded frame.
     public init(
         source: String, folder: String, settings: TranscodeSettings = TranscodeSettings(), info: MediaInfo, limits: ProbeLimits = ProbeLimits()
@@ -125,6 +131,14 @@ public final class Transcoder {
         self.settings = settings
         self.info = info
         self.limits = limits
+        outputLimitSeconds = Self.outputLimit(forDuration: info.durationSeconds)
+    }
+
+    /// How long the output may run for a source the probe found `duration` seconds long: the
+    /// duration plus 2 s or 2%, whichever is more (containers round and estimate durations, and a
+    /// video track may run a little past the container's figure).
+    static func outputLimit(forDuration duration: Double) -> Double {
+        duration + max(2, duration * 0.02)
     }
 
     deinit {
@@ -160,7 +174,7 @@ public final class Transcoder {
             defer { av_packet_unref(packet) }
             if packet!.pointee.stream_index == videoIndex {
                 try check(avcodec_send_packet(videoDecoder, packet), "decoding video", tolerateInvalidData: true)
-                try drainVideoDecoder()
+                try drainVideoDecoder(shouldContinue)
             } else if packet!.pointee.stream_index == audioIndex, audioDecoder != nil {
                 try check(avcodec_send_packet(audioDecoder, packet), "decoding audio", tolerateInvalidData: true)
                 try drainAudioDecoder()
@@ -179,7 +193,7 @@ public final class Transcoder {
             }
         }
         _ = avcodec_send_packet(videoDecoder, nil)
-        try drainVideoDecoder()
+        try drainVideoDecoder(shouldContinue)
         if audioDecoder != nil {
             _ = avcodec_send_packet(audioDecoder, nil)
             try drainAudioDecoder()
@@ -344,7 +358,9 @@ public final class Transcoder {
 
     // MARK: - Video
 
-    func drainVideoDecoder() throws(TranscodeError) {
+    /// Hands each decoded frame to the rungs. `shouldContinue` is asked before each picture
+    /// submitted, repeats included.
+    func drainVideoDecoder(_ shouldContinue: () -> Bool) throws(TranscodeError) {
         while true {
             let received = avcodec_receive_frame(videoDecoder, frame)
             if received == mq_averror(EAGAIN) || received == mq_averror_eof() { return }
@@ -361,14 +377,18 @@ public final class Transcoder {
             } catch {
                 throw TranscodeError(error)
             }
+            // Past the output's end (or no time at all): dropped, before it can extend anything.
+            guard seconds.isFinite, seconds < outputLimitSeconds else { continue }
             // Constant frame rate out: the slot this frame belongs to; earlier slots still empty
-            // repeat it, a frame whose slot is taken is dropped.
+            // repeat it, a frame whose slot is taken is dropped. The slot is below the limit's
+            // (a few hours of frames at most), so it fits in Int64.
             if info.video.interlaced || frame!.pointee.interlaced_frame != 0 { _ = Deinterlacer.deinterlace(frame!) }
             videoEnd = max(videoEnd, seconds + frameRate.seconds)
             try stills?.offer(frame!, at: seconds)
-            let slot = max(0, Int64((seconds / frameRate.seconds).rounded()))
+            let slot = seconds <= 0 ? 0 : Int64((seconds / frameRate.seconds).rounded())
             if slot < nextSlot && nextSlot > 0 { continue }
             while nextSlot <= slot {
+                guard shouldContinue() else { throw TranscodeError("stopped before the end") }
                 for rendition in renditions { try rendition.submit(frame!, slot: nextSlot) }
                 nextSlot += 1
             }
@@ -486,7 +506,11 @@ public final class Transcoder {
                 audioStarted = true
                 let timeBase = input!.pointee.streams[Int(audioIndex)]!.pointee.time_base
                 let pts = frame!.pointee.best_effort_timestamp
-                if pts != mq_nopts_value() { audioSamples = max(0, Int64(((Double(pts) * av_q2d(timeBase) - startSeconds) * 48000).rounded())) }
+                let seconds = Double(pts) * av_q2d(timeBase) - startSeconds
+                // Clamped before the conversion: a hostile timestamp may be anywhere in Int64.
+                if pts != mq_nopts_value() && seconds.isFinite {
+                    audioSamples = Int64((min(max(seconds, 0), outputLimitSeconds) * 48000).rounded())
+                }
             }
             av_frame_unref(resampled)
             resampled!.pointee.sample_rate = 48000
@@ -515,7 +539,13 @@ public final class Transcoder {
             if swr_convert_frame(resampler, resampled, nil) >= 0 { try queueResampled() }
         }
         let frameSize = Int32(audioEncoder!.pointee.frame_size > 0 ? audioEncoder!.pointee.frame_size : 1024)
+        // Samples past the output's end are dropped, as video frames are.
+        let sampleLimit = Int64((outputLimitSeconds * 48000).rounded(.down))
         while av_audio_fifo_size(audioFifo) >= frameSize || (final && av_audio_fifo_size(audioFifo) > 0) {
+            guard audioSamples < sampleLimit else {
+                av_audio_fifo_drain(audioFifo, av_audio_fifo_size(audioFifo))
+                return
+            }
             let count = min(frameSize, av_audio_fifo_size(audioFifo))
             var chunk = av_frame_alloc()
             defer { av_frame_free(&chunk) }
