@@ -118,6 +118,31 @@ struct IngestWorkerTests {
         await database.close()
     }
 
+    @Test("An upload that is a playlist naming another title's media fails once, as not a single-file movie container, and publishes nothing")
+    func playlistSource() async throws {
+        let database = try await openDatabase(try DatabaseKind.sqlite.freshURL())
+        try await IngestJobs.migrate(database)
+        let jobs = IngestJobs(database: database)
+        let store = try FileSystemStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("marquee-media-\(UUID().uuidString.prefix(8))").path)
+        // Another title's source on this machine, and an upload naming it as an HLS segment.
+        let victim = try Self.source()
+        let segment = victim + ".ts"
+        let remuxed = try Subprocess.run("/usr/bin/ffmpeg", ["-nostdin", "-v", "error", "-y", "-i", victim, "-c", "copy", segment])
+        guard remuxed.succeeded else { throw TestEnvironmentError("ffmpeg: \(remuxed.output)") }
+        let upload = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-upload-\(UUID().uuidString.prefix(8))")
+        try Data("#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3.0,\n\(segment)\n#EXT-X-ENDLIST\n".utf8).write(to: upload)
+        let title = Identifier.make()
+        _ = try await jobs.enqueue(titleID: title, source: upload.path)
+        let recorder = Recorder()
+        let finished = try #require(try await Self.worker(jobs, store, id: "node", announcer: recorder).processNext())
+        #expect(finished.status == .failed)
+        #expect(finished.error == "not a single-file movie container: hls", "\(finished.error ?? "")")
+        #expect(try await store.list(prefix: "titles/\(title)/").isEmpty)
+        #expect(recorder.calls.withLockedValue { $0.isEmpty })
+        #expect(try await Self.worker(jobs, store, id: "node", announcer: recorder).processNext() == nil, "not retried")
+        await database.close()
+    }
+
     @Test("A worker on another machine fetches a stored source from S3 and publishes there; a missing source fails once with its reason")
     func sourceFromS3() async throws {
         let database = try await openDatabase(try DatabaseKind.sqlite.freshURL())
