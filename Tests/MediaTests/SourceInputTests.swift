@@ -143,6 +143,39 @@ struct SourceInputTests {
         #expect(abs(info.durationSeconds - 3) < 0.3, "\(info.durationSeconds)")
     }
 
+    @Test("Accepted, refused for its container or refused later, the source's descriptor is closed when the probe returns")
+    func descriptorsClosed() throws {
+        let victim = try Self.victim.get()
+        // Copies of their own, so the check is not confused by other tests opening the same files.
+        let folder = MediaProbeTests.folder.appendingPathComponent("descriptors-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let good = folder.appendingPathComponent("good.mp4")
+        try FileManager.default.copyItem(atPath: victim.clip, toPath: good.path)
+        let playlist = URL(fileURLWithPath: try Hostile.hlsAbsolutePath.write(against: victim))
+        let cut = folder.appendingPathComponent("cut.mp4")
+        let data = try Data(contentsOf: good)
+        try data.prefix(data.count / 2).write(to: cut)
+
+        func openDescriptors(of file: URL) -> Int {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            return fds.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == file.path }.count
+        }
+        // The check sees a descriptor that is open.
+        let held = try FileHandle(forReadingFrom: cut)
+        #expect(openDescriptors(of: cut) == 1)
+        try held.close()
+
+        _ = try MediaProbe.probe(good.path)
+        #expect(throws: ProbeRefusal.self) { try MediaProbe.probe(playlist.path) }
+        #expect(throws: ProbeRefusal.self) { try MediaProbe.probe(cut.path) }
+        let folderOut = folder.appendingPathComponent("transcode")
+        try FileManager.default.createDirectory(at: folderOut, withIntermediateDirectories: true)
+        do {
+            _ = try Transcoder(source: playlist.path, folder: folderOut.path, settings: PackagerTests.settings(), info: try MediaProbe.probe(good.path)).run()
+        } catch {}
+        for file in [good, playlist, cut] { #expect(openDescriptors(of: file) == 0, "\(file.lastPathComponent) is still open") }
+    }
+
     @Test("What is not a regular file is refused before libavformat sees it")
     func notRegularFiles() throws {
         #expect(throws: ProbeRefusal.notMedia("not a regular file")) { try MediaProbe.probe("/dev/zero") }
