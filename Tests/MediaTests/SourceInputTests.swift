@@ -1,5 +1,6 @@
+import CFFmpeg
 import Foundation
-import MarqueeMedia
+@testable import MarqueeMedia
 import MarqueeTestSupport
 import Testing
 
@@ -174,6 +175,22 @@ struct SourceInputTests {
             _ = try Transcoder(source: playlist.path, folder: folderOut.path, settings: PackagerTests.settings(), info: try MediaProbe.probe(good.path)).run()
         } catch {}
         for file in [good, playlist, cut] { #expect(openDescriptors(of: file) == 0, "\(file.lastPathComponent) is still open") }
+    }
+
+    @Test("Even an allowed demuxer cannot open another file: io_open refuses, and no protocol or other format is whitelisted")
+    func nothingElseOpens() throws {
+        let victim = try Self.victim.get()
+        let input = try SourceInput.open(victim.clip)
+        defer { withExtendedLifetime(input) {} }
+        let format = input.format
+        #expect(String(cString: format.pointee.iformat.pointee.name) == "mov,mp4,m4a,3gp,3g2,mj2")
+        // What an MP4 data reference, were they followed, would ask for.
+        var other: UnsafeMutablePointer<AVIOContext>? = nil
+        let opened = format.pointee.io_open(format, &other, victim.transportStream, AVIO_FLAG_READ, nil)
+        #expect(opened == mq_averror(EPERM) && other == nil)
+        #expect(format.pointee.protocol_whitelist.map { String(cString: $0) } == "")
+        #expect(format.pointee.format_whitelist.map { String(cString: $0) } == SourceInput.formatWhitelist)
+        #expect(!SourceInput.formatWhitelist.split(separator: ",").contains("hls"))
     }
 
     @Test("What is not a regular file is refused before libavformat sees it")
