@@ -2,8 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import MarqueeCatalog
 import MarqueeServiceKit
 import MarqueeTestSupport
 import Testing
@@ -116,6 +118,103 @@ struct CatalogTests {
             let clearName = try await catalog.send(.patch, "/api/catalog/titles/\(id)", token: publisher, json: ["name": NSNull()])
             #expect(clearName.status == .unprocessableContent)
             #expect(try await catalog.send(.patch, "/api/catalog/titles/01aaaaaaaaaaaaaaaaaaaaaaaa", token: publisher, json: ["name": "x"]).status == .notFound)
+        }
+    }
+
+    @Test(
+        "A publisher changes only their own titles: another publisher's PATCH, DELETE, publish, withdraw and package get 403 and change nothing; an admin may do all",
+        arguments: DatabaseKind.allCases)
+    func ownership(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind)
+        try await services.run { auth, catalog in
+            let owner = try await services.user(.publisher, "owner@example.com", client: auth)
+            let ownerID = try #require(try await auth.send(.get, "/api/auth/me", token: owner)["id"])
+            let other = try await services.user(.publisher, "other@example.com", client: auth)
+            let admin = try await services.user(.admin, "root@example.com", client: auth)
+            let viewer = try await auth.signUp("view@example.com").access
+            let created = try await catalog.send(.post, "/api/catalog/titles", token: owner, json: Self.movie)
+            let id = try #require(created["id"])
+            #expect(created["created_by"] == ownerID)
+            let package: [String: Any] = [
+                "package_version": "v1", "renditions": [["name": "a", "bandwidth": 1, "codecs": "mp4a.40.2"]],
+            ]
+
+            let attempts: [(HTTPRequest.Method, String, [String: Any]?)] = [
+                (.patch, "/api/catalog/titles/\(id)", ["name": "Hijacked"]),
+                (.put, "/api/catalog/titles/\(id)/package", package),
+                (.post, "/api/catalog/titles/\(id)/publish", nil),
+                (.post, "/api/catalog/titles/\(id)/withdraw", nil),
+                (.delete, "/api/catalog/titles/\(id)", nil),
+            ]
+            for (method, path, body) in attempts {
+                let reply = try await catalog.send(method, path, token: other, json: body)
+                #expect(reply.status == .forbidden, "\(method) \(path) by another publisher → \(reply.status) \(reply.text)")
+                #expect(reply.detail.contains("another publisher"), "\(reply.text)")
+                #expect(reply.headers[.contentType] == "application/problem+json")
+            }
+            let untouched = try await catalog.send(.get, "/api/catalog/titles/\(id)", token: other)
+            #expect(untouched.status == .ok, "publishers still read every title")
+            #expect(untouched["name"] == "The Long Voyage" && untouched["status"] == "draft" && untouched.json["revision"] as? Int == 1)
+            #expect(untouched["created_by"] == ownerID)
+
+            // The owner and an admin may.
+            #expect(try await catalog.send(.patch, "/api/catalog/titles/\(id)", token: owner, json: ["year": 1990]).status == .ok)
+            #expect(try await catalog.send(.put, "/api/catalog/titles/\(id)/package", token: admin, json: package)["status"] == "ready")
+            #expect(try await catalog.send(.post, "/api/catalog/titles/\(id)/publish", token: admin)["status"] == "published")
+            let seenByViewer = try await catalog.send(.get, "/api/catalog/titles/\(id)", token: viewer)
+            #expect(seenByViewer.status == .ok && seenByViewer.json["created_by"] is NSNull, "viewers are not shown account ids")
+            #expect(try await catalog.send(.patch, "/api/catalog/titles/\(id)", token: admin, json: ["name": "Renamed"])["name"] == "Renamed")
+            #expect(try await catalog.send(.post, "/api/catalog/titles/\(id)/withdraw", token: admin)["status"] == "withdrawn")
+            #expect(try await catalog.send(.delete, "/api/catalog/titles/\(id)", token: admin).status == .noContent)
+        }
+    }
+
+    static let ingestSecret = "ingest-secret-0123456789abcdef0123456789abcdef"
+    static let gatewaySecret = "gateway-secret-0123456789abcdef0123456789abcdef"
+
+    /// The catalog with ingest's and the gateways' service credentials configured.
+    static func withCredentials(_ settings: inout CatalogSettings) {
+        settings.credentials = [
+            try! ServiceCredential(holder: "ingest", grant: .attachPackages, secret: ingestSecret),
+            try! ServiceCredential(holder: "gateway", grant: .readAccessRules, secret: gatewaySecret),
+        ]
+    }
+
+    @Test(
+        "Ingest's service credential attaches a package to any publisher's title and does nothing else; a wrong secret is 401",
+        arguments: DatabaseKind.allCases)
+    func ingestCredential(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind, catalog: Self.withCredentials)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let id = try #require(try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: Self.movie)["id"])
+            let package: [String: Any] = [
+                "package_version": "v1", "renditions": [["name": "a", "bandwidth": 1, "codecs": "mp4a.40.2"]], "duration_seconds": 60,
+            ]
+            let attached = try await catalog.send(.put, "/api/catalog/titles/\(id)/package", token: Self.ingestSecret, json: package)
+            #expect(attached.status == .ok, "\(attached.text)")
+            #expect(attached["status"] == "ready" && (attached.json["package"] as? [String: Any])?["version"] as? String == "v1")
+
+            // Nothing a publisher could do besides.
+            let beyond: [(HTTPRequest.Method, String, [String: Any]?)] = [
+                (.post, "/api/catalog/titles", Self.movie),
+                (.patch, "/api/catalog/titles/\(id)", ["name": "Renamed by ingest"]),
+                (.post, "/api/catalog/titles/\(id)/publish", nil),
+                (.post, "/api/catalog/titles/\(id)/withdraw", nil),
+                (.delete, "/api/catalog/titles/\(id)", nil),
+            ]
+            for (method, path, body) in beyond {
+                let reply = try await catalog.send(method, path, token: Self.ingestSecret, json: body)
+                #expect(reply.status == .forbidden, "\(method) \(path) with ingest's credential → \(reply.status) \(reply.text)")
+                #expect(reply.detail.contains("attach_packages"), "\(reply.text)")
+            }
+            #expect(try await catalog.send(.get, "/api/catalog/titles/\(id)", token: Self.ingestSecret).status == .notFound, "drafts stay hidden")
+            let gateway = try await catalog.send(.put, "/api/catalog/titles/\(id)/package", token: Self.gatewaySecret, json: package)
+            #expect(gateway.status == .forbidden, "the gateways' credential is for the feed only: \(gateway.text)")
+            let wrong = try await catalog.send(.put, "/api/catalog/titles/\(id)/package", token: String(Self.ingestSecret.dropLast()) + "0", json: package)
+            #expect(wrong.status == .unauthorized)
+            let title = try await catalog.send(.get, "/api/catalog/titles/\(id)", token: publisher)
+            #expect(title["name"] == "The Long Voyage" && title["status"] == "ready" && title.json["revision"] as? Int == 2)
         }
     }
 

@@ -47,13 +47,14 @@ public struct CatalogService: Sendable {
     public static let openAPI = ServiceRouter.resource("openapi.yaml", in: .module)
 
     public func router() -> Router<ServiceRequestContext> {
-        let router = ServiceRouter.make(name: "catalog", openAPI: Self.openAPI, database: database, verifier: verifier)
+        let router = ServiceRouter.make(
+            name: "catalog", openAPI: Self.openAPI, database: database, verifier: verifier, credentials: settings.credentials)
         let api = router.group("/api/catalog")
         api.get("/titles") { request, context in try await list(request, context) }
         api.post("/titles") { request, context in try await create(request, context) }
         api.get("/titles/:id") { _, context in
             let title = try await visibleTitle(context)
-            return try jsonResponse(title.view, headers: [.eTag: title.entityTag])
+            return try jsonResponse(title.view(for: context), headers: [.eTag: title.entityTag])
         }
         api.patch("/titles/:id") { request, context in try await update(request, context) }
         api.delete("/titles/:id") { request, context in try await delete(request, context) }
@@ -115,7 +116,7 @@ public struct CatalogService: Sendable {
         let titles = try await database.query(sql, binds).map(TitleRecord.init)
         let page = Array(titles.prefix(listing.limit))
         let next = titles.count > listing.limit ? page.last.map { PageCursor.encode(listing.cursor(after: $0)) } : nil
-        return try jsonResponse(Page(items: page.map(\.view), next_cursor: next))
+        return try jsonResponse(Page(items: page.map { $0.view(showingOwner: staff) }, next_cursor: next))
     }
 
     /// The title, if the caller may see it: staff see every title, viewers published ones inside
@@ -153,17 +154,18 @@ public struct CatalogService: Sendable {
         var headers = HTTPFields()
         headers[.location] = "/api/catalog/titles/\(title.id)"
         headers[.eTag] = title.entityTag
-        return try jsonResponse(title.view, status: .created, headers: headers)
+        return try jsonResponse(title.view(for: context), status: .created, headers: headers)
     }
 
     /// PATCH with JSON merge semantics; `If-Match: "r<revision>"` makes it conditional (412 when
     /// someone else changed the title first).
     func update(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
-        try context.require(.publisher)
+        let identity = try context.require(.publisher)
         let input = try await decodeJSON(TitleInput.self, from: request)
         let ifMatch = request.headers[.ifMatch]
         let updated = try await database.transaction { tx in
             var title = try await requireTitle(context, in: tx, lock: true)
+            try Self.requireOwner(of: title, identity)
             if let ifMatch, ifMatch != "*", ifMatch != title.entityTag {
                 throw ServiceError(.preconditionFailed, "title \(title.id) has changed (now \(title.entityTag)); fetch it again")
             }
@@ -171,13 +173,14 @@ public struct CatalogService: Sendable {
             try await Self.saveChange(&title, tx)
             return title
         }
-        return try jsonResponse(updated.view, headers: [.eTag: updated.entityTag])
+        return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
     }
 
     func delete(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
-        try context.require(.publisher)
+        let identity = try context.require(.publisher)
         try await database.transaction { tx in
             let title = try await requireTitle(context, in: tx, lock: true)
+            try Self.requireOwner(of: title, identity)
             guard title.status != .published else {
                 throw ServiceError.conflict("title \(title.id) is published; withdraw it before deleting it")
             }
@@ -192,9 +195,10 @@ public struct CatalogService: Sendable {
         _ context: ServiceRequestContext, to status: TitleStatus, from allowed: Set<TitleStatus>,
         refusal: @escaping @Sendable (TitleRecord) -> String
     ) async throws -> Response {
-        try context.require(.publisher)
+        let identity = try context.require(.publisher)
         let updated = try await database.transaction { tx in
             var title = try await requireTitle(context, in: tx, lock: true)
+            try Self.requireOwner(of: title, identity)
             guard allowed.contains(title.status) else { throw ServiceError.conflict(refusal(title)) }
             if title.status != status {
                 title.status = status
@@ -202,7 +206,15 @@ public struct CatalogService: Sendable {
             }
             return title
         }
-        return try jsonResponse(updated.view, headers: [.eTag: updated.entityTag])
+        return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
+    }
+
+    /// Publishers change only the titles they created; admins change any. Every publisher may
+    /// read every title, so another publisher's title is refused with 403, not hidden behind 404.
+    static func requireOwner(of title: TitleRecord, _ identity: Identity) throws(ServiceError) {
+        guard identity.role >= .admin || title.createdBy == identity.userID else {
+            throw .forbidden("title \(title.id) belongs to another publisher; only they or an admin may change it")
+        }
     }
 
     struct PackageInput: Decodable {
@@ -212,9 +224,11 @@ public struct CatalogService: Sendable {
     }
 
     /// Ingest reports a finished package: the title moves to `ready` (a published title stays
-    /// published and switches to the new version).
+    /// published and switches to the new version). Ingest presents its service credential
+    /// (`attach_packages`; it checked the title's owner when the upload was created); a user must
+    /// be the title's publisher or an admin.
     func attachPackage(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
-        try context.require(.publisher)
+        let identity = try context.require(.attachPackages, or: .publisher)
         let input = try await decodeJSON(PackageInput.self, from: request)
         guard (1...64).contains(input.package_version.count),
             input.package_version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }),
@@ -228,6 +242,7 @@ public struct CatalogService: Sendable {
         }
         let updated = try await database.transaction { tx in
             var title = try await requireTitle(context, in: tx, lock: true)
+            if let identity { try Self.requireOwner(of: title, identity) }
             title.packageVersion = input.package_version
             title.renditions = input.renditions
             if let duration = input.duration_seconds, duration > 0 { title.durationSeconds = duration }
@@ -235,7 +250,7 @@ public struct CatalogService: Sendable {
             try await Self.saveChange(&title, tx)
             return title
         }
-        return try jsonResponse(updated.view, headers: [.eTag: updated.entityTag])
+        return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
     }
 
     // MARK: - Rows

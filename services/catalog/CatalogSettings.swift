@@ -10,6 +10,10 @@ public struct CatalogSettings: Sendable {
     public var authURL = "http://127.0.0.1:8081"
     /// `catalog.auth_issuer`: the `iss` access tokens must carry (default `marquee-auth`).
     public var authIssuer = "marquee-auth"
+    /// `catalog.ingest_credential_file`: the service credentials accepted besides users' tokens
+    /// (ingest's grants attaching packages). None by default: then only a title's publisher or an
+    /// admin may attach its package.
+    public var credentials: [ServiceCredential] = []
 
     public init() {}
 }

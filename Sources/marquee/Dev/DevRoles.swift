@@ -39,16 +39,17 @@ final class DevContext: @unchecked Sendable {
     let data: String
     let logger: Logger
     let tokenKey: URLTokenKey
-    let ingestAccount: (email: String, password: String)
+    /// Ingest's credential for attaching packages, which the catalog accepts.
+    let ingestCredential: ServiceCredential
     private let lock = NSLock()
     private var urls: [String: String] = [:]
     private var auth: AuthService?
 
-    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestAccount: (email: String, password: String)) {
+    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestCredential: ServiceCredential) {
         self.data = data
         self.logger = logger
         self.tokenKey = tokenKey
-        self.ingestAccount = ingestAccount
+        self.ingestCredential = ingestCredential
     }
 
     func url(of role: String) -> String {
@@ -84,6 +85,7 @@ extension DevRole {
         var settings = CatalogSettings()
         settings.listen = "127.0.0.1:0"
         settings.database = context.database("catalog")
+        settings.credentials = [context.ingestCredential]
         let service = try await CatalogService.open(settings, jwks: context.jwks)
         return DevRoleParts(
             application: { running in try service.application(logger: context.logger, onServerRunning: running) },
@@ -101,9 +103,7 @@ extension DevRole {
         let sources = try FileSystemStore(root: context.data)
         let service = try await IngestService.open(settings, jwks: context.jwks, sourceStore: sources)
         let store = try FileSystemStore(root: context.data + "/media")
-        let announcer = CatalogAnnouncer(
-            catalogURL: context.url(of: "catalog"), authURL: context.url(of: "auth"), email: context.ingestAccount.email,
-            password: context.ingestAccount.password)
+        let announcer = CatalogAnnouncer(catalogURL: context.url(of: "catalog"), credential: context.ingestCredential)
         let worker = IngestWorker(
             jobs: service.jobs, store: store, sourceStore: sources, workerID: "dev-\(ProcessInfo.processInfo.hostName)-\(getpid())", workFolder: context.data + "/work",
             announcer: announcer)
