@@ -218,6 +218,49 @@ struct CatalogTests {
         }
     }
 
+    @Test(
+        "PATCH takes application/merge-patch+json (RFC 7396): absent kept, null cleared, geo merged member by member; other media types get 415",
+        arguments: DatabaseKind.allCases)
+    func mergePatch(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            var body = Self.movie
+            body["geo"] = ["mode": "deny", "countries": ["GB", "FR"]]
+            let created = try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: body)
+            let id = try #require(created["id"])
+            let path = "/api/catalog/titles/\(id)"
+            func mergePatch(_ document: String, type: String = "application/merge-patch+json") async throws -> Client.Reply {
+                try await catalog.send(.patch, path, token: publisher, raw: document, headers: [.contentType: type])
+            }
+
+            let merged = try await mergePatch(#"{"name": "Merged Voyage", "year": null, "geo": {"countries": ["DE"]}}"#)
+            #expect(merged.status == .ok, "\(merged.text)")
+            #expect(merged["name"] == "Merged Voyage")
+            #expect(merged.json["year"] is NSNull, "null removes the member")
+            #expect(merged["description"] == "A ship crosses the Atlantic in winter.", "absent members are kept")
+            let geo = merged.json["geo"] as? [String: Any]
+            #expect(geo?["mode"] as? String == "deny" && geo?["countries"] as? [String] == ["DE"], "geo merged, its mode kept: \(merged.text)")
+
+            let withCharset = try await mergePatch(#"{"geo": null, "cast": ["Someone"]}"#, type: "application/merge-patch+json; charset=utf-8")
+            #expect(withCharset.status == .ok && withCharset.json["geo"] is NSNull)
+            #expect(withCharset.json["cast"] as? [String] == ["Someone"], "arrays are replaced whole")
+            let fresh = try await mergePatch(#"{"geo": {"countries": ["FR"]}}"#)
+            #expect(fresh.status == .unprocessableContent && fresh.detail.contains("geo.mode"), "nothing to merge into: \(fresh.text)")
+
+            for refused in ["[1, 2]", "\"a name\"", "null"] {
+                let reply = try await mergePatch(refused)
+                #expect(reply.status == .unprocessableContent, "\(refused) → \(reply.status) \(reply.text)")
+            }
+            #expect(try await mergePatch("{not json").status == .badRequest)
+            #expect(try await mergePatch(#"{"name": null}"#).status == .unprocessableContent)
+            let plain = try await mergePatch(#"{"name": "x"}"#, type: "text/plain")
+            #expect(plain.status == .unsupportedMediaType && plain.detail.contains("application/merge-patch+json"), "\(plain.text)")
+            let title = try await catalog.send(.get, path, token: publisher)
+            #expect(title["name"] == "Merged Voyage" && title.json["revision"] as? Int == 3, "refused patches changed nothing")
+        }
+    }
+
     @Test("Search, genre filter, sort and cursor pagination; hostile search text is just text", arguments: DatabaseKind.allCases)
     func listing(kind: DatabaseKind) async throws {
         let services = try await Services.open(kind)

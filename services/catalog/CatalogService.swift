@@ -157,23 +157,60 @@ public struct CatalogService: Sendable {
         return try jsonResponse(title.view(for: context), status: .created, headers: headers)
     }
 
-    /// PATCH with JSON merge semantics; `If-Match: "r<revision>"` makes it conditional (412 when
-    /// someone else changed the title first).
+    /// PATCH with JSON merge semantics, sent as `application/json` or as an RFC 7396
+    /// `application/merge-patch+json` document (which also merges into `geo` member by member);
+    /// `If-Match: "r<revision>"` makes it conditional (412 when someone else changed the title first).
     func update(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
         let identity = try context.require(.publisher)
-        let input = try await decodeJSON(TitleInput.self, from: request)
+        let body = try await jsonBody(of: request, accepting: ["application/json", Self.mergePatchType])
+        let patch: [String: JSONValue]?
+        var input: TitleInput?
+        if body.mediaType == Self.mergePatchType {
+            let document = try decodeJSON(JSONValue.self, from: body.data)
+            guard case .object(let members) = document else {
+                throw ServiceError.invalid("body", "a merge patch of a title must be a JSON object")
+            }
+            patch = members
+        } else {
+            patch = nil
+            input = try decodeJSON(TitleInput.self, from: body.data)
+        }
         let ifMatch = request.headers[.ifMatch]
-        let updated = try await database.transaction { tx in
+        let updated = try await database.transaction { [input] tx in
             var title = try await requireTitle(context, in: tx, lock: true)
             try Self.requireOwner(of: title, identity)
             if let ifMatch, ifMatch != "*", ifMatch != title.entityTag {
                 throw ServiceError(.preconditionFailed, "title \(title.id) has changed (now \(title.entityTag)); fetch it again")
             }
-            try input.apply(to: &title, creating: false)
+            let changes = try input ?? Self.input(merging: patch ?? [:], into: title)
+            try changes.apply(to: &title, creating: false)
             try await Self.saveChange(&title, tx)
             return title
         }
         return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
+    }
+
+    static let mergePatchType = "application/merge-patch+json"
+
+    /// A merge patch as the input it amounts to for `title`. Top-level members already mean what
+    /// RFC 7396 says (absent: kept, null: cleared); `geo`, the one object member, is merged into
+    /// the title's current rules, so `{"geo": {"countries": ["FR"]}}` keeps the mode.
+    static func input(merging patch: [String: JSONValue], into title: TitleRecord) throws(ServiceError) -> TitleInput {
+        var members = patch
+        if let change = patch["geo"], case .object = change {
+            var current = JSONValue.null
+            if let geo = title.geo {
+                current = .object(["mode": .string(geo.mode.rawValue), "countries": .array(geo.countries.map(JSONValue.string))])
+            }
+            members["geo"] = current.merged(with: change)
+        }
+        let data: Data
+        do {
+            data = try JSONEncoder().encode(members)
+        } catch {
+            throw ServiceError.badRequest("the merge patch cannot be applied: \(error)")
+        }
+        return try decodeJSON(TitleInput.self, from: data)
     }
 
     func delete(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
