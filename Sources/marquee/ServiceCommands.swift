@@ -88,6 +88,11 @@ struct CatalogCommand: AsyncParsableCommand {
         help: "File holding ingest's service credential, which may attach packages to titles and nothing else (catalog.ingest_credential_file).")
     var ingestCredentialFile: String?
 
+    @Option(
+        name: .customLong("gateway-credential-file"),
+        help: "File holding the gateways' service credential, which may read the access-rules feed and nothing else (catalog.gateway_credential_file).")
+    var gatewayCredentialFile: String?
+
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
@@ -99,6 +104,7 @@ struct CatalogCommand: AsyncParsableCommand {
         settings.authIssuer = config.string("catalog.auth_issuer", flag: nil, default: settings.authIssuer)
         for (key, flag, holder, grant) in [
             ("catalog.ingest_credential_file", ingestCredentialFile, "ingest", ServiceGrant.attachPackages),
+            ("catalog.gateway_credential_file", gatewayCredentialFile, "gateway", ServiceGrant.readAccessRules),
         ] {
             let file = config.string(key, flag: flag, default: "")
             guard !file.isEmpty else { continue }
@@ -107,6 +113,14 @@ struct CatalogCommand: AsyncParsableCommand {
             } catch {
                 throw ValidationError("\(key): \(error.detail)")
             }
+        }
+        settings.maxWaitingPolls = config.int("catalog.max_waiting_polls", default: settings.maxWaitingPolls)
+        guard (1...100_000).contains(settings.maxWaitingPolls) else {
+            throw ValidationError("catalog.max_waiting_polls must be 1 to 100000, got \(settings.maxWaitingPolls)")
+        }
+        settings.rulesRecheckMilliseconds = config.int("catalog.rules_recheck_ms", default: settings.rulesRecheckMilliseconds)
+        guard (100...60_000).contains(settings.rulesRecheckMilliseconds) else {
+            throw ValidationError("catalog.rules_recheck_ms must be 100 to 60000 ms, got \(settings.rulesRecheckMilliseconds)")
         }
         let service = try await CatalogService.open(settings)
         print("catalog: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL))")

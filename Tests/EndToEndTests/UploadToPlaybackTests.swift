@@ -24,8 +24,13 @@ struct UploadToPlaybackTests {
         defer { auth.stop() }
         // Ingest tells the catalog with its service credential, not as a user.
         let ingestCredential = try ServiceCredentialFile.make("ingest-credential")
+        let gatewayCredential = try ServiceCredentialFile.make("gateway-credential")
         let catalog = try ServiceProcess(
-            "catalog", ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL, "--ingest-credential-file", ingestCredential.path])
+            "catalog",
+            [
+                "--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL, "--ingest-credential-file", ingestCredential.path,
+                "--gateway-credential-file", gatewayCredential.path,
+            ])
         defer { catalog.stop() }
         let data = try Scratch.newDirectory("ingest-node")
         let media = data.appendingPathComponent("media")
@@ -103,6 +108,7 @@ struct UploadToPlaybackTests {
             """
             services:
               catalog: \(catalog.baseURL)
+              catalog_credential_file: \(gatewayCredential.path)
             catalog:
               wait_seconds: 5
             """)

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import MarqueeAuth
 import MarqueeCatalog
 import MarqueeServiceKit
 import MarqueeTestSupport
@@ -338,43 +339,137 @@ struct CatalogTests {
 
     @Test("The access-rules feed: versioned, long-polls, answers as soon as a title changes", arguments: DatabaseKind.allCases)
     func accessRules(kind: DatabaseKind) async throws {
-        let services = try await Services.open(kind)
+        // Re-checks for other instances' writes so rare that only this instance's write can end the wait.
+        let services = try await Services.open(kind) { _ in } catalog: {
+            Self.withCredentials(&$0)
+            $0.rulesRecheckMilliseconds = 600_000
+        }
         try await services.run { auth, catalog in
             let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let feed = "/internal/access-rules"
             var body = Self.movie
             body["geo"] = ["mode": "deny", "countries": ["GB"]]
             let id = try #require(try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: body)["id"])
-            let drafts = try await catalog.send(.get, "/api/catalog/access-rules")
+            let drafts = try await catalog.send(.get, feed, token: Self.gatewaySecret)
+            #expect(drafts.status == .ok, "\(drafts.text)")
             #expect((drafts.json["titles"] as? [Any])?.isEmpty == true, "drafts are not in the feed")
             _ = try await catalog.send(
                 .put, "/api/catalog/titles/\(id)/package", token: publisher,
                 json: ["package_version": "v1", "renditions": [["name": "a", "bandwidth": 1, "codecs": "mp4a.40.2"]]])
-            let first = try await catalog.send(.get, "/api/catalog/access-rules")
+            let first = try await catalog.send(.get, feed, token: Self.gatewaySecret)
             let etag = try #require(first.headers[.eTag])
             let titles = try #require(first.json["titles"] as? [[String: Any]])
             #expect(titles.first?["status"] as? String == "ready")
             #expect((titles.first?["geo"] as? [String: Any])?["countries"] as? [String] == ["GB"])
-            let unchanged = try await catalog.send(.get, "/api/catalog/access-rules?wait=1", headers: [.ifNoneMatch: etag])
+            let unchanged = try await catalog.send(.get, feed + "?wait=1", token: Self.gatewaySecret, headers: [.ifNoneMatch: etag])
             #expect(unchanged.status == .notModified)
             // The long poll needs its own connection: the test client has one, and requests queue on it.
             let port = try #require(catalog.client.port)
-            async let waiting = Self.get("http://127.0.0.1:\(port)/api/catalog/access-rules?wait=30", ifNoneMatch: etag)
-            try await Task.sleep(for: .milliseconds(300))
+            async let waiting = Self.get("http://127.0.0.1:\(port)\(feed)?wait=30", ifNoneMatch: etag, token: Self.gatewaySecret)
+            #expect(await waitUntil(timeout: .seconds(10)) { () async in services.catalog.waitingRulePolls == 1 }, "the poll is waiting")
             _ = try await catalog.send(.post, "/api/catalog/titles/\(id)/publish", token: publisher)
-            let (status, changedTag, changed) = try await waiting
-            #expect(status == 200)
+            let (status, changedTag, changed, _) = try await waiting
+            #expect(status == 200, "the write woke the poll, long before its 30 s")
             #expect(changedTag != etag)
             let changedTitles = try JSONSerialization.jsonObject(with: changed) as? [String: Any]
             #expect((changedTitles?["titles"] as? [[String: Any]])?.first?["status"] as? String == "published")
-            #expect(try await catalog.send(.get, "/api/catalog/access-rules?wait=600").status == .unprocessableContent)
+            #expect(services.catalog.waitingRulePolls == 0)
+            #expect(try await catalog.send(.get, feed + "?wait=600", token: Self.gatewaySecret).status == .unprocessableContent)
         }
     }
 
-    static func get(_ url: String, ifNoneMatch: String) async throws -> (Int, String?, Data) {
+    @Test(
+        "The access-rules feed is for gateways: outside /api/, refused without the gateways' credential (401) or with any other (403); admins may read it",
+        arguments: DatabaseKind.allCases)
+    func accessRulesNeedTheGatewayCredential(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind, catalog: Self.withCredentials)
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let admin = try await services.user(.admin, "root@example.com", client: auth)
+            let feed = "/internal/access-rules"
+            #expect(try await catalog.send(.get, "/api/catalog/access-rules", token: Self.gatewaySecret).status == .notFound, "nothing under /api/")
+            let anonymous = try await catalog.send(.get, feed)
+            #expect(anonymous.status == .unauthorized && anonymous.headers[.wwwAuthenticate] != nil)
+            #expect(try await catalog.send(.get, feed, token: String(Self.gatewaySecret.dropLast()) + "x").status == .unauthorized)
+            #expect(try await catalog.send(.get, feed, token: publisher).status == .forbidden)
+            let ingest = try await catalog.send(.get, feed, token: Self.ingestSecret)
+            #expect(ingest.status == .forbidden && ingest.detail.contains("attach_packages"), "\(ingest.text)")
+            let gateway = try await catalog.send(.get, feed, token: Self.gatewaySecret)
+            #expect(gateway.status == .ok && gateway.json["version"] is Int)
+            #expect(try await catalog.send(.get, feed, token: admin).status == .ok)
+            // The gateways' credential reads the feed and does nothing else.
+            #expect(try await catalog.send(.post, "/api/catalog/titles", token: Self.gatewaySecret, json: Self.movie).status == .forbidden)
+        }
+    }
+
+    @Test(
+        "At most catalog.max_waiting_polls polls wait: one more gets 503 with Retry-After; polls that need not wait are always answered",
+        arguments: DatabaseKind.allCases)
+    func accessRulesPollCap(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind) { _ in } catalog: {
+            Self.withCredentials(&$0)
+            $0.maxWaitingPolls = 1
+        }
+        try await services.run { auth, catalog in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let feed = "/internal/access-rules"
+            let etag = try #require(try await catalog.send(.get, feed, token: Self.gatewaySecret).headers[.eTag])
+            let port = try #require(catalog.client.port)
+            async let waiting = Self.get("http://127.0.0.1:\(port)\(feed)?wait=30", ifNoneMatch: etag, token: Self.gatewaySecret)
+            #expect(await waitUntil(timeout: .seconds(10)) { () async in services.catalog.waitingRulePolls == 1 })
+            let refused = try await Self.get("http://127.0.0.1:\(port)\(feed)?wait=30", ifNoneMatch: etag, token: Self.gatewaySecret)
+            #expect(refused.0 == 503 && refused.3 == "1", "503 with Retry-After: 1, got \(refused.0) \(refused.3 ?? "none")")
+            #expect(try await catalog.send(.get, feed, token: Self.gatewaySecret).status == .ok, "a poll without a matching ETag does not wait")
+            #expect(try await catalog.send(.get, feed + "?wait=0", token: Self.gatewaySecret, headers: [.ifNoneMatch: etag]).status == .notModified)
+            _ = try await catalog.send(.post, "/api/catalog/titles", token: publisher, json: Self.movie)
+            let answered = try await waiting
+            #expect(answered.0 == 200)
+            #expect(services.catalog.waitingRulePolls == 0, "the answered poll left its place")
+        }
+    }
+
+    @Test(
+        "A poll waiting on one catalog instance learns of a write made through another instance on the same database",
+        arguments: DatabaseKind.allCases)
+    func accessRulesAcrossInstances(kind: DatabaseKind) async throws {
+        var database = ""
+        let services = try await Services.open(kind) { _ in } catalog: {
+            Self.withCredentials(&$0)
+            $0.rulesRecheckMilliseconds = 100
+            database = $0.database
+        }
+        var otherSettings = CatalogSettings()
+        otherSettings.database = database
+        let other = try await CatalogService.open(otherSettings, jwks: services.auth.jwksSource)
+        do {
+            try await services.run { auth, catalog in
+                let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+                let feed = "/internal/access-rules"
+                let etag = try #require(try await catalog.send(.get, feed, token: Self.gatewaySecret).headers[.eTag])
+                let port = try #require(catalog.client.port)
+                async let waiting = Self.get("http://127.0.0.1:\(port)\(feed)?wait=30", ifNoneMatch: etag, token: Self.gatewaySecret)
+                #expect(await waitUntil(timeout: .seconds(10)) { () async in services.catalog.waitingRulePolls == 1 })
+                try await Application(router: other.router()).test(.live) { otherClient in
+                    let created = try await Client(otherClient).send(.post, "/api/catalog/titles", token: publisher, json: Self.movie)
+                    #expect(created.status == .created)
+                }
+                let (status, changedTag, _, _) = try await waiting
+                #expect(status == 200 && changedTag != etag, "the other instance's write reached the waiting poll")
+            }
+        } catch {
+            await other.close()
+            throw error
+        }
+        await other.close()
+    }
+
+    /// A long poll on a connection of its own: status, ETag, body and Retry-After.
+    static func get(_ url: String, ifNoneMatch: String, token: String) async throws -> (Int, String?, Data, String?) {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "If-None-Match", value: ifNoneMatch)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 1 << 20)
-        return (Int(response.status.code), response.headers.first(name: "ETag"), Data(body.readableBytesView))
+        return (Int(response.status.code), response.headers.first(name: "ETag"), Data(body.readableBytesView), response.headers.first(name: "Retry-After"))
     }
 }

@@ -16,7 +16,8 @@ public struct CatalogService: Sendable {
         self.settings = settings
         self.database = database
         verifier = AccessTokenVerifier(source: jwks, issuer: settings.authIssuer)
-        rules = AccessRulesFeed(database: database)
+        rules = AccessRulesFeed(
+            database: database, maxWaiting: settings.maxWaitingPolls, recheck: .milliseconds(settings.rulesRecheckMilliseconds))
     }
 
     /// Opens and migrates the database. `jwks` defaults to fetching from `settings.authURL`.
@@ -44,6 +45,9 @@ public struct CatalogService: Sendable {
 
     public func close() async { await database.close() }
 
+    /// Access-rules long polls waiting now (at most `maxWaitingPolls`).
+    public var waitingRulePolls: Int { rules.changes.waiting }
+
     public static let openAPI = ServiceRouter.resource("openapi.yaml", in: .module)
 
     public func router() -> Router<ServiceRequestContext> {
@@ -69,7 +73,8 @@ public struct CatalogService: Sendable {
             }
         }
         api.put("/titles/:id/package") { request, context in try await attachPackage(request, context) }
-        api.get("/access-rules") { request, _ in try await rules.respond(to: request) }
+        // For gateways, outside /api/ so that no gateway forwards it to the public.
+        router.get("/internal/access-rules") { request, context in try await rules.respond(to: request, context) }
         return router
     }
 
@@ -151,6 +156,7 @@ public struct CatalogService: Sendable {
             try await Self.insert(saved, tx)
             try await AccessRulesFeed.bump(tx)
         }
+        rules.changed()
         var headers = HTTPFields()
         headers[.location] = "/api/catalog/titles/\(title.id)"
         headers[.eTag] = title.entityTag
@@ -187,6 +193,7 @@ public struct CatalogService: Sendable {
             try await Self.saveChange(&title, tx)
             return title
         }
+        rules.changed()
         return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
     }
 
@@ -225,6 +232,7 @@ public struct CatalogService: Sendable {
             try await tx.execute("DELETE FROM titles WHERE id = $1", title.id)
             try await AccessRulesFeed.bump(tx)
         }
+        rules.changed()
         return Response(status: .noContent)
     }
 
@@ -243,6 +251,7 @@ public struct CatalogService: Sendable {
             }
             return title
         }
+        rules.changed()
         return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
     }
 
@@ -287,6 +296,7 @@ public struct CatalogService: Sendable {
             try await Self.saveChange(&title, tx)
             return title
         }
+        rules.changed()
         return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
     }
 

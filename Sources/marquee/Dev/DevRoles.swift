@@ -39,17 +39,20 @@ final class DevContext: @unchecked Sendable {
     let data: String
     let logger: Logger
     let tokenKey: URLTokenKey
-    /// Ingest's credential for attaching packages, which the catalog accepts.
+    /// Ingest's credential (attaching packages) and the gateway's (reading the access-rules
+    /// feed), both accepted by the catalog.
     let ingestCredential: ServiceCredential
+    let gatewayCredential: ServiceCredential
     private let lock = NSLock()
     private var urls: [String: String] = [:]
     private var auth: AuthService?
 
-    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestCredential: ServiceCredential) {
+    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestCredential: ServiceCredential, gatewayCredential: ServiceCredential) {
         self.data = data
         self.logger = logger
         self.tokenKey = tokenKey
         self.ingestCredential = ingestCredential
+        self.gatewayCredential = gatewayCredential
     }
 
     func url(of role: String) -> String {
@@ -85,7 +88,7 @@ extension DevRole {
         var settings = CatalogSettings()
         settings.listen = "127.0.0.1:0"
         settings.database = context.database("catalog")
-        settings.credentials = [context.ingestCredential]
+        settings.credentials = [context.ingestCredential, context.gatewayCredential]
         let service = try await CatalogService.open(settings, jwks: context.jwks)
         return DevRoleParts(
             application: { running in try service.application(logger: context.logger, onServerRunning: running) },

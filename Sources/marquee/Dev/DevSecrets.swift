@@ -8,8 +8,9 @@ import MarqueeServiceKit
 
 /// The secrets `marquee dev` makes on first start and finds again afterwards, all under
 /// `<data>/keys` (mode 0700, files 0600): the URL token key the gateway verifies and playback
-/// signs with, the passwords of the demo viewer and the demo publisher, and the service credential
-/// the catalog accepts from ingest: `ingest-catalog.credential` (ingest attaches packages).
+/// signs with, the passwords of the demo viewer and the demo publisher, and the two service
+/// credentials the catalog accepts: `ingest-catalog.credential` (ingest attaches packages) and
+/// `gateway-catalog.credential` (the gateway reads the access-rules feed).
 struct DevSecrets {
     typealias Account = (email: String, password: String)
 
@@ -17,11 +18,15 @@ struct DevSecrets {
     let tokenKey: URLTokenKey
     let viewer: Account
     let publisher: Account
-    /// The file of ingest's service credential for the catalog.
+    /// The files of ingest's and the gateway's service credentials for the catalog.
     let ingestCredentialFile: String
+    let gatewayCredentialFile: String
 
     var ingestCredential: ServiceCredential {
         get throws { try ServiceCredential(holder: "ingest", grant: .attachPackages, secretFile: ingestCredentialFile) }
+    }
+    var gatewayCredential: ServiceCredential {
+        get throws { try ServiceCredential(holder: "gateway", grant: .readAccessRules, secretFile: gatewayCredentialFile) }
     }
 
     static func load(data: String) throws -> DevSecrets {
@@ -58,7 +63,7 @@ struct DevSecrets {
         return DevSecrets(
             tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret),
             viewer: try account("demo-viewer", "viewer@demo.marquee"), publisher: try account("demo-publisher", "publisher@demo.marquee"),
-            ingestCredentialFile: try credential("ingest-catalog"))
+            ingestCredentialFile: try credential("ingest-catalog"), gatewayCredentialFile: try credential("gateway-catalog"))
     }
 
     /// Creates the two demo accounts unless they exist (an existing one keeps its password).
