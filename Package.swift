@@ -207,7 +207,7 @@ let package = Package(
         .testTarget(
             name: "IngestTests",
             dependencies: [
-                "MarqueeIngest", "MarqueeAuth", "MarqueeServiceKit", "MarqueeTestSupport", "MarqueeMedia", "MarqueeStore",
+                "MarqueeIngest", "MarqueeAuth", "MarqueeCatalog", "MarqueeServiceKit", "MarqueeTestSupport", "MarqueeMedia", "MarqueeStore",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

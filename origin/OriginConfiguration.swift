@@ -27,6 +27,8 @@ public enum OriginConfiguration {
         /// `origin.cache_dir`, `origin.cache_max_bytes`.
         public var cacheDirectory: String?
         public var cacheMaxBytes: Int?
+        /// `services.catalog_credential_file`: the file of the gateways' credential for the catalog's feed.
+        public var catalogCredentialFile: String?
 
         public init(
             root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil,
@@ -120,7 +122,7 @@ public enum OriginConfiguration {
         c.readThrough = readThrough
         c.policy = try PolicyConfiguration.load(
             config, tokenKeys: flags.tokenKeys, tokenKeyDirectory: flags.tokenKeyDirectory, requireToken: flags.requireToken)
-        c.services = try services(config, flags: flags.services)
+        c.services = try services(config, flags: flags.services, catalogCredentialFile: flags.catalogCredentialFile)
         if c.services.titleRulesUpstream != nil && c.policy.geoDatabase == nil {
             printError("marquee: warning: per-title geo rules from the catalog cannot be enforced without geo.database; every client's country is unknown (geo.unknown_country decides)")
         }
@@ -159,7 +161,7 @@ public enum OriginConfiguration {
     static let knownServiceNames = ["auth", "catalog", "billing", "analytics", "ingest", "playback"]
 
     /// `services.*`: upstream URLs, body limit, timeout, idle pool, catalog title rules.
-    static func services(_ config: ConfigReader, flags: [String]) throws -> ServiceSettings {
+    static func services(_ config: ConfigReader, flags: [String], catalogCredentialFile: String? = nil) throws -> ServiceSettings {
         var s = ServiceSettings()
         var byName: [String: ServiceUpstream] = [:]
         var order: [String] = []
@@ -186,6 +188,17 @@ public enum OriginConfiguration {
         s.idleConnectionsPerUpstream = config.int(forKey: "services.idle_connections", default: s.idleConnectionsPerUpstream)
         guard s.idleConnectionsPerUpstream >= 0, s.idleConnectionsPerUpstream <= 4096 else {
             throw InvalidSetting(description: "services.idle_connections must be between 0 and 4096")
+        }
+        let credentialFile = catalogCredentialFile ?? config.string(forKey: "services.catalog_credential_file", default: "")
+        if !credentialFile.isEmpty {
+            guard let secret = TokenKeyFiles.readSecret(credentialFile) else {
+                throw InvalidSetting(description: "services.catalog_credential_file: cannot read \(credentialFile)")
+            }
+            guard (32...1024).contains(secret.count), secret.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                throw InvalidSetting(
+                    description: "services.catalog_credential_file: \(credentialFile) must hold one secret of 32 to 1024 visible ASCII bytes without spaces")
+            }
+            s.catalogCredential = String(decoding: secret, as: UTF8.self)
         }
         s.titleRules = config.bool(forKey: "catalog.title_rules", default: s.titleRules)
         s.titleRulesWaitSeconds = config.int(forKey: "catalog.wait_seconds", default: s.titleRulesWaitSeconds)

@@ -60,12 +60,18 @@ struct OriginCommand: AsyncParsableCommand {
             discussion: "/api/NAME and /api/NAME/... are forwarded to it with path and query unchanged; /.well-known/jwks.json goes to 'auth'. HOST is an IPv4 address, [IPv6] address or localhost. A 'catalog' service also supplies per-title access rules (catalog.title_rules)."))
     var services: [String] = []
 
+    @Option(
+        name: .customLong("catalog-credential-file"),
+        help: "File holding the gateways' service credential for the catalog's access-rules feed (services.catalog_credential_file; the catalog's catalog.gateway_credential_file).")
+    var catalogCredentialFile: String?
+
     func run() async throws {
         var flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads, tokenKeys: tokenKeys,
             tokenKeyDirectory: tokenKeyDirectory, requireToken: requireToken ? true : nil, services: services)
         flags.store = store
         flags.cacheDirectory = cacheDirectory
         flags.cacheMaxBytes = cacheMaxBytes
+        flags.catalogCredentialFile = catalogCredentialFile
         let configuration: ServerConfiguration
         do {
             configuration = try await OriginConfiguration.load(flags)

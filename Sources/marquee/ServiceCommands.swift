@@ -83,6 +83,16 @@ struct CatalogCommand: AsyncParsableCommand {
     @Option(name: .customLong("auth-url"), help: "The auth service, whose JWKS verifies tokens (catalog.auth_url; default http://127.0.0.1:8081).")
     var authURL: String?
 
+    @Option(
+        name: .customLong("ingest-credential-file"),
+        help: "File holding ingest's service credential, which may attach packages to titles and nothing else (catalog.ingest_credential_file).")
+    var ingestCredentialFile: String?
+
+    @Option(
+        name: .customLong("gateway-credential-file"),
+        help: "File holding the gateways' service credential, which may read the access-rules feed and nothing else (catalog.gateway_credential_file).")
+    var gatewayCredentialFile: String?
+
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
@@ -92,6 +102,26 @@ struct CatalogCommand: AsyncParsableCommand {
         settings.database = config.databaseURL(flag: options.database, key: "catalog.database", defaultName: "catalog")
         settings.authURL = config.string("catalog.auth_url", flag: authURL, default: settings.authURL)
         settings.authIssuer = config.string("catalog.auth_issuer", flag: nil, default: settings.authIssuer)
+        for (key, flag, holder, grant) in [
+            ("catalog.ingest_credential_file", ingestCredentialFile, "ingest", ServiceGrant.attachPackages),
+            ("catalog.gateway_credential_file", gatewayCredentialFile, "gateway", ServiceGrant.readAccessRules),
+        ] {
+            let file = config.string(key, flag: flag, default: "")
+            guard !file.isEmpty else { continue }
+            do throws(ServiceError) {
+                settings.credentials.append(try ServiceCredential(holder: holder, grant: grant, secretFile: file))
+            } catch {
+                throw ValidationError("\(key): \(error.detail)")
+            }
+        }
+        settings.maxWaitingPolls = config.int("catalog.max_waiting_polls", default: settings.maxWaitingPolls)
+        guard (1...100_000).contains(settings.maxWaitingPolls) else {
+            throw ValidationError("catalog.max_waiting_polls must be 1 to 100000, got \(settings.maxWaitingPolls)")
+        }
+        settings.rulesRecheckMilliseconds = config.int("catalog.rules_recheck_ms", default: settings.rulesRecheckMilliseconds)
+        guard (100...60_000).contains(settings.rulesRecheckMilliseconds) else {
+            throw ValidationError("catalog.rules_recheck_ms must be 100 to 60000 ms, got \(settings.rulesRecheckMilliseconds)")
+        }
         let service = try await CatalogService.open(settings)
         print("catalog: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL))")
         try await service.application().runService()
@@ -122,6 +152,11 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(name: .customLong("catalog-url"), help: "The catalog told about finished packages (ingest.catalog_url; none: packages are only published).")
     var catalogURL: String?
 
+    @Option(
+        name: .customLong("catalog-credential-file"),
+        help: "File holding ingest's service credential for the catalog, the same secret as its catalog.ingest_credential_file (ingest.catalog_credential_file).")
+    var catalogCredentialFile: String?
+
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
@@ -147,13 +182,17 @@ struct IngestCommand: AsyncParsableCommand {
         let service = try await IngestService.open(settings, sourceStore: sources)
         var announcer: CatalogAnnouncer?
         if let catalog = settings.catalogURL {
-            let email = config.string("ingest.service_email", flag: nil, default: "")
-            let passwordFile = config.string("ingest.service_password_file", flag: nil, default: "")
-            guard !email.isEmpty, let password = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
-                throw ValidationError("ingest.catalog_url needs ingest.service_email and ingest.service_password_file (a publisher account)")
+            let file = config.string("ingest.catalog_credential_file", flag: catalogCredentialFile, default: "")
+            guard !file.isEmpty else {
+                throw ValidationError(
+                    "ingest.catalog_url needs ingest.catalog_credential_file (--catalog-credential-file): the secret the catalog accepts as catalog.ingest_credential_file")
             }
-            announcer = CatalogAnnouncer(
-                catalogURL: catalog, authURL: settings.authURL, email: email, password: password.trimmingCharacters(in: .newlines))
+            do throws(ServiceError) {
+                announcer = CatalogAnnouncer(
+                    catalogURL: catalog, credential: try ServiceCredential(holder: "ingest", grant: .attachPackages, secretFile: file))
+            } catch {
+                throw ValidationError("ingest.catalog_credential_file: \(error.detail)")
+            }
         }
         let database = try await openDatabase(settings.database)
         let queue = IngestJobs(database: database)

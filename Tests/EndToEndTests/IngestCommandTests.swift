@@ -81,7 +81,8 @@ struct IngestCommandTests {
         }
         // Killed while it transcodes: no heartbeat, no clean-up, no give-back.
         #expect(waitUntil(timeout: .seconds(60), interval: .milliseconds(50)) { (try? job())?["status"] as? String == "running" })
-        Thread.sleep(forTimeInterval: 1)
+        // Mid-transcode: a heartbeat has reported progress (every second with a 3 s lease).
+        #expect(waitUntil(timeout: .seconds(60), interval: .milliseconds(50)) { ((try? job())?["progress_percent"] as? Double ?? 0) > 0 })
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()
 

@@ -74,3 +74,14 @@ struct JSONCall {
         return (response.status, body, response)
     }
 }
+
+/// A service credential's secret in a scratch file, as an operator makes one (32 random bytes as hex).
+enum ServiceCredentialFile {
+    static func make(_ name: String) throws -> URL {
+        let file = Scratch.newFile(name)
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        try (secret + "\n").write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+}

@@ -16,7 +16,10 @@ struct ServicesThroughGatewayTests {
         let bcrypt = ["MARQUEE_AUTH_BCRYPT_COST": "10"]
         let auth = try ServiceProcess("auth", ["--database", authDatabase], environment: bcrypt)
         defer { auth.stop() }
-        let catalog = try ServiceProcess("catalog", ["--database", catalogDatabase, "--auth-url", auth.baseURL])
+        // The gateway reads the catalog's rules with its own service credential.
+        let gatewayCredential = try ServiceCredentialFile.make("gateway-credential")
+        let catalog = try ServiceProcess(
+            "catalog", ["--database", catalogDatabase, "--auth-url", auth.baseURL, "--gateway-credential-file", gatewayCredential.path])
         defer { catalog.stop() }
         let (countries, _) = try GeoFixtures.writtenDatabases()  // 192.0.2.0/24 FR, 198.51.100.0/24 DE
         let root = try Scratch.newDirectory("gateway-root")
@@ -29,6 +32,7 @@ struct ServicesThroughGatewayTests {
             services:
               auth: \(auth.baseURL)
               catalog: \(catalog.baseURL)
+              catalog_credential_file: \(gatewayCredential.path)
             catalog:
               wait_seconds: 5
             """)
@@ -85,5 +89,49 @@ struct ServicesThroughGatewayTests {
         // Withdrawing reaches the gateway too.
         #expect(try api("POST", "/api/catalog/titles/\(id)/withdraw", token: publisher).status == 200)
         #expect(try waitUntil(timeout: .seconds(15)) { try Curl.fetch(gateway.url(media), ["-H", "X-Forwarded-For: 198.51.100.7"]).status == 404 })
+    }
+
+    @Test("The catalog's access-rules feed is not reachable through the gateway's /api/ proxy, needs the gateways' credential, and the gateway polls it with that credential")
+    func feedIsForGateways() throws {
+        let authDatabase = try DatabaseKind.sqlite.freshURL()
+        try ServiceProcess.addUser(email: "pub@example.com", role: "publisher", password: "publisher passphrase", database: authDatabase)
+        let auth = try ServiceProcess("auth", ["--database", authDatabase], environment: ["MARQUEE_AUTH_BCRYPT_COST": "10"])
+        defer { auth.stop() }
+        let gatewayCredential = try ServiceCredentialFile.make("gateway-credential")
+        let catalog = try ServiceProcess(
+            "catalog",
+            ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL, "--gateway-credential-file", gatewayCredential.path])
+        defer { catalog.stop() }
+        let root = try Scratch.newDirectory("gateway-root")
+        let gateway = try ServerProcess(
+            root: root,
+            arguments: [
+                "--service", "auth=\(auth.baseURL)", "--service", "catalog=\(catalog.baseURL)", "--catalog-credential-file", gatewayCredential.path,
+            ])
+        defer { gateway.stop() }
+        let secret = try String(contentsOf: gatewayCredential, encoding: .utf8).trimmingCharacters(in: .newlines)
+
+        // Through the gateway, with or without the secret, nothing under /api/ is the feed.
+        for path in ["/api/catalog/access-rules", "/api/catalog/internal/access-rules", "/api/catalog/../internal/access-rules"] {
+            for headers in [[String](), ["-H", "Authorization: Bearer \(secret)"]] {
+                let reply = try Curl.fetch(gateway.url(path), ["--path-as-is"] + headers)
+                #expect(reply.status != 200 && !reply.bodyText.contains("\"titles\""), "\(path) through the gateway → \(reply.status) \(reply.bodyText)")
+            }
+        }
+        #expect(try Curl.fetch(gateway.url("/internal/access-rules")).status == 404, "the gateway serves no feed of its own")
+
+        // On the catalog itself: refused without the credential, served with it.
+        let anonymous = try Curl.fetch(catalog.url("/internal/access-rules"))
+        #expect(anonymous.status == 401)
+        let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "pub@example.com", "password": "publisher passphrase"])
+        let publisher = try #require(login.body["access_token"] as? String)
+        #expect(try JSONCall.send("GET", catalog.url("/internal/access-rules"), token: publisher).status == 403)
+        let withSecret = try JSONCall.send("GET", catalog.url("/internal/access-rules"), token: secret)
+        #expect(withSecret.status == 200 && withSecret.body["titles"] is [Any])
+
+        // The gateway's own poll carries the credential: once it has the rules, title paths are
+        // decided (404 for a title the catalog does not list) instead of 503 while waiting for them.
+        #expect(try waitUntil(timeout: .seconds(15)) { try Curl.fetch(gateway.url("/titles/01jd0000000000000000000000/x.m3u8")).status == 404 })
+        #expect(!gateway.stderr.text.contains("the catalog answered 401"), "\(gateway.stderr.text)")
     }
 }

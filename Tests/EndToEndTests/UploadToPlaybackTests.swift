@@ -20,10 +20,17 @@ struct UploadToPlaybackTests {
     func uploadToPlayback(kind: StoreKind) async throws {
         let authDatabase = try DatabaseKind.sqlite.freshURL()
         try ServiceProcess.addUser(email: "pub@example.com", role: "publisher", password: "publisher passphrase", database: authDatabase)
-        try ServiceProcess.addUser(email: "ingest@example.com", role: "publisher", password: "ingest passphrase", database: authDatabase)
         let auth = try ServiceProcess("auth", ["--database", authDatabase], environment: ["MARQUEE_AUTH_BCRYPT_COST": "10"])
         defer { auth.stop() }
-        let catalog = try ServiceProcess("catalog", ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL])
+        // Ingest tells the catalog with its service credential, not as a user.
+        let ingestCredential = try ServiceCredentialFile.make("ingest-credential")
+        let gatewayCredential = try ServiceCredentialFile.make("gateway-credential")
+        let catalog = try ServiceProcess(
+            "catalog",
+            [
+                "--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL, "--ingest-credential-file", ingestCredential.path,
+                "--gateway-credential-file", gatewayCredential.path,
+            ])
         defer { catalog.stop() }
         let data = try Scratch.newDirectory("ingest-node")
         let media = data.appendingPathComponent("media")
@@ -39,12 +46,12 @@ struct UploadToPlaybackTests {
             location = "s3://marquee-media?endpoint=\(server.endpoint)&region=eu-west-1"
         }
         let credentials = StoreOrigin.credentials
-        let password = Scratch.newFile("ingest-password")
-        try "ingest passphrase".write(to: password, atomically: true, encoding: .utf8)
         let ingest = try ServiceProcess(
-            "ingest", ["--data", data.path, "--auth-url", auth.baseURL, "--catalog-url", catalog.baseURL, "--store", location],
-            environment: ["MARQUEE_INGEST_SERVICE_EMAIL": "ingest@example.com", "MARQUEE_INGEST_SERVICE_PASSWORD_FILE": password.path].merging(
-                credentials) { $1 })
+            "ingest",
+            [
+                "--data", data.path, "--auth-url", auth.baseURL, "--catalog-url", catalog.baseURL, "--catalog-credential-file", ingestCredential.path,
+                "--store", location,
+            ], environment: credentials)
         defer { ingest.stop() }
 
         let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "pub@example.com", "password": "publisher passphrase"])
@@ -101,6 +108,7 @@ struct UploadToPlaybackTests {
             """
             services:
               catalog: \(catalog.baseURL)
+              catalog_credential_file: \(gatewayCredential.path)
             catalog:
               wait_seconds: 5
             """)

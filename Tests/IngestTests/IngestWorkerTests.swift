@@ -30,6 +30,17 @@ struct IngestWorkerTests {
         return path
     }
 
+    /// Regular files anywhere under `folder` (none when it does not exist yet).
+    static func filesWritten(under folder: String) -> Int {
+        guard let walk = FileManager.default.enumerator(atPath: folder) else { return 0 }
+        var count = 0
+        while let name = walk.nextObject() as? String {
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isFolder), !isFolder.boolValue { count += 1 }
+        }
+        return count
+    }
+
     static func worker(_ jobs: IngestJobs, _ store: any ObjectStore, id: String, announcer: Recorder) -> IngestWorker {
         var settings = TranscodeSettings()
         settings.ladderHeights = [360]
@@ -82,9 +93,9 @@ struct IngestWorkerTests {
         let recorder = Recorder()
         let worker = Self.worker(jobs, store, id: "stopping-node", announcer: recorder)
         let running = Task { await worker.run(poll: .milliseconds(50)) }
-        let deadline = Date().addingTimeInterval(30)
-        while try await jobs.job(job.id)?.status != .running, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await waitUntil(timeout: .seconds(30)) { try await jobs.job(job.id)?.status == .running })
+        // Caught in the middle: the packager has started writing the package in the work folder.
+        #expect(await waitUntil(timeout: .seconds(30)) { () async in Self.filesWritten(under: worker.workFolder) > 0 }, "the transcode started")
         running.cancel()
         await running.value
         let released = try #require(try await jobs.job(job.id))

@@ -18,7 +18,9 @@ struct Services {
     let kind: DatabaseKind
     let authDatabase: String
 
-    static func open(_ kind: DatabaseKind, configure: (inout AuthSettings) -> Void = { _ in }) async throws -> Services {
+    static func open(
+        _ kind: DatabaseKind, configure: (inout AuthSettings) -> Void = { _ in }, catalog configureCatalog: (inout CatalogSettings) -> Void = { _ in }
+    ) async throws -> Services {
         var authSettings = AuthSettings()
         authSettings.database = try kind.freshURL()
         authSettings.bcryptCost = 4
@@ -26,6 +28,7 @@ struct Services {
         let auth = try await AuthService.open(authSettings)
         var catalogSettings = CatalogSettings()
         catalogSettings.database = try kind.freshURL()
+        configureCatalog(&catalogSettings)
         let catalog = try await CatalogService.open(catalogSettings, jwks: auth.jwksSource)
         return Services(auth: auth, catalog: catalog, kind: kind, authDatabase: authSettings.database)
     }

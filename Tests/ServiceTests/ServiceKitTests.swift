@@ -85,4 +85,23 @@ struct ServiceKitTests {
         #expect(Identifier.isValid(earlier) && earlier.count == 26)
         #expect(!Identifier.isValid("../../etc/passwd0000000000") && !Identifier.isValid("ABC"))
     }
+
+    @Test("Service credentials: a secret of 32+ visible ASCII bytes from a file; only the exact secret matches")
+    func serviceCredentials() throws {
+        let secret = String(repeating: "k", count: 31) + "Z"
+        let credential = try ServiceCredential(holder: "ingest", grant: .attachPackages, secret: secret)
+        #expect(credential.matches(secret[...]))
+        #expect(credential.authorization == "Bearer " + secret)
+        for other in ["", String(secret.dropLast()), secret + "Z", String(secret.dropLast()) + "z", String(repeating: "k", count: 32)] {
+            #expect(!credential.matches(other[...]), "\(other)")
+        }
+        for bad in ["short", String(repeating: "a", count: 31), String(repeating: "a", count: 32) + " b", String(repeating: "é", count: 20)] {
+            #expect(throws: ServiceError.self, "\(bad)") { try ServiceCredential(holder: "x", grant: .attachPackages, secret: bad) }
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-credential-\(UUID().uuidString)")
+        try (secret + "\n").write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(try ServiceCredential(holder: "x", grant: .readAccessRules, secretFile: file.path).matches(secret[...]))
+        #expect(throws: ServiceError.self) { try ServiceCredential(holder: "x", grant: .readAccessRules, secretFile: file.path + ".missing") }
+    }
 }

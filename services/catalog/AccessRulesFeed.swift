@@ -4,14 +4,23 @@ import Hummingbird
 import MarqueeServiceKit
 import ServiceLifecycle
 
-/// `GET /api/catalog/access-rules`: what the gateways need to decide on media requests, for every
+/// `GET /internal/access-rules`: what the gateways need to decide on media requests, for every
 /// title past draft: status, geo rules, availability window (Unix seconds). The document carries
 /// a version (also its ETag) that every title write increments in the same transaction. A gateway
 /// sends `If-None-Match` with `wait=N` (≤ 60 s) and is answered as soon as the version moves, or
-/// with 304 when N seconds pass without change: a long poll, so rules reach the edge within about
-/// a quarter of a second of the write.
+/// with 304 when N seconds pass without change: a long poll, so rules reach the edge as soon as
+/// the write commits.
+///
+/// It is for gateways, not the public: its path is outside `/api/`, so no gateway proxies it,
+/// and it needs the gateways' service credential (`read_access_rules`) or an admin's token.
+/// A waiting poll makes no query: this instance's writes wake it (`AccessRulesChanges`), and
+/// one waiter at a time asks the database every `recheck` for changes made by other instances.
+/// At most `maxWaiting` polls wait at once; one more gets 503 with `Retry-After`.
 struct AccessRulesFeed: Sendable {
     let database: any Database
+    let changes = AccessRulesChanges()
+    let maxWaiting: Int
+    let recheck: Duration
 
     struct Document: Encodable {
         struct Title: Encodable {
@@ -47,7 +56,11 @@ struct AccessRulesFeed: Sendable {
         return try row.int("value")
     }
 
-    func respond(to request: Request) async throws -> Response {
+    /// Titles changed in this instance (after the transaction committed): wakes the waiting polls.
+    func changed() { changes.notify() }
+
+    func respond(to request: Request, _ context: ServiceRequestContext) async throws -> Response {
+        try context.require(.readAccessRules, or: .admin)
         var wait = 0
         if let text = request.uri.queryParameters["wait"] {
             guard let seconds = Int(text), (0...60).contains(seconds) else { throw ServiceError.invalid("wait", "must be 0 to 60 seconds") }
@@ -55,14 +68,36 @@ struct AccessRulesFeed: Sendable {
         }
         let known = request.headers[.ifNoneMatch]
         let deadline = ContinuousClock.now + .seconds(wait)
+        // The generation is taken before the version is read, so a write committed in between
+        // still ends the wait.
+        var seen = changes.generation
         var current = try await version()
-        while known == Self.entityTag(current) {
-            // A long poll ends at once when the service shuts down, so it never holds up a drain.
-            guard ContinuousClock.now < deadline, !Task.isShuttingDownGracefully else {
-                return Response(status: .notModified, headers: [.eTag: Self.entityTag(current), .cacheControl: "no-cache"])
+        if known == Self.entityTag(current) && wait > 0 {
+            guard changes.admit(limit: maxWaiting) else {
+                var headers = HTTPFields()
+                headers[.retryAfter] = "1"
+                throw ServiceError(.serviceUnavailable, "\(maxWaiting) access-rules polls are waiting already; retry", headers: headers)
             }
-            try await Task.sleep(for: .milliseconds(250))
-            current = try await version()
+            defer { changes.leave() }
+            // A long poll ends at once when the service shuts down, so it never holds up a drain.
+            try await withGracefulShutdownHandler {
+                while known == Self.entityTag(current) {
+                    guard ContinuousClock.now < deadline, !Task.isShuttingDownGracefully, !Task.isCancelled, !changes.isClosed else { return }
+                    await changes.wait(after: seen, until: min(deadline, .now + recheck))
+                    let rechecking = changes.claimRecheck(every: recheck)
+                    guard changes.generation != seen || rechecking else { continue }
+                    seen = changes.generation
+                    let before = current
+                    current = try await version()
+                    // Another instance changed the rules: the other polls here learn it too.
+                    if rechecking && current != before { changes.notify() }
+                }
+            } onGracefulShutdown: { [changes] in
+                changes.close()
+            }
+        }
+        if known == Self.entityTag(current) {
+            return Response(status: .notModified, headers: [.eTag: Self.entityTag(current), .cacheControl: "no-cache"])
         }
         // Read the titles and the version in one transaction so the ETag matches the body.
         let document = try await database.transaction { tx in

@@ -16,7 +16,8 @@ public struct CatalogService: Sendable {
         self.settings = settings
         self.database = database
         verifier = AccessTokenVerifier(source: jwks, issuer: settings.authIssuer)
-        rules = AccessRulesFeed(database: database)
+        rules = AccessRulesFeed(
+            database: database, maxWaiting: settings.maxWaitingPolls, recheck: .milliseconds(settings.rulesRecheckMilliseconds))
     }
 
     /// Opens and migrates the database. `jwks` defaults to fetching from `settings.authURL`.
@@ -44,16 +45,20 @@ public struct CatalogService: Sendable {
 
     public func close() async { await database.close() }
 
+    /// Access-rules long polls waiting now (at most `maxWaitingPolls`).
+    public var waitingRulePolls: Int { rules.changes.waiting }
+
     public static let openAPI = ServiceRouter.resource("openapi.yaml", in: .module)
 
     public func router() -> Router<ServiceRequestContext> {
-        let router = ServiceRouter.make(name: "catalog", openAPI: Self.openAPI, database: database, verifier: verifier)
+        let router = ServiceRouter.make(
+            name: "catalog", openAPI: Self.openAPI, database: database, verifier: verifier, credentials: settings.credentials)
         let api = router.group("/api/catalog")
         api.get("/titles") { request, context in try await list(request, context) }
         api.post("/titles") { request, context in try await create(request, context) }
         api.get("/titles/:id") { _, context in
             let title = try await visibleTitle(context)
-            return try jsonResponse(title.view, headers: [.eTag: title.entityTag])
+            return try jsonResponse(title.view(for: context), headers: [.eTag: title.entityTag])
         }
         api.patch("/titles/:id") { request, context in try await update(request, context) }
         api.delete("/titles/:id") { request, context in try await delete(request, context) }
@@ -68,7 +73,8 @@ public struct CatalogService: Sendable {
             }
         }
         api.put("/titles/:id/package") { request, context in try await attachPackage(request, context) }
-        api.get("/access-rules") { request, _ in try await rules.respond(to: request) }
+        // For gateways, outside /api/ so that no gateway forwards it to the public.
+        router.get("/internal/access-rules") { request, context in try await rules.respond(to: request, context) }
         return router
     }
 
@@ -115,7 +121,7 @@ public struct CatalogService: Sendable {
         let titles = try await database.query(sql, binds).map(TitleRecord.init)
         let page = Array(titles.prefix(listing.limit))
         let next = titles.count > listing.limit ? page.last.map { PageCursor.encode(listing.cursor(after: $0)) } : nil
-        return try jsonResponse(Page(items: page.map(\.view), next_cursor: next))
+        return try jsonResponse(Page(items: page.map { $0.view(showingOwner: staff) }, next_cursor: next))
     }
 
     /// The title, if the caller may see it: staff see every title, viewers published ones inside
@@ -150,34 +156,75 @@ public struct CatalogService: Sendable {
             try await Self.insert(saved, tx)
             try await AccessRulesFeed.bump(tx)
         }
+        rules.changed()
         var headers = HTTPFields()
         headers[.location] = "/api/catalog/titles/\(title.id)"
         headers[.eTag] = title.entityTag
-        return try jsonResponse(title.view, status: .created, headers: headers)
+        return try jsonResponse(title.view(for: context), status: .created, headers: headers)
     }
 
-    /// PATCH with JSON merge semantics; `If-Match: "r<revision>"` makes it conditional (412 when
-    /// someone else changed the title first).
+    /// PATCH with JSON merge semantics, sent as `application/json` or as an RFC 7396
+    /// `application/merge-patch+json` document (which also merges into `geo` member by member);
+    /// `If-Match: "r<revision>"` makes it conditional (412 when someone else changed the title first).
     func update(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
-        try context.require(.publisher)
-        let input = try await decodeJSON(TitleInput.self, from: request)
+        let identity = try context.require(.publisher)
+        let body = try await jsonBody(of: request, accepting: ["application/json", Self.mergePatchType])
+        let patch: [String: JSONValue]?
+        var input: TitleInput?
+        if body.mediaType == Self.mergePatchType {
+            let document = try decodeJSON(JSONValue.self, from: body.data)
+            guard case .object(let members) = document else {
+                throw ServiceError.invalid("body", "a merge patch of a title must be a JSON object")
+            }
+            patch = members
+        } else {
+            patch = nil
+            input = try decodeJSON(TitleInput.self, from: body.data)
+        }
         let ifMatch = request.headers[.ifMatch]
-        let updated = try await database.transaction { tx in
+        let updated = try await database.transaction { [input] tx in
             var title = try await requireTitle(context, in: tx, lock: true)
+            try Self.requireOwner(of: title, identity)
             if let ifMatch, ifMatch != "*", ifMatch != title.entityTag {
                 throw ServiceError(.preconditionFailed, "title \(title.id) has changed (now \(title.entityTag)); fetch it again")
             }
-            try input.apply(to: &title, creating: false)
+            let changes = try input ?? Self.input(merging: patch ?? [:], into: title)
+            try changes.apply(to: &title, creating: false)
             try await Self.saveChange(&title, tx)
             return title
         }
-        return try jsonResponse(updated.view, headers: [.eTag: updated.entityTag])
+        rules.changed()
+        return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
+    }
+
+    static let mergePatchType = "application/merge-patch+json"
+
+    /// A merge patch as the input it amounts to for `title`. Top-level members already mean what
+    /// RFC 7396 says (absent: kept, null: cleared); `geo`, the one object member, is merged into
+    /// the title's current rules, so `{"geo": {"countries": ["FR"]}}` keeps the mode.
+    static func input(merging patch: [String: JSONValue], into title: TitleRecord) throws(ServiceError) -> TitleInput {
+        var members = patch
+        if let change = patch["geo"], case .object = change {
+            var current = JSONValue.null
+            if let geo = title.geo {
+                current = .object(["mode": .string(geo.mode.rawValue), "countries": .array(geo.countries.map(JSONValue.string))])
+            }
+            members["geo"] = current.merged(with: change)
+        }
+        let data: Data
+        do {
+            data = try JSONEncoder().encode(members)
+        } catch {
+            throw ServiceError.badRequest("the merge patch cannot be applied: \(error)")
+        }
+        return try decodeJSON(TitleInput.self, from: data)
     }
 
     func delete(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
-        try context.require(.publisher)
+        let identity = try context.require(.publisher)
         try await database.transaction { tx in
             let title = try await requireTitle(context, in: tx, lock: true)
+            try Self.requireOwner(of: title, identity)
             guard title.status != .published else {
                 throw ServiceError.conflict("title \(title.id) is published; withdraw it before deleting it")
             }
@@ -185,6 +232,7 @@ public struct CatalogService: Sendable {
             try await tx.execute("DELETE FROM titles WHERE id = $1", title.id)
             try await AccessRulesFeed.bump(tx)
         }
+        rules.changed()
         return Response(status: .noContent)
     }
 
@@ -192,9 +240,10 @@ public struct CatalogService: Sendable {
         _ context: ServiceRequestContext, to status: TitleStatus, from allowed: Set<TitleStatus>,
         refusal: @escaping @Sendable (TitleRecord) -> String
     ) async throws -> Response {
-        try context.require(.publisher)
+        let identity = try context.require(.publisher)
         let updated = try await database.transaction { tx in
             var title = try await requireTitle(context, in: tx, lock: true)
+            try Self.requireOwner(of: title, identity)
             guard allowed.contains(title.status) else { throw ServiceError.conflict(refusal(title)) }
             if title.status != status {
                 title.status = status
@@ -202,7 +251,16 @@ public struct CatalogService: Sendable {
             }
             return title
         }
-        return try jsonResponse(updated.view, headers: [.eTag: updated.entityTag])
+        rules.changed()
+        return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
+    }
+
+    /// Publishers change only the titles they created; admins change any. Every publisher may
+    /// read every title, so another publisher's title is refused with 403, not hidden behind 404.
+    static func requireOwner(of title: TitleRecord, _ identity: Identity) throws(ServiceError) {
+        guard identity.role >= .admin || title.createdBy == identity.userID else {
+            throw .forbidden("title \(title.id) belongs to another publisher; only they or an admin may change it")
+        }
     }
 
     struct PackageInput: Decodable {
@@ -212,9 +270,11 @@ public struct CatalogService: Sendable {
     }
 
     /// Ingest reports a finished package: the title moves to `ready` (a published title stays
-    /// published and switches to the new version).
+    /// published and switches to the new version). Ingest presents its service credential
+    /// (`attach_packages`; it checked the title's owner when the upload was created); a user must
+    /// be the title's publisher or an admin.
     func attachPackage(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
-        try context.require(.publisher)
+        let identity = try context.require(.attachPackages, or: .publisher)
         let input = try await decodeJSON(PackageInput.self, from: request)
         guard (1...64).contains(input.package_version.count),
             input.package_version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }),
@@ -228,6 +288,7 @@ public struct CatalogService: Sendable {
         }
         let updated = try await database.transaction { tx in
             var title = try await requireTitle(context, in: tx, lock: true)
+            if let identity { try Self.requireOwner(of: title, identity) }
             title.packageVersion = input.package_version
             title.renditions = input.renditions
             if let duration = input.duration_seconds, duration > 0 { title.durationSeconds = duration }
@@ -235,7 +296,8 @@ public struct CatalogService: Sendable {
             try await Self.saveChange(&title, tx)
             return title
         }
-        return try jsonResponse(updated.view, headers: [.eTag: updated.entityTag])
+        rules.changed()
+        return try jsonResponse(updated.view(for: context), headers: [.eTag: updated.entityTag])
     }
 
     // MARK: - Rows

@@ -63,13 +63,20 @@ struct TitleRecord: Sendable {
         status == .published && (availableFrom.map { $0 <= now } ?? true) && (availableUntil.map { now < $0 } ?? true)
     }
 
-    var view: TitleView {
+    /// The title as `context`'s caller sees it: publishers, admins and services see who owns it.
+    func view(for context: ServiceRequestContext) -> TitleView {
+        view(showingOwner: (context.identity?.role ?? .viewer) >= .publisher || context.serviceCaller != nil)
+    }
+
+    /// `created_by` is null unless `showingOwner`: viewers have no use for account ids.
+    func view(showingOwner: Bool) -> TitleView {
         TitleView(
             id: id, name: name, description: description, genres: genres, cast: cast, year: year, duration_seconds: durationSeconds,
             price_per_minute: pricePerMinute, currency: currency, geo: geo, available_from: availableFrom.map(rfc3339(milliseconds:)),
             available_until: availableUntil.map(rfc3339(milliseconds:)), status: status,
             package: packageVersion.map { TitleView.Package(version: $0, renditions: renditions) },
-            created_at: rfc3339(milliseconds: createdAt), updated_at: rfc3339(milliseconds: updatedAt), revision: revision)
+            created_by: showingOwner ? createdBy : nil, created_at: rfc3339(milliseconds: createdAt),
+            updated_at: rfc3339(milliseconds: updatedAt), revision: revision)
     }
 
     /// `ETag` for conditional updates.
@@ -128,13 +135,15 @@ struct TitleView: Codable, Sendable {
     let available_until: String?
     let status: TitleStatus
     let package: Package?
+    /// The account that created the title, the only publisher who may change it (null for viewers).
+    let created_by: String?
     let created_at: String
     let updated_at: String
     let revision: Int64
 
     enum CodingKeys: String, CodingKey {
         case id, name, description, genres, cast, year, duration_seconds, price_per_minute, currency, geo, available_from,
-            available_until, status, package, created_at, updated_at, revision
+            available_until, status, package, created_by, created_at, updated_at, revision
     }
 
     /// Writes nulls explicitly, so every field is always present.
@@ -154,6 +163,7 @@ struct TitleView: Codable, Sendable {
         try c.encode(available_until, forKey: .available_until)
         try c.encode(status, forKey: .status)
         try c.encode(package, forKey: .package)
+        try c.encode(created_by, forKey: .created_by)
         try c.encode(created_at, forKey: .created_at)
         try c.encode(updated_at, forKey: .updated_at)
         try c.encode(revision, forKey: .revision)

@@ -41,6 +41,15 @@ enum IngestMigrations {
                     job_id TEXT
                 )
                 """,
-            ])
+            ]),
+        // A job belongs to the publisher whose upload made it: they see it, other publishers do not.
+        // Jobs made before this migration take their upload's owner.
+        Migration(
+            2, "ingest job owners",
+            [
+                "ALTER TABLE ingest_jobs ADD COLUMN created_by TEXT",
+                "UPDATE ingest_jobs SET created_by = (SELECT uploads.created_by FROM uploads WHERE uploads.job_id = ingest_jobs.id)",
+                "CREATE INDEX ingest_jobs_created_by ON ingest_jobs (created_by, id)",
+            ]),
     ]
 }

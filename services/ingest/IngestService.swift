@@ -65,9 +65,12 @@ public struct IngestService: Sendable {
         let api = router.group("/api/ingest")
         api.get("/jobs") { request, context in try await listJobs(request, context) }
         api.get("/jobs/:id") { _, context in
-            try context.require(.publisher)
+            let identity = try context.require(.publisher)
             let id = try context.parameters.require("id")
-            guard let job = try await jobs.job(id) else { throw ServiceError.notFound("no ingest job \(id)") }
+            // Another publisher's job is answered like a missing one, as uploads are: ids do not leak.
+            guard let job = try await jobs.job(id), identity.role >= .admin || job.createdBy == identity.userID else {
+                throw ServiceError.notFound("no ingest job \(id)")
+            }
             return try jsonResponse(job.view)
         }
         return router
@@ -77,8 +80,9 @@ public struct IngestService: Sendable {
         let id: String
     }
 
+    /// A publisher's own jobs; an admin's list holds everyone's.
     func listJobs(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
-        try context.require(.publisher)
+        let identity = try context.require(.publisher)
         let query = request.uri.queryParameters
         let limit = try pageLimit(query["limit"].map(String.init))
         var after: String?
@@ -87,7 +91,7 @@ public struct IngestService: Sendable {
             guard Identifier.isValid(decoded.id) else { throw ServiceError.invalid("cursor", "is not a cursor this service issued") }
             after = decoded.id
         }
-        let (page, more) = try await jobs.list(limit: limit, after: after)
+        let (page, more) = try await jobs.list(limit: limit, after: after, createdBy: identity.role >= .admin ? nil : identity.userID)
         let next = more ? page.last.map { PageCursor.encode(JobCursor(id: $0.id)) } : nil
         return try jsonResponse(Page(items: page.map(\.view), next_cursor: next))
     }

@@ -14,6 +14,9 @@ public struct ServiceSettings: Sendable {
     public var titleRules = true
     /// The `wait` of the catalog's long poll, in seconds.
     public var titleRulesWaitSeconds = 25
+    /// The gateways' service credential for the catalog's access-rules feed (the secret of
+    /// `services.catalog_credential_file`), sent as `Authorization: Bearer <secret>`; nil: none sent.
+    public var catalogCredential: String?
 
     public init() {}
 

@@ -80,7 +80,10 @@ public final class Server {
             PolicyReloader(policy: policy).start()
         }
         if let catalog = configuration.services.titleRulesUpstream, let rules = shared.titleRules {
-            CatalogRulesFeed(upstream: catalog, waitSeconds: configuration.services.titleRulesWaitSeconds, rules: rules).start()
+            CatalogRulesFeed(
+                upstream: catalog, waitSeconds: configuration.services.titleRulesWaitSeconds, credential: configuration.services.catalogCredential,
+                rules: rules
+            ).start()
         }
         shared.readThrough?.start(wakeFDs: shared.wakeFDs)
         var threads: [pthread_t] = []

@@ -4,20 +4,27 @@ import MarqueeHTTP
 import MarqueePolicy
 
 /// Follows the catalog's per-title access rules on a thread of its own: a long poll
-/// `GET /api/catalog/access-rules?wait=N` with `If-None-Match: <last ETag>` over a blocking socket.
+/// `GET /internal/access-rules?wait=N` with `If-None-Match: <last ETag>` and the gateways' service
+/// credential over a blocking socket, straight to the catalog (the feed is not under `/api/`, so
+/// the gateway never forwards it for anyone else).
 /// A 200 replaces the loops' table at once (`SwappableReference`); a 304 means nothing changed
 /// within `wait` seconds. On any error it retries with backoff (1 s doubling to 10 s) and the loops
 /// keep the last good rules.
 final class CatalogRulesFeed: @unchecked Sendable {
     let upstream: ServiceUpstream
     let waitSeconds: Int
+    /// The service credential's secret, sent as `Authorization: Bearer`.
+    let credential: String?
     let rules: SwappableReference<TitleRuleTable>
     /// Largest document accepted, in bytes.
     static let maxDocumentBytes = 64 << 20
+    /// The catalog's feed.
+    static let path = "/internal/access-rules"
 
-    init(upstream: ServiceUpstream, waitSeconds: Int, rules: SwappableReference<TitleRuleTable>) {
+    init(upstream: ServiceUpstream, waitSeconds: Int, credential: String?, rules: SwappableReference<TitleRuleTable>) {
         self.upstream = upstream
         self.waitSeconds = waitSeconds
+        self.credential = credential
         self.rules = rules
     }
 
@@ -102,7 +109,8 @@ final class CatalogRulesFeed: @unchecked Sendable {
         guard address.connect(fd) else {
             throw Failure(description: "cannot connect to http://\(upstream.authority): \(String(cString: strerror(errno)))")
         }
-        var request = "GET /api/catalog/access-rules?wait=\(waitSeconds) HTTP/1.1\r\nHost: \(upstream.authority)\r\nAccept: application/json\r\nConnection: close\r\n"
+        var request = "GET \(Self.path)?wait=\(waitSeconds) HTTP/1.1\r\nHost: \(upstream.authority)\r\nAccept: application/json\r\nConnection: close\r\n"
+        if let credential { request += "Authorization: Bearer \(credential)\r\n" }
         if let etag { request += "If-None-Match: \(etag)\r\n" }
         request += "\r\n"
         let sent = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }

@@ -8,15 +8,16 @@ import Logging
 public enum ServiceRouter {
     /// A router with the shared middleware (problem+json errors, request metrics, optional bearer
     /// authentication) and the shared routes. The service adds its own routes to it.
+    /// `credentials` are the service credentials the service accepts besides users' tokens.
     public static func make(
-        name: String, openAPI: String, database: any Database, verifier: AccessTokenVerifier?
+        name: String, openAPI: String, database: any Database, verifier: AccessTokenVerifier?, credentials: [ServiceCredential] = []
     ) -> Router<ServiceRequestContext> {
         ServiceMetrics.bootstrap()
         let router = Router(context: ServiceRequestContext.self)
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: LogRequestsMiddleware(.debug))
-        if let verifier { router.add(middleware: AuthenticationMiddleware(verifier: verifier)) }
+        if let verifier { router.add(middleware: AuthenticationMiddleware(verifier: verifier, credentials: credentials)) }
 
         router.get("/healthz") { _, _ in
             try jsonResponse(["status": "ok", "service": name])

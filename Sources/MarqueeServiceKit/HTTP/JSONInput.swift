@@ -6,8 +6,22 @@ import Hummingbird
 /// the field: not JSON (400), a missing field or a wrong type (422 naming its coding path), a body
 /// over `maxBytes` (413), a wrong media type (415).
 public func decodeJSON<T: Decodable>(_ type: T.Type, from request: Request, maxBytes: Int = 64 * 1024) async throws -> T {
-    if let contentType = request.headers[.contentType], !contentType.lowercased().hasPrefix("application/json") {
-        throw ServiceError(.unsupportedMediaType, "send the body as application/json, not \(contentType)")
+    try decodeJSON(T.self, from: try await jsonBody(of: request, maxBytes: maxBytes).data)
+}
+
+/// The bytes of a request body sent as one of `mediaTypes` (a missing `Content-Type` counts as
+/// the first), and which one it was (lowercased, without parameters such as `charset`).
+/// - Throws: `ServiceError` 415 for another media type, 413 past `maxBytes`, 400 for an empty body.
+public func jsonBody(of request: Request, accepting mediaTypes: [String] = ["application/json"], maxBytes: Int = 64 * 1024) async throws
+    -> (mediaType: String, data: Data)
+{
+    var mediaType = mediaTypes[0]
+    if let contentType = request.headers[.contentType] {
+        let essence = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        mediaType = essence.trimmingCharacters(in: .whitespaces).lowercased()
+        guard mediaTypes.contains(mediaType) else {
+            throw ServiceError(.unsupportedMediaType, "send the body as \(mediaTypes.joined(separator: " or ")), not \(contentType)")
+        }
     }
     let buffer: ByteBuffer
     do {
@@ -16,8 +30,13 @@ public func decodeJSON<T: Decodable>(_ type: T.Type, from request: Request, maxB
         throw ServiceError(.contentTooLarge, "the request body is larger than \(maxBytes) bytes")
     }
     guard buffer.readableBytes > 0 else { throw ServiceError.badRequest("the request needs a JSON body") }
+    return (mediaType, Data(buffer.readableBytesView))
+}
+
+/// Decodes JSON `data` into `T`, with the refusals of `decodeJSON(_:from:maxBytes:)`.
+public func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data) throws(ServiceError) -> T {
     do {
-        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        return try JSONDecoder().decode(T.self, from: data)
     } catch let DecodingError.keyNotFound(key, context) {
         throw ServiceError.invalid(path(context.codingPath + [key]), "is required")
     } catch let DecodingError.typeMismatch(expected, context) {

@@ -52,7 +52,9 @@ struct DevCommand: AsyncParsableCommand {
         logger.logLevel = .warning
 
         // The services, each on a free loopback port, in dependency order.
-        let context = DevContext(data: data, logger: logger, tokenKey: secrets.tokenKey, ingestAccount: secrets.ingest)
+        let context = DevContext(
+            data: data, logger: logger, tokenKey: secrets.tokenKey, ingestCredential: try secrets.ingestCredential,
+            gatewayCredential: try secrets.gatewayCredential)
         var running: [RunningRole] = []
         do {
             for role in DevRole.all {
@@ -76,10 +78,11 @@ struct DevCommand: AsyncParsableCommand {
         // The gateway in front of them all.
         let gateway: Server
         do {
-            var configuration = try await OriginConfiguration.load(
-                OriginConfiguration.Flags(
-                    root: data + "/media", listen: listen, admin: admin, threads: threads, tokenKeyDirectory: secrets.tokenKeyDirectory,
-                    requireToken: true, services: running.map { "\($0.name)=\($0.url)" }))
+            var flags = OriginConfiguration.Flags(
+                root: data + "/media", listen: listen, admin: admin, threads: threads, tokenKeyDirectory: secrets.tokenKeyDirectory,
+                requireToken: true, services: running.map { "\($0.name)=\($0.url)" })
+            flags.catalogCredentialFile = secrets.gatewayCredentialFile
+            var configuration = try await OriginConfiguration.load(flags)
             configuration.policy.publicPrefixes = ["/\(PlayerSite.prefix)/"]
             gateway = try Server(configuration: configuration)
         } catch {

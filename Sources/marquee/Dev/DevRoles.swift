@@ -39,16 +39,20 @@ final class DevContext: @unchecked Sendable {
     let data: String
     let logger: Logger
     let tokenKey: URLTokenKey
-    let ingestAccount: (email: String, password: String)
+    /// Ingest's credential (attaching packages) and the gateway's (reading the access-rules
+    /// feed), both accepted by the catalog.
+    let ingestCredential: ServiceCredential
+    let gatewayCredential: ServiceCredential
     private let lock = NSLock()
     private var urls: [String: String] = [:]
     private var auth: AuthService?
 
-    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestAccount: (email: String, password: String)) {
+    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestCredential: ServiceCredential, gatewayCredential: ServiceCredential) {
         self.data = data
         self.logger = logger
         self.tokenKey = tokenKey
-        self.ingestAccount = ingestAccount
+        self.ingestCredential = ingestCredential
+        self.gatewayCredential = gatewayCredential
     }
 
     func url(of role: String) -> String {
@@ -84,6 +88,7 @@ extension DevRole {
         var settings = CatalogSettings()
         settings.listen = "127.0.0.1:0"
         settings.database = context.database("catalog")
+        settings.credentials = [context.ingestCredential, context.gatewayCredential]
         let service = try await CatalogService.open(settings, jwks: context.jwks)
         return DevRoleParts(
             application: { running in try service.application(logger: context.logger, onServerRunning: running) },
@@ -101,9 +106,7 @@ extension DevRole {
         let sources = try FileSystemStore(root: context.data)
         let service = try await IngestService.open(settings, jwks: context.jwks, sourceStore: sources)
         let store = try FileSystemStore(root: context.data + "/media")
-        let announcer = CatalogAnnouncer(
-            catalogURL: context.url(of: "catalog"), authURL: context.url(of: "auth"), email: context.ingestAccount.email,
-            password: context.ingestAccount.password)
+        let announcer = CatalogAnnouncer(catalogURL: context.url(of: "catalog"), credential: context.ingestCredential)
         let worker = IngestWorker(
             jobs: service.jobs, store: store, sourceStore: sources, workerID: "dev-\(ProcessInfo.processInfo.hostName)-\(getpid())", workFolder: context.data + "/work",
             announcer: announcer)

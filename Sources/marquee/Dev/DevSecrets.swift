@@ -8,8 +8,9 @@ import MarqueeServiceKit
 
 /// The secrets `marquee dev` makes on first start and finds again afterwards, all under
 /// `<data>/keys` (mode 0700, files 0600): the URL token key the gateway verifies and playback
-/// signs with, and the passwords of the demo viewer, the demo publisher and the ingest service
-/// account that tells the catalog about finished packages.
+/// signs with, the passwords of the demo viewer and the demo publisher, and the two service
+/// credentials the catalog accepts: `ingest-catalog.credential` (ingest attaches packages) and
+/// `gateway-catalog.credential` (the gateway reads the access-rules feed).
 struct DevSecrets {
     typealias Account = (email: String, password: String)
 
@@ -17,7 +18,16 @@ struct DevSecrets {
     let tokenKey: URLTokenKey
     let viewer: Account
     let publisher: Account
-    let ingest: Account
+    /// The files of ingest's and the gateway's service credentials for the catalog.
+    let ingestCredentialFile: String
+    let gatewayCredentialFile: String
+
+    var ingestCredential: ServiceCredential {
+        get throws { try ServiceCredential(holder: "ingest", grant: .attachPackages, secretFile: ingestCredentialFile) }
+    }
+    var gatewayCredential: ServiceCredential {
+        get throws { try ServiceCredential(holder: "gateway", grant: .readAccessRules, secretFile: gatewayCredentialFile) }
+    }
 
     static func load(data: String) throws -> DevSecrets {
         let keys = data + "/keys"
@@ -43,15 +53,22 @@ struct DevSecrets {
             try writeSecret(password, to: file)
             return (email, password)
         }
+        func credential(_ name: String) throws -> String {
+            let file = keys + "/\(name).credential"
+            if (try? String(contentsOfFile: file, encoding: .utf8)) == nil {
+                try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: file)
+            }
+            return file
+        }
         return DevSecrets(
             tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret),
             viewer: try account("demo-viewer", "viewer@demo.marquee"), publisher: try account("demo-publisher", "publisher@demo.marquee"),
-            ingest: try account("ingest-service", "ingest@service.marquee"))
+            ingestCredentialFile: try credential("ingest-catalog"), gatewayCredentialFile: try credential("gateway-catalog"))
     }
 
-    /// Creates the three accounts unless they exist (an existing one keeps its password).
+    /// Creates the two demo accounts unless they exist (an existing one keeps its password).
     func ensureAccounts(_ auth: AuthService) async throws {
-        for (account, role) in [(viewer, Role.viewer), (publisher, .publisher), (ingest, .publisher)] {
+        for (account, role) in [(viewer, Role.viewer), (publisher, .publisher)] {
             do {
                 _ = try await auth.createAccount(email: account.email, password: account.password, role: role)
             } catch let error as ServiceError where error.status == .conflict {

@@ -15,6 +15,9 @@ public struct IngestJob: Sendable, Equatable {
     public let titleID: String
     /// A file path on the ingest nodes' shared data folder, or an object store key.
     public let source: String
+    /// The account whose upload made the job (nil for jobs enqueued directly); only they and
+    /// admins see it.
+    public let createdBy: String?
     public var status: IngestJobStatus
     public var attempts: Int
     public var maxAttempts: Int
@@ -30,13 +33,14 @@ public struct IngestJob: Sendable, Equatable {
 
     static let columns = """
         id, title_id, source, status, attempts, max_attempts, lease_owner, lease_expires_at, progress_percent, \
-        frames_per_second, eta_seconds, error, package_version, created_at, updated_at
+        frames_per_second, eta_seconds, error, package_version, created_at, updated_at, created_by
         """
 
     init(_ row: SQLRow) throws {
         id = try row.string("id")
         titleID = try row.string("title_id")
         source = try row.string("source")
+        createdBy = row.optionalString("created_by")
         let statusText = try row.string("status")
         guard let status = IngestJobStatus(rawValue: statusText) else { throw DatabaseError.column("status", "unknown status \(statusText)") }
         self.status = status

@@ -24,22 +24,28 @@ public struct IngestJobs: Sendable {
 
     // MARK: - Producing
 
-    /// Adds a job to the queue.
+    /// Adds a job to the queue, owned by `createdBy` (an account id) when given.
     @discardableResult
-    public func enqueue(titleID: String, source: String, maxAttempts: Int = 3, at now: Int64 = unixMilliseconds()) async throws -> IngestJob {
-        try await Self.enqueue(titleID: titleID, source: source, maxAttempts: maxAttempts, at: now, in: database)
+    public func enqueue(
+        titleID: String, source: String, createdBy: String? = nil, maxAttempts: Int = 3, at now: Int64 = unixMilliseconds()
+    ) async throws -> IngestJob {
+        try await Self.enqueue(titleID: titleID, source: source, createdBy: createdBy, maxAttempts: maxAttempts, at: now, in: database)
     }
 
     /// Adds a job inside a caller's transaction (an upload's completion enqueues in the same one).
-    static func enqueue(titleID: String, source: String, maxAttempts: Int = 3, at now: Int64, in executor: any SQLExecutor) async throws
-        -> IngestJob
-    {
+    static func enqueue(
+        titleID: String, source: String, createdBy: String?, maxAttempts: Int = 3, at now: Int64, in executor: any SQLExecutor
+    ) async throws -> IngestJob {
         let rows = try await executor.query(
             """
-            INSERT INTO ingest_jobs (id, title_id, source, status, attempts, max_attempts, progress_percent, created_at, updated_at)
-            VALUES ($1, $2, $3, 'queued', 0, $4, 0, $5, $5)
+            INSERT INTO ingest_jobs (id, title_id, source, status, attempts, max_attempts, progress_percent, created_at, updated_at, created_by)
+            VALUES ($1, $2, $3, 'queued', 0, $4, 0, $5, $5, $6)
             RETURNING \(IngestJob.columns)
-            """, [.text(Identifier.make()), .text(titleID), .text(source), .integer(Int64(max(1, maxAttempts))), .integer(now)])
+            """,
+            [
+                .text(Identifier.make()), .text(titleID), .text(source), .integer(Int64(max(1, maxAttempts))), .integer(now),
+                createdBy.map { .text($0) } ?? .null,
+            ])
         return try IngestJob(rows[0])
     }
 
@@ -144,16 +150,23 @@ public struct IngestJobs: Sendable {
         return try await database.first("SELECT \(IngestJob.columns) FROM ingest_jobs WHERE id = $1", id).map(IngestJob.init)
     }
 
-    /// Jobs newest first, `limit` of them after the job `cursor` names (ids sort by creation).
-    /// Returns the page and whether more follow.
-    public func list(limit: Int, after cursor: String? = nil) async throws -> (jobs: [IngestJob], more: Bool) {
-        let rows =
-            if let cursor {
-                try await database.query(
-                    "SELECT \(IngestJob.columns) FROM ingest_jobs WHERE id < $1 ORDER BY id DESC LIMIT $2", [.text(cursor), .integer(Int64(limit + 1))])
-            } else {
-                try await database.query("SELECT \(IngestJob.columns) FROM ingest_jobs ORDER BY id DESC LIMIT $1", [.integer(Int64(limit + 1))])
-            }
+    /// Jobs newest first, `limit` of them after the job `cursor` names (ids sort by creation),
+    /// only those `createdBy` owns when it is given. Returns the page and whether more follow.
+    public func list(limit: Int, after cursor: String? = nil, createdBy owner: String? = nil) async throws -> (jobs: [IngestJob], more: Bool) {
+        var conditions: [String] = []
+        var binds: [SQLValue] = []
+        if let cursor {
+            binds.append(.text(cursor))
+            conditions.append("id < $\(binds.count)")
+        }
+        if let owner {
+            binds.append(.text(owner))
+            conditions.append("created_by = $\(binds.count)")
+        }
+        binds.append(.integer(Int64(limit + 1)))
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let rows = try await database.query(
+            "SELECT \(IngestJob.columns) FROM ingest_jobs\(filter) ORDER BY id DESC LIMIT $\(binds.count)", binds)
         let jobs = try rows.map(IngestJob.init)
         return (Array(jobs.prefix(limit)), jobs.count > limit)
     }

@@ -72,7 +72,7 @@ struct ResumableUploads: Sendable {
             throw ServiceError(.contentTooLarge, "Upload-Length: \(length) bytes is over this server's limit of \(maxUploadBytes) bytes")
         }
         let metadata = try UploadMetadata(parsing: request.headers[.uploadMetadata])
-        try await requireTitle(metadata.titleID, authorization: request.headers[.authorization])
+        try await requireTitle(metadata.titleID, for: identity, authorization: request.headers[.authorization])
         let upload = UploadRecord(
             id: Identifier.make(), titleID: metadata.titleID, filename: metadata.filename, length: length,
             createdBy: identity.userID, createdAt: unixMilliseconds())
@@ -96,11 +96,22 @@ struct ResumableUploads: Sendable {
         return Response(status: .created, headers: headers)
     }
 
-    /// Refuses an upload for a title the uploader cannot see in the catalog, before a byte is
-    /// taken, rather than after a transcode that no title can receive.
-    func requireTitle(_ titleID: String, authorization: String?) async throws {
-        guard let catalog, try await catalog.titleJSON(titleID, authorization: authorization) == nil else { return }
-        throw ServiceError.invalid("title_id", "\(titleID) is not a title in the catalog; create the title first")
+    /// Refuses an upload for a title the uploader cannot see in the catalog (422), or that another
+    /// publisher owns (403, as the catalog refuses them changing it), before a byte is taken, rather
+    /// than after a transcode that would replace someone else's package.
+    func requireTitle(_ titleID: String, for identity: Identity, authorization: String?) async throws {
+        guard let catalog else { return }
+        guard let body = try await catalog.titleJSON(titleID, authorization: authorization) else {
+            throw ServiceError.invalid("title_id", "\(titleID) is not a title in the catalog; create the title first")
+        }
+        guard identity.role < .admin else { return }
+        struct Owner: Decodable { let created_by: String? }
+        guard let owner = try? JSONDecoder().decode(Owner.self, from: Data(body.readableBytesView)).created_by else {
+            throw ServiceError(.badGateway, "the catalog did not say who owns title \(titleID)")
+        }
+        guard owner == identity.userID else {
+            throw ServiceError.forbidden("title_id: title \(titleID) belongs to another publisher; upload to your own titles")
+        }
     }
 
     /// A tus byte count: ASCII digits only (no sign, no spaces inside), fitting in 63 bits.
@@ -248,7 +259,8 @@ struct ResumableUploads: Sendable {
             let claimed = try await tx.query(
                 "UPDATE uploads SET completed_at = $2 WHERE id = $1 AND completed_at IS NULL RETURNING id", upload.id, unixMilliseconds())
             guard !claimed.isEmpty else { return }
-            let job = try await IngestJobs.enqueue(titleID: upload.titleID, source: source.column, at: unixMilliseconds(), in: tx)
+            let job = try await IngestJobs.enqueue(
+                titleID: upload.titleID, source: source.column, createdBy: upload.createdBy, at: unixMilliseconds(), in: tx)
             try await tx.execute("UPDATE uploads SET job_id = $2 WHERE id = $1", upload.id, job.id)
         }
         if sourceStore != nil { unlink(local) }

@@ -3,25 +3,19 @@ import Foundation
 import HTTPTypes
 import MarqueeMedia
 import MarqueeServiceKit
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
-/// Tells the catalog a package is ready (`PUT /api/catalog/titles/{id}/package`), signed in as a
-/// publisher service account: it logs in to the auth service and signs in again shortly before
-/// the access token expires.
-public final class CatalogAnnouncer: PackageAnnouncer {
+/// Tells the catalog a package is ready (`PUT /api/catalog/titles/{id}/package`) with ingest's
+/// service credential (`attach_packages`), which lets it do that and nothing else: no user's
+/// account, password or token is involved.
+public struct CatalogAnnouncer: PackageAnnouncer {
     let catalogURL: String
-    let authURL: String
-    let email: String
-    let password: String
-    private let token = NIOLockedValueBox<(value: String, expires: Date)?>(nil)
+    let credential: ServiceCredential
 
-    public init(catalogURL: String, authURL: String, email: String, password: String) {
+    public init(catalogURL: String, credential: ServiceCredential) {
         self.catalogURL = catalogURL.hasSuffix("/") ? String(catalogURL.dropLast()) : catalogURL
-        self.authURL = authURL.hasSuffix("/") ? String(authURL.dropLast()) : authURL
-        self.email = email
-        self.password = password
+        self.credential = credential
     }
 
     public func announce(titleID: String, version: String, summary: PackageSummary) async throws {
@@ -45,30 +39,11 @@ public final class CatalogAnnouncer: PackageAnnouncer {
             }, duration_seconds: max(1, Int(summary.durationSeconds.rounded())))
         var request = HTTPClientRequest(url: "\(catalogURL)/api/catalog/titles/\(titleID)/package")
         request.method = .PUT
-        request.headers.add(name: "Authorization", value: "Bearer \(try await accessToken())")
+        request.headers.add(name: "Authorization", value: credential.authorization)
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
         guard response.status == .ok else { throw ServiceError(.badGateway, "the catalog refused the package: \(response.status.code) \(text)") }
-    }
-
-    func accessToken() async throws -> String {
-        if let cached = token.withLockedValue({ $0 }), cached.expires.timeIntervalSinceNow > 60 { return cached.value }
-        var request = HTTPClientRequest(url: "\(authURL)/api/auth/login")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(["email": email, "password": password])))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let data = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
-        struct Tokens: Decodable {
-            let access_token: String
-            let expires_in: Int
-        }
-        guard response.status == .ok, let tokens = try? JSONDecoder().decode(Tokens.self, from: data) else {
-            throw ServiceError(.badGateway, "the ingest service account could not sign in (\(response.status.code))")
-        }
-        token.withLockedValue { $0 = (tokens.access_token, Date().addingTimeInterval(TimeInterval(tokens.expires_in))) }
-        return tokens.access_token
     }
 }
