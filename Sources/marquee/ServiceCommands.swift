@@ -68,6 +68,12 @@ struct AuthCommand: AsyncParsableCommand {
             failures: config.int("auth.throttle.account_failures", default: 5), blockSeconds: config.int("auth.throttle.account_block_s", default: 60))
         settings.setAddressThrottle(
             failures: config.int("auth.throttle.address_failures", default: 30), blockSeconds: config.int("auth.throttle.address_block_s", default: 300))
+        let registrations = config.int("auth.throttle.registrations", default: 10)
+        let registrationWindow = config.int("auth.throttle.registration_window_s", default: 3600)
+        guard registrations >= 1, registrationWindow >= 1 else {
+            throw ValidationError("auth.throttle.registrations and auth.throttle.registration_window_s must be positive, got \(registrations) and \(registrationWindow)")
+        }
+        settings.setRegistrationThrottle(perAddress: registrations, windowSeconds: registrationWindow)
         if let proxies = config.reader.stringArray(forKey: "auth.trusted_proxies") { settings.trustedProxies = Set(proxies) }
         return settings
     }

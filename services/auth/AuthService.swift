@@ -77,7 +77,7 @@ public struct AuthService: Sendable {
             try jsonResponse(try await keys.jwks(), headers: [.cacheControl: "public, max-age=60"])
         }
         let api = router.group("/api/auth")
-        api.post("/register") { request, _ in try await register(request) }
+        api.post("/register") { request, context in try await register(request, context) }
         api.post("/login") { request, context in try await login(request, context) }
         api.post("/refresh") { request, _ in try await refresh(request) }
         api.post("/logout") { request, _ in try await logout(request) }
@@ -117,8 +117,13 @@ public struct AuthService: Sendable {
         let password: String
     }
 
-    func register(_ request: Request) async throws -> Response {
+    func register(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
         let input = try await decodeJSON(Credentials.self, from: request)
+        // Every registration from an address counts, accepted or not: each may cost a bcrypt hash.
+        let address = clientAddress(request, context, trustedProxies: settings.trustedProxies)
+        if case .refused(let wait) = try await throttle.reserve(throttle.registrationCounters(address: address), now: unixMilliseconds()) {
+            throw ServiceError.tooManyRequests("too many registrations from this address; try again in \(wait) s", retryAfterSeconds: wait)
+        }
         let user = try await insertAccount(email: input.email, password: input.password, role: .viewer)
         return try jsonResponse(user.publicView, status: .created)
     }
@@ -155,26 +160,23 @@ public struct AuthService: Sendable {
 
     func login(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
         let input = try await decodeJSON(Credentials.self, from: request)
+        guard input.password.count <= PasswordPolicy.maximumLength * 4 else { throw ServiceError.invalid("password", "is too long") }
         let email = (try? EmailAddress.normalize(input.email)) ?? input.email.lowercased()
         let address = clientAddress(request, context, trustedProxies: settings.trustedProxies)
         let now = unixMilliseconds()
-        var throttleKeys = [LoginThrottle.accountKey(email)]
-        if let address { throttleKeys.append(LoginThrottle.addressKey(address)) }
-        if let wait = try await throttle.retryAfter(keys: throttleKeys, now: now) {
+        // The attempt is counted as a failure before bcrypt runs; the right password gives it back.
+        if case .refused(let wait) = try await throttle.reserve(throttle.loginCounters(account: email, address: address), now: now) {
             throw ServiceError.tooManyRequests("too many failed sign-ins; try again in \(wait) s", retryAfterSeconds: wait)
         }
-        guard input.password.count <= PasswordPolicy.maximumLength * 4 else { throw ServiceError.invalid("password", "is too long") }
         guard let user = try await user(email: email) else {
             try await hasher.verifyDecoy(input.password)
-            try await throttle.recordFailure(account: email, address: address, now: now)
             throw ServiceError.unauthorized("the email or password is wrong", error: "invalid_grant")
         }
         guard try await hasher.verify(input.password, hash: user.passwordHash) else {
-            try await throttle.recordFailure(account: email, address: address, now: now)
             throw ServiceError.unauthorized("the email or password is wrong", error: "invalid_grant")
         }
+        try await throttle.loginSucceeded(account: email, address: address)
         guard !user.disabled else { throw ServiceError.forbidden("the account is disabled") }
-        try await throttle.recordSuccess(account: email)
         let refresh = try await refreshTokens.issue(userID: user.id, now: now)
         return try await tokenResponse(user, refresh: refresh)
     }

@@ -19,7 +19,7 @@ public struct AuthSettings: Sendable {
     public var trustedProxies: Set<String> = ["127.0.0.1", "::1"]
     /// `auth.key_rotation_days` and `auth.key_publish_lead_s` (defaults 30 days, 600 s).
     var keys = SigningKeys.Settings()
-    /// `auth.throttle.*`.
+    /// `auth.throttle.*` (sign-ins and registrations).
     var throttle = LoginThrottle.Settings()
 
     public init() {}
@@ -36,8 +36,16 @@ public struct AuthSettings: Sendable {
         throttle.accountBlock = Int64(blockSeconds) * 1000
     }
 
+    /// Failed sign-ins from one client address (an IPv6 /64) before it is blocked, and the block's length.
     public mutating func setAddressThrottle(failures: Int, blockSeconds: Int) {
         throttle.addressFailures = Int64(failures)
         throttle.addressBlock = Int64(blockSeconds) * 1000
+    }
+
+    /// Registrations one client address (an IPv6 /64) may make within `windowSeconds`; past them
+    /// it may not register for `windowSeconds`.
+    public mutating func setRegistrationThrottle(perAddress registrations: Int, windowSeconds: Int) {
+        throttle.registrations = Int64(registrations)
+        throttle.registrationWindow = Int64(windowSeconds) * 1000
     }
 }
