@@ -318,14 +318,13 @@ struct AuthTests {
             let during = try await auth.send(.get, "/.well-known/jwks.json")
             #expect((during.json["keys"] as? [[String: Any]])?.contains { $0["kid"] as? String == newKid } == true, "published before it signs")
             #expect(try kid(of: try await auth.signIn("root@example.com").access) != newKid, "not used before its lead time")
-            // After the lead time the new key signs (polled with a deadline, not slept on).
+            // After the lead time the new key signs: waited on, with a deadline.
             var fresh = ""
-            let deadline = ContinuousClock.now + .seconds(20)
-            repeat {
-                try await Task.sleep(for: .milliseconds(250))
+            let signsWithNewKey = try await waitUntil(timeout: .seconds(20), interval: .milliseconds(100)) {
                 fresh = try await auth.signIn("root@example.com").access
-            } while try kid(of: fresh) != newKid && ContinuousClock.now < deadline
-            #expect(try kid(of: fresh) == newKid)
+                return try kid(of: fresh) == newKid
+            }
+            #expect(signsWithNewKey, "the new key signs once its lead time has passed")
             #expect(try await auth.send(.get, "/api/auth/me", token: admin).status == .ok, "tokens from the old key still verify")
             #expect(try await auth.send(.get, "/api/auth/me", token: fresh).status == .ok)
         }

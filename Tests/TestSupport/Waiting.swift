@@ -19,3 +19,18 @@ public func waitUntil(
         Thread.sleep(forTimeInterval: interval.seconds)
     }
 }
+
+/// `waitUntil` for a condition that has to ask something asynchronously (a service over HTTP):
+/// checks it every `interval`, without holding a thread, until it holds or `timeout` has passed.
+@_disfavoredOverload
+@discardableResult
+public func waitUntil(
+    timeout: Duration, interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        try? await Task.sleep(for: interval)
+    }
+}
