@@ -113,6 +113,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "services/auth",
             resources: [.copy("Resources/openapi.yaml"), .copy("Resources/common-passwords.txt")]),

@@ -41,21 +41,28 @@ struct AuthCommand: AsyncParsableCommand {
     @Option(help: "Listener, HOST:PORT (auth.listen; default 127.0.0.1:8081).")
     var listen: String?
 
+    @Option(
+        name: .customLong("key-encryption-key-file"),
+        help: "File holding the key the signing keys are encrypted with in the database, 64 hex characters (auth.key_encryption_key_file; required).")
+    var keyEncryptionKeyFile: String?
+
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
-        let settings = try await AuthCommand.settings(options, listen: listen)
+        let settings = try await AuthCommand.settings(options, listen: listen, keyEncryptionKeyFile: keyEncryptionKeyFile)
         let service = try await AuthService.open(settings)
         print("auth: listening on http://\(settings.listen) (database \(redacted(settings.database)))")
         try await service.application().runService()
     }
 
-    static func settings(_ options: ServiceOptions, listen: String?) async throws -> AuthSettings {
+    static func settings(_ options: ServiceOptions, listen: String?, keyEncryptionKeyFile: String? = nil) async throws -> AuthSettings {
         let config = try await options.configuration()
         var settings = AuthSettings()
         settings.listen = config.string("auth.listen", flag: listen, default: settings.listen)
         settings.database = config.databaseURL(flag: options.database, key: "auth.database", defaultName: "auth")
         settings.issuer = config.string("auth.issuer", flag: nil, default: settings.issuer)
+        let keyFile = config.string("auth.key_encryption_key_file", flag: keyEncryptionKeyFile, default: "")
+        settings.keyEncryptionKeyFile = keyFile.isEmpty ? nil : keyFile
         settings.accessTokenLifetime = TimeInterval(config.int("auth.access_token_ttl_s", default: 900))
         settings.refreshTokenLifetime = TimeInterval(config.int("auth.refresh_token_ttl_s", default: 30 * 24 * 3600))
         let cost = config.int("auth.bcrypt_cost", default: 12)
@@ -277,7 +284,7 @@ struct UsersCommand: AsyncParsableCommand {
             }
             let password = text.hasSuffix("\n") ? String(text.dropLast()) : text
             let settings = try await AuthCommand.settings(options, listen: nil)
-            let service = try await AuthService.open(settings)
+            let service = try await AuthService.openForAccounts(settings)
             do {
                 let user = try await service.createAccount(email: email, password: password, role: role)
                 await service.close()

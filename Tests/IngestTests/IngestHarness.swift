@@ -24,6 +24,7 @@ struct IngestServices {
         var authSettings = AuthSettings()
         authSettings.database = try kind.freshURL()
         authSettings.bcryptCost = 4
+        authSettings.keyEncryptionKeyFile = try KeyEncryptionKeyFile.make()
         let auth = try await AuthService.open(authSettings)
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-ingest-\(UUID().uuidString)")
         var settings = IngestSettings()

@@ -335,6 +335,7 @@ struct AuthTests {
         var settings = AuthSettings()
         #expect(settings.bcryptCost == 12)
         settings.database = try DatabaseKind.sqlite.freshURL()
+        settings.keyEncryptionKeyFile = try KeyEncryptionKeyFile.make()
         let service = try await AuthService.open(settings)
         _ = try await service.createAccount(email: "cost@example.com", password: "a long enough passphrase", role: .viewer)
         await service.close()

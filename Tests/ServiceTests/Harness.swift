@@ -17,17 +17,19 @@ struct Services {
     let catalog: CatalogService
     let kind: DatabaseKind
     let authDatabase: String
+    let authSettings: AuthSettings
 
     static func open(_ kind: DatabaseKind, configure: (inout AuthSettings) -> Void = { _ in }) async throws -> Services {
         var authSettings = AuthSettings()
         authSettings.database = try kind.freshURL()
         authSettings.bcryptCost = 4
+        authSettings.keyEncryptionKeyFile = try KeyEncryptionKeyFile.make()
         configure(&authSettings)
         let auth = try await AuthService.open(authSettings)
         var catalogSettings = CatalogSettings()
         catalogSettings.database = try kind.freshURL()
         let catalog = try await CatalogService.open(catalogSettings, jwks: auth.jwksSource)
-        return Services(auth: auth, catalog: catalog, kind: kind, authDatabase: authSettings.database)
+        return Services(auth: auth, catalog: catalog, kind: kind, authDatabase: authSettings.database, authSettings: authSettings)
     }
 
     /// Runs `body` with clients for both services, then closes the databases.
@@ -104,16 +106,10 @@ struct Client: Sendable {
 }
 
 extension Services {
-    /// The auth service's private signing keys, read straight from its database, so a test can
-    /// sign tokens that differ from real ones in exactly one claim.
+    /// The auth service's private signing keys (opened with its key encryption key), so a test
+    /// can sign tokens that differ from real ones in exactly one claim.
     func signingKeys() async throws -> [String: Curve25519.Signing.PrivateKey] {
-        let database = try await openDatabase(authDatabase)
-        defer { Task { await database.close() } }
-        var keys: [String: Curve25519.Signing.PrivateKey] = [:]
-        for row in try await database.query("SELECT kid, private_key FROM signing_keys", []) {
-            keys[try row.string("kid")] = try Curve25519.Signing.PrivateKey(rawRepresentation: Base64URL.decode(try row.string("private_key"))!)
-        }
-        return keys
+        try await auth.privateSigningKeys()
     }
 
     /// An account with `role`, created the way an operator would (`marquee users add`), signed in.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,27 +19,48 @@ public struct AuthService: Sendable {
     /// Verifies access tokens against this service's own keys (no HTTP round trip).
     let verifier: AccessTokenVerifier
 
-    /// Opens nothing: `database` is migrated and ready.
-    init(settings: AuthSettings, database: any Database) {
+    /// Opens nothing: `database` is migrated and ready. Without `encryption` the signing keys
+    /// cannot be used (account administration only).
+    init(settings: AuthSettings, database: any Database, encryption: SigningKeyEncryption?) {
         self.settings = settings
         self.database = database
         passwords = PasswordPolicy(commonPasswords: ServiceRouter.resource("common-passwords.txt", in: .module))
         hasher = PasswordHasher(cost: settings.bcryptCost)
-        keys = SigningKeys(database: database, settings: settings.keys)
+        keys = SigningKeys(database: database, settings: settings.keys, encryption: encryption)
         issuer = AccessTokenIssuer(keys: keys, issuer: settings.issuer, lifetime: settings.accessTokenLifetime)
         refreshTokens = RefreshTokens(database: database, lifetime: Int64(settings.refreshTokenLifetime * 1000))
         throttle = LoginThrottle(database: database, settings: settings.throttle)
         verifier = AccessTokenVerifier(source: LocalJWKS(keys: keys), issuer: settings.issuer, refetchInterval: 1)
     }
 
-    /// Opens and migrates the database, makes sure a signing key exists, and returns the service.
+    /// Opens and migrates the database, seals any signing key stored in the clear by an older
+    /// version, makes sure a signing key exists, and returns the service.
+    ///
+    /// - Throws: `AuthSetupError` without `settings.keyEncryptionKeyFile`, when that file is not a
+    ///   key, or when the stored signing keys were sealed with another key; database errors.
     public static func open(_ settings: AuthSettings) async throws -> AuthService {
+        guard let file = settings.keyEncryptionKeyFile, !file.isEmpty else { throw AuthSetupError.noKeyEncryptionKey }
+        let encryption = try SigningKeyEncryption(file: file)
         let database = try await openDatabase(settings.database)
         do {
             try await Migrator.migrate(database, service: "auth", AuthMigrations.all)
-            let service = AuthService(settings: settings, database: database)
+            let service = AuthService(settings: settings, database: database, encryption: encryption)
+            try await service.keys.sealPlaintextKeys()
             try await service.keys.maintain()
             return service
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+
+    /// Opens and migrates the database for account administration only (`marquee users add`):
+    /// no key encryption key is needed, and the signing keys are never read or made.
+    public static func openForAccounts(_ settings: AuthSettings) async throws -> AuthService {
+        let database = try await openDatabase(settings.database)
+        do {
+            try await Migrator.migrate(database, service: "auth", AuthMigrations.all)
+            return AuthService(settings: settings, database: database, encryption: nil)
         } catch {
             await database.close()
             throw error
@@ -64,6 +86,13 @@ public struct AuthService: Sendable {
 
     /// The JWKS straight from the key table, for services in the same process (`marquee dev`, tests).
     public var jwksSource: any JWKSSource { LocalJWKS(keys: keys) }
+
+    /// The private signing keys by key id, opened with the key encryption key: for tests that sign
+    /// tokens differing from real ones in one claim. Never served.
+    package func privateSigningKeys() async throws -> [String: Curve25519.Signing.PrivateKey] {
+        guard let encryption = keys.encryption else { throw AuthSetupError.noKeyEncryptionKey }
+        return Dictionary(uniqueKeysWithValues: try await SigningKeys.load(database, encryption).map { ($0.kid, $0.privateKey) })
+    }
 
     /// Closes the database (for one-shot commands such as `marquee users add`).
     public func close() async { await database.close() }

@@ -17,6 +17,9 @@ public struct AuthSettings: Sendable {
     public var bcryptCost: UInt8 = 12
     /// `auth.trusted_proxies`: peers whose X-Forwarded-For is believed (default loopback).
     public var trustedProxies: Set<String> = ["127.0.0.1", "::1"]
+    /// `auth.key_encryption_key_file`: the file holding the key the signing keys are sealed with
+    /// in the database (32 bytes as 64 hex characters). Required to serve; no default.
+    public var keyEncryptionKeyFile: String?
     /// `auth.key_rotation_days` and `auth.key_publish_lead_s` (defaults 30 days, 600 s).
     var keys = SigningKeys.Settings()
     /// `auth.throttle.*` (sign-ins and registrations).

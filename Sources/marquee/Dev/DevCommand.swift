@@ -52,7 +52,8 @@ struct DevCommand: AsyncParsableCommand {
         logger.logLevel = .warning
 
         // The services, each on a free loopback port, in dependency order.
-        let context = DevContext(data: data, logger: logger, tokenKey: secrets.tokenKey, ingestAccount: secrets.ingest)
+        let context = DevContext(
+            data: data, logger: logger, tokenKey: secrets.tokenKey, keyEncryptionKeyFile: secrets.keyEncryptionKeyFile, ingestAccount: secrets.ingest)
         var running: [RunningRole] = []
         do {
             for role in DevRole.all {

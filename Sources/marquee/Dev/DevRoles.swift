@@ -39,15 +39,17 @@ final class DevContext: @unchecked Sendable {
     let data: String
     let logger: Logger
     let tokenKey: URLTokenKey
+    let keyEncryptionKeyFile: String
     let ingestAccount: (email: String, password: String)
     private let lock = NSLock()
     private var urls: [String: String] = [:]
     private var auth: AuthService?
 
-    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestAccount: (email: String, password: String)) {
+    init(data: String, logger: Logger, tokenKey: URLTokenKey, keyEncryptionKeyFile: String, ingestAccount: (email: String, password: String)) {
         self.data = data
         self.logger = logger
         self.tokenKey = tokenKey
+        self.keyEncryptionKeyFile = keyEncryptionKeyFile
         self.ingestAccount = ingestAccount
     }
 
@@ -73,6 +75,7 @@ extension DevRole {
         var settings = AuthSettings()
         settings.listen = "127.0.0.1:0"
         settings.database = context.database("auth")
+        settings.keyEncryptionKeyFile = context.keyEncryptionKeyFile
         let service = try await AuthService.open(settings)
         context.authService = service
         return DevRoleParts(
