@@ -150,6 +150,7 @@ let package = Package(
                 "MarqueeServiceKit",
                 "MarqueeMedia",
                 "MarqueeStore",
+                "MarqueeHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -148,6 +148,14 @@ struct IngestCommand: AsyncParsableCommand {
         let maxBytes = config.reader.int(forKey: "ingest.max_upload_bytes") ?? Int(settings.maxUploadBytes)
         guard maxBytes > 0 else { throw ValidationError("ingest.max_upload_bytes must be a positive number of bytes, got \(maxBytes)") }
         settings.maxUploadBytes = Int64(maxBytes)
+        let expiry = config.int("ingest.upload_expiry", default: 86400)
+        guard expiry >= 1 else { throw ValidationError("ingest.upload_expiry must be a positive number of seconds, got \(expiry)") }
+        settings.uploadExpiry = .seconds(expiry)
+        let inFlight = config.reader.int(forKey: "ingest.max_bytes_in_flight_per_publisher") ?? Int(settings.maxBytesInFlightPerPublisher)
+        guard inFlight >= 0 else {
+            throw ValidationError("ingest.max_bytes_in_flight_per_publisher must be a number of bytes (0 for no quota), got \(inFlight)")
+        }
+        settings.maxBytesInFlightPerPublisher = Int64(inFlight)
         settings.catalogURL = catalogURL ?? config.reader.string(forKey: "ingest.catalog_url")
         let workerCount = workers ?? config.int("ingest.workers", default: 1)
         guard (0...64).contains(workerCount) else { throw ValidationError("ingest.workers must be 0 to 64, got \(workerCount)") }

@@ -41,7 +41,7 @@ struct IngestServices {
     /// closes the databases and removes the data folder.
     func run(_ body: @escaping @Sendable (Client, Client) async throws -> Void) async throws {
         let authApp = Application(router: auth.router())
-        let ingestApp = Application(router: ingest.router())
+        let ingestApp = Application(router: ingest.router(), services: [ingest.uploadExpirySweep()])
         defer { try? FileManager.default.removeItem(at: data) }
         do {
             try await authApp.test(.live) { authClient in

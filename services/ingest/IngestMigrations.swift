@@ -41,6 +41,15 @@ enum IngestMigrations {
                     job_id TEXT
                 )
                 """,
-            ])
+            ]),
+        // tus expiration and the per-publisher quota. Rows from before have no expiry: the first
+        // sweep gives them a full `ingest.upload_expiry`.
+        Migration(
+            2, "upload expiry",
+            [
+                "ALTER TABLE uploads ADD COLUMN expires_at BIGINT",
+                "CREATE INDEX uploads_unfinished ON uploads (completed_at, expires_at)",
+                "CREATE INDEX uploads_creator ON uploads (created_by, completed_at)",
+            ]),
     ]
 }
