@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
 import HTTPTypes
@@ -5,6 +6,8 @@ import MarqueeIngest
 import MarqueeServiceKit
 import MarqueeStore
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
 import MarqueeTestSupport
 import Testing
 
@@ -128,6 +131,38 @@ struct TusUploadTests {
             #expect(try await Self.createReply(ingest, token: one, length: 600).status == .contentTooLarge)
             #expect(try await ingest.send(.delete, second, token: one, headers: Self.tus).status == .noContent)
             #expect(try await Self.createReply(ingest, token: one, length: 1000).status == .created)
+        }
+    }
+
+    @Test("Concurrent creations cannot overrun the bytes-in-flight quota together", arguments: DatabaseKind.allCases)
+    func concurrentQuota(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind) { $0.maxBytesInFlightPerPublisher = 1000 }
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            // Separate connections, so the creations really are in flight together (the test client has one).
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 10)
+            let client = HTTPClient(configuration: configuration)
+            let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        var request = HTTPClientRequest(url: ingest.baseURL + "/api/ingest/uploads")
+                        request.method = .POST
+                        request.headers.add(name: "Authorization", value: "Bearer \(publisher)")
+                        request.headers.add(name: "Tus-Resumable", value: "1.0.0")
+                        request.headers.add(name: "Upload-Length", value: "300")
+                        request.headers.add(name: "Upload-Metadata", value: Self.metadata(title: Identifier.make()))
+                        let response = try await client.execute(request, timeout: .seconds(60))
+                        _ = try await response.body.collect(upTo: 1 << 16)
+                        return response.status.code
+                    }
+                }
+                return try await group.reduce(into: [UInt]()) { $0.append($1) }
+            }
+            try await client.shutdown()
+            #expect(statuses.filter { $0 == 201 }.count == 3, "3 × 300 bytes fit in 1000: \(statuses)")
+            #expect(statuses.filter { $0 == 413 }.count == 7, "\(statuses)")
+            #expect(Self.partFiles(services.uploadsFolder).count == 3)
         }
     }
 
