@@ -17,7 +17,6 @@ struct Services {
     let catalog: CatalogService
     let kind: DatabaseKind
     let authDatabase: String
-    let authSettings: AuthSettings
 
     static func open(_ kind: DatabaseKind, configure: (inout AuthSettings) -> Void = { _ in }) async throws -> Services {
         var authSettings = AuthSettings()
@@ -29,7 +28,7 @@ struct Services {
         var catalogSettings = CatalogSettings()
         catalogSettings.database = try kind.freshURL()
         let catalog = try await CatalogService.open(catalogSettings, jwks: auth.jwksSource)
-        return Services(auth: auth, catalog: catalog, kind: kind, authDatabase: authSettings.database, authSettings: authSettings)
+        return Services(auth: auth, catalog: catalog, kind: kind, authDatabase: authSettings.database)
     }
 
     /// Runs `body` with clients for both services, then closes the databases.
