@@ -109,6 +109,23 @@ struct TusUploadTests {
         }
     }
 
+    @Test("An expired upload answers 410 Gone to HEAD, PATCH and DELETE until it is swept", arguments: DatabaseKind.allCases)
+    func expiredIsGone(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind, sweepsExpiredUploads: false) { $0.uploadExpiry = .seconds(1) }
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let location = try await Self.create(ingest, token: publisher, length: 1000)
+            let gone = try await waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
+                try await ingest.send(.head, location, token: publisher, headers: Self.tus).status == .gone
+            }
+            #expect(gone, "without a sweep, an expired upload stays 410")
+            let patch = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Self.randomBytes(10))
+            #expect(patch.status == .gone && patch.detail.contains("expired"), "\(patch.text)")
+            #expect(patch.header("Content-Type") == "application/problem+json" && patch.header("Tus-Resumable") == "1.0.0")
+            #expect(try await ingest.send(.delete, location, token: publisher, headers: Self.tus).status == .gone)
+        }
+    }
+
     @Test("A publisher's unfinished uploads may declare at most ingest.max_bytes_in_flight_per_publisher bytes: 413 naming the quota", arguments: DatabaseKind.allCases)
     func bytesInFlightQuota(kind: DatabaseKind) async throws {
         let services = try await IngestServices.open(kind) { $0.maxBytesInFlightPerPublisher = 1000 }
