@@ -41,21 +41,28 @@ struct AuthCommand: AsyncParsableCommand {
     @Option(help: "Listener, HOST:PORT (auth.listen; default 127.0.0.1:8081).")
     var listen: String?
 
+    @Option(
+        name: .customLong("key-encryption-key-file"),
+        help: "File holding the key the signing keys are encrypted with in the database, 64 hex characters (auth.key_encryption_key_file; required).")
+    var keyEncryptionKeyFile: String?
+
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
-        let settings = try await AuthCommand.settings(options, listen: listen)
+        let settings = try await AuthCommand.settings(options, listen: listen, keyEncryptionKeyFile: keyEncryptionKeyFile)
         let service = try await AuthService.open(settings)
         print("auth: listening on http://\(settings.listen) (database \(redacted(settings.database)))")
         try await service.application().runService()
     }
 
-    static func settings(_ options: ServiceOptions, listen: String?) async throws -> AuthSettings {
+    static func settings(_ options: ServiceOptions, listen: String?, keyEncryptionKeyFile: String? = nil) async throws -> AuthSettings {
         let config = try await options.configuration()
         var settings = AuthSettings()
         settings.listen = config.string("auth.listen", flag: listen, default: settings.listen)
         settings.database = config.databaseURL(flag: options.database, key: "auth.database", defaultName: "auth")
         settings.issuer = config.string("auth.issuer", flag: nil, default: settings.issuer)
+        let keyFile = config.string("auth.key_encryption_key_file", flag: keyEncryptionKeyFile, default: "")
+        settings.keyEncryptionKeyFile = keyFile.isEmpty ? nil : keyFile
         settings.accessTokenLifetime = TimeInterval(config.int("auth.access_token_ttl_s", default: 900))
         settings.refreshTokenLifetime = TimeInterval(config.int("auth.refresh_token_ttl_s", default: 30 * 24 * 3600))
         let cost = config.int("auth.bcrypt_cost", default: 12)
@@ -68,6 +75,12 @@ struct AuthCommand: AsyncParsableCommand {
             failures: config.int("auth.throttle.account_failures", default: 5), blockSeconds: config.int("auth.throttle.account_block_s", default: 60))
         settings.setAddressThrottle(
             failures: config.int("auth.throttle.address_failures", default: 30), blockSeconds: config.int("auth.throttle.address_block_s", default: 300))
+        let registrations = config.int("auth.throttle.registrations", default: 10)
+        let registrationWindow = config.int("auth.throttle.registration_window_s", default: 3600)
+        guard registrations >= 1, registrationWindow >= 1 else {
+            throw ValidationError("auth.throttle.registrations and auth.throttle.registration_window_s must be positive, got \(registrations) and \(registrationWindow)")
+        }
+        settings.setRegistrationThrottle(perAddress: registrations, windowSeconds: registrationWindow)
         if let proxies = config.reader.stringArray(forKey: "auth.trusted_proxies") { settings.trustedProxies = Set(proxies) }
         return settings
     }
@@ -170,6 +183,14 @@ struct IngestCommand: AsyncParsableCommand {
         let maxBytes = config.reader.int(forKey: "ingest.max_upload_bytes") ?? Int(settings.maxUploadBytes)
         guard maxBytes > 0 else { throw ValidationError("ingest.max_upload_bytes must be a positive number of bytes, got \(maxBytes)") }
         settings.maxUploadBytes = Int64(maxBytes)
+        let expiry = config.int("ingest.upload_expiry", default: 86400)
+        guard expiry >= 1 else { throw ValidationError("ingest.upload_expiry must be a positive number of seconds, got \(expiry)") }
+        settings.uploadExpiry = .seconds(expiry)
+        let inFlight = config.reader.int(forKey: "ingest.max_bytes_in_flight_per_publisher") ?? Int(settings.maxBytesInFlightPerPublisher)
+        guard inFlight >= 0 else {
+            throw ValidationError("ingest.max_bytes_in_flight_per_publisher must be a number of bytes (0 for no quota), got \(inFlight)")
+        }
+        settings.maxBytesInFlightPerPublisher = Int64(inFlight)
         settings.catalogURL = catalogURL ?? config.reader.string(forKey: "ingest.catalog_url")
         let workerCount = workers ?? config.int("ingest.workers", default: 1)
         guard (0...64).contains(workerCount) else { throw ValidationError("ingest.workers must be 0 to 64, got \(workerCount)") }
@@ -310,7 +331,7 @@ struct UsersCommand: AsyncParsableCommand {
             }
             let password = text.hasSuffix("\n") ? String(text.dropLast()) : text
             let settings = try await AuthCommand.settings(options, listen: nil)
-            let service = try await AuthService.open(settings)
+            let service = try await AuthService.openForAccounts(settings)
             do {
                 let user = try await service.createAccount(email: email, password: password, role: role)
                 await service.close()

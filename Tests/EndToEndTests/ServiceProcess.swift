@@ -15,6 +15,10 @@ final class ServiceProcess: @unchecked Sendable {
         process = Process()
         process.executableURL = try MarqueeBinary.locate()
         process.arguments = [role, "--listen", "127.0.0.1:\(port)"] + arguments
+        if role == "auth" && !arguments.contains("--key-encryption-key-file") {
+            // auth refuses to start without the key its signing keys are sealed with.
+            process.arguments! += ["--key-encryption-key-file", try KeyEncryptionKeyFile.make()]
+        }
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MARQUEE_") }
         env.merge(environment) { $1 }
         process.environment = env

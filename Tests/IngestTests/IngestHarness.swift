@@ -17,13 +17,17 @@ struct IngestServices {
     let kind: DatabaseKind
     let data: URL
     let ingestDatabase: String
+    /// Whether the expired-upload sweep runs beside the ingest server (as in `marquee ingest`).
+    var sweepsExpiredUploads = true
 
     static func open(
-        _ kind: DatabaseKind, sourceStore: (any ObjectStore)? = nil, configure: (inout IngestSettings) -> Void = { _ in }
+        _ kind: DatabaseKind, sourceStore: (any ObjectStore)? = nil, sweepsExpiredUploads: Bool = true,
+        configure: (inout IngestSettings) -> Void = { _ in }
     ) async throws -> IngestServices {
         var authSettings = AuthSettings()
         authSettings.database = try kind.freshURL()
         authSettings.bcryptCost = 4
+        authSettings.keyEncryptionKeyFile = try KeyEncryptionKeyFile.make()
         let auth = try await AuthService.open(authSettings)
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-ingest-\(UUID().uuidString)")
         var settings = IngestSettings()
@@ -31,7 +35,8 @@ struct IngestServices {
         settings.dataDirectory = data.path
         configure(&settings)
         let ingest = try await IngestService.open(settings, jwks: auth.jwksSource, sourceStore: sourceStore)
-        return IngestServices(auth: auth, ingest: ingest, kind: kind, data: data, ingestDatabase: settings.database)
+        return IngestServices(
+            auth: auth, ingest: ingest, kind: kind, data: data, ingestDatabase: settings.database, sweepsExpiredUploads: sweepsExpiredUploads)
     }
 
     var uploadsFolder: URL { data.appendingPathComponent("uploads") }
@@ -40,7 +45,7 @@ struct IngestServices {
     /// closes the databases and removes the data folder.
     func run(_ body: @escaping @Sendable (Client, Client) async throws -> Void) async throws {
         let authApp = Application(router: auth.router())
-        let ingestApp = Application(router: ingest.router())
+        let ingestApp = Application(router: ingest.router(), services: sweepsExpiredUploads ? [ingest.uploadExpirySweep()] : [])
         defer { try? FileManager.default.removeItem(at: data) }
         do {
             try await authApp.test(.live) { authClient in

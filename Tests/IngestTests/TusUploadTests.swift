@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
 import HTTPTypes
@@ -5,6 +6,8 @@ import MarqueeIngest
 import MarqueeServiceKit
 import MarqueeStore
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
 import MarqueeTestSupport
 import Testing
 
@@ -44,6 +47,142 @@ struct TusUploadTests {
         try await ingest.send(.get, "/api/ingest/jobs?limit=100", token: token).items.count
     }
 
+    /// An RFC 9110 IMF-fixdate as seconds since 1970, or nil when it is not one.
+    static func httpDate(_ text: String) -> TimeInterval? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.date(from: text)?.timeIntervalSince1970
+    }
+
+    static func createReply(_ ingest: Client, token: String, length: Int) async throws -> Client.Reply {
+        try await ingest.send(
+            .post, "/api/ingest/uploads", token: token,
+            headers: tus.merging(["Upload-Length": "\(length)", "Upload-Metadata": metadata(title: Identifier.make())]) { $1 })
+    }
+
+    static func partFiles(_ folder: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".part") }
+    }
+
+    @Test("tus expiration: Upload-Expires on creation, PATCH and HEAD; an abandoned upload gets 410/404 and its .part file is swept; a finished one stays", arguments: DatabaseKind.allCases)
+    func expiration(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind) { $0.uploadExpiry = .seconds(2) }
+        let folder = services.uploadsFolder
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let options = try await ingest.send(.options, "/api/ingest/uploads")
+            #expect(options.header("Tus-Extension")?.split(separator: ",").contains("expiration") == true)
+
+            let created = try await Self.createReply(ingest, token: publisher, length: 1000)
+            #expect(created.status == .created)
+            let location = try #require(created.header("Location"))
+            let id = String(location.split(separator: "/").last!)
+            let expires = try #require(created.header("Upload-Expires").flatMap(Self.httpDate), "Upload-Expires is an HTTP date: \(created.headers)")
+            #expect(abs(expires - (Date().timeIntervalSince1970 + 2)) < 5)
+            let patched = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Self.randomBytes(100))
+            #expect(patched.status == .noContent && patched.header("Upload-Expires").flatMap(Self.httpDate) != nil, "\(patched.headers)")
+            let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
+            #expect(head.status == .ok && head.header("Upload-Expires").flatMap(Self.httpDate) != nil)
+
+            // A finished upload never expires: no Upload-Expires, and the sweep leaves it alone.
+            let finished = try await Self.create(ingest, token: publisher, length: 10)
+            let finishedID = String(finished.split(separator: "/").last!)
+            let last = try await Self.patch(ingest, finished, token: publisher, offset: 0, bytes: Self.randomBytes(10))
+            #expect(last.status == .noContent && last.header("Upload-Expires") == nil)
+
+            // Abandoned: waited on, not slept on.
+            let part = folder.appendingPathComponent("\(id).part").path
+            let expired = try await waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
+                let status = try await ingest.send(.head, location, token: publisher, headers: Self.tus).status
+                return status == .gone || status == .notFound
+            }
+            #expect(expired, "an expired upload answers 410 (or 404 once swept)")
+            let late = try await Self.patch(ingest, location, token: publisher, offset: 100, bytes: Self.randomBytes(100))
+            #expect(late.status == .gone || late.status == .notFound, "\(late.status) \(late.text)")
+            #expect(waitUntil(timeout: .seconds(30)) { !FileManager.default.fileExists(atPath: part) }, "the sweep removes the .part file")
+            #expect(try await ingest.send(.head, location, token: publisher, headers: Self.tus).status == .notFound, "and the row")
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("\(finishedID).source").path))
+            #expect(try await ingest.send(.head, finished, token: publisher, headers: Self.tus).status == .ok)
+            #expect(try await Self.jobCount(ingest, token: publisher) == 1)
+        }
+    }
+
+    @Test("An expired upload answers 410 Gone to HEAD, PATCH and DELETE until it is swept", arguments: DatabaseKind.allCases)
+    func expiredIsGone(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind, sweepsExpiredUploads: false) { $0.uploadExpiry = .seconds(1) }
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            let location = try await Self.create(ingest, token: publisher, length: 1000)
+            let gone = try await waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
+                try await ingest.send(.head, location, token: publisher, headers: Self.tus).status == .gone
+            }
+            #expect(gone, "without a sweep, an expired upload stays 410")
+            let patch = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Self.randomBytes(10))
+            #expect(patch.status == .gone && patch.detail.contains("expired"), "\(patch.text)")
+            #expect(patch.header("Content-Type") == "application/problem+json" && patch.header("Tus-Resumable") == "1.0.0")
+            #expect(try await ingest.send(.delete, location, token: publisher, headers: Self.tus).status == .gone)
+        }
+    }
+
+    @Test("A publisher's unfinished uploads may declare at most ingest.max_bytes_in_flight_per_publisher bytes: 413 naming the quota", arguments: DatabaseKind.allCases)
+    func bytesInFlightQuota(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind) { $0.maxBytesInFlightPerPublisher = 1000 }
+        let folder = services.uploadsFolder
+        try await services.run { auth, ingest in
+            let one = try await services.user(.publisher, "one@example.com", client: auth)
+            let two = try await services.user(.publisher, "two@example.com", client: auth)
+            let first = try await Self.create(ingest, token: one, length: 600)
+            let over = try await Self.createReply(ingest, token: one, length: 500)
+            #expect(over.status == .contentTooLarge)
+            #expect(over.header("Content-Type") == "application/problem+json")
+            #expect(over.detail.contains("ingest.max_bytes_in_flight_per_publisher") && over.detail.contains("1000 bytes"), "\(over.detail)")
+            #expect(Self.partFiles(folder).count == 1, "a refused creation leaves no file")
+            #expect(try await Self.createReply(ingest, token: two, length: 1000).status == .created, "each publisher has a quota of their own")
+
+            // Finishing an upload frees its bytes; so does terminating one.
+            let done = try await Self.patch(ingest, first, token: one, offset: 0, bytes: Self.randomBytes(600))
+            #expect(done.status == .noContent)
+            let second = try await Self.create(ingest, token: one, length: 500)
+            #expect(try await Self.createReply(ingest, token: one, length: 600).status == .contentTooLarge)
+            #expect(try await ingest.send(.delete, second, token: one, headers: Self.tus).status == .noContent)
+            #expect(try await Self.createReply(ingest, token: one, length: 1000).status == .created)
+        }
+    }
+
+    @Test("Concurrent creations cannot overrun the bytes-in-flight quota together", arguments: DatabaseKind.allCases)
+    func concurrentQuota(kind: DatabaseKind) async throws {
+        let services = try await IngestServices.open(kind) { $0.maxBytesInFlightPerPublisher = 1000 }
+        try await services.run { auth, ingest in
+            let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
+            // Separate connections, so the creations really are in flight together (the test client has one).
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 10)
+            let client = HTTPClient(configuration: configuration)
+            let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        var request = HTTPClientRequest(url: ingest.baseURL + "/api/ingest/uploads")
+                        request.method = .POST
+                        request.headers.add(name: "Authorization", value: "Bearer \(publisher)")
+                        request.headers.add(name: "Tus-Resumable", value: "1.0.0")
+                        request.headers.add(name: "Upload-Length", value: "300")
+                        request.headers.add(name: "Upload-Metadata", value: Self.metadata(title: Identifier.make()))
+                        let response = try await client.execute(request, timeout: .seconds(60))
+                        _ = try await response.body.collect(upTo: 1 << 16)
+                        return response.status.code
+                    }
+                }
+                return try await group.reduce(into: [UInt]()) { $0.append($1) }
+            }
+            try await client.shutdown()
+            #expect(statuses.filter { $0 == 201 }.count == 3, "3 × 300 bytes fit in 1000: \(statuses)")
+            #expect(statuses.filter { $0 == 413 }.count == 7, "\(statuses)")
+            #expect(Self.partFiles(services.uploadsFolder).count == 3)
+        }
+    }
+
     @Test("Discovery, creation, offsets, append in pieces, completion enqueues one job", arguments: DatabaseKind.allCases)
     func protocolRoundTrip(kind: DatabaseKind) async throws {
         let services = try await IngestServices.open(kind)
@@ -53,7 +192,7 @@ struct TusUploadTests {
             let options = try await ingest.send(.options, "/api/ingest/uploads")
             #expect(options.status == .noContent)
             #expect(options.header("Tus-Version") == "1.0.0" && options.header("Tus-Resumable") == "1.0.0")
-            #expect(options.header("Tus-Extension") == "creation,termination")
+            #expect(options.header("Tus-Extension") == "creation,termination,expiration")
             #expect(options.header("Tus-Max-Size") == String(20 << 30))
 
             let title = Identifier.make()

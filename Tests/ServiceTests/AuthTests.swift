@@ -1,10 +1,14 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import JWTKit
 import MarqueeAuth
 import MarqueeServiceKit
 import MarqueeTestSupport
+import NIOCore
+import NIOHTTP1
 import Testing
 
 @Suite("Auth service (SQLite and PostgreSQL)")
@@ -132,6 +136,82 @@ struct AuthTests {
         }
     }
 
+    @Test("50 concurrent wrong guesses: only the account's allowance reaches bcrypt (401), every other one gets 429", arguments: DatabaseKind.allCases)
+    func concurrentGuesses(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind) {
+            $0.setAccountThrottle(failures: 5, blockSeconds: 60)
+            $0.setAddressThrottle(failures: 1000, blockSeconds: 300)
+        }
+        try await services.run { auth, _ in
+            _ = try await auth.signUp("target@example.com")
+            let port = try #require(auth.client.port)
+            // Many connections, so the guesses really are in flight together (the test client has one).
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 50)
+            let client = HTTPClient(configuration: configuration)
+            let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/auth/login")
+                        request.method = .POST
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        request.body = .bytes(ByteBuffer(string: #"{"email":"target@example.com","password":"guess guess guess"}"#))
+                        let response = try await client.execute(request, timeout: .seconds(60))
+                        _ = try await response.body.collect(upTo: 1 << 16)
+                        return response.status.code
+                    }
+                }
+                return try await group.reduce(into: [UInt]()) { $0.append($1) }
+            }
+            try await client.shutdown()
+            #expect(statuses.count == 50)
+            #expect(statuses.filter { $0 == 401 }.count == 5, "only the 5 reserved attempts reach password verification: \(statuses)")
+            #expect(statuses.filter { $0 == 429 }.count == 45, "\(statuses)")
+        }
+    }
+
+    @Test("Per-address throttling counts an IPv6 client's whole /64, not each address in it", arguments: DatabaseKind.allCases)
+    func ipv6Aggregation(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind) {
+            $0.setAccountThrottle(failures: 100, blockSeconds: 60)
+            $0.setAddressThrottle(failures: 5, blockSeconds: 300)
+        }
+        try await services.run { auth, _ in
+            func guess(_ i: Int, from address: String) async throws -> HTTPResponse.Status {
+                try await auth.send(
+                    .post, "/api/auth/login", json: ["email": "spray\(i)@example.com", "password": "guess guess guess"],
+                    headers: [HTTPField.Name("X-Forwarded-For")!: address]
+                ).status
+            }
+            var statuses: [HTTPResponse.Status] = []
+            for i in 0..<20 { statuses.append(try await guess(i, from: "2001:db8:1:2:\(String(i + 1, radix: 16)):\(i):ab:cd")) }
+            #expect(statuses.prefix(5).allSatisfy { $0 == .unauthorized }, "\(statuses)")
+            #expect(statuses.dropFirst(5).allSatisfy { $0 == .tooManyRequests }, "a new address in the same /64 is the same client: \(statuses)")
+            #expect(try await guess(99, from: "2001:db8:1:3::1") == .unauthorized, "the next /64 is someone else")
+            #expect(try await guess(98, from: "::ffff:198.51.100.7") == .unauthorized, "an IPv4-mapped address is its IPv4 address")
+        }
+    }
+
+    @Test("Registration is throttled per client address: 429 with Retry-After past the allowance", arguments: DatabaseKind.allCases)
+    func registrationThrottle(kind: DatabaseKind) async throws {
+        let services = try await Services.open(kind) { $0.setRegistrationThrottle(perAddress: 3, windowSeconds: 3600) }
+        try await services.run { auth, _ in
+            func register(_ i: Int, from address: String) async throws -> Client.Reply {
+                try await auth.send(
+                    .post, "/api/auth/register", json: ["email": "new\(i)@example.com", "password": "a long enough passphrase"],
+                    headers: [HTTPField.Name("X-Forwarded-For")!: address])
+            }
+            for i in 0..<3 { #expect(try await register(i, from: "2001:db8:7:7::\(i + 1)").status == .created) }
+            let refused = try await register(3, from: "2001:db8:7:7::99")
+            #expect(refused.status == .tooManyRequests, "\(refused.text)")
+            #expect((Int(refused.headers[.retryAfter] ?? "") ?? 0) > 3000)
+            #expect(refused.headers[.contentType] == "application/problem+json" && refused.detail.contains("registrations"))
+            #expect(try await auth.send(.post, "/api/auth/login", json: ["email": "new3@example.com", "password": "a long enough passphrase"]).status == .unauthorized,
+                "the refused registration made no account")
+            #expect(try await register(4, from: "198.51.100.20").status == .created, "another address is not affected")
+        }
+    }
+
     @Test("Forged tokens are refused: alg none, HS256 keyed with the public key, other audience, expired, tampered, unknown key, wrong typ")
     func forgedTokens() async throws {
         let services = try await Services.open(.sqlite)
@@ -238,14 +318,13 @@ struct AuthTests {
             let during = try await auth.send(.get, "/.well-known/jwks.json")
             #expect((during.json["keys"] as? [[String: Any]])?.contains { $0["kid"] as? String == newKid } == true, "published before it signs")
             #expect(try kid(of: try await auth.signIn("root@example.com").access) != newKid, "not used before its lead time")
-            // After the lead time the new key signs (polled with a deadline, not slept on).
+            // After the lead time the new key signs: waited on, with a deadline.
             var fresh = ""
-            let deadline = ContinuousClock.now + .seconds(20)
-            repeat {
-                try await Task.sleep(for: .milliseconds(250))
+            let signsWithNewKey = try await waitUntil(timeout: .seconds(20), interval: .milliseconds(100)) {
                 fresh = try await auth.signIn("root@example.com").access
-            } while try kid(of: fresh) != newKid && ContinuousClock.now < deadline
-            #expect(try kid(of: fresh) == newKid)
+                return try kid(of: fresh) == newKid
+            }
+            #expect(signsWithNewKey, "the new key signs once its lead time has passed")
             #expect(try await auth.send(.get, "/api/auth/me", token: admin).status == .ok, "tokens from the old key still verify")
             #expect(try await auth.send(.get, "/api/auth/me", token: fresh).status == .ok)
         }
@@ -256,6 +335,7 @@ struct AuthTests {
         var settings = AuthSettings()
         #expect(settings.bcryptCost == 12)
         settings.database = try DatabaseKind.sqlite.freshURL()
+        settings.keyEncryptionKeyFile = try KeyEncryptionKeyFile.make()
         let service = try await AuthService.open(settings)
         _ = try await service.createAccount(email: "cost@example.com", password: "a long enough passphrase", role: .viewer)
         await service.close()

@@ -24,6 +24,7 @@ struct Services {
         var authSettings = AuthSettings()
         authSettings.database = try kind.freshURL()
         authSettings.bcryptCost = 4
+        authSettings.keyEncryptionKeyFile = try KeyEncryptionKeyFile.make()
         configure(&authSettings)
         let auth = try await AuthService.open(authSettings)
         var catalogSettings = CatalogSettings()
@@ -107,16 +108,10 @@ struct Client: Sendable {
 }
 
 extension Services {
-    /// The auth service's private signing keys, read straight from its database, so a test can
-    /// sign tokens that differ from real ones in exactly one claim.
+    /// The auth service's private signing keys (opened with its key encryption key), so a test
+    /// can sign tokens that differ from real ones in exactly one claim.
     func signingKeys() async throws -> [String: Curve25519.Signing.PrivateKey] {
-        let database = try await openDatabase(authDatabase)
-        defer { Task { await database.close() } }
-        var keys: [String: Curve25519.Signing.PrivateKey] = [:]
-        for row in try await database.query("SELECT kid, private_key FROM signing_keys", []) {
-            keys[try row.string("kid")] = try Curve25519.Signing.PrivateKey(rawRepresentation: Base64URL.decode(try row.string("private_key"))!)
-        }
-        return keys
+        try await auth.privateSigningKeys()
     }
 
     /// An account with `role`, created the way an operator would (`marquee users add`), signed in.

@@ -23,6 +23,7 @@ public func waitUntil(
 /// The same wait in async code: checks `condition` every `interval`, suspending between checks
 /// rather than blocking a thread (the servers under test need the cooperative threads), until it
 /// holds or `timeout` has passed; returns whether it held.
+@_disfavoredOverload
 @discardableResult
 public func waitUntil(
     timeout: Duration, interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool

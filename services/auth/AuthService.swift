@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,27 +19,48 @@ public struct AuthService: Sendable {
     /// Verifies access tokens against this service's own keys (no HTTP round trip).
     let verifier: AccessTokenVerifier
 
-    /// Opens nothing: `database` is migrated and ready.
-    init(settings: AuthSettings, database: any Database) {
+    /// Opens nothing: `database` is migrated and ready. Without `encryption` the signing keys
+    /// cannot be used (account administration only).
+    init(settings: AuthSettings, database: any Database, encryption: SigningKeyEncryption?) {
         self.settings = settings
         self.database = database
         passwords = PasswordPolicy(commonPasswords: ServiceRouter.resource("common-passwords.txt", in: .module))
         hasher = PasswordHasher(cost: settings.bcryptCost)
-        keys = SigningKeys(database: database, settings: settings.keys)
+        keys = SigningKeys(database: database, settings: settings.keys, encryption: encryption)
         issuer = AccessTokenIssuer(keys: keys, issuer: settings.issuer, lifetime: settings.accessTokenLifetime)
         refreshTokens = RefreshTokens(database: database, lifetime: Int64(settings.refreshTokenLifetime * 1000))
         throttle = LoginThrottle(database: database, settings: settings.throttle)
         verifier = AccessTokenVerifier(source: LocalJWKS(keys: keys), issuer: settings.issuer, refetchInterval: 1)
     }
 
-    /// Opens and migrates the database, makes sure a signing key exists, and returns the service.
+    /// Opens and migrates the database, seals any signing key stored in the clear by an older
+    /// version, makes sure a signing key exists, and returns the service.
+    ///
+    /// - Throws: `AuthSetupError` without `settings.keyEncryptionKeyFile`, when that file is not a
+    ///   key, or when the stored signing keys were sealed with another key; database errors.
     public static func open(_ settings: AuthSettings) async throws -> AuthService {
+        guard let file = settings.keyEncryptionKeyFile, !file.isEmpty else { throw AuthSetupError.noKeyEncryptionKey }
+        let encryption = try SigningKeyEncryption(file: file)
         let database = try await openDatabase(settings.database)
         do {
             try await Migrator.migrate(database, service: "auth", AuthMigrations.all)
-            let service = AuthService(settings: settings, database: database)
+            let service = AuthService(settings: settings, database: database, encryption: encryption)
+            try await service.keys.sealPlaintextKeys()
             try await service.keys.maintain()
             return service
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+
+    /// Opens and migrates the database for account administration only (`marquee users add`):
+    /// no key encryption key is needed, and the signing keys are never read or made.
+    public static func openForAccounts(_ settings: AuthSettings) async throws -> AuthService {
+        let database = try await openDatabase(settings.database)
+        do {
+            try await Migrator.migrate(database, service: "auth", AuthMigrations.all)
+            return AuthService(settings: settings, database: database, encryption: nil)
         } catch {
             await database.close()
             throw error
@@ -65,6 +87,13 @@ public struct AuthService: Sendable {
     /// The JWKS straight from the key table, for services in the same process (`marquee dev`, tests).
     public var jwksSource: any JWKSSource { LocalJWKS(keys: keys) }
 
+    /// The private signing keys by key id, opened with the key encryption key: for tests that sign
+    /// tokens differing from real ones in one claim. Never served.
+    package func privateSigningKeys() async throws -> [String: Curve25519.Signing.PrivateKey] {
+        guard let encryption = keys.encryption else { throw AuthSetupError.noKeyEncryptionKey }
+        return Dictionary(uniqueKeysWithValues: try await SigningKeys.load(database, encryption).map { ($0.kid, $0.privateKey) })
+    }
+
     /// Closes the database (for one-shot commands such as `marquee users add`).
     public func close() async { await database.close() }
 
@@ -77,7 +106,7 @@ public struct AuthService: Sendable {
             try jsonResponse(try await keys.jwks(), headers: [.cacheControl: "public, max-age=60"])
         }
         let api = router.group("/api/auth")
-        api.post("/register") { request, _ in try await register(request) }
+        api.post("/register") { request, context in try await register(request, context) }
         api.post("/login") { request, context in try await login(request, context) }
         api.post("/refresh") { request, _ in try await refresh(request) }
         api.post("/logout") { request, _ in try await logout(request) }
@@ -117,8 +146,13 @@ public struct AuthService: Sendable {
         let password: String
     }
 
-    func register(_ request: Request) async throws -> Response {
+    func register(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
         let input = try await decodeJSON(Credentials.self, from: request)
+        // Every registration from an address counts, accepted or not: each may cost a bcrypt hash.
+        let address = clientAddress(request, context, trustedProxies: settings.trustedProxies)
+        if case .refused(let wait) = try await throttle.reserve(throttle.registrationCounters(address: address), now: unixMilliseconds()) {
+            throw ServiceError.tooManyRequests("too many registrations from this address; try again in \(wait) s", retryAfterSeconds: wait)
+        }
         let user = try await insertAccount(email: input.email, password: input.password, role: .viewer)
         return try jsonResponse(user.publicView, status: .created)
     }
@@ -155,26 +189,23 @@ public struct AuthService: Sendable {
 
     func login(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
         let input = try await decodeJSON(Credentials.self, from: request)
+        guard input.password.count <= PasswordPolicy.maximumLength * 4 else { throw ServiceError.invalid("password", "is too long") }
         let email = (try? EmailAddress.normalize(input.email)) ?? input.email.lowercased()
         let address = clientAddress(request, context, trustedProxies: settings.trustedProxies)
         let now = unixMilliseconds()
-        var throttleKeys = [LoginThrottle.accountKey(email)]
-        if let address { throttleKeys.append(LoginThrottle.addressKey(address)) }
-        if let wait = try await throttle.retryAfter(keys: throttleKeys, now: now) {
+        // The attempt is counted as a failure before bcrypt runs; the right password gives it back.
+        if case .refused(let wait) = try await throttle.reserve(throttle.loginCounters(account: email, address: address), now: now) {
             throw ServiceError.tooManyRequests("too many failed sign-ins; try again in \(wait) s", retryAfterSeconds: wait)
         }
-        guard input.password.count <= PasswordPolicy.maximumLength * 4 else { throw ServiceError.invalid("password", "is too long") }
         guard let user = try await user(email: email) else {
             try await hasher.verifyDecoy(input.password)
-            try await throttle.recordFailure(account: email, address: address, now: now)
             throw ServiceError.unauthorized("the email or password is wrong", error: "invalid_grant")
         }
         guard try await hasher.verify(input.password, hash: user.passwordHash) else {
-            try await throttle.recordFailure(account: email, address: address, now: now)
             throw ServiceError.unauthorized("the email or password is wrong", error: "invalid_grant")
         }
+        try await throttle.loginSucceeded(account: email, address: address)
         guard !user.disabled else { throw ServiceError.forbidden("the account is disabled") }
-        try await throttle.recordSuccess(account: email)
         let refresh = try await refreshTokens.issue(userID: user.id, now: now)
         return try await tokenResponse(user, refresh: refresh)
     }

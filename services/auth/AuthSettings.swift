@@ -17,9 +17,12 @@ public struct AuthSettings: Sendable {
     public var bcryptCost: UInt8 = 12
     /// `auth.trusted_proxies`: peers whose X-Forwarded-For is believed (default loopback).
     public var trustedProxies: Set<String> = ["127.0.0.1", "::1"]
+    /// `auth.key_encryption_key_file`: the file holding the key the signing keys are sealed with
+    /// in the database (32 bytes as 64 hex characters). Required to serve; no default.
+    public var keyEncryptionKeyFile: String?
     /// `auth.key_rotation_days` and `auth.key_publish_lead_s` (defaults 30 days, 600 s).
     var keys = SigningKeys.Settings()
-    /// `auth.throttle.*`.
+    /// `auth.throttle.*` (sign-ins and registrations).
     var throttle = LoginThrottle.Settings()
 
     public init() {}
@@ -36,8 +39,16 @@ public struct AuthSettings: Sendable {
         throttle.accountBlock = Int64(blockSeconds) * 1000
     }
 
+    /// Failed sign-ins from one client address (an IPv6 /64) before it is blocked, and the block's length.
     public mutating func setAddressThrottle(failures: Int, blockSeconds: Int) {
         throttle.addressFailures = Int64(failures)
         throttle.addressBlock = Int64(blockSeconds) * 1000
+    }
+
+    /// Registrations one client address (an IPv6 /64) may make within `windowSeconds`; past them
+    /// it may not register for `windowSeconds`.
+    public mutating func setRegistrationThrottle(perAddress registrations: Int, windowSeconds: Int) {
+        throttle.registrations = Int64(registrations)
+        throttle.registrationWindow = Int64(windowSeconds) * 1000
     }
 }

@@ -6,7 +6,8 @@ import MarqueeServiceKit
 import NIOConcurrencyHelpers
 
 /// The Ed25519 keys access tokens are signed with, kept in the database so every auth instance
-/// signs with, and publishes, the same set.
+/// signs with, and publishes, the same set. Their private halves are stored sealed with the key
+/// encryption key (`SigningKeyEncryption`); only the public halves are stored in the clear.
 ///
 /// Rotation without a failed verification anywhere: a new key is *published* in the JWKS
 /// `publishLead` before it signs anything (verifiers that cached the old set refetch on the
@@ -32,11 +33,40 @@ final class SigningKeys: Sendable {
 
     let database: any Database
     let settings: Settings
+    /// Nil only for account administration (`marquee users add`), which never touches the keys.
+    let encryption: SigningKeyEncryption?
     private let cache = NIOLockedValueBox<(keys: [Key], loadedAt: Int64)>(([], 0))
 
-    init(database: any Database, settings: Settings) {
+    init(database: any Database, settings: Settings, encryption: SigningKeyEncryption?) {
         self.database = database
         self.settings = settings
+        self.encryption = encryption
+    }
+
+    private func requireEncryption() throws(AuthSetupError) -> SigningKeyEncryption {
+        guard let encryption else { throw .noKeyEncryptionKey }
+        return encryption
+    }
+
+    /// Seals the private keys an older version stored in the clear (plain base64url), in place,
+    /// in one transaction. Returns how many rows it sealed. Run at start, before anything loads
+    /// them. (On SQLite the old bytes may linger in free pages until `VACUUM`.)
+    @discardableResult
+    func sealPlaintextKeys() async throws -> Int {
+        let encryption = try requireEncryption()
+        return try await database.transaction { tx in
+            var sealed = 0
+            for row in try await tx.query("SELECT kid, private_key FROM signing_keys", []) {
+                let kid = try row.string("kid")
+                let stored = try row.string("private_key")
+                guard !SigningKeyEncryption.isSealed(stored) else { continue }
+                guard let raw = Base64URL.decode(stored) else { throw DatabaseError.column("private_key", "of signing key \(kid) is neither sealed nor base64url") }
+                try await tx.execute(
+                    "UPDATE signing_keys SET private_key = $1 WHERE kid = $2 AND private_key = $3", try encryption.seal(raw, kid: kid), kid, stored)
+                sealed += 1
+            }
+            return sealed
+        }
     }
 
     /// Creates the first key, starts a rotation when the signing key is due, completes rotations
@@ -44,14 +74,15 @@ final class SigningKeys: Sendable {
     /// start-up and every minute.
     func maintain(now: Int64 = unixMilliseconds()) async throws {
         let settings = settings
+        let encryption = try requireEncryption()
         try await database.transaction { tx in
-            let keys = try await Self.load(tx)
+            let keys = try await Self.load(tx, encryption)
             let active = keys.filter { $0.activatesAt <= now }.max { $0.activatesAt < $1.activatesAt }
             let pending = keys.contains { $0.activatesAt > now }
             if active == nil && !pending {
-                try await Self.insertKey(tx, activatesAt: now, now: now)
+                try await Self.insertKey(tx, encryption, activatesAt: now, now: now)
             } else if let active, !pending, now - active.activatesAt >= settings.rotationInterval {
-                try await Self.insertKey(tx, activatesAt: now + settings.publishLead, now: now)
+                try await Self.insertKey(tx, encryption, activatesAt: now + settings.publishLead, now: now)
             }
             // A key retires when a newer one activates.
             for key in keys where key.retiresAt == nil {
@@ -67,7 +98,8 @@ final class SigningKeys: Sendable {
     /// Publishes a new key now that signs from `now + publishLead` (an operator's rotation).
     func rotate(now: Int64 = unixMilliseconds()) async throws -> String {
         let lead = settings.publishLead
-        let kid = try await database.transaction { tx in try await Self.insertKey(tx, activatesAt: now + lead, now: now) }
+        let encryption = try requireEncryption()
+        let kid = try await database.transaction { tx in try await Self.insertKey(tx, encryption, activatesAt: now + lead, now: now) }
         try await reload(now: now)
         return kid
     }
@@ -102,28 +134,28 @@ final class SigningKeys: Sendable {
     }
 
     private func reload(now: Int64) async throws {
-        let keys = try await Self.load(database)
+        let keys = try await Self.load(database, try requireEncryption())
         cache.withLockedValue { $0 = (keys, now) }
     }
 
-    static func load(_ executor: any SQLExecutor) async throws -> [Key] {
+    /// Every key, opened. A key sealed with another KEK, or altered, throws `AuthSetupError`.
+    static func load(_ executor: any SQLExecutor, _ encryption: SigningKeyEncryption) async throws -> [Key] {
         try await executor.query("SELECT kid, private_key, activates_at, retires_at FROM signing_keys ORDER BY activates_at", []).map { row in
-            guard let raw = Base64URL.decode(try row.string("private_key")) else {
-                throw DatabaseError.column("private_key", "not base64url")
-            }
+            let kid = try row.string("kid")
+            let raw = try encryption.open(try row.string("private_key"), kid: kid)
             return Key(
-                kid: try row.string("kid"), privateKey: try Curve25519.Signing.PrivateKey(rawRepresentation: raw),
+                kid: kid, privateKey: try Curve25519.Signing.PrivateKey(rawRepresentation: raw),
                 activatesAt: try row.int("activates_at"), retiresAt: row.optionalInt("retires_at"))
         }
     }
 
     @discardableResult
-    static func insertKey(_ executor: any SQLExecutor, activatesAt: Int64, now: Int64) async throws -> String {
+    static func insertKey(_ executor: any SQLExecutor, _ encryption: SigningKeyEncryption, activatesAt: Int64, now: Int64) async throws -> String {
         let key = Curve25519.Signing.PrivateKey()
         let kid = Identifier.make()
         try await executor.execute(
             "INSERT INTO signing_keys (kid, private_key, public_key, created_at, activates_at) VALUES ($1, $2, $3, $4, $5)", kid,
-            Base64URL.encode(key.rawRepresentation), Base64URL.encode(key.publicKey.rawRepresentation), now, activatesAt)
+            try encryption.seal(key.rawRepresentation, kid: kid), Base64URL.encode(key.publicKey.rawRepresentation), now, activatesAt)
         return kid
     }
 }

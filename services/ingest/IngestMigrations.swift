@@ -51,5 +51,14 @@ enum IngestMigrations {
                 "UPDATE ingest_jobs SET created_by = (SELECT uploads.created_by FROM uploads WHERE uploads.job_id = ingest_jobs.id)",
                 "CREATE INDEX ingest_jobs_created_by ON ingest_jobs (created_by, id)",
             ]),
+        // tus expiration and the per-publisher quota. Rows from before have no expiry: the first
+        // sweep gives them a full `ingest.upload_expiry`.
+        Migration(
+            3, "upload expiry",
+            [
+                "ALTER TABLE uploads ADD COLUMN expires_at BIGINT",
+                "CREATE INDEX uploads_unfinished ON uploads (completed_at, expires_at)",
+                "CREATE INDEX uploads_creator ON uploads (created_by, completed_at)",
+            ]),
     ]
 }

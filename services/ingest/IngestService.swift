@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import MarqueeServiceKit
 import MarqueeStore
 
@@ -23,7 +24,8 @@ public struct IngestService: Sendable {
         jobs = IngestJobs(database: database)
         uploads = try ResumableUploads(
             database: database, folder: URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("uploads"),
-            maxUploadBytes: settings.maxUploadBytes, sourceStore: sourceStore, catalogURL: settings.catalogURL)
+            maxUploadBytes: settings.maxUploadBytes, sourceStore: sourceStore, catalogURL: settings.catalogURL,
+            expiry: settings.uploadExpiry, maxBytesInFlightPerPublisher: settings.maxBytesInFlightPerPublisher)
     }
 
     /// Opens and migrates the database and creates `<data>/uploads`. `jwks` defaults to fetching
@@ -52,7 +54,15 @@ public struct IngestService: Sendable {
         let listener = try ServiceListener(parsing: settings.listen)
         return Application(
             router: router(), configuration: .init(address: listener.bindAddress, serverName: "marquee-ingest"),
-            services: [DatabaseCloser(database)], onServerRunning: onServerRunning, logger: logger)
+            services: [uploadExpirySweep(logger: logger), DatabaseCloser(database)], onServerRunning: onServerRunning, logger: logger)
+    }
+
+    /// Removes expired unfinished uploads and their files, every quarter of `ingest.upload_expiry`
+    /// (at most every minute). Part of `application()`; tests that build their own application add it.
+    public func uploadExpirySweep(logger: Logger = Logger(label: "marquee.ingest")) -> some Service {
+        let uploads = uploads
+        let interval = min(.seconds(60), max(.milliseconds(50), settings.uploadExpiry / 4))
+        return PeriodicWork("expired upload sweep", every: interval, logger: logger) { try await uploads.sweepExpired() }
     }
 
     public func close() async { await database.close() }

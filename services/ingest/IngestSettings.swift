@@ -11,6 +11,13 @@ public struct IngestSettings: Sendable {
     public var dataDirectory = "var"
     /// `ingest.max_upload_bytes`: the largest source an upload may declare, in bytes (default 20 GiB).
     public var maxUploadBytes: Int64 = 20 << 30
+    /// `ingest.upload_expiry`: how long an unfinished upload lives after its creation or its last
+    /// PATCH that stored bytes (default 24 h; the key is in seconds). Then requests for it get 410
+    /// and a background sweep removes it and its `.part` file.
+    public var uploadExpiry: Duration = .seconds(86400)
+    /// `ingest.max_bytes_in_flight_per_publisher`: the most bytes one publisher's unfinished
+    /// uploads may declare (sum of their Upload-Length) at once, 0 for no quota (default 100 GiB).
+    public var maxBytesInFlightPerPublisher: Int64 = 100 << 30
     /// `ingest.auth_url`: the auth service, whose JWKS verifies access tokens.
     public var authURL = "http://127.0.0.1:8081"
     /// `ingest.auth_issuer`: the `iss` access tokens must carry (default `marquee-auth`).

@@ -53,8 +53,8 @@ struct DevCommand: AsyncParsableCommand {
 
         // The services, each on a free loopback port, in dependency order.
         let context = DevContext(
-            data: data, logger: logger, tokenKey: secrets.tokenKey, ingestCredential: try secrets.ingestCredential,
-            gatewayCredential: try secrets.gatewayCredential)
+            data: data, logger: logger, tokenKey: secrets.tokenKey, keyEncryptionKeyFile: secrets.keyEncryptionKeyFile,
+            ingestCredential: try secrets.ingestCredential, gatewayCredential: try secrets.gatewayCredential)
         var running: [RunningRole] = []
         do {
             for role in DevRole.all {

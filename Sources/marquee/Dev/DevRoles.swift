@@ -43,14 +43,20 @@ final class DevContext: @unchecked Sendable {
     /// feed), both accepted by the catalog.
     let ingestCredential: ServiceCredential
     let gatewayCredential: ServiceCredential
+    /// `auth.key_encryption_key_file`, made by `DevSecrets`.
+    let keyEncryptionKeyFile: String
     private let lock = NSLock()
     private var urls: [String: String] = [:]
     private var auth: AuthService?
 
-    init(data: String, logger: Logger, tokenKey: URLTokenKey, ingestCredential: ServiceCredential, gatewayCredential: ServiceCredential) {
+    init(
+        data: String, logger: Logger, tokenKey: URLTokenKey, keyEncryptionKeyFile: String, ingestCredential: ServiceCredential,
+        gatewayCredential: ServiceCredential
+    ) {
         self.data = data
         self.logger = logger
         self.tokenKey = tokenKey
+        self.keyEncryptionKeyFile = keyEncryptionKeyFile
         self.ingestCredential = ingestCredential
         self.gatewayCredential = gatewayCredential
     }
@@ -77,6 +83,7 @@ extension DevRole {
         var settings = AuthSettings()
         settings.listen = "127.0.0.1:0"
         settings.database = context.database("auth")
+        settings.keyEncryptionKeyFile = context.keyEncryptionKeyFile
         let service = try await AuthService.open(settings)
         context.authService = service
         return DevRoleParts(

@@ -8,14 +8,17 @@ import MarqueeServiceKit
 
 /// The secrets `marquee dev` makes on first start and finds again afterwards, all under
 /// `<data>/keys` (mode 0700, files 0600): the URL token key the gateway verifies and playback
-/// signs with, the passwords of the demo viewer and the demo publisher, and the two service
-/// credentials the catalog accepts: `ingest-catalog.credential` (ingest attaches packages) and
-/// `gateway-catalog.credential` (the gateway reads the access-rules feed).
+/// signs with, the key encryption key auth seals its signing keys with, the passwords of the demo
+/// viewer and the demo publisher, and the two service credentials the catalog accepts:
+/// `ingest-catalog.credential` (ingest attaches packages) and `gateway-catalog.credential` (the
+/// gateway reads the access-rules feed).
 struct DevSecrets {
     typealias Account = (email: String, password: String)
 
     let tokenKeyDirectory: String
     let tokenKey: URLTokenKey
+    /// `auth.key_encryption_key_file`: `<data>/keys/auth-signing-keys.kek`.
+    let keyEncryptionKeyFile: String
     let viewer: Account
     let publisher: Account
     /// The files of ingest's and the gateway's service credentials for the catalog.
@@ -44,6 +47,12 @@ struct DevSecrets {
         guard let secret = TokenKeyFiles.readSecret(tokens + "/" + keyName), secret.count >= 32 else {
             throw DemoTitle.Failed(description: "cannot read the URL token key \(tokens)/\(keyName) (at least 32 bytes)")
         }
+        // A data folder from before the signing keys were sealed gets its key here; auth seals
+        // the stored keys with it on start.
+        let kek = keys + "/auth-signing-keys.kek"
+        if !FileManager.default.fileExists(atPath: kek) {
+            try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: kek)
+        }
         func account(_ name: String, _ email: String) throws -> Account {
             let file = keys + "/\(name).password"
             if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.isEmpty {
@@ -61,7 +70,7 @@ struct DevSecrets {
             return file
         }
         return DevSecrets(
-            tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret),
+            tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret), keyEncryptionKeyFile: kek,
             viewer: try account("demo-viewer", "viewer@demo.marquee"), publisher: try account("demo-publisher", "publisher@demo.marquee"),
             ingestCredentialFile: try credential("ingest-catalog"), gatewayCredentialFile: try credential("gateway-catalog"))
     }

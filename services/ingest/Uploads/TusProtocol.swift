@@ -12,6 +12,7 @@ extension HTTPField.Name {
     static let uploadOffset = HTTPField.Name("Upload-Offset")!
     static let uploadMetadata = HTTPField.Name("Upload-Metadata")!
     static let uploadDeferLength = HTTPField.Name("Upload-Defer-Length")!
+    static let uploadExpires = HTTPField.Name("Upload-Expires")!
 }
 
 /// The one protocol version this server speaks.
