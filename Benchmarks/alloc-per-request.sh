@@ -38,7 +38,7 @@ PY
   export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
   serving=(--store "s3://bench?endpoint=http://127.0.0.1:$moto_port&region=us-east-1" --cache-dir "$work/cache")
 fi
-LD_PRELOAD="$work/counter.so" "$bin" origin "${serving[@]}" --listen 127.0.0.1:0 --admin off --threads 2 \
+LD_PRELOAD="$work/counter.so" "$bin" origin "${serving[@]}" --listen 127.0.0.1:0 --admin off --threads 2 --no-require-token \
   >"$work/out" 2>"$work/err" &
 pid=$!
 pids+=($pid)

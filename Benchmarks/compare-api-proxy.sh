@@ -50,7 +50,7 @@ for i in $(seq 1 20); do
   curl -fsS -o /dev/null -X POST http://127.0.0.1:$CATALOG/api/catalog/titles/$id/publish -H "Authorization: Bearer $token"
 done
 mkdir -p "$TMP/media"
-"$MARQUEE_BIN" origin --root "$TMP/media" --listen 127.0.0.1:$GATEWAY --admin 127.0.0.1:$ADMIN --threads "$THREADS" \
+"$MARQUEE_BIN" origin --root "$TMP/media" --listen 127.0.0.1:$GATEWAY --admin 127.0.0.1:$ADMIN --threads "$THREADS" --no-require-token \
   --service catalog=http://127.0.0.1:$CATALOG >"$TMP/origin.log" 2>&1 & GATEWAY_PID=$!; pids+=($GATEWAY_PID)
 cat >"$TMP/nginx.conf" <<NGINX
 worker_processes $THREADS;

@@ -209,7 +209,9 @@ read -r NGINX_PORT MARQUEE_PORT ADMIN_PORT <<<"$(python3 "$HELPER" free-ports 3)
 
 # Signed URLs (TOKENS=1): each server gets its own form of a URL valid for a day.
 SECURE_LINK_SECRET=""
-MARQUEE_TOKEN_ARGS=()
+# Public files unless TOKENS=1; one client address holds every connection here, so no per-address cap.
+MARQUEE_TOKEN_ARGS=(--no-require-token)
+export MARQUEE_RATE_LIMITS_MAX_CONNECTIONS_PER_ADDRESS=0
 NGINX_PLAYLIST_PATH=$PLAYLIST_PATH
 NGINX_SEGMENT_PATH=$SEGMENT_PATH
 MARQUEE_PLAYLIST_PATH=$PLAYLIST_PATH

@@ -94,7 +94,7 @@ if [[ " $SERVERS " == *" nginx "* ]]; then
 fi
 if [[ " $SERVERS " == *" root "* ]]; then
   "$MARQUEE_BIN" origin --root "$MEDIA" --listen "127.0.0.1:$ROOT_PORT" --admin "127.0.0.1:$ROOT_ADMIN" \
-    --threads "$THREADS" >"$TMP/root.log" 2>&1 &
+    --threads "$THREADS" --no-require-token >"$TMP/root.log" 2>&1 &
   PIDS+=($!)
   wait_url "marquee --root" "$!" "http://127.0.0.1:$ROOT_ADMIN/readyz"
 fi
@@ -114,7 +114,7 @@ for name in ("playlist.m3u8", "segment.m4s"):
 PY
   "$MARQUEE_BIN" origin --store "s3://bench?endpoint=http://127.0.0.1:$MOTO_PORT&region=us-east-1" \
     --cache-dir "$TMP/cache" --cache-max-bytes 1073741824 --listen "127.0.0.1:$STORE_PORT" \
-    --admin "127.0.0.1:$STORE_ADMIN" --threads "$THREADS" >"$TMP/store.log" 2>&1 &
+    --admin "127.0.0.1:$STORE_ADMIN" --threads "$THREADS" --no-require-token >"$TMP/store.log" 2>&1 &
   PIDS+=($!)
   wait_url "marquee --store" "$!" "http://127.0.0.1:$STORE_ADMIN/readyz"
 fi

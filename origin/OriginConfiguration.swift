@@ -29,6 +29,8 @@ public enum OriginConfiguration {
         public var cacheMaxBytes: Int?
         /// `services.catalog_credential_file`: the file of the gateways' credential for the catalog's feed.
         public var catalogCredentialFile: String?
+        /// `--admin-token-file`: the admin listener's bearer secret.
+        public var adminTokenFile: String?
 
         public init(
             root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil,
@@ -89,6 +91,7 @@ public enum OriginConfiguration {
         c.maxPathBytes = try int("http.max_path_bytes", c.maxPathBytes)
         c.headerTimeoutMilliseconds = try ms("http.header_timeout_ms", c.headerTimeoutMilliseconds)
         c.idleTimeoutMilliseconds = try ms("http.idle_timeout_ms", c.idleTimeoutMilliseconds)
+        c.bodyTimeoutMilliseconds = try ms("http.body_timeout_ms", c.bodyTimeoutMilliseconds)
         c.sendTimeoutMilliseconds = try ms("http.send_timeout_ms", c.sendTimeoutMilliseconds)
         c.lingerTimeoutMilliseconds = try ms("http.linger_timeout_ms", c.lingerTimeoutMilliseconds)
         c.shutdownGraceMilliseconds = try ms("http.shutdown_grace_ms", c.shutdownGraceMilliseconds)
@@ -120,6 +123,7 @@ public enum OriginConfiguration {
             throw InvalidSetting(description: "files.memory_max_bytes, files.revalidate_ms and cors.max_age_seconds must not be negative")
         }
         c.readThrough = readThrough
+        c.adminAccess = try adminAccess(config, tokenFile: flags.adminTokenFile)
         c.policy = try PolicyConfiguration.load(
             config, tokenKeys: flags.tokenKeys, tokenKeyDirectory: flags.tokenKeyDirectory, requireToken: flags.requireToken)
         c.services = try services(config, flags: flags.services, catalogCredentialFile: flags.catalogCredentialFile)
@@ -183,6 +187,10 @@ public enum OriginConfiguration {
         guard s.maxRequestBodyBytes >= 0, s.maxRequestBodyBytes <= 1 << 30 else {
             throw InvalidSetting(description: "services.max_request_body_bytes must be between 0 and 1073741824")
         }
+        s.maxBodyBufferBytesPerLoop = config.int(forKey: "services.body_buffer_bytes_per_loop", default: s.maxBodyBufferBytesPerLoop)
+        guard s.maxBodyBufferBytesPerLoop >= s.maxRequestBodyBytes else {
+            throw InvalidSetting(description: "services.body_buffer_bytes_per_loop must be at least services.max_request_body_bytes")
+        }
         s.timeoutMilliseconds = Int64(config.int(forKey: "services.timeout_ms", default: Int(s.timeoutMilliseconds)))
         guard s.timeoutMilliseconds > 0 else { throw InvalidSetting(description: "services.timeout_ms must be positive") }
         s.idleConnectionsPerUpstream = config.int(forKey: "services.idle_connections", default: s.idleConnectionsPerUpstream)
@@ -206,6 +214,39 @@ public enum OriginConfiguration {
             throw InvalidSetting(description: "catalog.wait_seconds must be between 1 and 300")
         }
         return s
+    }
+
+    /// `admin.*`: the bearer secret for state-changing admin routes, the accepted `Host` names,
+    /// and the revocation route's bounds.
+    static func adminAccess(_ config: ConfigReader, tokenFile flag: String?) throws -> AdminAccess {
+        var a = AdminAccess()
+        let tokenFile = flag ?? config.string(forKey: "admin.token_file", default: "")
+        if !tokenFile.isEmpty {
+            guard let secret = TokenKeyFiles.readSecret(tokenFile) else {
+                throw InvalidSetting(description: "admin.token_file: cannot read \(tokenFile): \(String(cString: strerror(errno)))")
+            }
+            guard secret.count >= AdminAccess.minimumSecretBytes else {
+                throw InvalidSetting(
+                    description: "admin.token_file: \(tokenFile) holds \(secret.count) bytes; at least \(AdminAccess.minimumSecretBytes) are required")
+            }
+            guard secret.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw InvalidSetting(description: "admin.token_file: \(tokenFile) must hold printable characters without spaces (it is sent in a header)")
+            }
+            a.bearerSecret = secret
+        }
+        a.allowedHosts = try config.stringArray(forKey: "admin.allowed_hosts", default: []).map { name in
+            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
+                throw InvalidSetting(description: "admin.allowed_hosts: \(name.debugDescription) is not a host name")
+            }
+            return name.lowercased()
+        }
+        a.maxRevocationSeconds = Int64(config.int(forKey: "admin.max_revocation_ttl_s", default: Int(a.maxRevocationSeconds)))
+        guard a.maxRevocationSeconds >= 1, a.maxRevocationSeconds <= 366 * 86400 else {
+            throw InvalidSetting(description: "admin.max_revocation_ttl_s must be between 1 and 31622400")
+        }
+        a.revocationsPerSecond = config.int(forKey: "admin.revocations_per_second", default: a.revocationsPerSecond)
+        guard a.revocationsPerSecond >= 1 else { throw InvalidSetting(description: "admin.revocations_per_second must be positive") }
+        return a
     }
 
     /// A header value must not be able to break the response framing.

@@ -33,7 +33,7 @@ enum PolicyConfiguration {
         }
         let directory = tokenKeyDirectory ?? config.string(forKey: "tokens.key_directory", default: "")
         p.tokenKeyDirectory = directory.isEmpty ? nil : directory
-        p.requireToken = requireToken ?? config.bool(forKey: "tokens.required", default: false)
+        p.requireToken = requireToken ?? config.bool(forKey: "tokens.required", default: true)
         p.publicPrefixes = try config.stringArray(forKey: "tokens.public_prefixes", default: []).map(publicPrefix)
 
         p.trustedProxies = try config.stringArray(forKey: "client.trusted_proxies", default: []).map { text in
@@ -65,7 +65,7 @@ enum PolicyConfiguration {
             throw InvalidSetting(description: "rate_limits.headers must be \"limited\" or \"always\", got \"\(headers)\"")
         }
         p.rateLimitHeaders = headerMode
-        p.maxConnectionsPerAddress = config.int(forKey: "rate_limits.max_connections_per_address", default: 0)
+        p.maxConnectionsPerAddress = config.int(forKey: "rate_limits.max_connections_per_address", default: p.maxConnectionsPerAddress)
         guard p.maxConnectionsPerAddress >= 0 else { throw InvalidSetting(description: "rate_limits.max_connections_per_address must not be negative") }
 
         let redis = config.string(forKey: "redis.url", default: "")

@@ -6,6 +6,7 @@ public enum HTTPStatus: UInt16, Sendable {
     case partialContent = 206
     case notModified = 304
     case badRequest = 400
+    case unauthorized = 401
     case paymentRequired = 402
     case forbidden = 403
     case notFound = 404
@@ -34,6 +35,7 @@ public enum HTTPStatus: UInt16, Sendable {
         case .partialContent: "HTTP/1.1 206 Partial Content\r\n"
         case .notModified: "HTTP/1.1 304 Not Modified\r\n"
         case .badRequest: "HTTP/1.1 400 Bad Request\r\n"
+        case .unauthorized: "HTTP/1.1 401 Unauthorized\r\n"
         case .paymentRequired: "HTTP/1.1 402 Payment Required\r\n"
         case .forbidden: "HTTP/1.1 403 Forbidden\r\n"
         case .notFound: "HTTP/1.1 404 Not Found\r\n"
@@ -83,6 +85,7 @@ public enum HTTPStatus: UInt16, Sendable {
         case .payloadTooLarge: 21
         case .badGateway: 22
         case .gatewayTimeout: 23
+        case .unauthorized: 24
         }
     }
 
@@ -112,6 +115,7 @@ public enum HTTPStatus: UInt16, Sendable {
         .payloadTooLarge,
         .badGateway,
         .gatewayTimeout,
+        .unauthorized,
     ]
 }
 

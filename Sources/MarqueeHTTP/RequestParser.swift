@@ -1,7 +1,8 @@
 /// A strict HTTP/1.1 request-head parser (RFC 9110/9112). It reads a complete head, whose end
 /// `HeadBoundary` found, in one pass without allocating, and refuses every shape that lets two
 /// parsers disagree on where a request ends: Content-Length with Transfer-Encoding, duplicate or
-/// malformed Content-Length, obs-fold, whitespace before the colon, control characters.
+/// malformed Content-Length, obs-fold, whitespace before the colon, control characters, and any
+/// Transfer-Encoding but a single `chunked` (501).
 ///
 /// Cost: one pass over the head; no allocation.
 public enum RequestParser {
@@ -123,6 +124,11 @@ public enum RequestParser {
                 }
                 head.contentLength = length
             case .transferEncoding:
+                // RFC 9112 §6.1: a coding the server does not understand gets 501. The only one
+                // understood is a single `chunked`; a list or a second line could hide another.
+                if head.hasTransferEncoding || !valueBytes.equalsLowercase("chunked") {
+                    return .failed(HTTPError(.notImplemented, "only Transfer-Encoding: chunked is supported"))
+                }
                 head.hasTransferEncoding = true
             case .connection:
                 scanConnectionTokens(valueBytes, close: &connectionClose, keepAlive: &connectionKeepAlive)

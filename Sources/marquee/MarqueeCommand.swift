@@ -50,8 +50,15 @@ struct OriginCommand: AsyncParsableCommand {
     @Option(name: .customLong("token-key-dir"), help: "A folder of <ID>.key files, re-read on change or SIGHUP (tokens.key_directory).")
     var tokenKeyDirectory: String?
 
-    @Flag(name: .customLong("require-token"), help: "Refuse media requests without a valid signed URL (tokens.required; /api paths are exempt).")
-    var requireToken = false
+    @Flag(
+        name: .customLong("require-token"), inversion: .prefixedNo, exclusivity: .chooseLast,
+        help: "Refuse media requests without a valid signed URL (tokens.required, on by default; /api paths are exempt). --no-require-token serves content to anyone.")
+    var requireToken: Bool? = nil
+
+    @Option(
+        name: .customLong("admin-token-file"),
+        help: "The admin listener's bearer secret for POST /revocations (admin.token_file; at least 32 bytes). Without one those routes answer 403.")
+    var adminTokenFile: String?
 
     @Option(
         name: .customLong("service"),
@@ -67,11 +74,12 @@ struct OriginCommand: AsyncParsableCommand {
 
     func run() async throws {
         var flags = OriginConfiguration.Flags(root: root, listen: listen, admin: admin, configFile: config, threads: threads, tokenKeys: tokenKeys,
-            tokenKeyDirectory: tokenKeyDirectory, requireToken: requireToken ? true : nil, services: services)
+            tokenKeyDirectory: tokenKeyDirectory, requireToken: requireToken, services: services)
         flags.store = store
         flags.cacheDirectory = cacheDirectory
         flags.cacheMaxBytes = cacheMaxBytes
         flags.catalogCredentialFile = catalogCredentialFile
+        flags.adminTokenFile = adminTokenFile
         let configuration: ServerConfiguration
         do {
             configuration = try await OriginConfiguration.load(flags)

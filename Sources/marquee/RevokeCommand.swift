@@ -24,6 +24,8 @@ struct RevokeCommand: ParsableCommand {
 
     @Option(help: "Otherwise, ask this gateway's admin listener (HOST:PORT).")
     var admin: String = "127.0.0.1:9090"
+    @Option(name: .customLong("admin-token-file"), help: "The admin listener's bearer secret (its admin.token_file).")
+    var adminTokenFile: String?
 
     func run() throws {
         guard let why = RevocationReason(reason) else { throw ValidationError("--reason must be funds or other") }
@@ -40,7 +42,14 @@ struct RevokeCommand: ParsableCommand {
             printLine("revoked \(session) (\(reason)) for \(ttl) s through \(redis)")
             return
         }
-        let (status, body) = try AdminRequest.post(admin, path: "/revocations?session=\(session)&reason=\(reason)&ttl=\(ttl)")
+        var secret: String?
+        if let adminTokenFile {
+            guard let bytes = TokenKeyFiles.readSecret(adminTokenFile) else {
+                throw ValidationError("--admin-token-file: cannot read \(adminTokenFile): \(String(cString: strerror(errno)))")
+            }
+            secret = String(decoding: bytes, as: UTF8.self)
+        }
+        let (status, body) = try AdminRequest.post(admin, path: "/revocations?session=\(session)&reason=\(reason)&ttl=\(ttl)", bearer: secret)
         guard status == 200 else {
             printError("marquee revoke: \(admin) answered \(status): \(body)")
             throw ExitCode(1)
@@ -51,14 +60,15 @@ struct RevokeCommand: ParsableCommand {
 
 /// A blocking HTTP/1.1 request to a gateway's admin listener.
 enum AdminRequest {
-    static func post(_ address: String, path: String) throws -> (Int, String) {
+    static func post(_ address: String, path: String, bearer: String? = nil) throws -> (Int, String) {
         let target: SocketAddress
         do { target = try SocketAddress(parsing: address) } catch { throw ValidationError("\(error)") }
         let fd = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ValidationError("socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         guard target.connect(fd) else { throw ValidationError("cannot connect to \(address): \(String(cString: strerror(errno)))") }
-        let request = Array("POST \(path) HTTP/1.1\r\nHost: \(address)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+        let authorization = bearer.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        let request = Array("POST \(path) HTTP/1.1\r\nHost: \(address)\r\n\(authorization)Content-Length: 0\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var response: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)

@@ -352,7 +352,7 @@ struct ProxyTests {
                 rate_limits:
                   limits:
                     - "api_per_client key=client route=api rate=3/60s"
-                """)
+                """, arguments: ["--require-token"])
         defer { server.stop() }
         let api = try statuses(server, "/api/echo/limited", count: 5)
         #expect(api.codes == [200, 200, 200, 429, 429])

@@ -66,7 +66,7 @@ struct RateLimitTests {
               limits:
                 - "per_session key=session route=media rate=3/60s"
             """)
-        let server = try ServerProcess(root: fixtures.root, configFile: config)
+        let server = try ServerProcess(root: fixtures.root, configFile: config, arguments: ["--require-token"])
         defer { server.stop() }
         func token(_ session: String) throws -> String {
             try SignedGateway.sign([
@@ -119,9 +119,13 @@ struct RateLimitTests {
 
 @Suite("Shared limits and revocation through Redis", .serialized)
 struct RedisPolicyTests {
-    static func gatewayConfig(_ redis: RedisServer, keys: URL, failMode: String = "local", limit: String = "rate=10/60s burst=10") throws -> URL {
+    static func gatewayConfig(
+        _ redis: RedisServer, keys: URL, failMode: String = "local", limit: String = "rate=10/60s burst=10", adminTokenFile: URL? = nil
+    ) throws -> URL {
         try configFile(
             """
+            admin:
+              token_file: "\(adminTokenFile?.path ?? "")"
             tokens:
               key_directory: \(keys.path)
             rate_limits:
@@ -146,8 +150,7 @@ struct RedisPolicyTests {
         defer { a.stop() }
         let b = try ServerProcess(root: fixtures.root, configFile: config)
         defer { b.stop() }
-        // Let both limiters connect.
-        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try waitUntil(timeout: .seconds(10)) { try [a, b].allSatisfy { try $0.metric(Self.up("rate_limits")) == 1 } })
         var allowed = 0
         var refused = 0
         for round in 0..<8 {
@@ -161,6 +164,15 @@ struct RedisPolicyTests {
         #expect(try a.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="fallback",reason="redis_unavailable"}"#) == 0)
     }
 
+    /// A 48-character admin bearer secret in a file of its own.
+    static func writeAdminToken() throws -> URL {
+        let file = Scratch.newFile("admin.token")
+        try (String((0..<48).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! }) + "\n").write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    static func up(_ link: String) -> String { "marquee_redis_up{link=\"\(link)\"}" }
+
     @Test("A revocation published through one gateway is obeyed by the other within a second: 402 for funds")
     func revocationReachesEveryGateway() throws {
         let fixtures = try MediaFixtures.shared()
@@ -168,7 +180,8 @@ struct RedisPolicyTests {
         defer { redis.stop() }
         let keys = try Scratch.newDirectory("keys")
         try SignedGateway.writeKey("k1", in: keys)
-        let config = try Self.gatewayConfig(redis, keys: keys, limit: "rate=1000/1s")
+        let adminToken = try Self.writeAdminToken()
+        let config = try Self.gatewayConfig(redis, keys: keys, limit: "rate=1000/1s", adminTokenFile: adminToken)
         let a = try ServerProcess(root: fixtures.root, configFile: config)
         defer { a.stop() }
         let b = try ServerProcess(root: fixtures.root, configFile: config)
@@ -179,8 +192,10 @@ struct RedisPolicyTests {
         ])
         let url = "/t/\(token)" + MediaFixtures.hlsSegment
         #expect(try Curl.fetch(b.url(url)).status == 200)
-        Thread.sleep(forTimeInterval: 0.5)  // both feeds subscribed
-        let revoke = try Tool.run(try MarqueeBinary.locate().path, ["revoke", "--session", "sess-77", "--reason", "funds", "--admin", "127.0.0.1:\(a.adminPort)"])
+        #expect(try waitUntil(timeout: .seconds(10)) { try [a, b].allSatisfy { try $0.metric(Self.up("revocations")) == 1 } })
+        let revoke = try Tool.run(
+            try MarqueeBinary.locate().path,
+            ["revoke", "--session", "sess-77", "--reason", "funds", "--admin", "127.0.0.1:\(a.adminPort)", "--admin-token-file", adminToken.path])
         #expect(revoke.termination == .exited(0), "\(revoke.stderrText)")
         let start = ContinuousClock.now
         let obeyed = try waitUntil(timeout: .seconds(1)) { try Curl.fetch(b.url(url)).status == 402 }
@@ -214,10 +229,12 @@ struct RedisPolicyTests {
         defer { local.stop() }
         let open = try ServerProcess(root: fixtures.root, configFile: try Self.gatewayConfig(redis, keys: keys, failMode: "open", limit: "rate=1/60s"))
         defer { open.stop() }
-        Thread.sleep(forTimeInterval: 0.5)
+        let gateways = [closed, local, open]
+        #expect(try waitUntil(timeout: .seconds(10)) { try gateways.allSatisfy { try $0.metric(Self.up("rate_limits")) == 1 && $0.metric(Self.up("revocations")) == 1 } })
         #expect(try statuses(closed, MediaFixtures.hlsSegment, count: 1).codes == [200])
         redis.stop()
-        Thread.sleep(forTimeInterval: 0.3)
+        // Each gateway has seen Redis go (its revocation feed's connection ended).
+        #expect(try waitUntil(timeout: .seconds(10)) { try gateways.allSatisfy { try $0.metric(Self.up("revocations")) == 0 } })
         #expect(try statuses(closed, MediaFixtures.hlsSegment, count: 3).codes == [429, 429, 429])
         #expect(try statuses(local, MediaFixtures.hlsSegment, count: 5).codes == [200, 200, 200, 429, 429])
         #expect(try statuses(open, MediaFixtures.hlsSegment, count: 5).codes == [200, 200, 200, 200, 200])
@@ -244,7 +261,6 @@ struct PolicyConfigurationTests {
             ("geo:\n  database: /nonexistent.mmdb", "geo.database"),
             ("geo:\n  overrides:\n    - \"300.1.1.1/8 deny\"", "geo.overrides"),
             ("client:\n  trusted_proxies: [\"10.0.0.0/33\"]", "client.trusted_proxies: \"10.0.0.0/33\""),
-            ("tokens:\n  required: true", "tokens.required is on but no token key is configured"),
             ("tokens:\n  keys: [\"k1:/nonexistent/secret\"]", "cannot read /nonexistent/secret"),
             ("redis:\n  url: \"http://x\"\nrate_limits:\n  limits:\n    - \"x key=client rate=1/1s\"", "redis.url"),
             ("redis:\n  fail_mode: maybe", "redis.fail_mode must be \"local\", \"open\" or \"closed\""),
@@ -254,10 +270,42 @@ struct PolicyConfigurationTests {
         let config = try configFile(yaml)
         let result = try Tool.run(
             try MarqueeBinary.locate().path,
-            ["origin", "--root", fixtures.root.path, "--listen", "127.0.0.1:0", "--admin", "off", "--config", config.path],
+            ["origin", "--root", fixtures.root.path, "--listen", "127.0.0.1:0", "--admin", "off", "--config", config.path, "--no-require-token"],
             timeout: .seconds(20))
         #expect(result.termination != .exited(0))
         #expect(result.stderrText.contains(message), "stderr: \(result.stderrText)")
+    }
+
+    @Test("Secure by default: without a token key and without --no-require-token, origin refuses to start and says how to go on")
+    func refusesToServeWithoutTokensByDefault() throws {
+        let fixtures = try MediaFixtures.shared()
+        for extra in [[], ["--config", try configFile("tokens:\n  required: true").path]] {
+            let result = try Tool.run(
+                try MarqueeBinary.locate().path,
+                ["origin", "--root", fixtures.root.path, "--listen", "127.0.0.1:0", "--admin", "off"] + extra, timeout: .seconds(20))
+            #expect(result.termination != .exited(0))
+            #expect(result.stderrText.contains("tokens.required is on (the default) but no token key is configured"), "stderr: \(result.stderrText)")
+            #expect(result.stderrText.contains("--no-require-token"), "stderr: \(result.stderrText)")
+        }
+    }
+
+    @Test("With a token key and no flag, an unsigned request gets 403; --no-require-token serves public content")
+    func tokensRequiredUnlessToldOtherwise() throws {
+        let fixtures = try MediaFixtures.shared()
+        let keys = try Scratch.newDirectory("keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let strict = try ServerProcess(root: fixtures.root, publicContent: false, arguments: ["--token-key-dir", keys.path])
+        defer { strict.stop() }
+        let refused = try Curl.fetch(strict.url(MediaFixtures.small))
+        #expect(refused.status == 403)
+        #expect(refused.bodyText.contains("signed URL"), "body: \(refused.bodyText)")
+
+        let open = try ServerProcess(root: fixtures.root, publicContent: false, arguments: ["--token-key-dir", keys.path, "--no-require-token"])
+        defer { open.stop() }
+        #expect(try Curl.fetch(open.url(MediaFixtures.small)).status == 200)
+        let byConfig = try ServerProcess(root: fixtures.root, publicContent: false, configFile: try configFile("tokens:\n  required: false"))
+        defer { byConfig.stop() }
+        #expect(try Curl.fetch(byConfig.url(MediaFixtures.small)).status == 200)
     }
 
     @Test("A short secret in a key file is refused with the reason")

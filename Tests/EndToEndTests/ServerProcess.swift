@@ -101,8 +101,13 @@ final class ServerProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - environment: `MARQUEE_*` overrides; the test runner's own `MARQUEE_*` variables are dropped.
     ///   - serving: what to serve instead of `--root root` (`--store ... --cache-dir ...`).
+    ///   - publicContent: start with `--no-require-token` (most tests serve public fixtures); a test
+    ///     that needs tokens passes `--require-token` in `arguments`, which wins (the last flag
+    ///     counts), or false here to see the default.
+    ///   - arguments: added last.
     init(
-        root: URL, threads: Int = 2, environment: [String: String] = [:], configFile: URL? = nil, arguments extra: [String] = [],
+        root: URL, threads: Int = 2, publicContent: Bool = true, environment: [String: String] = [:], configFile: URL? = nil,
+        arguments extra: [String] = [],
         serving: [String]? = nil, readyTimeout: Duration = .seconds(20)
     ) throws {
         self.root = root
@@ -112,6 +117,7 @@ final class ServerProcess: @unchecked Sendable {
         var arguments = ["origin"] + (serving ?? ["--root", root.path]) + [
             "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "\(threads)",
         ]
+        if publicContent { arguments.append("--no-require-token") }
         if let configFile { arguments += ["--config", configFile.path] }
         process.arguments = arguments + extra
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MARQUEE_") }

@@ -106,7 +106,7 @@ struct TitleRulesTests {
             services:
               catalog: \(upstream.url)
             """)
-        let server = try ServerProcess(root: root, configFile: config)
+        let server = try ServerProcess(root: root, configFile: config, arguments: ["--require-token"])
         defer { server.stop() }
         let token = try SignedGateway.sign([
             "--key-id", "k1", "--secret-file", keys.appendingPathComponent("k1.key").path, "--token-only", "--scope", "/titles/", "/x",

@@ -15,7 +15,7 @@ struct ParserFuzzTests {
     static let tightLimits = RequestLimits(maxRequestLineBytes: 48, maxHeadBytes: 160, maxHeaderCount: 4)
     static let headStatuses: Set<HTTPStatus> = [.badRequest, .uriTooLong, .requestHeaderFieldsTooLarge]
     static let parseStatuses: Set<HTTPStatus> = [
-        .badRequest, .uriTooLong, .requestHeaderFieldsTooLarge, .httpVersionNotSupported,
+        .badRequest, .uriTooLong, .requestHeaderFieldsTooLarge, .httpVersionNotSupported, .notImplemented,
     ]
 
     @Test func randomAndMutatedHeadsKeepEveryInvariant() {
@@ -134,6 +134,14 @@ struct ParserFuzzTests {
             report.require(head.headerCount <= limits.maxHeaderCount, index, bytes, "\(head.headerCount) fields")
             report.require(!(head.contentLength >= 0 && head.hasTransferEncoding), index, bytes, "CL with TE")
             report.require(!head.hasTransferEncoding || head.isHTTP11, index, bytes, "TE in HTTP/1.0")
+            // A head that was accepted names no transfer coding but one `chunked` (501 otherwise).
+            let lines = String(decoding: buffer[0..<headLength], as: UTF8.self).lowercased().split(separator: "\r\n")
+            let codings = lines.filter { $0.hasPrefix("transfer-encoding:") }
+            report.require(codings.count == (head.hasTransferEncoding ? 1 : 0), index, bytes, "\(codings.count) Transfer-Encoding fields accepted")
+            if let coding = codings.first {
+                let value = coding.dropFirst("transfer-encoding:".count).drop { $0 == " " || $0 == "\t" }
+                report.require(value == "chunked" || value.hasPrefix("chunked") && value.dropFirst(7).allSatisfy { $0 == " " || $0 == "\t" }, index, bytes, "Transfer-Encoding \(value.debugDescription) accepted")
+            }
             report.require(!head.isHTTP11 || head.host.isPresent, index, bytes, "HTTP/1.1 without Host")
             report.require(head.target.count <= limits.maxRequestLineBytes, index, bytes, "target over the limit")
             return nil

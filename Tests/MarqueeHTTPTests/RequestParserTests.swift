@@ -266,7 +266,23 @@ struct RequestParserTests {
     @Test func contentLengthWithTransferEncodingIsRefused() {
         #expect(receive(makeRequest("Host: a", "Content-Length: 5", "Transfer-Encoding: chunked")).status == .badRequest)
         #expect(receive(makeRequest("Host: a", "Transfer-Encoding: chunked", "Content-Length: 5")).status == .badRequest)
-        #expect(receive(makeRequest("Host: a", "transfer-encoding: identity", "Content-Length: 0")).status == .badRequest)
+        #expect(receive(makeRequest("Host: a", "Content-Length: 0", "Transfer-Encoding: chunked")).status == .badRequest)
+    }
+
+    /// RFC 9112 §6.1: a coding the server does not understand is 501, and the connection closes
+    /// (the body's end cannot be known). Only one `chunked` is understood.
+    @Test(arguments: ["xchunked", "identity", "gzip", "gzip, chunked", "chunked, chunked", "chunked;q=1", "chunke", ""])
+    func unknownTransferCodingIsNotImplemented(value: String) {
+        #expect(receive(makeRequest("Host: a", "Transfer-Encoding: \(value)")).status == .notImplemented)
+        #expect(receive(makeRequest("Host: a", "Transfer-Encoding: \(value)", method: "POST")).status == .notImplemented)
+    }
+
+    @Test func secondTransferEncodingLineIsNotImplemented() {
+        #expect(receive(makeRequest("Host: a", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked")).status == .notImplemented)
+    }
+
+    @Test func chunkedIsCaseInsensitive() {
+        #expect(receive(makeRequest("Host: a", "Transfer-Encoding: Chunked", method: "POST")).head?.hasTransferEncoding == true)
     }
 
     @Test func transferEncodingInHTTP10IsRefused() {

@@ -3,16 +3,23 @@ import Glibc
 import MarqueeHTTP
 import MarqueePolicy
 
-/// The operator's listener: `/metrics` (Prometheus text format), `/healthz` (the process runs) and
-/// `/readyz` (accepting traffic; 503 while draining). It runs on its own blocking thread, one
-/// connection at a time, so a scrape never touches the event loops.
+/// The operator's listener: `/metrics` (Prometheus text format), `/healthz` (the process runs),
+/// `/readyz` (accepting traffic; 503 while draining), and `POST /revocations` behind a bearer
+/// secret (`AdminAccess`). It runs on its own blocking thread, one connection at a time, so a
+/// scrape never touches the event loops.
 final class AdminServer: @unchecked Sendable {
     let fd: Int32
     let shared: SharedState
+    let access: AdminAccess
+    /// The revocation rate's token bucket (only this thread touches it).
+    private var revocationTokens: Double
+    private var revocationRefilledAt: Double = 0
 
-    init(fd: Int32, shared: SharedState) {
+    init(fd: Int32, shared: SharedState, access: AdminAccess) {
         self.fd = fd
         self.shared = shared
+        self.access = access
+        revocationTokens = Double(access.revocationsPerSecond)
     }
 
     func start() {
@@ -72,8 +79,34 @@ final class AdminServer: @unchecked Sendable {
     }
 
     private func route(_ client: Int32, _ head: RequestHead, _ buffer: [UInt8]) {
+        // DNS rebinding: a browser that was led here under another name sends that name.
+        let hostAccepted = buffer.withUnsafeBytes { raw in
+            !head.host.isPresent || access.acceptsHost(head.host.bytes(in: raw))
+        }
+        guard hostAccepted else {
+            let host = buffer.withUnsafeBytes { head.host.string(in: $0) } ?? ""
+            reply(client, .forbidden, "text/plain; charset=utf-8", Array("Host \(host.debugDescription) is not a name of this admin listener (admin.allowed_hosts)\n".utf8), head: false)
+            return
+        }
         let target = buffer.withUnsafeBytes { head.target.string(in: $0) } ?? ""
         if head.method == .post && (target == "/revocations" || target.hasPrefix("/revocations?")) {
+            guard access.bearerSecret != nil else {
+                reply(client, .forbidden, "text/plain; charset=utf-8", Array("state-changing admin routes are off: configure admin.token_file (--admin-token-file)\n".utf8), head: false)
+                return
+            }
+            let authorized = buffer.withUnsafeBytes { raw -> Bool in
+                var value: UnsafeRawBufferPointer?
+                HeaderFields(head: UnsafeRawBufferPointer(rebasing: raw[0..<head.headLength])).forEach { field in
+                    if field.name.equalsLowercase("authorization") { value = field.value }
+                    return true
+                }
+                return access.authorizes(value)
+            }
+            guard authorized else {
+                reply(client, .unauthorized, "text/plain; charset=utf-8", Array("Authorization: Bearer <admin.token_file secret> is required\n".utf8), head: false,
+                    extra: "WWW-Authenticate: Bearer realm=\"marquee-admin\"\r\n")
+                return
+            }
             revoke(client, query: target.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
             return
         }
@@ -117,9 +150,22 @@ final class AdminServer: @unchecked Sendable {
         guard let reason = RevocationReason(fields["reason"] ?? "other") else {
             return fail(.badRequest, "reason must be funds or other")
         }
-        guard let ttl = Int64(fields["ttl"] ?? "86400"), ttl > 0, ttl <= 366 * 86400 else {
-            return fail(.badRequest, "ttl must be a number of seconds between 1 and 31622400")
+        guard let ttl = Int64(fields["ttl"] ?? "86400"), ttl > 0, ttl <= access.maxRevocationSeconds else {
+            return fail(.badRequest, "ttl must be a number of seconds between 1 and \(access.maxRevocationSeconds) (admin.max_revocation_ttl_s)")
         }
+        var monotonic = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        let seconds = Double(monotonic.tv_sec) + Double(monotonic.tv_nsec) / 1e9
+        let rate = Double(access.revocationsPerSecond)
+        revocationTokens = min(rate, revocationTokens + (seconds - revocationRefilledAt) * rate)
+        revocationRefilledAt = seconds
+        guard revocationTokens >= 1 else {
+            reply(client, .tooManyRequests, "text/plain; charset=utf-8",
+                Array("more than \(access.revocationsPerSecond) revocations per second (admin.revocations_per_second); retry\n".utf8), head: false,
+                extra: "Retry-After: 1\r\n")
+            return
+        }
+        revocationTokens -= 1
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         do {
@@ -130,7 +176,7 @@ final class AdminServer: @unchecked Sendable {
         }
     }
 
-    private func reply(_ client: Int32, _ status: HTTPStatus, _ type: String, _ body: [UInt8], head: Bool) {
+    private func reply(_ client: Int32, _ status: HTTPStatus, _ type: String, _ body: [UInt8], head: Bool, extra: String = "") {
         var out = [UInt8](repeating: 0, count: 512)
         let headLength = out.withUnsafeMutableBytes { raw -> Int in
             var w = ResponseWriter(base: raw.baseAddress!, capacity: raw.count)
@@ -139,7 +185,9 @@ final class AdminServer: @unchecked Sendable {
             Array(type.utf8).withUnsafeBytes { w.append($0) }
             w.append("\r\nContent-Length: ")
             w.append(decimal: Int64(body.count))
-            w.append("\r\n\r\n")
+            w.appendCRLF()
+            Array(extra.utf8).withUnsafeBytes { w.append($0) }
+            w.appendCRLF()
             return w.count
         }
         var message = Array(out[0..<headLength])

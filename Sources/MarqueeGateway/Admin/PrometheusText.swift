@@ -1,5 +1,6 @@
 import CLinux
 import MarqueeHTTP
+import MarqueePolicy
 
 /// Renders the loops' counters in the Prometheus text exposition format (version 0.0.4).
 enum PrometheusText {
@@ -36,6 +37,12 @@ enum PrometheusText {
             out += "marquee_policy_decisions_total{check=\"\(label.check)\",outcome=\"\(label.outcome)\",reason=\"\(label.reason)\"} \(sum(LoopMetrics.policyBase + i))\n"
         }
 
+        if let policy = shared.policy, policy.redisEndpoint != nil {
+            family("marquee_redis_up", "gauge", "Whether each Redis link is up: the shared rate limiter, and the revocation feed (subscribed, snapshot loaded).")
+            if let limiter = policy.redis { out += "marquee_redis_up{link=\"rate_limits\"} \(limiter.isAvailable ? 1 : 0)\n" }
+            if let feed = policy.revocationFeed { out += "marquee_redis_up{link=\"revocations\"} \(feed.isSubscribed ? 1 : 0)\n" }
+        }
+
         if !shared.upstreamNames.isEmpty {
             func proxied(_ upstream: Int, _ offset: Int) -> UInt64 { sum(LoopMetrics.proxyIndex(upstream: upstream, offset)) }
             let counters = LoopMetrics.ProxyCounter.allCases.count
@@ -57,6 +64,10 @@ enum PrometheusText {
             for (i, name) in shared.upstreamNames.enumerated() {
                 out += "marquee_proxy_timeouts_total{upstream=\"\(name)\"} \(proxied(i, LoopMetrics.ProxyCounter.timeout.rawValue))\n"
             }
+            family("marquee_proxy_body_budget_refusals_total", "counter", "Requests refused with 503 because request bodies held by a loop reached services.body_buffer_bytes_per_loop.")
+            for (i, name) in shared.upstreamNames.enumerated() {
+                out += "marquee_proxy_body_budget_refusals_total{upstream=\"\(name)\"} \(proxied(i, LoopMetrics.ProxyCounter.bodyBudgetRefusal.rawValue))\n"
+            }
         }
 
         family("marquee_connections_open", "gauge", "Client connections open now.")
@@ -69,6 +80,7 @@ enum PrometheusText {
         out += "marquee_connection_timeouts_total{kind=\"header\"} \(sum(.headerTimeouts))\n"
         out += "marquee_connection_timeouts_total{kind=\"idle\"} \(sum(.idleTimeouts))\n"
         out += "marquee_connection_timeouts_total{kind=\"send\"} \(sum(.sendTimeouts))\n"
+        out += "marquee_connection_timeouts_total{kind=\"body\"} \(sum(.bodyTimeouts))\n"
 
         family("marquee_file_cache_lookups_total", "counter", "Open-file cache lookups, by result.")
         out += "marquee_file_cache_lookups_total{result=\"hit\"} \(sum(.fileCacheHits))\n"

@@ -1,8 +1,11 @@
-/// Buffers for bodies built per response (playlists rewritten to carry a token), reused across
-/// responses so a loop allocates only while its concurrency or the largest playlist grows.
+/// Buffers for bodies built per response (playlists rewritten to carry a token) and request bodies
+/// read for a service, reused so a loop allocates only while its concurrency or the largest body
+/// grows. It counts the bytes of the buffers taken, so callers can bound what they hold.
 struct BodyBufferPool {
     private(set) var buffers: [UnsafeMutableRawBufferPointer] = []
     private var free: [Int32] = []
+    /// Bytes of the buffers currently taken (not given back).
+    private(set) var takenBytes = 0
 
     init() {
         buffers.reserveCapacity(64)
@@ -16,19 +19,35 @@ struct BodyBufferPool {
         for (i, index) in free.enumerated() where buffers[Int(index)].count >= bytes {
             if best < 0 || buffers[Int(index)].count < buffers[Int(free[best])].count { best = i }
         }
-        if best >= 0 { return free.remove(at: best) }
+        if best >= 0 {
+            let index = free.remove(at: best)
+            takenBytes += buffers[Int(index)].count
+            return index
+        }
         var size = 4096
         while size < bytes { size <<= 1 }
         if let last = free.popLast() {
             buffers[Int(last)].deallocate()
             buffers[Int(last)] = .allocate(byteCount: size, alignment: 64)
+            takenBytes += size
             return last
         }
         buffers.append(.allocate(byteCount: size, alignment: 64))
+        takenBytes += size
         return Int32(buffers.count - 1)
     }
 
     @inline(__always) func buffer(_ index: Int32) -> UnsafeMutableRawBufferPointer { buffers[Int(index)] }
 
-    mutating func give(_ index: Int32) { free.append(index) }
+    mutating func give(_ index: Int32) {
+        takenBytes -= buffers[Int(index)].count
+        free.append(index)
+    }
+
+    /// What `take(atLeast: bytes)` would add to `takenBytes` at most (buffers come in powers of two).
+    static func reservation(_ bytes: Int) -> Int {
+        var size = 4096
+        while size < bytes { size <<= 1 }
+        return size
+    }
 }

@@ -117,4 +117,7 @@ enum TimeoutKind: Int8, CaseIterable {
     case header, idle, send, linger
     /// Waiting for a service upstream's response head or its next body bytes.
     case upstream
+    /// Reading a request body for a service: one deadline for the whole body, never restarted, so
+    /// a client trickling a byte at a time cannot hold its connection and buffer for good.
+    case body
 }

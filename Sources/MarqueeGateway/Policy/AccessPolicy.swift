@@ -44,7 +44,9 @@ public final class AccessPolicy: @unchecked Sendable {
             throw SetupError(description: error.description)
         }
         if settings.requireToken && tokenKeys == nil {
-            throw SetupError(description: "tokens.required is on but no token key is configured (--token-key ID:SECRET_FILE)")
+            throw SetupError(
+                description:
+                    "tokens.required is on (the default) but no token key is configured: pass --token-key ID:SECRET_FILE or --token-key-dir DIR, or --no-require-token (tokens.required: false) to serve the content to anyone")
         }
         trustedProxies = TrustedProxies(settings.trustedProxies)
         if let path = settings.geoDatabase {

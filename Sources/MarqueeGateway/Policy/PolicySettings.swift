@@ -10,7 +10,7 @@ public struct PolicySettings: Sendable {
     /// A folder of `<ID>.key` files, re-read when it changes (rotation without restarts).
     public var tokenKeyDirectory: String?
     /// Refuse requests without a valid token (403). Without it, a token is still checked when sent.
-    public var requireToken = false
+    public var requireToken = true
     /// Path prefixes served without a token even when one is required (`/player/`: a web app's
     /// pages and scripts). Each starts and ends with `/`; a token that is sent is still checked.
     public var publicPrefixes: [String] = []
@@ -47,7 +47,9 @@ public struct PolicySettings: Sendable {
     // Revocation and connections
     public var revocationSlots = 16_384
     /// Concurrent connections one address may hold; 0 for no cap. Trusted proxies are exempt.
-    public var maxConnectionsPerAddress = 0
+    /// The default leaves room for a household or an office behind one NAT, and stops one host
+    /// from taking every slot.
+    public var maxConnectionsPerAddress = 256
 
     public init() {}
 

@@ -6,6 +6,9 @@ public struct ServiceSettings: Sendable {
     public var upstreams: [ServiceUpstream] = []
     /// Largest request body forwarded (Content-Length or de-chunked); larger gets 413. Bytes.
     public var maxRequestBodyBytes = 1 << 20
+    /// Request-body buffers one loop may hold at once (each body reserves its Content-Length, or
+    /// `maxRequestBodyBytes` when chunked); a request that would pass it gets 503. Bytes.
+    public var maxBodyBufferBytesPerLoop = 64 << 20
     /// Longest wait for an upstream's response head (and for each part of its body), in ms; 504 after.
     public var timeoutMilliseconds: Int64 = 30_000
     /// Idle keep-alive connections kept per loop per upstream.

@@ -42,23 +42,12 @@ extension EventLoop {
             respondProblem(slot, .methodNotAllowed, "Method Not Allowed", "this method is not forwarded to services", origin: origin)
             return
         }
-        // Framing: the parser already refused Content-Length with Transfer-Encoding and duplicate
-        // lengths; only one Transfer-Encoding field, exactly `chunked`, is accepted here.
-        var transferEncodings = 0
-        var chunkedOnly = true
+        // Framing: the parser already refused Content-Length with Transfer-Encoding, duplicate
+        // lengths, and any Transfer-Encoding but one `chunked` (501).
         var expectContinue = false
         fields.forEach { field in
-            if field.name.equalsLowercase("transfer-encoding") {
-                transferEncodings += 1
-                if !field.value.equalsLowercase("chunked") { chunkedOnly = false }
-            } else if field.name.equalsLowercase("expect") {
-                expectContinue = field.value.equalsLowercase("100-continue")
-            }
+            if field.name.equalsLowercase("expect") { expectContinue = field.value.equalsLowercase("100-continue") }
             return true
-        }
-        if head.hasTransferEncoding && (transferEncodings != 1 || !chunkedOnly) {
-            respondWithError(slot, HTTPError(.badRequest, "only one Transfer-Encoding: chunked is accepted"), close: true, origin: origin)
-            return
         }
         let limit = configuration.services.maxRequestBodyBytes
         if head.contentLength > Int64(limit) {
@@ -106,6 +95,16 @@ extension EventLoop {
             e.bodyCapacity = Int(head.contentLength)
         }
         e.bodyOffset = head.headLength + Self.requestHeadRoom
+        // Bodies held by this loop are bounded: past the budget, a request is turned away rather
+        // than let many slow uploads pin the memory.
+        if e.bodyCapacity > 0
+            && bodies.takenBytes + BodyBufferPool.reservation(e.bodyOffset + e.bodyCapacity) > configuration.services.maxBodyBufferBytesPerLoop
+        {
+            connections[s].keepAlive = false
+            metrics.countProxied(upstream: upstream, .bodyBudgetRefusal)
+            respondProblem(slot, .serviceUnavailable, "Service Unavailable", "too many request bodies in flight; retry shortly", origin: origin)
+            return
+        }
         e.request = bodies.take(atLeast: e.bodyOffset + e.bodyCapacity)
         exchanges[s] = e
 
@@ -173,7 +172,7 @@ extension EventLoop {
             _ = Glibc.send(connections[s].fd, interim.utf8Start, interim.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
         }
         connections[s].phase = .receivingBody
-        startTimer(slot, .header)
+        startTimer(slot, .body)
         let following = UnsafeRawBufferPointer(rebasing: buffer[head.headLength...])
         connections[s].bodyConsumed = Int32(receiveBody(slot, following))
     }
@@ -227,8 +226,17 @@ extension EventLoop {
                 return bytes.count
             }
         }
-        if complete { admitExchange(slot) } else { startTimer(slot, .header) }
+        // Not complete: the body's one deadline keeps running (a trickle must not restart it).
+        if complete { admitExchange(slot) }
         return taken
+    }
+
+    /// The body did not arrive within `http.body_timeout_ms`: 408, and the connection closes
+    /// (where the body would have ended is unknown).
+    mutating func bodyTimedOut(_ slot: Int32) {
+        guard connections[Int(slot)].phase == .receivingBody else { return abort(slot) }
+        releaseExchange(slot)
+        respondWithError(slot, HTTPError(.requestTimeout, "the request body did not arrive in time"), close: true)
     }
 
     /// Client bytes while its body is read: the body's, then (after it) the next request's.
@@ -692,7 +700,9 @@ extension EventLoop {
         let length = 59 + title.utf8CodeUnitCount + detail.utf8CodeUnitCount
         w.append("Content-Type: application/problem+json\r\nContent-Length: ")
         w.append(decimal: Int64(length))
-        w.append("\r\n\r\n")
+        w.appendCRLF()
+        if status == .serviceUnavailable { w.append("Retry-After: 1\r\n") }
+        w.appendCRLF()
         let bodyStart = w.count
         w.append("{\"type\":\"about:blank\",\"title\":\"")
         w.append(title)

@@ -40,10 +40,15 @@ extension EventLoop {
                 case .header: metrics.add(.headerTimeouts)
                 case .idle: metrics.add(.idleTimeouts)
                 case .send: metrics.add(.sendTimeouts)
+                case .body: metrics.add(.bodyTimeouts)
                 case .linger, .upstream: break
                 }
                 stopTimer(slot)
-                if kind == .upstream { upstreamTimedOut(slot) } else { abort(slot) }
+                switch kind {
+                case .upstream: upstreamTimedOut(slot)
+                case .body: bodyTimedOut(slot)
+                default: abort(slot)
+                }
             }
         }
     }

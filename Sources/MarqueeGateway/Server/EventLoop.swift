@@ -169,6 +169,7 @@ struct EventLoop: ~Copyable {
         timeouts[Int(TimeoutKind.send.rawValue)] = configuration.sendTimeoutMilliseconds
         timeouts[Int(TimeoutKind.linger.rawValue)] = configuration.lingerTimeoutMilliseconds
         timeouts[Int(TimeoutKind.upstream.rawValue)] = configuration.services.timeoutMilliseconds
+        timeouts[Int(TimeoutKind.body.rawValue)] = configuration.bodyTimeoutMilliseconds
 
         let upstreams = configuration.services.upstreams
         routes = upstreams.isEmpty ? nil : ServiceRoutes(upstreams)
@@ -344,10 +345,11 @@ struct EventLoop: ~Copyable {
             tooManyFromAddress
             ? "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 45\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections from your address, retry\n"
             : "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, retry later\n"
+        // Counted first: a client that has seen the close may read /metrics at once.
+        metrics.add(.connectionsRefused)
         _ = send(fd, message.utf8Start, message.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
         shutdown(fd, Int32(SHUT_WR))
         Glibc.close(fd)
-        metrics.add(.connectionsRefused)
     }
 
     /// The connected peer (multishot accept reports no address).
@@ -407,6 +409,11 @@ struct EventLoop: ~Copyable {
             } else if appendInput(slot, bytes) {
                 processInput(slot, inputBytes(slot), fromInput: true)
             }
+        case .responding where !connections[Int(slot)].keepAlive:
+            // The connection ends after this response: what else the client sends (the rest of an
+            // oversize head, a body) is discarded, so it can still read its 414 or 431 before the
+            // lingering close rather than lose it to a reset.
+            break
         case .responding, .awaitingPolicy, .proxying:
             _ = appendInput(slot, bytes)
         case .receivingBody:

@@ -10,6 +10,7 @@ struct LoopMetrics: @unchecked Sendable {
         case connectionsRefused
         case connectionsOpen
         case headerTimeouts
+        case bodyTimeouts
         case idleTimeouts
         case sendTimeouts
         case loopTurns
@@ -43,7 +44,7 @@ struct LoopMetrics: @unchecked Sendable {
 
     /// Per service upstream, after the fixed counters: `ProxyCounter`s, then responses by status class.
     enum ProxyCounter: Int, CaseIterable {
-        case request, connectFailure, timeout
+        case request, connectFailure, timeout, bodyBudgetRefusal
     }
     static let proxyCountersPerUpstream = ProxyCounter.allCases.count + 5
 

@@ -99,7 +99,7 @@ public final class Server {
             threads.append(thread)
         }
         while started.load(ordering: .acquiring) < configuration.threads { usleep(1000) }
-        if adminFD >= 0 { AdminServer(fd: adminFD, shared: shared).start() }
+        if adminFD >= 0 { AdminServer(fd: adminFD, shared: shared, access: configuration.adminAccess).start() }
         shared.markReady()
         onReady()
 

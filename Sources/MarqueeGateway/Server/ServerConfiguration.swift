@@ -10,6 +10,8 @@ public struct ServerConfiguration: Sendable {
     public var listen: String
     /// Admin listener for `/metrics`, `/healthz`, `/readyz`; nil disables it.
     public var admin: String?
+    /// Who may change state through the admin listener, and how much (`admin.*`).
+    public var adminAccess = AdminAccess()
     /// Event loops, one ring and one thread each. Default: one per core.
     public var threads: Int
     /// Most open media connections across all loops; more are refused with 503.
@@ -17,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var requestLimits = RequestLimits()
     /// Time to receive a whole request head, from the first byte (or from accept), in ms.
     public var headerTimeoutMilliseconds: Int64 = 10_000
+    /// Time to receive a whole request body for a service, from the end of its head, in ms
+    /// (`408` after). Not restarted as bytes arrive.
+    public var bodyTimeoutMilliseconds: Int64 = 30_000
     /// Time a keep-alive connection may sit between requests, in ms.
     public var idleTimeoutMilliseconds: Int64 = 60_000
     /// Time a response may make no progress because the client does not read, in ms.
