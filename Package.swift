@@ -19,13 +19,14 @@ let httpClient: Package.Dependency = .package(url: "https://github.com/swift-ser
 let lifecycle: Package.Dependency = .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0")
 let crypto: Package.Dependency = .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2")
 let nio: Package.Dependency = .package(url: "https://github.com/apple/swift-nio", from: "2.101.2")
+// TLS to PostgreSQL (already in the graph through postgres-nio and async-http-client).
+let nioSSL: Package.Dependency = .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6")
 let httpTypes: Package.Dependency = .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0")
 let prometheus: Package.Dependency = .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1")
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
-    .unsafeFlags(["-wmo"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -38,7 +39,7 @@ let package = Package(
         .library(name: "MarqueePolicy", targets: ["MarqueePolicy"]),
         .library(name: "MarqueeGateway", targets: ["MarqueeGateway"]),
     ],
-    dependencies: [argumentParser, configuration, log, system, hummingbird, hummingbirdAuth, postgres, sqlite, jwt, metrics, prometheus, httpClient, lifecycle, httpTypes, nio, crypto],
+    dependencies: [argumentParser, configuration, log, system, hummingbird, hummingbirdAuth, postgres, sqlite, jwt, metrics, prometheus, httpClient, lifecycle, httpTypes, nio, nioSSL, crypto],
     targets: [
         // MARK: - C libraries (system libraries and import-only shims)
         .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
@@ -82,6 +83,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
@@ -114,6 +116,9 @@ let package = Package(
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "services/auth",
             resources: [.copy("Resources/openapi.yaml"), .copy("Resources/common-passwords.txt")]),
@@ -125,6 +130,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "services/catalog",
             resources: [.copy("Resources/openapi.yaml")]),
@@ -141,6 +147,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "services/playback",
             resources: [.copy("Resources/openapi.yaml"), .copy("Resources/player")]),
@@ -156,7 +163,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "services/ingest",
             resources: [.copy("Resources/openapi.yaml")]),
@@ -192,14 +201,16 @@ let package = Package(
         // MARK: - Tests
         .target(name: "MarqueeTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway"]),
+        .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP"]),
         .testTarget(
             name: "ServiceTests",
             dependencies: [
                 "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -211,6 +222,7 @@ let package = Package(
             dependencies: [
                 "MarqueeIngest", "MarqueeAuth", "MarqueeCatalog", "MarqueeServiceKit", "MarqueeTestSupport", "MarqueeMedia", "MarqueeStore",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

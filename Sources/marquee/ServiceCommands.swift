@@ -159,7 +159,7 @@ struct IngestCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("source-store"),
-        help: "Where finished uploads are kept for the workers, as sources/<upload id>: a folder or s3://… (ingest.source_store; default: the package store).")
+        help: "Where finished uploads are kept for the workers, as sources/<upload id>: a folder or s3://… (ingest.source_store; default: the data folder, as <data>/sources/<upload id>; required with an S3 package store).")
     var sourceStore: String?
 
     @Option(name: .customLong("catalog-url"), help: "The catalog told about finished packages (ingest.catalog_url; none: packages are only published).")
@@ -198,7 +198,18 @@ struct IngestCommand: AsyncParsableCommand {
         let objectStore = try StoreLocation.open(storeLocation)
         // Sources travel through a store every node shares, so any worker on any machine can take
         // any job.
-        let sourceLocation = config.string("ingest.source_store", flag: sourceStore, default: storeLocation)
+        // Never where the origin serves packages by default: a folder store keeps sources in the data
+        // folder (`<data>/sources/<upload id>`); an S3 package store needs another location named.
+        let sourceSetting = config.string("ingest.source_store", flag: sourceStore, default: "")
+        let sourceLocation: String
+        if !sourceSetting.isEmpty {
+            sourceLocation = sourceSetting
+        } else if storeLocation.hasPrefix("s3://") {
+            throw ValidationError(
+                "ingest.source_store is required with an S3 package store (ingest.store): name another bucket, or a folder every node shares, so uploaded sources never sit where the origin serves packages (--source-store)")
+        } else {
+            sourceLocation = settings.dataDirectory
+        }
         let sources = sourceLocation == storeLocation ? objectStore : try StoreLocation.open(sourceLocation)
         let service = try await IngestService.open(settings, sourceStore: sources)
         var announcer: CatalogAnnouncer?

@@ -35,8 +35,9 @@ struct IngestCommandTests {
             """
         ).trimmingCharacters(in: .whitespacesAndNewlines)
         let id = try #require(url.split(separator: "/").last.map(String.init))
-        // Handed to the store (the default one, <data>/media) for workers on any machine.
-        let stored = try Data(contentsOf: data.appendingPathComponent("media/sources/\(id)"))
+        // Handed to the source store (by default <data>/sources, never under the served <data>/media).
+        let stored = try Data(contentsOf: data.appendingPathComponent("sources/\(id)"))
+        #expect(!FileManager.default.fileExists(atPath: data.appendingPathComponent("media/sources/\(id)").path))
         #expect(stored == (try Data(contentsOf: source)))
         #expect(try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("uploads").path).isEmpty)
 
@@ -55,6 +56,7 @@ struct IngestCommandTests {
         // Two nodes sharing one queue database and one store, as two machines would.
         let queue = try DatabaseKind.sqlite.freshURL()
         let store = try Scratch.newDirectory("shared-store")
+        let sources = try Scratch.newDirectory("shared-sources")
         let source = Scratch.newFile("source.mp4")
         let made = try Tool.run(try MarqueeBinary.locate().path, ["test-clip", source.path, "--seconds", "40", "--size", "640x360"], timeout: .seconds(120))
         #expect(made.termination == .exited(0), "\(made.stderrText)")
@@ -62,7 +64,8 @@ struct IngestCommandTests {
         func node(_ name: String) throws -> ServiceProcess {
             try ServiceProcess(
                 "ingest",
-                ["--data", try Scratch.newDirectory(name).path, "--database", queue, "--auth-url", auth.baseURL, "--workers", "1", "--store", store.path],
+                ["--data", try Scratch.newDirectory(name).path, "--database", queue, "--auth-url", auth.baseURL, "--workers", "1", "--store", store.path,
+                 "--source-store", sources.path],
                 environment: lease)
         }
         let first = try node("node-a")
@@ -105,5 +108,19 @@ struct IngestCommandTests {
         #expect(played.termination == .exited(0) && played.stderr.isEmpty, "\(played.stderr)")
         #expect(played.frames(stream: 0) >= 40 * 25 - 2)
     }
-}
 
+    @Test("With an S3 package store and no ingest.source_store, marquee ingest refuses to start: sources never sit where packages are served")
+    func s3StoreNeedsASeparateSourceStore() throws {
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MARQUEE_") }
+        environment["AWS_ACCESS_KEY_ID"] = "test"
+        environment["AWS_SECRET_ACCESS_KEY"] = "test-secret"
+        let refused = try RunningTool(
+            try MarqueeBinary.locate().path,
+            ["ingest", "--listen", "127.0.0.1:0", "--data", try Scratch.newDirectory("s3-ingest").path, "--workers", "0",
+             "--store", "s3://media?endpoint=http://127.0.0.1:9&region=eu-west-1"],
+            environment: environment
+        ).finish(timeout: .seconds(60))
+        #expect(refused.termination != .exited(0))
+        #expect(refused.stderrText.contains("ingest.source_store is required with an S3 package store"), "\(refused.stderrText)")
+    }
+}

@@ -37,13 +37,19 @@ struct UploadToPlaybackTests {
         var moto: MotoServer?
         defer { moto?.stop() }
         var bucket: S3Store?
+        var sourceBucket: S3Store?
         var location = media.path
+        var sourceArguments: [String] = []
         if kind == .s3 {
             let server = try MotoServer()
             moto = server
             bucket = try S3Store(.init(endpoint: server.endpoint, region: "eu-west-1", bucket: "marquee-media", accessKey: "test", secretKey: "test-secret"))
             try await bucket!.createBucket()
             location = "s3://marquee-media?endpoint=\(server.endpoint)&region=eu-west-1"
+            // Sources in a bucket of their own: an S3 package store requires one (never where packages are served).
+            sourceBucket = try S3Store(.init(endpoint: server.endpoint, region: "eu-west-1", bucket: "marquee-sources", accessKey: "test", secretKey: "test-secret"))
+            try await sourceBucket!.createBucket()
+            sourceArguments = ["--source-store", "s3://marquee-sources?endpoint=\(server.endpoint)&region=eu-west-1"]
         }
         let credentials = StoreOrigin.credentials
         let ingest = try ServiceProcess(
@@ -51,7 +57,7 @@ struct UploadToPlaybackTests {
             [
                 "--data", data.path, "--auth-url", auth.baseURL, "--catalog-url", catalog.baseURL, "--catalog-credential-file", ingestCredential.path,
                 "--store", location,
-            ], environment: credentials)
+            ] + sourceArguments, environment: credentials)
         defer { ingest.stop() }
 
         let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "pub@example.com", "password": "publisher passphrase"])
@@ -95,12 +101,15 @@ struct UploadToPlaybackTests {
         #expect(job?["status"] as? String == "succeeded" && job?["progress_percent"] as? Double == 100)
         let published = try #require(version)
         let uploadID = String(uploadURL.split(separator: "/").last ?? "")
-        if let bucket {
+        if let bucket, let sourceBucket {
             #expect(try await bucket.head(ObjectKey("titles/\(title)/\(published)/master.m3u8")) != nil)
-            #expect(try await bucket.head(ObjectKey("sources/\(uploadID)")) != nil, "the source went through the bucket")
+            #expect(try await sourceBucket.head(ObjectKey("sources/\(uploadID)")) != nil, "the source went through the source bucket")
+            #expect(try await bucket.head(ObjectKey("sources/\(uploadID)")) == nil, "the source sits in the bucket the origin serves")
         } else {
             #expect(FileManager.default.fileExists(atPath: media.appendingPathComponent("titles/\(title)/\(published)/master.m3u8").path))
-            #expect(FileManager.default.fileExists(atPath: media.appendingPathComponent("sources/\(uploadID)").path))
+            // By default sources stay in the data folder, never under the served package store.
+            #expect(FileManager.default.fileExists(atPath: data.appendingPathComponent("sources/\(uploadID)").path))
+            #expect(!FileManager.default.fileExists(atPath: media.appendingPathComponent("sources/\(uploadID)").path))
         }
         #expect(try JSONCall.send("POST", catalog.url("/api/catalog/titles/\(title)/publish"), token: token).status == 200)
 

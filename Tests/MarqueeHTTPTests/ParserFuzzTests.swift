@@ -135,8 +135,22 @@ struct ParserFuzzTests {
             report.require(!(head.contentLength >= 0 && head.hasTransferEncoding), index, bytes, "CL with TE")
             report.require(!head.hasTransferEncoding || head.isHTTP11, index, bytes, "TE in HTTP/1.0")
             // A head that was accepted names no transfer coding but one `chunked` (501 otherwise).
-            let lines = String(decoding: buffer[0..<headLength], as: UTF8.self).lowercased().split(separator: "\r\n")
-            let codings = lines.filter { $0.hasPrefix("transfer-encoding:") }
+            // Field lines up to the first empty line (bytes, since Swift reads CR LF as one character).
+            var fieldLines: [String] = []
+            var lineStart = 0
+            while lineStart + 1 < headLength && buffer[lineStart] == 0x0D && buffer[lineStart + 1] == 0x0A { lineStart += 2 }
+            var i = lineStart
+            while i + 1 < headLength {
+                if buffer[i] == 0x0D && buffer[i + 1] == 0x0A {
+                    if i == lineStart { break }
+                    fieldLines.append(String(decoding: buffer[lineStart..<i], as: UTF8.self).lowercased())
+                    lineStart = i + 2
+                    i = lineStart
+                } else {
+                    i += 1
+                }
+            }
+            let codings = fieldLines.dropFirst().filter { $0.hasPrefix("transfer-encoding:") }
             report.require(codings.count == (head.hasTransferEncoding ? 1 : 0), index, bytes, "\(codings.count) Transfer-Encoding fields accepted")
             if let coding = codings.first {
                 let value = coding.dropFirst("transfer-encoding:".count).drop { $0 == " " || $0 == "\t" }

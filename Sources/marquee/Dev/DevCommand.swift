@@ -82,6 +82,7 @@ struct DevCommand: AsyncParsableCommand {
                 root: data + "/media", listen: listen, admin: admin, threads: threads, tokenKeyDirectory: secrets.tokenKeyDirectory,
                 requireToken: true, services: running.map { "\($0.name)=\($0.url)" })
             flags.catalogCredentialFile = secrets.gatewayCredentialFile
+            flags.adminTokenFile = secrets.adminTokenFile
             var configuration = try await OriginConfiguration.load(flags)
             configuration.policy.publicPrefixes = ["/\(PlayerSite.prefix)/"]
             gateway = try Server(configuration: configuration)

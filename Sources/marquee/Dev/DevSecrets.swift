@@ -19,6 +19,8 @@ struct DevSecrets {
     let tokenKey: URLTokenKey
     /// `auth.key_encryption_key_file`: `<data>/keys/auth-signing-keys.kek`.
     let keyEncryptionKeyFile: String
+    /// `admin.token_file`: `<data>/keys/admin.token`, the admin listener's bearer secret.
+    let adminTokenFile: String
     let viewer: Account
     let publisher: Account
     /// The files of ingest's and the gateway's service credentials for the catalog.
@@ -49,6 +51,10 @@ struct DevSecrets {
         }
         // A data folder from before the signing keys were sealed gets its key here; auth seals
         // the stored keys with it on start.
+        let adminToken = keys + "/admin.token"
+        if !FileManager.default.fileExists(atPath: adminToken) {
+            try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: adminToken)
+        }
         let kek = keys + "/auth-signing-keys.kek"
         if !FileManager.default.fileExists(atPath: kek) {
             try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: kek)
@@ -71,6 +77,7 @@ struct DevSecrets {
         }
         return DevSecrets(
             tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret), keyEncryptionKeyFile: kek,
+            adminTokenFile: adminToken,
             viewer: try account("demo-viewer", "viewer@demo.marquee"), publisher: try account("demo-publisher", "publisher@demo.marquee"),
             ingestCredentialFile: try credential("ingest-catalog"), gatewayCredentialFile: try credential("gateway-catalog"))
     }
