@@ -249,7 +249,7 @@ struct ProxyTests {
         "GET /api/echo/%2e%2e/admin HTTP/1.1\r\nHost: t\r\n\r\n",
     ]
 
-    @Test("Smuggling shapes to /api paths get 400 and never reach the service")
+    @Test("Smuggling shapes to /api paths get 400 (501 for a transfer coding other than one chunked) and never reach the service")
     func smuggling() throws {
         let upstream = try ServiceUpstream()
         let server = try Self.gateway(upstream)
@@ -259,7 +259,9 @@ struct ProxyTests {
             let connection = try RawConnection(port: server.mediaPort)
             try connection.send(shape + follower)
             let response = try connection.readResponse()
-            #expect(response.status == 400, "\(shape.debugDescription) got \(response.status)")
+            // RFC 9112 §6.1: a coding the gateway does not understand is 501, as nginx answers.
+            let unknownCoding = shape.contains("xchunked") || shape.contains("chunked, identity") || shape.contains("chunked\r\nTransfer-Encoding")
+            #expect(response.status == (unknownCoding ? 501 : 400), "\(shape.debugDescription) got \(response.status)")
             #expect(connection.waitForClose(timeout: .seconds(5)).isClosed, "\(shape.debugDescription): the connection must close")
         }
         let stats = try upstream.stats()

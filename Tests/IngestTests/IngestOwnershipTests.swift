@@ -67,6 +67,7 @@ struct IngestOwnershipTests {
     func creationNeedsTheTitlesOwner(kind: DatabaseKind) async throws {
         var authSettings = AuthSettings()
         authSettings.database = try kind.freshURL()
+        authSettings.keyEncryptionKeyFile = try KeyEncryptionKeyFile.make()
         authSettings.bcryptCost = 4
         let auth = try await AuthService.open(authSettings)
         var catalogSettings = CatalogSettings()

@@ -94,10 +94,20 @@ struct IngestWorkerTests {
         let worker = Self.worker(jobs, store, id: "stopping-node", announcer: recorder)
         let running = Task { await worker.run(poll: .milliseconds(50)) }
         #expect(try await waitUntil(timeout: .seconds(30)) { try await jobs.job(job.id)?.status == .running })
-        // Caught in the middle: the packager has started writing the package in the work folder.
-        #expect(await waitUntil(timeout: .seconds(30)) { () async in Self.filesWritten(under: worker.workFolder) > 0 }, "the transcode started")
-        running.cancel()
+        // Caught in the middle: as soon as the packager has started writing the package in the work
+        // folder, stop the worker. A thread of its own watches, so a busy cooperative pool (the
+        // whole suite runs at once) cannot delay the stop until the transcode has ended.
+        let folder = worker.workFolder
+        let started = NIOLockedValueBox(false)
+        let watcher = Thread {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while Self.filesWritten(under: folder) == 0 && ContinuousClock.now < deadline { usleep(2_000) }
+            started.withLockedValue { $0 = Self.filesWritten(under: folder) > 0 }
+            running.cancel()
+        }
+        watcher.start()
         await running.value
+        #expect(started.withLockedValue { $0 }, "the transcode started")
         let released = try #require(try await jobs.job(job.id))
         #expect(released.status == .queued, "\(released.status) \(released.error ?? "")")
         #expect(released.attempts == 0)

@@ -140,9 +140,16 @@ public struct IngestWorker: Sendable {
                 await giveBack(job)
                 return
             }
-            try await PackagePublisher.publish(folder: folder, to: store, prefix: "titles/\(job.titleID)/\(version)")
-            try await announcer?.announce(titleID: job.titleID, version: version, summary: summary)
-            _ = try await jobs.complete(job: job.id, worker: workerID, packageVersion: version)
+            // Past this point the package goes out: a stop that arrives now must not cut the
+            // publish, the announcement and the completion apart (a published, announced package
+            // whose job went back to the queue would be made again). So they run outside the
+            // worker's cancellable task.
+            let (store, announcer, jobs, workerID) = (store, announcer, jobs, workerID)
+            try await Task.detached {
+                try await PackagePublisher.publish(folder: folder, to: store, prefix: "titles/\(job.titleID)/\(version)")
+                try await announcer?.announce(titleID: job.titleID, version: version, summary: summary)
+                _ = try await jobs.complete(job: job.id, worker: workerID, packageVersion: version)
+            }.value
         } catch let refusal as ProbeRefusal {
             _ = try? await jobs.fail(job: job.id, worker: workerID, error: refusal.description, retryable: false)
         } catch let missing as MissingSource {
