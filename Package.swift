@@ -60,6 +60,8 @@ let package = Package(
             name: "MarqueeGateway",
             dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "CLinux"]),
         .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
+        // Delivery records: the layout, the per-loop ring (docs/delivery-records.md).
+        .target(name: "MarqueeBus"),
         .target(
             name: "MarqueeStore",
             dependencies: [
@@ -231,6 +233,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueeBusTests", dependencies: ["MarqueeBus", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "CFFmpeg", "MarqueeTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeTestSupport"]),
     ]
