@@ -96,13 +96,17 @@ struct DeliveryRecordTests {
     }
 
     @Test("One producer thread and one consumer thread: every record arrives once, in order, across wraps")
-    func producerAndConsumerThreads() async throws {
+    func producerAndConsumerThreads() throws {
         let ring = RecordRing(capacity: 64)
         let total = 50_000
+        let done = DispatchSemaphore(value: 0)
         let producer = Thread {
             var next: UInt64 = 0
             while next < total {
-                guard let slot = ring.reserve() else { continue }
+                guard let slot = ring.reserve() else {
+                    sched_yield()
+                    continue
+                }
                 DeliveryRecordLayout.write(
                     into: slot, endMicroseconds: 0, durationMicroseconds: 0, status: 200, bytesSent: next, objectSize: 0, rangeFirst: -1,
                     rangeLast: -1, aborted: false, cache: .none, country: (0, 0), clientClass: .unknown, session: nil, title: nil,
@@ -111,18 +115,25 @@ struct DeliveryRecordTests {
                 next += 1
             }
         }
-        producer.start()
-        var seen: [UInt64] = []
-        let deadline = ContinuousClock.now + .seconds(60)
-        while seen.count < total && ContinuousClock.now < deadline {
-            ring.drain { run in
-                for offset in stride(from: 0, to: run.count, by: DeliveryRecordLayout.size) {
-                    let one = UnsafeRawBufferPointer(rebasing: run[offset..<(offset + DeliveryRecordLayout.size)])
-                    seen.append((try? DeliveryRecordLayout.decode(one))?.bytesSent ?? .max)
+        // The consumer is a thread too, so a busy test pool cannot starve it.
+        final class Seen: @unchecked Sendable { var values: [UInt64] = [] }
+        let seen = Seen()
+        let consumer = Thread {
+            let deadline = ContinuousClock.now + .seconds(120)
+            while seen.values.count < total && ContinuousClock.now < deadline {
+                let taken = ring.drain { run in
+                    for offset in stride(from: 0, to: run.count, by: DeliveryRecordLayout.size) {
+                        let one = UnsafeRawBufferPointer(rebasing: run[offset..<(offset + DeliveryRecordLayout.size)])
+                        seen.values.append((try? DeliveryRecordLayout.decode(one))?.bytesSent ?? .max)
+                    }
                 }
+                if taken == 0 { sched_yield() }
             }
-            await Task.yield()
+            done.signal()
         }
-        #expect(seen == (0..<UInt64(total)).map { $0 })
+        producer.start()
+        consumer.start()
+        #expect(done.wait(timeout: .now() + 130) == .success)
+        #expect(seen.values == (0..<UInt64(total)).map { $0 })
     }
 }
