@@ -199,14 +199,7 @@ public enum OriginConfiguration {
         }
         let credentialFile = catalogCredentialFile ?? config.string(forKey: "services.catalog_credential_file", default: "")
         if !credentialFile.isEmpty {
-            guard let secret = TokenKeyFiles.readSecret(credentialFile) else {
-                throw InvalidSetting(description: "services.catalog_credential_file: cannot read \(credentialFile)")
-            }
-            guard (32...1024).contains(secret.count), secret.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-                throw InvalidSetting(
-                    description: "services.catalog_credential_file: \(credentialFile) must hold one secret of 32 to 1024 visible ASCII bytes without spaces")
-            }
-            s.catalogCredential = String(decoding: secret, as: UTF8.self)
+            s.catalogCredential = String(decoding: try bearerSecret("services.catalog_credential_file", file: credentialFile), as: UTF8.self)
         }
         s.titleRules = config.bool(forKey: "catalog.title_rules", default: s.titleRules)
         s.titleRulesWaitSeconds = config.int(forKey: "catalog.wait_seconds", default: s.titleRulesWaitSeconds)
@@ -216,24 +209,28 @@ public enum OriginConfiguration {
         return s
     }
 
+    /// A secret sent as `Authorization: Bearer` (the admin listener's, the catalog feed's): one line
+    /// of 32 to 1024 visible ASCII bytes, so it can travel in a header.
+    static func bearerSecret(_ key: String, file: String) throws -> [UInt8] {
+        guard let secret = TokenKeyFiles.readSecret(file) else {
+            throw InvalidSetting(description: "\(key): cannot read \(file): \(String(cString: strerror(errno)))")
+        }
+        let lengths = AdminAccess.minimumSecretBytes...1024
+        guard lengths.contains(secret.count) else {
+            throw InvalidSetting(description: "\(key): \(file) holds \(secret.count) bytes; \(lengths.lowerBound) to \(lengths.upperBound) are required")
+        }
+        guard secret.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw InvalidSetting(description: "\(key): \(file) must hold visible ASCII without spaces (it is sent in a header)")
+        }
+        return secret
+    }
+
     /// `admin.*`: the bearer secret for state-changing admin routes, the accepted `Host` names,
     /// and the revocation route's bounds.
     static func adminAccess(_ config: ConfigReader, tokenFile flag: String?) throws -> AdminAccess {
         var a = AdminAccess()
         let tokenFile = flag ?? config.string(forKey: "admin.token_file", default: "")
-        if !tokenFile.isEmpty {
-            guard let secret = TokenKeyFiles.readSecret(tokenFile) else {
-                throw InvalidSetting(description: "admin.token_file: cannot read \(tokenFile): \(String(cString: strerror(errno)))")
-            }
-            guard secret.count >= AdminAccess.minimumSecretBytes else {
-                throw InvalidSetting(
-                    description: "admin.token_file: \(tokenFile) holds \(secret.count) bytes; at least \(AdminAccess.minimumSecretBytes) are required")
-            }
-            guard secret.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                throw InvalidSetting(description: "admin.token_file: \(tokenFile) must hold printable characters without spaces (it is sent in a header)")
-            }
-            a.bearerSecret = secret
-        }
+        if !tokenFile.isEmpty { a.bearerSecret = try bearerSecret("admin.token_file", file: tokenFile) }
         a.allowedHosts = try config.stringArray(forKey: "admin.allowed_hosts", default: []).map { name in
             guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
                 throw InvalidSetting(description: "admin.allowed_hosts: \(name.debugDescription) is not a host name")

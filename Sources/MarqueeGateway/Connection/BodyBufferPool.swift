@@ -24,8 +24,7 @@ struct BodyBufferPool {
             takenBytes += buffers[Int(index)].count
             return index
         }
-        var size = 4096
-        while size < bytes { size <<= 1 }
+        let size = Self.reservation(bytes)
         if let last = free.popLast() {
             buffers[Int(last)].deallocate()
             buffers[Int(last)] = .allocate(byteCount: size, alignment: 64)

@@ -43,21 +43,17 @@ struct DevSecrets {
         let newest = try FileManager.default.contentsOfDirectory(atPath: tokens).filter { $0.hasSuffix(".key") }
             .max { modified(tokens + "/" + $0) < modified(tokens + "/" + $1) }
         let keyName = newest ?? "dev1.key"
-        if newest == nil {
-            try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: tokens + "/" + keyName)
-        }
+        if newest == nil { try writeSecret(randomHex(), to: tokens + "/" + keyName) }
         guard let secret = TokenKeyFiles.readSecret(tokens + "/" + keyName), secret.count >= 32 else {
             throw DemoTitle.Failed(description: "cannot read the URL token key \(tokens)/\(keyName) (at least 32 bytes)")
         }
-        // A data folder from before the signing keys were sealed gets its key here; auth seals
-        // the stored keys with it on start.
-        let adminToken = keys + "/admin.token"
-        if !FileManager.default.fileExists(atPath: adminToken) {
-            try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: adminToken)
-        }
-        let kek = keys + "/auth-signing-keys.kek"
-        if !FileManager.default.fileExists(atPath: kek) {
-            try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: kek)
+        /// `<keys>/<name>`, holding 32 random bytes as hex, made on first start and kept after.
+        /// A data folder from before a secret existed (the sealed signing keys, the admin secret,
+        /// the service credentials) gets it here; auth seals its stored keys with its key on start.
+        func secretFile(_ name: String) throws -> String {
+            let file = keys + "/" + name
+            if !FileManager.default.fileExists(atPath: file) { try writeSecret(randomHex(), to: file) }
+            return file
         }
         func account(_ name: String, _ email: String) throws -> Account {
             let file = keys + "/\(name).password"
@@ -68,18 +64,11 @@ struct DevSecrets {
             try writeSecret(password, to: file)
             return (email, password)
         }
-        func credential(_ name: String) throws -> String {
-            let file = keys + "/\(name).credential"
-            if (try? String(contentsOfFile: file, encoding: .utf8)) == nil {
-                try writeSecret(randomBytes(32).map { String(format: "%02x", $0) }.joined(), to: file)
-            }
-            return file
-        }
         return DevSecrets(
-            tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret), keyEncryptionKeyFile: kek,
-            adminTokenFile: adminToken,
+            tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret), keyEncryptionKeyFile: try secretFile("auth-signing-keys.kek"),
+            adminTokenFile: try secretFile("admin.token"),
             viewer: try account("demo-viewer", "viewer@demo.marquee"), publisher: try account("demo-publisher", "publisher@demo.marquee"),
-            ingestCredentialFile: try credential("ingest-catalog"), gatewayCredentialFile: try credential("gateway-catalog"))
+            ingestCredentialFile: try secretFile("ingest-catalog.credential"), gatewayCredentialFile: try secretFile("gateway-catalog.credential"))
     }
 
     /// Creates the two demo accounts unless they exist (an existing one keeps its password).
@@ -96,6 +85,11 @@ struct DevSecrets {
     private static func randomBytes(_ count: Int) -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
+    /// 32 random bytes as 64 hex characters: a secret for a key or credential file.
+    private static func randomHex() -> String {
+        randomBytes(32).map { String(format: "%02x", $0) }.joined()
     }
 
     private static func modified(_ path: String) -> Date {
