@@ -58,10 +58,10 @@ let package = Package(
         .target(name: "MarqueePolicy", dependencies: ["MarqueeHTTP", "CLinux", "CMaxMindDB", "CHiredis"]),
         .target(
             name: "MarqueeGateway",
-            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "CLinux"]),
+            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeBus", "CLinux"]),
         .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
-        // Delivery records: the layout, the per-loop ring (docs/delivery-records.md).
-        .target(name: "MarqueeBus"),
+        // Delivery records: the layout, the per-loop ring, the writer thread and its carriers (docs/delivery-records.md).
+        .target(name: "MarqueeBus", dependencies: ["CLinux"]),
         .target(
             name: "MarqueeStore",
             dependencies: [
@@ -205,7 +205,7 @@ let package = Package(
         .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP"]),
+        .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus"]),
         .testTarget(
             name: "ServiceTests",
             dependencies: [
@@ -235,7 +235,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeBusTests", dependencies: ["MarqueeBus", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "CFFmpeg", "MarqueeTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeBus", "MarqueeTestSupport"]),
     ]
 )
 
