@@ -61,7 +61,7 @@ let package = Package(
             dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeBus", "CLinux"]),
         .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
         // Delivery records: the layout, the per-loop ring, the writer thread and its carriers (docs/delivery-records.md).
-        .target(name: "MarqueeBus", dependencies: ["CLinux"]),
+        .target(name: "MarqueeBus"),
         .target(
             name: "MarqueeStore",
             dependencies: [
@@ -172,6 +172,9 @@ let package = Package(
             path: "services/ingest",
             resources: [.copy("Resources/openapi.yaml")]),
 
+        // Billing: wallets, the ledger, metering minutes watched from delivery records.
+        .target(name: "MarqueeBilling", dependencies: ["MarqueeBus"], path: "services/billing"),
+
         // MARK: - Executable
         .executableTarget(
             name: "marquee",
@@ -234,6 +237,7 @@ let package = Package(
             ]),
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeBusTests", dependencies: ["MarqueeBus", "MarqueeTestSupport"]),
+        .testTarget(name: "BillingTests", dependencies: ["MarqueeBilling", "MarqueeBus", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "CFFmpeg", "MarqueeTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeBus", "MarqueeTestSupport"]),
     ]

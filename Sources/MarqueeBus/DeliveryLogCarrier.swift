@@ -1,5 +1,3 @@
-import Glibc
-
 /// The local append-only log as a carrier (`docs/delivery-records.md`): each batch is appended
 /// to the current segment; the log fsyncs on its own interval, and on `flush`.
 public final class DeliveryLogCarrier: DeliveryRecordCarrier {
@@ -26,20 +24,4 @@ public final class DeliveryLogCarrier: DeliveryRecordCarrier {
 
     /// The sequence the next record will get.
     public var nextSequence: UInt64 { log.nextSequence }
-
-    /// A random id per start (`boot`), so `(gateway, boot, sequence)` is unique across restarts.
-    public static func randomBoot() -> UInt64 {
-        var value: UInt64 = 0
-        let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
-        if fd >= 0 {
-            _ = read(fd, &value, 8)
-            Glibc.close(fd)
-        }
-        if value == 0 {
-            var ts = timespec()
-            clock_gettime(CLOCK_REALTIME, &ts)
-            value = UInt64(ts.tv_sec) &* 1_000_000_007 ^ UInt64(ts.tv_nsec) ^ UInt64(getpid()) << 40
-        }
-        return value
-    }
 }

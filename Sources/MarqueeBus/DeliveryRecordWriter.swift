@@ -1,4 +1,3 @@
-import CLinux
 import Glibc
 import Synchronization
 
@@ -10,8 +9,11 @@ public final class DeliveryRecordWriter: @unchecked Sendable {
     public let rings: [RecordRing]
     let carrier: any DeliveryRecordCarrier
     let batchMilliseconds: Int32
-    /// An eventfd: a loop's half-full signal, or `stop()`.
+    let flushMilliseconds: Int64
+    /// A pipe: a byte on it is a loop's half-full signal, or `stop()`. Both ends non-blocking,
+    /// so a loop never waits to write (a full pipe already holds a wake-up).
     let wakeFD: Int32
+    let wakeWriteFD: Int32
     private let stopping = Atomic<Bool>(false)
     private let shippedCount = Atomic<UInt64>(0)
     private let errorCount = Atomic<UInt64>(0)
@@ -23,15 +25,32 @@ public final class DeliveryRecordWriter: @unchecked Sendable {
     /// - Parameters:
     ///   - rings: one per event loop.
     ///   - batchInterval: the longest a record waits in its ring (the bound on what a SIGKILL loses).
-    public init(rings: [RecordRing], carrier: any DeliveryRecordCarrier, batchInterval: Duration = .milliseconds(20)) {
+    ///   - flushInterval: the longest shipped records wait for `flush` when no more come (the
+    ///     carrier's own cadence covers a steady stream: the log syncs as it appends).
+    public init(
+        rings: [RecordRing], carrier: any DeliveryRecordCarrier, batchInterval: Duration = .milliseconds(20),
+        flushInterval: Duration = .milliseconds(100)
+    ) {
         self.rings = rings
         self.carrier = carrier
-        let (seconds, attoseconds) = batchInterval.components
-        batchMilliseconds = Int32(clamping: max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
-        wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        func milliseconds(_ d: Duration) -> Int64 { max(1, d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000) }
+        batchMilliseconds = Int32(clamping: milliseconds(batchInterval))
+        flushMilliseconds = milliseconds(flushInterval)
+        var fds: [Int32] = [-1, -1]
+        let rc = pipe(&fds)
+        precondition(rc == 0, "pipe failed")
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeFD = fds[0]
+        wakeWriteFD = fds[1]
     }
 
-    deinit { if wakeFD >= 0 { Glibc.close(wakeFD) } }
+    deinit {
+        Glibc.close(wakeFD)
+        Glibc.close(wakeWriteFD)
+    }
 
     /// Records handed to the carrier.
     public var shipped: UInt64 { shippedCount.load(ordering: .relaxed) }
@@ -47,8 +66,8 @@ public final class DeliveryRecordWriter: @unchecked Sendable {
     /// Asks the writer to drain now (a loop found its ring half full). One `write(2)`; safe from
     /// any thread.
     @inline(__always) public func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        var one: UInt8 = 1
+        _ = write(wakeWriteFD, &one, 1)
     }
 
     /// Starts the thread.
@@ -78,13 +97,13 @@ public final class DeliveryRecordWriter: @unchecked Sendable {
         var flushedAt = Self.nowMilliseconds()
         while !stopping.load(ordering: .acquiring) {
             _ = poll(&pollFD, 1, batchMilliseconds)
-            var counter: UInt64 = 0
-            _ = read(wakeFD, &counter, 8)
+            var bytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            while read(wakeFD, &bytes, MemoryLayout.size(ofValue: bytes)) > 0 {}
             drainOnce()
-            // The carrier flushes on its own schedule too (the log's fsync interval); this bounds
-            // how long a quiet gateway leaves shipped records unflushed.
+            // The carrier flushes on its own schedule too (the log syncs as it appends); this
+            // bounds how long a quiet gateway leaves shipped records unflushed.
             let now = Self.nowMilliseconds()
-            if now - flushedAt >= 1000 {
+            if now - flushedAt >= flushMilliseconds {
                 flushedAt = now
                 attempt { try carrier.flush() }
             }

@@ -4,29 +4,19 @@ import MarqueeBus
 import MarqueeTestSupport
 import Testing
 
-/// The records a gateway wrote to its local log: every segment's records after its 64-byte
-/// header, in sequence order (segment names carry their first sequence, zero-padded).
+/// The records a gateway wrote to its local log, read as a consumer reads them.
 enum DeliveryLog {
-    static let headerBytes = 64
-
     static func records(in directory: URL) throws -> [DeliveryRecord] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
-            .filter { $0.hasPrefix("deliveries-") && $0.hasSuffix(".log") }.sorted()
+        let reader = DeliveryLogReader(directory: directory.path)
         var records: [DeliveryRecord] = []
-        for name in names {
-            let data = try Data(contentsOf: directory.appendingPathComponent(name))
-            guard data.count >= headerBytes else { continue }
-            #expect(data.prefix(8) == Data("MQDREC01".utf8), "\(name) has no segment magic")
-            // Whole records only: the writer may be mid-append.
-            let count = (data.count - headerBytes) / DeliveryRecordLayout.size
-            try data.withUnsafeBytes { bytes in
-                for i in 0..<count {
-                    let start = headerBytes + i * DeliveryRecordLayout.size
-                    records.append(try DeliveryRecordLayout.decode(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + DeliveryRecordLayout.size)])))
-                }
-            }
+        var next: UInt64 = 0
+        while true {
+            let batch = try reader.read(from: next, limit: 1000)
+            #expect(batch.skipped == 0)
+            records += batch.entries.map(\.record)
+            if batch.entries.isEmpty { return records }
+            next = batch.next
         }
-        return records
     }
 
     /// Waits until the log holds at least `count` records and returns them.

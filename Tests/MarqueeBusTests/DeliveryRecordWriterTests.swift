@@ -95,7 +95,7 @@ struct DeliveryRecordWriterTests {
         #expect(waitUntil(timeout: .seconds(5)) { carrier.received.count == 8 })
     }
 
-    @Test("The log carrier writes segments of a 64-byte header and the records, and continues after a restart")
+    @Test("The log carrier appends batches to the log, and a restart continues its sequences")
     func logCarrierWritesSegments() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-log-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -111,21 +111,11 @@ struct DeliveryRecordWriterTests {
             try carrier.ship(UnsafeRawBufferPointer(start: records, count: 10 * DeliveryRecordLayout.size))
             try carrier.close()
         }
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
-        #expect(names.first == "deliveries-00000000000000000000.log")
-        var statuses: [UInt16] = []
-        for name in names {
-            let data = try Data(contentsOf: directory.appendingPathComponent(name))
-            #expect(data.prefix(8) == Data("MQDREC01".utf8))
-            #expect((data.count - 64) % DeliveryRecordLayout.size == 0)
-            try data.withUnsafeBytes { bytes in
-                var offset = 64
-                while offset < bytes.count {
-                    statuses.append(try DeliveryRecordLayout.decode(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + DeliveryRecordLayout.size)])).status)
-                    offset += DeliveryRecordLayout.size
-                }
-            }
-        }
+        let batch = try DeliveryLogReader(directory: directory.path).read(from: 0, limit: 100)
+        #expect(batch.skipped == 0)
+        #expect(batch.entries.map(\.sequence) == Array(0..<20))
+        #expect(batch.entries.allSatisfy { $0.source.gatewayID == "gw-1" && $0.source.region == "eu" && $0.source.role == "origin" })
+        let statuses = batch.entries.map(\.record.status)
         let once: [UInt16] = (0..<10).map { UInt16(200 + $0) }
         #expect(statuses == once + once)
     }

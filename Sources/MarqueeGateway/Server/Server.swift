@@ -76,14 +76,15 @@ public final class Server {
             do {
                 carrier = try DeliveryLogCarrier(
                     directory: records.logDirectory, gatewayID: records.gatewayID, role: records.role, region: records.region,
-                    boot: DeliveryLogCarrier.randomBoot(), segmentBytes: records.logSegmentBytes,
+                    boot: DeliveryLogIdentity.randomBoot(), segmentBytes: records.logSegmentBytes,
                     fsyncInterval: .milliseconds(records.logFsyncMilliseconds))
             } catch {
                 throw StartError(description: "delivery records: the log in \(records.logDirectory) cannot be opened: \(error)")
             }
             shared.recordRings = (0..<configuration.threads).map { _ in RecordRing(capacity: records.ringRecords) }
             shared.recordWriter = DeliveryRecordWriter(
-                rings: shared.recordRings, carrier: carrier, batchInterval: .milliseconds(records.batchMilliseconds))
+                rings: shared.recordRings, carrier: carrier, batchInterval: .milliseconds(records.batchMilliseconds),
+                flushInterval: .milliseconds(max(1, records.logFsyncMilliseconds)))
         }
     }
 
