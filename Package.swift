@@ -55,13 +55,15 @@ let package = Package(
         .target(name: "MarqueeRing", dependencies: ["CURing", "CLinux"]),
         .target(name: "MarqueeHTTP"),
         .target(name: "MarqueeTokens", dependencies: ["MarqueeHTTP", "COpenSSL"]),
-        .target(name: "MarqueePolicy", dependencies: ["MarqueeHTTP", "CLinux", "CMaxMindDB", "CHiredis"]),
+        // The hiredis client (blocking connections on dedicated threads): rate limits, revocations, the record stream.
+        .target(name: "MarqueeRedis", dependencies: ["MarqueeHTTP", "CHiredis"]),
+        .target(name: "MarqueePolicy", dependencies: ["MarqueeHTTP", "MarqueeRedis", "CLinux", "CMaxMindDB", "CHiredis"]),
         .target(
             name: "MarqueeGateway",
-            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeBus", "CLinux"]),
+            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeRedis", "MarqueeBus", "CLinux"]),
         .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
         // Delivery records: the layout, the per-loop ring, the writer thread and its carriers (docs/delivery-records.md).
-        .target(name: "MarqueeBus"),
+        .target(name: "MarqueeBus", dependencies: ["MarqueeRedis"]),
         .target(
             name: "MarqueeStore",
             dependencies: [
@@ -190,6 +192,7 @@ let package = Package(
                 "MarqueeGateway",
                 "MarqueeHTTP",
                 "MarqueePolicy",
+                "MarqueeRedis",
                 "MarqueeTokens",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -207,7 +210,7 @@ let package = Package(
         .target(name: "MarqueeTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeRedis", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus"]),
         .testTarget(
             name: "ServiceTests",
@@ -236,10 +239,10 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueeBusTests", dependencies: ["MarqueeBus", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueeBusTests", dependencies: ["MarqueeBus", "MarqueeRedis", "MarqueeTestSupport"]),
         .testTarget(name: "BillingTests", dependencies: ["MarqueeBilling", "MarqueeBus", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "CFFmpeg", "MarqueeTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeBus", "MarqueeTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeBus", "MarqueeRedis", "MarqueeTestSupport"]),
     ]
 )
 

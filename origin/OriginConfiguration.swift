@@ -172,6 +172,8 @@ public enum OriginConfiguration {
     /// - `bus.log.dir` (string, default `<cwd>/deliveries`): the local log's folder.
     /// - `bus.log.fsync_ms` (int, ms, default 100): fsync interval of the log.
     /// - `bus.log.segment_bytes` (int, bytes, default 67108864): segment size bound.
+    /// - `bus.stream` (string, default `marquee:deliveries`), `bus.stream_maxlen` (int, entries, default 1000000,
+    ///   `MAXLEN ~`; 0 unbounded): with `redis.url`, records go to this Redis stream, the log being their spill.
     /// - `gateway.id` (string, default (or empty) the host name), `gateway.region` (string, default `local`).
     static func deliveryRecords(_ config: ConfigReader, flags: Flags) throws -> DeliveryRecordSettings? {
         guard flags.deliveryRecords ?? config.bool(forKey: "bus.records", default: true) else { return nil }
@@ -195,6 +197,12 @@ public enum OriginConfiguration {
         }
         s.logFsyncMilliseconds = config.int(forKey: "bus.log.fsync_ms", default: s.logFsyncMilliseconds)
         guard s.logFsyncMilliseconds >= 0 else { throw InvalidSetting(description: "bus.log.fsync_ms must not be negative") }
+        let redis = config.string(forKey: "redis.url", default: "")
+        s.redisURL = redis.isEmpty ? nil : redis
+        s.stream = config.string(forKey: "bus.stream", default: s.stream)
+        guard !s.stream.isEmpty else { throw InvalidSetting(description: "bus.stream must name a stream") }
+        s.streamMaxLength = config.int(forKey: "bus.stream_maxlen", default: s.streamMaxLength)
+        guard s.streamMaxLength >= 0 else { throw InvalidSetting(description: "bus.stream_maxlen must not be negative (0: unbounded)") }
         s.logSegmentBytes = config.int(forKey: "bus.log.segment_bytes", default: s.logSegmentBytes)
         guard s.logSegmentBytes >= 1 << 16 else { throw InvalidSetting(description: "bus.log.segment_bytes must be at least 65536") }
         return s

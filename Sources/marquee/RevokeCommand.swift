@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import MarqueeGateway
 import MarqueePolicy
+import MarqueeRedis
 
 /// `marquee revoke`: ends a playback session on every gateway, through Redis or one gateway's
 /// admin listener.

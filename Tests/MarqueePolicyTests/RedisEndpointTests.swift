@@ -1,5 +1,6 @@
 import Testing
 @testable import MarqueePolicy
+import MarqueeRedis
 import MarqueeTestSupport
 
 @Suite("RedisEndpoint parsing")

@@ -2,6 +2,7 @@ import Foundation
 import MarqueeTestSupport
 import Testing
 @testable import MarqueePolicy
+import MarqueeRedis
 
 @Suite("RedisRateLimiter against a real redis-server", .serialized)
 struct RedisRateLimiterTests {

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import MarqueeTestSupport
 @testable import MarqueePolicy
+import MarqueeRedis
 
 extension RedisServer {
     var endpoint: RedisEndpoint { RedisEndpoint(address: .tcp(host: "127.0.0.1", port: Int(port))) }

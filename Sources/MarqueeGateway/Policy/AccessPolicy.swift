@@ -1,6 +1,7 @@
 import Glibc
 import MarqueeHTTP
 import MarqueePolicy
+import MarqueeRedis
 import MarqueeTokens
 
 /// The live access policy every loop consults before serving: token keys, trusted proxies, geo

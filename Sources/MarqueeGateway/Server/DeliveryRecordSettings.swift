@@ -17,6 +17,11 @@ public struct DeliveryRecordSettings: Sendable {
     public var gatewayID: String
     public var region = "local"
     public var role = "origin"
+    /// With `redis.url`: records go to a Redis stream, the log being their spill.
+    public var redisURL: String?
+    /// The stream's key (`bus.stream`) and its approximate bound (`bus.stream_maxlen`, `MAXLEN ~`; 0: none).
+    public var stream = "marquee:deliveries"
+    public var streamMaxLength = 1_000_000
 
     public init(logDirectory: String, gatewayID: String) {
         self.logDirectory = logDirectory

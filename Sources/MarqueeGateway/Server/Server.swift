@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import MarqueeBus
+import MarqueeRedis
 import Synchronization
 
 /// The gateway engine: one event loop per thread, each with its own SO_REUSEPORT listener, plus an
@@ -72,12 +73,22 @@ public final class Server {
             guard records.ringRecords > 0, records.ringRecords.nonzeroBitCount == 1 else {
                 throw StartError(description: "bus.ring_records must be a power of two, got \(records.ringRecords)")
             }
-            let carrier: DeliveryLogCarrier
+            let carrier: any DeliveryRecordCarrier
             do {
-                carrier = try DeliveryLogCarrier(
-                    directory: records.logDirectory, gatewayID: records.gatewayID, role: records.role, region: records.region,
-                    boot: DeliveryLogIdentity.randomBoot(), segmentBytes: records.logSegmentBytes,
-                    fsyncInterval: .milliseconds(records.logFsyncMilliseconds))
+                let identity = DeliveryLogIdentity(
+                    gatewayID: records.gatewayID, role: records.role, region: records.region, boot: DeliveryLogIdentity.randomBoot())
+                if let url = records.redisURL {
+                    var stream = RedisStreamCarrier.Settings(endpoint: try RedisEndpoint(parsing: url))
+                    stream.stream = records.stream
+                    stream.maxLength = records.streamMaxLength
+                    carrier = try RedisStreamCarrier(
+                        settings: stream, directory: records.logDirectory, identity: identity, segmentBytes: records.logSegmentBytes,
+                        fsyncInterval: .milliseconds(records.logFsyncMilliseconds))
+                } else {
+                    carrier = try DeliveryLogCarrier(
+                        directory: records.logDirectory, gatewayID: records.gatewayID, role: records.role, region: records.region,
+                        boot: identity.boot, segmentBytes: records.logSegmentBytes, fsyncInterval: .milliseconds(records.logFsyncMilliseconds))
+                }
             } catch {
                 throw StartError(description: "delivery records: the log in \(records.logDirectory) cannot be opened: \(error)")
             }

@@ -1,6 +1,7 @@
 import CHiredis
 import CLinux
 import Glibc
+import MarqueeRedis
 
 /// The shared rate limiter: GCRA evaluated inside Redis so that every gateway charges the same
 /// buckets. Event loops never touch the network: they ``submit(_:)`` into a bounded lock-free

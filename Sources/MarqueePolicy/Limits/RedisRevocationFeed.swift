@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeRedis
 
 /// Keeps a ``RevocationList`` in step with Redis, so a session revoked through any gateway (or the
 /// `marquee revoke` command) is refused by every gateway within a second.

@@ -2,7 +2,7 @@ import CHiredis
 
 /// A Redis reply copied out of hiredis's reply tree into Swift values, for the command threads
 /// (never a loop), so the tree can be freed immediately and nothing points into C memory.
-enum RedisReply: Sendable, Equatable {
+public enum RedisReply: Sendable, Equatable {
     case string([UInt8])
     case status(String)
     case error(String)
@@ -11,7 +11,7 @@ enum RedisReply: Sendable, Equatable {
     case null
 
     /// Copies `reply` (a non-nil `redisReply *`).
-    init(copying reply: UnsafeMutablePointer<redisReply>) {
+    public init(copying reply: UnsafeMutablePointer<redisReply>) {
         let r = reply.pointee
         switch r.type {
         case REDIS_REPLY_STRING:
@@ -40,7 +40,7 @@ enum RedisReply: Sendable, Equatable {
     }
 
     /// The payload of a bulk or status string as text.
-    var text: String? {
+    public var text: String? {
         switch self {
         case .string(let b): return String(decoding: b, as: UTF8.self)
         case .status(let s): return s
@@ -48,7 +48,7 @@ enum RedisReply: Sendable, Equatable {
         }
     }
 
-    var integerValue: Int64? {
+    public var integerValue: Int64? {
         switch self {
         case .integer(let i): return i
         case .string(let b): return Int64(String(decoding: b, as: UTF8.self))

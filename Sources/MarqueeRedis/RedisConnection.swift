@@ -6,9 +6,10 @@ import Glibc
 /// the revocation feed and the publisher.
 ///
 /// Not Sendable: hiredis contexts are single-threaded; each thread creates its own.
-final class RedisConnection {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+public final class RedisConnection {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
     }
 
     private let context: UnsafeMutablePointer<redisContext>
@@ -18,7 +19,7 @@ final class RedisConnection {
     ///   - connectTimeoutMicros: bound on TCP/Unix connect.
     ///   - ioTimeoutMicros: bound on each blocking read or write afterwards (SO_RCVTIMEO/SO_SNDTIMEO).
     /// - Throws: ``Failure`` with hiredis's or Redis's message.
-    init(endpoint: RedisEndpoint, connectTimeoutMicros: Int64, ioTimeoutMicros: Int64) throws {
+    public init(endpoint: RedisEndpoint, connectTimeoutMicros: Int64, ioTimeoutMicros: Int64) throws {
         let connectTimeout = RedisConnection.timeval(micros: connectTimeoutMicros)
         let created: UnsafeMutablePointer<redisContext>?
         switch endpoint.address {
@@ -52,34 +53,34 @@ final class RedisConnection {
     deinit { redisFree(context) }
 
     /// The socket, for poll(2) by the subscriber.
-    var fileDescriptor: Int32 { context.pointee.fd }
+    public var fileDescriptor: Int32 { context.pointee.fd }
 
     /// hiredis's description of the last connection error.
-    var errorDescription: String { RedisConnection.errorText(context) }
+    public var errorDescription: String { RedisConnection.errorText(context) }
 
     /// Sends one command and waits for its reply. Allocates; command threads only.
     /// - Throws: ``Failure`` on I/O errors and timeouts (the connection is then unusable).
-    func command(_ args: [String]) throws -> RedisReply {
+    public func command(_ args: [String]) throws -> RedisReply {
         try append(args)
         return try reply()
     }
 
     /// Queues one command in the output buffer (nothing is sent until a reply is read).
-    func append(_ args: [String]) throws {
+    public func append(_ args: [String]) throws {
         let status = args.withArgv { argc, argv, lengths in redisAppendCommandArgv(context, argc, argv, lengths) }
         if status != REDIS_OK { throw Failure(description: "append: \(errorDescription)") }
     }
 
     /// Queues one command given as raw argument pointers; used by the rate limiter's arena so the
     /// steady state builds commands without Swift strings.
-    func append(argc: Int32, argv: UnsafeMutablePointer<UnsafePointer<CChar>?>, lengths: UnsafePointer<Int>) throws {
+    public func append(argc: Int32, argv: UnsafeMutablePointer<UnsafePointer<CChar>?>, lengths: UnsafePointer<Int>) throws {
         if redisAppendCommandArgv(context, argc, argv, lengths) != REDIS_OK {
             throw Failure(description: "append: \(errorDescription)")
         }
     }
 
     /// Flushes queued commands if needed and reads the next reply (blocking, bounded by the I/O timeout).
-    func reply() throws -> RedisReply {
+    public func reply() throws -> RedisReply {
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
             throw Failure(description: "reply: \(errorDescription)")
@@ -90,7 +91,7 @@ final class RedisConnection {
     }
 
     /// Reads the next reply and lends the raw hiredis tree to `body` (no copying), then frees it.
-    func withReply<R>(_ body: (UnsafeMutablePointer<redisReply>) -> R) throws -> R {
+    public func withReply<R>(_ body: (UnsafeMutablePointer<redisReply>) -> R) throws -> R {
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
             throw Failure(description: "reply: \(errorDescription)")
@@ -100,7 +101,7 @@ final class RedisConnection {
     }
 
     /// A reply already parsed from the input buffer, without any I/O; nil when none is complete.
-    func bufferedReply() throws -> RedisReply? {
+    public func bufferedReply() throws -> RedisReply? {
         var raw: UnsafeMutableRawPointer?
         guard redisGetReplyFromReader(context, &raw) == REDIS_OK else {
             throw Failure(description: "protocol: \(errorDescription)")
@@ -111,7 +112,7 @@ final class RedisConnection {
     }
 
     /// Writes everything queued, blocking up to the I/O timeout.
-    func flush() throws {
+    public func flush() throws {
         var done: Int32 = 0
         while done == 0 {
             if redisBufferWrite(context, &done) != REDIS_OK { throw Failure(description: "write: \(errorDescription)") }
@@ -120,7 +121,7 @@ final class RedisConnection {
 
     /// Reads whatever the socket has into hiredis's buffer (blocking up to the I/O timeout, so call
     /// it after poll(2) said readable).
-    func readAvailable() throws {
+    public func readAvailable() throws {
         if redisBufferRead(context) != REDIS_OK { throw Failure(description: "read: \(errorDescription)") }
     }
 
@@ -131,7 +132,7 @@ final class RedisConnection {
         }
     }
 
-    static func timeval(micros: Int64) -> Glibc.timeval {
+    public static func timeval(micros: Int64) -> Glibc.timeval {
         Glibc.timeval(tv_sec: Int(micros / 1_000_000), tv_usec: Int(micros % 1_000_000))
     }
 }
