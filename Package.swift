@@ -154,6 +154,24 @@ let package = Package(
             path: "services/playback",
             resources: [.copy("Resources/openapi.yaml"), .copy("Resources/player")]),
         .target(
+            name: "MarqueeBilling",
+            dependencies: [
+                "MarqueeServiceKit",
+                "MarqueeBus",
+                "MarqueePolicy",
+                "MarqueeStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "services/billing",
+            resources: [.copy("Resources/openapi.yaml")]),
+        .target(
             name: "MarqueeIngest",
             dependencies: [
                 "MarqueeServiceKit",
@@ -181,6 +199,7 @@ let package = Package(
                 "MarqueeCatalog",
                 "MarqueeIngest",
                 "MarqueePlayback",
+                "MarqueeBilling",
                 "MarqueeServiceKit",
                 "MarqueeMedia",
                 "MarqueeStore",
@@ -209,7 +228,8 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport",
+                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeBilling", "MarqueeBus", "MarqueeStore", "MarqueePolicy",
+                "MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
