@@ -436,6 +436,44 @@ struct BillingTests {
         }
     }
 
+    @Test("Free titles are never charged, however much is delivered")
+    func freeTitles() async throws {
+        try await Self.withBilling(.sqlite) { world in
+            let viewer = try await Self.user(world, .viewer, "viewer@example.com")
+            #expect(try await Self.open(world.billing, session: "free", user: viewer.id, price: 0).status == .created)
+            let (store, _) = try Self.package(segments: 40)
+            let deliveries = MemoryDeliveries()
+            deliveries.append(Self.delivered("free", segments: 0..<40))
+            let meter = Meter(service: world.service, source: deliveries, timelines: PackageTimelines(store: store))
+            while try await meter.runOnce() > 0 {}
+            let session = try await world.billing.send(.get, "/api/billing/sessions/free", token: viewer.token)
+            #expect(session["state"] == "active")
+            #expect(session.json["billed_minutes"] as? Int == 4)
+            #expect(session.json["charged"] as? Int == 0)
+            #expect(try await Self.transferCount(world.service) == 0)
+            #expect(world.revoker.revoked.isEmpty)
+        }
+    }
+
+    @Test("Revocations reach a gateway's admin listener as POST /revocations with its bearer secret")
+    func adminListenerRevocation() async throws {
+        let seen = NIOLockedValueBox<[String]>([])
+        let router = Router()
+        router.post("/revocations") { request, _ -> Response in
+            guard request.headers[.authorization] == "Bearer admin-secret" else { return Response(status: .unauthorized) }
+            seen.withLockedValue { $0.append(request.uri.query ?? "") }
+            return Response(status: .ok)
+        }
+        try await Application(router: router).test(.live) { client in
+            let port = try #require(client.port)
+            try await GatewayAdminRevoker(admins: ["127.0.0.1:\(port)"], bearer: "admin-secret").revoke("s-1", reason: .funds, ttlSeconds: 600)
+            #expect(seen.withLockedValue { $0 } == ["session=s-1&reason=funds&ttl=600"])
+            await #expect(throws: ServiceError.self) {
+                try await GatewayAdminRevoker(admins: ["127.0.0.1:\(port)"], bearer: "wrong").revoke("s-2", reason: .other, ttlSeconds: 600)
+            }
+        }
+    }
+
     // MARK: - Through playback
 
     @Test("Playback: a priced title needs a minute's funds (402 naming the shortfall), free titles none; DELETE ends and revokes", arguments: DatabaseKind.allCases)

@@ -117,8 +117,15 @@ public struct Meter: Sendable {
             guard UInt64(max(0, current)) == start else { return [] }
             var revoked: [String] = []
             let now = unixMilliseconds()
-            for id in grouped.keys.sorted() {
-                guard var session = try await BillingSession.load(id, tx, lock: true), let records = grouped[id] else { continue }
+            let ids = grouped.keys.sorted()
+            // Every session of the batch locked first, in id order, before any account: the order
+            // session starts and ends take their locks in too, so they never wait on each other in a circle.
+            if tx.dialect == .postgres, !ids.isEmpty {
+                let placeholders = (1...ids.count).map { "$\($0)" }.joined(separator: ", ")
+                _ = try await tx.query("SELECT id FROM billing_sessions WHERE id IN (\(placeholders)) ORDER BY id FOR UPDATE", ids.map(SQLValue.text))
+            }
+            for id in ids {
+                guard var session = try await BillingSession.load(id, tx), let records = grouped[id] else { continue }
                 guard let timeline = loaded["\(session.titleID)/\(session.packageVersion)"] else { continue }
                 var changed = false
                 for record in records where record.titleID == session.titleID && record.packageVersion == session.packageVersion {
