@@ -58,9 +58,9 @@ let package = Package(
         .target(name: "MarqueePolicy", dependencies: ["MarqueeHTTP", "CLinux", "CMaxMindDB", "CHiredis"]),
         .target(
             name: "MarqueeGateway",
-            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "CLinux"]),
+            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeBus", "CLinux"]),
         .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
-        // Delivery records: the layout, the per-loop ring (docs/delivery-records.md).
+        // Delivery records: the layout, the per-loop ring, the writer thread and its carriers (docs/delivery-records.md).
         .target(name: "MarqueeBus"),
         .target(
             name: "MarqueeStore",
@@ -153,6 +153,7 @@ let package = Package(
             ],
             path: "services/playback",
             resources: [.copy("Resources/openapi.yaml"), .copy("Resources/player")]),
+        // Billing: wallets, the ledger, metering minutes watched from delivery records.
         .target(
             name: "MarqueeBilling",
             dependencies: [
@@ -224,7 +225,7 @@ let package = Package(
         .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP"]),
+        .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus"]),
         .testTarget(
             name: "ServiceTests",
             dependencies: [
@@ -254,8 +255,9 @@ let package = Package(
             ]),
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeBusTests", dependencies: ["MarqueeBus", "MarqueeTestSupport"]),
+        .testTarget(name: "BillingTests", dependencies: ["MarqueeBilling", "MarqueeBus", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "CFFmpeg", "MarqueeTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeBus", "MarqueeTestSupport"]),
     ]
 )
 

@@ -18,22 +18,25 @@ pids=()
 # moto's server does not stop on SIGTERM, hence KILL.
 trap 'for p in "${pids[@]}"; do kill -KILL $p 2>/dev/null; done; rm -rf "$work"' EXIT
 gcc -O2 -shared -fPIC -o "$work/counter.so" Benchmarks/malloc-counter.c -ldl
-mkdir -p "$work/root/bench"
-head -c 1536 /dev/urandom | base64 -w 76 | head -c 1536 > "$work/root/bench/playlist.m3u8"
-head -c 2097152 /dev/urandom > "$work/root/bench/segment.m4s"
+# BENCH_DIR=titles/bench/v1 serves a media path, where every response also leaves a delivery record.
+bench_dir=${BENCH_DIR:-bench}
+mkdir -p "$work/root/$bench_dir"
+head -c 1536 /dev/urandom | base64 -w 76 | head -c 1536 > "$work/root/$bench_dir/playlist.m3u8"
+head -c 2097152 /dev/urandom > "$work/root/$bench_dir/segment.m4s"
 serving=(--root "$work/root")
+export MARQUEE_BUS_LOG_DIR="$work/deliveries"
 if [ "$source_kind" = store ]; then
   moto_port=$(python3 Benchmarks/loadbench.py free-ports 1)
   .build/python/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$moto_port/" && break; sleep 0.1; done
-  .build/python/bin/python - "$moto_port" "$work/root" <<'PY'
+  .build/python/bin/python - "$moto_port" "$work/root" "$bench_dir" <<'PY'
 import sys, boto3
 s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1",
                   aws_access_key_id="bench", aws_secret_access_key="bench-secret")
 s3.create_bucket(Bucket="bench")
 for name in ("playlist.m3u8", "segment.m4s"):
-    s3.upload_file(f"{sys.argv[2]}/bench/{name}", "bench", f"bench/{name}")
+    s3.upload_file(f"{sys.argv[2]}/{sys.argv[3]}/{name}", "bench", f"{sys.argv[3]}/{name}")
 PY
   export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
   serving=(--store "s3://bench?endpoint=http://127.0.0.1:$moto_port&region=us-east-1" --cache-dir "$work/cache")
@@ -46,7 +49,7 @@ for _ in $(seq 1 200); do grep -q listening "$work/out" && break; sleep 0.05; do
 port=$(sed -n 's/.*http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/out" | head -1)
 reading() { kill -USR2 $pid; sleep 0.2; tail -1 "$work/err" | awk '{print $2}'; }
 echo "source: $source_kind"
-for path in bench/playlist.m3u8 bench/segment.m4s; do
+for path in "$bench_dir/playlist.m3u8" "$bench_dir/segment.m4s"; do
   code=$(curl -s -o "$work/check" -w '%{http_code}' "http://127.0.0.1:$port/$path")
   [ "$code" = 200 ] && cmp -s "$work/check" "$work/root/$path" || { echo "$path answered $code (or other bytes); not measuring" >&2; exit 1; }
   wrk -t1 -c32 -d2s "http://127.0.0.1:$port/$path" >/dev/null   # warm-up: pools and caches fill

@@ -26,6 +26,10 @@
 #   TOKENS=1              signed URLs on both sides: Marquee requires a URL token (path placement,
 #                         HMAC-SHA256), nginx checks secure_link (MD5 of expiry, URI, secret);
 #                         IDLE defaults to 0 in this mode
+#   BENCH_DIR=bench       folder (under the media root) the two files are served from; a media
+#                         path such as titles/bench/v1 makes Marquee write a delivery record
+#                         per response (see Benchmarks/records-overhead.sh)
+#   MARQUEE_ARGS=""       extra arguments for `marquee origin` (e.g. --no-delivery-records)
 #   WRK_CPUS, SERVER_CPUS optional taskset CPU lists to pin wrk / both servers (default: no pinning)
 #   MAX_OTHER=0.15        a run during which other processes used more CPU cores than this is
 #   NOISE_RETRIES=2       discarded and repeated (at most NOISE_RETRIES times)
@@ -202,8 +206,16 @@ run_tracked() {
 MEDIA="$TMP/media"
 mkdir -p "$MEDIA"
 python3 "$HELPER" make-media "$MEDIA"
-PLAYLIST_PATH=/bench/playlist.m3u8
-SEGMENT_PATH=/bench/segment.m4s
+BENCH_DIR="${BENCH_DIR:-bench}"
+[[ "$BENCH_DIR" =~ ^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$ ]] || fail "BENCH_DIR must be a relative path (got '$BENCH_DIR')"
+if [[ "$BENCH_DIR" != bench ]]; then
+  mkdir -p "$MEDIA/$BENCH_DIR"
+  mv "$MEDIA"/bench/* "$MEDIA/$BENCH_DIR/"
+  rmdir "$MEDIA/bench"
+fi
+PLAYLIST_PATH=/$BENCH_DIR/playlist.m3u8
+SEGMENT_PATH=/$BENCH_DIR/segment.m4s
+read -r -a MARQUEE_EXTRA_ARGS <<<"${MARQUEE_ARGS:-}"
 
 read -r NGINX_PORT MARQUEE_PORT ADMIN_PORT <<<"$(python3 "$HELPER" free-ports 3)"
 
@@ -212,6 +224,7 @@ SECURE_LINK_SECRET=""
 # Public files unless TOKENS=1; one client address holds every connection here, so no per-address cap.
 MARQUEE_TOKEN_ARGS=(--no-require-token)
 export MARQUEE_RATE_LIMITS_MAX_CONNECTIONS_PER_ADDRESS=0
+export MARQUEE_BUS_LOG_DIR="$TMP/deliveries"   # delivery records (media paths only), removed with $TMP
 NGINX_PLAYLIST_PATH=$PLAYLIST_PATH
 NGINX_SEGMENT_PATH=$SEGMENT_PATH
 MARQUEE_PLAYLIST_PATH=$PLAYLIST_PATH
@@ -259,12 +272,13 @@ wait_ready nginx "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$NGINX_PLAYLIST_PATH"
 # Marquee.
 log "starting marquee on 127.0.0.1:$MARQUEE_PORT (admin $ADMIN_PORT, $THREADS threads)"
 "${SERVER_PREFIX[@]}" "$MARQUEE_BIN" origin --root "$MEDIA" --listen "127.0.0.1:$MARQUEE_PORT" \
-  --admin "127.0.0.1:$ADMIN_PORT" --threads "$THREADS" "${MARQUEE_TOKEN_ARGS[@]}" >"$TMP/marquee.log" 2>&1 &
+  --admin "127.0.0.1:$ADMIN_PORT" --threads "$THREADS" "${MARQUEE_TOKEN_ARGS[@]}" ${MARQUEE_EXTRA_ARGS[@]+"${MARQUEE_EXTRA_ARGS[@]}"} \
+  >"$TMP/marquee.log" 2>&1 &
 MARQUEE_PID=$!
 PIDS+=("$MARQUEE_PID")
 wait_ready marquee "$MARQUEE_PID" "http://127.0.0.1:$ADMIN_PORT/readyz" "$TMP/marquee.log"
 if [[ "$TOKENS" == 1 ]]; then
-  sign() { "$MARQUEE_BIN" sign --key-id bench --secret-file "$TMP/bench.key" --scope /bench/ --ttl 86400 \
+  sign() { "$MARQUEE_BIN" sign --key-id bench --secret-file "$TMP/bench.key" --scope "/$BENCH_DIR/" --ttl 86400 \
     --session bench-session --mode path --base "" "$1"; }
   MARQUEE_PLAYLIST_PATH=$(sign "$PLAYLIST_PATH")
   MARQUEE_SEGMENT_PATH=$(sign "$SEGMENT_PATH")
@@ -376,6 +390,11 @@ if (( IDLE > 0 )); then
     done
   done
 fi
+
+# Delivery-record counters, when Marquee wrote records (a media BENCH_DIR): the runs must show
+# as many records as requests and zero drops.
+curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep -E '^marquee_delivery_(records|carrier)' \
+  >"${OUT%.md}.records.txt" || true
 
 # ---------------------------------------------------------------------------
 # Report.

@@ -31,6 +31,10 @@ public enum OriginConfiguration {
         public var catalogCredentialFile: String?
         /// `--admin-token-file`: the admin listener's bearer secret.
         public var adminTokenFile: String?
+        /// `--no-delivery-records` (`bus.records`): false turns delivery records off.
+        public var deliveryRecords: Bool?
+        /// Where `bus.log.dir` defaults to when the key is not set (`marquee dev`: `<data>/deliveries`).
+        public var defaultDeliveryLogDirectory: String?
 
         public init(
             root: String? = nil, listen: String? = nil, admin: String? = nil, configFile: String? = nil, threads: Int? = nil,
@@ -127,6 +131,7 @@ public enum OriginConfiguration {
         c.policy = try PolicyConfiguration.load(
             config, tokenKeys: flags.tokenKeys, tokenKeyDirectory: flags.tokenKeyDirectory, requireToken: flags.requireToken)
         c.services = try services(config, flags: flags.services, catalogCredentialFile: flags.catalogCredentialFile)
+        c.deliveryRecords = try deliveryRecords(config, flags: flags)
         if c.services.titleRulesUpstream != nil && c.policy.geoDatabase == nil {
             printError("marquee: warning: per-title geo rules from the catalog cannot be enforced without geo.database; every client's country is unknown (geo.unknown_country decides)")
         }
@@ -158,6 +163,48 @@ public enum OriginConfiguration {
         s.negativeMilliseconds = Int64(config.int(forKey: "origin.cache_negative_ms", default: Int(s.negativeMilliseconds)))
         guard s.negativeMilliseconds >= 0 else { throw InvalidSetting(description: "origin.cache_negative_ms must not be negative") }
         return s
+    }
+
+    /// `bus.*` and `gateway.*`: delivery records and where they go (docs/delivery-records.md).
+    /// - `bus.records` (bool, default true): emit a record per media response; `--no-delivery-records`.
+    /// - `bus.batch_ms` (int, ms, default 20): longest a record waits in its loop's ring.
+    /// - `bus.ring_records` (int, records, default 8192, a power of two): each loop's ring; more are dropped and counted.
+    /// - `bus.log.dir` (string, default `<cwd>/deliveries`): the local log's folder.
+    /// - `bus.log.fsync_ms` (int, ms, default 100): fsync interval of the log.
+    /// - `bus.log.segment_bytes` (int, bytes, default 67108864): segment size bound.
+    /// - `gateway.id` (string, default (or empty) the host name), `gateway.region` (string, default `local`).
+    static func deliveryRecords(_ config: ConfigReader, flags: Flags) throws -> DeliveryRecordSettings? {
+        guard flags.deliveryRecords ?? config.bool(forKey: "bus.records", default: true) else { return nil }
+        var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let here = getcwd(&cwd, cwd.count).map { String(cString: $0) } ?? "."
+        let directory = config.string(forKey: "bus.log.dir", default: flags.defaultDeliveryLogDirectory ?? here + "/deliveries")
+        guard !directory.isEmpty else { throw InvalidSetting(description: "bus.log.dir must name a folder") }
+        let id = config.string(forKey: "gateway.id", default: "")
+        var s = DeliveryRecordSettings(logDirectory: directory, gatewayID: id.isEmpty ? hostName() : id)
+        s.region = config.string(forKey: "gateway.region", default: s.region)
+        for (key, value) in [("gateway.id", s.gatewayID), ("gateway.region", s.region)] {
+            guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw InvalidSetting(description: "\(key) must be 1 to 64 visible ASCII characters, got \(value.debugDescription)")
+            }
+        }
+        s.batchMilliseconds = config.int(forKey: "bus.batch_ms", default: s.batchMilliseconds)
+        guard (1...10_000).contains(s.batchMilliseconds) else { throw InvalidSetting(description: "bus.batch_ms must be between 1 and 10000") }
+        s.ringRecords = config.int(forKey: "bus.ring_records", default: s.ringRecords)
+        guard s.ringRecords >= 2, s.ringRecords <= 1 << 20, s.ringRecords.nonzeroBitCount == 1 else {
+            throw InvalidSetting(description: "bus.ring_records must be a power of two between 2 and 1048576, got \(s.ringRecords)")
+        }
+        s.logFsyncMilliseconds = config.int(forKey: "bus.log.fsync_ms", default: s.logFsyncMilliseconds)
+        guard s.logFsyncMilliseconds >= 0 else { throw InvalidSetting(description: "bus.log.fsync_ms must not be negative") }
+        s.logSegmentBytes = config.int(forKey: "bus.log.segment_bytes", default: s.logSegmentBytes)
+        guard s.logSegmentBytes >= 1 << 16 else { throw InvalidSetting(description: "bus.log.segment_bytes must be at least 65536") }
+        return s
+    }
+
+    static func hostName() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count - 1) == 0 else { return "gateway" }
+        let text = String(cString: name)
+        return text.isEmpty ? "gateway" : text
     }
 
     /// Service names read from `services.<name>` (and `MARQUEE_SERVICES_<NAME>`); any other name

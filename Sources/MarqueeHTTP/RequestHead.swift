@@ -32,6 +32,11 @@ public struct RequestHead: Sendable, Equatable {
     /// `X-Forwarded-For` and `Forwarded` (RFC 7239): believed only from trusted proxies.
     public var forwardedFor = ByteSlice.none
     public var forwarded = ByteSlice.none
+    /// The player's CMCD headers (CTA-5004), kept as sent for the delivery record.
+    public var cmcdRequest = ByteSlice.none
+    public var cmcdObject = ByteSlice.none
+    public var cmcdStatus = ByteSlice.none
+    public var cmcdSession = ByteSlice.none
     /// Number of header fields.
     public var headerCount = 0
     /// Bytes of the head, the final empty line included: where the next request (or body) starts.

@@ -144,6 +144,10 @@ public enum RequestParser {
             // Repeated lines: the last one is kept (the nearest proxy appends its own last).
             case .forwardedFor: head.forwardedFor = value
             case .forwarded: head.forwarded = value
+            case .cmcdRequest: head.cmcdRequest = value
+            case .cmcdObject: head.cmcdObject = value
+            case .cmcdStatus: head.cmcdStatus = value
+            case .cmcdSession: head.cmcdSession = value
             case .other: break
             }
         }
@@ -219,7 +223,7 @@ public enum RequestParser {
     private enum Field {
         case host, contentLength, transferEncoding, connection, range, ifNoneMatch, ifModifiedSince, ifRange,
             ifMatch, ifUnmodifiedSince, origin, accessControlRequestMethod, accessControlRequestHeaders, forwardedFor,
-            forwarded, other
+            forwarded, cmcdRequest, cmcdObject, cmcdStatus, cmcdSession, other
 
         init(_ name: UnsafeRawBufferPointer) {
             switch name.count {
@@ -230,6 +234,12 @@ public enum RequestParser {
                 self = name.equalsLowercase("if-match") ? .ifMatch : name.equalsLowercase("if-range") ? .ifRange : .other
             case 9: self = name.equalsLowercase("forwarded") ? .forwarded : .other
             case 10: self = name.equalsLowercase("connection") ? .connection : .other
+            case 11:
+                self =
+                    name.equalsLowercase("cmcd-object") ? .cmcdObject : name.equalsLowercase("cmcd-status") ? .cmcdStatus : .other
+            case 12:
+                self =
+                    name.equalsLowercase("cmcd-request") ? .cmcdRequest : name.equalsLowercase("cmcd-session") ? .cmcdSession : .other
             case 15: self = name.equalsLowercase("x-forwarded-for") ? .forwardedFor : .other
             case 13: self = name.equalsLowercase("if-none-match") ? .ifNoneMatch : .other
             case 14: self = name.equalsLowercase("content-length") ? .contentLength : .other

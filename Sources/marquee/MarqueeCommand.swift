@@ -67,6 +67,11 @@ struct OriginCommand: AsyncParsableCommand {
             discussion: "/api/NAME and /api/NAME/... are forwarded to it with path and query unchanged; /.well-known/jwks.json goes to 'auth'. HOST is an IPv4 address, [IPv6] address or localhost. A 'catalog' service also supplies per-title access rules (catalog.title_rules)."))
     var services: [String] = []
 
+    @Flag(
+        name: .customLong("delivery-records"), inversion: .prefixedNo, exclusivity: .chooseLast,
+        help: "Write a delivery record per media response to the local log (bus.records, on by default; bus.log.dir). --no-delivery-records turns them off.")
+    var deliveryRecords: Bool? = nil
+
     @Option(
         name: .customLong("catalog-credential-file"),
         help: "File holding the gateways' service credential for the catalog's access-rules feed (services.catalog_credential_file; the catalog's catalog.gateway_credential_file).")
@@ -80,6 +85,7 @@ struct OriginCommand: AsyncParsableCommand {
         flags.cacheMaxBytes = cacheMaxBytes
         flags.catalogCredentialFile = catalogCredentialFile
         flags.adminTokenFile = adminTokenFile
+        flags.deliveryRecords = deliveryRecords
         let configuration: ServerConfiguration
         do {
             configuration = try await OriginConfiguration.load(flags)

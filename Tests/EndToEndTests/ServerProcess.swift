@@ -121,6 +121,8 @@ final class ServerProcess: @unchecked Sendable {
         if let configFile { arguments += ["--config", configFile.path] }
         process.arguments = arguments + extra
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MARQUEE_") }
+        // Delivery records default to `<cwd>/deliveries`: a test's go to its own scratch folder.
+        env["MARQUEE_BUS_LOG_DIR"] = try Scratch.newDirectory("deliveries").path
         env.merge(environment) { $1 }
         process.environment = env
         let out = Pipe()

@@ -1,4 +1,5 @@
 import CLinux
+import MarqueeBus
 import MarqueeHTTP
 import MarqueePolicy
 
@@ -67,6 +68,23 @@ enum PrometheusText {
             family("marquee_proxy_body_budget_refusals_total", "counter", "Requests refused with 503 because request bodies held by a loop reached services.body_buffer_bytes_per_loop.")
             for (i, name) in shared.upstreamNames.enumerated() {
                 out += "marquee_proxy_body_budget_refusals_total{upstream=\"\(name)\"} \(proxied(i, LoopMetrics.ProxyCounter.bodyBudgetRefusal.rawValue))\n"
+            }
+        }
+
+        if let writer = shared.recordWriter {
+            family("marquee_delivery_records_total", "counter", "Delivery records of media responses committed to the loops' rings.")
+            out += "marquee_delivery_records_total \(sum(.deliveryRecords))\n"
+            family("marquee_delivery_records_dropped_total", "counter", "Delivery records refused because a loop's ring was full.")
+            out += "marquee_delivery_records_dropped_total \(writer.dropped)\n"
+            family("marquee_delivery_records_truncated_total", "counter", "Delivery records with a text field cut to fit the layout.")
+            out += "marquee_delivery_records_truncated_total \(sum(.deliveryRecordsTruncated))\n"
+            family("marquee_delivery_records_shipped_total", "counter", "Delivery records the writer thread handed to its carrier.")
+            out += "marquee_delivery_records_shipped_total \(writer.shipped)\n"
+            family("marquee_delivery_carrier_errors_total", "counter", "Batches or flushes the carrier failed (the records stay in their ring and are offered again).")
+            out += "marquee_delivery_carrier_errors_total \(writer.carrierErrors)\n"
+            for (name, value) in writer.carrierCounters {
+                family("marquee_delivery_records_\(name)_total", "counter", "Delivery records the carrier counted as \(name).")
+                out += "marquee_delivery_records_\(name)_total \(value)\n"
             }
         }
 

@@ -75,6 +75,20 @@ struct Connection {
     var requestStartNanoseconds: UInt64 = 0
     var responseBytes: Int64 = 0
 
+    // The delivery record of the response in progress (`EventLoop+Records`): started in the loop's
+    // per-slot record memory when the response began, completed when it ends or is cut.
+    var recording = false
+    var recordStartNanoseconds: UInt64 = 0
+    /// Bytes of this response the socket took so far, head included; `headBytes` of them are head.
+    var sentBytes: Int64 = 0
+    var headBytes: Int32 = 0
+    /// What the policy learned before the request parked for a fetch (it is not checked again
+    /// when it resumes): the session's length (its bytes wait in the slot's record memory), the
+    /// country and the client.
+    var stagedSessionLength: UInt8 = 0
+    var stagedCountry: UInt16 = 0
+    var stagedClient = IPAddress(high: 0, low: 0)
+
     // The splice chain in flight, enough to replay which step did what.
     var planHead = false
     var planPoll = false

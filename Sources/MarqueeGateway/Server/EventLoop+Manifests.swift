@@ -51,6 +51,8 @@ extension EventLoop {
         w.append("\r\nCache-Control: private, no-cache\r\n\r\n")
         connections[Int(slot)].status = .ok
         connections[Int(slot)].headCount = Int32(w.count)
+        // The representation sent is the rewritten one.
+        media.objectSize = Int64(measured.length)
         if head.method == .head {
             bodies.give(b)
             sendHead(slot, body: nil, bodyLength: 0)

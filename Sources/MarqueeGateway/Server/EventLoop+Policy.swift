@@ -65,6 +65,7 @@ extension EventLoop {
                 peer: client, forwardedFor: head.forwardedFor.bytes(in: buffer), forwarded: head.forwarded.bytes(in: buffer))
         }
         credentials.client = client
+        media.client = client
 
         // Signed URL
         if credentials.route == .media, let keys = policy.tokenKeys {
@@ -86,6 +87,7 @@ extension EventLoop {
                 case .granted(let start, let count):
                     metrics.countPolicy(PolicyCounter.tokenGranted)
                     credentials.session = UnsafeRawBufferPointer(start: scratch + start, count: count)
+                    media.session = credentials.session
                 case .refused(let refusal):
                     metrics.countPolicy(PolicyCounter.tokenRefused(refusal))
                     respondWithError(slot, HTTPError(refusal.isExpiry ? .gone : .forbidden, refusal.reason), close: false, origin: origin)
@@ -121,9 +123,11 @@ extension EventLoop {
                 decision = geoPolicy.evaluate(path: path, client: client, database: nil, anonymousDatabase: nil)
             }
             switch decision {
-            case .allowed:
+            case .allowed(let country):
                 metrics.countPolicy(PolicyCounter.geoAllowed)
+                if country != .unknown { media.country = country.rawValue }
             case .denied(let denial):
+                media.country = denial.country.rawValue
                 metrics.countPolicy(PolicyCounter.geoDenied(denial.reason))
                 let length = denial.writeMessage(into: messageScratch, capacity: Self.messageScratchBytes - 1)
                 messageScratch.storeBytes(of: 0x0A, toByteOffset: length, as: UInt8.self)

@@ -1,3 +1,4 @@
+import MarqueeBus
 import MarqueeHTTP
 
 /// Misses of the origin's read-through cache: the request, already admitted by the policy, parks
@@ -7,6 +8,7 @@ extension EventLoop {
     /// The file is not in the cache. `after` is the outcome of the fetch this request already
     /// waited for (then it does not wait again).
     mutating func fetchMissing(_ slot: Int32, _ relativePath: UnsafeRawBufferPointer, after fetched: FetchOutcome?, origin: UnsafeRawBufferPointer) {
+        media.cache = .miss
         if let fetched {
             respondToFailedFetch(slot, fetched, origin: origin)
             return
@@ -25,6 +27,7 @@ extension EventLoop {
             respondToFailedFetch(slot, .notFound, origin: origin)
             return
         }
+        stageRecord(slot)
         // Parked like a request waiting for the shared rate limiter: `processInput` keeps the head.
         connections[Int(slot)].phase = .awaitingPolicy
         connections[Int(slot)].awaitingFetch = true

@@ -1,6 +1,7 @@
 import CLinux
 import CURing
 import Glibc
+import MarqueeBus
 import MarqueeHTTP
 import MarqueeRing
 import MarqueeTokens
@@ -12,6 +13,9 @@ extension EventLoop {
 
     /// Answers one parsed request. `buffer` holds the head; it is not used after this returns.
     mutating func respond(_ slot: Int32, to head: RequestHead, in buffer: UnsafeRawBufferPointer) {
+        // What a media request leaves for its record points into this call's buffers only.
+        media.active = false
+        defer { media.active = false }
         connections[Int(slot)].keepAlive = head.keepAlive && !head.hasBody && !draining
         connections[Int(slot)].isHTTP10 = !head.isHTTP11
         if let routes {
@@ -83,6 +87,7 @@ extension EventLoop {
             length += separator + index.utf8CodeUnitCount
             scratch[length] = 0
         }
+        noteMediaRequest(slot, head, buffer, path: UnsafeRawBufferPointer(start: pathScratch + 1, count: length))
         var credentials = Credentials(
             token: token, absolutePath: UnsafeRawBufferPointer(start: pathScratch, count: length + 1),
             relativePath: UnsafeRawBufferPointer(start: pathScratch + 1, count: length))
@@ -94,6 +99,8 @@ extension EventLoop {
             case .proceed: break
             case .answered, .parked: return
             }
+        } else {
+            unstageRecord(slot)
         }
         let e: Int32
         switch files.acquire(UnsafeRawBufferPointer(start: pathScratch + 1, count: length), now: nowMilliseconds) {
@@ -106,6 +113,8 @@ extension EventLoop {
             return
         case .entry(let found):
             e = found
+            media.objectSize = files.entries[Int(e)].size
+            if readThrough != nil { media.cache = fetched == nil ? .hit : .miss }
             if let readThrough, fetched == nil {
                 metrics.add(.readThroughHits)
                 if files.checkedDisk { readThrough.touch(loop: id, hash: files.entries[Int(e)].hash) }
@@ -138,6 +147,8 @@ extension EventLoop {
                     status = .partialContent
                     first = from
                     count = to - from + 1
+                    media.rangeFirst = from
+                    media.rangeLast = to
                 case .unsatisfiable:
                     files.release(e)
                     respondWithError(
@@ -304,20 +315,24 @@ extension EventLoop {
         w.appendCRLF()
         extra(&w)
         w.appendCRLF()
+        let headBytes = Int32(w.count)
         w.append(body)
         if newline { w.append(byte: 0x0A) }
         connections[Int(slot)].status = status
         connections[Int(slot)].headCount = Int32(w.count)
-        sendHead(slot, body: nil, bodyLength: 0)
+        sendHead(slot, body: nil, bodyLength: 0, headBytes: headBytes)
     }
 
     // MARK: - Sending from memory
 
     /// Sends the head written for `slot` and an optional body from memory in one sendmsg.
-    mutating func sendHead(_ slot: Int32, body: UnsafeRawPointer?, bodyLength: Int) {
+    /// `headBytes`: how much of the slot's head buffer is head when a short body was written
+    /// after it (refusals); -1 when all of it is.
+    mutating func sendHead(_ slot: Int32, body: UnsafeRawPointer?, bodyLength: Int, headBytes: Int32 = -1) {
         let s = Int(slot)
         let head = heads + s * Self.headBytes
         let headCount = Int(connections[s].headCount)
+        beginRecord(slot, headBytes: headBytes >= 0 ? headBytes : Int32(headCount))
         connections[s].sendRemaining = Int64(headCount) + Int64(bodyLength)
         connections[s].responseBytes = connections[s].sendRemaining
         connections[s].phase = .responding
@@ -368,6 +383,8 @@ extension EventLoop {
     mutating func onSendComplete(_ slot: Int32, result: Int32) {
         let s = Int(slot)
         connections[s].sendInFlight = false
+        // Counted even when the connection is being cut: the record says what went out.
+        if result > 0 { connections[s].sentBytes += Int64(result) }
         guard connections[s].phase == .responding else {
             finishCloseIfQuiet(slot)
             return
@@ -390,6 +407,7 @@ extension EventLoop {
     /// The response is out: count it, release what it held, and go on with the connection.
     mutating func responseDone(_ slot: Int32, countStatus: Bool = true) {
         let s = Int(slot)
+        endRecord(slot, aborted: false)
         if countStatus { metrics.count(connections[s].status) }
         metrics.add(.bytesSent, UInt64(connections[s].responseBytes))
         metrics.observeLatency(microseconds: (nowNanoseconds &- connections[s].requestStartNanoseconds) / 1000)

@@ -17,6 +17,7 @@ extension EventLoop {
     }
 
     mutating func startStream(_ slot: Int32) {
+        beginRecord(slot, headBytes: connections[Int(slot)].headCount)
         connections[Int(slot)].phase = .responding
         startTimer(slot, .send)
         let pipe = pipes.take()
@@ -114,9 +115,12 @@ extension EventLoop {
     mutating func apply(_ slot: Int32, _ step: StreamStep, moved: Int64) {
         let s = Int(slot)
         switch step {
-        case .head, .poll:
+        case .head:
+            connections[s].sentBytes += moved
+        case .poll:
             break
         case .drain, .pipeToSocket:
+            connections[s].sentBytes += moved
             connections[s].pipeFill -= Int32(moved)
             metrics.add(.splicedBytes, UInt64(moved))
         case .fileToPipe:
@@ -129,6 +133,7 @@ extension EventLoop {
         let s = Int(slot)
         connections[s].sendInFlight = false
         guard connections[s].phase == .responding else {
+            if connections[s].recording { countCutRound(slot, index, result) }
             finishCloseIfQuiet(slot)
             return
         }
@@ -143,6 +148,7 @@ extension EventLoop {
             switch step {
             case .head:
                 guard Int64(result) == length else { return abort(slot) }
+                apply(slot, .head, moved: length)
             case .poll:
                 guard Int32(result) & Int32(POLLERR | POLLHUP) == 0 else { return abort(slot) }
             case .drain, .pipeToSocket, .fileToPipe:
@@ -160,6 +166,19 @@ extension EventLoop {
         } else {
             startTimer(slot, .send)  // progress made: the send timeout starts over
             submitStreamRound(slot, head: false, poll: needsPoll)
+        }
+    }
+
+    /// A round that completed after its connection was cut: what its steps put on the socket,
+    /// for the record (the transfer state no longer matters).
+    mutating func countCutRound(_ slot: Int32, _ index: Int, _ result: Int32) {
+        for k in 0...index {
+            let (step, length) = streamStep(slot, k)
+            let moved = k < index ? length : Int64(max(0, result))
+            switch step {
+            case .head, .drain, .pipeToSocket: connections[Int(slot)].sentBytes += moved
+            case .poll, .fileToPipe: break
+            }
         }
     }
 

@@ -11,12 +11,16 @@ extension EventLoop {
         let client = credentials.client
         let unknownCountry = policy?.settings.geoUnknownCountry ?? .allow
         let geo = policy?.geo
+        var looked = CountryCode.unknown
         let decision = titleRules.withCurrent { table in
             table.decide(titleID: titleID, nowSeconds: dateSecond, unknownCountry: unknownCountry) {
                 guard let geo else { return .unknown }
-                return geo.withDatabases { database, _ in database.lookup(client).country }
+                looked = geo.withDatabases { database, _ in database.lookup(client).country }
+                return looked
             }
         }
+        // The lookup made for the title's countries, if one was: the record's country.
+        if looked != .unknown { media.country = looked.rawValue }
         metrics.countPolicy(PolicyCounter.title(decision))
         switch decision {
         case .allowed:

@@ -1,6 +1,7 @@
 import CLinux
 import CURing
 import Glibc
+import MarqueeBus
 import MarqueeHTTP
 import MarqueePolicy
 import MarqueeRing
@@ -101,6 +102,19 @@ struct EventLoop: ~Copyable {
     /// Each upstream's address where connect operations can point at it for as long as they run.
     let upstreamSockets: UnsafeMutablePointer<sockaddr_storage>
     let upstreamAuthorities: [[UInt8]]
+    /// This loop's delivery-record ring and the writer that drains it (held like `policy`); nil
+    /// when records are off.
+    unowned(unsafe) let records: RecordRing?
+    unowned(unsafe) let recordWriter: DeliveryRecordWriter?
+    /// One record per connection slot, started when a media response begins (untouched pages of
+    /// slots never used stay unbacked); nil when records are off.
+    let recordScratch: UnsafeMutableRawPointer?
+    /// The CMCD text of the request being answered (`MediaPath.cmcd`).
+    let cmcdScratch: UnsafeMutableRawPointer
+    /// What the media request being answered left for its record.
+    var media = MediaRequest()
+    /// The writer was woken since the ring last went below half full.
+    var recordWakeSent = false
     /// Generated X-Request-IDs: a random prefix per loop and a counter.
     let requestIDPrefix: UInt64
     var requestCounter: UInt64 = 0
@@ -126,6 +140,10 @@ struct EventLoop: ~Copyable {
         self.listenFD = listenFD
         self.capacity = capacity
         metrics = shared.metrics[id]
+        records = shared.recordRings.isEmpty ? nil : shared.recordRings[id]
+        recordWriter = shared.recordWriter
+        recordScratch = records == nil ? nil : .allocate(byteCount: capacity * DeliveryRecordLayout.size, alignment: 64)
+        cmcdScratch = .allocate(byteCount: MediaPath.cmcdScratchBytes, alignment: 16)
 
         connections = .allocate(capacity: capacity)
         connections.initialize(repeating: Connection(), count: capacity)
@@ -225,6 +243,8 @@ struct EventLoop: ~Copyable {
             if draining && (openConnections == 0 || nowMilliseconds >= drainDeadline) { break }
         }
         for slot in 0..<capacity where connections[slot].phase != .free {
+            // Cut by the end of the shutdown grace: its record says what went out.
+            endRecord(Int32(slot), aborted: true)
             Glibc.close(connections[slot].fd)
         }
         ring.close()
@@ -310,7 +330,7 @@ struct EventLoop: ~Copyable {
         }
         var peer = IPAddress(high: 0, low: 0)
         var addressSlot: Int32 = -1
-        if policy != nil || routes != nil { peer = Self.peerAddress(fd) }
+        if policy != nil || routes != nil || records != nil { peer = Self.peerAddress(fd) }
         if let policy {
             if let counts = policy.connectionCounts, !policy.trustedProxies.isTrusted(peer) {
                 let (admitted, countSlot) = counts.acquire(peer)
@@ -532,6 +552,8 @@ struct EventLoop: ~Copyable {
     mutating func finishCloseIfQuiet(_ slot: Int32) {
         let c = connections[Int(slot)]
         guard c.phase == .closing, !c.recvArmed, !c.sendInFlight, !upstreamBusy(slot) else { return }
+        // A response cut before its end (client gone, timeout): its record says what went out.
+        if c.recording { endRecord(slot, aborted: true) }
         releaseInput(slot)
         releaseExchange(slot)
         if c.entry >= 0 { files.release(c.entry) }

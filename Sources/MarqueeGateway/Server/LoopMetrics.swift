@@ -29,6 +29,9 @@ struct LoopMetrics: @unchecked Sendable {
         case readThroughHits
         case readThroughMisses
         case readThroughCoalesced
+        /// Delivery records committed to the loop's ring, and those with a field cut to fit.
+        case deliveryRecords
+        case deliveryRecordsTruncated
     }
 
     /// Upper bounds of the latency histogram, in microseconds.

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeBus
 import Synchronization
 
 /// The gateway engine: one event loop per thread, each with its own SO_REUSEPORT listener, plus an
@@ -67,6 +68,24 @@ public final class Server {
         shared = SharedState(loops: configuration.threads, policy: policy, upstreamNames: configuration.services.upstreams.map(\.name),
             titleRules: configuration.services.titleRulesUpstream != nil)
         shared.readThrough = readThrough
+        if let records = configuration.deliveryRecords {
+            guard records.ringRecords > 0, records.ringRecords.nonzeroBitCount == 1 else {
+                throw StartError(description: "bus.ring_records must be a power of two, got \(records.ringRecords)")
+            }
+            let carrier: DeliveryLogCarrier
+            do {
+                carrier = try DeliveryLogCarrier(
+                    directory: records.logDirectory, gatewayID: records.gatewayID, role: records.role, region: records.region,
+                    boot: DeliveryLogIdentity.randomBoot(), segmentBytes: records.logSegmentBytes,
+                    fsyncInterval: .milliseconds(records.logFsyncMilliseconds))
+            } catch {
+                throw StartError(description: "delivery records: the log in \(records.logDirectory) cannot be opened: \(error)")
+            }
+            shared.recordRings = (0..<configuration.threads).map { _ in RecordRing(capacity: records.ringRecords) }
+            shared.recordWriter = DeliveryRecordWriter(
+                rings: shared.recordRings, carrier: carrier, batchInterval: .milliseconds(records.batchMilliseconds),
+                flushInterval: .milliseconds(max(1, records.logFsyncMilliseconds)))
+        }
     }
 
     /// Starts the loops and blocks until a termination signal has been handled and every loop has
@@ -86,6 +105,7 @@ public final class Server {
             ).start()
         }
         shared.readThrough?.start(wakeFDs: shared.wakeFDs)
+        shared.recordWriter?.start()
         var threads: [pthread_t] = []
         for id in 0..<configuration.threads {
             let start = LoopStart(server: self, id: id, capacity: perLoop)
@@ -109,6 +129,8 @@ public final class Server {
         for fd in listenFDs { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
         shared.beginDrain()
         for thread in threads { pthread_join(thread, nil) }
+        // The loops are done producing: ship what their rings hold and flush the carrier.
+        shared.recordWriter?.stop()
         shared.policy?.stop()
         for fd in listenFDs { close(fd) }
     }

@@ -77,6 +77,9 @@ public struct ServerConfiguration: Sendable {
     /// cache's `objects` folder. Nil serves `root` as it is.
     public var readThrough: ReadThroughSettings?
 
+    /// Delivery records of media responses and where they are shipped (`bus.*`); nil turns them off.
+    public var deliveryRecords: DeliveryRecordSettings?
+
     public init(root: String, listen: String, admin: String? = nil, threads: Int) {
         self.root = root
         self.listen = listen

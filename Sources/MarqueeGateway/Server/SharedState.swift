@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeBus
 import MarqueePolicy
 
 /// State every loop and the main thread share: the drain flag, wake-up descriptors, counters.
@@ -16,6 +17,11 @@ final class SharedState: @unchecked Sendable {
 
     /// The catalog's per-title rules, when a catalog service supplies them.
     let titleRules: SwappableReference<TitleRuleTable>?
+
+    /// Delivery records: one ring per loop and the writer thread that drains them; empty and nil
+    /// when records are off. Set before the loops start.
+    var recordRings: [RecordRing] = []
+    var recordWriter: DeliveryRecordWriter?
 
     /// The origin's read-through cache over an object store; set before the loops start.
     var readThrough: ReadThroughCache?

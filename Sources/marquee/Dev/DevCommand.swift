@@ -84,6 +84,7 @@ struct DevCommand: AsyncParsableCommand {
                 requireToken: true, services: running.map { "\($0.name)=\($0.url)" })
             flags.catalogCredentialFile = secrets.gatewayCredentialFile
             flags.adminTokenFile = secrets.adminTokenFile
+            flags.defaultDeliveryLogDirectory = data + "/deliveries"
             var configuration = try await OriginConfiguration.load(flags)
             configuration.policy.publicPrefixes = ["/\(PlayerSite.prefix)/"]
             gateway = try Server(configuration: configuration)

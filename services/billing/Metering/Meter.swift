@@ -129,8 +129,7 @@ public struct Meter: Sendable {
                 guard let timeline = loaded["\(session.titleID)/\(session.packageVersion)"] else { continue }
                 var changed = false
                 for record in records where record.titleID == session.titleID && record.packageVersion == session.packageVersion {
-                    guard let interval = timeline.interval(of: record.objectPath) else { continue }
-                    if session.coverage.apply(record, interval: interval) { changed = true }
+                    if session.coverage.apply(record, timeline: timeline) { changed = true }
                     session.lastActivity = max(session.lastActivity, record.endMicroseconds / 1000)
                 }
                 guard changed else {

@@ -18,46 +18,22 @@ public final class PackageTimelines: Sendable {
         if let known = cache.withLockedValue({ $0[name] }) { return known }
         guard Self.isSafe(title), Self.isSafe(version) else { return nil }
         let folder = "titles/\(title)/\(version)/"
-        var files: [String: String] = [:]
-        if let master = try await text(folder + "master.m3u8") {
-            files["master.m3u8"] = master
-            for path in Self.references(in: master) where files[path] == nil {
-                if let playlist = try await text(folder + path) { files[path] = playlist }
-            }
-        } else if let manifest = try await text(folder + "manifest.mpd") {
-            files["manifest.mpd"] = manifest
-        } else {
-            return nil
+        let timeline: PackageTimeline
+        do {
+            timeline = try await PackageTimeline.load { path in try await self.text(folder + path) }
+        } catch is PackageTimeline.Failure {
+            return nil  // no playlists, or ones that cannot be used: nothing of it can be metered
         }
-        let timeline = try PackageTimeline(files: files)
         cache.withLockedValue { $0[name] = timeline }
         return timeline
     }
 
     func text(_ key: String) async throws -> String? {
+        guard let objectKey = try? ObjectKey(key) else { return nil }  // a path no store may hold
         do {
-            return String(decoding: try await store.get(try ObjectKey(key)), as: UTF8.self)
+            return String(decoding: try await store.get(objectKey), as: UTF8.self)
         } catch StoreError.notFound(_) {
             return nil
-        }
-    }
-
-    /// The playlists a master playlist names: URI lines and `URI="..."` attributes, relative
-    /// paths inside the package only.
-    static func references(in master: String) -> [String] {
-        var paths: [String] = []
-        for raw in master.split(whereSeparator: \.isNewline) {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty { continue }
-            if !line.hasPrefix("#") {
-                paths.append(line)
-            } else if let range = line.range(of: "URI=\"") {
-                let rest = line[range.upperBound...]
-                if let end = rest.firstIndex(of: "\"") { paths.append(String(rest[..<end])) }
-            }
-        }
-        return paths.filter { path in
-            path.hasSuffix(".m3u8") && !path.hasPrefix("/") && !path.contains("://") && !path.split(separator: "/").contains("..")
         }
     }
 

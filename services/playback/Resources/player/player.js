@@ -1,7 +1,9 @@
 // The Marquee player page: sign in (auth), list titles (catalog), start a playback session
 // (playback) and play its signed HLS playlist with the browser's own HLS support, with the
-// title's poster and thumbnails shown while scrubbing. Every call goes to the gateway that
-// served this page; nothing is fetched from anywhere else.
+// title's poster and thumbnails shown while scrubbing. Priced titles are paid per minute watched
+// (billing): the page shows the wallet's balance, the session's running cost, and, when playback
+// is refused or cut for lack of funds (402), says so with a button to add funds. Every call goes
+// to the gateway that served this page; nothing is fetched from anywhere else.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -10,27 +12,28 @@ const store = window.sessionStorage;
 // MARK: - API calls
 
 class ProblemError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, problem) {
     super(detail);
     this.status = status;
+    this.problem = problem || {};
   }
 }
 
-async function call(method, path, body, retried) {
-  const headers = {};
+async function call(method, path, body, retried, extraHeaders) {
+  const headers = Object.assign({}, extraHeaders || {});
   const token = store.getItem("access_token");
   if (token) headers.Authorization = "Bearer " + token;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.status === 401 && !retried && store.getItem("refresh_token") && path !== "/api/auth/refresh") {
-    if (await refresh()) return call(method, path, body, true);
+    if (await refresh()) return call(method, path, body, true, extraHeaders);
   }
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
   if (!response.ok) {
     const detail = (data && data.detail) || text || response.statusText;
-    throw new ProblemError(response.status, detail);
+    throw new ProblemError(response.status, detail, data);
   }
   return data;
 }
@@ -106,6 +109,7 @@ async function showCatalog() {
   $("account").hidden = false;
   $("catalog").hidden = false;
   await loadTitles(false);
+  await showBalance();
 }
 
 async function loadTitles(more) {
@@ -118,6 +122,8 @@ async function loadTitles(more) {
     const page = await call("GET", "/api/catalog/titles?" + query.toString());
     if (!more) $("titles").replaceChildren();
     for (const title of page.items) $("titles").append(titleCard(title));
+    const priced = page.items.find((title) => title.price_per_minute > 0);
+    if (priced && !more) walletCurrency = priced.currency;
     nextCursor = page.next_cursor;
     $("more").hidden = !nextCursor;
     if (!more && page.items.length === 0) $("catalog-error").textContent = text ? "No title matches." : "No titles yet.";
@@ -177,8 +183,12 @@ async function startPlayback(title) {
     session = await call("POST", "/api/playback/sessions", { title_id: title.id });
   } catch (error) {
     setStatus("refused", error.message);
+    if (error.status === 402) showFundsNeeded(title, error);
     return;
   }
+  currentTitle = title;
+  currentSession = session;
+  if (title.price_per_minute > 0) startMetering(title, session);
   $("session").textContent = "Session " + session.id + " · package " + session.package_version +
     " · URLs valid until " + new Date(session.expires_at).toLocaleString();
   video.poster = session.poster_url;
@@ -205,6 +215,8 @@ async function startPlayback(title) {
 }
 
 function stopPlayback() {
+  stopMetering();
+  $("funds").hidden = true;
   video.pause();
   video.removeAttribute("src");
   video.removeAttribute("poster");
@@ -219,9 +231,11 @@ video.addEventListener("playing", () => setStatus("playing", "Playing"));
 video.addEventListener("pause", () => { if (!video.ended) setStatus("paused", "Paused"); });
 video.addEventListener("waiting", () => setStatus("buffering", "Buffering…"));
 video.addEventListener("ended", () => setStatus("ended", "Finished"));
-video.addEventListener("error", () => {
+video.addEventListener("error", async () => {
   const error = video.error;
   if (!error || !video.getAttribute("src")) return;
+  // A segment refused with 402 surfaces as a network error: ask billing whether the money ran out.
+  if (currentSession && currentTitle && currentTitle.price_per_minute > 0 && await sessionCutForFunds()) return;
   const kinds = { 1: "aborted", 2: "network error", 3: "decoding error", 4: "source not supported" };
   setStatus("error", "Playback failed: " + (kinds[error.code] || "error " + error.code) + (error.message ? " (" + error.message + ")" : ""));
 });
@@ -333,6 +347,101 @@ function parseTimestamp(text) {
   if (parts.some((n) => !isFinite(n))) return null;
   return parts.reduce((total, part) => total * 60 + part, 0);
 }
+
+// MARK: - Paying per minute
+
+let walletCurrency = "EUR";
+let currentTitle = null;
+let currentSession = null;
+let meterTimer = null;
+let pendingDeposit = null;  // the Idempotency-Key of a deposit not yet confirmed, reused on retry
+
+async function showBalance() {
+  try {
+    const wallet = await call("GET", "/api/billing/wallet?currency=" + encodeURIComponent(walletCurrency));
+    $("balance").textContent = "Balance " + formatPrice(wallet.balance, wallet.currency);
+    $("balance").hidden = false;
+  } catch (_) {
+    $("balance").hidden = true;  // no billing service behind this gateway
+  }
+}
+
+function startMetering(title, session) {
+  $("cost").hidden = false;
+  $("cost").textContent = formatPrice(title.price_per_minute, title.currency) + " per minute watched";
+  meterTimer = setInterval(updateCost, 3000);
+}
+
+function stopMetering() {
+  if (meterTimer) clearInterval(meterTimer);
+  meterTimer = null;
+  $("cost").hidden = true;
+  currentSession = null;
+  currentTitle = null;
+}
+
+async function updateCost() {
+  if (!currentSession) return;
+  try {
+    const billed = await call("GET", "/api/billing/sessions/" + encodeURIComponent(currentSession.id));
+    $("cost").textContent = "Watched " + billed.billed_minutes + " min · " + formatPrice(billed.charged, billed.currency) +
+      " so far at " + formatPrice(currentTitle.price_per_minute, currentTitle.currency) + "/min";
+    if (billed.state === "revoked") showFundsNeeded(currentTitle, null);
+  } catch (_) { /* the next tick tries again */ }
+  await showBalance();
+}
+
+async function sessionCutForFunds() {
+  try {
+    const billed = await call("GET", "/api/billing/sessions/" + encodeURIComponent(currentSession.id));
+    if (billed.state !== "revoked") return false;
+    showFundsNeeded(currentTitle, null);
+    return true;
+  } catch (_) {
+    return false;
+  }
+}
+
+function showFundsNeeded(title, error) {
+  const price = formatPrice(title.price_per_minute, title.currency);
+  const shortfall = error && error.problem && error.problem.shortfall !== undefined
+    ? " You need " + formatPrice(error.problem.shortfall, title.currency) + " more." : "";
+  if (!error) {
+    setStatus("no-funds", "Playback stopped: your balance ran out.");
+    video.pause();
+  }
+  $("funds-message").textContent = (error ? "Not enough funds to start " + title.name + " at " + price + "/min." + shortfall
+    : "Your balance ran out while watching " + title.name + ".") + " Add funds to keep watching.";
+  $("deposit").textContent = "Add " + formatPrice(500, title.currency);
+  $("deposit").dataset.titleId = title.id;
+  $("deposit").dataset.currency = title.currency;
+  $("deposit-error").textContent = "";
+  $("funds").hidden = false;
+  if (meterTimer) clearInterval(meterTimer);
+  meterTimer = null;
+  showBalance();
+}
+
+$("deposit").addEventListener("click", async () => {
+  const title = { id: $("deposit").dataset.titleId, currency: $("deposit").dataset.currency || walletCurrency };
+  pendingDeposit = pendingDeposit || crypto.randomUUID();
+  $("deposit").disabled = true;
+  $("deposit-error").textContent = "";
+  try {
+    await call("POST", "/api/billing/deposits", { amount: 500, currency: title.currency || walletCurrency }, false,
+      { "Idempotency-Key": pendingDeposit });
+    pendingDeposit = null;
+    $("funds").hidden = true;
+    await showBalance();
+    const card = document.querySelector('#titles li[data-title-id="' + CSS.escape(title.id) + '"] button.play');
+    if (card) card.click();
+  } catch (error) {
+    $("deposit-error").textContent = error.status === 403
+      ? "Deposits are made by your provider here; ask an administrator to add funds." : error.message;
+  } finally {
+    $("deposit").disabled = false;
+  }
+});
 
 // MARK: - Start
 

@@ -38,7 +38,7 @@ final class MemoryDeliveries: DeliverySource, Sendable {
 }
 
 @Suite("Billing (SQLite and PostgreSQL)")
-struct BillingTests {
+struct BillingServiceTests {
     static let playbackCredential = try! ServiceCredential(
         holder: "playback", grant: .openBillingSessions, secret: "billing-playback-secret-0123456789abcdef")
     static let catalogCredential = try! ServiceCredential(holder: "playback", grant: .readTitles, secret: "catalog-playback-secret-0123456789abcdef")
