@@ -155,6 +155,25 @@ let package = Package(
             ],
             path: "services/playback",
             resources: [.copy("Resources/openapi.yaml"), .copy("Resources/player")]),
+        // Billing: wallets, the ledger, metering minutes watched from delivery records.
+        .target(
+            name: "MarqueeBilling",
+            dependencies: [
+                "MarqueeServiceKit",
+                "MarqueeBus",
+                "MarqueePolicy",
+                "MarqueeStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "services/billing",
+            resources: [.copy("Resources/openapi.yaml")]),
         .target(
             name: "MarqueeIngest",
             dependencies: [
@@ -174,9 +193,6 @@ let package = Package(
             path: "services/ingest",
             resources: [.copy("Resources/openapi.yaml")]),
 
-        // Billing: wallets, the ledger, metering minutes watched from delivery records.
-        .target(name: "MarqueeBilling", dependencies: ["MarqueeBus"], path: "services/billing"),
-
         // MARK: - Executable
         .executableTarget(
             name: "marquee",
@@ -186,6 +202,7 @@ let package = Package(
                 "MarqueeCatalog",
                 "MarqueeIngest",
                 "MarqueePlayback",
+                "MarqueeBilling",
                 "MarqueeServiceKit",
                 "MarqueeMedia",
                 "MarqueeStore",
@@ -215,7 +232,8 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport",
+                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeBilling", "MarqueeBus", "MarqueeStore", "MarqueePolicy",
+                "MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -106,6 +106,11 @@ struct CatalogCommand: AsyncParsableCommand {
         help: "File holding the gateways' service credential, which may read the access-rules feed and nothing else (catalog.gateway_credential_file).")
     var gatewayCredentialFile: String?
 
+    @Option(
+        name: .customLong("playback-credential-file"),
+        help: "File holding playback's service credential, which may read titles with their owner and nothing else (catalog.playback_credential_file).")
+    var playbackCredentialFile: String?
+
     @OptionGroup var options: ServiceOptions
 
     func run() async throws {
@@ -118,6 +123,7 @@ struct CatalogCommand: AsyncParsableCommand {
         for (key, flag, holder, grant) in [
             ("catalog.ingest_credential_file", ingestCredentialFile, "ingest", ServiceGrant.attachPackages),
             ("catalog.gateway_credential_file", gatewayCredentialFile, "gateway", ServiceGrant.readAccessRules),
+            ("catalog.playback_credential_file", playbackCredentialFile, "playback", ServiceGrant.readTitles),
         ] {
             let file = config.string(key, flag: flag, default: "")
             guard !file.isEmpty else { continue }
@@ -305,6 +311,17 @@ struct PlaybackCommand: AsyncParsableCommand {
         }
         settings.bindClientAddress = config.reader.bool(forKey: "playback.bind_client_address") ?? false
         settings.publicURL = config.reader.string(forKey: "playback.public_url")
+        settings.billingURL = config.reader.string(forKey: "playback.billing_url")
+        for (key, grant) in [("playback.billing_credential_file", ServiceGrant.openBillingSessions), ("playback.catalog_credential_file", .readTitles)] {
+            let file = config.string(key, flag: nil, default: "")
+            guard !file.isEmpty else { continue }
+            do throws(ServiceError) {
+                let credential = try ServiceCredential(holder: "playback", grant: grant, secretFile: file)
+                if grant == .openBillingSessions { settings.billingCredential = credential } else { settings.catalogCredential = credential }
+            } catch {
+                throw ValidationError("\(key): \(error.detail)")
+            }
+        }
         let service = try await PlaybackService.open(settings)
         print("playback: listening on http://\(settings.listen) (database \(redacted(settings.database)), catalog \(settings.catalogURL), auth \(settings.authURL), key \(key.id))")
         try await service.application().runService()

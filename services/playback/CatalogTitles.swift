@@ -10,6 +10,10 @@ struct PlayableTitle: Sendable {
     let packageVersion: String?
     let durationSeconds: Int?
     let name: String
+    let pricePerMinute: Int64
+    let currency: String
+    /// Who owns it; only shown to publishers, admins and services.
+    let owner: String?
 }
 
 /// A catalog title on the viewer's behalf, read as playback needs it.
@@ -36,6 +40,9 @@ struct CatalogTitles: Sendable {
         let available_until: String?
         let duration_seconds: Int?
         let package: Package?
+        let price_per_minute: Int64?
+        let currency: String?
+        let created_by: String?
     }
 
     /// The title, or nil when the catalog does not show it to this caller (404).
@@ -57,6 +64,7 @@ struct CatalogTitles: Sendable {
                 id: title.id, isPublished: title.status == "published",
                 availableFrom: title.available_from.flatMap(parseRFC3339).map { $0 / 1000 },
                 availableUntil: title.available_until.flatMap(parseRFC3339).map { $0 / 1000 }, geo: geo),
-            packageVersion: title.package?.version, durationSeconds: title.duration_seconds, name: title.name)
+            packageVersion: title.package?.version, durationSeconds: title.duration_seconds, name: title.name,
+            pricePerMinute: title.price_per_minute ?? 0, currency: title.currency ?? "", owner: title.created_by)
     }
 }

@@ -19,6 +19,7 @@ public struct PlaybackService: Sendable {
     let keys: TokenKeyRing
     let key: URLTokenKey
     let geo: GeoDatabase?
+    let billing: BillingSessions?
 
     init(settings: PlaybackSettings, database: any Database, jwks: any JWKSSource) throws {
         guard let key = settings.tokenKey else {
@@ -31,6 +32,17 @@ public struct PlaybackService: Sendable {
         verifier = AccessTokenVerifier(source: jwks, issuer: settings.authIssuer)
         catalog = CatalogTitles(catalogURL: settings.catalogURL)
         geo = try settings.geoDatabase.map { path in try GeoDatabase(path: path) }
+        if let url = settings.billingURL {
+            guard let credential = settings.billingCredential else {
+                throw ServiceError.badRequest("playback.billing_url needs playback.billing_credential_file: the secret billing accepts as billing.playback_credential_file")
+            }
+            guard settings.catalogCredential != nil else {
+                throw ServiceError.badRequest("playback.billing_url needs playback.catalog_credential_file: a read_titles credential the catalog accepts, to learn titles' owners")
+            }
+            billing = BillingSessions(billingURL: url, credential: credential)
+        } else {
+            billing = nil
+        }
     }
 
     /// Opens and migrates the database, and the geo database when one is set. `jwks` defaults to
@@ -75,6 +87,7 @@ public struct PlaybackService: Sendable {
             }
             return try jsonResponse(session.view)
         }
+        api.delete("/sessions/:id") { _, context in try await end(context) }
         return router
     }
 
@@ -145,6 +158,21 @@ public struct PlaybackService: Sendable {
         if settings.bindClientAddress, let address {
             bound = CIDR(address: address, prefixLength: 128)
         }
+        if let billing {
+            // The owner (credited with the revenue) as a service sees the title; free titles are
+            // opened too, so the viewer's cap on sessions and ending them work the same.
+            var owner = title.owner ?? ""
+            if title.pricePerMinute > 0, owner.isEmpty, let credential = settings.catalogCredential {
+                owner = try await catalog.title(titleID, authorization: credential.authorization)?.owner ?? ""
+            }
+            guard title.pricePerMinute == 0 || !owner.isEmpty else {
+                throw ServiceError(.badGateway, "the catalog did not say who owns title \(titleID); it must accept playback.catalog_credential_file")
+            }
+            try await billing.open(
+                .init(
+                    session_id: session.id, user_id: identity.userID, title_id: titleID, owner: owner.isEmpty ? "none" : owner,
+                    package_version: version, price_per_minute: title.pricePerMinute, currency: title.currency.isEmpty ? "XXX" : title.currency))
+        }
         let claims = TokenClaims(keyID: key.id, expires: expires, scope: folder, session: session.id, client: bound)
         let token = try URLToken.mint(claims, keys: keys)
         _ = try await database.query(
@@ -171,6 +199,26 @@ public struct PlaybackService: Sendable {
         let host = request.head.authority ?? settings.listen
         let safeHost = host.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x2F && $0 != 0x40 && $0 != 0x5C } ? host : settings.listen
         return "\(scheme)://\(safeHost)"
+    }
+
+    // MARK: - Ending
+
+    /// `DELETE /api/playback/sessions/{id}`: the viewer (or an admin) ends the session; billing
+    /// releases what it held and revokes its URLs on the gateways.
+    func end(_ context: ServiceRequestContext) async throws -> Response {
+        let identity = try context.require(.viewer)
+        let id = try context.parameters.require("id")
+        guard Identifier.isValid(id),
+            let row = try await database.first("SELECT \(PlaybackSession.columns) FROM playback_sessions WHERE id = $1", id),
+            case let session = try PlaybackSession(row), session.userID == identity.userID || identity.role == .admin
+        else {
+            throw ServiceError.notFound("no playback session \(id)")
+        }
+        guard let billing else {
+            throw ServiceError.conflict("ending a session needs the billing service (playback.billing_url), which revokes its URLs on the gateways")
+        }
+        try await billing.end(session.id)
+        return Response(status: .noContent)
     }
 
     // MARK: - Listing

@@ -1,4 +1,5 @@
 import MarqueePolicy
+import MarqueeServiceKit
 
 /// The playback service's settings (documented in `config/README.md`, section `playback`).
 public struct PlaybackSettings: Sendable {
@@ -32,6 +33,14 @@ public struct PlaybackSettings: Sendable {
     /// `playback.public_url`: the gateway's address as players reach it (`https://cdn.example.com`);
     /// default: from the request's Host and X-Forwarded-Proto.
     public var publicURL: String?
+    /// `playback.billing_url`: the billing service every session is opened with (one minute held
+    /// for a priced title, or 402) and ended through. None: sessions are not billed.
+    public var billingURL: String?
+    /// `playback.billing_credential_file`: playback's credential for billing (`open_billing_sessions`).
+    public var billingCredential: ServiceCredential?
+    /// `playback.catalog_credential_file`: playback's credential for the catalog (`read_titles`), to
+    /// learn a priced title's owner, who is credited with its revenue.
+    public var catalogCredential: ServiceCredential?
 
     public init() {}
 }

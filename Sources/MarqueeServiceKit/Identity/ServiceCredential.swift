@@ -7,6 +7,10 @@ public enum ServiceGrant: String, Sendable, CaseIterable {
     case attachPackages = "attach_packages"
     /// Read the catalog's access-rules feed: the gateways.
     case readAccessRules = "read_access_rules"
+    /// Open and end billed sessions (`/internal/billing/sessions`): playback.
+    case openBillingSessions = "open_billing_sessions"
+    /// Read titles as a service sees them, owner included: playback, to bill a title's owner.
+    case readTitles = "read_titles"
 }
 
 /// A secret one service presents to another, as `Authorization: Bearer <secret>`, to do one narrow

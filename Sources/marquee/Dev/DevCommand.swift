@@ -19,7 +19,7 @@ import ServiceLifecycle
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run the whole platform on one machine: the gateway, auth, catalog, ingest and playback, with a demo title.",
+        abstract: "Run the whole platform on one machine: the gateway, auth, catalog, ingest, billing and playback, with a demo title.",
         discussion: """
             On first start it makes a demo viewer and publisher, generates a 60-second test clip, ingests it through
             the real upload and packaging path and publishes it. It prints each part's address, the credentials,
@@ -54,7 +54,8 @@ struct DevCommand: AsyncParsableCommand {
         // The services, each on a free loopback port, in dependency order.
         let context = DevContext(
             data: data, logger: logger, tokenKey: secrets.tokenKey, keyEncryptionKeyFile: secrets.keyEncryptionKeyFile,
-            ingestCredential: try secrets.ingestCredential, gatewayCredential: try secrets.gatewayCredential)
+            ingestCredential: try secrets.ingestCredential, gatewayCredential: try secrets.gatewayCredential,
+            playbackBillingCredential: try secrets.playbackBillingCredential, playbackCatalogCredential: try secrets.playbackCatalogCredential)
         var running: [RunningRole] = []
         do {
             for role in DevRole.all {
@@ -91,6 +92,9 @@ struct DevCommand: AsyncParsableCommand {
             await RunningRole.stop(running)
             printError("marquee dev: the gateway cannot start: \(error)")
             throw ExitCode(1)
+        }
+        if let admin = gateway.adminAddress, let secret = TokenKeyFiles.readSecret(secrets.adminTokenFile) {
+            context.revoker.connect(admin: admin.description, bearer: String(decoding: secret, as: UTF8.self))
         }
         let stopped = GatewayThread.start(gateway)
         await stopped.ready()
@@ -141,6 +145,14 @@ struct DevCommand: AsyncParsableCommand {
     /// gateway serves its playlist (it learns the title's rules from the catalog's feed).
     static func startSession(api: DevAPI, titleID: String, viewer: (email: String, password: String)) async throws -> String {
         let token = try await api.signIn(viewer.email, viewer.password)
+        // The demo viewer's starting balance: 10.00 EUR, once (self-service deposits are on here).
+        let wallet = try await api.call(.GET, "/api/billing/wallet?currency=EUR", token: token)
+        let statement = try await api.call(.GET, "/api/billing/statement?currency=EUR&limit=1", token: token)
+        if (wallet.json()["balance"] as? Int ?? 0) == 0, (statement.json()["items"] as? [Any])?.isEmpty ?? true {
+            try await api.call(
+                .POST, "/api/billing/deposits", token: token, json: ["amount": 1000, "currency": "EUR"],
+                headers: [("Idempotency-Key", "dev-starting-balance")], expect: .created)
+        }
         let session = try await api.call(.POST, "/api/playback/sessions", token: token, json: ["title_id": titleID], expect: .created)
         guard let playlist = session.string("hls_url") else { throw DemoTitle.Failed(description: "the playback session has no hls_url") }
         let deadline = Date().addingTimeInterval(10)

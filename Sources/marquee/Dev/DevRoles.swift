@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import Logging
 import MarqueeAuth
+import MarqueeBilling
+import MarqueePolicy
 import MarqueeCatalog
 import MarqueeIngest
 import MarqueePlayback
@@ -30,7 +32,7 @@ struct DevRoleParts: Sendable {
 /// The roles in start order; each can reach the ones above it through `DevContext.url(of:)`.
 /// Adding a role to `marquee dev` is one line here (and its `DevRole` below).
 extension DevRole {
-    static let all: [DevRole] = [.auth, .catalog, .ingest, .playback]
+    static let all: [DevRole] = [.auth, .catalog, .ingest, .billing, .playback]
 }
 
 /// Shared by the roles while they start: the data folder, the auth service's keys (so services
@@ -45,14 +47,21 @@ final class DevContext: @unchecked Sendable {
     let gatewayCredential: ServiceCredential
     /// `auth.key_encryption_key_file`, made by `DevSecrets`.
     let keyEncryptionKeyFile: String
+    /// Playback's credentials for billing and for the catalog.
+    let playbackBillingCredential: ServiceCredential
+    let playbackCatalogCredential: ServiceCredential
+    /// Billing revokes sessions through the gateway's admin listener, which starts after it.
+    let revoker = DevGatewayRevoker()
     private let lock = NSLock()
     private var urls: [String: String] = [:]
     private var auth: AuthService?
 
     init(
         data: String, logger: Logger, tokenKey: URLTokenKey, keyEncryptionKeyFile: String, ingestCredential: ServiceCredential,
-        gatewayCredential: ServiceCredential
+        gatewayCredential: ServiceCredential, playbackBillingCredential: ServiceCredential, playbackCatalogCredential: ServiceCredential
     ) {
+        self.playbackBillingCredential = playbackBillingCredential
+        self.playbackCatalogCredential = playbackCatalogCredential
         self.data = data
         self.logger = logger
         self.tokenKey = tokenKey
@@ -95,7 +104,7 @@ extension DevRole {
         var settings = CatalogSettings()
         settings.listen = "127.0.0.1:0"
         settings.database = context.database("catalog")
-        settings.credentials = [context.ingestCredential, context.gatewayCredential]
+        settings.credentials = [context.ingestCredential, context.gatewayCredential, context.playbackCatalogCredential]
         let service = try await CatalogService.open(settings, jwks: context.jwks)
         return DevRoleParts(
             application: { running in try service.application(logger: context.logger, onServerRunning: running) },
@@ -129,9 +138,51 @@ extension DevRole {
         settings.authURL = context.url(of: "auth")
         settings.catalogURL = context.url(of: "catalog")
         settings.tokenKey = context.tokenKey
+        settings.billingURL = context.url(of: "billing")
+        settings.billingCredential = context.playbackBillingCredential
+        settings.catalogCredential = context.playbackCatalogCredential
         let service = try await PlaybackService.open(settings, jwks: context.jwks)
         return DevRoleParts(
             application: { running in try service.application(logger: context.logger, onServerRunning: running) },
             summary: "sessions in \(context.data)/playback.db, URLs signed with key \(context.tokenKey.id)")
+    }
+}
+
+extension DevRole {
+    /// Billing with self-service deposits on, metering the gateway's local delivery log
+    /// (`<data>/deliveries`) against the packages in `<data>/media`.
+    static let billing = DevRole(name: "billing") { context in
+        var settings = BillingSettings()
+        settings.listen = "127.0.0.1:0"
+        settings.database = context.database("billing")
+        settings.authURL = context.url(of: "auth")
+        settings.credentials = [context.playbackBillingCredential]
+        settings.selfServiceDeposits = true
+        settings.deliveriesDirectory = context.data + "/deliveries"
+        settings.packageStore = context.data + "/media"
+        let service = try await BillingService.open(settings, jwks: context.jwks, revoker: context.revoker, logger: context.logger)
+        let meter = Meter(
+            service: service, source: LocalDeliveryLog(directory: context.data + "/deliveries"),
+            timelines: PackageTimelines(store: try FileSystemStore(root: context.data + "/media")))
+        return DevRoleParts(
+            application: { running in try service.application(logger: context.logger, onServerRunning: running) },
+            background: service.housekeeping(logger: context.logger) + [meter.runner(interval: .seconds(1), logger: context.logger)],
+            summary: "wallets and ledger in \(context.data)/billing.db, metering \(context.data)/deliveries")
+    }
+}
+
+/// Revokes through the dev gateway's admin listener once it is up (billing starts before it);
+/// until then a revocation fails and billing retries it.
+final class DevGatewayRevoker: SessionRevoker, @unchecked Sendable {
+    private let lock = NSLock()
+    private var target: GatewayAdminRevoker?
+
+    func connect(admin: String, bearer: String?) { lock.withLock { target = GatewayAdminRevoker(admins: [admin], bearer: bearer) } }
+
+    func revoke(_ session: String, reason: RevocationReason, ttlSeconds: Int64) async throws {
+        guard let target = lock.withLock({ target }) else {
+            throw ServiceError(.serviceUnavailable, "the gateway's admin listener is not up yet")
+        }
+        try await target.revoke(session, reason: reason, ttlSeconds: ttlSeconds)
     }
 }

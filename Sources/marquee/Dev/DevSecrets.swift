@@ -26,12 +26,22 @@ struct DevSecrets {
     /// The files of ingest's and the gateway's service credentials for the catalog.
     let ingestCredentialFile: String
     let gatewayCredentialFile: String
+    /// Playback's credentials: for billing (opening and ending sessions) and for the catalog
+    /// (reading titles' owners).
+    let playbackBillingCredentialFile: String
+    let playbackCatalogCredentialFile: String
 
     var ingestCredential: ServiceCredential {
         get throws { try ServiceCredential(holder: "ingest", grant: .attachPackages, secretFile: ingestCredentialFile) }
     }
     var gatewayCredential: ServiceCredential {
         get throws { try ServiceCredential(holder: "gateway", grant: .readAccessRules, secretFile: gatewayCredentialFile) }
+    }
+    var playbackBillingCredential: ServiceCredential {
+        get throws { try ServiceCredential(holder: "playback", grant: .openBillingSessions, secretFile: playbackBillingCredentialFile) }
+    }
+    var playbackCatalogCredential: ServiceCredential {
+        get throws { try ServiceCredential(holder: "playback", grant: .readTitles, secretFile: playbackCatalogCredentialFile) }
     }
 
     static func load(data: String) throws -> DevSecrets {
@@ -68,7 +78,9 @@ struct DevSecrets {
             tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret), keyEncryptionKeyFile: try secretFile("auth-signing-keys.kek"),
             adminTokenFile: try secretFile("admin.token"),
             viewer: try account("demo-viewer", "viewer@demo.marquee"), publisher: try account("demo-publisher", "publisher@demo.marquee"),
-            ingestCredentialFile: try secretFile("ingest-catalog.credential"), gatewayCredentialFile: try secretFile("gateway-catalog.credential"))
+            ingestCredentialFile: try secretFile("ingest-catalog.credential"), gatewayCredentialFile: try secretFile("gateway-catalog.credential"),
+            playbackBillingCredentialFile: try secretFile("playback-billing.credential"),
+            playbackCatalogCredentialFile: try secretFile("playback-catalog.credential"))
     }
 
     /// Creates the two demo accounts unless they exist (an existing one keeps its password).

@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import MarqueeServiceKit
+
+/// The kinds of ledger account.
+enum AccountKind: String, Sendable {
+    /// A viewer's money, one per viewer per currency. Never negative.
+    case wallet
+    /// Money set aside from a wallet for one session's next minute. Never negative.
+    case hold
+    /// What a title owner earned, per owner per currency.
+    case revenue
+    /// The platform's fee, per currency.
+    case fee
+    /// Minutes watched that nobody could pay for, per currency (goes negative: a loss).
+    case writtenOff = "written_off"
+    /// Where deposits come from (the outside world), per currency (goes negative).
+    case funding
+}
+
+/// Account ids: the kind, the currency, and the owner when there is one.
+enum Account {
+    static func wallet(_ user: String, _ currency: String) -> String { "wallet:\(currency):\(user)" }
+    static func hold(_ session: String) -> String { "hold:\(session)" }
+    static func revenue(_ owner: String, _ currency: String) -> String { "revenue:\(currency):\(owner)" }
+    static func fee(_ currency: String) -> String { "fee:\(currency)" }
+    static func writtenOff(_ currency: String) -> String { "written_off:\(currency)" }
+    static func funding(_ currency: String) -> String { "funding:\(currency)" }
+}
+
+/// What a transfer describes, for statements and reports.
+enum TransferKind: String, Sendable {
+    case deposit
+    /// Wallet → hold: a minute set aside (at start, or ahead of the next minute).
+    case hold
+    /// Hold → wallet: what a session had set aside, back when it ends.
+    case release
+    /// Wallet → hold when a minute is due and the hold is short.
+    case topUp = "top_up"
+    /// Written-off → hold: the part of a minute nobody could pay.
+    case writeOff = "write_off"
+    /// Hold → revenue and hold → fee: one minute charged.
+    case chargePublisher = "charge_publisher"
+    case chargeFee = "charge_fee"
+}
+
+/// The double-entry ledger: every movement is one transfer from one account to another, and the
+/// two balances change in the same transaction as the transfer row is written. Debits always equal
+/// credits (the sum of all balances per currency is zero).
+enum Ledger {
+    enum Outcome: Equatable, Sendable {
+        /// Written now.
+        case posted
+        /// A transfer with this id was already written: nothing changed.
+        case duplicate
+        /// The source account (a wallet or hold) holds less than the amount: nothing changed.
+        case insufficient(available: Int64)
+    }
+
+    /// Makes the account unless it exists.
+    static func ensure(_ tx: any SQLExecutor, _ id: String, kind: AccountKind, owner: String?, currency: String) async throws {
+        try await tx.execute(
+            "INSERT INTO billing_accounts (id, kind, owner, currency, balance) VALUES ($1, $2, $3, $4, 0) ON CONFLICT (id) DO NOTHING",
+            id, kind.rawValue, owner, currency)
+    }
+
+    /// The account's balance (0 when it does not exist).
+    static func balance(_ executor: any SQLExecutor, _ id: String, lock: Bool = false) async throws -> Int64 {
+        let forUpdate = lock && executor.dialect == .postgres ? " FOR UPDATE" : ""
+        return try await executor.first("SELECT balance FROM billing_accounts WHERE id = $1\(forUpdate)", id)?.int("balance") ?? 0
+    }
+
+    /// Fields a transfer records besides its accounts and amount.
+    struct Context: Sendable {
+        var session: String?
+        var title: String?
+        var owner: String?
+        var minute: Int64?
+        var now: Int64
+    }
+
+    /// Moves `amount` from `from` to `to` under `id`, in `tx`. Both accounts must exist. The id
+    /// is inserted first: a concurrent transfer with the same id waits for this one and then
+    /// inserts nothing. A wallet or hold that cannot pay leaves everything as it was.
+    static func transfer(
+        _ tx: any SQLExecutor, id: String, from: String, to: String, amount: Int64, currency: String, kind: TransferKind, _ context: Context
+    ) async throws -> Outcome {
+        precondition(amount > 0, "transfers move a positive amount")
+        let inserted = try await tx.query(
+            """
+            INSERT INTO billing_transfers (id, debit_account, credit_account, amount, currency, kind, session_id, title_id, owner, minute, day, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING RETURNING id
+            """,
+            [
+                .text(id), .text(from), .text(to), .integer(amount), .text(currency), .text(kind.rawValue), context.session.sqlValue,
+                context.title.sqlValue, context.owner.sqlValue, context.minute.sqlValue, .text(day(context.now)), .integer(context.now),
+            ])
+        guard !inserted.isEmpty else { return .duplicate }
+        let debited = try await tx.query(
+            "UPDATE billing_accounts SET balance = balance - $1 WHERE id = $2 AND (kind NOT IN ('wallet', 'hold') OR balance >= $1) RETURNING balance",
+            [.integer(amount), .text(from)])
+        guard !debited.isEmpty else {
+            try await tx.execute("DELETE FROM billing_transfers WHERE id = $1", id)
+            return .insufficient(available: try await balance(tx, from))
+        }
+        let credited = try await tx.query("UPDATE billing_accounts SET balance = balance + $1 WHERE id = $2 RETURNING balance", [.integer(amount), .text(to)])
+        guard !credited.isEmpty else { throw ServiceError(.internalServerError, "ledger account \(to) does not exist") }
+        return .posted
+    }
+
+    /// `YYYY-MM-DD` (UTC) of a Unix millisecond time: the day revenue is reported under.
+    static func day(_ milliseconds: Int64) -> String {
+        let date = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", c.year ?? 1970, c.month ?? 1, c.day ?? 1)
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+import MarqueeBus
+import MarqueeServiceKit
+import ServiceLifecycle
+
+/// Records read from a position, and the position after them (past records that could not be
+/// decoded too).
+public struct MeterBatch: Sendable {
+    public var records: [DeliveryRecord]
+    public var next: UInt64
+    /// Records passed over (removed by retention, or not decodable).
+    public var skipped: UInt64
+
+    public init(records: [DeliveryRecord], next: UInt64, skipped: UInt64 = 0) {
+        self.records = records
+        self.next = next
+        self.skipped = skipped
+    }
+}
+
+/// Where the meter's delivery records come from: a batch from a position, and the position after
+/// it. The local log (`DeliveryLogReader`) in development; Redis Streams later.
+public protocol DeliverySource: Sendable {
+    /// A name the committed position is stored under.
+    var name: String { get }
+    func read(from position: UInt64, limit: Int) async throws -> MeterBatch
+    /// Called after a batch's effects committed: everything before `next` is done with.
+    func committed(through next: UInt64) async throws
+}
+
+extension DeliverySource {
+    public func committed(through next: UInt64) async throws {}
+}
+
+/// The gateways' local append-only log in a folder, read with one `DeliveryLogReader` (it keeps
+/// the segment it tails open). After each commit the position is also noted beside the log
+/// (`DeliveryLogConsumers`), so the writer's retention never removes what billing has not read.
+public final class LocalDeliveryLog: DeliverySource, @unchecked Sendable {
+    // @unchecked Sendable: the reader is only touched under `lock`.
+    public let directory: String
+    public let consumer: String
+    private let lock = NSLock()
+    private let reader: DeliveryLogReader
+
+    public var name: String { "log:" + directory }
+
+    public init(directory: String, consumer: String = "billing") {
+        self.directory = directory
+        self.consumer = consumer
+        reader = DeliveryLogReader(directory: directory)
+    }
+
+    public func read(from position: UInt64, limit: Int) async throws -> MeterBatch {
+        let batch = try lock.withLock { try reader.read(from: position, limit: limit) }
+        return MeterBatch(records: batch.entries.map(\.record), next: batch.next, skipped: batch.skipped)
+    }
+
+    public func committed(through next: UInt64) async throws {
+        try DeliveryLogConsumers.record(consumer, next: next, in: directory)
+    }
+}
+
+/// The meter: reads delivery records, applies each to its session's coverage (media time the
+/// session was delivered, from the package's timeline) and charges every new minute. The charges,
+/// the sessions' coverage and the log position after the batch commit in ONE transaction, so a
+/// crash before the commit replays the batch and a crash after it never does; a replay of records
+/// already applied changes no coverage, and every charge's id names (session, minute) anyway.
+public struct Meter: Sendable {
+    let service: BillingService
+    let source: any DeliverySource
+    let timelines: PackageTimelines
+    let batchSize: Int
+
+    public init(service: BillingService, source: any DeliverySource, timelines: PackageTimelines, batchSize: Int = 500) {
+        self.service = service
+        self.source = source
+        self.timelines = timelines
+        self.batchSize = batchSize
+    }
+
+    /// The committed position (0 before the first batch).
+    public func position() async throws -> UInt64 {
+        let row = try await service.database.first("SELECT position FROM billing_positions WHERE consumer = $1", source.name)
+        return UInt64(max(0, row?.optionalInt("position") ?? 0))
+    }
+
+    /// Reads and applies one batch; returns how many records it read (0: nothing new).
+    @discardableResult
+    public func runOnce() async throws -> Int {
+        let start = try await position()
+        let batch = try await source.read(from: start, limit: batchSize)
+        guard batch.next != start else { return 0 }
+        // Records by session, in log order; the packages' timelines loaded before the transaction.
+        var bySession: [String: [DeliveryRecord]] = [:]
+        var timelines: [String: PackageTimeline] = [:]
+        for record in batch.records {
+            guard let session = record.sessionID, let title = record.titleID, let version = record.packageVersion else { continue }
+            bySession[session, default: []].append(record)
+            let name = "\(title)/\(version)"
+            if timelines[name] == nil, let timeline = try await self.timelines.timeline(title: title, version: version) {
+                timelines[name] = timeline
+            }
+        }
+        let book = service.book
+        let name = source.name
+        let next = batch.next
+        let loaded = timelines
+        let grouped = bySession
+        let revoked = try await service.database.transaction { tx -> [String] in
+            // The position row first: a second meter on the same source waits here, then sees the
+            // batch done and leaves.
+            try await tx.execute(
+                "INSERT INTO billing_positions (consumer, position, updated_at) VALUES ($1, 0, 0) ON CONFLICT (consumer) DO NOTHING", name)
+            let forUpdate = tx.dialect == .postgres ? " FOR UPDATE" : ""
+            let current = try await tx.first("SELECT position FROM billing_positions WHERE consumer = $1\(forUpdate)", name)?.int("position") ?? 0
+            guard UInt64(max(0, current)) == start else { return [] }
+            var revoked: [String] = []
+            let now = unixMilliseconds()
+            let ids = grouped.keys.sorted()
+            // Every session of the batch locked first, in id order, before any account: the order
+            // session starts and ends take their locks in too, so they never wait on each other in a circle.
+            if tx.dialect == .postgres, !ids.isEmpty {
+                let placeholders = (1...ids.count).map { "$\($0)" }.joined(separator: ", ")
+                _ = try await tx.query("SELECT id FROM billing_sessions WHERE id IN (\(placeholders)) ORDER BY id FOR UPDATE", ids.map(SQLValue.text))
+            }
+            for id in ids {
+                guard var session = try await BillingSession.load(id, tx), let records = grouped[id] else { continue }
+                guard let timeline = loaded["\(session.titleID)/\(session.packageVersion)"] else { continue }
+                var changed = false
+                for record in records where record.titleID == session.titleID && record.packageVersion == session.packageVersion {
+                    if session.coverage.apply(record, timeline: timeline) { changed = true }
+                    session.lastActivity = max(session.lastActivity, record.endMicroseconds / 1000)
+                }
+                guard changed else {
+                    try await BillingSession.save(session, tx)
+                    continue
+                }
+                session.coveredMicroseconds = session.coverage.coveredMicroseconds
+                let target = session.coverage.billedMinutes
+                var unpaid = false
+                if target > session.billedMinutes {
+                    for minute in (session.billedMinutes + 1)...target {
+                        if try await book.charge(&session, minute: minute, now: now, tx) { unpaid = true }
+                    }
+                    session.billedMinutes = target
+                }
+                if session.state == .active {
+                    var covered = false
+                    if !unpaid { covered = try await book.reserveNext(session, now: now, tx) }
+                    if !covered {
+                        try await book.end(&session, state: .revoked, reason: "funds", now: now, tx)
+                        revoked.append(session.id)
+                        continue
+                    }
+                }
+                try await BillingSession.save(session, tx)
+            }
+            try await tx.execute(
+                "UPDATE billing_positions SET position = $2, updated_at = $3 WHERE consumer = $1", name, Int64(next), now)
+            return revoked
+        }
+        if batch.skipped > 0 {
+            service.logger.warning("the meter passed over delivery records it could not read", metadata: ["count": "\(batch.skipped)", "source": "\(name)"])
+        }
+        do {
+            try await source.committed(through: next)
+        } catch {
+            service.logger.warning("cannot note the meter's position beside the delivery log", metadata: ["error": "\(error)"])
+        }
+        for id in revoked { await service.revokePending(id) }
+        return max(1, batch.records.count)
+    }
+
+    /// Runs batches until shutdown: at once while there is more, every `interval` when idle.
+    public func runner(interval: Duration, logger: Logger) -> some Service {
+        PeriodicWork("billing meter", every: interval, logger: logger) {
+            while try await runOnce() > 0 {}
+        }
+    }
+}
