@@ -162,6 +162,7 @@ let package = Package(
                 "MarqueeServiceKit",
                 "MarqueeBus",
                 "MarqueePolicy",
+                "MarqueeRedis",
                 "MarqueeStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -5,6 +5,7 @@ import Logging
 import MarqueeBilling
 import MarqueeGateway
 import MarqueePolicy
+import MarqueeRedis
 import MarqueeServiceKit
 import MarqueeStore
 import ServiceLifecycle

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import MarqueePolicy
+import MarqueeRedis
 import MarqueeServiceKit
 import NIOCore
 import NIOHTTP1
