@@ -14,10 +14,10 @@ struct DevPlatformTests {
         let process: Process
         let output: OutputLog
 
-        init(data: URL, port: UInt16) throws {
+        init(data: URL, port: UInt16, extra: [String] = []) throws {
             process = Process()
             process.executableURL = try MarqueeBinary.locate()
-            process.arguments = ["dev", "--data", data.path, "--listen", "127.0.0.1:\(port)"]
+            process.arguments = ["dev", "--data", data.path, "--listen", "127.0.0.1:\(port)"] + extra
             process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MARQUEE_") }
             let pipe = Pipe()
             process.standardInput = FileHandle.nullDevice

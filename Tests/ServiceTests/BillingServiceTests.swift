@@ -396,12 +396,44 @@ struct BillingServiceTests {
             #expect(session["state"] == "revoked")
             #expect(session["end_reason"] == "funds")
             #expect(session.json["billed_minutes"] as? Int == 3)
-            #expect(session.json["charged"] as? Int == 30)
+            #expect(session.json["metered_minutes"] as? Int == 3)
+            #expect(session.json["charged"] as? Int == 25)  // all the viewer had
             #expect(session.json["written_off"] as? Int == 5)
             #expect(try await Self.balance(world.billing, viewer.token) == 0)
             #expect(world.revoker.revoked.count == 1)
             #expect(world.revoker.revoked.first?.0 == "short")
             #expect(world.revoker.revoked.first?.1 == .funds)
+            try await Self.expectBalanced(world.service)
+        }
+    }
+
+    @Test("Funds for exactly three minutes: all three play, the first touch of minute four is written off and revokes", arguments: DatabaseKind.allCases)
+    func paidMinutesPlayToTheirEnd(kind: DatabaseKind) async throws {
+        try await Self.withBilling(kind) { world in
+            let viewer = try await Self.user(world, .viewer, "viewer@example.com")
+            #expect(try await Self.deposit(world.billing, viewer.token, amount: 30, key: "seed").status == .created)
+            #expect(try await Self.open(world.billing, session: "three", user: viewer.id, price: 10).status == .created)
+            let (store, _) = try Self.package(segments: 40)
+            let deliveries = MemoryDeliveries()
+            let meter = Meter(service: world.service, source: deliveries, timelines: PackageTimelines(store: store))
+            deliveries.append(Self.delivered("three", segments: 0..<30))  // 180 s: minutes 1 to 3, all paid
+            try await meter.runOnce()
+            var session = try await world.billing.send(.get, "/api/billing/sessions/three", token: viewer.token)
+            #expect(session["state"] == "active", "a viewer who paid for minute three may watch it to its end")
+            #expect(session.json["billed_minutes"] as? Int == 3)
+            #expect(session.json["charged"] as? Int == 30)
+            #expect(try await Self.balance(world.billing, viewer.token) == 0)
+            #expect(world.revoker.revoked.isEmpty)
+            deliveries.append(Self.delivered("three", segments: 30..<31))  // into minute four
+            try await meter.runOnce()
+            session = try await world.billing.send(.get, "/api/billing/sessions/three", token: viewer.token)
+            #expect(session["state"] == "revoked")
+            #expect(session.json["billed_minutes"] as? Int == 3)
+            #expect(session.json["metered_minutes"] as? Int == 4)
+            #expect(session.json["charged"] as? Int == 30)
+            #expect(session.json["written_off"] as? Int == 10)
+            #expect(try await Self.balance(world.billing, viewer.token) == 0)
+            #expect(world.revoker.revoked.map(\.0) == ["three"])
             try await Self.expectBalanced(world.service)
         }
     }

@@ -90,7 +90,7 @@ struct BillingBook: Sendable {
         let wallet = Account.wallet(session.userID, currency)
         let context = Ledger.Context(session: session.id, title: session.titleID, owner: session.owner, minute: minute, now: now)
         try await Ledger.ensure(tx, hold, kind: .hold, owner: session.userID, currency: currency)
-        var wroteOff = false
+        var shortfall: Int64 = 0  // what neither the hold nor the wallet could pay
         let held = try await Ledger.balance(tx, hold, lock: true)
         if held < price {
             let short = price - held
@@ -108,9 +108,12 @@ struct BillingBook: Sendable {
                     tx, id: "write_off:\(session.id):\(minute)", from: account, to: hold, amount: short - fromWallet, currency: currency,
                     kind: .writeOff, context)
                 if outcome == .posted { session.writtenOff += short - fromWallet }
-                wroteOff = true
+                shortfall = short - fromWallet
             }
         }
+        // The minute is paid to the publisher and the platform in full either way (the platform
+        // carries what was written off); the viewer is charged what their hold and wallet paid.
+        var posted = false
         let (fee, publisher) = split(price)
         if publisher > 0 {
             let account = Account.revenue(session.owner, currency)
@@ -119,7 +122,7 @@ struct BillingBook: Sendable {
                 tx, id: "charge:\(session.id):\(minute):publisher", from: hold, to: account, amount: publisher, currency: currency,
                 kind: .chargePublisher, context) == .posted
             {
-                session.charged += publisher
+                posted = true
             }
         }
         if fee > 0 {
@@ -129,10 +132,11 @@ struct BillingBook: Sendable {
                 tx, id: "charge:\(session.id):\(minute):fee", from: hold, to: account, amount: fee, currency: currency, kind: .chargeFee, context)
                 == .posted
             {
-                session.charged += fee
+                posted = true
             }
         }
-        return wroteOff
+        if posted { session.charged += price - shortfall }
+        return shortfall > 0
     }
 
     /// Sets the next minute aside for an active session; false when the wallet cannot.

@@ -120,6 +120,7 @@ struct BillingSession: Sendable {
         let package_version: String
         let state: String
         let covered_seconds: Double
+        let metered_minutes: Int64
         let billed_minutes: Int64
         let charged: Int64
         let written_off: Int64
@@ -137,6 +138,7 @@ struct BillingSession: Sendable {
             try c.encode(package_version, forKey: .package_version)
             try c.encode(state, forKey: .state)
             try c.encode(covered_seconds, forKey: .covered_seconds)
+            try c.encode(metered_minutes, forKey: .metered_minutes)
             try c.encode(billed_minutes, forKey: .billed_minutes)
             try c.encode(charged, forKey: .charged)
             try c.encode(written_off, forKey: .written_off)
@@ -148,7 +150,7 @@ struct BillingSession: Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case session_id, user_id, title_id, package_version, state, covered_seconds, billed_minutes, charged, written_off
+            case session_id, user_id, title_id, package_version, state, covered_seconds, metered_minutes, billed_minutes, charged, written_off
             case price_per_minute, currency, created_at, ended_at, end_reason
         }
     }
@@ -156,7 +158,8 @@ struct BillingSession: Sendable {
     var view: View {
         View(
             session_id: id, user_id: userID, title_id: titleID, package_version: packageVersion, state: state.rawValue,
-            covered_seconds: Double(coveredMicroseconds) / 1_000_000, billed_minutes: billedMinutes, charged: charged,
+            covered_seconds: Double(coveredMicroseconds) / 1_000_000, metered_minutes: billedMinutes,
+            billed_minutes: billedMinutes - (pricePerMinute > 0 ? writtenOff / pricePerMinute : 0), charged: charged,
             written_off: writtenOff, price_per_minute: pricePerMinute, currency: currency, created_at: rfc3339(milliseconds: createdAt),
             ended_at: endedAt.map(rfc3339(milliseconds:)), end_reason: endReason)
     }

@@ -146,13 +146,15 @@ public struct Meter: Sendable {
                     session.billedMinutes = target
                 }
                 if session.state == .active {
-                    var covered = false
-                    if !unpaid { covered = try await book.reserveNext(session, now: now, tx) }
-                    if !covered {
+                    // A minute nobody could pay ends the session at once (its cost is written off).
+                    // Only then: a next minute the wallet cannot hold yet leaves the viewer the rest
+                    // of the minute they paid for, and a deposit in the meantime still counts.
+                    if unpaid {
                         try await book.end(&session, state: .revoked, reason: "funds", now: now, tx)
                         revoked.append(session.id)
                         continue
                     }
+                    _ = try await book.reserveNext(session, now: now, tx)
                 }
                 try await BillingSession.save(session, tx)
             }
