@@ -45,11 +45,11 @@ struct PayPerMinuteTests {
         return try #require(login.body["access_token"] as? String, "cannot sign in as \(email): \(login.body)")
     }
 
-    static func newViewer(_ base: String, _ email: String) throws -> String {
+    static func newViewer(_ base: String, _ email: String) throws -> (token: String, password: String) {
         let password = "a long enough passphrase \(UUID().uuidString)"
         let registered = try JSONCall.send("POST", base + "/api/auth/register", json: ["email": email, "password": password])
         #expect(registered.status == 201, "\(registered.body)")
-        return try signIn(base, email, password)
+        return (try signIn(base, email, password), password)
     }
 
     static func balance(_ base: String, _ token: String) throws -> Int {
@@ -70,13 +70,28 @@ struct PayPerMinuteTests {
         let titleID = try Self.longTitle(base: base, data: data, publisherToken: publisher, price: price)
 
         // No money: refused before any URL is minted, with the shortfall named.
-        let broke = try Self.newViewer(base, "broke-\(UUID().uuidString.prefix(8))@example.com")
-        let refused = try JSONCall.send("POST", base + "/api/playback/sessions", token: broke, json: ["title_id": titleID])
+        let brokeEmail = "broke-\(UUID().uuidString.prefix(8))@example.com"
+        let broke = try Self.newViewer(base, brokeEmail)
+        let refused = try JSONCall.send("POST", base + "/api/playback/sessions", token: broke.token, json: ["title_id": titleID])
         #expect(refused.status == 402, "\(refused.body)")
         #expect(refused.raw.header("Content-Type")?.hasPrefix("application/problem+json") == true)
 
+        // The same viewer on the player page: the balance, the 402 explained, add funds, play.
+        try FileManager.default.createDirectory(at: DevPlatformTests.outputFolder, withIntermediateDirectories: true)
+        let screenshot = DevPlatformTests.outputFolder.appendingPathComponent("pay-per-minute.png")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/pay_in_browser.py")
+        let browser = try Tool.run(
+            try PythonEnvironment.python().path, [script.path, base + "/player/", brokeEmail, broke.password, titleID, screenshot.path],
+            timeout: .seconds(180))
+        #expect(browser.termination == .exited(0), "the pay flow failed in Chromium: \(browser.stderrText) \(browser.stdoutText)")
+        let page = (try? JSONSerialization.jsonObject(with: Data(browser.stdoutText.utf8))) as? [String: Any] ?? [:]
+        #expect((page["card_meta"] as? String)?.contains("/min") == true, "the price is not on the title card: \(page)")
+        #expect((page["balance_before"] as? String)?.contains("0.00") == true, "\(page)")
+        #expect((page["deposit_label"] as? String)?.contains("5.00") == true, "\(page)")
+        #expect((page["balance"] as? String)?.contains("4.9") == true, "a minute held from the 5.00 deposit: \(page)")
+
         // Funds for exactly three minutes (self-service deposits are on in marquee dev).
-        let viewer = try Self.newViewer(base, "three-\(UUID().uuidString.prefix(8))@example.com")
+        let viewer = try Self.newViewer(base, "three-\(UUID().uuidString.prefix(8))@example.com").token
         let deposit = try JSONCall.send(
             "POST", base + "/api/billing/deposits", token: viewer, json: ["amount": 3 * price, "currency": "EUR"],
             headers: ["Idempotency-Key: three-minutes"])
