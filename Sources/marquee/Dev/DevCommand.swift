@@ -119,11 +119,13 @@ struct DevCommand: AsyncParsableCommand {
                 title.seconds = demoSeconds
                 let titleID = try await title.ensure()
                 let playlist = try await Self.startSession(api: api, titleID: titleID, viewer: secrets.viewer)
+                try await Self.showRefusal(api: api, titleID: titleID, viewer: secrets.brokeViewer)
                 printLine("")
                 printLine("Open the player page and sign in as the viewer, or play the demo title's signed playlist in ffplay, VLC or Safari:")
                 printLine("player: \(base)/\(PlayerSite.prefix)/")
                 printLine("playlist: \(playlist)")
                 printLine("Ctrl-C stops everything; run again to resume with the same data.")
+                await Self.watchBalance(api: api, viewer: secrets.viewer)
             } catch is CancellationError {
             } catch {
                 failed.set()
@@ -139,6 +141,40 @@ struct DevCommand: AsyncParsableCommand {
         await RunningRole.stop(running)
         printLine("marquee dev: stopped")
         if failed.isSet { throw ExitCode(1) }
+    }
+
+    /// Shows that a viewer without money cannot start a priced title: the 402 and its reason.
+    static func showRefusal(api: DevAPI, titleID: String, viewer: (email: String, password: String)) async throws {
+        let token = try await api.signIn(viewer.email, viewer.password)
+        let reply = try await api.send(.POST, "/api/playback/sessions", token: token, json: ["title_id": titleID])
+        let detail = reply.json()["detail"] as? String ?? ""
+        printLine("no funds:  \(viewer.email) password \(viewer.password) (starting the demo title answers \(reply.status.code): \(detail))")
+    }
+
+    /// Prints the demo viewer's balance whenever it changes: it falls by the title's price for
+    /// every minute watched, on the player page or from the printed playlist.
+    static func watchBalance(api: DevAPI, viewer: (email: String, password: String)) async {
+        var token: String?
+        var last: Int?
+        while !Task.isCancelled {
+            do {
+                if token == nil { token = try await api.signIn(viewer.email, viewer.password) }
+                let reply = try await api.send(.GET, "/api/billing/wallet?currency=EUR", token: token)
+                if reply.status == .unauthorized { token = nil }
+                if reply.status == .ok, let balance = reply.json()["balance"] as? Int, balance != last {
+                    let held = reply.json()["held"] as? Int ?? 0
+                    printLine("balance:   \(viewer.email) has EUR \(Self.euros(balance)) (EUR \(Self.euros(held)) held for the minute being watched)")
+                    last = balance
+                }
+            } catch {
+                // Billing is stopping or briefly away: the next look will tell.
+            }
+            try? await Task.sleep(for: .seconds(2))
+        }
+    }
+
+    static func euros(_ minorUnits: Int) -> String {
+        String(format: "%d.%02d", minorUnits / 100, minorUnits % 100)
     }
 
     /// Signs in as the viewer, starts a playback session for the title and waits until the

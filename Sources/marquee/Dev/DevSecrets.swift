@@ -22,6 +22,8 @@ struct DevSecrets {
     /// `admin.token_file`: `<data>/keys/admin.token`, the admin listener's bearer secret.
     let adminTokenFile: String
     let viewer: Account
+    /// A second viewer who never gets money: starting playback of a priced title answers 402.
+    let brokeViewer: Account
     let publisher: Account
     /// The files of ingest's and the gateway's service credentials for the catalog.
     let ingestCredentialFile: String
@@ -77,15 +79,16 @@ struct DevSecrets {
         return DevSecrets(
             tokenKeyDirectory: tokens, tokenKey: URLTokenKey(id: String(keyName.dropLast(4)), secret: secret), keyEncryptionKeyFile: try secretFile("auth-signing-keys.kek"),
             adminTokenFile: try secretFile("admin.token"),
-            viewer: try account("demo-viewer", "viewer@demo.marquee"), publisher: try account("demo-publisher", "publisher@demo.marquee"),
+            viewer: try account("demo-viewer", "viewer@demo.marquee"), brokeViewer: try account("demo-broke-viewer", "broke@demo.marquee"),
+            publisher: try account("demo-publisher", "publisher@demo.marquee"),
             ingestCredentialFile: try secretFile("ingest-catalog.credential"), gatewayCredentialFile: try secretFile("gateway-catalog.credential"),
             playbackBillingCredentialFile: try secretFile("playback-billing.credential"),
             playbackCatalogCredentialFile: try secretFile("playback-catalog.credential"))
     }
 
-    /// Creates the two demo accounts unless they exist (an existing one keeps its password).
+    /// Creates the demo accounts unless they exist (an existing one keeps its password).
     func ensureAccounts(_ auth: AuthService) async throws {
-        for (account, role) in [(viewer, Role.viewer), (publisher, .publisher)] {
+        for (account, role) in [(viewer, Role.viewer), (brokeViewer, .viewer), (publisher, .publisher)] {
             do {
                 _ = try await auth.createAccount(email: account.email, password: account.password, role: role)
             } catch let error as ServiceError where error.status == .conflict {
