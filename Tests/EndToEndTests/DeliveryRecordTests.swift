@@ -131,25 +131,36 @@ struct DeliveryRecordEndToEndTests {
         #expect(try gateway.server.metric("marquee_delivery_records_total") == 3)
     }
 
-    @Test("A client that leaves mid-body gives an aborted record with the bytes that went out")
-    func abortedResponseIsRecorded() throws {
+    @Test(
+        "A whole large body is recorded in full; a client that leaves mid-body gives an aborted record with the bytes that went out",
+        arguments: ["send", "splice"])
+    func abortedResponseIsRecorded(transfer: String) throws {
         let root = try Scratch.newDirectory("records-root")
         let folder = root.appendingPathComponent("titles/long/7/video")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let size = 48 << 20
         try Data(count: size).write(to: folder.appendingPathComponent("seg_00001.m4s"))
-        let gateway = try RecordingGateway(root: root)
+        let gateway = try RecordingGateway(root: root, environment: ["MARQUEE_FILES_LARGE_FILES": transfer])
         defer { gateway.server.stop() }
         let token = try gateway.token(session: "leaver")
+        let path = "/t/\(token)/titles/long/7/video/seg_00001.m4s"
+
+        let whole = try Curl.fetch(gateway.server.url(path))
+        #expect(whole.status == 200)
+        let full = try DeliveryLog.waitForRecords(in: gateway.log, count: 1, timeout: .seconds(20))
+        try #require(full.count == 1)
+        #expect(!full[0].aborted)
+        #expect(full[0].bytesSent == UInt64(size))
+
         let connection = try RawConnection(port: gateway.server.mediaPort, receiveBufferBytes: 16384)
-        try connection.send("GET /t/\(token)/titles/long/7/video/seg_00001.m4s HTTP/1.1\r\nHost: x\r\n\r\n")
+        try connection.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
         let first = try connection.readAvailable(timeout: .seconds(5))
         #expect(!first.isEmpty)
         connection.close()
 
-        let records = try DeliveryLog.waitForRecords(in: gateway.log, count: 1, timeout: .seconds(20))
-        try #require(records.count == 1)
-        let record = records[0]
+        let records = try DeliveryLog.waitForRecords(in: gateway.log, count: 2, timeout: .seconds(20))
+        try #require(records.count == 2)
+        let record = records[1]
         #expect(record.aborted)
         #expect(record.status == 200)
         #expect(record.objectSize == UInt64(size))
