@@ -233,7 +233,7 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeBilling", "MarqueeBus", "MarqueeStore", "MarqueePolicy",
+                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeBilling", "MarqueeBus", "MarqueeStore", "MarqueePolicy", "MarqueeRedis",
                 "MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -107,15 +107,37 @@ struct BillingCommand: AsyncParsableCommand {
         let service = try await BillingService.open(settings, revoker: revoker, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: try service.application(logger: logger))]
         services += service.housekeeping(logger: logger).map { .init(service: $0) }
+        // Where the meter reads delivery records: the local log named by billing.deliveries, or
+        // else the gateways' Redis stream (bus.stream) through the consumer group
+        // billing.stream_group, as billing.stream_consumer (default: the host name), taking over
+        // entries another worker left unacknowledged for billing.stream_claim_idle_s.
+        var source: (any DeliverySource)?
+        var metering = "no meter (billing.deliveries or redis.url)"
         if let folder = settings.deliveriesDirectory {
+            source = LocalDeliveryLog(directory: folder)
+            metering = "metering \(folder)"
+        } else if !redis.isEmpty {
+            var stream = RedisDeliveryStream.Settings(
+                endpoint: try RedisEndpoint(parsing: redis),
+                consumer: config.string("billing.stream_consumer", flag: nil, default: ProcessInfo.processInfo.hostName))
+            stream.stream = config.string("bus.stream", flag: nil, default: stream.stream)
+            stream.group = config.string("billing.stream_group", flag: nil, default: stream.group)
+            let idle = config.int("billing.stream_claim_idle_s", default: 30)
+            guard (1...86_400).contains(idle) else { throw ValidationError("billing.stream_claim_idle_s must be 1 to 86400") }
+            stream.claimIdle = .seconds(idle)
+            guard !stream.consumer.isEmpty, !stream.group.isEmpty, !stream.stream.isEmpty else {
+                throw ValidationError("bus.stream, billing.stream_group and billing.stream_consumer must not be empty")
+            }
+            source = RedisDeliveryStream(settings: stream)
+            metering = "metering the Redis stream \(stream.stream) as \(stream.consumer) in group \(stream.group)"
+        }
+        if let source {
             let store = try StoreLocation.open(settings.packageStore ?? config.dataDirectory + "/media")
-            let meter = Meter(
-                service: service, source: LocalDeliveryLog(directory: folder), timelines: PackageTimelines(store: store), batchSize: settings.meterBatch)
+            let meter = Meter(service: service, source: source, timelines: PackageTimelines(store: store), batchSize: settings.meterBatch)
             services.append(.init(service: meter.runner(interval: .milliseconds(settings.meterIntervalMilliseconds), logger: logger)))
         }
         print(
-            "billing: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL)); "
-                + (settings.deliveriesDirectory.map { "metering \($0)" } ?? "no meter (billing.deliveries)"))
+            "billing: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL)); \(metering)")
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
         await service.close()
     }

@@ -11,26 +11,38 @@ public struct MeterBatch: Sendable {
     public var next: UInt64
     /// Records passed over (removed by retention, or not decodable).
     public var skipped: UInt64
+    /// What the source acknowledges once the batch's effects committed (a stream's entry ids);
+    /// empty for sources whose position the meter stores itself.
+    public var acknowledgement: [String]
 
-    public init(records: [DeliveryRecord], next: UInt64, skipped: UInt64 = 0) {
+    public init(records: [DeliveryRecord], next: UInt64, skipped: UInt64 = 0, acknowledgement: [String] = []) {
         self.records = records
         self.next = next
         self.skipped = skipped
+        self.acknowledgement = acknowledgement
     }
 }
 
-/// Where the meter's delivery records come from: a batch from a position, and the position after
-/// it. The local log (`DeliveryLogReader`) in development; Redis Streams later.
+/// Where the meter's delivery records come from. Two kinds:
+/// - positional sources (the gateways' local log): a batch from a position and the position after
+///   it, which the meter stores in the same transaction as the batch's charges;
+/// - acknowledging sources (a Redis stream read by a consumer group, `RedisDeliveryStream`): the
+///   stream hands each consumer its own entries and forgets them once acknowledged, after the
+///   commit; an entry never acknowledged is read again (by its consumer, or claimed by another).
+/// Either way a replay is harmless: coverage is a union and every charge's id names its minute.
 public protocol DeliverySource: Sendable {
     /// A name the committed position is stored under.
     var name: String { get }
+    /// Whether the meter stores this source's position (false: the source acknowledges).
+    var storesPosition: Bool { get }
     func read(from position: UInt64, limit: Int) async throws -> MeterBatch
-    /// Called after a batch's effects committed: everything before `next` is done with.
-    func committed(through next: UInt64) async throws
+    /// Called after a batch's effects committed.
+    func acknowledge(_ batch: MeterBatch) async throws
 }
 
 extension DeliverySource {
-    public func committed(through next: UInt64) async throws {}
+    public var storesPosition: Bool { true }
+    public func acknowledge(_ batch: MeterBatch) async throws {}
 }
 
 /// The gateways' local append-only log in a folder, read with one `DeliveryLogReader` (it keeps
@@ -56,8 +68,8 @@ public final class LocalDeliveryLog: DeliverySource, @unchecked Sendable {
         return MeterBatch(records: batch.entries.map(\.record), next: batch.next, skipped: batch.skipped)
     }
 
-    public func committed(through next: UInt64) async throws {
-        try DeliveryLogConsumers.record(consumer, next: next, in: directory)
+    public func acknowledge(_ batch: MeterBatch) async throws {
+        try DeliveryLogConsumers.record(consumer, next: batch.next, in: directory)
     }
 }
 
@@ -88,9 +100,10 @@ public struct Meter: Sendable {
     /// Reads and applies one batch; returns how many records it read (0: nothing new).
     @discardableResult
     public func runOnce() async throws -> Int {
-        let start = try await position()
+        let positional = source.storesPosition
+        let start = positional ? try await position() : 0
         let batch = try await source.read(from: start, limit: batchSize)
-        guard batch.next != start else { return 0 }
+        guard positional ? batch.next != start : !batch.acknowledgement.isEmpty else { return 0 }
         // Records by session, in log order; the packages' timelines loaded before the transaction.
         var bySession: [String: [DeliveryRecord]] = [:]
         var timelines: [String: PackageTimeline] = [:]
@@ -109,12 +122,14 @@ public struct Meter: Sendable {
         let grouped = bySession
         let revoked = try await service.database.transaction { tx -> [String] in
             // The position row first: a second meter on the same source waits here, then sees the
-            // batch done and leaves.
-            try await tx.execute(
-                "INSERT INTO billing_positions (consumer, position, updated_at) VALUES ($1, 0, 0) ON CONFLICT (consumer) DO NOTHING", name)
-            let forUpdate = tx.dialect == .postgres ? " FOR UPDATE" : ""
-            let current = try await tx.first("SELECT position FROM billing_positions WHERE consumer = $1\(forUpdate)", name)?.int("position") ?? 0
-            guard UInt64(max(0, current)) == start else { return [] }
+            // batch done and leaves. (A stream's consumer group gives each meter its own entries.)
+            if positional {
+                try await tx.execute(
+                    "INSERT INTO billing_positions (consumer, position, updated_at) VALUES ($1, 0, 0) ON CONFLICT (consumer) DO NOTHING", name)
+                let forUpdate = tx.dialect == .postgres ? " FOR UPDATE" : ""
+                let current = try await tx.first("SELECT position FROM billing_positions WHERE consumer = $1\(forUpdate)", name)?.int("position") ?? 0
+                guard UInt64(max(0, current)) == start else { return [] }
+            }
             var revoked: [String] = []
             let now = unixMilliseconds()
             let ids = grouped.keys.sorted()
@@ -158,17 +173,20 @@ public struct Meter: Sendable {
                 }
                 try await BillingSession.save(session, tx)
             }
-            try await tx.execute(
-                "UPDATE billing_positions SET position = $2, updated_at = $3 WHERE consumer = $1", name, Int64(next), now)
+            if positional {
+                try await tx.execute(
+                    "UPDATE billing_positions SET position = $2, updated_at = $3 WHERE consumer = $1", name, Int64(next), now)
+            }
             return revoked
         }
         if batch.skipped > 0 {
             service.logger.warning("the meter passed over delivery records it could not read", metadata: ["count": "\(batch.skipped)", "source": "\(name)"])
         }
         do {
-            try await source.committed(through: next)
+            try await source.acknowledge(batch)
         } catch {
-            service.logger.warning("cannot note the meter's position beside the delivery log", metadata: ["error": "\(error)"])
+            // The batch is committed; unacknowledged stream entries come back and change nothing.
+            service.logger.warning("cannot acknowledge the meter's batch to its source", metadata: ["error": "\(error)"])
         }
         for id in revoked { await service.revokePending(id) }
         return max(1, batch.records.count)
