@@ -506,6 +506,20 @@ struct BillingServiceTests {
         }
     }
 
+    @Test("With Redis, revocations are published where every gateway's feed finds them")
+    func redisRevocation() async throws {
+        let server = try RedisServer()
+        let endpoint = try RedisEndpoint(parsing: server.url)
+        try await RedisSessionRevoker(endpoint: endpoint).revoke("broke-1", reason: .funds, ttlSeconds: 600)
+        // A gateway starting now loads it from the sorted set.
+        let list = RevocationList()
+        let feed = RedisRevocationFeed(endpoint: endpoint, list: list)
+        feed.start()
+        defer { feed.stop() }
+        let now = Int64(Date().timeIntervalSince1970)
+        #expect(waitUntil(timeout: .seconds(5), interval: .milliseconds(5)) { list.isRevoked("broke-1", nowSeconds: now) == .funds })
+    }
+
     // MARK: - Through playback
 
     @Test("Playback: a priced title needs a minute's funds (402 naming the shortfall), free titles none; DELETE ends and revokes", arguments: DatabaseKind.allCases)
