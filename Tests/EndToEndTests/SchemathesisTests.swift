@@ -7,7 +7,7 @@ import Testing
 /// as the schema says. It runs as an admin, so every operation is reachable.
 @Suite("Services against their OpenAPI documents (schemathesis)")
 struct SchemathesisTests {
-    @Test("No 5xx and no response that breaks the schema, on auth, catalog and playback")
+    @Test("No 5xx and no response that breaks the schema, on auth, catalog, playback and billing")
     func services() throws {
         let database = try DatabaseKind.sqlite.freshURL()
         try ServiceProcess.addUser(email: "admin@example.com", role: "admin", password: "admin passphrase", database: database)
@@ -22,11 +22,13 @@ struct SchemathesisTests {
             ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL, "--catalog-url", catalog.baseURL,
              "--token-key", "k1:" + keys.appendingPathComponent("k1.key").path])
         defer { playback.stop() }
+        let billing = try ServiceProcess("billing", ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL])
+        defer { billing.stop() }
         let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "admin@example.com", "password": "admin passphrase"])
         let token = try #require(login.body["access_token"] as? String)
         let schemathesis = try PythonEnvironment.python().deletingLastPathComponent().appendingPathComponent("schemathesis").path
 
-        for service in [auth, catalog, playback] {
+        for service in [auth, catalog, playback, billing] {
             let result = try Tool.run(
                 schemathesis,
                 [

@@ -7,6 +7,7 @@ import MarqueeBus
 import MarqueeCatalog
 import MarqueePlayback
 import MarqueePolicy
+import MarqueeRedis
 import MarqueeServiceKit
 import MarqueeStore
 import MarqueeTestSupport
