@@ -46,7 +46,7 @@ public struct BillingSettings: Sendable {
     /// as `ingest.store`); the meter maps each delivered object to its media time with them.
     public var packageStore: String?
     /// `billing.meter_interval_ms`: how often the meter reads the log when it is idle.
-    public var meterIntervalMilliseconds = 1000
+    public var meterIntervalMilliseconds = 200
     /// `billing.meter_batch`: records per metering transaction.
     public var meterBatch = 500
 
