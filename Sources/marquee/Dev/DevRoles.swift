@@ -166,7 +166,8 @@ extension DevRole {
             timelines: PackageTimelines(store: try FileSystemStore(root: context.data + "/media")))
         return DevRoleParts(
             application: { running in try service.application(logger: context.logger, onServerRunning: running) },
-            background: service.housekeeping(logger: context.logger) + [meter.runner(interval: .seconds(1), logger: context.logger)],
+            background: service.housekeeping(logger: context.logger)
+                + [meter.runner(interval: .milliseconds(settings.meterIntervalMilliseconds), logger: context.logger)],
             summary: "wallets and ledger in \(context.data)/billing.db, metering \(context.data)/deliveries")
     }
 }
