@@ -28,8 +28,21 @@ public struct SessionCoverage: Sendable, Codable, Equatable {
     /// Media time covered, in microseconds.
     public var coveredMicroseconds: Int64 { intervals.reduce(0) { $0 + $1.duration } }
 
-    /// Whole minutes to bill: `ceil(covered / 60 s)`.
-    public var billedMinutes: Int64 { (coveredMicroseconds + 59_999_999) / 60_000_000 }
+    /// A minute entered by no more than this is not a new minute: audio encoders end a track a
+    /// few milliseconds past its video (AAC codes whole 1024-sample frames, so a 60 s title's
+    /// audio playlist says 60.011 s), which would otherwise bill a 60-second title two minutes.
+    public static let minuteBoundaryGrace: Int64 = 250_000
+
+    /// Whole minutes to bill: `ceil(covered / 60 s)`, except that a last minute entered by no more
+    /// than `minuteBoundaryGrace` does not count.
+    public var billedMinutes: Int64 { Self.billedMinutes(covering: coveredMicroseconds) }
+
+    /// `billedMinutes` for a covered time in microseconds.
+    public static func billedMinutes(covering covered: Int64) -> Int64 {
+        guard covered > 0 else { return 0 }
+        let minutes = (covered + 59_999_999) / 60_000_000
+        return minutes > 1 && covered - (minutes - 1) * 60_000_000 <= minuteBoundaryGrace ? minutes - 1 : minutes
+    }
 
     /// Applies a record using the package's timeline; returns whether coverage grew.
     public mutating func apply(_ record: DeliveryRecord, timeline: PackageTimeline) -> Bool {
