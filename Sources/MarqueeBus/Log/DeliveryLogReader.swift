@@ -153,12 +153,9 @@ public enum DeliveryLogConsumers {
     /// The lowest position any registered consumer has committed, nil when none is registered.
     public static func lowestCommitted(in directory: String) -> UInt64? {
         let folder = directory + "/consumers"
-        guard let dir = opendir(folder) else { return nil }
-        defer { closedir(dir) }
+        guard let names = DeliveryLogSegment.fileNames(in: folder) else { return nil }
         var lowest: UInt64?
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            guard name.hasSuffix(".offset") else { continue }
+        for name in names where name.hasSuffix(".offset") {
             let fd = open(folder + "/" + name, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { continue }
             var bytes = [UInt8](repeating: 0, count: 32)

@@ -67,14 +67,19 @@ enum DeliveryLogSegment {
 
     /// The segments of `directory`, by first sequence.
     static func list(_ directory: String) throws(DeliveryLogError) -> [UInt64] {
-        guard let dir = opendir(directory) else { throw .system("cannot list", directory) }
+        guard let names = fileNames(in: directory) else { throw .system("cannot list", directory) }
+        return names.compactMap(first(ofFileNamed:)).sorted()
+    }
+
+    /// The names in `directory`, nil when it cannot be read.
+    static func fileNames(in directory: String) -> [String]? {
+        guard let dir = opendir(directory) else { return nil }
         defer { closedir(dir) }
-        var firsts: [UInt64] = []
+        var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if let first = first(ofFileNamed: name) { firsts.append(first) }
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) })
         }
-        return firsts.sorted()
+        return names
     }
 
     static func header(for identity: DeliveryLogIdentity, first: UInt64) throws(DeliveryLogError) -> [UInt8] {

@@ -158,7 +158,7 @@ struct DASHManifest {
     private static func baseURL(_ levels: [Node]) -> String? {
         var base = ""
         for level in levels {
-            guard let url = level.first("BaseURL")?.text.trimmingCharacters(), !url.isEmpty else { continue }
+            guard let url = level.first("BaseURL").map({ String(Substring($0.text).trimmingWhitespace()) }), !url.isEmpty else { continue }
             if url.contains(":") || url.hasPrefix("/") { return nil }
             base = url.hasSuffix("/") ? base + url : base + PackageTimeline.directory(of: url) + (url.contains("/") ? "/" : "")
         }
@@ -343,7 +343,4 @@ extension String {
         split(separator: entity, omittingEmptySubsequences: false).joined(separator: character)
     }
 
-    fileprivate func trimmingCharacters() -> String {
-        String(Substring(self).trimmingWhitespace())
-    }
 }
