@@ -82,7 +82,7 @@ enum PolicyConfiguration {
         return p
     }
 
-    /// `NAME key=client route=media rate=100/1s burst=200`
+    /// `NAME key=client route=media rate=100/1s burst=200 [delay=5s]`
     static func rateDescriptor(_ line: String) throws -> RateDescriptor {
         func fail(_ why: String) -> InvalidSetting { InvalidSetting(description: "rate_limits.limits: \"\(line)\": \(why)") }
         let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -93,6 +93,7 @@ enum PolicyConfiguration {
         var route = RateDescriptor.Route.any
         var rate: (Int, Int64)?
         var burst: Int?
+        var delay: Int64 = 0
         for word in words.dropFirst() {
             let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw fail("\"\(word)\" is not name=value") }
@@ -109,21 +110,33 @@ enum PolicyConfiguration {
             case "burst":
                 guard let b = Int(parts[1]), b > 0 else { throw fail("burst must be a positive integer") }
                 burst = b
+            case "delay":
+                guard let d = parseDuration(parts[1]), d <= 60_000 else {
+                    throw fail("delay must be a duration up to 60s, such as 500ms, 5s or 1m")
+                }
+                delay = d
             default:
-                throw fail("unknown setting \"\(parts[0])\" (key, route, rate, burst)")
+                throw fail("unknown setting \"\(parts[0])\" (key, route, rate, burst, delay)")
             }
         }
         guard let key else { throw fail("key= is required") }
         guard let (limit, period) = rate else { throw fail("rate= is required") }
-        return RateDescriptor(limit: RateLimit(name: name, limit: limit, periodMilliseconds: period, burst: burst), key: key, route: route)
+        return RateDescriptor(limit: RateLimit(name: name, limit: limit, periodMilliseconds: period, burst: burst, delayMilliseconds: delay), key: key, route: route)
     }
 
     /// `100/1s` → (100, 1000 ms).
     static func parseRate(_ text: String) -> (Int, Int64)? {
         let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let count = Int(parts[0]), count > 0 else { return nil }
-        var unit = parts[1]
-        var multiplier: Int64
+        guard parts.count == 2, let count = Int(parts[0]), count > 0, let period = parseDuration(parts[1], bareUnit: true) else {
+            return nil
+        }
+        return (count, period)
+    }
+
+    /// `500ms`, `5s`, `1m`, `1h` → milliseconds (positive). With `bareUnit`, `s` alone means `1s`.
+    static func parseDuration(_ text: String, bareUnit: Bool = false) -> Int64? {
+        var unit = text
+        let multiplier: Int64
         if unit.hasSuffix("ms") {
             multiplier = 1
             unit.removeLast(2)
@@ -139,10 +152,9 @@ enum PolicyConfiguration {
         } else {
             return nil
         }
-        let amount = unit.isEmpty ? 1 : Int64(unit)
-        guard let amount, amount > 0 else { return nil }
-        multiplier *= amount
-        return (count, multiplier)
+        let amount = unit.isEmpty && bareUnit ? 1 : Int64(unit)
+        guard let amount, amount > 0, amount < Int64.max / multiplier else { return nil }
+        return amount * multiplier
     }
 
     /// `/titles/x/ allow=US,CA deny_anonymous`

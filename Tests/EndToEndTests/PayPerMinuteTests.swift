@@ -57,7 +57,7 @@ struct PayPerMinuteTests {
         return wallet.body["balance"] as? Int ?? -1
     }
 
-    @Test("A viewer with funds for 3 minutes is cut off with 402 after minute 3, billed exactly 3 minutes, balance 0; a viewer with no money gets 402 at once")
+    @Test("A viewer with funds for 3 minutes is cut off with 402 after minute 3, billed exactly 3 minutes, balance 0; a viewer with no money gets 402 at once; a greedy client gets at most a minute past what it paid")
     func runsOutOfMoney() throws {
         let data = try Scratch.newDirectory("pay-data")
         let port = try RedisServer.freePort()
@@ -123,6 +123,38 @@ struct PayPerMinuteTests {
         // Every later media request of the session is refused with 402, the playlist included.
         let again = try Curl.fetch(playlist)
         #expect(again.status == 402, "the revoked session's playlist answered \(again.status)")
+
+        // A greedy client with funds for one minute: it takes the first 50 s, idles until the
+        // gateway's pacing forgives it a full burst, then fetches the rest with 16 connections as
+        // fast as it is answered. It still gets at most one minute past what it paid.
+        let greedy = try Self.newViewer(base, "greedy-\(UUID().uuidString.prefix(8))@example.com").token
+        let greedyDeposit = try JSONCall.send(
+            "POST", base + "/api/billing/deposits", token: greedy, json: ["amount": price, "currency": "EUR"],
+            headers: ["Idempotency-Key: one-minute"])
+        #expect(greedyDeposit.status == 201, "\(greedyDeposit.body)")
+        let greedySession = try JSONCall.send("POST", base + "/api/playback/sessions", token: greedy, json: ["title_id": titleID])
+        #expect(greedySession.status == 201, "\(greedySession.body)")
+        let greedyID = try #require(greedySession.body["id"] as? String)
+        let greedyPlaylist = try #require(greedySession.body["hls_url"] as? String)
+        let client = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/greedy_client.py")
+        let run = try Tool.run(try PythonEnvironment.python().path, [client.path, greedyPlaylist, "50", "6", "16"], timeout: .seconds(300))
+        #expect(run.termination == .exited(0), "the greedy client failed: \(run.stderrText)")
+        let taken = (try? JSONSerialization.jsonObject(with: Data(run.stdoutText.utf8))) as? [String: Any] ?? [:]
+        let takenSeconds = taken["covered_seconds"] as? Double ?? -1
+        let statuses = taken["statuses"] as? [String: Int] ?? [:]
+        print("pay-per-minute: a greedy client paid for 60 s and received \(takenSeconds) s of media: \(taken)")
+        #expect(takenSeconds >= 60 && takenSeconds <= 120, "paid for 60 s, received \(takenSeconds) s: \(taken)")
+        #expect((statuses["402"] ?? 0) > 0, "the greedy client was never cut off: \(taken)")
+        #expect(statuses["429"] == nil, "pacing delays, it does not refuse: \(taken)")
+        var greedyBill: [String: Any] = [:]
+        #expect(waitUntil(timeout: .seconds(60), interval: .milliseconds(200)) {
+            greedyBill = (try? JSONCall.send("GET", base + "/api/billing/sessions/\(greedyID)", token: greedy).body) ?? [:]
+            return greedyBill["state"] as? String == "revoked"
+        }, "\(greedyBill)")
+        #expect(greedyBill["billed_minutes"] as? Int == 1, "\(greedyBill)")
+        let meteredGreedy = greedyBill["covered_seconds"] as? Double ?? Double(greedyBill["covered_seconds"] as? Int ?? 0)
+        #expect(meteredGreedy > 60 && meteredGreedy <= 120, "billing saw \(meteredGreedy) s delivered: \(greedyBill)")
+        #expect(try Self.balance(base, greedy) == 0)
 
         #expect(dev.interrupt(timeout: .seconds(30)) == 0, "did not stop cleanly: \(dev.output.text)")
     }

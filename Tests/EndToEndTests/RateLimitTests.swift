@@ -85,6 +85,44 @@ struct RateLimitTests {
         #expect(headers.header("ratelimit-policy") == "\"per_session\";q=3;w=60")
     }
 
+    @Test("A limit with a delay paces instead of refusing: past the burst each request waits its turn, and only those beyond the delay get 429")
+    func pacing() throws {
+        let fixtures = try MediaFixtures.shared()
+        // T = 250 ms, burst 1, a request may wait up to 1 s.
+        let config = try configFile(
+            """
+            rate_limits:
+              limits:
+                - "pace key=client route=media rate=4/1s burst=1 delay=1s"
+            """)
+        let server = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { server.stop() }
+
+        // One after another on one connection: none refused, each served a T after the one before.
+        let started = Date()
+        let (codes, _) = try statuses(server, MediaFixtures.hlsSegment, count: 5)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(codes == [200, 200, 200, 200, 200])
+        #expect(elapsed >= 0.95, "five requests at 4 per second were served in \(elapsed) s, not paced")
+        #expect(try server.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="delay",reason="queued"}"#) >= 4)
+
+        // Twelve at once (after the key is idle again): the burst and the four a second can hold
+        // are served, the rest refused with 429 at once (one more may pass if the loaded machine
+        // spreads their arrival over a T).
+        Thread.sleep(forTimeInterval: 1.5)
+        let connections = try (0..<12).map { _ in try RawConnection(port: server.mediaPort) }
+        for c in connections { try c.send("GET \(MediaFixtures.hlsSegment) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") }
+        let burst = try connections.map { try $0.readResponse().status }
+        #expect(burst.filter { $0 == 200 }.count >= 5 && burst.filter { $0 == 200 }.count <= 7, "\(burst)")
+        #expect(burst.filter { $0 == 429 }.count == 12 - burst.filter { $0 == 200 }.count, "\(burst)")
+
+        // A client that hangs up while it waits leaves nothing behind: the gateway goes on serving.
+        let leaving = try RawConnection(port: server.mediaPort)
+        try leaving.send("GET \(MediaFixtures.hlsSegment) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        leaving.close()
+        #expect(try waitUntil(timeout: .seconds(10)) { (try? Curl.fetch(server.url(MediaFixtures.hlsSegment)).status) == 200 })
+    }
+
     @Test("A cap on concurrent connections per address refuses the extra connection with 429")
     func connectionCap() throws {
         let fixtures = try MediaFixtures.shared()
@@ -162,6 +200,29 @@ struct RedisPolicyTests {
         #expect(allowed == 10, "the shared limit allows 10 in all, got \(allowed)")
         #expect(refused == 6)
         #expect(try a.metric(#"marquee_policy_decisions_total{check="rate_limit",outcome="fallback",reason="redis_unavailable"}"#) == 0)
+    }
+
+    @Test("A shared limit with a delay paces one client across two gateways: queued through Redis, none refused")
+    func pacingAcrossGateways() throws {
+        let fixtures = try MediaFixtures.shared()
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let keys = try Scratch.newDirectory("keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let config = try Self.gatewayConfig(redis, keys: keys, limit: "rate=4/1s burst=1 delay=2s")
+        let a = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { a.stop() }
+        let b = try ServerProcess(root: fixtures.root, configFile: config)
+        defer { b.stop() }
+        #expect(try waitUntil(timeout: .seconds(10)) { try [a, b].allSatisfy { try $0.metric(Self.up("rate_limits")) == 1 } })
+        let started = Date()
+        var codes: [Int] = []
+        for round in 0..<6 { codes += try statuses(round % 2 == 0 ? a : b, MediaFixtures.hlsSegment, count: 1).codes }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(codes == [200, 200, 200, 200, 200, 200])
+        #expect(elapsed >= 1.2, "six requests at 4 per second across two gateways took \(elapsed) s: not paced together")
+        let queued = #"marquee_policy_decisions_total{check="rate_limit",outcome="delay",reason="queued"}"#
+        #expect(try a.metric(queued) + b.metric(queued) >= 5)
     }
 
     /// A 48-character admin bearer secret in a file of its own.
@@ -256,6 +317,8 @@ struct PolicyConfigurationTests {
             ("rate_limits:\n  limits:\n    - \"x key=ip rate=1/1s\"", "rate_limits.limits: \"x key=ip rate=1/1s\": key must be client, session or route"),
             ("rate_limits:\n  limits:\n    - \"x key=client rate=ten/1s\"", "rate must look like 100/1s"),
             ("rate_limits:\n  limits:\n    - \"x key=client\"", "rate= is required"),
+            ("rate_limits:\n  limits:\n    - \"x key=client rate=1/1s delay=soon\"", "delay must be a duration up to 60s"),
+            ("rate_limits:\n  limits:\n    - \"x key=client rate=1/1s delay=2m\"", "delay must be a duration up to 60s"),
             ("geo:\n  rules:\n    - \"/titles/x/ allow=USA\"", "geo.rules: \"/titles/x/ allow=USA\": \"USA\" is not a two-letter country code"),
             ("geo:\n  rules:\n    - \"/titles/x/ allow=US\"", "geo.rules need geo.database"),
             ("geo:\n  database: /nonexistent.mmdb", "geo.database"),

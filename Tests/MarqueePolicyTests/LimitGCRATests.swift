@@ -23,7 +23,7 @@ struct LimitGCRATests {
         let now: UInt64 = 5_000_000
         var tat: UInt64 = 0
         for k in 1...10 {
-            guard case .allow(let newTAT, let remaining, let reset) = p.evaluate(tat: tat, now: now) else {
+            guard case .allow(let newTAT, let remaining, let reset, _) = p.evaluate(tat: tat, now: now) else {
                 Issue.record("request \(k) refused")
                 return
             }
@@ -35,7 +35,7 @@ struct LimitGCRATests {
         // 40 ms later: 60 ms to go.
         #expect(p.evaluate(tat: tat, now: now + 40_000) == .refuse(retryAfterMicros: 60_000))
         // Exactly T later: one passes, with nothing left.
-        guard case .allow(_, let remaining, let reset) = p.evaluate(tat: tat, now: now + 100_000) else {
+        guard case .allow(_, let remaining, let reset, _) = p.evaluate(tat: tat, now: now + 100_000) else {
             Issue.record("refused after retry-after")
             return
         }
@@ -49,7 +49,7 @@ struct LimitGCRATests {
         var tat: UInt64 = 0
         var now: UInt64 = 1_000_000
         for _ in 0..<1000 {
-            guard case .allow(let newTAT, let remaining, _) = p.evaluate(tat: tat, now: now) else {
+            guard case .allow(let newTAT, let remaining, _, _) = p.evaluate(tat: tat, now: now) else {
                 Issue.record("steady request refused")
                 return
             }
@@ -60,7 +60,7 @@ struct LimitGCRATests {
         // 99 ms apart: each request eats 1 ms of tolerance; 1 s of tolerance lasts ~1000 requests.
         var passed = 0
         for _ in 0..<2000 {
-            if case .allow(let newTAT, _, _) = p.evaluate(tat: tat, now: now) {
+            if case .allow(let newTAT, _, _, _) = p.evaluate(tat: tat, now: now) {
                 tat = newTAT
                 passed += 1
             }
@@ -73,7 +73,7 @@ struct LimitGCRATests {
     func reset() {
         let p = tenPerSecond.parameters
         #expect(p.evaluate(tat: 10, now: 1_000_000) == p.evaluate(tat: 0, now: 1_000_000))
-        guard case .allow(_, let remaining, _) = p.evaluate(tat: 500_000, now: 2_000_000) else {
+        guard case .allow(_, let remaining, _, _) = p.evaluate(tat: 500_000, now: 2_000_000) else {
             Issue.record("refused")
             return
         }
@@ -87,7 +87,7 @@ struct LimitGCRATests {
         var tat: UInt64 = 0
         let now: UInt64 = 100
         for expected in [1, 0] {
-            guard case .allow(let newTAT, let remaining, _) = p.evaluate(tat: tat, now: now) else {
+            guard case .allow(let newTAT, let remaining, _, _) = p.evaluate(tat: tat, now: now) else {
                 Issue.record("refused")
                 return
             }
@@ -95,6 +95,51 @@ struct LimitGCRATests {
             tat = newTAT
         }
         #expect(p.evaluate(tat: tat, now: now) == .refuse(retryAfterMicros: 100_000))
+    }
+
+    @Test("with a delay, requests past the burst wait their turn (one T apart) until the delay is used up, then are refused")
+    func delayQueues() {
+        // 4 per second (T = 250 ms), burst 2 (τ = 500 ms), waits up to 1 s.
+        let limit = RateLimit(name: "pace", limit: 4, periodMilliseconds: 1000, burst: 2, delayMilliseconds: 1000)
+        let p = limit.parameters
+        let now: UInt64 = 10_000_000
+        var tat: UInt64 = 0
+        var waits: [UInt64] = []
+        for _ in 0..<6 {
+            guard case .allow(let newTAT, _, _, let wait) = p.evaluate(tat: tat, now: now) else {
+                Issue.record("refused within the delay")
+                return
+            }
+            waits.append(wait)
+            tat = newTAT
+        }
+        // Two at once (the burst), then each a T later, the last at exactly the 1 s delay.
+        #expect(waits == [0, 0, 250_000, 500_000, 750_000, 1_000_000])
+        // The seventh would wait 1.25 s: refused, and it would pass (queued) 250 ms later.
+        #expect(p.evaluate(tat: tat, now: now) == .refuse(retryAfterMicros: 250_000))
+        // A client that waits its turn is never refused: at T apart it conforms with no wait.
+        guard case .allow(_, _, _, let wait) = p.evaluate(tat: tat, now: now + 1_250_000) else {
+            Issue.record("refused at its turn")
+            return
+        }
+        #expect(wait == 0)
+    }
+
+    @Test("a local table with a delay answers .delayed, charges the key, and refuses past the delay")
+    func delayedVerdicts() {
+        let limiter = LocalRateLimiter(limits: [RateLimit(name: "pace", limit: 10, periodMilliseconds: 1000, burst: 1, delayMilliseconds: 300)])
+        var keys = RateKeys()
+        keys.append(RateKey(limitIndex: 0, keyHash: 42))
+        let now: UInt64 = 50_000_000
+        #expect(limiter.check(keys, now: now) == .allowed(limitIndex: 0, remaining: 0, resetMicros: 100_000))
+        #expect(limiter.check(keys, now: now) == .delayed(limitIndex: 0, waitMicros: 100_000))
+        #expect(limiter.check(keys, now: now) == .delayed(limitIndex: 0, waitMicros: 200_000))
+        #expect(limiter.check(keys, now: now) == .delayed(limitIndex: 0, waitMicros: 300_000))
+        #expect(limiter.check(keys, now: now) == .limited(limitIndex: 0, retryAfterMicros: 100_000))
+        // Another key is not affected.
+        var other = RateKeys()
+        other.append(RateKey(limitIndex: 0, keyHash: 43))
+        #expect(limiter.check(other, now: now).isAllowed)
     }
 
     @Test("headers follow draft-ietf-httpapi-ratelimit-headers structured fields")

@@ -43,6 +43,8 @@ struct RedisRateLimiterTests {
                 #expect(index == 0)
                 #expect(retry > 0 && retry <= 6_000_000)
                 limited += 1
+            case .verdict(.delayed):
+                Issue.record("a limit without a delay queued a request")
             case .unavailable:
                 Issue.record("unexpected .unavailable")
             }
@@ -59,6 +61,31 @@ struct RedisRateLimiterTests {
         #expect(name == "marquee:rl:shared:deadbeef00000001")
         let ttl = try server.command(["PTTL", name]).integerValue ?? -1
         #expect(ttl > 50_000 && ttl <= 60_001)
+    }
+
+    @Test("a shared limit with a delay queues requests past the burst one T apart, then refuses, like the local table")
+    func delayQueues() throws {
+        let server = try RedisServer()
+        // 10 per second (T = 100 ms), burst 1, waits up to 300 ms.
+        let pace = RateLimit(name: "pace", limit: 10, periodMilliseconds: 1000, burst: 1, delayMilliseconds: 300)
+        let answers = AnswerCollector()
+        let limiter = RedisRateLimiter(endpoint: server.endpoint, limits: [pace]) { answers.append($0) }
+        limiter.start()
+        defer { limiter.stop() }
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { limiter.isAvailable })
+        // Pipelined together, so Redis's clock barely moves between them.
+        for n in 0..<5 { #expect(limiter.submit(request(n, key: 77))) }
+        #expect(waitUntil(timeout: .milliseconds(5000), interval: .milliseconds(5)) { answers.count == 5 })
+        let results = answers.answers.sorted { $0.slot < $1.slot }.map(\.result)
+        guard case .verdict(.allowed) = results[0] else { Issue.record("first: \(results[0])"); return }
+        for (k, result) in results[1...3].enumerated() {
+            guard case .verdict(.delayed(0, let wait)) = result else { Issue.record("request \(k + 1): \(result)"); continue }
+            // Each waits one T more than the one before (less the few ms Redis's clock moved).
+            let expected = UInt64(k + 1) * 100_000
+            #expect(wait <= expected && wait + 50_000 > expected, "request \(k + 1) waits \(wait) µs")
+        }
+        guard case .verdict(.limited(0, let retry)) = results[4] else { Issue.record("fifth: \(results[4])"); return }
+        #expect(retry > 0 && retry <= 100_000)
     }
 
     @Test("multi-key requests are atomic in Redis too")

@@ -9,7 +9,8 @@ struct Connection {
         case awaitingHead
         /// A response is being written (or waits for a pipe).
         case responding
-        /// The head is kept while a shared rate limit (Redis) decides; it is parsed again after.
+        /// The head is kept while a shared rate limit (Redis) decides, or while a limit with a
+        /// delay holds the request until its turn; it is parsed again after.
         case awaitingPolicy
         /// Reading the body of a request for a service (`ProxyExchange`).
         case receivingBody
@@ -112,6 +113,8 @@ struct UserData {
         case upstream
         /// A relayed response part sent to a client.
         case relay
+        /// A request queued by a rate limit with a delay may go on (step = the limit's index).
+        case paced
     }
 
     @inline(__always) static func make(_ kind: Kind, slot: Int32 = 0, generation: UInt16 = 0, step: UInt8 = 0) -> UInt64 {

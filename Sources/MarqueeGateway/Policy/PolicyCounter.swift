@@ -34,7 +34,9 @@ enum PolicyCounter {
         case .geoDenied: 27
         }
     }
-    static let count = 28
+    /// A limit with a delay queued the request instead of refusing it.
+    static let rateDelayed = 28
+    static let count = 29
 
     /// (check, outcome, reason) of every index, for `/metrics`.
     static let labels: [(check: String, outcome: String, reason: String)] = {
@@ -49,6 +51,7 @@ enum PolicyCounter {
         }
         labels[rateAllowed] = ("rate_limit", "allow", "within_limit")
         labels[rateLimited] = ("rate_limit", "deny", "limited")
+        labels[rateDelayed] = ("rate_limit", "delay", "queued")
         labels[rateRedisUnavailable] = ("rate_limit", "fallback", "redis_unavailable")
         labels[addressCapRefused] = ("connections", "deny", "per_address_cap")
         labels[title(.allowed)] = ("title", "allow", "allowed")

@@ -1,19 +1,22 @@
 import CLinux
+import CURing
 import Glibc
 import MarqueeHTTP
 import MarqueePolicy
+import MarqueeRing
 import MarqueeTokens
 
 /// The access policy on the request path, in the order that refuses cheapest and most certain
-/// first: token (403/410), revocation (402/403), geo (451), rate limits (429). Nothing here
-/// allocates, locks or does I/O; a shared (Redis) limit parks the request and resumes it when the
-/// limiter's thread answers.
+/// first: token (403/410), revocation (402/403), geo (451), rate limits (429, or a wait). Nothing
+/// here allocates, locks or does I/O; a shared (Redis) limit parks the request and resumes it when
+/// the limiter's thread answers, and a limit with a delay parks it until its turn.
 extension EventLoop {
     enum Admission {
         case proceed
         /// A refusal was sent.
         case answered
-        /// Waiting for the shared rate limiter; the head is kept and parsed again on its answer.
+        /// Waiting for the shared rate limiter or for its turn under a limit with a delay; the head
+        /// is kept and parsed again when it may go on.
         case parked
     }
 
@@ -219,6 +222,10 @@ extension EventLoop {
                 connections[Int(slot)].reportedResetMicros = reset
             }
             return .proceed
+        case .delayed(let index, let wait):
+            metrics.countPolicy(PolicyCounter.rateDelayed)
+            pace(slot, waitMicros: wait, limitIndex: index)
+            return .parked
         case .limited(let index, let retryAfter):
             metrics.countPolicy(PolicyCounter.rateLimited)
             respondRefusal(slot, .tooManyRequests, body: Self.staticBody("rate limit exceeded; retry later\n"), origin: origin) { w in
@@ -247,6 +254,27 @@ extension EventLoop {
     }
 
     // MARK: - Parked requests
+
+    /// A limit with a delay queued the request (it is already charged): keep its head as for a
+    /// shared verdict and resume it when its turn comes, on a ring timeout of its own. No
+    /// connection timer runs meanwhile; the wait is bounded by the limit's delay (at most 60 s).
+    /// Pacing instead of refusing is what bounds a fast client's lead over real time (billing's
+    /// cut-off) without failing players that do not retry a 429.
+    mutating func pace(_ slot: Int32, waitMicros: UInt64, limitIndex: UInt8) {
+        let s = Int(slot)
+        stopTimer(slot)
+        connections[s].phase = .awaitingPolicy
+        pacingSpecs[s] = __kernel_timespec(tv_sec: Int64(waitMicros / 1_000_000), tv_nsec: Int64(waitMicros % 1_000_000) * 1000)
+        let sqe = ring.submissionEntry()
+        io_uring_prep_timeout(sqe, pacingSpecs + s, 0, 0)
+        io_uring_sqe_set_data64(sqe, UserData.make(.paced, slot: slot, generation: connections[s].generation, step: limitIndex))
+    }
+
+    /// A paced request's turn came: it goes on as admitted by the limits (the policy before them,
+    /// revocation included, is checked again when its head is parsed again).
+    mutating func resumePaced(slot: Int32, generation: UInt16, limitIndex: UInt8) {
+        resumeParked(slot: slot, generation: generation, verdict: .allowed(limitIndex: limitIndex, remaining: 0, resetMicros: 0))
+    }
 
     /// The shared limiter answered for `slot`: parse the kept head again with the verdict in hand.
     mutating func resumeParked(slot: Int32, generation: UInt16, verdict: RateVerdict?) {

@@ -77,6 +77,8 @@ struct EventLoop: ~Copyable {
     var dateSecond: Int64 = -1
 
     let tickSpec: UnsafeMutablePointer<__kernel_timespec>
+    /// Per slot: the wait of a request a rate limit with a delay queued (`pace`).
+    let pacingSpecs: UnsafeMutablePointer<__kernel_timespec>
     var tickMultishot = true
     let wakeBuffer: UnsafeMutablePointer<UInt64>
     var acceptArmed = false
@@ -174,6 +176,8 @@ struct EventLoop: ~Copyable {
         dateLine = .allocate(byteCount: Self.dateLineBytes, alignment: 16)
         tickSpec = .allocate(capacity: 1)
         tickSpec.initialize(to: __kernel_timespec(tv_sec: 1, tv_nsec: 0))
+        pacingSpecs = .allocate(capacity: capacity)
+        pacingSpecs.initialize(repeating: __kernel_timespec(tv_sec: 0, tv_nsec: 0), count: capacity)
         wakeBuffer = .allocate(capacity: 1)
         headerLines = HeaderLines(configuration)
         let kinds = TimeoutKind.allCases.count
@@ -285,6 +289,8 @@ struct EventLoop: ~Copyable {
             onAccept(result: result, flags: flags)
         case .tick:
             onTick(result: result, flags: flags)
+        case .paced:
+            resumePaced(slot: data.slot, generation: data.generation, limitIndex: UInt8(data.step))
         case .wake:
             onWake()
         case .upstream:

@@ -12,7 +12,7 @@ import CLinux
 /// - The tag lets the TAT CAS fail when the slot changed owner between the read and the write; a
 ///   TAT word whose tag does not match its key word is a claim in progress and reads as idle.
 /// - TATs are compared with `now` modulo 2^48 µs (8.9 years) so any clock works; a TAT more than
-///   τ + 60 s ahead cannot be real (only clock wrap or a ancient slot can produce it) and reads as
+///   τ + D + 60 s ahead cannot be real (only clock wrap or a ancient slot can produce it) and reads as
 ///   idle. The 60 s absorbs loops whose `now` differs slightly.
 /// - A slot whose TAT is in the past holds no information (an idle key and a missing key are the
 ///   same to GCRA), so a new key may take it over.
@@ -62,7 +62,7 @@ public final class LocalRateLimiter: @unchecked Sendable {
         counters.initialize(repeating: 0, count: 8)
         parameters = .allocate(capacity: limits.count)
         _ = parameters.initialize(from: limits.map(\.parameters))
-        staleHorizon = (limits.map(\.toleranceMicros).max() ?? 0) &+ LocalRateLimiter.skewSlack
+        staleHorizon = (limits.map { $0.toleranceMicros &+ $0.delayMicros }.max() ?? 0) &+ LocalRateLimiter.skewSlack
     }
 
     deinit {
@@ -112,13 +112,21 @@ public final class LocalRateLimiter: @unchecked Sendable {
 
             var tightest = 0
             var best = Int.max
+            var longestWait: UInt64 = 0
+            var waitIndex: UInt8 = 0
             for i in 0..<keys.count {
-                if case .allow(_, let remaining, _) = plans[i].outcome, remaining < best {
+                guard case .allow(_, let remaining, _, let wait) = plans[i].outcome else { continue }
+                if remaining < best {
                     best = remaining
                     tightest = i
                 }
+                if wait > longestWait {
+                    longestWait = wait
+                    waitIndex = plans[i].limitIndex
+                }
             }
-            guard case .allow(_, let remaining, let reset) = plans[tightest].outcome else { preconditionFailure() }
+            if longestWait > 0 { return .delayed(limitIndex: waitIndex, waitMicros: longestWait) }
+            guard case .allow(_, let remaining, let reset, _) = plans[tightest].outcome else { preconditionFailure() }
             return .allowed(limitIndex: plans[tightest].limitIndex, remaining: remaining, resetMicros: reset)
         }
     }
@@ -160,7 +168,7 @@ public final class LocalRateLimiter: @unchecked Sendable {
                     slot = s
                     observedKey = k
                     observedTAT = mq_load_acquire(table.words + 2 * s + 1)
-                    let ahead = table.ahead(observedTAT, tag: tag, now48: now48, horizon: p.tolerance &+ LocalRateLimiter.skewSlack)
+                    let ahead = table.ahead(observedTAT, tag: tag, now48: now48, horizon: p.tolerance &+ p.delay &+ LocalRateLimiter.skewSlack)
                     outcome = p.evaluate(tat: now &+ ahead, now: now)
                     return
                 }
@@ -213,7 +221,7 @@ public final class LocalRateLimiter: @unchecked Sendable {
     /// (its plan then holds the refusal).
     private func commit(_ plan: inout Plan, now: UInt64) -> Bool {
         for _ in 0..<64 {
-            guard case .allow(let newTAT, _, _) = plan.outcome else { return false }
+            guard case .allow(let newTAT, _, _, _) = plan.outcome else { return false }
             let word = encode(tag: plan.tag, tat: newTAT)
             switch plan.place {
             case .full:

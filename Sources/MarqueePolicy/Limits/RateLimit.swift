@@ -5,6 +5,10 @@
 /// both in microseconds. A request at `now` moves the TAT to `max(TAT, now) + T` and passes when the
 /// new TAT is at most `now + τ`. One word per key, no timers, and the same arithmetic runs in the
 /// local table and in the Redis script, so local and shared limits agree.
+///
+/// With a `delay`, a request past the burst is not refused while its turn comes within the delay:
+/// it is charged at once and served when its turn comes (nginx's `limit_req` burst queue). This
+/// paces a client instead of refusing it, for clients such as players that do not retry a 429.
 public struct RateLimit: Sendable, Hashable {
     /// Names the policy in the `RateLimit-Policy`/`RateLimit` headers and in Redis key names.
     public let name: String
@@ -14,6 +18,8 @@ public struct RateLimit: Sendable, Hashable {
     public let periodMilliseconds: Int64
     /// How many requests may arrive at once from an idle key.
     public let burst: Int
+    /// How long a request past the burst may wait for its turn, in milliseconds (0: refused at once).
+    public let delayMilliseconds: Int64
 
     /// - Parameters:
     ///   - name: the policy name; characters other than printable ASCII, `"` and `\` are dropped
@@ -21,11 +27,13 @@ public struct RateLimit: Sendable, Hashable {
     ///   - limit: requests per period, at least 1 (smaller values are raised to 1).
     ///   - periodMilliseconds: the period, at least 1 ms.
     ///   - burst: how many may arrive at once; defaults to `limit`; at least 1.
-    public init(name: String, limit: Int, periodMilliseconds: Int64, burst: Int? = nil) {
+    ///   - delayMilliseconds: how long a request past the burst may wait for its turn; 0 refuses it.
+    public init(name: String, limit: Int, periodMilliseconds: Int64, burst: Int? = nil, delayMilliseconds: Int64 = 0) {
         self.name = RateLimit.sanitised(name)
         self.limit = max(1, limit)
         self.periodMilliseconds = max(1, periodMilliseconds)
         self.burst = max(1, burst ?? limit)
+        self.delayMilliseconds = max(0, delayMilliseconds)
     }
 
     /// T: microseconds between requests in steady state (at least 1).
@@ -35,6 +43,9 @@ public struct RateLimit: Sendable, Hashable {
 
     /// τ = T × burst, in microseconds: how far ahead of now a key's TAT may run.
     public var toleranceMicros: UInt64 { emissionIntervalMicros &* UInt64(burst) }
+
+    /// D, the longest wait, in microseconds.
+    public var delayMicros: UInt64 { UInt64(delayMilliseconds) &* 1000 }
 
     /// The window advertised in headers, in whole seconds (rounded up, at least 1).
     public var windowSeconds: Int64 { max(1, (periodMilliseconds + 999) / 1000) }
@@ -81,7 +92,7 @@ public struct RateLimit: Sendable, Hashable {
 
     /// The GCRA constants the limiter tables use.
     var parameters: GCRAParameters {
-        GCRAParameters(interval: emissionIntervalMicros, tolerance: toleranceMicros, burst: burst)
+        GCRAParameters(interval: emissionIntervalMicros, tolerance: toleranceMicros, burst: burst, delay: delayMicros)
     }
 }
 

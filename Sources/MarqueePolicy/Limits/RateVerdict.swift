@@ -8,10 +8,15 @@ public enum RateVerdict: Sendable, Hashable {
     /// At least one key refused and nothing was charged. `limitIndex` is the refusing limit that
     /// frees up last; the request would pass after `retryAfterMicros` (`Retry-After`, rounded up).
     case limited(limitIndex: UInt8, retryAfterMicros: UInt64)
+    /// Every key passed and was charged, but a limit with a `delay` queued the request: it may be
+    /// served only after `waitMicros`. `limitIndex` is the limit that makes it wait longest.
+    case delayed(limitIndex: UInt8, waitMicros: UInt64)
 
-    /// True for `.allowed`.
+    /// True for `.allowed` and `.delayed` (both were charged and will be served).
     public var isAllowed: Bool {
-        if case .allowed = self { return true }
-        return false
+        switch self {
+        case .allowed, .delayed: return true
+        case .limited: return false
+        }
     }
 }

@@ -78,8 +78,8 @@ public final class RedisRateLimiter: @unchecked Sendable {
         state.initialize(repeating: 0, count: 32)
         constants = ArgvConstants(limits: limits)
         arena = .allocate(byteCount: constants.arenaBytes, alignment: 8)
-        argv = .allocate(capacity: 3 + 3 * RateKeys.capacity)
-        argvLengths = .allocate(capacity: 3 + 3 * RateKeys.capacity)
+        argv = .allocate(capacity: 3 + 4 * RateKeys.capacity)
+        argvLengths = .allocate(capacity: 3 + 4 * RateKeys.capacity)
     }
 
     deinit {
@@ -277,11 +277,14 @@ public final class RedisRateLimiter: @unchecked Sendable {
         if passed == 0 {
             return .answer(.limited(limitIndex: limitIndex, retryAfterMicros: UInt64(max(0, third))))
         }
+        if passed == 2 {
+            return .answer(.delayed(limitIndex: limitIndex, waitMicros: UInt64(max(1, third))))
+        }
         guard r.elements >= 4, let reset = integer(3) else { return .failed }
         return .answer(.allowed(limitIndex: limitIndex, remaining: Int(max(0, third)), resetMicros: UInt64(max(0, reset))))
     }
 
-    /// Builds `EVALSHA sha n key… T τ …` in the arena and appends it to the connection's buffer.
+    /// Builds `EVALSHA sha n key… T τ D …` in the arena and appends it to the connection's buffer.
     private func appendEvalSHA(_ request: RedisRateRequest, sha: String, on link: RedisConnection) throws {
         var sha = sha
         try sha.withUTF8 { shaBytes in
@@ -311,14 +314,16 @@ public final class RedisRateLimiter: @unchecked Sendable {
                 cursor += prefix.count + 16
                 let interval = constants.intervals[limit]
                 let tolerance = constants.tolerances[limit]
-                put(3 + n + 2 * i, interval.baseAddress!, interval.count)
-                put(3 + n + 2 * i + 1, tolerance.baseAddress!, tolerance.count)
+                let delay = constants.delays[limit]
+                put(3 + n + 3 * i, interval.baseAddress!, interval.count)
+                put(3 + n + 3 * i + 1, tolerance.baseAddress!, tolerance.count)
+                put(3 + n + 3 * i + 2, delay.baseAddress!, delay.count)
             }
-            try link.append(argc: Int32(3 + 3 * n), argv: argv, lengths: argvLengths)
+            try link.append(argc: Int32(3 + 4 * n), argv: argv, lengths: argvLengths)
         }
     }
 
-    /// The bytes every command reuses, allocated once: key prefixes and the decimal T and τ per limit.
+    /// The bytes every command reuses, allocated once: key prefixes and the decimal T, τ and D per limit.
     private final class ArgvConstants {
         let evalsha: UnsafeRawBufferPointer
         let digits: UnsafeRawBufferPointer
@@ -326,6 +331,7 @@ public final class RedisRateLimiter: @unchecked Sendable {
         let prefixes: [UnsafeRawBufferPointer]
         let intervals: [UnsafeRawBufferPointer]
         let tolerances: [UnsafeRawBufferPointer]
+        let delays: [UnsafeRawBufferPointer]
         let arenaBytes: Int
 
         init(limits: [RateLimit]) {
@@ -334,11 +340,12 @@ public final class RedisRateLimiter: @unchecked Sendable {
             prefixes = limits.map { ArgvConstants.copy(RedisRateScript.keyPrefix($0)) }
             intervals = limits.map { ArgvConstants.copy(String($0.emissionIntervalMicros)) }
             tolerances = limits.map { ArgvConstants.copy(String($0.toleranceMicros)) }
+            delays = limits.map { ArgvConstants.copy(String($0.delayMicros)) }
             arenaBytes = RateKeys.capacity * ((prefixes.map(\.count).max() ?? 0) + 16) + 64
         }
 
         deinit {
-            for buffer in [evalsha, digits] + prefixes + intervals + tolerances { buffer.deallocate() }
+            for buffer in [evalsha, digits] + prefixes + intervals + tolerances + delays { buffer.deallocate() }
         }
 
         private static func copy(_ text: String) -> UnsafeRawBufferPointer {

@@ -6,6 +6,7 @@ import MarqueeAuth
 import MarqueeGateway
 import MarqueeOrigin
 import MarqueePlayback
+import MarqueePolicy
 import MarqueeServiceKit
 import MarqueeStore
 import NIOCore
@@ -43,6 +44,14 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("demo-seconds"), help: "Length of the generated demo clip.")
     var demoSeconds = 60
+
+    /// Billing's cut-off (docs/billing.md): a session may run ahead of real time by a burst of 20
+    /// requests, then gets 4 a second; requests past that wait their turn (up to 10 s) instead of
+    /// getting 429. With 2-second segments a client can take at most about 45 s of media past its
+    /// last paid minute before the revocation reaches the gateway.
+    static let sessionPacing = RateDescriptor(
+        limit: RateLimit(name: "session_pace", limit: 4, periodMilliseconds: 1000, burst: 20, delayMilliseconds: 10_000),
+        key: .session, route: .media)
 
     func run() async throws {
         guard demoSeconds >= 10 && demoSeconds <= 3600 else { throw ValidationError("--demo-seconds must be 10 to 3600") }
@@ -87,6 +96,7 @@ struct DevCommand: AsyncParsableCommand {
             flags.defaultDeliveryLogDirectory = data + "/deliveries"
             var configuration = try await OriginConfiguration.load(flags)
             configuration.policy.publicPrefixes = ["/\(PlayerSite.prefix)/"]
+            configuration.policy.rateLimits.append(Self.sessionPacing)
             gateway = try Server(configuration: configuration)
         } catch {
             await RunningRole.stop(running)
