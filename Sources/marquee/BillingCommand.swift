@@ -136,7 +136,7 @@ struct BillingCommand: AsyncParsableCommand {
             let meter = Meter(service: service, source: source, timelines: PackageTimelines(store: store), batchSize: settings.meterBatch)
             services.append(.init(service: meter.runner(interval: .milliseconds(settings.meterIntervalMilliseconds), logger: logger)))
         }
-        print(
+        printLine(
             "billing: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL)); \(metering)")
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
         await service.close()

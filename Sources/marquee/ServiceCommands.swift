@@ -51,7 +51,7 @@ struct AuthCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try await AuthCommand.settings(options, listen: listen, keyEncryptionKeyFile: keyEncryptionKeyFile)
         let service = try await AuthService.open(settings)
-        print("auth: listening on http://\(settings.listen) (database \(redacted(settings.database)))")
+        printLine("auth: listening on http://\(settings.listen) (database \(redacted(settings.database)))")
         try await service.application().runService()
     }
 
@@ -142,7 +142,7 @@ struct CatalogCommand: AsyncParsableCommand {
             throw ValidationError("catalog.rules_recheck_ms must be 100 to 60000 ms, got \(settings.rulesRecheckMilliseconds)")
         }
         let service = try await CatalogService.open(settings)
-        print("catalog: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL))")
+        printLine("catalog: listening on http://\(settings.listen) (database \(redacted(settings.database)), auth \(settings.authURL))")
         try await service.application().runService()
     }
 }
@@ -244,7 +244,7 @@ struct IngestCommand: AsyncParsableCommand {
                     jobs: queue, store: objectStore, sourceStore: sources, workerID: "\(host)-\(getpid())-\(index)", lease: .seconds(leaseSeconds), workFolder: work,
                     announcer: announcer)
             })
-        print(
+        printLine(
             "ingest: listening on http://\(settings.listen) (database \(redacted(settings.database)), uploads in \(settings.dataDirectory)/uploads, auth \(settings.authURL)); \(workerCount) worker(s) publishing to \(storeLocation), sources kept in \(sourceLocation)"
         )
         let logger = Logger(label: "marquee.ingest")
@@ -323,7 +323,7 @@ struct PlaybackCommand: AsyncParsableCommand {
             }
         }
         let service = try await PlaybackService.open(settings)
-        print("playback: listening on http://\(settings.listen) (database \(redacted(settings.database)), catalog \(settings.catalogURL), auth \(settings.authURL), key \(key.id))")
+        printLine("playback: listening on http://\(settings.listen) (database \(redacted(settings.database)), catalog \(settings.catalogURL), auth \(settings.authURL), key \(key.id))")
         try await service.application().runService()
     }
 }
