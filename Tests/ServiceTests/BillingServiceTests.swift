@@ -5,7 +5,7 @@ import HummingbirdTesting
 import MarqueeAuth
 import MarqueeBus
 import MarqueeCatalog
-import MarqueePlayback
+@testable import MarqueePlayback
 import MarqueePolicy
 import MarqueeRedis
 import MarqueeServiceKit
@@ -566,6 +566,17 @@ struct BillingServiceTests {
                     #expect(try await playbackClient.send(.delete, "/api/playback/sessions/\(id)", token: viewer.token).status == .noContent)
                     #expect(try await world.billing.send(.get, "/api/billing/sessions/\(id)", token: viewer.token)["state"] == "ended")
                     #expect(world.revoker.revoked.contains { $0.0 == id && $0.1 == .other })
+                    #expect(try await Self.balance(world.billing, viewer.token) == 5)
+                    try await Self.expectBalanced(world.service)
+
+                    // Playback fails after billing opened the session: the session is ended and
+                    // its hold given back at once, not when it would go idle.
+                    _ = try await playback.database.query("DROP TABLE playback_sessions", [])
+                    let failed = try await PlaybackSessionTests.start(playbackClient, viewer.token, priced)
+                    #expect(failed.status.code >= 500, "\(failed.text)")
+                    let open = try await world.service.database.first(
+                        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM billing_sessions WHERE user_id = $1 AND state = 'active'", viewer.id)
+                    #expect(try open?.int("n") == 0)
                     #expect(try await Self.balance(world.billing, viewer.token) == 5)
                     try await Self.expectBalanced(world.service)
                 }

@@ -173,10 +173,18 @@ public struct PlaybackService: Sendable {
                     session_id: session.id, user_id: identity.userID, title_id: titleID, owner: owner.isEmpty ? "none" : owner,
                     package_version: version, price_per_minute: title.pricePerMinute, currency: title.currency.isEmpty ? "XXX" : title.currency))
         }
-        let claims = TokenClaims(keyID: key.id, expires: expires, scope: folder, session: session.id, client: bound)
-        let token = try URLToken.mint(claims, keys: keys)
-        _ = try await database.query(
-            "INSERT INTO playback_sessions (\(PlaybackSession.columns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", session.parameters)
+        let token: String
+        do {
+            let claims = TokenClaims(keyID: key.id, expires: expires, scope: folder, session: session.id, client: bound)
+            token = try URLToken.mint(claims, keys: keys)
+            _ = try await database.query(
+                "INSERT INTO playback_sessions (\(PlaybackSession.columns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", session.parameters)
+        } catch {
+            // Billing opened the session and holds a minute for it: end it now, so the viewer gets
+            // the hold back at once rather than when the session would go idle.
+            if let billing { try? await billing.end(session.id) }
+            throw error
+        }
 
         let base = publicBase(request, context)
         func url(_ file: String) -> String { URLToken.signedURL(base: base, path: folder + file, token: token, placement: .path) }
