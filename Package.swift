@@ -61,6 +61,16 @@ let package = Package(
         .target(
             name: "MarqueeGateway",
             dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeRedis", "MarqueeBus", "CLinux"]),
+        // The settings every gateway role shares, read once for all roles. Apart from the engine:
+        // swift-system's CSystem and liburing both declare io_uring's structs, and one module
+        // cannot import both.
+        .target(
+            name: "MarqueeGatewaySettings",
+            dependencies: [
+                "MarqueeGateway", "MarqueeHTTP", "MarqueePolicy",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
         // Delivery records: the layout, the per-loop ring, the writer thread and its carriers (docs/delivery-records.md).
         .target(name: "MarqueeBus", dependencies: ["MarqueeRedis"]),
@@ -99,6 +109,7 @@ let package = Package(
             name: "MarqueeOrigin",
             dependencies: [
                 "MarqueeGateway",
+                "MarqueeGatewaySettings",
                 "MarqueeHTTP",
                 "MarqueePolicy",
                 "MarqueeStore",
@@ -199,6 +210,7 @@ let package = Package(
             name: "marquee",
             dependencies: [
                 "MarqueeOrigin",
+                "MarqueeGatewaySettings",
                 "MarqueeAuth",
                 "MarqueeCatalog",
                 "MarqueeIngest",

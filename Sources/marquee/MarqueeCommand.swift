@@ -1,5 +1,6 @@
 import ArgumentParser
 import MarqueeGateway
+import MarqueeGatewaySettings
 import MarqueeOrigin
 
 struct MarqueeCommand: AsyncParsableCommand {
@@ -26,10 +27,10 @@ struct OriginCommand: AsyncParsableCommand {
             discussion: "Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, as for marquee ingest --store. Needs --cache-dir."))
     var store: String?
 
-    @Option(name: .customLong("cache-dir"), help: "The read-through cache's folder (origin.cache_dir); it is served from DIR/objects.")
+    @Option(name: .customLong("cache-dir"), help: "The read-through cache's folder (cache.dir); it is served from DIR/objects.")
     var cacheDirectory: String?
 
-    @Option(name: .customLong("cache-max-bytes"), help: "Bound on the cached files' bytes; least recently used files go beyond it (origin.cache_max_bytes; default 10 GiB).")
+    @Option(name: .customLong("cache-max-bytes"), help: "Bound on the cached files' bytes; least recently used files go beyond it (cache.max_bytes; default 10 GiB).")
     var cacheMaxBytes: Int?
 
     @Option(help: "Media listener, HOST:PORT (origin.listen; default 0.0.0.0:8080).")
@@ -83,9 +84,9 @@ struct OriginCommand: AsyncParsableCommand {
         flags.store = store
         flags.cacheDirectory = cacheDirectory
         flags.cacheMaxBytes = cacheMaxBytes
-        flags.catalogCredentialFile = catalogCredentialFile
-        flags.adminTokenFile = adminTokenFile
-        flags.deliveryRecords = deliveryRecords
+        flags.gateway.catalogCredentialFile = catalogCredentialFile
+        flags.gateway.adminTokenFile = adminTokenFile
+        flags.gateway.deliveryRecords = deliveryRecords
         let configuration: ServerConfiguration
         do {
             configuration = try await OriginConfiguration.load(flags)

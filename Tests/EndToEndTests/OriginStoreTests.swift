@@ -218,7 +218,7 @@ struct OriginStoreTests {
         #expect(bound == 0)
         #expect(listen(silent, 16) == 0)
         try origin.start(
-            environment: ["MARQUEE_ORIGIN_CACHE_FETCH_TIMEOUT_MS": "6000", "MARQUEE_ORIGIN_CACHE_FETCHES": "1", "MARQUEE_ORIGIN_CACHE_FETCH_QUEUE": "1"],
+            environment: ["MARQUEE_CACHE_FETCH_TIMEOUT_MS": "6000", "MARQUEE_CACHE_FETCHES": "1", "MARQUEE_CACHE_FETCH_QUEUE": "1"],
             location: "s3://marquee-origin?endpoint=http://127.0.0.1:\(port)&region=eu-west-1")
         defer { origin.server.stop() }
         let hanging = try Curl.start(try origin.url("/files/a.bin"), timeout: .seconds(20))

@@ -318,6 +318,8 @@ struct PolicyConfigurationTests {
             ("rate_limits:\n  limits:\n    - \"x key=client rate=ten/1s\"", "rate must look like 100/1s"),
             ("rate_limits:\n  limits:\n    - \"x key=client\"", "rate= is required"),
             ("rate_limits:\n  limits:\n    - \"x key=client rate=1/1s delay=soon\"", "delay must be a duration up to 60s"),
+            ("origin:\n  cache_dir: /tmp/x", "origin.cache_dir was renamed cache.dir"),
+            ("origin:\n  cache_max_bytes: 1000", "origin.cache_max_bytes was renamed cache.max_bytes"),
             ("rate_limits:\n  limits:\n    - \"x key=client rate=1/1s delay=2m\"", "delay must be a duration up to 60s"),
             ("geo:\n  rules:\n    - \"/titles/x/ allow=USA\"", "geo.rules: \"/titles/x/ allow=USA\": \"USA\" is not a two-letter country code"),
             ("geo:\n  rules:\n    - \"/titles/x/ allow=US\"", "geo.rules need geo.database"),

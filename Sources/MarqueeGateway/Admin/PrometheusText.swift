@@ -119,7 +119,7 @@ enum PrometheusText {
             out += "marquee_origin_cache_fetch_errors_total \(cache.read(.fetchErrors))\n"
             family("marquee_origin_cache_not_found_total", "counter", "Fetches the store answered with 404.")
             out += "marquee_origin_cache_not_found_total \(cache.read(.notFound))\n"
-            family("marquee_origin_cache_evictions_total", "counter", "Files removed to keep the cache within origin.cache_max_bytes.")
+            family("marquee_origin_cache_evictions_total", "counter", "Files removed to keep the cache within cache.max_bytes.")
             out += "marquee_origin_cache_evictions_total \(cache.read(.evictions))\n"
             family("marquee_origin_cache_bytes", "gauge", "Bytes of files in the cache now.")
             out += "marquee_origin_cache_bytes \(cache.read(.bytes))\n"

@@ -15,7 +15,7 @@ public enum ReadThroughDownload: Sendable, Equatable {
     case timedOut
 }
 
-/// The origin's read-through cache over an object store (`origin.store` and `origin.cache_*` keys, `config/README.md`).
+/// The origin's read-through cache over an object store (`origin.store` and the `cache.*` keys, `config/README.md`).
 public struct ReadThroughSettings: Sendable {
     public var source: any ReadThroughSource
     /// The cache folder: files are served from `<directory>/objects`, downloads land in

@@ -73,7 +73,7 @@ public struct ServerConfiguration: Sendable {
     /// Service upstreams for `/api/<name>/...` and the catalog's per-title rules (`ServiceSettings`).
     public var services = ServiceSettings()
 
-    /// Serve from an object store through a bounded local cache (`origin.store`, `origin.cache_*`); `root` is then the
+    /// Serve from an object store through a bounded local cache (`origin.store`, `cache.*`); `root` is then the
     /// cache's `objects` folder. Nil serves `root` as it is.
     public var readThrough: ReadThroughSettings?
 

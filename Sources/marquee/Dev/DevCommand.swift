@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import MarqueeAuth
 import MarqueeGateway
+import MarqueeGatewaySettings
 import MarqueeOrigin
 import MarqueePlayback
 import MarqueePolicy
@@ -91,9 +92,9 @@ struct DevCommand: AsyncParsableCommand {
             var flags = OriginConfiguration.Flags(
                 root: data + "/media", listen: listen, admin: admin, threads: threads, tokenKeyDirectory: secrets.tokenKeyDirectory,
                 requireToken: true, services: running.map { "\($0.name)=\($0.url)" })
-            flags.catalogCredentialFile = secrets.gatewayCredentialFile
-            flags.adminTokenFile = secrets.adminTokenFile
-            flags.defaultDeliveryLogDirectory = data + "/deliveries"
+            flags.gateway.catalogCredentialFile = secrets.gatewayCredentialFile
+            flags.gateway.adminTokenFile = secrets.adminTokenFile
+            flags.gateway.defaultDeliveryLogDirectory = data + "/deliveries"
             var configuration = try await OriginConfiguration.load(flags)
             configuration.policy.publicPrefixes = ["/\(PlayerSite.prefix)/"]
             configuration.policy.rateLimits.append(Self.sessionPacing)

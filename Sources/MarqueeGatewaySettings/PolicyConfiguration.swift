@@ -6,12 +6,10 @@ import MarqueePolicy
 /// Reads the access policy keys (`tokens.*`, `client.*`, `geo.*`, `rate_limits.*`, `redis.*`,
 /// `revocation.*`). Lists of rules are one line each, a small grammar an operator can read:
 ///
-///     rate_limits.limits:   "NAME key=client|session|route route=media|api|any rate=N/PERIOD [burst=N]"
+///     rate_limits.limits:   "NAME key=client|session|route route=media|api|any rate=N/PERIOD [burst=N] [delay=DURATION]"
 ///     geo.rules:            "/titles/x/ allow=US,CA [deny_anonymous]"   or   "/titles/y/ deny=FR"
 ///     geo.overrides:        "203.0.113.0/24 allow"   "198.51.100.0/24 deny"   "192.0.2.0/24 country=FR"
 enum PolicyConfiguration {
-    typealias InvalidSetting = OriginConfiguration.InvalidSetting
-
     /// A prefix served without a token: `/name/...`, never the whole site nor the media paths.
     static func publicPrefix(_ text: String) throws -> String {
         guard text.hasPrefix("/"), text.hasSuffix("/"), text.count > 1, !text.contains("//"),
