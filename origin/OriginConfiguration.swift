@@ -40,7 +40,7 @@ public enum OriginConfiguration {
         let config = try await GatewaySettings.reader(configFile: flags.gateway.configFile, environment: environment)
         let store = flags.store ?? config.string(forKey: "origin.store", default: "")
         if !store.isEmpty && flags.root != nil {
-            throw InvalidSetting(description: "give --root (serve a folder) or --store (serve a store through the cache), not both")
+            throw GatewayError.setting(key: "origin.store", message: "give --root (serve a folder) or --store (serve a store through the cache), not both")
         }
         var readThrough: ReadThroughSettings?
         if !store.isEmpty {
@@ -49,7 +49,7 @@ public enum OriginConfiguration {
             do {
                 objectStore = try StoreLocation.open(store, environment: environment)
             } catch {
-                throw InvalidSetting(description: "origin.store: \(error)")
+                throw GatewayError.setting(key: "origin.store", message: "origin.store: \(error)")
             }
             readThrough = try GatewaySettings.readThrough(
                 config, source: StoreReadThroughSource(store: objectStore), directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes)

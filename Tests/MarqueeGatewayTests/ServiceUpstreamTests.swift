@@ -19,13 +19,13 @@ struct ServiceUpstreamTests {
         "http://127.0.0.1:0", "http://127.0.0.1:70000", "127.0.0.1:80", "http://::1:80", "http://[::1:80", "http://",
     ])
     func refusesURLs(_ url: String) {
-        #expect(throws: ServiceUpstream.ParseError.self) { try ServiceUpstream(name: "x", url: url) }
+        #expect(throws: GatewayError.self) { try ServiceUpstream(name: "x", url: url) }
     }
 
     @Test func refusesNames() {
-        #expect(throws: ServiceUpstream.ParseError.self) { try ServiceUpstream(assignment: "Auth=http://127.0.0.1:1") }
-        #expect(throws: ServiceUpstream.ParseError.self) { try ServiceUpstream(assignment: "http://127.0.0.1:1") }
-        #expect(throws: ServiceUpstream.ParseError.self) { try ServiceUpstream(assignment: "a/b=http://127.0.0.1:1") }
+        #expect(throws: GatewayError.self) { try ServiceUpstream(assignment: "Auth=http://127.0.0.1:1") }
+        #expect(throws: GatewayError.self) { try ServiceUpstream(assignment: "http://127.0.0.1:1") }
+        #expect(throws: GatewayError.self) { try ServiceUpstream(assignment: "a/b=http://127.0.0.1:1") }
     }
 
     @Test func routes() throws {
@@ -71,6 +71,6 @@ struct CatalogFeedAnswerTests {
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}", "garbage", "",
     ])
     func refusesBroken(_ text: String) {
-        #expect(throws: CatalogRulesFeed.Failure.self) { try CatalogRulesFeed.parse(Array(text.utf8)) }
+        #expect(throws: GatewayError.self) { try CatalogRulesFeed.parse(Array(text.utf8)) }
     }
 }

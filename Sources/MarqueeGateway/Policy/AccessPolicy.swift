@@ -32,21 +32,18 @@ public final class AccessPolicy: @unchecked Sendable {
     let redisEndpoint: RedisEndpoint?
     let connectionCounts: AddressConnectionCounts?
 
-    public struct SetupError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
-    public init(_ settings: PolicySettings) throws(SetupError) {
+    public init(_ settings: PolicySettings) throws(GatewayError) {
         self.settings = settings
         do {
             let none = settings.tokenKeys.isEmpty && settings.tokenKeyDirectory == nil
             tokenKeys = none ? nil : try TokenKeyFiles(settings.tokenKeys, directory: settings.tokenKeyDirectory)
         } catch {
-            throw SetupError(description: error.description)
+            throw .setting(key: "tokens.keys", message: error.description)
         }
         if settings.requireToken && tokenKeys == nil {
-            throw SetupError(
-                description:
+            throw .setting(
+                key: "tokens.required",
+                message:
                     "tokens.required is on (the default) but no token key is configured: pass --token-key ID:SECRET_FILE or --token-key-dir DIR, or --no-require-token (tokens.required: false) to serve the content to anyone")
         }
         trustedProxies = TrustedProxies(settings.trustedProxies)
@@ -54,10 +51,10 @@ public final class AccessPolicy: @unchecked Sendable {
             do {
                 geo = try GeoDatabaseHandle(path: path, anonymousPath: settings.geoAnonymousDatabase)
             } catch {
-                throw SetupError(description: "geo.database: \(error)")
+                throw .setting(key: "geo.database", message: "geo.database: \(error)")
             }
         } else if !settings.geoRules.isEmpty {
-            throw SetupError(description: "geo.rules need geo.database (a GeoIP2/GeoLite2 .mmdb file)")
+            throw .setting(key: "geo.rules", message: "geo.rules need geo.database (a GeoIP2/GeoLite2 .mmdb file)")
         } else {
             geo = nil
         }
@@ -66,7 +63,7 @@ public final class AccessPolicy: @unchecked Sendable {
             ? nil : GeoPolicy(rules: settings.geoRules, overrides: settings.geoOverrides, unknownCountry: settings.geoUnknownCountry)
         descriptors = settings.rateLimits
         guard descriptors.count <= RateKeys.capacity else {
-            throw SetupError(description: "at most \(RateKeys.capacity) rate limits may be declared, got \(descriptors.count)")
+            throw .setting(key: "rate_limits.limits", message: "at most \(RateKeys.capacity) rate limits may be declared, got \(descriptors.count)")
         }
         localLimiter = descriptors.isEmpty ? nil : LocalRateLimiter(limits: descriptors.map(\.limit), capacity: settings.rateLimitTableSlots)
         let revocations = RevocationList(capacity: settings.revocationSlots)
@@ -76,7 +73,7 @@ public final class AccessPolicy: @unchecked Sendable {
             do {
                 endpoint = try RedisEndpoint(parsing: url)
             } catch {
-                throw SetupError(description: "redis.url: \(error)")
+                throw .setting(key: "redis.url", message: "redis.url: \(error)")
             }
             redisEndpoint = endpoint
             revocationFeed = RedisRevocationFeed(endpoint: endpoint, list: revocations)
@@ -125,19 +122,19 @@ public final class AccessPolicy: @unchecked Sendable {
 
     /// Revokes a playback session until `expiresAt` (Unix seconds): here at once, and on every
     /// gateway sharing the Redis, within a second. Blocking (Redis I/O): admin thread only.
-    public func revoke(session: String, reason: RevocationReason, expiresAt: Int64) throws(SetupError) {
+    public func revoke(session: String, reason: RevocationReason, expiresAt: Int64) throws(GatewayError) {
         guard RevocationList.isValidSessionID(session) else {
-            throw SetupError(description: "session id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+            throw .revocation(session: session, message: "session id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         }
         if let endpoint = redisEndpoint {
             do {
                 try RedisRevocationFeed.publish(session, reason: reason, expiresAt: expiresAt, endpoint: endpoint)
             } catch {
-                throw SetupError(description: "could not publish the revocation to Redis: \(error)")
+                throw .revocation(session: session, message: "could not publish the revocation to Redis: \(error)")
             }
         }
         guard revocations.revoke(session, reason: reason, expiresAt: expiresAt) else {
-            throw SetupError(description: "the revocation table is full (revocation.slots)")
+            throw .revocation(session: session, message: "the revocation table is full (revocation.slots)")
         }
     }
 

@@ -9,32 +9,28 @@ public struct ServiceUpstream: Sendable, CustomStringConvertible {
     public let authority: String
     public let address: SocketAddress
 
-    public struct ParseError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     /// Parses `NAME` and `http://HOST[:PORT][/]` (port 80 by default).
-    /// - Throws: `ParseError` saying what is wrong: another scheme, a path, credentials, a host name.
-    public init(name: String, url: String) throws(ParseError) {
+    /// - Throws: `GatewayError.upstream` saying what is wrong: another scheme, a path, credentials, a host name.
+    public init(name: String, url: String) throws(GatewayError) {
         guard Self.isValidName(name) else {
-            throw ParseError(description: "service name \"\(name)\" must be 1-64 characters of a-z 0-9 - _")
+            throw .upstream(name, message: "service name \"\(name)\" must be 1-64 characters of a-z 0-9 - _")
         }
         guard url.hasPrefix("http://") else {
-            throw ParseError(description: "service \(name): \"\(url)\" must start with http:// (TLS to services is not supported)")
+            throw .upstream(name, message: "service \(name): \"\(url)\" must start with http:// (TLS to services is not supported)")
         }
         var rest = Substring(url.dropFirst("http://".count))
         if rest.hasSuffix("/") { rest = rest.dropLast() }
         guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), !rest.contains("#") else {
-            throw ParseError(description: "service \(name): \"\(url)\" must be http://HOST:PORT with no path, query or credentials")
+            throw .upstream(name, message: "service \(name): \"\(url)\" must be http://HOST:PORT with no path, query or credentials")
         }
         var host = String(rest)
         var port = "80"
         if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw ParseError(description: "service \(name): unclosed [ in \"\(url)\"") }
+            guard let close = rest.firstIndex(of: "]") else { throw .upstream(name, message: "service \(name): unclosed [ in \"\(url)\"") }
             host = String(rest[...close])
             let after = rest[rest.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw ParseError(description: "service \(name): malformed address \"\(url)\"") }
+                guard after.hasPrefix(":") else { throw .upstream(name, message: "service \(name): malformed address \"\(url)\"") }
                 port = String(after.dropFirst())
             }
         } else if let colon = rest.lastIndex(of: ":") {
@@ -42,28 +38,28 @@ public struct ServiceUpstream: Sendable, CustomStringConvertible {
             port = String(rest[rest.index(after: colon)...])
         }
         guard let number = UInt16(port), number > 0 else {
-            throw ParseError(description: "service \(name): \"\(port)\" is not a port (1-65535)")
+            throw .upstream(name, message: "service \(name): \"\(port)\" is not a port (1-65535)")
         }
         let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
         var probe4 = in_addr()
         var probe6 = in6_addr()
         let isLiteral = inet_pton(AF_INET, bare, &probe4) == 1 || (host.hasPrefix("[") && inet_pton(AF_INET6, bare, &probe6) == 1)
         guard host == "localhost" || isLiteral else {
-            throw ParseError(description: "service \(name): \"\(host)\" must be an IPv4 address, [IPv6] address or localhost (names are not resolved)")
+            throw .upstream(name, message: "service \(name): \"\(host)\" must be an IPv4 address, [IPv6] address or localhost (names are not resolved)")
         }
         do {
             address = try SocketAddress(parsing: "\(host):\(number)")
         } catch {
-            throw ParseError(description: "service \(name): \(error)")
+            throw .upstream(name, message: "service \(name): \(error)")
         }
         self.name = name
         authority = "\(host):\(number)"
     }
 
     /// `NAME=http://HOST:PORT` (the `--service` flag).
-    public init(assignment: String) throws(ParseError) {
+    public init(assignment: String) throws(GatewayError) {
         guard let equals = assignment.firstIndex(of: "=") else {
-            throw ParseError(description: "--service \"\(assignment)\" must be NAME=http://HOST:PORT")
+            throw .upstream(assignment, message: "--service \"\(assignment)\" must be NAME=http://HOST:PORT")
         }
         try self.init(name: String(assignment[..<equals]), url: String(assignment[assignment.index(after: equals)...]))
     }

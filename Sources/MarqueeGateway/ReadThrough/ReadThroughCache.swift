@@ -38,24 +38,20 @@ final class ReadThroughCache: @unchecked Sendable {
         case fetches, fetchErrors, notFound, evictions, bytes, files
     }
 
-    struct StartError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// Makes the cache folders, empties `tmp`, and indexes the files already cached (a restart
     /// keeps a warm cache), evicting any beyond the bound.
-    init(_ settings: ReadThroughSettings) throws(StartError) {
+    init(_ settings: ReadThroughSettings) throws(GatewayError) {
         self.settings = settings
         for path in [settings.directory, settings.objectsDirectory, settings.directory + "/tmp"] {
             guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
-                throw StartError(description: "cannot create cache folder \(path): \(String(cString: strerror(errno)))")
+                throw .folder(path, message: "cannot create cache folder \(path): \(String(cString: strerror(errno)))")
             }
         }
         objectsFD = open(settings.objectsDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         temporaryPath = settings.directory + "/tmp"
         temporaryFD = open(temporaryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard objectsFD >= 0, temporaryFD >= 0 else {
-            throw StartError(description: "cannot open cache folder \(settings.directory): \(String(cString: strerror(errno)))")
+            throw .folder(settings.directory, message: "cannot open cache folder \(settings.directory): \(String(cString: strerror(errno)))")
         }
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)

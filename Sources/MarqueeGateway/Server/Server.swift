@@ -17,24 +17,20 @@ public final class Server {
     let shared: SharedState
     let started = Atomic<Int>(0)
 
-    public struct StartError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// Opens the root folder and binds every listener, so configuration mistakes surface here.
-    public init(configuration: ServerConfiguration) throws(StartError) {
+    public init(configuration: ServerConfiguration) throws(GatewayError) {
         self.configuration = configuration
         precondition(configuration.threads > 0)
         var readThrough: ReadThroughCache?
         if let settings = configuration.readThrough {
-            do { readThrough = try ReadThroughCache(settings) } catch { throw StartError(description: error.description) }
+            readThrough = try ReadThroughCache(settings)
         }
         let root = open(configuration.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else {
-            throw StartError(description: "cannot open root folder \(configuration.root): \(String(cString: strerror(errno)))")
+            throw .folder(configuration.root, message: "cannot open root folder \(configuration.root): \(String(cString: strerror(errno)))")
         }
         rootFD = root
-        do {
+        do throws(GatewayError) {
             var address = try SocketAddress(parsing: configuration.listen)
             var fds: [Int32] = []
             // Bind the first listener, then the others to the port it got (port 0 means "any free").
@@ -53,25 +49,17 @@ public final class Server {
                 adminFD = -1
                 adminAddress = nil
             }
-        } catch let error as SocketAddress.ParseError {
-            throw StartError(description: error.description)
-        } catch let error as ListeningSocket.OpenError {
-            throw StartError(description: error.description)
         } catch {
-            throw StartError(description: "\(error)")
+            Glibc.close(root)
+            throw error
         }
-        let policy: AccessPolicy?
-        do {
-            policy = configuration.policy.isEmpty ? nil : try AccessPolicy(configuration.policy)
-        } catch {
-            throw StartError(description: error.description)
-        }
+        let policy = configuration.policy.isEmpty ? nil : try AccessPolicy(configuration.policy)
         shared = SharedState(loops: configuration.threads, policy: policy, upstreamNames: configuration.services.upstreams.map(\.name),
             titleRules: configuration.services.titleRulesUpstream != nil)
         shared.readThrough = readThrough
         if let records = configuration.deliveryRecords {
             guard records.ringRecords > 0, records.ringRecords.nonzeroBitCount == 1 else {
-                throw StartError(description: "bus.ring_records must be a power of two, got \(records.ringRecords)")
+                throw .setting(key: "bus.ring_records", message: "bus.ring_records must be a power of two, got \(records.ringRecords)")
             }
             let carrier: any DeliveryRecordCarrier
             do {
@@ -90,7 +78,7 @@ public final class Server {
                         boot: identity.boot, segmentBytes: records.logSegmentBytes, fsyncInterval: .milliseconds(records.logFsyncMilliseconds))
                 }
             } catch {
-                throw StartError(description: "delivery records: the log in \(records.logDirectory) cannot be opened: \(error)")
+                throw .folder(records.logDirectory, message: "delivery records: the log in \(records.logDirectory) cannot be opened: \(error)")
             }
             shared.recordRings = (0..<configuration.threads).map { _ in RecordRing(capacity: records.ringRecords) }
             shared.recordWriter = DeliveryRecordWriter(

@@ -6,18 +6,10 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     var storage = sockaddr_storage()
     public private(set) var family: Int32 = AF_INET
 
-    public enum ParseError: Error, CustomStringConvertible {
-        case malformed(String)
-        public var description: String {
-            switch self {
-            case .malformed(let s): "not a HOST:PORT address: \(s)"
-            }
-        }
-    }
-
-    public init(parsing text: String) throws(ParseError) {
+    /// - Throws: `GatewayError.address` when `text` is not `HOST:PORT` with an address host.
+    public init(parsing text: String) throws(GatewayError) {
         guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
-            throw .malformed(text)
+            throw .address(text, message: "not a HOST:PORT address: \(text)")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -35,7 +27,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
             family = AF_INET6
             withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: v6) { dst.copyMemory(from: $0) } }
         } else {
-            throw .malformed(text)
+            throw .address(text, message: "not a HOST:PORT address: \(text)")
         }
     }
 
@@ -97,15 +89,11 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
 /// Opening listening sockets.
 enum ListeningSocket {
-    struct OpenError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// A bound, listening TCP socket. With `reusePort`, several loops bind the same address and the
     /// kernel spreads connections across them.
-    static func open(_ address: SocketAddress, reusePort: Bool, backlog: Int32 = 4096) throws(OpenError) -> Int32 {
+    static func open(_ address: SocketAddress, reusePort: Bool, backlog: Int32 = 4096) throws(GatewayError) -> Int32 {
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw OpenError(description: "socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .listener("\(address)", message: "socket for \(address): \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
@@ -118,12 +106,12 @@ enum ListeningSocket {
         guard bound == 0 else {
             let message = String(cString: strerror(errno))
             Glibc.close(fd)
-            throw OpenError(description: "bind \(address): \(message)")
+            throw .listener("\(address)", message: "bind \(address): \(message)")
         }
         guard listen(fd, backlog) == 0 else {
             let message = String(cString: strerror(errno))
             Glibc.close(fd)
-            throw OpenError(description: "listen \(address): \(message)")
+            throw .listener("\(address)", message: "listen \(address): \(message)")
         }
         return fd
     }

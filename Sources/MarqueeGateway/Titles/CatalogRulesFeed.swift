@@ -42,10 +42,6 @@ final class CatalogRulesFeed: @unchecked Sendable {
         case unchanged
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-    }
-
     private func run() {
         var etag: String?
         var backoff: UInt32 = 1
@@ -88,57 +84,57 @@ final class CatalogRulesFeed: @unchecked Sendable {
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
-    static func decode(_ body: [UInt8]) throws(Failure) -> (version: Int64, rules: [TitleRule]) {
+    static func decode(_ body: [UInt8]) throws(GatewayError) -> (version: Int64, rules: [TitleRule]) {
         do {
             return try AccessRulesDocument.decode(body)
         } catch {
-            throw Failure(description: error.description)
+            throw .upstream("catalog", message: error.description)
         }
     }
 
     /// One request on a fresh connection (`Connection: close`: one poll at a time needs no pool).
-    func poll(etag: String?) throws(Failure) -> (Answer, [UInt8]) {
+    func poll(etag: String?) throws(GatewayError) -> (Answer, [UInt8]) {
         let address = upstream.address
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .upstream("catalog", message: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var connectTimeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &connectTimeout, socklen_t(MemoryLayout<timeval>.size))
         var readTimeout = timeval(tv_sec: waitSeconds + 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &readTimeout, socklen_t(MemoryLayout<timeval>.size))
         guard address.connect(fd) else {
-            throw Failure(description: "cannot connect to http://\(upstream.authority): \(String(cString: strerror(errno)))")
+            throw .upstream("catalog", message: "cannot connect to http://\(upstream.authority): \(String(cString: strerror(errno)))")
         }
         var request = "GET \(Self.path)?wait=\(waitSeconds) HTTP/1.1\r\nHost: \(upstream.authority)\r\nAccept: application/json\r\nConnection: close\r\n"
         if let credential { request += "Authorization: Bearer \(credential)\r\n" }
         if let etag { request += "If-None-Match: \(etag)\r\n" }
         request += "\r\n"
         let sent = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-        guard sent == request.utf8.count else { throw Failure(description: "could not send the request") }
+        guard sent == request.utf8.count else { throw .upstream("catalog", message: "could not send the request") }
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw Failure(description: "receive failed: \(String(cString: strerror(errno)))") }
+            if n < 0 { throw .upstream("catalog", message: "receive failed: \(String(cString: strerror(errno)))") }
             if n == 0 { break }
             received += chunk[0..<n]
-            guard received.count <= Self.maxDocumentBytes else { throw Failure(description: "document over \(Self.maxDocumentBytes) bytes") }
+            guard received.count <= Self.maxDocumentBytes else { throw .upstream("catalog", message: "document over \(Self.maxDocumentBytes) bytes") }
         }
         return try Self.parse(received)
     }
 
     /// The status, ETag and body of a whole response read to its close.
-    static func parse(_ bytes: [UInt8]) throws(Failure) -> (Answer, [UInt8]) {
-        try bytes.withUnsafeBytes { raw in Result { () throws(Failure) in try parse(raw) } }.get()
+    static func parse(_ bytes: [UInt8]) throws(GatewayError) -> (Answer, [UInt8]) {
+        try bytes.withUnsafeBytes { raw in Result { () throws(GatewayError) in try parse(raw) } }.get()
     }
 
-    private static func parse(_ raw: UnsafeRawBufferPointer) throws(Failure) -> (Answer, [UInt8]) {
+    private static func parse(_ raw: UnsafeRawBufferPointer) throws(GatewayError) -> (Answer, [UInt8]) {
         guard case .complete(let head) = ResponseParser.parse(raw) else {
-            throw Failure(description: "malformed or incomplete response")
+            throw .upstream("catalog", message: "malformed or incomplete response")
         }
         if head.status == 304 { return (.unchanged, []) }
-        guard head.status == 200 else { throw Failure(description: "the catalog answered \(head.status)") }
+        guard head.status == 200 else { throw .upstream("catalog", message: "the catalog answered \(head.status)") }
         var etag: String?
         HeaderFields(head: UnsafeRawBufferPointer(rebasing: raw[0..<head.headLength])).forEach { field in
             if field.name.equalsLowercase("etag") { etag = String(decoding: field.value, as: UTF8.self) }
@@ -149,10 +145,10 @@ final class CatalogRulesFeed: @unchecked Sendable {
         if head.isChunked {
             var decoder = ChunkedDecoder()
             guard case .complete = decoder.decode(rest, onData: { body += $0 }) else {
-                throw Failure(description: "malformed chunked body")
+                throw .upstream("catalog", message: "malformed chunked body")
             }
         } else if head.contentLength >= 0 {
-            guard rest.count >= Int(head.contentLength) else { throw Failure(description: "body shorter than its Content-Length") }
+            guard rest.count >= Int(head.contentLength) else { throw .upstream("catalog", message: "body shorter than its Content-Length") }
             body = Array(rest[0..<Int(head.contentLength)])
         } else {
             body = Array(rest)
