@@ -54,7 +54,8 @@ let package = Package(
         // MARK: - Shared engine
         .target(name: "MarqueeRing", dependencies: ["CURing", "CLinux"]),
         .target(name: "MarqueeHTTP"),
-        .target(name: "MarqueeTokens", dependencies: ["MarqueeHTTP", "COpenSSL"]),
+        // Tokens, their key ring and the key files it is reloaded from (the reloading primitives are MarqueePolicy's).
+        .target(name: "MarqueeTokens", dependencies: ["MarqueeHTTP", "MarqueePolicy", "COpenSSL", "CLinux"]),
         // The hiredis client (blocking connections on dedicated threads): rate limits, revocations, the record stream.
         .target(name: "MarqueeRedis", dependencies: ["MarqueeHTTP", "CHiredis"]),
         .target(name: "MarqueePolicy", dependencies: ["MarqueeHTTP", "MarqueeRedis", "CLinux", "CMaxMindDB", "CHiredis"]),
@@ -67,7 +68,7 @@ let package = Package(
         .target(
             name: "MarqueeGatewaySettings",
             dependencies: [
-                "MarqueeGateway", "MarqueeHTTP", "MarqueePolicy",
+                "MarqueeGateway", "MarqueeHTTP", "MarqueePolicy", "MarqueeTokens",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),

@@ -3,6 +3,7 @@ import Glibc
 import MarqueeGateway
 import MarqueeHTTP
 import MarqueePolicy
+import MarqueeTokens
 import SystemPackage
 
 /// The settings every gateway role shares, read in the engine so each role reads only its own

@@ -2,6 +2,7 @@ import Configuration
 import MarqueeGateway
 import MarqueeHTTP
 import MarqueePolicy
+import MarqueeTokens
 
 /// Reads the access policy keys (`tokens.*`, `client.*`, `geo.*`, `rate_limits.*`, `redis.*`,
 /// `revocation.*`). Lists of rules are one line each, a small grammar an operator can read:

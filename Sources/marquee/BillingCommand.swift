@@ -8,6 +8,7 @@ import MarqueePolicy
 import MarqueeRedis
 import MarqueeServiceKit
 import MarqueeStore
+import MarqueeTokens
 import ServiceLifecycle
 import UnixSignals
 

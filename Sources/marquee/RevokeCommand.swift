@@ -3,6 +3,7 @@ import Glibc
 import MarqueeGateway
 import MarqueePolicy
 import MarqueeRedis
+import MarqueeTokens
 
 /// `marquee revoke`: ends a playback session on every gateway, through Redis or one gateway's
 /// admin listener.

@@ -1,18 +1,19 @@
 import ArgumentParser
+import Configuration
 import Foundation
 import Hummingbird
 import Logging
-import ServiceLifecycle
-import UnixSignals
-import Configuration
 import MarqueeAuth
 import MarqueeCatalog
 import MarqueeGateway
-import MarqueeStore
 import MarqueeIngest
 import MarqueePlayback
 import MarqueePolicy
 import MarqueeServiceKit
+import MarqueeStore
+import MarqueeTokens
+import ServiceLifecycle
+import UnixSignals
 
 /// Flags every service command shares.
 struct ServiceOptions: ParsableArguments {

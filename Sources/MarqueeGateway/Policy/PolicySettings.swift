@@ -1,5 +1,6 @@
 import MarqueeHTTP
 import MarqueePolicy
+import MarqueeTokens
 
 /// The access policy as configured: plain values, validated by the role's configuration reader and
 /// turned into live objects (key rings, databases, limiters, the Redis link) by `AccessPolicy`.

@@ -10,6 +10,7 @@ import MarqueePlayback
 import MarqueePolicy
 import MarqueeServiceKit
 import MarqueeStore
+import MarqueeTokens
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle

@@ -5,6 +5,7 @@ import MarqueeAuth
 import MarqueeGateway
 import MarqueePlayback
 import MarqueeServiceKit
+import MarqueeTokens
 
 /// The secrets `marquee dev` makes on first start and finds again afterwards, all under
 /// `<data>/keys` (mode 0700, files 0600): the URL token key the gateway verifies and playback

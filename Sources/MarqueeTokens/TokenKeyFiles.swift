@@ -1,7 +1,6 @@
 import CLinux
 import Glibc
 import MarqueePolicy
-import MarqueeTokens
 
 /// The token keys named on the command line or in the configuration (`ID:SECRET_FILE`), plus every
 /// `<ID>.key` file in a key folder, loaded into a key ring that loops read lock-free, and reloaded
@@ -32,7 +31,7 @@ public final class TokenKeyFiles: @unchecked Sendable {
 
     public let files: [KeyFile]
     public let directory: String?
-    let ring: SwappableReference<TokenKeyRing>
+    public let ring: SwappableReference<TokenKeyRing>
     private var identities: [FileIdentity?]
 
     public init(_ files: [KeyFile], directory: String? = nil) throws(TokenKeyError) {
