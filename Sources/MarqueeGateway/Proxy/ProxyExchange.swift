@@ -1,7 +1,7 @@
 import MarqueeHTTP
 
 /// The proxied request in progress on one client connection, in a per-slot table: the request
-/// being assembled and sent, and the response being relayed.
+/// being assembled and sent, and the response being relayed (its decisions in `machine`).
 struct ProxyExchange {
     enum RequestBody: UInt8 {
         case none, length, chunked
@@ -19,7 +19,6 @@ struct ProxyExchange {
     var headCount = 0
     var requestStart = 0
     var requestEnd = 0
-    var requestSent = 0
     var body = RequestBody.none
     var bodyLength = 0
     var bodyRemaining: Int64 = 0
@@ -28,22 +27,6 @@ struct ProxyExchange {
 
     /// Relay memory (see `EventLoop.relayHeadBytes`): the client's response head, then what is received.
     var relay: Int32 = -1
-    /// Bytes of the upstream's head received so far (before it is complete).
-    var received = 0
-    var sawResponseByte = false
-    var relayingBody = false
-    var bodyComplete = false
-    var framing = ResponseFraming(head: ResponseHead(), requestMethod: .head)
-    /// Chunked from the upstream, but the client speaks HTTP/1.0: relay the data close-delimited.
-    var dechunk = false
-    var upstreamReusable = false
-    var retried = false
-    var status: Int16 = 0
-
-    var isIdempotent: Bool {
-        switch method {
-        case .get, .head, .put, .delete, .options: true
-        default: false
-        }
-    }
+    /// The exchange with the upstream: what was sent and received, and what to do next.
+    var machine = UpstreamExchangeMachine(method: .get, clientIsHTTP10: false, requestLength: 0, maxHeadBytes: 0)
 }

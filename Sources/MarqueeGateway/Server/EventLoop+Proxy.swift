@@ -281,7 +281,9 @@ extension EventLoop {
         memmove(base + start, base, w.count)
         exchanges[s].requestStart = start
         exchanges[s].requestEnd = exchanges[s].bodyOffset + exchanges[s].bodyLength
-        exchanges[s].requestSent = 0
+        exchanges[s].machine = UpstreamExchangeMachine(
+            method: exchanges[s].method, clientIsHTTP10: connections[s].isHTTP10, requestLength: exchanges[s].requestEnd - start,
+            maxHeadBytes: Self.relayMaxHeadBytes)
         connections[s].phase = .proxying
         let relay = relays.take()
         guard relay >= 0 else {
@@ -291,13 +293,42 @@ extension EventLoop {
         }
         exchanges[s].relay = relay
         startTimer(slot, .upstream)
-        let upstream = Int(exchanges[s].upstream)
-        let pooled = takeIdleLink(upstream)
-        if pooled >= 0 {
-            attach(pooled, to: slot)
-            sendRequest(pooled)
-        } else {
+        let pooled = takeIdleLink(Int(exchanges[s].upstream))
+        if pooled >= 0 { attach(pooled, to: slot) }
+        perform(exchanges[s].machine.start(onPooledLink: pooled >= 0), slot)
+    }
+
+    /// Carries out what the exchange's state machine decided.
+    mutating func perform(_ action: UpstreamExchangeMachine.Action, _ slot: Int32) {
+        let s = Int(slot)
+        switch action {
+        case .connect:
+            if exchanges[s].link >= 0 {
+                closeLink(exchanges[s].link)
+                exchanges[s].link = -1
+            }
             connectLink(for: slot)
+        case .send(let from):
+            sendRequest(exchanges[s].link, from: from)
+        case .receive(let offset):
+            receiveFromUpstream(exchanges[s].link, offset: offset)
+        case .forwardHead(let head):
+            forwardHead(slot, head)
+        case .relay(let body):
+            relay(slot, headCount: 0, bodyCount: body)
+        case .finish(let reusable):
+            finishExchange(slot, reusable: reusable)
+        case .fail(let status, let detail, let connectFailure):
+            if connectFailure { metrics.countProxied(upstream: Int(exchanges[s].upstream), .connectFailure) }
+            // A link with an operation in the ring is interrupted by `proxyFailed`; one without is closed now.
+            let link = exchanges[s].link
+            if link >= 0 && !links[Int(link)].inFlight {
+                exchanges[s].link = -1
+                closeLink(link)
+            }
+            proxyFailed(slot, status, detail)
+        case .abort:
+            abort(slot)
         }
     }
 
@@ -338,23 +369,21 @@ extension EventLoop {
         links[Int(link)].inFlight = true
     }
 
-    mutating func sendRequest(_ link: Int32) {
+    mutating func sendRequest(_ link: Int32, from sent: Int) {
         let l = Int(link)
         let s = Int(links[l].owner)
         links[l].state = .active
         let base = bodies.buffer(exchanges[s].request).baseAddress!
-        let from = exchanges[s].requestStart + exchanges[s].requestSent
+        let from = exchanges[s].requestStart + sent
         let sqe = ring.submissionEntry()
         io_uring_prep_send(sqe, links[l].fd, base + from, exchanges[s].requestEnd - from, Int32(MSG_NOSIGNAL))
         io_uring_sqe_set_data64(sqe, UserData.make(.upstream, slot: link, generation: links[l].generation, step: UpstreamStep.send.rawValue))
         links[l].inFlight = true
     }
 
-    mutating func receiveFromUpstream(_ link: Int32) {
+    mutating func receiveFromUpstream(_ link: Int32, offset: Int) {
         let l = Int(link)
         let slot = links[l].owner
-        let s = Int(slot)
-        let offset = exchanges[s].relayingBody ? 0 : exchanges[s].received
         let sqe = ring.submissionEntry()
         io_uring_prep_recv(sqe, links[l].fd, relayReceive(slot) + offset, Self.relayReceiveBytes - offset, 0)
         io_uring_sqe_set_data64(sqe, UserData.make(.upstream, slot: link, generation: links[l].generation, step: UpstreamStep.receive.rawValue))
@@ -392,203 +421,63 @@ extension EventLoop {
             }
             return
         }
+        let action: UpstreamExchangeMachine.Action
         switch step {
-        case .connect:
-            guard result >= 0 else {
-                metrics.countProxied(upstream: Int(exchanges[s].upstream), .connectFailure)
-                exchanges[s].link = -1
-                closeLink(link)
-                proxyFailed(slot, .badGateway, result == -ECONNREFUSED ? "the upstream refused the connection" : "the upstream is unreachable")
-                return
-            }
-            sendRequest(link)
-        case .send:
-            guard result > 0 else { return upstreamBroke(slot, link, "the upstream connection failed while sending the request") }
-            exchanges[s].requestSent += Int(result)
-            if exchanges[s].requestStart + exchanges[s].requestSent < exchanges[s].requestEnd {
-                sendRequest(link)
-            } else {
-                receiveFromUpstream(link)
-            }
+        case .connect: action = exchanges[s].machine.connected(result)
+        case .send: action = exchanges[s].machine.sent(result)
         case .receive:
-            if result <= 0 {
-                upstreamEnded(slot, link, error: result < 0)
-            } else {
-                exchanges[s].sawResponseByte = true
-                if exchanges[s].relayingBody {
-                    relayBody(slot, count: Int(result))
-                } else {
-                    exchanges[s].received += Int(result)
-                    readResponseHead(slot)
-                }
-            }
-        case .idlePoll:
-            break
+            let area = UnsafeMutableRawBufferPointer(start: relayReceive(slot), count: Self.relayReceiveBytes)
+            action = exchanges[s].machine.received(result, area: area)
+        case .idlePoll: return
         }
-    }
-
-    /// A send or receive failed. Before any response byte, on a pooled connection, an idempotent
-    /// request is sent again on a fresh connection (the upstream may have closed it while idle).
-    mutating func upstreamBroke(_ slot: Int32, _ link: Int32, _ detail: StaticString) {
-        let s = Int(slot)
-        let retry = links[Int(link)].reused && !exchanges[s].retried && !exchanges[s].sawResponseByte && exchanges[s].isIdempotent
-        exchanges[s].link = -1
-        closeLink(link)
-        if retry {
-            exchanges[s].retried = true
-            exchanges[s].requestSent = 0
-            exchanges[s].received = 0
-            connectLink(for: slot)
-        } else {
-            proxyFailed(slot, .badGateway, detail)
-        }
-    }
-
-    /// The upstream closed (or the receive failed).
-    mutating func upstreamEnded(_ slot: Int32, _ link: Int32, error: Bool) {
-        let s = Int(slot)
-        if !exchanges[s].sawResponseByte {
-            return upstreamBroke(slot, link, "the upstream closed the connection without answering")
-        }
-        if !exchanges[s].relayingBody {
-            return upstreamBroke(slot, link, "the upstream closed the connection in the middle of its response head")
-        }
-        exchanges[s].link = -1
-        closeLink(link)
-        if !error && exchanges[s].framing.closeCompletes {
-            exchanges[s].bodyComplete = true
-            finishExchange(slot)
-        } else {
-            // Mid-body: the client must not mistake a cut response for a whole one.
-            abort(slot)
-        }
+        perform(action, slot)
     }
 
     // MARK: - Relaying the response
 
-    mutating func readResponseHead(_ slot: Int32) {
+    /// The upstream's final head is at the start of the receive area: write the client's head
+    /// (hop-by-hop fields dropped), then relay it with the body bytes that came along.
+    mutating func forwardHead(_ slot: Int32, _ head: ResponseHead) {
         let s = Int(slot)
-        let link = exchanges[s].link
-        let area = UnsafeRawBufferPointer(start: relayReceive(slot), count: exchanges[s].received)
-        let head: ResponseHead
-        switch ResponseParser.parse(area, maxHeadBytes: Self.relayMaxHeadBytes) {
-        case .incomplete:
-            receiveFromUpstream(link)
-            return
-        case .failed:
-            exchanges[s].link = -1
-            closeLink(link)
-            proxyFailed(slot, .badGateway, "the upstream sent a malformed response head")
-            return
-        case .complete(let parsed):
-            head = parsed
-        }
-        if head.isInterim {
-            // 1xx (103 Early Hints...): not relayed; the final response follows.
-            let rest = exchanges[s].received - head.headLength
-            memmove(relayReceive(slot), relayReceive(slot) + head.headLength, rest)
-            exchanges[s].received = rest
-            if rest > 0 { readResponseHead(slot) } else { receiveFromUpstream(link) }
-            return
-        }
-        if head.status == 101 || head.status > 599 {
-            exchanges[s].link = -1
-            closeLink(link)
-            proxyFailed(slot, .badGateway, "the upstream answered with an unsupported status")
-            return
-        }
         stopTimer(slot)
-        let framing = ResponseFraming(head: head, requestMethod: exchanges[s].method)
-        exchanges[s].framing = framing
-        exchanges[s].status = Int16(head.status)
-        exchanges[s].upstreamReusable = !head.closes && framing.kind != .untilClose
+        if exchanges[s].machine.closesClient { connections[s].keepAlive = false }
         let isHTTP10 = connections[s].isHTTP10
-        exchanges[s].dechunk = framing.kind == .chunked && isHTTP10
-        if framing.kind == .untilClose || exchanges[s].dechunk { connections[s].keepAlive = false }
-
+        let area = UnsafeRawBufferPointer(start: relayReceive(slot), count: head.headLength)
         var w = ResponseWriter(base: relayHead(slot), capacity: Self.relayHeadBytes)
         w.append("HTTP/1.1 ")
         w.append(decimal: Int64(head.status))
         w.append(byte: 0x20)
         w.append(UnsafeRawBufferPointer(rebasing: area[head.reasonStart..<(head.reasonStart + head.reasonCount)]))
         w.appendCRLF()
-        let fields = HeaderFields(head: UnsafeRawBufferPointer(rebasing: area[0..<head.headLength]))
+        let fields = HeaderFields(head: area)
         fields.forEach { field in
             if !HopByHop.isHopByHop(field.name, in: fields) { w.append(field.line) }
             return true
         }
-        if framing.kind == .chunked && !exchanges[s].dechunk { w.append("Transfer-Encoding: chunked\r\n") }
+        if exchanges[s].machine.framing.kind == .chunked && !exchanges[s].machine.dechunk { w.append("Transfer-Encoding: chunked\r\n") }
         if !connections[s].keepAlive {
             w.append("Connection: close\r\n")
         } else if isHTTP10 {
             w.append("Connection: keep-alive\r\n")
         }
         w.appendCRLF()
-        exchanges[s].relayingBody = true
-
-        // Body bytes that came with the head go out with it.
-        let following = exchanges[s].received - head.headLength
-        if following > 0 { memmove(relayReceive(slot), relayReceive(slot) + head.headLength, following) }
-        exchanges[s].received = 0
-        relay(slot, headCount: w.count, bodyCount: following)
+        let receive = UnsafeMutableRawBufferPointer(start: relayReceive(slot), count: Self.relayReceiveBytes)
+        switch exchanges[s].machine.headForwarded(area: receive, headLength: head.headLength) {
+        case .relay(let body):
+            relay(slot, headCount: w.count, bodyCount: body)
+        case let other:
+            perform(other, slot)
+        }
     }
 
-    /// `count` bytes of body arrived in the receive area.
-    mutating func relayBody(_ slot: Int32, count: Int) {
-        relay(slot, headCount: 0, bodyCount: count)
-    }
-
-    /// Sends the client head (if any) and the part of `bodyCount` received bytes that belongs to
-    /// this response.
+    /// Sends `headCount` bytes of client head (if any) and `bodyCount` body bytes from the receive area.
     mutating func relay(_ slot: Int32, headCount: Int, bodyCount: Int) {
         let s = Int(slot)
-        var relayable = bodyCount
-        if exchanges[s].framing.isCompleteWithoutBody && headCount > 0 {
-            relayable = 0
-            exchanges[s].bodyComplete = true
-            if bodyCount > 0 { exchanges[s].upstreamReusable = false }
-        } else if bodyCount > 0 || headCount > 0 {
-            let area = relayReceive(slot)
-            let bytes = UnsafeRawBufferPointer(start: area, count: bodyCount)
-            let verdict: ResponseFraming.Verdict
-            if exchanges[s].dechunk {
-                var written = 0
-                verdict = exchanges[s].framing.consume(bytes) { data in
-                    memmove(area + written, data.baseAddress!, data.count)
-                    written += data.count
-                }
-                relayable = written
-            } else {
-                verdict = exchanges[s].framing.consume(bytes)
-            }
-            switch verdict {
-            case .more:
-                break
-            case .complete(let consumed):
-                if !exchanges[s].dechunk { relayable = consumed }
-                exchanges[s].bodyComplete = true
-                if consumed < bodyCount { exchanges[s].upstreamReusable = false }
-            case .failed:
-                if headCount > 0 {
-                    let link = exchanges[s].link
-                    exchanges[s].link = -1
-                    closeLink(link)
-                    proxyFailed(slot, .badGateway, "the upstream sent a malformed chunked body")
-                } else {
-                    abort(slot)
-                }
-                return
-            }
-        }
-        if headCount == 0 && relayable == 0 {
-            if exchanges[s].bodyComplete { finishExchange(slot) } else { receiveFromUpstream(exchanges[s].link) }
-            return
-        }
         iovecs[2 * s] = iovec(iov_base: relayHead(slot), iov_len: headCount)
-        iovecs[2 * s + 1] = iovec(iov_base: relayReceive(slot), iov_len: relayable)
+        iovecs[2 * s + 1] = iovec(iov_base: relayReceive(slot), iov_len: bodyCount)
         messages[s].msg_iovlen = 2
-        connections[s].sendRemaining = Int64(headCount + relayable)
-        connections[s].responseBytes += Int64(headCount + relayable)
+        connections[s].sendRemaining = Int64(headCount + bodyCount)
+        connections[s].responseBytes += Int64(headCount + bodyCount)
         startTimer(slot, .send)
         submitSend(slot, as: .relay)
     }
@@ -611,25 +500,24 @@ extension EventLoop {
             submitSend(slot, as: .relay)
             return
         }
-        if exchanges[s].bodyComplete {
-            finishExchange(slot)
-        } else if exchanges[s].link >= 0 {
-            receiveFromUpstream(exchanges[s].link)
-        } else {
+        if exchanges[s].link < 0 && !exchanges[s].machine.bodyComplete {
             abort(slot)
+            return
         }
+        perform(exchanges[s].machine.relayed(), slot)
     }
 
-    /// The whole response is out: pool the upstream connection and go on with the client's.
-    mutating func finishExchange(_ slot: Int32) {
+    /// The whole response is out: pool the upstream connection (when it can carry another
+    /// request) and go on with the client's.
+    mutating func finishExchange(_ slot: Int32, reusable: Bool) {
         let s = Int(slot)
         let link = exchanges[s].link
         let upstream = Int(exchanges[s].upstream)
         if link >= 0 {
             exchanges[s].link = -1
-            if exchanges[s].upstreamReusable { poolLink(link) } else { closeLink(link) }
+            if reusable { poolLink(link) } else { closeLink(link) }
         }
-        metrics.countProxied(upstream: upstream, statusClass: Int(exchanges[s].status))
+        metrics.countProxied(upstream: upstream, statusClass: Int(exchanges[s].machine.status))
         releaseExchange(slot)
         responseDone(slot, countStatus: false)
     }
@@ -639,7 +527,7 @@ extension EventLoop {
     /// 502 or 504 before any response byte reached the client; after that, the connection is cut.
     mutating func proxyFailed(_ slot: Int32, _ status: HTTPStatus, _ detail: StaticString) {
         let s = Int(slot)
-        if exchanges[s].relayingBody {
+        if exchanges[s].machine.isRelaying {
             abort(slot)
             return
         }
@@ -661,7 +549,7 @@ extension EventLoop {
         let s = Int(slot)
         guard connections[s].phase == .proxying else { return abort(slot) }
         metrics.countProxied(upstream: Int(exchanges[s].upstream), .timeout)
-        proxyFailed(slot, .gatewayTimeout, "the upstream did not answer within services.timeout_ms")
+        perform(exchanges[s].machine.timedOut(), slot)
     }
 
     /// Gives back the exchange's buffers once no upstream operation can touch them.
