@@ -9,9 +9,9 @@ struct Connection {
         case awaitingHead
         /// A response is being written (or waits for a pipe).
         case responding
-        /// The head is kept while a shared rate limit (Redis) decides, or while a limit with a
-        /// delay holds the request until its turn; it is parsed again after.
-        case awaitingPolicy
+        /// The request waits for the shared rate limiter, its turn under a limit with a delay, or
+        /// a read-through fetch (`parking` says which); it goes on when the answer arrives.
+        case parked
         /// Reading the body of a request for a service (`ProxyExchange`).
         case receivingBody
         /// A service upstream has the request; its response is awaited or being relayed.
@@ -28,18 +28,8 @@ struct Connection {
     var peer = IPAddress(high: 0, low: 0)
     /// Where this connection is counted against its address's cap; -1 when it is not.
     var addressSlot: Int32 = -1
-    /// The shared limiter's answer for the parked request, used once when it is parsed again.
-    var pendingVerdict: RateVerdict?
-    /// Redis could not answer for the parked request: the fail mode decides when it is parsed again.
-    var redisFailed = false
-    /// The parked request is a proxied exchange whose head and body were already read: it is
-    /// resumed from `ProxyExchange`, not parsed again.
-    var parkedExchange = false
-    /// The parked request waits for the read-through cache to fetch its file.
-    var awaitingFetch = false
-    /// How that fetch ended, used once when the request is parsed again (the policy already
-    /// admitted it, so it is not checked twice).
-    var fetchOutcome: FetchOutcome?
+    /// What a parked request waits for, and what it resumes with.
+    var parking = RequestParking()
     /// A limit to report in `RateLimit` headers on this response (rate_limits.headers: always).
     var reportedLimit: Int16 = -1
     var reportedRemaining: Int32 = 0

@@ -179,28 +179,31 @@ extension EventLoop {
         guard !keys.isEmpty else { return .proceed }
 
         let verdict: RateVerdict
-        if let pending = connections[s].pendingVerdict {
-            // The shared limiter answered for this request while it was parked.
-            connections[s].pendingVerdict = nil
-            verdict = pending
-        } else if connections[s].redisFailed {
-            connections[s].redisFailed = false
+        switch connections[s].parking.takeRateResumption() {
+        case .verdict(let answered):
+            // Answered while the request was parked (by the shared limiter, or its turn came).
+            verdict = answered
+        case .redisUnavailable:
             verdict = fallbackVerdict(policy, keys)
-        } else if let redis = policy.redis, redis.isAvailable {
-            let request = RedisRateRequest(loop: UInt16(id), slot: slot, generation: connections[s].generation, keys: keys)
-            if redis.submit(request) {
-                connections[s].phase = .awaitingPolicy
-                startTimer(slot, .send)
-                return .parked
+        case nil:
+            if let redis = policy.redis, redis.isAvailable {
+                let request = RedisRateRequest(loop: UInt16(id), slot: slot, generation: connections[s].generation, keys: keys)
+                if redis.submit(request) {
+                    connections[s].phase = .parked
+                    connections[s].parking.park(.verdict)
+                    startTimer(slot, .send)
+                    return .parked
+                }
+                verdict = fallbackVerdict(policy, keys)
+            } else if policy.redis != nil {
+                verdict = fallbackVerdict(policy, keys)
+            } else {
+                verdict = policy.localLimiter!.check(keys, now: nowNanoseconds / 1000)
             }
-            verdict = fallbackVerdict(policy, keys)
-        } else if policy.redis != nil {
-            verdict = fallbackVerdict(policy, keys)
-        } else {
-            verdict = policy.localLimiter!.check(keys, now: nowNanoseconds / 1000)
         }
         return apply(verdict, slot, policy, origin: origin)
     }
+
 
     /// What the limits decide while Redis cannot: `redis.fail_mode`.
     func fallbackVerdict(_ policy: AccessPolicy, _ keys: RateKeys) -> RateVerdict {
@@ -263,40 +266,33 @@ extension EventLoop {
     mutating func pace(_ slot: Int32, waitMicros: UInt64, limitIndex: UInt8) {
         let s = Int(slot)
         stopTimer(slot)
-        connections[s].phase = .awaitingPolicy
+        connections[s].phase = .parked
+        connections[s].parking.park(.turn)
         pacingSpecs[s] = __kernel_timespec(tv_sec: Int64(waitMicros / 1_000_000), tv_nsec: Int64(waitMicros % 1_000_000) * 1000)
         let sqe = ring.submissionEntry()
         io_uring_prep_timeout(sqe, pacingSpecs + s, 0, 0)
         io_uring_sqe_set_data64(sqe, UserData.make(.paced, slot: slot, generation: connections[s].generation, step: limitIndex))
     }
 
-    /// A paced request's turn came: it goes on as admitted by the limits (the policy before them,
-    /// revocation included, is checked again when its head is parsed again).
-    mutating func resumePaced(slot: Int32, generation: UInt16, limitIndex: UInt8) {
-        resumeParked(slot: slot, generation: generation, verdict: .allowed(limitIndex: limitIndex, remaining: 0, resetMicros: 0))
-    }
 
-    /// The shared limiter answered for `slot`: parse the kept head again with the verdict in hand.
-    mutating func resumeParked(slot: Int32, generation: UInt16, verdict: RateVerdict?) {
+    /// An answer for a parked slot: the shared limiter's verdict, a paced request's turn, or a
+    /// fetch's outcome. The request goes on with it: its head is parsed again (the policy before
+    /// the rate limits, revocation included, is checked again; a fetched file is served), or its
+    /// proxied exchange goes on. Answers for a slot that no longer waits for them are dropped.
+    mutating func resumeParked(slot: Int32, generation: UInt16, _ answer: RequestParking.Answer) {
         let s = Int(slot)
-        guard slot >= 0, s < capacity, connections[s].generation == generation, connections[s].phase == .awaitingPolicy,
-            !connections[s].awaitingFetch
-        else { return }
-        stopTimer(slot)
-        if connections[s].parkedExchange {
-            connections[s].parkedExchange = false
-            if let verdict { connections[s].pendingVerdict = verdict } else { connections[s].redisFailed = true }
-            admitExchange(slot)
+        guard slot >= 0, s < capacity, connections[s].generation == generation, connections[s].phase == .parked else { return }
+        switch connections[s].parking.deliver(answer) {
+        case .ignore:
             return
+        case .resumeExchange:
+            stopTimer(slot)
+            admitExchange(slot)
+        case .reparseHead:
+            stopTimer(slot)
+            connections[s].phase = .awaitingHead
+            startTimer(slot, .header)
+            processInput(slot, inputBytes(slot), fromInput: true)
         }
-        connections[s].phase = .awaitingHead
-        if let verdict {
-            connections[s].pendingVerdict = verdict
-        } else {
-            // Redis could not answer: the fail mode decides, with the keys rebuilt by the new parse.
-            connections[s].redisFailed = true
-        }
-        startTimer(slot, .header)
-        processInput(slot, inputBytes(slot), fromInput: true)
     }
 }

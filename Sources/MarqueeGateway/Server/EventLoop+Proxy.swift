@@ -261,7 +261,7 @@ extension EventLoop {
         switch admitRate(slot, policy, client: exchanges[s].client, credentials, origin: UnsafeRawBufferPointer(start: nil, count: 0)) {
         case .proceed: startExchange(slot)
         case .answered: releaseExchange(slot)
-        case .parked: connections[s].parkedExchange = true
+        case .parked: connections[s].parking.parkedIsExchange()
         }
     }
 

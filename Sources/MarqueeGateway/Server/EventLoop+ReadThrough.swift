@@ -28,24 +28,11 @@ extension EventLoop {
             return
         }
         stageRecord(slot)
-        // Parked like a request waiting for the shared rate limiter: `processInput` keeps the head.
-        connections[Int(slot)].phase = .awaitingPolicy
-        connections[Int(slot)].awaitingFetch = true
+        // Parked like a request waiting for the shared rate limiter: `processInput` keeps the
+        // head, and `resumeParked` parses it again once the fetch ended.
+        connections[Int(slot)].phase = .parked
+        connections[Int(slot)].parking.park(.fetch)
         startTimer(slot, .send)
-    }
-
-    /// A fetch this slot waited for has ended: parse the kept head again and serve it.
-    mutating func resumeFetched(slot: Int32, generation: UInt16, outcome: FetchOutcome) {
-        let s = Int(slot)
-        guard slot >= 0, s < capacity, connections[s].generation == generation, connections[s].phase == .awaitingPolicy,
-            connections[s].awaitingFetch
-        else { return }
-        stopTimer(slot)
-        connections[s].awaitingFetch = false
-        connections[s].fetchOutcome = outcome
-        connections[s].phase = .awaitingHead
-        startTimer(slot, .header)
-        processInput(slot, inputBytes(slot), fromInput: true)
     }
 
     /// Short answers that say why (DESIGN.md status codes).

@@ -92,8 +92,7 @@ extension EventLoop {
             token: token, absolutePath: UnsafeRawBufferPointer(start: pathScratch, count: length + 1),
             relativePath: UnsafeRawBufferPointer(start: pathScratch + 1, count: length))
         // A request resumed after a fetch was admitted before it parked.
-        let fetched = connections[Int(slot)].fetchOutcome
-        connections[Int(slot)].fetchOutcome = nil
+        let fetched = connections[Int(slot)].parking.takeFetchOutcome()
         if fetched == nil {
             switch admit(slot, head, buffer, &credentials, origin: origin) {
             case .proceed: break

@@ -290,7 +290,7 @@ struct EventLoop: ~Copyable {
         case .tick:
             onTick(result: result, flags: flags)
         case .paced:
-            resumePaced(slot: data.slot, generation: data.generation, limitIndex: UInt8(data.step))
+            resumeParked(slot: data.slot, generation: data.generation, .turn(limitIndex: UInt8(data.step)))
         case .wake:
             onWake()
         case .upstream:
@@ -416,7 +416,7 @@ struct EventLoop: ~Copyable {
             abort(slot)
         }
         let c = connections[Int(slot)]
-        if !c.recvArmed && !c.peerClosed && (c.phase == .awaitingHead || c.phase == .responding || c.phase == .awaitingPolicy || c.phase == .lingering
+        if !c.recvArmed && !c.peerClosed && (c.phase == .awaitingHead || c.phase == .responding || c.phase == .parked || c.phase == .lingering
             || c.phase == .receivingBody || c.phase == .proxying)
         {
             armReceive(slot)
@@ -440,7 +440,7 @@ struct EventLoop: ~Copyable {
             // oversize head, a body) is discarded, so it can still read its 414 or 431 before the
             // lingering close rather than lose it to a reset.
             break
-        case .responding, .awaitingPolicy, .proxying:
+        case .responding, .parked, .proxying:
             _ = appendInput(slot, bytes)
         case .receivingBody:
             consumeBody(slot, bytes)
@@ -500,7 +500,7 @@ struct EventLoop: ~Copyable {
                 respondWithError(slot, error, close: true)
             case .complete(let head):
                 respond(slot, to: head, in: data)
-                if connections[Int(slot)].phase == .awaitingPolicy && !connections[Int(slot)].parkedExchange {
+                if connections[Int(slot)].phase == .parked && connections[Int(slot)].parking.keepsHead {
                     // Parked: keep the head and what followed it, to parse again on the answer.
                     connections[Int(slot)].boundary.reset()
                     if !fromInput { _ = appendInput(slot, data) }
@@ -617,14 +617,14 @@ struct EventLoop: ~Copyable {
             let queue = policy.rateAnswers[id]
             while let answer = queue.pop() {
                 switch answer.result {
-                case .verdict(let verdict): resumeParked(slot: answer.slot, generation: answer.generation, verdict: verdict)
-                case .unavailable: resumeParked(slot: answer.slot, generation: answer.generation, verdict: nil)
+                case .verdict(let verdict): resumeParked(slot: answer.slot, generation: answer.generation, .verdict(verdict))
+                case .unavailable: resumeParked(slot: answer.slot, generation: answer.generation, .redisUnavailable)
                 }
             }
         }
         if let readThrough {
             readThrough.takeAnswers(loop: id, into: &fetchAnswers)
-            for answer in fetchAnswers { resumeFetched(slot: answer.slot, generation: answer.generation, outcome: answer.outcome) }
+            for answer in fetchAnswers { resumeParked(slot: answer.slot, generation: answer.generation, .fetched(answer.outcome)) }
             fetchAnswers.removeAll(keepingCapacity: true)
         }
         // Parked requests still need their answers while draining.
@@ -645,7 +645,7 @@ struct EventLoop: ~Copyable {
             switch connections[Int(slot)].phase {
             case .awaitingHead where connections[Int(slot)].inputCount == 0:
                 abort(slot)
-            case .awaitingHead, .responding, .awaitingPolicy, .receivingBody, .proxying:
+            case .awaitingHead, .responding, .parked, .receivingBody, .proxying:
                 connections[Int(slot)].keepAlive = false
             default:
                 break
