@@ -136,7 +136,7 @@ extension EventLoop {
             return true
         }
         if !head.host.isPresent {
-            upstreamAuthorities[upstream].withUnsafeBytes { a in
+            links.authorities[upstream].withUnsafeBytes { a in
                 w.append("Host: ")
                 w.append(a)
                 w.appendCRLF()
@@ -293,7 +293,7 @@ extension EventLoop {
         }
         exchanges[s].relay = relay
         startTimer(slot, .upstream)
-        let pooled = takeIdleLink(Int(exchanges[s].upstream))
+        let pooled = links.takeIdle(Int(exchanges[s].upstream))
         if pooled >= 0 { attach(pooled, to: slot) }
         perform(exchanges[s].machine.start(onPooledLink: pooled >= 0), slot)
     }
@@ -342,9 +342,9 @@ extension EventLoop {
     mutating func connectLink(for slot: Int32) {
         let s = Int(slot)
         let upstream = Int(exchanges[s].upstream)
-        let address = upstreamAddresses[upstream]
+        let address = links.addresses[upstream]
         let fd = socket(Int32(address.family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0, freeLinkCount > 0 else {
+        guard fd >= 0, let link = links.open(fd: fd, upstream: upstream) else {
             if fd >= 0 { Glibc.close(fd) }
             metrics.countProxied(upstream: upstream, .connectFailure)
             proxyFailed(slot, .badGateway, "no connection to the upstream could be opened")
@@ -352,17 +352,10 @@ extension EventLoop {
         }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        freeLinkCount -= 1
-        let link = freeLinks[freeLinkCount]
-        let generation = links[Int(link)].generation &+ 1
-        links[Int(link)] = UpstreamLink()
-        links[Int(link)].generation = generation
-        links[Int(link)].fd = fd
-        links[Int(link)].upstream = Int16(upstream)
-        links[Int(link)].state = .connecting
+        let generation = links[Int(link)].generation
         attach(link, to: slot)
         let sqe = ring.submissionEntry()
-        upstreamSockets.advanced(by: upstream).withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        links.sockets.advanced(by: upstream).withMemoryRebound(to: sockaddr.self, capacity: 1) {
             io_uring_prep_connect(sqe, fd, $0, address.length)
         }
         io_uring_sqe_set_data64(sqe, UserData.make(.upstream, slot: link, generation: generation, step: UpstreamStep.connect.rawValue))
@@ -395,11 +388,11 @@ extension EventLoop {
 
     mutating func onUpstreamComplete(_ link: Int32, generation: UInt16, step rawStep: Int, result: Int32) {
         let l = Int(link)
-        guard link >= 0, l < linkCapacity, links[l].generation == generation, let step = UpstreamStep(rawValue: UInt8(rawStep)) else { return }
+        guard link >= 0, l < links.capacity, links[l].generation == generation, let step = UpstreamStep(rawValue: UInt8(rawStep)) else { return }
         if step == .idlePoll {
             // An idle connection became readable: the upstream closed it (or spoke out of turn).
             if links[l].state == .idle {
-                removeIdle(link)
+                links.removeIdle(link)
                 closeLink(link)
             }
             return
@@ -607,48 +600,17 @@ extension EventLoop {
 
     // MARK: - Links and the keep-alive pool
 
-    mutating func takeIdleLink(_ upstream: Int) -> Int32 {
-        let link = idleHeads[upstream]
-        guard link >= 0 else { return -1 }
-        idleHeads[upstream] = links[Int(link)].nextIdle
-        idleCounts[upstream] -= 1
-        // A new generation: the pending idle poll's completion will be ignored.
-        links[Int(link)].generation &+= 1
-        links[Int(link)].nextIdle = -1
-        links[Int(link)].state = .active
-        links[Int(link)].reused = true
-        return link
-    }
-
+    /// Keeps a link whose exchange ended whole for the next request to its upstream, watched by a
+    /// poll that fires if the upstream closes it; closes it when draining or the pool is full.
     mutating func poolLink(_ link: Int32) {
-        let l = Int(link)
-        let upstream = Int(links[l].upstream)
-        guard !draining, idleCounts[upstream] < configuration.services.idleConnectionsPerUpstream else {
+        guard !draining, links.pool(link) else {
             closeLink(link)
             return
         }
-        links[l].state = .idle
-        links[l].owner = -1
-        links[l].generation &+= 1
-        links[l].nextIdle = idleHeads[upstream]
-        idleHeads[upstream] = link
-        idleCounts[upstream] += 1
+        let l = Int(link)
         let sqe = ring.submissionEntry()
         io_uring_prep_poll_add(sqe, links[l].fd, UInt32(POLLIN) | 0x2000 /* POLLRDHUP */)
         io_uring_sqe_set_data64(sqe, UserData.make(.upstream, slot: link, generation: links[l].generation, step: UpstreamStep.idlePoll.rawValue))
-    }
-
-    mutating func removeIdle(_ link: Int32) {
-        let upstream = Int(links[Int(link)].upstream)
-        var previous: Int32 = -1
-        var cursor = idleHeads[upstream]
-        while cursor >= 0 && cursor != link {
-            previous = cursor
-            cursor = links[Int(cursor)].nextIdle
-        }
-        guard cursor == link else { return }
-        if previous >= 0 { links[Int(previous)].nextIdle = links[Int(link)].nextIdle } else { idleHeads[upstream] = links[Int(link)].nextIdle }
-        idleCounts[upstream] -= 1
     }
 
     /// Makes the link's operation in flight complete soon: a shutdown ends a send or receive; a
@@ -670,11 +632,7 @@ extension EventLoop {
         guard links[l].state != .free else { return }
         shutdown(links[l].fd, Int32(SHUT_RDWR))
         Glibc.close(links[l].fd)
-        let generation = links[l].generation &+ 1
-        links[l] = UpstreamLink()
-        links[l].generation = generation
-        freeLinks[freeLinkCount] = link
-        freeLinkCount += 1
+        _ = links.release(link)
     }
 
     // MARK: - Small writers

@@ -93,17 +93,9 @@ struct EventLoop: ~Copyable {
     // with its free list and per-upstream idle pools, relay buffers.
     let routes: ServiceRoutes?
     let exchanges: UnsafeMutablePointer<ProxyExchange>
-    let linkCapacity: Int
-    let links: UnsafeMutablePointer<UpstreamLink>
-    let freeLinks: UnsafeMutablePointer<Int32>
-    var freeLinkCount: Int
-    let idleHeads: UnsafeMutablePointer<Int32>
-    let idleCounts: UnsafeMutablePointer<Int>
+    /// Connections to the service upstreams and their keep-alive pools.
+    var links: UpstreamLinks
     var relays: ChunkPool
-    let upstreamAddresses: [SocketAddress]
-    /// Each upstream's address where connect operations can point at it for as long as they run.
-    let upstreamSockets: UnsafeMutablePointer<sockaddr_storage>
-    let upstreamAuthorities: [[UInt8]]
     /// This loop's delivery-record ring and the writer that drains it (held like `policy`); nil
     /// when records are off.
     unowned(unsafe) let records: RecordRing?
@@ -197,22 +189,8 @@ struct EventLoop: ~Copyable {
         routes = upstreams.isEmpty ? nil : ServiceRoutes(upstreams)
         exchanges = .allocate(capacity: capacity)
         exchanges.initialize(repeating: ProxyExchange(), count: capacity)
-        // One active link per client slot at most, plus the idle pools.
-        linkCapacity = upstreams.isEmpty ? 0 : capacity + upstreams.count * configuration.services.idleConnectionsPerUpstream
-        links = .allocate(capacity: max(1, linkCapacity))
-        links.initialize(repeating: UpstreamLink(), count: max(1, linkCapacity))
-        freeLinks = .allocate(capacity: max(1, linkCapacity))
-        for i in 0..<linkCapacity { freeLinks[i] = Int32(linkCapacity - 1 - i) }
-        freeLinkCount = linkCapacity
-        idleHeads = .allocate(capacity: max(1, upstreams.count))
-        idleHeads.initialize(repeating: -1, count: max(1, upstreams.count))
-        idleCounts = .allocate(capacity: max(1, upstreams.count))
-        idleCounts.initialize(repeating: 0, count: max(1, upstreams.count))
+        links = UpstreamLinks(upstreams: upstreams, activeLinks: capacity, idlePerUpstream: configuration.services.idleConnectionsPerUpstream)
         relays = ChunkPool(chunkBytes: upstreams.isEmpty ? 0 : Self.relayHeadBytes + Self.relayReceiveBytes, capacity: capacity)
-        upstreamAddresses = upstreams.map(\.address)
-        upstreamSockets = .allocate(capacity: max(1, upstreams.count))
-        for (i, upstream) in upstreams.enumerated() { upstreamSockets[i] = upstream.address.storage }
-        upstreamAuthorities = upstreams.map { Array($0.authority.utf8) }
         var random = UInt64(truncatingIfNeeded: nowNanoseconds) ^ UInt64(getpid()) << 32 ^ UInt64(id)
         let urandom = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
         if urandom >= 0 {
