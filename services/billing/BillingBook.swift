@@ -83,13 +83,24 @@ struct BillingBook: Sendable {
     /// nothing.
     @discardableResult
     func charge(_ session: inout BillingSession, minute: Int64, now: Int64, _ tx: any SQLExecutor) async throws -> Bool {
+        let batch = Ledger.Batch()
+        let unpaid = try await charge(&session, minute: minute, now: now, tx, batch: batch)
+        try await Ledger.applyCredits(tx, batch)
+        return unpaid
+    }
+
+    /// `charge` as one of many in a transaction (the meter's batch): each account is ensured once,
+    /// and the revenue and fee credits are summed in `batch` for `Ledger.applyCredits` to apply
+    /// before the commit.
+    @discardableResult
+    func charge(_ session: inout BillingSession, minute: Int64, now: Int64, _ tx: any SQLExecutor, batch: Ledger.Batch) async throws -> Bool {
         let price = session.pricePerMinute
         guard price > 0 else { return false }
         let currency = session.currency
         let hold = Account.hold(session.id)
         let wallet = Account.wallet(session.userID, currency)
         let context = Ledger.Context(session: session.id, title: session.titleID, owner: session.owner, minute: minute, now: now)
-        try await Ledger.ensure(tx, hold, kind: .hold, owner: session.userID, currency: currency)
+        try await Ledger.ensure(tx, hold, kind: .hold, owner: session.userID, currency: currency, batch: batch)
         var shortfall: Int64 = 0  // what neither the hold nor the wallet could pay
         let held = try await Ledger.balance(tx, hold, lock: true)
         if held < price {
@@ -103,7 +114,7 @@ struct BillingBook: Sendable {
             }
             if short - fromWallet > 0 {
                 let account = Account.writtenOff(currency)
-                try await Ledger.ensure(tx, account, kind: .writtenOff, owner: nil, currency: currency)
+                try await Ledger.ensure(tx, account, kind: .writtenOff, owner: nil, currency: currency, batch: batch)
                 let outcome = try await Ledger.transfer(
                     tx, id: "write_off:\(session.id):\(minute)", from: account, to: hold, amount: short - fromWallet, currency: currency,
                     kind: .writeOff, context)
@@ -117,19 +128,20 @@ struct BillingBook: Sendable {
         let (fee, publisher) = split(price)
         if publisher > 0 {
             let account = Account.revenue(session.owner, currency)
-            try await Ledger.ensure(tx, account, kind: .revenue, owner: session.owner, currency: currency)
+            try await Ledger.ensure(tx, account, kind: .revenue, owner: session.owner, currency: currency, batch: batch)
             if try await Ledger.transfer(
                 tx, id: "charge:\(session.id):\(minute):publisher", from: hold, to: account, amount: publisher, currency: currency,
-                kind: .chargePublisher, context) == .posted
+                kind: .chargePublisher, context, deferringCredit: batch) == .posted
             {
                 posted = true
             }
         }
         if fee > 0 {
             let account = Account.fee(currency)
-            try await Ledger.ensure(tx, account, kind: .fee, owner: nil, currency: currency)
+            try await Ledger.ensure(tx, account, kind: .fee, owner: nil, currency: currency, batch: batch)
             if try await Ledger.transfer(
-                tx, id: "charge:\(session.id):\(minute):fee", from: hold, to: account, amount: fee, currency: currency, kind: .chargeFee, context)
+                tx, id: "charge:\(session.id):\(minute):fee", from: hold, to: account, amount: fee, currency: currency, kind: .chargeFee, context,
+                deferringCredit: batch)
                 == .posted
             {
                 posted = true

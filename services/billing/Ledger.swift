@@ -64,6 +64,48 @@ enum Ledger {
             id, kind.rawValue, owner, currency)
     }
 
+    /// What one transaction that posts many transfers (a metering batch) remembers between them.
+    final class Batch {
+        init() {}
+        /// Accounts already ensured in the transaction.
+        var made: Set<String> = []
+        /// Credits to revenue and fee accounts not applied yet, summed per account: the many
+        /// minutes of a batch credit the same few accounts, which are updated once at the end
+        /// (`applyCredits`, in the same transaction, so the balances still sum to zero at commit).
+        var credits: [String: Int64] = [:]
+    }
+
+    /// `ensure` once per transaction.
+    static func ensure(_ tx: any SQLExecutor, _ id: String, kind: AccountKind, owner: String?, currency: String, batch: Batch) async throws {
+        guard !batch.made.contains(id) else { return }
+        try await ensure(tx, id, kind: kind, owner: owner, currency: currency)
+        batch.made.insert(id)
+    }
+
+    /// Applies the batch's deferred credits (one statement per account) and forgets them.
+    static func applyCredits(_ tx: any SQLExecutor, _ batch: Batch) async throws {
+        for (account, amount) in batch.credits.sorted(by: { $0.key < $1.key }) where amount != 0 {
+            let credited = try await tx.query("UPDATE billing_accounts SET balance = balance + $1 WHERE id = $2 RETURNING balance", [.integer(amount), .text(account)])
+            guard !credited.isEmpty else { throw ServiceError(.internalServerError, "ledger account \(account) does not exist") }
+        }
+        batch.credits = [:]
+    }
+
+    /// The balances of the accounts among `ids` that exist, by id (no lock).
+    static func balances(_ executor: any SQLExecutor, _ ids: [String]) async throws -> [String: Int64] {
+        var found: [String: Int64] = [:]
+        var start = 0
+        while start < ids.count {
+            let part = ids[start..<min(ids.count, start + 500)]
+            let placeholders = (1...part.count).map { "$\($0)" }.joined(separator: ", ")
+            for row in try await executor.query("SELECT id, balance FROM billing_accounts WHERE id IN (\(placeholders))", part.map(SQLValue.text)) {
+                found[try row.string("id")] = try row.int("balance")
+            }
+            start += 500
+        }
+        return found
+    }
+
     /// The account's balance (0 when it does not exist).
     static func balance(_ executor: any SQLExecutor, _ id: String, lock: Bool = false) async throws -> Int64 {
         let forUpdate = lock && executor.dialect == .postgres ? " FOR UPDATE" : ""
@@ -82,8 +124,11 @@ enum Ledger {
     /// Moves `amount` from `from` to `to` under `id`, in `tx`. Both accounts must exist. The id
     /// is inserted first: a concurrent transfer with the same id waits for this one and then
     /// inserts nothing. A wallet or hold that cannot pay leaves everything as it was.
+    /// With `deferringCredit`, the credit is added to the batch's deferred credits instead of
+    /// applied at once (for revenue and fee accounts, which nothing reads before the commit).
     static func transfer(
-        _ tx: any SQLExecutor, id: String, from: String, to: String, amount: Int64, currency: String, kind: TransferKind, _ context: Context
+        _ tx: any SQLExecutor, id: String, from: String, to: String, amount: Int64, currency: String, kind: TransferKind, _ context: Context,
+        deferringCredit: Batch? = nil
     ) async throws -> Outcome {
         precondition(amount > 0, "transfers move a positive amount")
         let inserted = try await tx.query(
@@ -102,6 +147,10 @@ enum Ledger {
         guard !debited.isEmpty else {
             try await tx.execute("DELETE FROM billing_transfers WHERE id = $1", id)
             return .insufficient(available: try await balance(tx, from))
+        }
+        if let batch = deferringCredit {
+            batch.credits[to, default: 0] += amount
+            return .posted
         }
         let credited = try await tx.query("UPDATE billing_accounts SET balance = balance + $1 WHERE id = $2 RETURNING balance", [.integer(amount), .text(to)])
         guard !credited.isEmpty else { throw ServiceError(.internalServerError, "ledger account \(to) does not exist") }

@@ -133,30 +133,40 @@ public struct Meter: Sendable {
             var revoked: [String] = []
             let now = unixMilliseconds()
             let ids = grouped.keys.sorted()
-            // Every session of the batch locked first, in id order, before any account: the order
-            // session starts and ends take their locks in too, so they never wait on each other in a circle.
-            if tx.dialect == .postgres, !ids.isEmpty {
-                let placeholders = (1...ids.count).map { "$\($0)" }.joined(separator: ", ")
-                _ = try await tx.query("SELECT id FROM billing_sessions WHERE id IN (\(placeholders)) ORDER BY id FOR UPDATE", ids.map(SQLValue.text))
-            }
+            // Every session of the batch loaded in a few statements, and on PostgreSQL locked in id
+            // order before any account: the order session starts and ends take their locks in too,
+            // so they never wait on each other in a circle.
+            let sessions = try await BillingSession.loadMany(ids, tx, lock: true)
+            // The holds of the sessions that may need their next minute set aside: a hold that
+            // already has it and pays no minute in this batch is left alone without a statement.
+            let holds = try await Ledger.balances(
+                tx, ids.compactMap { sessions[$0].flatMap { $0.state == .active && $0.pricePerMinute > 0 ? Account.hold($0.id) : nil } })
+            // Accounts ensured in this transaction (the holds found exist), and the revenue and fee
+            // credits of its minutes, applied once per account before the commit.
+            let ledger = Ledger.Batch()
+            ledger.made.formUnion(holds.keys)
+            var changedSessions: [BillingSession] = []
+            changedSessions.reserveCapacity(ids.count)
             for id in ids {
-                guard var session = try await BillingSession.load(id, tx), let records = grouped[id] else { continue }
+                guard var session = sessions[id], let records = grouped[id] else { continue }
                 guard let timeline = loaded["\(session.titleID)/\(session.packageVersion)"] else { continue }
                 var changed = false
+                let lastActivity = session.lastActivity
                 for record in records where record.titleID == session.titleID && record.packageVersion == session.packageVersion {
                     if session.coverage.apply(record, timeline: timeline) { changed = true }
                     session.lastActivity = max(session.lastActivity, record.endMicroseconds / 1000)
                 }
                 guard changed else {
-                    try await BillingSession.save(session, tx)
+                    if session.lastActivity != lastActivity { changedSessions.append(session) }
                     continue
                 }
                 session.coveredMicroseconds = session.coverage.coveredMicroseconds
                 let target = session.coverage.billedMinutes
                 var unpaid = false
-                if target > session.billedMinutes {
+                let charging = target > session.billedMinutes
+                if charging {
                     for minute in (session.billedMinutes + 1)...target {
-                        if try await book.charge(&session, minute: minute, now: now, tx) { unpaid = true }
+                        if try await book.charge(&session, minute: minute, now: now, tx, batch: ledger) { unpaid = true }
                     }
                     session.billedMinutes = target
                 }
@@ -169,10 +179,14 @@ public struct Meter: Sendable {
                         revoked.append(session.id)
                         continue
                     }
-                    _ = try await book.reserveNext(session, now: now, tx)
+                    if charging || (holds[Account.hold(session.id)] ?? 0) < session.pricePerMinute {
+                        _ = try await book.reserveNext(session, now: now, tx)
+                    }
                 }
-                try await BillingSession.save(session, tx)
+                changedSessions.append(session)
             }
+            try await Ledger.applyCredits(tx, ledger)
+            try await BillingSession.saveMany(changedSessions, tx)
             if positional {
                 try await tx.execute(
                     "UPDATE billing_positions SET position = $2, updated_at = $3 WHERE consumer = $1", name, Int64(next), now)
