@@ -69,6 +69,10 @@ enum Ledger {
         init() {}
         /// Accounts already ensured in the transaction.
         var made: Set<String> = []
+        /// Balances of hold accounts known in this transaction: read once (the meter reads its
+        /// sessions' holds together after locking the sessions, and nothing else moves a locked
+        /// session's hold), then kept up to date by the charges and reservations that move them.
+        var holds: [String: Int64] = [:]
         /// Credits to revenue and fee accounts not applied yet, summed per account: the many
         /// minutes of a batch credit the same few accounts, which are updated once at the end
         /// (`applyCredits`, in the same transaction, so the balances still sum to zero at commit).
@@ -110,6 +114,45 @@ enum Ledger {
     static func balance(_ executor: any SQLExecutor, _ id: String, lock: Bool = false) async throws -> Int64 {
         let forUpdate = lock && executor.dialect == .postgres ? " FOR UPDATE" : ""
         return try await executor.first("SELECT balance FROM billing_accounts WHERE id = $1\(forUpdate)", id)?.int("balance") ?? 0
+    }
+
+    /// Several transfers out of one account posted together, as `transfer` posts each: their rows
+    /// in one statement (ids already written are left alone), then one debit of what was new. The
+    /// credits go to `batch`'s deferred credits. Returns the amount debited.
+    /// - Throws: when `from` cannot pay it (the caller made sure it can: nothing may be half done).
+    static func transfers(
+        _ tx: any SQLExecutor, from: String, _ legs: [(id: String, to: String, amount: Int64, kind: TransferKind)], currency: String,
+        _ context: Context, batch: Batch
+    ) async throws -> Int64 {
+        var binds: [SQLValue] = []
+        var rows: [String] = []
+        for leg in legs {
+            precondition(leg.amount > 0, "transfers move a positive amount")
+            let base = binds.count
+            rows.append("(" + (1...12).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+            binds += [
+                .text(leg.id), .text(from), .text(leg.to), .integer(leg.amount), .text(currency), .text(leg.kind.rawValue), context.session.sqlValue,
+                context.title.sqlValue, context.owner.sqlValue, context.minute.sqlValue, .text(day(context.now)), .integer(context.now),
+            ]
+        }
+        guard !rows.isEmpty else { return 0 }
+        let inserted = try await tx.query(
+            """
+            INSERT INTO billing_transfers (id, debit_account, credit_account, amount, currency, kind, session_id, title_id, owner, minute, day, created_at)
+            VALUES \(rows.joined(separator: ", ")) ON CONFLICT (id) DO NOTHING RETURNING id
+            """, binds)
+        let posted = Set(try inserted.map { try $0.string("id") })
+        var total: Int64 = 0
+        for leg in legs where posted.contains(leg.id) {
+            total += leg.amount
+            batch.credits[leg.to, default: 0] += leg.amount
+        }
+        guard total > 0 else { return 0 }
+        let debited = try await tx.query(
+            "UPDATE billing_accounts SET balance = balance - $1 WHERE id = $2 AND (kind NOT IN ('wallet', 'hold') OR balance >= $1) RETURNING balance",
+            [.integer(total), .text(from)])
+        guard !debited.isEmpty else { throw ServiceError(.internalServerError, "ledger account \(from) cannot pay \(total)") }
+        return total
     }
 
     /// Fields a transfer records besides its accounts and amount.

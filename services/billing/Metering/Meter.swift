@@ -137,14 +137,16 @@ public struct Meter: Sendable {
             // order before any account: the order session starts and ends take their locks in too,
             // so they never wait on each other in a circle.
             let sessions = try await BillingSession.loadMany(ids, tx, lock: true)
-            // The holds of the sessions that may need their next minute set aside: a hold that
-            // already has it and pays no minute in this batch is left alone without a statement.
+            // The active sessions' holds, read together once the sessions are locked (nothing else
+            // moves a locked session's hold); charges and reservations keep the balances up to date
+            // in `ledger`, so a hold is never read again in the batch.
             let holds = try await Ledger.balances(
                 tx, ids.compactMap { sessions[$0].flatMap { $0.state == .active && $0.pricePerMinute > 0 ? Account.hold($0.id) : nil } })
-            // Accounts ensured in this transaction (the holds found exist), and the revenue and fee
-            // credits of its minutes, applied once per account before the commit.
+            // Accounts ensured in this transaction (the holds found exist), the holds' balances, and
+            // the revenue and fee credits of its minutes, applied once per account before the commit.
             let ledger = Ledger.Batch()
             ledger.made.formUnion(holds.keys)
+            ledger.holds = holds
             var changedSessions: [BillingSession] = []
             changedSessions.reserveCapacity(ids.count)
             for id in ids {
@@ -163,8 +165,7 @@ public struct Meter: Sendable {
                 session.coveredMicroseconds = session.coverage.coveredMicroseconds
                 let target = session.coverage.billedMinutes
                 var unpaid = false
-                let charging = target > session.billedMinutes
-                if charging {
+                if target > session.billedMinutes {
                     for minute in (session.billedMinutes + 1)...target {
                         if try await book.charge(&session, minute: minute, now: now, tx, batch: ledger) { unpaid = true }
                     }
@@ -176,12 +177,12 @@ public struct Meter: Sendable {
                     // of the minute they paid for, and a deposit in the meantime still counts.
                     if unpaid {
                         try await book.end(&session, state: .revoked, reason: "funds", now: now, tx)
+                        ledger.holds[Account.hold(session.id)] = nil  // released: read again if ever needed
                         revoked.append(session.id)
                         continue
                     }
-                    if charging || (holds[Account.hold(session.id)] ?? 0) < session.pricePerMinute {
-                        _ = try await book.reserveNext(session, now: now, tx)
-                    }
+                    // No statement when the hold already has the next minute (its balance is known).
+                    _ = try await book.reserveNext(session, now: now, tx, batch: ledger)
                 }
                 changedSessions.append(session)
             }
