@@ -4,7 +4,7 @@
 # on a private PostgreSQL server.
 #
 #   Benchmarks/metering-throughput.sh      (env: MARQUEE_BIN, RECORDS=1500000, SESSIONS=2000,
-#                                           LAG_RATE=50000, LAG_RECORDS=1000000, BATCH=500,
+#                                           LAG_RATE=50000, LAG_RECORDS=1000000, BATCH=5000,
 #                                           DATABASES="sqlite postgres", MODES="throughput lag")
 #
 # throughput: the whole log appears at once; records/s = records / time until billing's committed
@@ -18,7 +18,7 @@ RECORDS="${RECORDS:-1500000}"
 SESSIONS="${SESSIONS:-2000}"
 LAG_RATE="${LAG_RATE:-50000}"
 LAG_RECORDS="${LAG_RECORDS:-1000000}"
-BATCH="${BATCH:-500}"
+BATCH="${BATCH:-5000}"
 DATABASES="${DATABASES:-sqlite postgres}"
 MODES="${MODES:-throughput lag}"
 if [[ -z "${MARQUEE_BIN:-}" ]]; then
