@@ -489,6 +489,7 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--label", default="", help="what was measured (e.g. 'release, main at abc1234'), kept in the result")
     ap.add_argument("--perf", default=None, help="record a perf profile of billing during the run into this file")
     a = ap.parse_args()
     a.marquee = os.path.abspath(a.marquee)
@@ -498,7 +499,7 @@ def main():
     os.makedirs(log, exist_ok=True)
     database = a.database if a.database != "sqlite" else "sqlite://" + os.path.join(work, "billing.db")
     stack = Stack(a, work)
-    result = {"mode": a.mode, "database": "sqlite" if database.startswith("sqlite") else "postgresql",
+    result = {"label": a.label, "mode": a.mode, "database": "sqlite" if database.startswith("sqlite") else "postgresql",
               "records": a.records, "sessions": a.sessions, "titles": a.titles, "meter_batch": a.batch,
               "meter_interval_ms": a.interval_ms}
     try:
