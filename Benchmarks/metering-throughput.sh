@@ -35,7 +35,7 @@ if ((${#need[@]})); then
   apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2
 fi
 
-SCRATCH="$(mktemp -d /tmp/metering-bench.XXXXXX)"
+SCRATCH="$(mktemp -d -t metering-bench.XXXXXX)"
 chmod 755 "$SCRATCH"
 PG_DATA=""
 cleanup() {
