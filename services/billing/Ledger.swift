@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import MarqueeServiceKit
+import NIOConcurrencyHelpers
 
 /// The kinds of ledger account.
 enum AccountKind: String, Sendable {
@@ -202,6 +203,19 @@ enum Ledger {
 
     /// `YYYY-MM-DD` (UTC) of a Unix millisecond time: the day revenue is reported under.
     static func day(_ milliseconds: Int64) -> String {
+        // Every transfer asks, and nearly always for the day asked last: the calendar is consulted
+        // once per UTC day (it cost the meter 2% of its time per transfer).
+        let index = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds + 1) / 86_400_000 - 1
+        if let known = lastDay.withLockedValue({ $0?.index == index ? $0?.text : nil }) { return known }
+        let text = calendarDay(milliseconds)
+        lastDay.withLockedValue { $0 = (index, text) }
+        return text
+    }
+
+    private static let lastDay = NIOLockedValueBox<(index: Int64, text: String)?>(nil)
+
+    /// The UTC day of a time in milliseconds, `YYYY-MM-DD`, from the Gregorian calendar.
+    static func calendarDay(_ milliseconds: Int64) -> String {
         let date = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
