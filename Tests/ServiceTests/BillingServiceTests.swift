@@ -600,3 +600,19 @@ struct BillingServiceTests {
         await billing.close()
     }
 }
+
+extension BillingServiceTests {
+    @Test("Transfer days: the UTC calendar day, the same through the one-day cache, back and forth across midnight and years")
+    func transferDays() {
+        let midnight: Int64 = 1_798_761_600_000  // 2027-01-01T00:00:00Z
+        #expect(Ledger.day(midnight) == "2027-01-01")
+        #expect(Ledger.day(midnight - 1) == "2026-12-31")
+        #expect(Ledger.day(0) == "1970-01-01")
+        #expect(Ledger.day(-1) == "1969-12-31")
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let t = midnight + Int64.random(in: -3 * 86_400_000...3 * 86_400_000, using: &generator)
+            #expect(Ledger.day(t) == Ledger.calendarDay(t), "\(t)")
+        }
+    }
+}

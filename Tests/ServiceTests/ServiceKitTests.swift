@@ -52,6 +52,20 @@ struct ServiceKitTests {
         await database.close()
     }
 
+    @Test("Placeholders are numbered outside literals and quoted identifiers only, in any text", arguments: DatabaseKind.allCases)
+    func placeholdersOutsideLiterals(kind: DatabaseKind) async throws {
+        let database = try await openDatabase(try kind.freshURL())
+        let row = try #require(
+            try await database.first(
+                "SELECT '$1 it''s $2' AS literal, $2 AS second, $1 || '$$' AS joined, 'é$1ü' AS accented, $1 AS \"$1 quoted\"", "one", "two"))
+        #expect(try row.string("literal") == "$1 it's $2")
+        #expect(try row.string("second") == "two")
+        #expect(try row.string("joined") == "one$$")
+        #expect(try row.string("accented") == "é$1ü")
+        #expect(try row.string("$1 quoted") == "one")
+        await database.close()
+    }
+
     @Test("Migrations apply once, survive a restart, and refuse a database that ran them differently", arguments: DatabaseKind.allCases)
     func migrations(kind: DatabaseKind) async throws {
         let url = try kind.freshURL()

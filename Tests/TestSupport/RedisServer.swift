@@ -7,13 +7,17 @@ public struct TestEnvironmentError: Error, CustomStringConvertible {
 }
 
 /// A private, real `redis-server` for one test: a free loopback port, a scratch folder, no
-/// persistence. `stop()` and `start()` let a test simulate an outage on the same port.
+/// persistence unless `appendOnly` (an append-only file fsynced at every write, so a restart
+/// finds everything Redis had acknowledged). `stop()` and `start()` let a test simulate an outage
+/// on the same port.
 public final class RedisServer: @unchecked Sendable {
     public let port: UInt16
     public let directory: URL
+    public let appendOnly: Bool
     private var process: Process?
 
-    public init() throws {
+    public init(appendOnly: Bool = false) throws {
+        self.appendOnly = appendOnly
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         port = try Self.freePort()
@@ -35,7 +39,8 @@ public final class RedisServer: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
         p.arguments = [
-            "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory.path,
+            "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "always",
+            "--dir", directory.path,
             "--loglevel", "warning",
         ]
         p.standardInput = FileHandle.nullDevice
@@ -57,7 +62,7 @@ public final class RedisServer: @unchecked Sendable {
         p.waitUntilExit()
     }
 
-    /// Starts it again on the same port (the data is gone: no persistence).
+    /// Starts it again on the same port (the data is gone, unless `appendOnly`).
     public func restart() throws {
         stop()
         try start()

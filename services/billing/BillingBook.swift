@@ -83,73 +83,95 @@ struct BillingBook: Sendable {
     /// nothing.
     @discardableResult
     func charge(_ session: inout BillingSession, minute: Int64, now: Int64, _ tx: any SQLExecutor) async throws -> Bool {
+        let batch = Ledger.Batch()
+        let unpaid = try await charge(&session, minute: minute, now: now, tx, batch: batch)
+        try await Ledger.applyCredits(tx, batch)
+        return unpaid
+    }
+
+    /// `charge` as one of many in a transaction (the meter's batch): each account is ensured once,
+    /// the hold's balance is read at most once (`batch.holds`), the minute's two charges are posted
+    /// in one statement and one debit of the hold, and the revenue and fee credits are summed in
+    /// `batch` for `Ledger.applyCredits` to apply before the commit.
+    @discardableResult
+    func charge(_ session: inout BillingSession, minute: Int64, now: Int64, _ tx: any SQLExecutor, batch: Ledger.Batch) async throws -> Bool {
         let price = session.pricePerMinute
         guard price > 0 else { return false }
         let currency = session.currency
         let hold = Account.hold(session.id)
         let wallet = Account.wallet(session.userID, currency)
         let context = Ledger.Context(session: session.id, title: session.titleID, owner: session.owner, minute: minute, now: now)
-        try await Ledger.ensure(tx, hold, kind: .hold, owner: session.userID, currency: currency)
+        try await Ledger.ensure(tx, hold, kind: .hold, owner: session.userID, currency: currency, batch: batch)
         var shortfall: Int64 = 0  // what neither the hold nor the wallet could pay
-        let held = try await Ledger.balance(tx, hold, lock: true)
+        var held: Int64
+        if let known = batch.holds[hold] {
+            held = known
+        } else {
+            held = try await Ledger.balance(tx, hold, lock: true)
+        }
         if held < price {
             let short = price - held
             let available = try await Ledger.balance(tx, wallet, lock: true)
             let fromWallet = min(short, available)
             if fromWallet > 0 {
-                _ = try await Ledger.transfer(
+                if try await Ledger.transfer(
                     tx, id: "top_up:\(session.id):\(minute)", from: wallet, to: hold, amount: fromWallet, currency: currency, kind: .topUp,
-                    context)
+                    context) == .posted
+                {
+                    held += fromWallet
+                }
             }
             if short - fromWallet > 0 {
                 let account = Account.writtenOff(currency)
-                try await Ledger.ensure(tx, account, kind: .writtenOff, owner: nil, currency: currency)
+                try await Ledger.ensure(tx, account, kind: .writtenOff, owner: nil, currency: currency, batch: batch)
                 let outcome = try await Ledger.transfer(
                     tx, id: "write_off:\(session.id):\(minute)", from: account, to: hold, amount: short - fromWallet, currency: currency,
                     kind: .writeOff, context)
-                if outcome == .posted { session.writtenOff += short - fromWallet }
+                if outcome == .posted {
+                    session.writtenOff += short - fromWallet
+                    held += short - fromWallet
+                }
                 shortfall = short - fromWallet
             }
         }
         // The minute is paid to the publisher and the platform in full either way (the platform
         // carries what was written off); the viewer is charged what their hold and wallet paid.
-        var posted = false
         let (fee, publisher) = split(price)
+        var legs: [(id: String, to: String, amount: Int64, kind: TransferKind)] = []
         if publisher > 0 {
             let account = Account.revenue(session.owner, currency)
-            try await Ledger.ensure(tx, account, kind: .revenue, owner: session.owner, currency: currency)
-            if try await Ledger.transfer(
-                tx, id: "charge:\(session.id):\(minute):publisher", from: hold, to: account, amount: publisher, currency: currency,
-                kind: .chargePublisher, context) == .posted
-            {
-                posted = true
-            }
+            try await Ledger.ensure(tx, account, kind: .revenue, owner: session.owner, currency: currency, batch: batch)
+            legs.append(("charge:\(session.id):\(minute):publisher", account, publisher, .chargePublisher))
         }
         if fee > 0 {
             let account = Account.fee(currency)
-            try await Ledger.ensure(tx, account, kind: .fee, owner: nil, currency: currency)
-            if try await Ledger.transfer(
-                tx, id: "charge:\(session.id):\(minute):fee", from: hold, to: account, amount: fee, currency: currency, kind: .chargeFee, context)
-                == .posted
-            {
-                posted = true
-            }
+            try await Ledger.ensure(tx, account, kind: .fee, owner: nil, currency: currency, batch: batch)
+            legs.append(("charge:\(session.id):\(minute):fee", account, fee, .chargeFee))
         }
-        if posted { session.charged += price - shortfall }
+        let paid = try await Ledger.transfers(tx, from: hold, legs, currency: currency, context, batch: batch)
+        batch.holds[hold] = held - paid
+        if paid > 0 { session.charged += price - shortfall }
         return shortfall > 0
     }
 
     /// Sets the next minute aside for an active session; false when the wallet cannot.
-    func reserveNext(_ session: BillingSession, now: Int64, _ tx: any SQLExecutor) async throws -> Bool {
+    /// With `batch`, the hold's balance known in the transaction is used and kept up to date.
+    func reserveNext(_ session: BillingSession, now: Int64, _ tx: any SQLExecutor, batch: Ledger.Batch? = nil) async throws -> Bool {
         let price = session.pricePerMinute
         guard price > 0 else { return true }
         let hold = Account.hold(session.id)
-        let held = try await Ledger.balance(tx, hold, lock: true)
+        let held: Int64
+        if let known = batch?.holds[hold] {
+            held = known
+        } else {
+            held = try await Ledger.balance(tx, hold, lock: true)
+        }
         guard held < price else { return true }
         let outcome = try await Ledger.transfer(
             tx, id: "hold:\(session.id):\(session.billedMinutes + 1)", from: Account.wallet(session.userID, session.currency), to: hold,
             amount: price - held, currency: session.currency, kind: .hold,
             .init(session: session.id, title: session.titleID, minute: session.billedMinutes + 1, now: now))
+        if outcome == .posted { batch?.holds[hold] = price }
         if case .insufficient = outcome { return false }
         return true
     }

@@ -106,6 +106,62 @@ struct BillingSession: Sendable {
             """, session.bindings)
     }
 
+    /// Saves many sessions in few statements (a multi-row upsert that only ever updates: every
+    /// session was loaded in the same transaction). Like `save`, a row whose fixed columns differ
+    /// is left alone.
+    static func saveMany(_ sessions: [BillingSession], _ tx: any SQLExecutor) async throws {
+        let chunk = 200  // 3,600 parameters a statement, well inside SQLite's and PostgreSQL's limits
+        var start = 0
+        while start < sessions.count {
+            let part = sessions[start..<min(sessions.count, start + chunk)]
+            var binds: [SQLValue] = []
+            binds.reserveCapacity(part.count * 18)
+            var rows: [String] = []
+            rows.reserveCapacity(part.count)
+            for session in part {
+                let base = binds.count
+                rows.append("(" + (1...18).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                binds += session.bindings
+            }
+            _ = try await tx.query(
+                """
+                INSERT INTO billing_sessions (\(columns)) VALUES \(rows.joined(separator: ", "))
+                ON CONFLICT (id) DO UPDATE SET state = excluded.state, coverage = excluded.coverage, covered_us = excluded.covered_us,
+                    billed_minutes = excluded.billed_minutes, charged = excluded.charged, written_off = excluded.written_off,
+                    last_activity = excluded.last_activity, ended_at = excluded.ended_at, end_reason = excluded.end_reason,
+                    revoke_pending = excluded.revoke_pending
+                WHERE billing_sessions.user_id = excluded.user_id AND billing_sessions.title_id = excluded.title_id
+                    AND billing_sessions.owner = excluded.owner AND billing_sessions.package_version = excluded.package_version
+                    AND billing_sessions.price_per_minute = excluded.price_per_minute AND billing_sessions.currency = excluded.currency
+                    AND billing_sessions.created_at = excluded.created_at
+                """, binds)
+            start += chunk
+        }
+    }
+
+    /// The sessions among `ids` that exist, by id; with `lock`, locked for the rest of `tx` on
+    /// PostgreSQL, in id order (one statement, so the order holds across the whole set).
+    static func loadMany(_ ids: [String], _ executor: any SQLExecutor, lock: Bool = false) async throws -> [String: BillingSession] {
+        var found: [String: BillingSession] = [:]
+        found.reserveCapacity(ids.count)
+        let postgres = executor.dialect == .postgres
+        let chunk = postgres ? max(1, ids.count) : 500
+        var start = 0
+        while start < ids.count {
+            let part = ids[start..<min(ids.count, start + chunk)]
+            let placeholders = (1...part.count).map { "$\($0)" }.joined(separator: ", ")
+            let suffix = lock && postgres ? " ORDER BY id FOR UPDATE" : ""
+            for row in try await executor.query(
+                "SELECT \(columns) FROM billing_sessions WHERE id IN (\(placeholders))\(suffix)", part.map(SQLValue.text))
+            {
+                let session = try BillingSession(row)
+                found[session.id] = session
+            }
+            start += chunk
+        }
+        return found
+    }
+
     /// The session, locked for the rest of `tx` on PostgreSQL (SQLite's transactions hold the
     /// whole database already).
     static func load(_ id: String, _ executor: any SQLExecutor, lock: Bool = false) async throws -> BillingSession? {

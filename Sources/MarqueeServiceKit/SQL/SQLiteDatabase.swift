@@ -76,31 +76,25 @@ public final class SQLiteDatabase: Database {
         return rows.withLockedValue { $0 }
     }
 
-    /// `$12` → `?12` outside string literals and quoted identifiers.
+    /// `$12` → `?12` outside string literals and quoted identifiers. On the UTF-8 bytes: quotes,
+    /// `$` and digits are ASCII, which never occur inside a multi-byte character (this runs for
+    /// every statement, and walking `Character`s cost the billing meter a tenth of its CPU).
     static func numberedPlaceholders(_ sql: String) -> String {
-        var out = ""
-        out.reserveCapacity(sql.utf8.count)
-        var quote: Character? = nil
-        var previousWasDollar = false
-        for c in sql {
-            if let q = quote {
-                if c == q { quote = nil }
-                out.append(c)
-                continue
+        var bytes = Array(sql.utf8)
+        var quote: UInt8 = 0
+        var i = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            if quote != 0 {
+                if c == quote { quote = 0 }
+            } else if c == UInt8(ascii: "'") || c == UInt8(ascii: "\"") {
+                quote = c
+            } else if c == UInt8(ascii: "$"), i + 1 < bytes.count, bytes[i + 1] >= UInt8(ascii: "0"), bytes[i + 1] <= UInt8(ascii: "9") {
+                bytes[i] = UInt8(ascii: "?")
             }
-            if c == "'" || c == "\"" { quote = c }
-            if previousWasDollar {
-                out.append(c.isNumber ? "?" : "$")
-                previousWasDollar = false
-            }
-            if c == "$" {
-                previousWasDollar = true
-                continue
-            }
-            out.append(c)
+            i += 1
         }
-        if previousWasDollar { out.append("$") }
-        return out
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func sqliteData(_ value: SQLValue) -> SQLiteData {

@@ -133,22 +133,33 @@ public struct Meter: Sendable {
             var revoked: [String] = []
             let now = unixMilliseconds()
             let ids = grouped.keys.sorted()
-            // Every session of the batch locked first, in id order, before any account: the order
-            // session starts and ends take their locks in too, so they never wait on each other in a circle.
-            if tx.dialect == .postgres, !ids.isEmpty {
-                let placeholders = (1...ids.count).map { "$\($0)" }.joined(separator: ", ")
-                _ = try await tx.query("SELECT id FROM billing_sessions WHERE id IN (\(placeholders)) ORDER BY id FOR UPDATE", ids.map(SQLValue.text))
-            }
+            // Every session of the batch loaded in a few statements, and on PostgreSQL locked in id
+            // order before any account: the order session starts and ends take their locks in too,
+            // so they never wait on each other in a circle.
+            let sessions = try await BillingSession.loadMany(ids, tx, lock: true)
+            // The active sessions' holds, read together once the sessions are locked (nothing else
+            // moves a locked session's hold); charges and reservations keep the balances up to date
+            // in `ledger`, so a hold is never read again in the batch.
+            let holds = try await Ledger.balances(
+                tx, ids.compactMap { sessions[$0].flatMap { $0.state == .active && $0.pricePerMinute > 0 ? Account.hold($0.id) : nil } })
+            // Accounts ensured in this transaction (the holds found exist), the holds' balances, and
+            // the revenue and fee credits of its minutes, applied once per account before the commit.
+            let ledger = Ledger.Batch()
+            ledger.made.formUnion(holds.keys)
+            ledger.holds = holds
+            var changedSessions: [BillingSession] = []
+            changedSessions.reserveCapacity(ids.count)
             for id in ids {
-                guard var session = try await BillingSession.load(id, tx), let records = grouped[id] else { continue }
+                guard var session = sessions[id], let records = grouped[id] else { continue }
                 guard let timeline = loaded["\(session.titleID)/\(session.packageVersion)"] else { continue }
                 var changed = false
+                let lastActivity = session.lastActivity
                 for record in records where record.titleID == session.titleID && record.packageVersion == session.packageVersion {
                     if session.coverage.apply(record, timeline: timeline) { changed = true }
                     session.lastActivity = max(session.lastActivity, record.endMicroseconds / 1000)
                 }
                 guard changed else {
-                    try await BillingSession.save(session, tx)
+                    if session.lastActivity != lastActivity { changedSessions.append(session) }
                     continue
                 }
                 session.coveredMicroseconds = session.coverage.coveredMicroseconds
@@ -156,7 +167,7 @@ public struct Meter: Sendable {
                 var unpaid = false
                 if target > session.billedMinutes {
                     for minute in (session.billedMinutes + 1)...target {
-                        if try await book.charge(&session, minute: minute, now: now, tx) { unpaid = true }
+                        if try await book.charge(&session, minute: minute, now: now, tx, batch: ledger) { unpaid = true }
                     }
                     session.billedMinutes = target
                 }
@@ -166,13 +177,17 @@ public struct Meter: Sendable {
                     // of the minute they paid for, and a deposit in the meantime still counts.
                     if unpaid {
                         try await book.end(&session, state: .revoked, reason: "funds", now: now, tx)
+                        ledger.holds[Account.hold(session.id)] = nil  // released: read again if ever needed
                         revoked.append(session.id)
                         continue
                     }
-                    _ = try await book.reserveNext(session, now: now, tx)
+                    // No statement when the hold already has the next minute (its balance is known).
+                    _ = try await book.reserveNext(session, now: now, tx, batch: ledger)
                 }
-                try await BillingSession.save(session, tx)
+                changedSessions.append(session)
             }
+            try await Ledger.applyCredits(tx, ledger)
+            try await BillingSession.saveMany(changedSessions, tx)
             if positional {
                 try await tx.execute(
                     "UPDATE billing_positions SET position = $2, updated_at = $3 WHERE consumer = $1", name, Int64(next), now)
