@@ -22,7 +22,12 @@ public final class SQLiteDatabase: Database {
         } catch {
             throw DatabaseError.engine("cannot open SQLite database \(path): \(error)")
         }
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"] {
+        // temp_store=MEMORY: statement journals (partial rollback inside a transaction, never needed for
+        // recovery) stay in memory instead of temporary files (7% of the billing meter's time went to
+        // writing them).
+        for pragma in [
+            "PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL", "PRAGMA temp_store=MEMORY",
+        ] {
             _ = try await Self.run(connection, pragma, [])
         }
     }
