@@ -68,9 +68,7 @@ struct TusUploadTests {
 
     @Test("tus expiration: Upload-Expires on creation, PATCH and HEAD; an abandoned upload gets 410/404 and its .part file is swept; a finished one stays", arguments: DatabaseKind.allCases)
     func expiration(kind: DatabaseKind) async throws {
-        // Long enough that creating, patching and reading the upload fit inside it under the full
-        // suite's load on 2 cores (2 s did not, once); the abandoned upload is then waited on.
-        let services = try await IngestServices.open(kind) { $0.uploadExpiry = .seconds(10) }
+        let services = try await IngestServices.open(kind) { $0.uploadExpiry = .seconds(2) }
         let folder = services.uploadsFolder
         try await services.run { auth, ingest in
             let publisher = try await services.user(.publisher, "pub@example.com", client: auth)
@@ -82,7 +80,7 @@ struct TusUploadTests {
             let location = try #require(created.header("Location"))
             let id = String(location.split(separator: "/").last!)
             let expires = try #require(created.header("Upload-Expires").flatMap(Self.httpDate), "Upload-Expires is an HTTP date: \(created.headers)")
-            #expect(abs(expires - (Date().timeIntervalSince1970 + 10)) < 5)
+            #expect(abs(expires - (Date().timeIntervalSince1970 + 2)) < 5)
             let patched = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Self.randomBytes(100))
             #expect(patched.status == .noContent && patched.header("Upload-Expires").flatMap(Self.httpDate) != nil, "\(patched.headers)")
             let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
@@ -96,7 +94,7 @@ struct TusUploadTests {
 
             // Abandoned: waited on, not slept on.
             let part = folder.appendingPathComponent("\(id).part").path
-            let expired = try await waitUntil(timeout: .seconds(60), interval: .milliseconds(100)) {
+            let expired = try await waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
                 let status = try await ingest.send(.head, location, token: publisher, headers: Self.tus).status
                 return status == .gone || status == .notFound
             }
