@@ -53,6 +53,8 @@ let package = Package(
 
         // MARK: - Shared engine
         .target(name: "MarqueeRing", dependencies: ["CURing", "CLinux"]),
+        // Whole lines to standard output and error, unbuffered: for the commands, roles and engine.
+        .target(name: "MarqueeConsole"),
         .target(name: "MarqueeHTTP"),
         // Tokens, their key ring and the key files it is reloaded from (the reloading primitives are MarqueePolicy's).
         .target(name: "MarqueeTokens", dependencies: ["MarqueeHTTP", "MarqueePolicy", "COpenSSL", "CLinux"]),
@@ -61,14 +63,14 @@ let package = Package(
         .target(name: "MarqueePolicy", dependencies: ["MarqueeHTTP", "MarqueeRedis", "CLinux", "CMaxMindDB", "CHiredis"]),
         .target(
             name: "MarqueeGateway",
-            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeRedis", "MarqueeBus", "CLinux"]),
+            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeRedis", "MarqueeBus", "MarqueeConsole", "CLinux"]),
         // The settings every gateway role shares, read once for all roles. Apart from the engine:
         // swift-system's CSystem and liburing both declare io_uring's structs, and one module
         // cannot import both.
         .target(
             name: "MarqueeGatewaySettings",
             dependencies: [
-                "MarqueeGateway", "MarqueeHTTP", "MarqueePolicy", "MarqueeTokens",
+                "MarqueeGateway", "MarqueeHTTP", "MarqueePolicy", "MarqueeTokens", "MarqueeConsole",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
@@ -111,6 +113,7 @@ let package = Package(
             dependencies: [
                 "MarqueeGateway",
                 "MarqueeGatewaySettings",
+                "MarqueeConsole",
                 "MarqueeHTTP",
                 "MarqueePolicy",
                 "MarqueeStore",
@@ -212,6 +215,7 @@ let package = Package(
             dependencies: [
                 "MarqueeOrigin",
                 "MarqueeGatewaySettings",
+                "MarqueeConsole",
                 "MarqueeAuth",
                 "MarqueeCatalog",
                 "MarqueeIngest",

@@ -1,3 +1,4 @@
+import MarqueeConsole
 import MarqueeGateway
 
 /// The origin role: serves a folder of packaged titles (the object store on disk) to edges and,

@@ -1,5 +1,6 @@
 import Configuration
 import Glibc
+import MarqueeConsole
 import MarqueeGateway
 import MarqueeHTTP
 import MarqueePolicy

@@ -3,7 +3,7 @@ import Configuration
 import Foundation
 import Logging
 import MarqueeBilling
-import MarqueeGateway
+import MarqueeConsole
 import MarqueePolicy
 import MarqueeRedis
 import MarqueeServiceKit

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MarqueeConsole
 import MarqueeGateway
 import MarqueeGatewaySettings
 import MarqueeOrigin

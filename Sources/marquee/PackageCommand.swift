@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
-import MarqueeGateway
+import MarqueeConsole
 import MarqueeMedia
 
 /// `marquee package SRC --out DIR`: one local run, no queue: probe, transcode the ladder, package

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MarqueeGateway
+import MarqueeConsole
 import MarqueeMedia
 
 /// `marquee probe FILE`: what ingest would see in a source, as JSON, or why it would refuse it.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import MarqueeConsole
 import MarqueeGateway
 import MarqueePolicy
 import MarqueeRedis

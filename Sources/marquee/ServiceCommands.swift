@@ -5,7 +5,7 @@ import Hummingbird
 import Logging
 import MarqueeAuth
 import MarqueeCatalog
-import MarqueeGateway
+import MarqueeConsole
 import MarqueeIngest
 import MarqueePlayback
 import MarqueePolicy

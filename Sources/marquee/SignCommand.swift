@@ -1,6 +1,6 @@
 import ArgumentParser
 import Glibc
-import MarqueeGateway
+import MarqueeConsole
 import MarqueeHTTP
 import MarqueeTokens
 

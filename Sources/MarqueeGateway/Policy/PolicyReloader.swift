@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeConsole
 
 /// Re-reads token key files and geo databases when they change (checked once a second) and at
 /// once on SIGHUP, on its own thread: loops never stat or open a file for this.

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeConsole
 
 /// A fetch's outcome for one parked request, handed back to its loop.
 struct FetchAnswer {

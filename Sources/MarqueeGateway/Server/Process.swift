@@ -1,26 +1,6 @@
 import CLinux
 import Glibc
 
-/// Writes one line to standard error (unbuffered, safe from any thread).
-public func printError(_ message: String) { writeLine(message, to: 2) }
-
-/// Writes one line to standard output immediately (no stdio buffering, so a supervising process
-/// reading a pipe sees it at once).
-public func printLine(_ message: String) { writeLine(message, to: 1) }
-
-private func writeLine(_ message: String, to fd: Int32) {
-    var line = message
-    line.append("\n")
-    line.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-}
-
 /// Signals turned into bytes on a pipe: the handler only writes one byte (async-signal-safe), so a
 /// signal may land on any thread (the async runtime's included) and a thread of ours reads the
 /// pipe when it suits it. No signal mask has to be arranged before threads start.

@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import MarqueeBus
+import MarqueeConsole
 import MarqueeRedis
 import Synchronization
 

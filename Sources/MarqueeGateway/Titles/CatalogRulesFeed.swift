@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeConsole
 import MarqueeHTTP
 import MarqueePolicy
 

@@ -1,5 +1,5 @@
 import Foundation
-import MarqueeGateway
+import MarqueeConsole
 import MarqueeMedia
 import NIOHTTP1
 

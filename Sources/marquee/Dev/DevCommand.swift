@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import MarqueeAuth
+import MarqueeConsole
 import MarqueeGateway
 import MarqueeGatewaySettings
 import MarqueeOrigin
