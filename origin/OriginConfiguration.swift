@@ -49,7 +49,7 @@ public enum OriginConfiguration {
             do {
                 objectStore = try StoreLocation.open(store, environment: environment)
             } catch {
-                throw GatewayError.setting(key: "origin.store", message: "origin.store: \(error)")
+                throw GatewayError.invalid("origin.store", ": \(error)")
             }
             readThrough = try GatewaySettings.readThrough(
                 config, source: StoreReadThroughSource(store: objectStore), directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes)

@@ -15,6 +15,13 @@ public enum GatewayError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A revocation that cannot be recorded or published.
     case revocation(session: String, message: String)
 
+    /// A setting, named first and then what is wrong with it: `invalid("redis.timeout_ms", "must be
+    /// positive")` says "redis.timeout_ms must be positive"; a problem starting with ":" follows
+    /// the key directly ("geo.database: <why>").
+    public static func invalid(_ key: String, _ problem: String) -> GatewayError {
+        .setting(key: key, message: problem.hasPrefix(":") ? key + problem : key + " " + problem)
+    }
+
     /// The full sentence, naming the key or resource.
     public var message: String {
         switch self {

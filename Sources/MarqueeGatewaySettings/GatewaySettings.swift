@@ -54,7 +54,7 @@ public enum GatewaySettings {
         }
         let config = ConfigReader(providers: providers)
         for key in renamedKeys where config.string(forKey: ConfigKey(key.old)) != nil || config.int(forKey: ConfigKey(key.old)) != nil {
-            throw GatewayError.setting(key: "\(key.old)", message: "\(key.old) was renamed \(key.new) (config/README.md)")
+            throw GatewayError.invalid("\(key.old)", "was renamed \(key.new) (config/README.md)")
         }
         return config
     }
@@ -69,14 +69,14 @@ public enum GatewaySettings {
         let adminSetting = flags.admin ?? config.string(forKey: ConfigKey("\(role).admin"), default: "127.0.0.1:9090")
         let threadSetting = flags.threads ?? config.int(forKey: ConfigKey("\(role).threads"), default: 0)
         guard threadSetting >= 0 && threadSetting <= 256 else {
-            throw GatewayError.setting(key: "\(role).threads", message: "\(role).threads must be between 0 (one per core) and 256, got \(threadSetting)")
+            throw GatewayError.invalid("\(role).threads", "must be between 0 (one per core) and 256, got \(threadSetting)")
         }
         var c = ServerConfiguration(
             root: root, listen: listen, admin: adminSetting.isEmpty || adminSetting == "off" ? nil : adminSetting,
             threads: threadSetting == 0 ? max(1, cores) : threadSetting)
 
         func positive(_ key: String, _ value: Int) throws -> Int {
-            guard value > 0 else { throw GatewayError.setting(key: "\(key)", message: "\(key) must be positive, got \(value)") }
+            guard value > 0 else { throw GatewayError.invalid("\(key)", "must be positive, got \(value)") }
             return value
         }
         func int(_ key: String, _ fallback: Int) throws -> Int { try positive(key, config.int(forKey: ConfigKey(key), default: fallback)) }
@@ -97,7 +97,7 @@ public enum GatewaySettings {
         c.ringEntries = UInt32(try int("ring.entries", Int(c.ringEntries)))
         let buffers = try int("ring.receive_buffers", Int(c.receiveBufferCount))
         guard buffers.nonzeroBitCount == 1 else {
-            throw GatewayError.setting(key: "ring.receive_buffers", message: "ring.receive_buffers must be a power of two, got \(buffers)")
+            throw GatewayError.invalid("ring.receive_buffers", "must be a power of two, got \(buffers)")
         }
         c.receiveBufferCount = UInt32(buffers)
         c.receiveBufferBytes = UInt32(try int("ring.receive_buffer_bytes", Int(c.receiveBufferBytes)))
@@ -106,7 +106,7 @@ public enum GatewaySettings {
         c.memoryFileMaxBytes = config.int(forKey: "files.memory_max_bytes", default: c.memoryFileMaxBytes)
         let transfer = config.string(forKey: "files.large_files", default: c.largeFileTransfer.rawValue)
         guard let largeFileTransfer = ServerConfiguration.LargeFileTransfer(rawValue: transfer) else {
-            throw GatewayError.setting(key: "files.large_files", message: "files.large_files must be \"send\" or \"splice\", got \"\(transfer)\"")
+            throw GatewayError.invalid("files.large_files", "must be \"send\" or \"splice\", got \"\(transfer)\"")
         }
         c.largeFileTransfer = largeFileTransfer
         c.spliceChunkBytes = try int("files.splice_chunk_bytes", c.spliceChunkBytes)
@@ -142,16 +142,16 @@ public enum GatewaySettings {
             throw GatewayError.setting(key: "cache.dir", message: "the read-through cache needs a folder: --cache-dir DIR (cache.dir)")
         }
         let maxBytes = flagMaxBytes ?? config.int(forKey: "cache.max_bytes", default: 10 << 30)
-        guard maxBytes > 0 else { throw GatewayError.setting(key: "cache.max_bytes", message: "cache.max_bytes must be positive, got \(maxBytes)") }
+        guard maxBytes > 0 else { throw GatewayError.invalid("cache.max_bytes", "must be positive, got \(maxBytes)") }
         var s = ReadThroughSettings(source: source, directory: directory, maxBytes: Int64(maxBytes))
         s.fetchers = config.int(forKey: "cache.fetches", default: s.fetchers)
-        guard (1...256).contains(s.fetchers) else { throw GatewayError.setting(key: "cache.fetches", message: "cache.fetches must be between 1 and 256") }
+        guard (1...256).contains(s.fetchers) else { throw GatewayError.invalid("cache.fetches", "must be between 1 and 256") }
         s.queueLimit = config.int(forKey: "cache.fetch_queue", default: s.queueLimit)
-        guard s.queueLimit >= 1 else { throw GatewayError.setting(key: "cache.fetch_queue", message: "cache.fetch_queue must be positive") }
+        guard s.queueLimit >= 1 else { throw GatewayError.invalid("cache.fetch_queue", "must be positive") }
         s.timeoutMilliseconds = Int64(config.int(forKey: "cache.fetch_timeout_ms", default: Int(s.timeoutMilliseconds)))
-        guard s.timeoutMilliseconds > 0 else { throw GatewayError.setting(key: "cache.fetch_timeout_ms", message: "cache.fetch_timeout_ms must be positive") }
+        guard s.timeoutMilliseconds > 0 else { throw GatewayError.invalid("cache.fetch_timeout_ms", "must be positive") }
         s.negativeMilliseconds = Int64(config.int(forKey: "cache.negative_ms", default: Int(s.negativeMilliseconds)))
-        guard s.negativeMilliseconds >= 0 else { throw GatewayError.setting(key: "cache.negative_ms", message: "cache.negative_ms must not be negative") }
+        guard s.negativeMilliseconds >= 0 else { throw GatewayError.invalid("cache.negative_ms", "must not be negative") }
         return s
     }
 
@@ -170,31 +170,31 @@ public enum GatewaySettings {
         var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let here = getcwd(&cwd, cwd.count).map { String(cString: $0) } ?? "."
         let directory = config.string(forKey: "bus.log.dir", default: flags.defaultDeliveryLogDirectory ?? here + "/deliveries")
-        guard !directory.isEmpty else { throw GatewayError.setting(key: "bus.log.dir", message: "bus.log.dir must name a folder") }
+        guard !directory.isEmpty else { throw GatewayError.invalid("bus.log.dir", "must name a folder") }
         let id = config.string(forKey: "gateway.id", default: "")
         var s = DeliveryRecordSettings(logDirectory: directory, gatewayID: id.isEmpty ? hostName() : id)
         s.region = config.string(forKey: "gateway.region", default: s.region)
         for (key, value) in [("gateway.id", s.gatewayID), ("gateway.region", s.region)] {
             guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                throw GatewayError.setting(key: "\(key)", message: "\(key) must be 1 to 64 visible ASCII characters, got \(value.debugDescription)")
+                throw GatewayError.invalid("\(key)", "must be 1 to 64 visible ASCII characters, got \(value.debugDescription)")
             }
         }
         s.batchMilliseconds = config.int(forKey: "bus.batch_ms", default: s.batchMilliseconds)
-        guard (1...10_000).contains(s.batchMilliseconds) else { throw GatewayError.setting(key: "bus.batch_ms", message: "bus.batch_ms must be between 1 and 10000") }
+        guard (1...10_000).contains(s.batchMilliseconds) else { throw GatewayError.invalid("bus.batch_ms", "must be between 1 and 10000") }
         s.ringRecords = config.int(forKey: "bus.ring_records", default: s.ringRecords)
         guard s.ringRecords >= 2, s.ringRecords <= 1 << 20, s.ringRecords.nonzeroBitCount == 1 else {
-            throw GatewayError.setting(key: "bus.ring_records", message: "bus.ring_records must be a power of two between 2 and 1048576, got \(s.ringRecords)")
+            throw GatewayError.invalid("bus.ring_records", "must be a power of two between 2 and 1048576, got \(s.ringRecords)")
         }
         s.logFsyncMilliseconds = config.int(forKey: "bus.log.fsync_ms", default: s.logFsyncMilliseconds)
-        guard s.logFsyncMilliseconds >= 0 else { throw GatewayError.setting(key: "bus.log.fsync_ms", message: "bus.log.fsync_ms must not be negative") }
+        guard s.logFsyncMilliseconds >= 0 else { throw GatewayError.invalid("bus.log.fsync_ms", "must not be negative") }
         let redis = config.string(forKey: "redis.url", default: "")
         s.redisURL = redis.isEmpty ? nil : redis
         s.stream = config.string(forKey: "bus.stream", default: s.stream)
-        guard !s.stream.isEmpty else { throw GatewayError.setting(key: "bus.stream", message: "bus.stream must name a stream") }
+        guard !s.stream.isEmpty else { throw GatewayError.invalid("bus.stream", "must name a stream") }
         s.streamMaxLength = config.int(forKey: "bus.stream_maxlen", default: s.streamMaxLength)
-        guard s.streamMaxLength >= 0 else { throw GatewayError.setting(key: "bus.stream_maxlen", message: "bus.stream_maxlen must not be negative (0: unbounded)") }
+        guard s.streamMaxLength >= 0 else { throw GatewayError.invalid("bus.stream_maxlen", "must not be negative (0: unbounded)") }
         s.logSegmentBytes = config.int(forKey: "bus.log.segment_bytes", default: s.logSegmentBytes)
-        guard s.logSegmentBytes >= 1 << 16 else { throw GatewayError.setting(key: "bus.log.segment_bytes", message: "bus.log.segment_bytes must be at least 65536") }
+        guard s.logSegmentBytes >= 1 << 16 else { throw GatewayError.invalid("bus.log.segment_bytes", "must be at least 65536") }
         return s
     }
 
@@ -225,22 +225,22 @@ public enum GatewaySettings {
             }
             for assignment in flags { add(try ServiceUpstream(assignment: assignment)) }
         } catch {
-            throw GatewayError.setting(key: "services", message: "services: \(error.description)")
+            throw GatewayError.invalid("services", ": \(error.description)")
         }
         s.upstreams = order.map { byName[$0]! }
         s.maxRequestBodyBytes = config.int(forKey: "services.max_request_body_bytes", default: s.maxRequestBodyBytes)
         guard s.maxRequestBodyBytes >= 0, s.maxRequestBodyBytes <= 1 << 30 else {
-            throw GatewayError.setting(key: "services.max_request_body_bytes", message: "services.max_request_body_bytes must be between 0 and 1073741824")
+            throw GatewayError.invalid("services.max_request_body_bytes", "must be between 0 and 1073741824")
         }
         s.maxBodyBufferBytesPerLoop = config.int(forKey: "services.body_buffer_bytes_per_loop", default: s.maxBodyBufferBytesPerLoop)
         guard s.maxBodyBufferBytesPerLoop >= s.maxRequestBodyBytes else {
-            throw GatewayError.setting(key: "services.body_buffer_bytes_per_loop", message: "services.body_buffer_bytes_per_loop must be at least services.max_request_body_bytes")
+            throw GatewayError.invalid("services.body_buffer_bytes_per_loop", "must be at least services.max_request_body_bytes")
         }
         s.timeoutMilliseconds = Int64(config.int(forKey: "services.timeout_ms", default: Int(s.timeoutMilliseconds)))
-        guard s.timeoutMilliseconds > 0 else { throw GatewayError.setting(key: "services.timeout_ms", message: "services.timeout_ms must be positive") }
+        guard s.timeoutMilliseconds > 0 else { throw GatewayError.invalid("services.timeout_ms", "must be positive") }
         s.idleConnectionsPerUpstream = config.int(forKey: "services.idle_connections", default: s.idleConnectionsPerUpstream)
         guard s.idleConnectionsPerUpstream >= 0, s.idleConnectionsPerUpstream <= 4096 else {
-            throw GatewayError.setting(key: "services.idle_connections", message: "services.idle_connections must be between 0 and 4096")
+            throw GatewayError.invalid("services.idle_connections", "must be between 0 and 4096")
         }
         let credentialFile = catalogCredentialFile ?? config.string(forKey: "services.catalog_credential_file", default: "")
         if !credentialFile.isEmpty {
@@ -249,7 +249,7 @@ public enum GatewaySettings {
         s.titleRules = config.bool(forKey: "catalog.title_rules", default: s.titleRules)
         s.titleRulesWaitSeconds = config.int(forKey: "catalog.wait_seconds", default: s.titleRulesWaitSeconds)
         guard s.titleRulesWaitSeconds >= 1, s.titleRulesWaitSeconds <= 300 else {
-            throw GatewayError.setting(key: "catalog.wait_seconds", message: "catalog.wait_seconds must be between 1 and 300")
+            throw GatewayError.invalid("catalog.wait_seconds", "must be between 1 and 300")
         }
         return s
     }
@@ -258,14 +258,14 @@ public enum GatewaySettings {
     /// of 32 to 1024 visible ASCII bytes, so it can travel in a header.
     static func bearerSecret(_ key: String, file: String) throws -> [UInt8] {
         guard let secret = TokenKeyFiles.readSecret(file) else {
-            throw GatewayError.setting(key: "\(key)", message: "\(key): cannot read \(file): \(String(cString: strerror(errno)))")
+            throw GatewayError.invalid("\(key)", ": cannot read \(file): \(String(cString: strerror(errno)))")
         }
         let lengths = AdminAccess.minimumSecretBytes...1024
         guard lengths.contains(secret.count) else {
-            throw GatewayError.setting(key: "\(key)", message: "\(key): \(file) holds \(secret.count) bytes; \(lengths.lowerBound) to \(lengths.upperBound) are required")
+            throw GatewayError.invalid("\(key)", ": \(file) holds \(secret.count) bytes; \(lengths.lowerBound) to \(lengths.upperBound) are required")
         }
         guard secret.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-            throw GatewayError.setting(key: "\(key)", message: "\(key): \(file) must hold visible ASCII without spaces (it is sent in a header)")
+            throw GatewayError.invalid("\(key)", ": \(file) must hold visible ASCII without spaces (it is sent in a header)")
         }
         return secret
     }
@@ -278,23 +278,23 @@ public enum GatewaySettings {
         if !tokenFile.isEmpty { a.bearerSecret = try bearerSecret("admin.token_file", file: tokenFile) }
         a.allowedHosts = try config.stringArray(forKey: "admin.allowed_hosts", default: []).map { name in
             guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
-                throw GatewayError.setting(key: "admin.allowed_hosts", message: "admin.allowed_hosts: \(name.debugDescription) is not a host name")
+                throw GatewayError.invalid("admin.allowed_hosts", ": \(name.debugDescription) is not a host name")
             }
             return name.lowercased()
         }
         a.maxRevocationSeconds = Int64(config.int(forKey: "admin.max_revocation_ttl_s", default: Int(a.maxRevocationSeconds)))
         guard a.maxRevocationSeconds >= 1, a.maxRevocationSeconds <= 366 * 86400 else {
-            throw GatewayError.setting(key: "admin.max_revocation_ttl_s", message: "admin.max_revocation_ttl_s must be between 1 and 31622400")
+            throw GatewayError.invalid("admin.max_revocation_ttl_s", "must be between 1 and 31622400")
         }
         a.revocationsPerSecond = config.int(forKey: "admin.revocations_per_second", default: a.revocationsPerSecond)
-        guard a.revocationsPerSecond >= 1 else { throw GatewayError.setting(key: "admin.revocations_per_second", message: "admin.revocations_per_second must be positive") }
+        guard a.revocationsPerSecond >= 1 else { throw GatewayError.invalid("admin.revocations_per_second", "must be positive") }
         return a
     }
 
     /// A header value must not be able to break the response framing.
     static func headerValue(_ key: String, _ value: String) throws -> String {
         guard !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
-            throw GatewayError.setting(key: "\(key)", message: "\(key) must not contain control characters")
+            throw GatewayError.invalid("\(key)", "must not contain control characters")
         }
         return value
     }

@@ -16,10 +16,10 @@ enum PolicyConfiguration {
         guard text.hasPrefix("/"), text.hasSuffix("/"), text.count > 1, !text.contains("//"),
             !text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == 0x25 || $0 == 0x5C })
         else {
-            throw GatewayError.setting(key: "tokens.public_prefixes", message: "tokens.public_prefixes: \"\(text)\" must be a path like /player/ (starting and ending with /, no spaces, % or backslashes)")
+            throw GatewayError.invalid("tokens.public_prefixes", ": \"\(text)\" must be a path like /player/ (starting and ending with /, no spaces, % or backslashes)")
         }
         guard !text.hasPrefix("/titles/"), !text.hasPrefix("/t/"), !text.hasPrefix("/api/") else {
-            throw GatewayError.setting(key: "tokens.public_prefixes", message: "tokens.public_prefixes: \"\(text)\" would expose media (/titles/, /t/) or name the services (/api/)")
+            throw GatewayError.invalid("tokens.public_prefixes", ": \"\(text)\" would expose media (/titles/, /t/) or name the services (/api/)")
         }
         return text
     }
@@ -28,7 +28,7 @@ enum PolicyConfiguration {
         var p = PolicySettings()
         let keys = tokenKeys + config.stringArray(forKey: "tokens.keys", default: []).filter { !$0.isEmpty }
         p.tokenKeys = try keys.map { text in
-            do { return try TokenKeyFiles.KeyFile(parsing: text) } catch { throw GatewayError.setting(key: "tokens.keys", message: "tokens.keys: \(error)") }
+            do { return try TokenKeyFiles.KeyFile(parsing: text) } catch { throw GatewayError.invalid("tokens.keys", ": \(error)") }
         }
         let directory = tokenKeyDirectory ?? config.string(forKey: "tokens.key_directory", default: "")
         p.tokenKeyDirectory = directory.isEmpty ? nil : directory
@@ -36,7 +36,7 @@ enum PolicyConfiguration {
         p.publicPrefixes = try config.stringArray(forKey: "tokens.public_prefixes", default: []).map(publicPrefix)
 
         p.trustedProxies = try config.stringArray(forKey: "client.trusted_proxies", default: []).map { text in
-            guard let block = CIDR(text) else { throw GatewayError.setting(key: "client.trusted_proxies", message: "client.trusted_proxies: \"\(text)\" is not an address or CIDR block") }
+            guard let block = CIDR(text) else { throw GatewayError.invalid("client.trusted_proxies", ": \"\(text)\" is not an address or CIDR block") }
             return block
         }
 
@@ -47,43 +47,43 @@ enum PolicyConfiguration {
         switch config.string(forKey: "geo.unknown_country", default: "allow") {
         case "allow": p.geoUnknownCountry = .allow
         case "deny": p.geoUnknownCountry = .deny
-        case let other: throw GatewayError.setting(key: "geo.unknown_country", message: "geo.unknown_country must be \"allow\" or \"deny\", got \"\(other)\"")
+        case let other: throw GatewayError.invalid("geo.unknown_country", "must be \"allow\" or \"deny\", got \"\(other)\"")
         }
         p.geoRules = try config.stringArray(forKey: "geo.rules", default: []).map(geoRule)
         p.geoOverrides = try config.stringArray(forKey: "geo.overrides", default: []).map(geoOverride)
 
         p.rateLimits = try config.stringArray(forKey: "rate_limits.limits", default: []).map(rateDescriptor)
         let names = p.rateLimits.map(\.limit.name)
-        if Set(names).count != names.count { throw GatewayError.setting(key: "rate_limits.limits", message: "rate_limits.limits: names must be unique") }
+        if Set(names).count != names.count { throw GatewayError.invalid("rate_limits.limits", ": names must be unique") }
         p.rateLimitTableSlots = config.int(forKey: "rate_limits.table_slots", default: p.rateLimitTableSlots)
         guard p.rateLimitTableSlots >= 16, p.rateLimitTableSlots <= 1 << 26 else {
-            throw GatewayError.setting(key: "rate_limits.table_slots", message: "rate_limits.table_slots must be between 16 and 67108864")
+            throw GatewayError.invalid("rate_limits.table_slots", "must be between 16 and 67108864")
         }
         let headers = config.string(forKey: "rate_limits.headers", default: p.rateLimitHeaders.rawValue)
         guard let headerMode = PolicySettings.RateLimitHeaders(rawValue: headers) else {
-            throw GatewayError.setting(key: "rate_limits.headers", message: "rate_limits.headers must be \"limited\" or \"always\", got \"\(headers)\"")
+            throw GatewayError.invalid("rate_limits.headers", "must be \"limited\" or \"always\", got \"\(headers)\"")
         }
         p.rateLimitHeaders = headerMode
         p.maxConnectionsPerAddress = config.int(forKey: "rate_limits.max_connections_per_address", default: p.maxConnectionsPerAddress)
-        guard p.maxConnectionsPerAddress >= 0 else { throw GatewayError.setting(key: "rate_limits.max_connections_per_address", message: "rate_limits.max_connections_per_address must not be negative") }
+        guard p.maxConnectionsPerAddress >= 0 else { throw GatewayError.invalid("rate_limits.max_connections_per_address", "must not be negative") }
 
         let redis = config.string(forKey: "redis.url", default: "")
         p.redisURL = redis.isEmpty ? nil : redis
         p.redisTimeoutMilliseconds = config.int(forKey: "redis.timeout_ms", default: p.redisTimeoutMilliseconds)
-        guard p.redisTimeoutMilliseconds > 0 else { throw GatewayError.setting(key: "redis.timeout_ms", message: "redis.timeout_ms must be positive") }
+        guard p.redisTimeoutMilliseconds > 0 else { throw GatewayError.invalid("redis.timeout_ms", "must be positive") }
         let failMode = config.string(forKey: "redis.fail_mode", default: p.redisFailMode.rawValue)
         guard let mode = PolicySettings.RedisFailMode(rawValue: failMode) else {
-            throw GatewayError.setting(key: "redis.fail_mode", message: "redis.fail_mode must be \"local\", \"open\" or \"closed\", got \"\(failMode)\"")
+            throw GatewayError.invalid("redis.fail_mode", "must be \"local\", \"open\" or \"closed\", got \"\(failMode)\"")
         }
         p.redisFailMode = mode
         p.revocationSlots = config.int(forKey: "revocation.slots", default: p.revocationSlots)
-        guard p.revocationSlots >= 16 else { throw GatewayError.setting(key: "revocation.slots", message: "revocation.slots must be at least 16") }
+        guard p.revocationSlots >= 16 else { throw GatewayError.invalid("revocation.slots", "must be at least 16") }
         return p
     }
 
     /// `NAME key=client route=media rate=100/1s burst=200 [delay=5s]`
     static func rateDescriptor(_ line: String) throws -> RateDescriptor {
-        func fail(_ why: String) -> GatewayError { GatewayError.setting(key: "rate_limits.limits", message: "rate_limits.limits: \"\(line)\": \(why)") }
+        func fail(_ why: String) -> GatewayError { GatewayError.invalid("rate_limits.limits", ": \"\(line)\": \(why)") }
         let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         guard let name = words.first, !name.contains("="), name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") }) else {
             throw fail("must start with a name (printable, no quotes)")
@@ -158,7 +158,7 @@ enum PolicyConfiguration {
 
     /// `/titles/x/ allow=US,CA deny_anonymous`
     static func geoRule(_ line: String) throws -> GeoRule {
-        func fail(_ why: String) -> GatewayError { GatewayError.setting(key: "geo.rules", message: "geo.rules: \"\(line)\": \(why)") }
+        func fail(_ why: String) -> GatewayError { GatewayError.invalid("geo.rules", ": \"\(line)\": \(why)") }
         let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         guard let prefix = words.first, prefix.hasPrefix("/") else { throw fail("must start with a path prefix such as /titles/x/") }
         var mode: GeoRule.Mode?
@@ -184,7 +184,7 @@ enum PolicyConfiguration {
 
     /// `203.0.113.0/24 allow|deny|country=FR`
     static func geoOverride(_ line: String) throws -> GeoOverride {
-        func fail(_ why: String) -> GatewayError { GatewayError.setting(key: "geo.overrides", message: "geo.overrides: \"\(line)\": \(why)") }
+        func fail(_ why: String) -> GatewayError { GatewayError.invalid("geo.overrides", ": \"\(line)\": \(why)") }
         let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         guard words.count == 2, let block = CIDR(words[0]) else { throw fail("must be \"<address or CIDR> allow|deny|country=CC\"") }
         switch words[1] {

@@ -51,10 +51,10 @@ public final class AccessPolicy: @unchecked Sendable {
             do {
                 geo = try GeoDatabaseHandle(path: path, anonymousPath: settings.geoAnonymousDatabase)
             } catch {
-                throw .setting(key: "geo.database", message: "geo.database: \(error)")
+                throw .invalid("geo.database", ": \(error)")
             }
         } else if !settings.geoRules.isEmpty {
-            throw .setting(key: "geo.rules", message: "geo.rules need geo.database (a GeoIP2/GeoLite2 .mmdb file)")
+            throw .invalid("geo.rules", "need geo.database (a GeoIP2/GeoLite2 .mmdb file)")
         } else {
             geo = nil
         }
@@ -73,7 +73,7 @@ public final class AccessPolicy: @unchecked Sendable {
             do {
                 endpoint = try RedisEndpoint(parsing: url)
             } catch {
-                throw .setting(key: "redis.url", message: "redis.url: \(error)")
+                throw .invalid("redis.url", ": \(error)")
             }
             redisEndpoint = endpoint
             revocationFeed = RedisRevocationFeed(endpoint: endpoint, list: revocations)

@@ -60,7 +60,7 @@ public final class Server {
         shared.readThrough = readThrough
         if let records = configuration.deliveryRecords {
             guard records.ringRecords > 0, records.ringRecords.nonzeroBitCount == 1 else {
-                throw .setting(key: "bus.ring_records", message: "bus.ring_records must be a power of two, got \(records.ringRecords)")
+                throw .invalid("bus.ring_records", "must be a power of two, got \(records.ringRecords)")
             }
             let carrier: any DeliveryRecordCarrier
             do {
