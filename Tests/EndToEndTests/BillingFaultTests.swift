@@ -108,8 +108,8 @@ struct BillingFaultTests {
         let database: String
         let store: URL
         let port: UInt16
-        var billing: Process?
-        var output: OutputLog?
+        var billing: ServiceProcess?
+        var output: OutputLog? { billing?.output }
 
         init(database: String) throws {
             let authDatabase = try DatabaseKind.sqlite.freshURL()
@@ -134,47 +134,19 @@ struct BillingFaultTests {
 
         /// Starts `marquee billing` (again, on the same port and database) and waits until it is ready.
         func startBilling(deliveries: String?, environment: [String: String]) throws {
-            let process = Process()
-            process.executableURL = try MarqueeBinary.locate()
             var arguments = [
-                "billing", "--listen", "127.0.0.1:\(port)", "--auth-url", auth.baseURL, "--playback-credential-file", credential.path,
+                "--auth-url", auth.baseURL, "--playback-credential-file", credential.path,
                 "--package-store", store.path, "--database", database, "--data", try Scratch.newDirectory("billing-data").path,
             ]
             if let deliveries { arguments += ["--deliveries", deliveries] }
-            process.arguments = arguments
-            var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("MARQUEE_") }
-            env["MARQUEE_BILLING_MAX_SESSIONS_PER_VIEWER"] = "0"
-            env["MARQUEE_BILLING_METER_INTERVAL_MS"] = "50"
-            env.merge(environment) { $1 }
-            process.environment = env
-            let out = Pipe()
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = out
-            process.standardError = out
-            try process.run()
-            try? out.fileHandleForWriting.close()
-            billing = process
-            output = OutputLog(reading: out.fileHandleForReading)
-            let ready = baseURL + "/readyz"
-            guard waitUntil(timeout: .seconds(60), interval: .milliseconds(50), { (try? Curl.fetch(ready, timeout: .seconds(2)).status) == 200 }) else {
-                throw ToolError(description: "marquee billing did not become ready: \(output?.text ?? "")")
-            }
+            let defaults = ["MARQUEE_BILLING_MAX_SESSIONS_PER_VIEWER": "0", "MARQUEE_BILLING_METER_INTERVAL_MS": "50"]
+            billing = try ServiceProcess(
+                "billing", arguments, environment: defaults.merging(environment) { $1 }, port: port, readyTimeout: .seconds(60))
         }
 
-        func killBilling() {
-            guard let billing, billing.isRunning else { return }
-            kill(billing.processIdentifier, SIGKILL)
-            billing.waitUntilExit()
-        }
+        func killBilling() { billing?.kill() }
 
-        func stopBilling() {
-            guard let billing, billing.isRunning else { return }
-            kill(billing.processIdentifier, SIGTERM)
-            if !waitUntil(timeout: .seconds(10), interval: .milliseconds(20), { !billing.isRunning }) {
-                kill(billing.processIdentifier, SIGKILL)
-            }
-            billing.waitUntilExit()
-        }
+        func stopBilling() { billing?.stop() }
 
         /// Deposits each viewer's money and opens their session through playback's route.
         func open(_ viewings: [Viewing]) throws {

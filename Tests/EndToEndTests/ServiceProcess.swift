@@ -9,12 +9,16 @@ final class ServiceProcess: @unchecked Sendable {
     let port: UInt16
     let output: OutputLog
 
-    /// - Parameter arguments: everything after `marquee <role>` except `--listen`.
-    init(_ role: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        port = try RedisServer.freePort()
+    /// - Parameters:
+    ///   - arguments: everything after `marquee <role>` except `--listen`.
+    ///   - port: where to listen (a restart on the same port); a free one by default.
+    init(_ role: String, _ arguments: [String], environment: [String: String] = [:], port: UInt16? = nil, readyTimeout: Duration = .seconds(30))
+        throws
+    {
+        self.port = try port ?? RedisServer.freePort()
         process = Process()
         process.executableURL = try MarqueeBinary.locate()
-        process.arguments = [role, "--listen", "127.0.0.1:\(port)"] + arguments
+        process.arguments = [role, "--listen", "127.0.0.1:\(self.port)"] + arguments
         if role == "auth" && !arguments.contains("--key-encryption-key-file") {
             // auth refuses to start without the key its signing keys are sealed with.
             process.arguments! += ["--key-encryption-key-file", try KeyEncryptionKeyFile.make()]
@@ -30,7 +34,7 @@ final class ServiceProcess: @unchecked Sendable {
         try? out.fileHandleForWriting.close()
         output = OutputLog(reading: out.fileHandleForReading)
         let url = self.url("/readyz")
-        guard waitUntil(timeout: .seconds(30), interval: .milliseconds(50), { (try? Curl.fetch(url, timeout: .seconds(2)).status) == 200 }) else {
+        guard waitUntil(timeout: readyTimeout, interval: .milliseconds(50), { (try? Curl.fetch(url, timeout: .seconds(2)).status) == 200 }) else {
             stop()
             throw ToolError(description: "marquee \(role) did not become ready: \(output.text)")
         }
@@ -41,11 +45,18 @@ final class ServiceProcess: @unchecked Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)" }
     func url(_ path: String) -> String { baseURL + path }
 
+    /// SIGKILL: a crash, nothing flushed or drained.
+    func kill() {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     func stop() {
         guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
+        Glibc.kill(process.processIdentifier, SIGTERM)
         if !waitUntil(timeout: .seconds(10), interval: .milliseconds(20), { !self.process.isRunning }) {
-            kill(process.processIdentifier, SIGKILL)
+            Glibc.kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
     }
