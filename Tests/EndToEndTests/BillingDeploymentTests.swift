@@ -17,19 +17,7 @@ struct BillingDeploymentTests {
 
         // A 150-second title of 2-second segments, packaged into the gateway's root.
         let root = try Scratch.newDirectory("deployed-root")
-        let work = try Scratch.newDirectory("deployed-source")
-        let source = work.appendingPathComponent("source.mp4")
-        let made = try Tool.run(
-            "/usr/bin/ffmpeg",
-            ["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=10", "-f", "lavfi", "-i",
-             "sine=frequency=440:sample_rate=48000", "-t", "150", "-c:v", "libx264", "-preset", "ultrafast", "-g", "20", "-c:a", "aac",
-             "-shortest", source.path], timeout: .seconds(300))
-        #expect(made.termination == .exited(0), "ffmpeg could not make the source: \(made.stderrText)")
-        let packaged = try Tool.run(
-            try MarqueeBinary.locate().path,
-            ["package", source.path, "--out", root.appendingPathComponent("titles/film1/v1").path, "--ladder", "180", "--segment", "2",
-             "--preset", "ultrafast"], timeout: .seconds(600))
-        #expect(packaged.termination == .exited(0), "marquee package failed: \(packaged.stderrText)")
+        try PayPerMinuteTests.packageTestCard(seconds: 150, into: root.appendingPathComponent("titles/film1/v1"))
 
         // Auth (for the admin's token) and billing, on PostgreSQL, metering the stream.
         let authDatabase = try DatabaseKind.postgres.freshURL()

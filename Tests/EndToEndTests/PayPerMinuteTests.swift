@@ -8,28 +8,33 @@ import Testing
 /// each minute once, and revokes the session on the gateway when the money runs out.
 @Suite("Pay per minute (marquee dev)", .serialized)
 struct PayPerMinuteTests {
-    /// A 4-minute title of 2-second segments, made with ffmpeg's CLI and `marquee package` and
-    /// attached by its publisher: long enough to run out of money in.
-    static func longTitle(base: String, data: URL, publisherToken: String, price: Int) throws -> String {
-        let work = try Scratch.newDirectory("long-title")
+    /// A test card of `seconds` with a tone, made with ffmpeg's CLI and packaged by `marquee
+    /// package` into `folder` (one 180p rendition, 2-second segments).
+    static func packageTestCard(seconds: Int, into folder: URL) throws {
+        let work = try Scratch.newDirectory("test-card")
         let source = work.appendingPathComponent("source.mp4")
         let made = try Tool.run(
             "/usr/bin/ffmpeg",
             ["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=10", "-f", "lavfi", "-i",
-             "sine=frequency=440:sample_rate=48000", "-t", "240", "-c:v", "libx264", "-preset", "ultrafast", "-g", "20", "-c:a", "aac",
+             "sine=frequency=440:sample_rate=48000", "-t", "\(seconds)", "-c:v", "libx264", "-preset", "ultrafast", "-g", "20", "-c:a", "aac",
              "-shortest", source.path], timeout: .seconds(300))
         #expect(made.termination == .exited(0), "ffmpeg could not make the source: \(made.stderrText)")
+        let packaged = try Tool.run(
+            try MarqueeBinary.locate().path,
+            ["package", source.path, "--out", folder.path, "--ladder", "180", "--segment", "2", "--preset", "ultrafast"], timeout: .seconds(600))
+        #expect(packaged.termination == .exited(0), "marquee package failed: \(packaged.stderrText)")
+    }
+
+    /// A 4-minute title of 2-second segments, made with ffmpeg's CLI and `marquee package` and
+    /// attached by its publisher: long enough to run out of money in.
+    static func longTitle(base: String, data: URL, publisherToken: String, price: Int) throws -> String {
         let created = try JSONCall.send(
             "POST", base + "/api/catalog/titles", token: publisherToken,
             json: ["name": "Four minutes", "description": "A long test card", "genres": ["Test"], "price_per_minute": price, "currency": "EUR"])
         #expect(created.status == 201, "\(created.body)")
         let titleID = try #require(created.body["id"] as? String)
         let version = "long1"
-        let folder = data.appendingPathComponent("media/titles/\(titleID)/\(version)")
-        let packaged = try Tool.run(
-            try MarqueeBinary.locate().path,
-            ["package", source.path, "--out", folder.path, "--ladder", "180", "--segment", "2", "--preset", "ultrafast"], timeout: .seconds(600))
-        #expect(packaged.termination == .exited(0), "marquee package failed: \(packaged.stderrText)")
+        try packageTestCard(seconds: 240, into: data.appendingPathComponent("media/titles/\(titleID)/\(version)"))
         let attached = try JSONCall.send(
             "PUT", base + "/api/catalog/titles/\(titleID)/package", token: publisherToken,
             json: ["package_version": version, "duration_seconds": 240,
