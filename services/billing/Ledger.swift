@@ -129,19 +129,12 @@ enum Ledger {
         var rows: [String] = []
         for leg in legs {
             precondition(leg.amount > 0, "transfers move a positive amount")
-            let base = binds.count
-            rows.append("(" + (1...12).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
-            binds += [
-                .text(leg.id), .text(from), .text(leg.to), .integer(leg.amount), .text(currency), .text(leg.kind.rawValue), context.session.sqlValue,
-                context.title.sqlValue, context.owner.sqlValue, context.minute.sqlValue, .text(day(context.now)), .integer(context.now),
-            ]
+            rows.append("(" + placeholders(binds.count + 1) + ")")
+            binds += transferRow(id: leg.id, from: from, to: leg.to, amount: leg.amount, currency: currency, kind: leg.kind, context)
         }
         guard !rows.isEmpty else { return 0 }
         let inserted = try await tx.query(
-            """
-            INSERT INTO billing_transfers (id, debit_account, credit_account, amount, currency, kind, session_id, title_id, owner, minute, day, created_at)
-            VALUES \(rows.joined(separator: ", ")) ON CONFLICT (id) DO NOTHING RETURNING id
-            """, binds)
+            "\(insertTransfers) \(rows.joined(separator: ", ")) ON CONFLICT (id) DO NOTHING RETURNING id", binds)
         let posted = Set(try inserted.map { try $0.string("id") })
         var total: Int64 = 0
         for leg in legs where posted.contains(leg.id) {
@@ -156,6 +149,24 @@ enum Ledger {
         return total
     }
 
+    /// The head of an insert of transfer rows, each of `transferRow`'s twelve values.
+    static let insertTransfers =
+        "INSERT INTO billing_transfers (id, debit_account, credit_account, amount, currency, kind, session_id, title_id, owner, minute, day, created_at) VALUES"
+
+    /// `$first, ..., $(first + 11)`: one transfer row's placeholders.
+    static func placeholders(_ first: Int) -> String {
+        (first..<(first + 12)).map { "$\($0)" }.joined(separator: ", ")
+    }
+
+    static func transferRow(
+        id: String, from: String, to: String, amount: Int64, currency: String, kind: TransferKind, _ context: Context
+    ) -> [SQLValue] {
+        [
+            .text(id), .text(from), .text(to), .integer(amount), .text(currency), .text(kind.rawValue), context.session.sqlValue,
+            context.title.sqlValue, context.owner.sqlValue, context.minute.sqlValue, .text(day(context.now)), .integer(context.now),
+        ]
+    }
+
     /// Fields a transfer records besides its accounts and amount.
     struct Context: Sendable {
         var session: String?
@@ -168,22 +179,13 @@ enum Ledger {
     /// Moves `amount` from `from` to `to` under `id`, in `tx`. Both accounts must exist. The id
     /// is inserted first: a concurrent transfer with the same id waits for this one and then
     /// inserts nothing. A wallet or hold that cannot pay leaves everything as it was.
-    /// With `deferringCredit`, the credit is added to the batch's deferred credits instead of
-    /// applied at once (for revenue and fee accounts, which nothing reads before the commit).
     static func transfer(
-        _ tx: any SQLExecutor, id: String, from: String, to: String, amount: Int64, currency: String, kind: TransferKind, _ context: Context,
-        deferringCredit: Batch? = nil
+        _ tx: any SQLExecutor, id: String, from: String, to: String, amount: Int64, currency: String, kind: TransferKind, _ context: Context
     ) async throws -> Outcome {
         precondition(amount > 0, "transfers move a positive amount")
         let inserted = try await tx.query(
-            """
-            INSERT INTO billing_transfers (id, debit_account, credit_account, amount, currency, kind, session_id, title_id, owner, minute, day, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING RETURNING id
-            """,
-            [
-                .text(id), .text(from), .text(to), .integer(amount), .text(currency), .text(kind.rawValue), context.session.sqlValue,
-                context.title.sqlValue, context.owner.sqlValue, context.minute.sqlValue, .text(day(context.now)), .integer(context.now),
-            ])
+            "\(insertTransfers) (\(placeholders(1))) ON CONFLICT (id) DO NOTHING RETURNING id",
+            transferRow(id: id, from: from, to: to, amount: amount, currency: currency, kind: kind, context))
         guard !inserted.isEmpty else { return .duplicate }
         let debited = try await tx.query(
             "UPDATE billing_accounts SET balance = balance - $1 WHERE id = $2 AND (kind NOT IN ('wallet', 'hold') OR balance >= $1) RETURNING balance",
@@ -191,10 +193,6 @@ enum Ledger {
         guard !debited.isEmpty else {
             try await tx.execute("DELETE FROM billing_transfers WHERE id = $1", id)
             return .insufficient(available: try await balance(tx, from))
-        }
-        if let batch = deferringCredit {
-            batch.credits[to, default: 0] += amount
-            return .posted
         }
         let credited = try await tx.query("UPDATE billing_accounts SET balance = balance + $1 WHERE id = $2 RETURNING balance", [.integer(amount), .text(to)])
         guard !credited.isEmpty else { throw ServiceError(.internalServerError, "ledger account \(to) does not exist") }
