@@ -92,7 +92,7 @@ struct BillingSession: Sendable {
     }
 
     static func insert(_ session: BillingSession, _ tx: any SQLExecutor) async throws {
-        let placeholders = (1...18).map { "$\($0)" }.joined(separator: ", ")
+        let placeholders = sqlPlaceholders(count: 18)
         _ = try await tx.query("INSERT INTO billing_sessions (\(columns)) VALUES (\(placeholders))", session.bindings)
     }
 
@@ -120,7 +120,7 @@ struct BillingSession: Sendable {
             rows.reserveCapacity(part.count)
             for session in part {
                 let base = binds.count
-                rows.append("(" + (1...18).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                rows.append("(" + sqlPlaceholders(from: base + 1, count: 18) + ")")
                 binds += session.bindings
             }
             _ = try await tx.query(
@@ -149,7 +149,7 @@ struct BillingSession: Sendable {
         var start = 0
         while start < ids.count {
             let part = ids[start..<min(ids.count, start + chunk)]
-            let placeholders = (1...part.count).map { "$\($0)" }.joined(separator: ", ")
+            let placeholders = sqlPlaceholders(count: part.count)
             let suffix = lock && postgres ? " ORDER BY id FOR UPDATE" : ""
             for row in try await executor.query(
                 "SELECT \(columns) FROM billing_sessions WHERE id IN (\(placeholders))\(suffix)", part.map(SQLValue.text))

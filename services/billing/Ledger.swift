@@ -102,7 +102,7 @@ enum Ledger {
         var start = 0
         while start < ids.count {
             let part = ids[start..<min(ids.count, start + 500)]
-            let placeholders = (1...part.count).map { "$\($0)" }.joined(separator: ", ")
+            let placeholders = sqlPlaceholders(count: part.count)
             for row in try await executor.query("SELECT id, balance FROM billing_accounts WHERE id IN (\(placeholders))", part.map(SQLValue.text)) {
                 found[try row.string("id")] = try row.int("balance")
             }
@@ -129,7 +129,7 @@ enum Ledger {
         var rows: [String] = []
         for leg in legs {
             precondition(leg.amount > 0, "transfers move a positive amount")
-            rows.append("(" + placeholders(binds.count + 1) + ")")
+            rows.append("(" + sqlPlaceholders(from: binds.count + 1, count: 12) + ")")
             binds += transferRow(id: leg.id, from: from, to: leg.to, amount: leg.amount, currency: currency, kind: leg.kind, context)
         }
         guard !rows.isEmpty else { return 0 }
@@ -152,11 +152,6 @@ enum Ledger {
     /// The head of an insert of transfer rows, each of `transferRow`'s twelve values.
     static let insertTransfers =
         "INSERT INTO billing_transfers (id, debit_account, credit_account, amount, currency, kind, session_id, title_id, owner, minute, day, created_at) VALUES"
-
-    /// `$first, ..., $(first + 11)`: one transfer row's placeholders.
-    static func placeholders(_ first: Int) -> String {
-        (first..<(first + 12)).map { "$\($0)" }.joined(separator: ", ")
-    }
 
     static func transferRow(
         id: String, from: String, to: String, amount: Int64, currency: String, kind: TransferKind, _ context: Context
@@ -184,7 +179,7 @@ enum Ledger {
     ) async throws -> Outcome {
         precondition(amount > 0, "transfers move a positive amount")
         let inserted = try await tx.query(
-            "\(insertTransfers) (\(placeholders(1))) ON CONFLICT (id) DO NOTHING RETURNING id",
+            "\(insertTransfers) (\(sqlPlaceholders(count: 12))) ON CONFLICT (id) DO NOTHING RETURNING id",
             transferRow(id: id, from: from, to: to, amount: amount, currency: currency, kind: kind, context))
         guard !inserted.isEmpty else { return .duplicate }
         let debited = try await tx.query(
