@@ -195,6 +195,44 @@ struct MeteringTests {
     /// Property: random delivery logs (renditions, seeks, duplicates, reordering, partial ranges,
     /// aborts) always give the coverage an independent byte-by-byte oracle gives, whatever the
     /// order and however the state is persisted between records.
+    @Test("Stored coverage: the compact text round-trips, JSON rows still load, damaged text is refused")
+    func storedCoverageText() throws {
+        let timeline = try PackageTimeline(files: [
+            "master.m3u8": "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv/v.m3u8\n",
+            "v/v.m3u8": "#EXTM3U\n#EXTINF:2,\na;b=c,1.m4s\n#EXTINF:2,\nb.m4s\n#EXTINF:2,\nc.m4s\n#EXT-X-ENDLIST\n",
+        ])
+        var coverage = SessionCoverage()
+        _ = coverage.apply(Self.record("v/b.m4s", size: 100), timeline: timeline)
+        _ = coverage.apply(Self.record("v/a;b=c,1.m4s", size: 100, range: 0...9, status: 206), timeline: timeline)
+        #expect(coverage.text == "c1:2000000-4000000;15:v/a;b=c,1.m4s@0=0-10")
+        let decoded = try SessionCoverage(text: coverage.text) { _ in SessionCoverage() }
+        #expect(decoded == coverage)
+        // The piece kept across a reload still completes the segment.
+        var resumed = decoded
+        let completed = resumed.apply(Self.record("v/a;b=c,1.m4s", size: 100, range: 10...99, status: 206), timeline: timeline)
+        #expect(completed)
+        #expect(resumed.coveredMicroseconds == 4_000_000)
+
+        // Rows written before the compact text hold JSON.
+        let json = String(decoding: try JSONEncoder().encode(coverage), as: UTF8.self)
+        let legacy = try SessionCoverage(text: json) { try JSONDecoder().decode(SessionCoverage.self, from: Data($0.utf8)) }
+        #expect(legacy == coverage)
+
+        for damaged in [
+            "", "c1", "x1:0-1", "c1:5-1", "c1:0-2,1-3", "c1:0-", "c1:-1-2", "c1:0-99999999999999999999", "c1:0-9223372036854775808",
+            "c1:0-1;", "c1:0-1;5:ab=0-1", "c1:0-1;2:ab0-1", "c1:0-1;2:ab=3-1", "c1:0-1,", "c1:0-1 ",
+        ] {
+            #expect(throws: CoverageTextError.self, "\(damaged)") { try SessionCoverage(text: damaged) { _ in SessionCoverage() } }
+        }
+        // Random bytes never crash the reader.
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("c1:0123456789-,;=ab{".utf8)
+        for _ in 0..<20_000 {
+            let bytes = (0..<Int.random(in: 0..<24, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            _ = try? SessionCoverage(text: "c1:" + String(decoding: bytes, as: UTF8.self)) { _ in SessionCoverage() }
+        }
+    }
+
     @Test("Random delivery logs: billed minutes = ceil(covered), in any order, through persistence")
     func randomLogsMatchTheOracle() throws {
         var generator = SeededGenerator(seed: 2026)
@@ -242,7 +280,9 @@ struct MeteringTests {
             for (i, record) in records.enumerated() {
                 _ = coverage.apply(record, timeline: timeline)
                 if i % 17 == 0 {  // persisted and reloaded, as the consumer does between batches
-                    coverage = try JSONDecoder().decode(SessionCoverage.self, from: JSONEncoder().encode(coverage))
+                    let reloaded = try SessionCoverage(text: coverage.text) { _ in Issue.record("not JSON"); return SessionCoverage() }
+                    #expect(reloaded == coverage)
+                    coverage = reloaded
                 }
             }
             #expect(coverage.coveredMicroseconds == expected, "round \(round)")

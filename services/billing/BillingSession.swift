@@ -67,7 +67,9 @@ struct BillingSession: Sendable {
         currency = try row.string("currency")
         guard let state = State(rawValue: try row.string("state")) else { throw DatabaseError.column("state", "unknown session state") }
         self.state = state
-        coverage = try JSONDecoder().decode(SessionCoverage.self, from: Data(try row.string("coverage").utf8))
+        coverage = try SessionCoverage(text: try row.string("coverage")) { json in
+            try JSONDecoder().decode(SessionCoverage.self, from: Data(json.utf8))
+        }
         coveredMicroseconds = try row.int("covered_us")
         billedMinutes = try row.int("billed_minutes")
         charged = try row.int("charged")
@@ -79,14 +81,10 @@ struct BillingSession: Sendable {
         revokePending = row.optionalString("revoke_pending")
     }
 
-    var coverageJSON: String {
-        String(decoding: (try? JSONEncoder().encode(coverage)) ?? Data("{}".utf8), as: UTF8.self)
-    }
-
     var bindings: [SQLValue] {
         [
             .text(id), .text(userID), .text(titleID), .text(owner), .text(packageVersion), .integer(pricePerMinute), .text(currency),
-            .text(state.rawValue), .text(coverageJSON), .integer(coveredMicroseconds), .integer(billedMinutes), .integer(charged),
+            .text(state.rawValue), .text(coverage.text), .integer(coveredMicroseconds), .integer(billedMinutes), .integer(charged),
             .integer(writtenOff), .integer(createdAt), .integer(lastActivity), endedAt.sqlValue, endReason.sqlValue, revokePending.sqlValue,
         ]
     }

@@ -6,12 +6,12 @@ import MarqueeBus
 /// a duplicate record never pays twice, and a client cannot pay less by splitting a segment into
 /// ranges or cutting responses short: bytes that really went out count wherever they came from.
 ///
-/// Persisted per session (JSON) in the same transaction as the charges it causes.
+/// Persisted per session (`text`) in the same transaction as the charges it causes.
 public struct SessionCoverage: Sendable, Codable, Equatable {
     /// Covered media time: sorted, disjoint, non-touching intervals.
     public private(set) var intervals: [MediaInterval] = []
     /// Bytes received so far of segments not yet whole, by `path@offset`, oldest first.
-    private var partial: [PartialSegment] = []
+    private(set) var partial: [PartialSegment] = []
 
     /// Segments received in pieces that a session may have open at once; past this the oldest
     /// pieces are forgotten (a player has a handful in flight; only a client splitting thousands
@@ -24,6 +24,11 @@ public struct SessionCoverage: Sendable, Codable, Equatable {
     }
 
     public init() {}
+
+    init(intervals: [MediaInterval], partial: [PartialSegment]) {
+        self.intervals = intervals
+        self.partial = partial
+    }
 
     /// Media time covered, in microseconds.
     public var coveredMicroseconds: Int64 { intervals.reduce(0) { $0 + $1.duration } }
