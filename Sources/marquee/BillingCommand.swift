@@ -79,7 +79,7 @@ struct BillingCommand: AsyncParsableCommand {
         settings.meterIntervalMilliseconds = config.int("billing.meter_interval_ms", default: settings.meterIntervalMilliseconds)
         guard (10...60_000).contains(settings.meterIntervalMilliseconds) else { throw ValidationError("billing.meter_interval_ms must be 10 to 60000") }
         settings.meterBatch = config.int("billing.meter_batch", default: settings.meterBatch)
-        guard (1...10_000).contains(settings.meterBatch) else { throw ValidationError("billing.meter_batch must be 1 to 10000") }
+        guard (1...100_000).contains(settings.meterBatch) else { throw ValidationError("billing.meter_batch must be 1 to 100000") }
 
         // How ended and revoked sessions reach the gateways: Redis when there is one, otherwise
         // each gateway's admin listener.

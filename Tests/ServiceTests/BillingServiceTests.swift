@@ -348,12 +348,14 @@ struct BillingServiceTests {
             try await world.service.database.execute("UPDATE billing_positions SET position = 0")
             while try await meter.runOnce() > 0 {}
             #expect(try await Self.transferCount(world.service) == transfers)
-            // Worse: the session's coverage lost too. Each minute's transfers keep their ids.
+            // Worse: the session's coverage lost too, and the meter restarted (its memory of the
+            // sessions it wrote gone with it). Each minute's transfers keep their ids.
             try await world.service.database.execute("UPDATE billing_positions SET position = 0")
             let empty = String(decoding: try JSONEncoder().encode(SessionCoverage()), as: UTF8.self)
             try await world.service.database.execute(
                 "UPDATE billing_sessions SET coverage = $1, billed_minutes = 0, covered_us = 0 WHERE id = 'watch'", empty)
-            while try await meter.runOnce() > 0 {}
+            let restarted = Meter(service: world.service, source: deliveries, timelines: PackageTimelines(store: store), batchSize: 7)
+            while try await restarted.runOnce() > 0 {}
             #expect(try await Self.transferCount(world.service) == transfers)
             #expect(try await Self.balance(world.billing, viewer.token) == 70)
             session = try await world.billing.send(.get, "/api/billing/sessions/watch", token: viewer.token)
@@ -374,6 +376,48 @@ struct BillingServiceTests {
             let admin = try await Self.user(world, .admin, "admin@example.com")
             #expect(try await world.billing.send(.get, "/api/billing/revenue?from=2000-01-01", token: admin.token).items.count == 1)
             #expect(try await world.billing.send(.get, "/api/billing/revenue?from=yesterday", token: admin.token).status == .unprocessableContent)
+            try await Self.expectBalanced(world.service)
+        }
+    }
+
+    @Test("Two meters take turns on one log, and a session ends through the API between batches: a meter reloads what it did not write",
+        arguments: DatabaseKind.allCases)
+    func meterMemoryFollowsOtherWriters(kind: DatabaseKind) async throws {
+        try await Self.withBilling(kind) { world in
+            let viewer = try await Self.user(world, .viewer, "viewer@example.com")
+            #expect(try await Self.deposit(world.billing, viewer.token, amount: 100, key: "seed").status == .created)
+            #expect(try await Self.open(world.billing, session: "turns", user: viewer.id, price: 10).status == .created)
+            let (store, _) = try Self.package(segments: 40)
+            let deliveries = MemoryDeliveries()
+            let first = Meter(service: world.service, source: deliveries, timelines: PackageTimelines(store: store))
+            let second = Meter(service: world.service, source: deliveries, timelines: PackageTimelines(store: store))
+            deliveries.append(Self.delivered("turns", segments: 0..<5))  // 0-30 s: minute 1 from the hold, minute 2 held
+            try await first.runOnce()
+            #expect(try await Self.balance(world.billing, viewer.token) == 80)
+            deliveries.append(Self.delivered("turns", segments: 5..<10))  // 30-60 s, metered by the other meter
+            try await second.runOnce()
+            // 60-90 s: minute 2. A first meter that trusted its memory (0-30 s) would see 60 s.
+            deliveries.append(Self.delivered("turns", segments: 10..<15))
+            try await first.runOnce()
+            var session = try await world.billing.send(.get, "/api/billing/sessions/turns", token: viewer.token)
+            #expect(session.json["billed_minutes"] as? Int == 2)
+            #expect((session.json["covered_seconds"] as? NSNumber)?.doubleValue == 90)
+            #expect(try await Self.balance(world.billing, viewer.token) == 70)  // minute 3 held
+
+            // Ended through the API: the hold goes back to the wallet.
+            var headers = HTTPFields()
+            headers[.authorization] = Self.playbackCredential.authorization
+            #expect(try await world.billing.send(.delete, "/internal/billing/sessions/turns", headers: headers).status == .ok)
+            #expect(try await Self.balance(world.billing, viewer.token) == 80)
+            // Minute 3, delivered before the end and metered after it, is paid from the wallet: a
+            // meter that remembered the session active with a full hold would charge the hold.
+            deliveries.append(Self.delivered("turns", segments: 15..<21))
+            try await second.runOnce()
+            session = try await world.billing.send(.get, "/api/billing/sessions/turns", token: viewer.token)
+            #expect(session["state"] == "ended")
+            #expect(session.json["billed_minutes"] as? Int == 3)
+            #expect(session.json["charged"] as? Int == 30)
+            #expect(try await Self.balance(world.billing, viewer.token) == 70)
             try await Self.expectBalanced(world.service)
         }
     }

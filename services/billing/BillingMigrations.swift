@@ -8,7 +8,9 @@ import MarqueeServiceKit
 /// - `billing_transfers`: the double-entry ledger. One row per movement, from one account to
 ///   another, its id chosen by its cause (a retry with the same id inserts nothing).
 /// - `billing_sessions`: billed playback sessions with their price (fixed at start), coverage
-///   (JSON), minutes billed and state.
+///   (`SessionCoverage.text`), minutes billed and state. `version` grows with every write of the
+///   row (migration 2): the meter keeps the sessions it wrote in memory and reads a batch's
+///   versions instead of whole rows, so every statement that writes a session must bump it.
 /// - `billing_idempotency`: deposits' answers by (caller, Idempotency-Key).
 /// - `billing_positions`: the meter's committed position in the delivery log.
 enum BillingMigrations {
@@ -84,6 +86,9 @@ enum BillingMigrations {
                 "CREATE INDEX billing_idempotency_created ON billing_idempotency (created_at)",
                 "CREATE TABLE billing_positions (consumer TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
             ]
-        }
+        },
+        Migration(2, "session versions for the meter's memory") { _ in
+            ["ALTER TABLE billing_sessions ADD COLUMN version BIGINT NOT NULL DEFAULT 0"]
+        },
     ]
 }

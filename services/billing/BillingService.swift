@@ -452,7 +452,7 @@ public struct BillingService: Sendable {
                 let reasonText = row.optionalString("revoke_pending"), let reason = RevocationReason(reasonText)
             else { return }
             try await revoker.revoke(id, reason: reason, ttlSeconds: settings.revocationTTLSeconds)
-            try await database.execute("UPDATE billing_sessions SET revoke_pending = NULL WHERE id = $1 AND revoke_pending = $2", id, reasonText)
+            try await database.execute("UPDATE billing_sessions SET revoke_pending = NULL, version = version + 1 WHERE id = $1 AND revoke_pending = $2", id, reasonText)
         } catch {
             logger.warning("revoking session \(id) on the gateways failed; retrying later", metadata: ["error": "\(error)"])
         }

@@ -14,7 +14,7 @@ struct BillingSession: Sendable {
 
     static let columns = """
         id, user_id, title_id, owner, package_version, price_per_minute, currency, state, coverage, covered_us, billed_minutes, \
-        charged, written_off, created_at, last_activity, ended_at, end_reason, revoke_pending
+        charged, written_off, created_at, last_activity, ended_at, end_reason, revoke_pending, version
         """
 
     var id: String
@@ -35,6 +35,8 @@ struct BillingSession: Sendable {
     var endedAt: Int64?
     var endReason: String?
     var revokePending: String?
+    /// Grows with every write of the row (see `BillingMigrations`).
+    var version: Int64 = 0
 
     init(
         id: String, userID: String, titleID: String, owner: String, packageVersion: String, pricePerMinute: Int64, currency: String,
@@ -79,6 +81,7 @@ struct BillingSession: Sendable {
         endedAt = row.optionalInt("ended_at")
         endReason = row.optionalString("end_reason")
         revokePending = row.optionalString("revoke_pending")
+        version = try row.int("version")
     }
 
     var bindings: [SQLValue] {
@@ -86,52 +89,57 @@ struct BillingSession: Sendable {
             .text(id), .text(userID), .text(titleID), .text(owner), .text(packageVersion), .integer(pricePerMinute), .text(currency),
             .text(state.rawValue), .text(coverage.text), .integer(coveredMicroseconds), .integer(billedMinutes), .integer(charged),
             .integer(writtenOff), .integer(createdAt), .integer(lastActivity), endedAt.sqlValue, endReason.sqlValue, revokePending.sqlValue,
+            .integer(version),
         ]
     }
 
     static func insert(_ session: BillingSession, _ tx: any SQLExecutor) async throws {
-        let placeholders = sqlPlaceholders(count: 18)
+        let placeholders = sqlPlaceholders(count: 19)
         _ = try await tx.query("INSERT INTO billing_sessions (\(columns)) VALUES (\(placeholders))", session.bindings)
     }
 
+    /// Writes the session's changing columns and bumps its version; a row whose fixed columns
+    /// differ is left alone.
     static func save(_ session: BillingSession, _ tx: any SQLExecutor) async throws {
         _ = try await tx.query(
             """
             UPDATE billing_sessions SET state = $8, coverage = $9, covered_us = $10, billed_minutes = $11, charged = $12,
-                written_off = $13, last_activity = $15, ended_at = $16, end_reason = $17, revoke_pending = $18
+                written_off = $13, last_activity = $15, ended_at = $16, end_reason = $17, revoke_pending = $18, version = version + 1
             WHERE id = $1 AND user_id = $2 AND title_id = $3 AND owner = $4 AND package_version = $5 AND price_per_minute = $6
                 AND currency = $7 AND created_at = $14
-            """, session.bindings)
+            """, Array(session.bindings.dropLast()))  // all but the version, which the statement bumps
     }
 
-    /// Saves many sessions in few statements (a multi-row upsert that only ever updates: every
-    /// session was loaded in the same transaction). Like `save`, a row whose fixed columns differ
-    /// is left alone.
+    /// Saves the changing columns of many sessions loaded in the same transaction, in few
+    /// statements, each row with the `version` it carries (the caller bumped it). The values
+    /// travel as a `VALUES` list (columns `column1`... in SQLite and PostgreSQL alike); the casts
+    /// give PostgreSQL a type for a column whose every value in the list is NULL.
     static func saveMany(_ sessions: [BillingSession], _ tx: any SQLExecutor) async throws {
-        let chunk = 200  // 3,600 parameters a statement, well inside SQLite's and PostgreSQL's limits
+        let width = 12
+        let chunk = 300  // 3,600 parameters a statement, well inside SQLite's and PostgreSQL's limits
         var start = 0
         while start < sessions.count {
             let part = sessions[start..<min(sessions.count, start + chunk)]
             var binds: [SQLValue] = []
-            binds.reserveCapacity(part.count * 18)
+            binds.reserveCapacity(part.count * width)
             var rows: [String] = []
             rows.reserveCapacity(part.count)
             for session in part {
-                let base = binds.count
-                rows.append("(" + sqlPlaceholders(from: base + 1, count: 18) + ")")
-                binds += session.bindings
+                rows.append("(" + sqlPlaceholders(from: binds.count + 1, count: width) + ")")
+                binds += [
+                    .text(session.id), .text(session.state.rawValue), .text(session.coverage.text), .integer(session.coveredMicroseconds),
+                    .integer(session.billedMinutes), .integer(session.charged), .integer(session.writtenOff), .integer(session.lastActivity),
+                    session.endedAt.sqlValue, session.endReason.sqlValue, session.revokePending.sqlValue, .integer(session.version),
+                ]
             }
             _ = try await tx.query(
                 """
-                INSERT INTO billing_sessions (\(columns)) VALUES \(rows.joined(separator: ", "))
-                ON CONFLICT (id) DO UPDATE SET state = excluded.state, coverage = excluded.coverage, covered_us = excluded.covered_us,
-                    billed_minutes = excluded.billed_minutes, charged = excluded.charged, written_off = excluded.written_off,
-                    last_activity = excluded.last_activity, ended_at = excluded.ended_at, end_reason = excluded.end_reason,
-                    revoke_pending = excluded.revoke_pending
-                WHERE billing_sessions.user_id = excluded.user_id AND billing_sessions.title_id = excluded.title_id
-                    AND billing_sessions.owner = excluded.owner AND billing_sessions.package_version = excluded.package_version
-                    AND billing_sessions.price_per_minute = excluded.price_per_minute AND billing_sessions.currency = excluded.currency
-                    AND billing_sessions.created_at = excluded.created_at
+                UPDATE billing_sessions SET state = v.column2, coverage = v.column3, covered_us = CAST(v.column4 AS BIGINT),
+                    billed_minutes = CAST(v.column5 AS BIGINT), charged = CAST(v.column6 AS BIGINT), written_off = CAST(v.column7 AS BIGINT),
+                    last_activity = CAST(v.column8 AS BIGINT), ended_at = CAST(v.column9 AS BIGINT), end_reason = v.column10,
+                    revoke_pending = v.column11, version = CAST(v.column12 AS BIGINT)
+                FROM (VALUES \(rows.joined(separator: ", "))) AS v
+                WHERE billing_sessions.id = v.column1
                 """, binds)
             start += chunk
         }
@@ -154,6 +162,27 @@ struct BillingSession: Sendable {
             {
                 let session = try BillingSession(row)
                 found[session.id] = session
+            }
+            start += chunk
+        }
+        return found
+    }
+
+    /// The versions of the sessions among `ids` that exist, by id; with `lock`, the rows locked
+    /// as `loadMany` locks them.
+    static func versions(_ ids: [String], _ executor: any SQLExecutor, lock: Bool = false) async throws -> [String: Int64] {
+        var found: [String: Int64] = [:]
+        found.reserveCapacity(ids.count)
+        let postgres = executor.dialect == .postgres
+        let chunk = postgres ? max(1, ids.count) : 500
+        var start = 0
+        while start < ids.count {
+            let part = ids[start..<min(ids.count, start + chunk)]
+            let suffix = lock && postgres ? " ORDER BY id FOR UPDATE" : ""
+            for row in try await executor.query(
+                "SELECT id, version FROM billing_sessions WHERE id IN (\(sqlPlaceholders(count: part.count)))\(suffix)", part.map(SQLValue.text))
+            {
+                found[try row.string("id")] = try row.int("version")
             }
             start += chunk
         }
