@@ -175,4 +175,84 @@ struct BillingBook: Sendable {
         if case .insufficient = outcome { return false }
         return true
     }
+
+    // MARK: - In a metering batch, with postings written together (`LedgerPostings`)
+
+    /// `charge` as the meter's batch posts it: the same transfers under the same ids, added to
+    /// `postings` instead of written one by one. Returns whether anything had to be written off.
+    func charge(_ session: inout BillingSession, minute: Int64, now: Int64, _ tx: any SQLExecutor, postings: LedgerPostings) async throws -> Bool {
+        let price = session.pricePerMinute
+        guard price > 0 else { return false }
+        let currency = session.currency
+        let hold = Account.hold(session.id)
+        let wallet = Account.wallet(session.userID, currency)
+        let context = Ledger.Context(session: session.id, title: session.titleID, owner: session.owner, minute: minute, now: now)
+        try await postings.ensure(tx, hold, kind: .hold, owner: session.userID, currency: currency)
+        var held = try await postings.balance(tx, hold)
+        var shortfall: Int64 = 0  // what neither the hold nor the wallet could pay
+        if held < price {
+            let short = price - held
+            let fromWallet = min(short, try await postings.balance(tx, wallet))
+            if fromWallet > 0 {
+                postings.post(id: "top_up:\(session.id):\(minute)", from: wallet, to: hold, amount: fromWallet, currency: currency, kind: .topUp, context)
+                held += fromWallet
+            }
+            shortfall = short - fromWallet
+            if shortfall > 0 {
+                let account = Account.writtenOff(currency)
+                try await postings.ensure(tx, account, kind: .writtenOff, owner: nil, currency: currency)
+                postings.post(id: "write_off:\(session.id):\(minute)", from: account, to: hold, amount: shortfall, currency: currency, kind: .writeOff, context)
+                session.writtenOff += shortfall
+                held += shortfall
+            }
+        }
+        // The minute is paid to the publisher and the platform in full either way (the platform
+        // carries what was written off); the viewer is charged what their hold and wallet paid.
+        let (fee, publisher) = split(price)
+        if publisher > 0 {
+            let account = Account.revenue(session.owner, currency)
+            try await postings.ensure(tx, account, kind: .revenue, owner: session.owner, currency: currency)
+            postings.post(id: "charge:\(session.id):\(minute):publisher", from: hold, to: account, amount: publisher, currency: currency, kind: .chargePublisher, context)
+        }
+        if fee > 0 {
+            let account = Account.fee(currency)
+            try await postings.ensure(tx, account, kind: .fee, owner: nil, currency: currency)
+            postings.post(id: "charge:\(session.id):\(minute):fee", from: hold, to: account, amount: fee, currency: currency, kind: .chargeFee, context)
+        }
+        session.charged += price - shortfall
+        return shortfall > 0
+    }
+
+    /// `reserveNext` as the meter's batch posts it.
+    func reserveNext(_ session: BillingSession, now: Int64, _ tx: any SQLExecutor, postings: LedgerPostings) async throws -> Bool {
+        let price = session.pricePerMinute
+        guard price > 0 else { return true }
+        let hold = Account.hold(session.id)
+        let wallet = Account.wallet(session.userID, session.currency)
+        let held = try await postings.balance(tx, hold)
+        guard held < price else { return true }
+        guard try await postings.balance(tx, wallet) >= price - held else { return false }
+        try await postings.ensure(tx, hold, kind: .hold, owner: session.userID, currency: session.currency)
+        postings.post(
+            id: "hold:\(session.id):\(session.billedMinutes + 1)", from: wallet, to: hold, amount: price - held, currency: session.currency, kind: .hold,
+            .init(session: session.id, title: session.titleID, minute: session.billedMinutes + 1, now: now))
+        return true
+    }
+
+    /// `end` as the meter's batch posts it: the hold's balance goes back to the wallet through
+    /// `postings`, and the caller saves the session with the batch's other sessions.
+    func end(_ session: inout BillingSession, state: BillingSession.State, reason: String, now: Int64, _ tx: any SQLExecutor, postings: LedgerPostings) async throws {
+        guard session.state == .active else { return }
+        let hold = Account.hold(session.id)
+        let held = try await postings.balance(tx, hold)
+        if held > 0 {
+            postings.post(
+                id: "release:\(session.id):\(session.billedMinutes)", from: hold, to: Account.wallet(session.userID, session.currency), amount: held,
+                currency: session.currency, kind: .release, .init(session: session.id, title: session.titleID, now: now))
+        }
+        session.state = state
+        session.endedAt = now
+        session.endReason = reason
+        session.revokePending = state == .revoked ? RevocationReason.funds.description : RevocationReason.other.description
+    }
 }

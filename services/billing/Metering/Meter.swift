@@ -162,10 +162,20 @@ public struct Meter: Sendable {
     func commit(_ prepared: PreparedBatch) async throws -> Bool {
         let positional = source.storesPosition
         let memory = self.memory
-        let outcome = try await service.database.transaction { tx in
-            try await apply(
-                prepared.bySession, timelines: prepared.timelines, positional: positional, start: prepared.start, next: prepared.batch.next,
-                memory: memory, tx)
+        let apply = { @Sendable (careful: Bool) in
+            try await service.database.transaction { tx in
+                try await self.apply(
+                    prepared.bySession, timelines: prepared.timelines, positional: positional, start: prepared.start, next: prepared.batch.next,
+                    memory: memory, careful: careful, tx)
+            }
+        }
+        let outcome: (applied: Bool, revoked: [String], stored: [BillingSession], holds: [String: Int64])
+        do {
+            outcome = try await apply(false)
+        } catch let replay as LedgerPostings.AlreadyPosted {
+            // Rolled back; again, skipping what was written before.
+            service.logger.info("the meter applies a batch again one transfer at a time", metadata: ["reason": "\(replay)"])
+            outcome = try await apply(true)
         }
         guard outcome.applied else { return false }
         // Only after the commit: a batch rolled back leaves the memory as the database is.
@@ -190,7 +200,7 @@ public struct Meter: Sendable {
     /// they are now stored (for the meter's memory) and the holds' balances after it.
     private func apply(
         _ grouped: [String: [DeliveryRecord]], timelines loaded: [String: PackageTimeline], positional: Bool, start: UInt64, next: UInt64,
-        memory: MeterMemory, _ tx: any SQLExecutor
+        memory: MeterMemory, careful: Bool, _ tx: any SQLExecutor
     ) async throws -> (applied: Bool, revoked: [String], stored: [BillingSession], holds: [String: Int64]) {
         let book = service.book
         let name = source.name
@@ -227,6 +237,9 @@ public struct Meter: Sendable {
         holds.merge(try await Ledger.balances(tx, unknownHolds)) { _, read in read }
         // Accounts ensured in this transaction (the holds found exist), the holds' balances, and
         // the revenue and fee credits of its minutes, applied once per account before the commit.
+        // The transfers: written together before the commit (`postings`), or, when `careful`,
+        // one at a time, so that one written before changes nothing (see `LedgerPostings`).
+        let postings = careful ? nil : LedgerPostings(holds: holds)
         let ledger = Ledger.Batch()
         ledger.made.formUnion(holds.keys)
         ledger.holds = holds
@@ -258,7 +271,13 @@ public struct Meter: Sendable {
             var unpaid = false
             if target > session.billedMinutes {
                 for minute in (session.billedMinutes + 1)...target {
-                    if try await book.charge(&session, minute: minute, now: now, tx, batch: ledger) { unpaid = true }
+                    let unpaidMinute =
+                        if let postings {
+                            try await book.charge(&session, minute: minute, now: now, tx, postings: postings)
+                        } else {
+                            try await book.charge(&session, minute: minute, now: now, tx, batch: ledger)
+                        }
+                    unpaid = unpaid || unpaidMinute
                 }
                 session.billedMinutes = target
             }
@@ -267,24 +286,38 @@ public struct Meter: Sendable {
                 // Only then: a next minute the wallet cannot hold yet leaves the viewer the rest
                 // of the minute they paid for, and a deposit in the meantime still counts.
                 if unpaid {
-                    try await book.end(&session, state: .revoked, reason: "funds", now: now, tx)
-                    ledger.holds[Account.hold(session.id)] = nil  // released: read again if ever needed
                     revoked.append(session.id)
+                    if let postings {
+                        try await book.end(&session, state: .revoked, reason: "funds", now: now, tx, postings: postings)
+                        changedSessions.append(session)
+                    } else {
+                        try await book.end(&session, state: .revoked, reason: "funds", now: now, tx)
+                        ledger.holds[Account.hold(session.id)] = nil  // released: read again if ever needed
+                    }
                     continue
                 }
                 // No statement when the hold already has the next minute (its balance is known).
-                _ = try await book.reserveNext(session, now: now, tx, batch: ledger)
+                if let postings {
+                    _ = try await book.reserveNext(session, now: now, tx, postings: postings)
+                } else {
+                    _ = try await book.reserveNext(session, now: now, tx, batch: ledger)
+                }
             }
             changedSessions.append(session)
         }
-        try await Ledger.applyCredits(tx, ledger)
+        if let postings {
+            try await postings.flush(tx)
+        } else {
+            try await Ledger.applyCredits(tx, ledger)
+        }
         for index in changedSessions.indices { changedSessions[index].version += 1 }
         try await BillingSession.saveMany(changedSessions, tx)
         if positional {
             try await tx.execute(
                 "UPDATE billing_positions SET position = $2, updated_at = $3 WHERE consumer = $1", name, Int64(next), now)
         }
-        return (true, revoked, stored + changedSessions, ledger.holds)
+        let holdsAfter = postings.map { $0.balances.filter { $0.key.hasPrefix("hold:") } } ?? ledger.holds
+        return (true, revoked, stored + changedSessions, holdsAfter)
     }
 
     /// Runs batches until shutdown: at once while there is more, every `interval` when idle.
