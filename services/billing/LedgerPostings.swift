@@ -19,8 +19,9 @@ final class LedgerPostings {
         var description: String { "\(count) of the batch's transfers were written before" }
     }
 
-    /// Accounts ensured in the transaction.
-    private var made: Set<String> = []
+    /// Accounts known to exist: ensured in the transaction, or before it (accounts are never
+    /// removed).
+    private(set) var made: Set<String>
     /// Balances known in the transaction, kept up to date by `post`.
     private(set) var balances: [String: Int64]
     private var rows: [SQLValue] = []
@@ -28,11 +29,11 @@ final class LedgerPostings {
     /// Each account's net change, applied by `flush`.
     private var changes: [String: Int64] = [:]
 
-    /// Starts with hold balances already known (read together, or remembered by the meter); the
-    /// accounts they name exist.
-    init(holds: [String: Int64]) {
+    /// Starts with hold balances already known (read together, or remembered by the meter; the
+    /// accounts they name exist) and accounts made by transactions that committed.
+    init(holds: [String: Int64], existing: Set<String> = []) {
         balances = holds
-        made = Set(holds.keys)
+        made = existing.union(holds.keys)
     }
 
     /// Makes the account unless it exists, once per transaction.
@@ -49,6 +50,26 @@ final class LedgerPostings {
         let read = try await Ledger.balance(tx, id, lock: true)
         balances[id] = read
         return read
+    }
+
+    /// Reads the balances of `ids` (in order; locked on PostgreSQL) in few statements; an account
+    /// that does not exist has 0.
+    func read(_ tx: any SQLExecutor, _ ids: [String]) async throws {
+        let unknown = ids.filter { balances[$0] == nil }
+        let postgres = tx.dialect == .postgres
+        let chunk = postgres ? max(1, unknown.count) : 500  // one statement on PostgreSQL: one locking order
+        var first = 0
+        while first < unknown.count {
+            let part = unknown[first..<min(unknown.count, first + chunk)]
+            let suffix = postgres ? " ORDER BY id FOR UPDATE" : ""
+            for id in part { balances[id] = 0 }
+            for row in try await tx.query(
+                "SELECT id, balance FROM billing_accounts WHERE id IN (\(sqlPlaceholders(count: part.count)))\(suffix)", part.map(SQLValue.text))
+            {
+                balances[try row.string("id")] = try row.int("balance")
+            }
+            first += part.count
+        }
     }
 
     /// Adds a transfer. The caller made sure a wallet or hold `from` has `amount` (`balance`), and

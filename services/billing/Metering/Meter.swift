@@ -169,7 +169,7 @@ public struct Meter: Sendable {
                     memory: memory, careful: careful, tx)
             }
         }
-        let outcome: (applied: Bool, revoked: [String], stored: [BillingSession], holds: [String: Int64])
+        let outcome: BatchOutcome
         do {
             outcome = try await apply(false)
         } catch let replay as LedgerPostings.AlreadyPosted {
@@ -181,6 +181,7 @@ public struct Meter: Sendable {
         // Only after the commit: a batch rolled back leaves the memory as the database is.
         memory.remember(outcome.stored, holds: outcome.holds)
         memory.forget(outcome.revoked)
+        memory.remember(accounts: outcome.accounts)
         let batch = prepared.batch
         if batch.skipped > 0 {
             service.logger.warning("the meter passed over delivery records it could not read", metadata: ["count": "\(batch.skipped)", "source": "\(source.name)"])
@@ -195,13 +196,24 @@ public struct Meter: Sendable {
         return true
     }
 
-    /// One batch's effects in its transaction: returns whether it applied (the stored position
-    /// was where it starts), the sessions it revoked, the sessions as
-    /// they are now stored (for the meter's memory) and the holds' balances after it.
+    /// What a batch's transaction did, for the meter's memory and the revocations.
+    struct BatchOutcome: Sendable {
+        /// False when the stored position was not where the batch starts: nothing was done.
+        var applied: Bool
+        var revoked: [String] = []
+        /// The sessions as they are now stored.
+        var stored: [BillingSession] = []
+        /// The holds' balances after the batch, where known.
+        var holds: [String: Int64] = [:]
+        /// Accounts known to exist.
+        var accounts: Set<String> = []
+    }
+
+    /// One batch's effects in its transaction.
     private func apply(
         _ grouped: [String: [DeliveryRecord]], timelines loaded: [String: PackageTimeline], positional: Bool, start: UInt64, next: UInt64,
         memory: MeterMemory, careful: Bool, _ tx: any SQLExecutor
-    ) async throws -> (applied: Bool, revoked: [String], stored: [BillingSession], holds: [String: Int64]) {
+    ) async throws -> BatchOutcome {
         let book = service.book
         let name = source.name
         // The position row first: a second meter on the same source waits here, then sees the
@@ -211,7 +223,7 @@ public struct Meter: Sendable {
                 "INSERT INTO billing_positions (consumer, position, updated_at) VALUES ($1, 0, 0) ON CONFLICT (consumer) DO NOTHING", name)
             let forUpdate = tx.dialect == .postgres ? " FOR UPDATE" : ""
             let current = try await tx.first("SELECT position FROM billing_positions WHERE consumer = $1\(forUpdate)", name)?.int("position") ?? 0
-            guard UInt64(max(0, current)) == start else { return (false, [], [], [:]) }
+            guard UInt64(max(0, current)) == start else { return BatchOutcome(applied: false) }
         }
         var revoked: [String] = []
         let now = unixMilliseconds()
@@ -239,13 +251,15 @@ public struct Meter: Sendable {
         // the revenue and fee credits of its minutes, applied once per account before the commit.
         // The transfers: written together before the commit (`postings`), or, when `careful`,
         // one at a time, so that one written before changes nothing (see `LedgerPostings`).
-        let postings = careful ? nil : LedgerPostings(holds: holds)
+        let postings = careful ? nil : LedgerPostings(holds: holds, existing: memory.accounts)
         let ledger = Ledger.Batch()
         ledger.made.formUnion(holds.keys)
         ledger.holds = holds
         var changedSessions: [BillingSession] = []
         changedSessions.reserveCapacity(ids.count)
         var stored: [BillingSession] = []  // loaded here and left as they were
+        // Coverage first (no statement): the sessions whose coverage grew go on to the ledger.
+        var grown: [BillingSession] = []
         for id in ids {
             guard var session = sessions[id], let records = grouped[id] else { continue }
             guard let timeline = loaded["\(session.titleID)/\(session.packageVersion)"] else {
@@ -258,14 +272,24 @@ public struct Meter: Sendable {
                 if session.coverage.apply(record, timeline: timeline) { changed = true }
                 session.lastActivity = max(session.lastActivity, record.endMicroseconds / 1000)
             }
-            guard changed else {
-                if session.lastActivity != lastActivity {
-                    changedSessions.append(session)
-                } else if remembered[id] == nil {
-                    stored.append(session)
-                }
-                continue
+            if changed {
+                grown.append(session)
+            } else if session.lastActivity != lastActivity {
+                changedSessions.append(session)
+            } else if remembered[id] == nil {
+                stored.append(session)
             }
+        }
+        // The wallets those that pay or set aside a minute will draw on, read (and locked) in one
+        // statement rather than one each.
+        if let postings {
+            let drawn = grown.filter { session in
+                guard session.state == .active, session.pricePerMinute > 0 else { return false }
+                return session.coverage.billedMinutes > session.billedMinutes || (postings.balances[Account.hold(session.id)] ?? 0) < session.pricePerMinute
+            }
+            try await postings.read(tx, Set(drawn.map { Account.wallet($0.userID, $0.currency) }).sorted())
+        }
+        for var session in grown {
             session.coveredMicroseconds = session.coverage.coveredMicroseconds
             let target = session.coverage.billedMinutes
             var unpaid = false
@@ -317,7 +341,7 @@ public struct Meter: Sendable {
                 "UPDATE billing_positions SET position = $2, updated_at = $3 WHERE consumer = $1", name, Int64(next), now)
         }
         let holdsAfter = postings.map { $0.balances.filter { $0.key.hasPrefix("hold:") } } ?? ledger.holds
-        return (true, revoked, stored + changedSessions, holdsAfter)
+        return BatchOutcome(applied: true, revoked: revoked, stored: stored + changedSessions, holds: holdsAfter, accounts: postings?.made ?? [])
     }
 
     /// Runs batches until shutdown: at once while there is more, every `interval` when idle.

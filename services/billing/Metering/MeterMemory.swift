@@ -18,6 +18,19 @@ final class MeterMemory: Sendable {
     /// Sessions remembered at most; past it, those not in the latest batch are forgotten.
     let capacity: Int
     private let state = NIOLockedValueBox<(entries: [String: Entry], batch: UInt64)>(([:], 0))
+    /// Shared ledger accounts (revenue, fee, written-off) a committed batch made or found: they
+    /// exist for good, so later batches need not ensure them again.
+    private let sharedAccounts = NIOLockedValueBox<Set<String>>([])
+
+    var accounts: Set<String> { sharedAccounts.withLockedValue { $0 } }
+
+    /// After a commit: accounts that exist, of which the shared ones are kept (holds and wallets
+    /// are many, and known through their sessions anyway).
+    func remember(accounts: Set<String>) {
+        let shared = accounts.filter { !$0.hasPrefix("hold:") && !$0.hasPrefix("wallet:") }
+        guard !shared.isEmpty else { return }
+        sharedAccounts.withLockedValue { $0.formUnion(shared) }
+    }
 
     init(capacity: Int = 50_000) {
         self.capacity = capacity
