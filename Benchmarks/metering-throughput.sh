@@ -4,7 +4,7 @@
 # on a private PostgreSQL server.
 #
 #   Benchmarks/metering-throughput.sh      (env: MARQUEE_BIN, RECORDS=1500000, SESSIONS=2000,
-#                                           LAG_RATE=50000, LAG_RECORDS=1000000, BATCH=5000,
+#                                           LAG_RATE=50000, LAG_RECORDS=1000000, BATCH=25000,
 #                                           DATABASES="sqlite postgres", MODES="throughput lag",
 #                                           LABEL="release, main at abc1234": what was measured)
 #
@@ -19,7 +19,7 @@ RECORDS="${RECORDS:-1500000}"
 SESSIONS="${SESSIONS:-2000}"
 LAG_RATE="${LAG_RATE:-50000}"
 LAG_RECORDS="${LAG_RECORDS:-1000000}"
-BATCH="${BATCH:-5000}"
+BATCH="${BATCH:-25000}"
 DATABASES="${DATABASES:-sqlite postgres}"
 LABEL="${LABEL:-}"
 MODES="${MODES:-throughput lag}"

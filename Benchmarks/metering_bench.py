@@ -482,7 +482,7 @@ def main():
     ap.add_argument("--sessions", type=int, default=2000)
     ap.add_argument("--titles", type=int, default=20)
     ap.add_argument("--rate", type=float, default=50_000, help="lag mode: records/s written")
-    ap.add_argument("--batch", type=int, default=5000, help="billing.meter_batch")
+    ap.add_argument("--batch", type=int, default=25000, help="billing.meter_batch")
     ap.add_argument("--interval-ms", type=int, default=200, help="billing.meter_interval_ms")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--seed", type=int, default=14)
