@@ -56,27 +56,49 @@ struct FetchTableTests {
     }
 }
 
-@Suite("Read-through cache: LRU index")
+@Suite("Read-through cache: S3-FIFO index")
 struct CacheIndexTests {
-    @Test("Evicts least recently used first until within the bound, sparing the file just fetched")
-    func evictsOldest() {
-        var index = CacheIndex(maxBytes: 100)
+    @Test("New objects enter the small FIFO; used again they move to main, unused they leave first; the object just fetched is spared")
+    func admission() {
+        var index = CacheIndex(maxBytes: 100)  // small FIFO: 10 bytes
         index.insert("a", hash: 1, size: 40)
         index.insert("b", hash: 2, size: 40)
         #expect(index.evictions().isEmpty && index.totalBytes == 80)
-        index.touch(hash: 1)  // a is now newer than b
+        #expect(index.queue(of: "a") == .small && index.queue(of: "b") == .small)
+        index.touch(hash: 1)  // a is used again
         index.insert("c", hash: 3, size: 40)
-        #expect(index.evictions(keeping: "c") == ["b"])
-        #expect(index.totalBytes == 80 && index.keysByAge == ["a", "c"])
+        #expect(index.evictions(keeping: "c") == ["b"], "a moves to main, b (unused) leaves")
+        #expect(index.queue(of: "a") == .main && index.keys(in: .small) == ["c"] && index.totalBytes == 80)
         index.insert("huge", hash: 4, size: 500)
-        #expect(Set(index.evictions(keeping: "huge")) == ["a", "c"], "everything else goes; the new file stays")
-        #expect(index.keysByAge == ["huge"] && index.totalBytes == 500)
+        #expect(Set(index.evictions(keeping: "huge")) == ["a", "c"], "everything else goes; the new object stays")
+        #expect(index.count == 1 && index.totalBytes == 500)
         index.insert("d", hash: 5, size: 10)
         #expect(index.evictions(keeping: "d") == ["huge"])
         #expect(index.totalBytes == 10 && index.count == 1)
     }
 
-    @Test("Replacing and removing keep the byte total right; freed nodes are reused")
+    @Test("An object that left the small FIFO and comes back soon goes to main; used objects in main get a second chance per use")
+    func ghostsAndSecondChances() {
+        var index = CacheIndex(maxBytes: 100)
+        index.insert("once", hash: 1, size: 60)
+        index.insert("other", hash: 2, size: 60)
+        #expect(index.evictions(keeping: "other") == ["once"])
+        index.insert("once", hash: 1, size: 60)  // back: its hash is a ghost
+        #expect(index.queue(of: "once") == .main)
+        #expect(index.evictions(keeping: "once") == ["other"])
+        // Main: "once" used twice survives two passes of the FIFO hand.
+        index.touch("once")
+        index.touch("once")
+        index.insert("x", hash: 3, size: 30)
+        index.insert("y", hash: 4, size: 30)  // 120 bytes: one must go, and small holds 60 > 10
+        #expect(index.evictions(keeping: "y") == ["x"])
+        #expect(index.contains("once"))
+        index.restore("r", hash: 5, size: 30)  // main, unused: goes before "once" (used)
+        #expect(index.evictions(keeping: "y") == ["r"])
+        #expect(index.contains("once"))
+    }
+
+    @Test("Replacing and removing keep the byte totals right; unknown hashes change nothing")
     func accounting() {
         var index = CacheIndex(maxBytes: 1000)
         index.insert("a", hash: 1, size: 10)
@@ -84,12 +106,89 @@ struct CacheIndexTests {
         #expect(index.totalBytes == 30 && index.count == 1)
         #expect(index.remove("a") == 30)
         #expect(index.remove("a") == nil)
-        #expect(index.totalBytes == 0 && index.keysByAge.isEmpty)
+        #expect(index.totalBytes == 0 && index.keys(in: .small).isEmpty)
         for i in 0..<50 { index.insert("k\(i)", hash: UInt64(i), size: 1) }
         for i in stride(from: 0, to: 50, by: 2) { index.remove("k\(i)") }
-        index.touch("k1")
-        #expect(index.keysByAge.first == "k3" && index.keysByAge.last == "k1" && index.totalBytes == 25)
-        index.touch(hash: 999)  // unknown: no effect
+        #expect(index.keys(in: .small).first == "k1" && index.keys(in: .small).last == "k49" && index.totalBytes == 25)
+        index.touch(hash: 999)
         #expect(index.count == 25)
+    }
+
+    @Test("A scan of objects read once does not flush the hot set (an LRU of the same size keeps none of it)")
+    func scanResistance() {
+        var index = CacheIndex(maxBytes: 1_000)
+        var lru = NaiveLRU(maxBytes: 1_000)
+        let hot = (0..<40).map { "hot/\($0)" }
+        // The hot set is requested over and over: fetched once, then used.
+        for round in 0..<5 {
+            for (i, key) in hot.enumerated() {
+                if index.contains(key) { index.touch(key) } else {
+                    index.insert(key, hash: UInt64(i), size: 20)
+                    _ = index.evictions(keeping: key)
+                }
+                lru.use(key, size: 20)
+            }
+            if round == 0 { #expect(index.totalBytes == 800) }
+        }
+        // A bulk download: 2,000 objects, each fetched once.
+        for i in 0..<2_000 {
+            let key = "scan/\(i)"
+            index.insert(key, hash: UInt64(10_000 + i), size: 20)
+            _ = index.evictions(keeping: key)
+            lru.use(key, size: 20)
+        }
+        let kept = hot.filter(index.contains).count
+        #expect(kept == hot.count, "S3-FIFO kept \(kept) of \(hot.count)")
+        #expect(hot.filter(lru.contains).isEmpty)
+        #expect(index.totalBytes <= 1_000)
+    }
+
+    @Test("Random operations: the bound holds, the totals match what is indexed, and evicted keys are gone")
+    func randomOperations() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            let maxBytes = Int64.random(in: 1...500, using: &generator)
+            var index = CacheIndex(maxBytes: maxBytes)
+            var model: [String: Int64] = [:]
+            for _ in 0..<400 {
+                let key = "k\(Int.random(in: 0..<60, using: &generator))"
+                let hash = UInt64(key.dropFirst())!
+                switch Int.random(in: 0..<10, using: &generator) {
+                case 0..<5:
+                    let size = Int64.random(in: 0...80, using: &generator)
+                    index.insert(key, hash: hash, size: size)
+                    model[key] = size
+                    for victim in index.evictions(keeping: key) {
+                        #expect(victim != key && model.removeValue(forKey: victim) != nil)
+                    }
+                    #expect(index.totalBytes <= maxBytes || (index.count == 1 && index.contains(key)))
+                case 5..<8:
+                    index.touch(hash: hash)
+                case 8:
+                    #expect(index.remove(key) == model.removeValue(forKey: key))
+                default:
+                    for victim in index.evictions() { #expect(model.removeValue(forKey: victim) != nil) }
+                }
+                #expect(index.count == model.count)
+                #expect(index.totalBytes == model.values.reduce(0, +))
+                #expect(Set(index.keys(in: .small) + index.keys(in: .main)) == Set(model.keys))
+            }
+        }
+    }
+}
+
+/// Least recently used, the plain way, for comparison.
+struct NaiveLRU {
+    let maxBytes: Int64
+    var order: [(key: String, size: Int64)] = []
+
+    init(maxBytes: Int64) { self.maxBytes = maxBytes }
+
+    func contains(_ key: String) -> Bool { order.contains { $0.key == key } }
+
+    mutating func use(_ key: String, size: Int64) {
+        order.removeAll { $0.key == key }
+        order.append((key, size))
+        while order.reduce(0, { $0 + $1.size }) > maxBytes { order.removeFirst() }
     }
 }

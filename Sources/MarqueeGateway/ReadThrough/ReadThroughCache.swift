@@ -15,10 +15,11 @@ struct FetchAnswer {
 /// and calls `request`; misses for one key coalesce into one fetch (`FetchTable`). Fetch threads
 /// download into `<directory>/tmp`, rename the file into place (its modification time is the
 /// object's, so ETag and Last-Modified are the same on every origin and after every refetch),
-/// evict the least recently used files beyond `maxBytes` (`CacheIndex`), and hand the outcome to
+/// evict files beyond `maxBytes` (`CacheIndex`: S3-FIFO, so one bulk download cannot flush the
+/// files in demand), and hand the outcome to
 /// the owning loops through `takeAnswers` and their wake-up eventfd. Hits never come here: a loop
 /// only pushes the file's path hash into its own lock-free `SingleProducerRing` when its file cache checks
-/// the disk (at most once per `files.revalidate_ms` per file), which keeps the recency order.
+/// the disk (at most once per `files.revalidate_ms` per file), which counts the file's uses.
 /// Evicted files are unlinked; responses holding them open finish from their descriptors.
 final class ReadThroughCache: @unchecked Sendable {
     let settings: ReadThroughSettings
@@ -67,7 +68,7 @@ final class ReadThroughCache: @unchecked Sendable {
         var found: [(key: String, size: Int64, used: Int64)] = []
         Self.walk(objectsFD, prefix: "") { found.append($0) }
         for file in found.sorted(by: { $0.used < $1.used }) {
-            index.insert(file.key, hash: Self.hash(file.key), size: file.size)
+            index.restore(file.key, hash: Self.hash(file.key), size: file.size)
         }
         let victims = index.evictions()
         for key in victims { removeFile(key) }

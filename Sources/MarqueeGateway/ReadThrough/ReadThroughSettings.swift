@@ -21,7 +21,7 @@ public struct ReadThroughSettings: Sendable {
     /// The cache folder: files are served from `<directory>/objects`, downloads land in
     /// `<directory>/tmp` first.
     public var directory: String
-    /// The bound on the bytes of cached files; least recently used files are removed beyond it.
+    /// The bound on the bytes of cached files; beyond it files are removed (`CacheIndex`, S3-FIFO).
     public var maxBytes: Int64
     /// Fetch threads, each downloading one object at a time. Default 4.
     public var fetchers = 4
