@@ -75,16 +75,28 @@ struct TusUploadTests {
             let options = try await ingest.send(.options, "/api/ingest/uploads")
             #expect(options.header("Tus-Extension")?.split(separator: ",").contains("expiration") == true)
 
-            let created = try await Self.createReply(ingest, token: publisher, length: 1000)
-            #expect(created.status == .created)
-            let location = try #require(created.header("Location"))
-            let id = String(location.split(separator: "/").last!)
-            let expires = try #require(created.header("Upload-Expires").flatMap(Self.httpDate), "Upload-Expires is an HTTP date: \(created.headers)")
-            #expect(abs(expires - (Date().timeIntervalSince1970 + 2)) < 5)
-            let patched = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Self.randomBytes(100))
-            #expect(patched.status == .noContent && patched.header("Upload-Expires").flatMap(Self.httpDate) != nil, "\(patched.headers)")
-            let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
-            #expect(head.status == .ok && head.header("Upload-Expires").flatMap(Self.httpDate) != nil)
+            // The live upload: created, patched and asked about within its 2 s. On a loaded machine
+            // the three requests can take longer than that, and then a 410 is right and proves
+            // nothing: such an attempt is made again. The last upload is the abandoned one below.
+            var location = ""
+            var id = ""
+            var verifiedLive = false
+            for _ in 0..<8 where !verifiedLive {
+                let started = ContinuousClock.now
+                let created = try await Self.createReply(ingest, token: publisher, length: 1000)
+                #expect(created.status == .created)
+                location = try #require(created.header("Location"))
+                id = String(location.split(separator: "/").last!)
+                let expires = try #require(created.header("Upload-Expires").flatMap(Self.httpDate), "Upload-Expires is an HTTP date: \(created.headers)")
+                #expect(abs(expires - (Date().timeIntervalSince1970 + 2)) < 5)
+                let patched = try await Self.patch(ingest, location, token: publisher, offset: 0, bytes: Self.randomBytes(100))
+                let head = try await ingest.send(.head, location, token: publisher, headers: Self.tus)
+                guard ContinuousClock.now - started < .milliseconds(1500) else { continue }
+                #expect(patched.status == .noContent && patched.header("Upload-Expires").flatMap(Self.httpDate) != nil, "\(patched.headers)")
+                #expect(head.status == .ok && head.header("Upload-Expires").flatMap(Self.httpDate) != nil)
+                verifiedLive = true
+            }
+            #expect(verifiedLive, "no attempt created, patched and asked about an upload within its expiry")
 
             // A finished upload never expires: no Upload-Expires, and the sweep leaves it alone.
             let finished = try await Self.create(ingest, token: publisher, length: 10)
