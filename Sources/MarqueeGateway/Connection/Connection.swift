@@ -53,6 +53,8 @@ struct Connection {
     var bodyConsumed: Int32 = 0
 
     // The response in progress.
+    /// Its memory in the loop's `responses` pool (head, then record); -1 between responses.
+    var response: Int32 = -1
     var status = HTTPStatus.ok
     var headCount: Int32 = 0
     var entry: Int32 = -1

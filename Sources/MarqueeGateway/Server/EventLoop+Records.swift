@@ -154,14 +154,19 @@ extension EventLoop {
         media.cmcd = UnsafeRawBufferPointer(start: cmcdScratch, count: length)
     }
 
+    /// The record of the slot's response, after its head in the response's memory.
+    @inline(__always) mutating func recordMemory(_ slot: Int32) -> UnsafeMutableRawPointer {
+        responseMemory(slot) + Self.headBytes
+    }
+
     /// The request parks for a fetch and is not admitted again when it resumes: keep what the
     /// policy learned (the session's bytes go where the record's session field will be).
     mutating func stageRecord(_ slot: Int32) {
-        guard media.active, let recordScratch else { return }
+        guard media.active, records != nil else { return }
         let s = Int(slot)
         let length = min(media.session.count, DeliveryRecordLayout.Text.session.capacity)
         if length > 0 {
-            (recordScratch + s * DeliveryRecordLayout.size + DeliveryRecordLayout.Text.session.offset).copyMemory(
+            (recordMemory(slot) + DeliveryRecordLayout.Text.session.offset).copyMemory(
                 from: media.session.baseAddress!, byteCount: length)
         }
         connections[s].stagedSessionLength = UInt8(length)
@@ -172,12 +177,11 @@ extension EventLoop {
     /// The request resumed after its fetch: what `stageRecord` kept, the session through the
     /// loop's token scratch (free, as no token is verified for this request).
     mutating func unstageRecord(_ slot: Int32) {
-        guard media.active, let recordScratch else { return }
+        guard media.active, records != nil else { return }
         let s = Int(slot)
         let length = Int(connections[s].stagedSessionLength)
         if length > 0 {
-            tokenScratch.copyMemory(
-                from: recordScratch + s * DeliveryRecordLayout.size + DeliveryRecordLayout.Text.session.offset, byteCount: length)
+            tokenScratch.copyMemory(from: recordMemory(slot) + DeliveryRecordLayout.Text.session.offset, byteCount: length)
             media.session = UnsafeRawBufferPointer(start: tokenScratch, count: length)
         }
         media.country = connections[s].stagedCountry
@@ -188,13 +192,13 @@ extension EventLoop {
     /// into the slot's own memory with everything known now; `endRecord` completes and ships it.
     /// `headBytes` is how much of what will be sent is head rather than body.
     mutating func beginRecord(_ slot: Int32, headBytes: Int32) {
-        guard media.active, let recordScratch else { return }
+        guard media.active, records != nil else { return }
         media.active = false
         let s = Int(slot)
         guard let parts = MediaPath.split(media.path) else { return }
         let country = media.country == 0 ? (UInt8(0), UInt8(0)) : (UInt8(media.country >> 8), UInt8(media.country & 0xFF))
         DeliveryRecordLayout.write(
-            into: recordScratch + s * DeliveryRecordLayout.size, endMicroseconds: 0, durationMicroseconds: 0,
+            into: recordMemory(slot), endMicroseconds: 0, durationMicroseconds: 0,
             status: connections[s].status.rawValue, bytesSent: 0, objectSize: UInt64(max(0, media.objectSize)),
             rangeFirst: media.rangeFirst, rangeLast: media.rangeLast, aborted: false, cache: media.cache, country: country,
             clientClass: MediaPath.clientClass(media.client), session: media.session.isEmpty ? nil : media.session,
@@ -209,10 +213,10 @@ extension EventLoop {
     /// A full ring refuses it (counted there); the writer is woken when the ring is half full.
     mutating func endRecord(_ slot: Int32, aborted: Bool) {
         let s = Int(slot)
-        guard connections[s].recording, let records, let recordScratch else { return }
+        guard connections[s].recording, let records else { return }
         connections[s].recording = false
         guard let out = records.reserve() else { return }
-        out.copyMemory(from: recordScratch + s * DeliveryRecordLayout.size, byteCount: DeliveryRecordLayout.size)
+        out.copyMemory(from: recordMemory(slot), byteCount: DeliveryRecordLayout.size)
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let duration = (nowNanoseconds &- connections[s].recordStartNanoseconds) / 1000

@@ -7,8 +7,19 @@ import MarqueeRing
 import MarqueeTokens
 
 extension EventLoop {
-    @inline(__always) func headWriter(_ slot: Int32) -> ResponseWriter {
-        ResponseWriter(base: heads + Int(slot) * Self.headBytes, capacity: Self.headBytes)
+    /// The memory of the slot's response (head, then record), lent from the pool at first use
+    /// and given back by `responseDone` or the close.
+    @inline(__always) mutating func responseMemory(_ slot: Int32) -> UnsafeMutableRawPointer {
+        let s = Int(slot)
+        if connections[s].response < 0 {
+            connections[s].response = responses.take()
+            precondition(connections[s].response >= 0, "a slot holds at most one response chunk")
+        }
+        return responses.pointer(connections[s].response)
+    }
+
+    @inline(__always) mutating func headWriter(_ slot: Int32) -> ResponseWriter {
+        ResponseWriter(base: responseMemory(slot), capacity: Self.headBytes)
     }
 
     /// Answers one parsed request. `buffer` holds the head; it is not used after this returns.
@@ -329,7 +340,7 @@ extension EventLoop {
     /// after it (refusals); -1 when all of it is.
     mutating func sendHead(_ slot: Int32, body: UnsafeRawPointer?, bodyLength: Int, headBytes: Int32 = -1) {
         let s = Int(slot)
-        let head = heads + s * Self.headBytes
+        let head = responseMemory(slot)
         let headCount = Int(connections[s].headCount)
         beginRecord(slot, headBytes: headBytes >= 0 ? headBytes : Int32(headCount))
         connections[s].sendRemaining = Int64(headCount) + Int64(bodyLength)
@@ -407,6 +418,10 @@ extension EventLoop {
     mutating func responseDone(_ slot: Int32, countStatus: Bool = true) {
         let s = Int(slot)
         endRecord(slot, aborted: false)
+        if connections[s].response >= 0 {
+            responses.give(connections[s].response)
+            connections[s].response = -1
+        }
         if countStatus { metrics.count(connections[s].status) }
         metrics.add(.bytesSent, UInt64(connections[s].responseBytes))
         metrics.observeLatency(microseconds: (nowNanoseconds &- connections[s].requestStartNanoseconds) / 1000)

@@ -42,6 +42,7 @@ extension EventLoop {
         ring.reserve(UInt32(total))
 
         let generation = connections[s].generation
+        let headMemory = head ? responseMemory(slot) : nil
         var step = 0
         func finish(_ sqe: UnsafeMutablePointer<io_uring_sqe>) {
             io_uring_sqe_set_data64(sqe, UserData.make(.stream, slot: slot, generation: generation, step: UInt8(step)))
@@ -51,7 +52,7 @@ extension EventLoop {
         if head {
             let sqe = ring.submissionEntry()
             io_uring_prep_send(
-                sqe, fd, heads + s * Self.headBytes, Int(connections[s].headCount),
+                sqe, fd, headMemory, Int(connections[s].headCount),
                 Int32(MSG_NOSIGNAL | MSG_MORE | MSG_WAITALL))
             finish(sqe)
         }

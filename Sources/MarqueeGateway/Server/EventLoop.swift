@@ -34,9 +34,12 @@ struct EventLoop: ~Copyable {
     let freeSlots: UnsafeMutablePointer<Int32>
     var freeSlotCount: Int
     var openConnections = 0
-    /// Per-slot memory for the response head, and the body too when both fit (playlists,
-    /// manifests, errors). Pages of slots never used are never touched, so stay unbacked.
-    let heads: UnsafeMutableRawPointer
+    /// Memory lent to each response from its start to its end, never to an idle connection: the
+    /// head (and the body too when both fit: playlists, manifests, errors) in the first
+    /// `headBytes`, then the response's delivery record when records are on. A slot holds at
+    /// most one chunk (`responseMemory(_:)`), so the pool never runs dry; chunks are made at the
+    /// loop's peak of concurrent responses and reused, so idle keep-alive connections cost none.
+    var responses: ChunkPool
     static let headBytes = 4096
     /// Per-slot sendmsg header and its two iovecs (head, body).
     let messages: UnsafeMutablePointer<msghdr>
@@ -100,9 +103,6 @@ struct EventLoop: ~Copyable {
     /// when records are off.
     unowned(unsafe) let records: RecordRing?
     unowned(unsafe) let recordWriter: DeliveryRecordWriter?
-    /// One record per connection slot, started when a media response begins (untouched pages of
-    /// slots never used stay unbacked); nil when records are off.
-    let recordScratch: UnsafeMutableRawPointer?
     /// The CMCD text of the request being answered (`MediaPath.cmcd`).
     let cmcdScratch: UnsafeMutableRawPointer
     /// What the media request being answered left for its record.
@@ -136,7 +136,6 @@ struct EventLoop: ~Copyable {
         metrics = shared.metrics[id]
         records = shared.recordRings.isEmpty ? nil : shared.recordRings[id]
         recordWriter = shared.recordWriter
-        recordScratch = records == nil ? nil : .allocate(byteCount: capacity * DeliveryRecordLayout.size, alignment: 64)
         cmcdScratch = .allocate(byteCount: MediaPath.cmcdScratchBytes, alignment: 16)
 
         connections = .allocate(capacity: capacity)
@@ -144,7 +143,7 @@ struct EventLoop: ~Copyable {
         freeSlots = .allocate(capacity: capacity)
         for i in 0..<capacity { freeSlots[i] = Int32(capacity - 1 - i) }
         freeSlotCount = capacity
-        heads = .allocate(byteCount: capacity * Self.headBytes, alignment: 64)
+        responses = ChunkPool(chunkBytes: Self.headBytes + (records == nil ? 0 : DeliveryRecordLayout.size), capacity: capacity)
         messages = .allocate(capacity: capacity)
         messages.initialize(repeating: msghdr(), count: capacity)
         iovecs = .allocate(capacity: capacity * 2)
@@ -538,6 +537,7 @@ struct EventLoop: ~Copyable {
         guard c.phase == .closing, !c.recvArmed, !c.sendInFlight, !upstreamBusy(slot) else { return }
         // A response cut before its end (client gone, timeout): its record says what went out.
         if c.recording { endRecord(slot, aborted: true) }
+        if c.response >= 0 { responses.give(c.response) }
         releaseInput(slot)
         releaseExchange(slot)
         if c.entry >= 0 { files.release(c.entry) }
