@@ -146,24 +146,13 @@ struct BillingSession: Sendable {
     }
 
     /// The sessions among `ids` that exist, by id; with `lock`, locked for the rest of `tx` on
-    /// PostgreSQL, in id order (one statement, so the order holds across the whole set).
+    /// PostgreSQL, in id order (`rowsByID`).
     static func loadMany(_ ids: [String], _ executor: any SQLExecutor, lock: Bool = false) async throws -> [String: BillingSession] {
         var found: [String: BillingSession] = [:]
         found.reserveCapacity(ids.count)
-        let postgres = executor.dialect == .postgres
-        let chunk = postgres ? max(1, ids.count) : 500
-        var start = 0
-        while start < ids.count {
-            let part = ids[start..<min(ids.count, start + chunk)]
-            let placeholders = sqlPlaceholders(count: part.count)
-            let suffix = lock && postgres ? " ORDER BY id FOR UPDATE" : ""
-            for row in try await executor.query(
-                "SELECT \(columns) FROM billing_sessions WHERE id IN (\(placeholders))\(suffix)", part.map(SQLValue.text))
-            {
-                let session = try BillingSession(row)
-                found[session.id] = session
-            }
-            start += chunk
+        for row in try await rowsByID(columns, from: "billing_sessions", ids: ids, executor, lock: lock) {
+            let session = try BillingSession(row)
+            found[session.id] = session
         }
         return found
     }
@@ -173,18 +162,8 @@ struct BillingSession: Sendable {
     static func versions(_ ids: [String], _ executor: any SQLExecutor, lock: Bool = false) async throws -> [String: Int64] {
         var found: [String: Int64] = [:]
         found.reserveCapacity(ids.count)
-        let postgres = executor.dialect == .postgres
-        let chunk = postgres ? max(1, ids.count) : 500
-        var start = 0
-        while start < ids.count {
-            let part = ids[start..<min(ids.count, start + chunk)]
-            let suffix = lock && postgres ? " ORDER BY id FOR UPDATE" : ""
-            for row in try await executor.query(
-                "SELECT id, version FROM billing_sessions WHERE id IN (\(sqlPlaceholders(count: part.count)))\(suffix)", part.map(SQLValue.text))
-            {
-                found[try row.string("id")] = try row.int("version")
-            }
-            start += chunk
+        for row in try await rowsByID("id, version", from: "billing_sessions", ids: ids, executor, lock: lock) {
+            found[try row.string("id")] = try row.int("version")
         }
         return found
     }

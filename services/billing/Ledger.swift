@@ -99,14 +99,8 @@ enum Ledger {
     /// The balances of the accounts among `ids` that exist, by id (no lock).
     static func balances(_ executor: any SQLExecutor, _ ids: [String]) async throws -> [String: Int64] {
         var found: [String: Int64] = [:]
-        var start = 0
-        while start < ids.count {
-            let part = ids[start..<min(ids.count, start + 500)]
-            let placeholders = sqlPlaceholders(count: part.count)
-            for row in try await executor.query("SELECT id, balance FROM billing_accounts WHERE id IN (\(placeholders))", part.map(SQLValue.text)) {
-                found[try row.string("id")] = try row.int("balance")
-            }
-            start += 500
+        for row in try await rowsByID("id, balance", from: "billing_accounts", ids: ids, executor) {
+            found[try row.string("id")] = try row.int("balance")
         }
         return found
     }

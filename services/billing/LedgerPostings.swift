@@ -56,19 +56,9 @@ final class LedgerPostings {
     /// that does not exist has 0.
     func read(_ tx: any SQLExecutor, _ ids: [String]) async throws {
         let unknown = ids.filter { balances[$0] == nil }
-        let postgres = tx.dialect == .postgres
-        let chunk = postgres ? max(1, unknown.count) : 500  // one statement on PostgreSQL: one locking order
-        var first = 0
-        while first < unknown.count {
-            let part = unknown[first..<min(unknown.count, first + chunk)]
-            let suffix = postgres ? " ORDER BY id FOR UPDATE" : ""
-            for id in part { balances[id] = 0 }
-            for row in try await tx.query(
-                "SELECT id, balance FROM billing_accounts WHERE id IN (\(sqlPlaceholders(count: part.count)))\(suffix)", part.map(SQLValue.text))
-            {
-                balances[try row.string("id")] = try row.int("balance")
-            }
-            first += part.count
+        for id in unknown { balances[id] = 0 }
+        for row in try await rowsByID("id, balance", from: "billing_accounts", ids: unknown, tx, lock: true) {
+            balances[try row.string("id")] = try row.int("balance")
         }
     }
 

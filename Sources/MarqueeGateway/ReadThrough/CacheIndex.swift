@@ -148,11 +148,16 @@ public struct CacheIndex {
         return list(queue).count > (keptHere ? 1 : 0)
     }
 
+    /// The list's oldest node other than `kept`; -1 when there is none.
+    private func oldest(in list: List, sparing kept: Int32?) -> Int32 {
+        let n = list.tail
+        return n >= 0 && n == kept ? nodes[Int(n)].previous : n
+    }
+
     /// The small FIFO's oldest object: to main if it was used again, else out (its hash a ghost).
     /// Nil when only `kept` is there, or the object moved to main.
     private mutating func evictSmall(sparing kept: Int32?) -> String? {
-        var n = small.tail
-        if n == kept { n = nodes[Int(n)].previous }
+        let n = oldest(in: small, sparing: kept)
         guard n >= 0 else { return nil }
         let node = nodes[Int(n)]
         if node.uses > 0 {
@@ -169,8 +174,7 @@ public struct CacheIndex {
     /// The main FIFO's oldest object: a used one goes back to the head with one use fewer (a
     /// second chance); an unused one is evicted. Nil when it gave a second chance.
     private mutating func evictMain(sparing kept: Int32?) -> String? {
-        var n = main.tail
-        if n == kept { n = nodes[Int(n)].previous }
+        let n = oldest(in: main, sparing: kept)
         guard n >= 0 else { return nil }
         let node = nodes[Int(n)]
         if node.uses > 0 {
