@@ -73,6 +73,4 @@ final class MeterMemory: Sendable {
             for id in ids { state.entries[id] = nil }
         }
     }
-
-    var count: Int { state.withLockedValue { $0.entries.count } }
 }
