@@ -356,14 +356,21 @@ let currentSession = null;
 let meterTimer = null;
 let pendingDeposit = null;  // the Idempotency-Key of a deposit not yet confirmed, reused on retry
 
-async function showBalance() {
+async function fetchWallet() {
   try {
-    const wallet = await call("GET", "/api/billing/wallet?currency=" + encodeURIComponent(walletCurrency));
-    $("balance").textContent = "Balance " + formatPrice(wallet.balance, wallet.currency);
-    $("balance").hidden = false;
+    return await call("GET", "/api/billing/wallet?currency=" + encodeURIComponent(walletCurrency));
   } catch (_) {
-    $("balance").hidden = true;  // no billing service behind this gateway
+    return null;  // no billing service behind this gateway
   }
+}
+
+function displayBalance(wallet) {
+  if (wallet) $("balance").textContent = "Balance " + formatPrice(wallet.balance, wallet.currency);
+  $("balance").hidden = !wallet;
+}
+
+async function showBalance() {
+  displayBalance(await fetchWallet());
 }
 
 function startMetering(title, session) {
@@ -382,13 +389,15 @@ function stopMetering() {
 
 async function updateCost() {
   if (!currentSession) return;
-  try {
-    const billed = await call("GET", "/api/billing/sessions/" + encodeURIComponent(currentSession.id));
-    $("cost").textContent = "Watched " + billed.billed_minutes + " min · " + formatPrice(billed.charged, billed.currency) +
-      " so far at " + formatPrice(currentTitle.price_per_minute, currentTitle.currency) + "/min";
-    if (billed.state === "revoked") showFundsNeeded(currentTitle, null);
-  } catch (_) { /* the next tick tries again */ }
-  await showBalance();
+  // The session first, then the wallet, shown together: the page never shows a minute charged
+  // beside a balance read before that charge.
+  const title = currentTitle;
+  const billed = await call("GET", "/api/billing/sessions/" + encodeURIComponent(currentSession.id)).catch(() => null);
+  displayBalance(await fetchWallet());
+  if (!billed || !currentTitle) return;  // the next tick tries again
+  $("cost").textContent = "Watched " + billed.billed_minutes + " min · " + formatPrice(billed.charged, billed.currency) +
+    " so far at " + formatPrice(title.price_per_minute, title.currency) + "/min";
+  if (billed.state === "revoked") showFundsNeeded(title, null);
 }
 
 async function sessionCutForFunds() {
