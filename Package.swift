@@ -123,6 +123,18 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "origin"),
+        .target(
+            name: "MarqueeEdge",
+            dependencies: [
+                "CLinux",
+                "MarqueeGateway",
+                "MarqueeGatewaySettings",
+                "MarqueeConsole",
+                "MarqueeHTTP",
+                "MarqueeTokens",
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            path: "edge"),
 
         // MARK: - Services
         .target(
@@ -214,6 +226,7 @@ let package = Package(
             name: "marquee",
             dependencies: [
                 "MarqueeOrigin",
+                "MarqueeEdge",
                 "MarqueeGatewaySettings",
                 "MarqueeConsole",
                 "MarqueeAuth",
@@ -247,6 +260,7 @@ let package = Package(
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeRedis", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus"]),
+        .testTarget(name: "MarqueeEdgeTests", dependencies: ["MarqueeEdge", "MarqueeGateway", "MarqueeHTTP", "MarqueeTokens", "MarqueeTestSupport"]),
         .testTarget(
             name: "ServiceTests",
             dependencies: [

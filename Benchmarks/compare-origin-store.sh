@@ -122,7 +122,7 @@ fi
 port_of() { case $1 in nginx) echo "$NGINX_PORT" ;; root) echo "$ROOT_PORT" ;; store) echo "$STORE_PORT" ;; esac; }
 path_of() { [[ $1 == playlist ]] && echo /bench/playlist.m3u8 || echo /bench/segment.m4s; }
 conns_of() { [[ $1 == playlist ]] && echo "$PLAYLIST_CONNS" || echo "$SEGMENT_CONNS"; }
-store_fetches() { curl -fsS "http://127.0.0.1:$STORE_ADMIN/metrics" | awk '$1 == "marquee_origin_cache_fetches_total" {print $2}'; }
+store_fetches() { curl -fsS "http://127.0.0.1:$STORE_ADMIN/metrics" | awk '$1 == "marquee_cache_fetches_total" {print $2}'; }
 
 # Every server answers 200 with the file's bytes (this also warms the store's cache).
 for sc in $SCENARIOS; do

@@ -15,6 +15,10 @@ public enum OriginConfiguration {
         /// `cache.dir`, `cache.max_bytes`.
         public var cacheDirectory: String?
         public var cacheMaxBytes: Int?
+        /// `origin.edge_key_file`: trust fetches edges sign with this key. `origin.shield_only`:
+        /// serve media to those only.
+        public var edgeKeyFile: String?
+        public var shieldOnly: Bool?
         /// The options every gateway role takes.
         public var gateway = GatewaySettings.Flags()
 
@@ -57,6 +61,12 @@ public enum OriginConfiguration {
         let root = readThrough?.objectsDirectory ?? flags.root ?? config.string(forKey: "origin.root", default: "media")
         var c = try GatewaySettings.load(config, role: "origin", flags: flags.gateway, root: root)
         c.readThrough = readThrough
+        let edgeKeyFile = flags.edgeKeyFile ?? config.string(forKey: "origin.edge_key_file", default: "")
+        if !edgeKeyFile.isEmpty { c.edgeSignature = try GatewaySettings.edgeSignature("origin.edge_key_file", file: edgeKeyFile) }
+        c.shieldOnly = flags.shieldOnly ?? config.bool(forKey: "origin.shield_only", default: false)
+        if c.shieldOnly && c.edgeSignature == nil {
+            throw GatewayError.invalid("origin.shield_only", "needs origin.edge_key_file (--edge-key-file): without it no edge could be served")
+        }
         return c
     }
 }

@@ -126,6 +126,7 @@ public enum GatewaySettings {
             config, tokenKeys: flags.tokenKeys, tokenKeyDirectory: flags.tokenKeyDirectory, requireToken: flags.requireToken)
         c.services = try services(config, flags: flags.services, catalogCredentialFile: flags.catalogCredentialFile)
         c.deliveryRecords = try deliveryRecords(config, flags: flags)
+        c.deliveryRecords?.role = role
         if c.services.titleRulesUpstream != nil && c.policy.geoDatabase == nil {
             printError("marquee: warning: per-title geo rules from the catalog cannot be enforced without geo.database; every client's country is unknown (geo.unknown_country decides)")
         }
@@ -171,8 +172,7 @@ public enum GatewaySettings {
         let here = getcwd(&cwd, cwd.count).map { String(cString: $0) } ?? "."
         let directory = config.string(forKey: "bus.log.dir", default: flags.defaultDeliveryLogDirectory ?? here + "/deliveries")
         guard !directory.isEmpty else { throw GatewayError.invalid("bus.log.dir", "must name a folder") }
-        let id = config.string(forKey: "gateway.id", default: "")
-        var s = DeliveryRecordSettings(logDirectory: directory, gatewayID: id.isEmpty ? hostName() : id)
+        var s = DeliveryRecordSettings(logDirectory: directory, gatewayID: gatewayID(config))
         s.region = config.string(forKey: "gateway.region", default: s.region)
         for (key, value) in [("gateway.id", s.gatewayID), ("gateway.region", s.region)] {
             guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
@@ -196,6 +196,13 @@ public enum GatewaySettings {
         s.logSegmentBytes = config.int(forKey: "bus.log.segment_bytes", default: s.logSegmentBytes)
         guard s.logSegmentBytes >= 1 << 16 else { throw GatewayError.invalid("bus.log.segment_bytes", "must be at least 65536") }
         return s
+    }
+
+    /// `gateway.id`: this gateway's name in delivery records and in its edge signature; the
+    /// host name when not set.
+    public static func gatewayID(_ config: ConfigReader) -> String {
+        let id = config.string(forKey: "gateway.id", default: "")
+        return id.isEmpty ? hostName() : id
     }
 
     static func hostName() -> String {
@@ -252,6 +259,19 @@ public enum GatewaySettings {
             throw GatewayError.invalid("catalog.wait_seconds", "must be between 1 and 300")
         }
         return s
+    }
+
+    /// The key edges and the origin share to sign and check edge fetches (`origin.edge_key_file`,
+    /// `edge.upstream_key_file`): at least 32 bytes.
+    public static func edgeSignature(_ key: String, file: String) throws -> EdgeSignature {
+        guard let secret = TokenKeyFiles.readSecret(file) else {
+            throw GatewayError.invalid(key, ": cannot read \(file): \(String(cString: strerror(errno)))")
+        }
+        do {
+            return try EdgeSignature(secrets: [secret])
+        } catch {
+            throw GatewayError.invalid(key, ": \(file): \(error)")
+        }
     }
 
     /// A secret sent as `Authorization: Bearer` (the admin listener's, the catalog feed's): one line

@@ -37,6 +37,8 @@ public struct RequestHead: Sendable, Equatable {
     public var cmcdObject = ByteSlice.none
     public var cmcdStatus = ByteSlice.none
     public var cmcdSession = ByteSlice.none
+    /// `Marquee-Edge`: an edge's signature on its fetch from the origin (`EdgeSignature`).
+    public var edgeSignature = ByteSlice.none
     /// Number of header fields.
     public var headerCount = 0
     /// Bytes of the head, the final empty line included: where the next request (or body) starts.

@@ -148,6 +148,7 @@ public enum RequestParser {
             case .cmcdObject: head.cmcdObject = value
             case .cmcdStatus: head.cmcdStatus = value
             case .cmcdSession: head.cmcdSession = value
+            case .edgeSignature: head.edgeSignature = value
             case .other: break
             }
         }
@@ -223,7 +224,7 @@ public enum RequestParser {
     private enum Field {
         case host, contentLength, transferEncoding, connection, range, ifNoneMatch, ifModifiedSince, ifRange,
             ifMatch, ifUnmodifiedSince, origin, accessControlRequestMethod, accessControlRequestHeaders, forwardedFor,
-            forwarded, cmcdRequest, cmcdObject, cmcdStatus, cmcdSession, other
+            forwarded, cmcdRequest, cmcdObject, cmcdStatus, cmcdSession, edgeSignature, other
 
         init(_ name: UnsafeRawBufferPointer) {
             switch name.count {
@@ -239,7 +240,9 @@ public enum RequestParser {
                     name.equalsLowercase("cmcd-object") ? .cmcdObject : name.equalsLowercase("cmcd-status") ? .cmcdStatus : .other
             case 12:
                 self =
-                    name.equalsLowercase("cmcd-request") ? .cmcdRequest : name.equalsLowercase("cmcd-session") ? .cmcdSession : .other
+                    name.equalsLowercase("cmcd-request")
+                    ? .cmcdRequest
+                    : name.equalsLowercase("cmcd-session") ? .cmcdSession : name.equalsLowercase("marquee-edge") ? .edgeSignature : .other
             case 15: self = name.equalsLowercase("x-forwarded-for") ? .forwardedFor : .other
             case 13: self = name.equalsLowercase("if-none-match") ? .ifNoneMatch : .other
             case 14: self = name.equalsLowercase("content-length") ? .contentLength : .other

@@ -54,7 +54,7 @@ final class StoreOrigin: @unchecked Sendable {
 
     func url(_ path: String, scope: String = "/") throws -> String { server.url("/t/\(try token(scope))\(path)") }
 
-    func cacheMetric(_ name: String) throws -> Double { try server.metric("marquee_origin_cache_\(name)") }
+    func cacheMetric(_ name: String) throws -> Double { try server.metric("marquee_cache_\(name)") }
 
     /// Bytes of the files under the cache's objects folder.
     func bytesOnDisk() -> Int {

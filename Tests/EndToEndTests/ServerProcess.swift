@@ -87,10 +87,12 @@ final class OutputLog: @unchecked Sendable {
     }
 }
 
-/// A `marquee origin` started on free ports (127.0.0.1:0), stopped on `stop()` or deinit.
+/// A `marquee origin` (or `marquee edge`, `role`) started on free ports (127.0.0.1:0), stopped on
+/// `stop()` or deinit.
 final class ServerProcess: @unchecked Sendable {
     let process: Process
     let root: URL
+    let role: String
     let mediaPort: UInt16
     let adminPort: UInt16
     let stdout: OutputLog
@@ -105,16 +107,18 @@ final class ServerProcess: @unchecked Sendable {
     ///     that needs tokens passes `--require-token` in `arguments`, which wins (the last flag
     ///     counts), or false here to see the default.
     ///   - arguments: added last.
+    ///   - role: `origin`, or `edge` (then `serving` names its upstreams and cache, and `root` is unused).
     init(
-        root: URL, threads: Int = 2, publicContent: Bool = true, environment: [String: String] = [:], configFile: URL? = nil,
+        role: String = "origin", root: URL, threads: Int = 2, publicContent: Bool = true, environment: [String: String] = [:], configFile: URL? = nil,
         arguments extra: [String] = [],
         serving: [String]? = nil, readyTimeout: Duration = .seconds(20)
     ) throws {
         self.root = root
+        self.role = role
         let binary = try MarqueeBinary.locate()
         process = Process()
         process.executableURL = binary
-        var arguments = ["origin"] + (serving ?? ["--root", root.path]) + [
+        var arguments = [role] + (serving ?? ["--root", root.path]) + [
             "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "\(threads)",
         ]
         if publicContent { arguments.append("--no-require-token") }
@@ -138,22 +142,22 @@ final class ServerProcess: @unchecked Sendable {
         stderr = OutputLog(reading: err.fileHandleForReading)
 
         let ready = stdout.wait(timeout: readyTimeout) { $0.contains("\n") }
-        guard let line = ready?.split(separator: "\n").first, let ports = Self.ports(in: String(line)) else {
+        guard let line = ready?.split(separator: "\n").first, let ports = Self.ports(in: String(line), role: role) else {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             _ = exited.wait(timeout: .now() + 5)
             throw ToolError(
-                description: "marquee origin did not become ready within \(readyTimeout): stdout \(stdout.text.debugDescription) stderr \(stderr.text.debugDescription)")
+                description: "marquee \(role) did not become ready within \(readyTimeout): stdout \(stdout.text.debugDescription) stderr \(stderr.text.debugDescription)")
         }
         (mediaPort, adminPort) = ports
     }
 
     /// `marquee origin listening on http://127.0.0.1:PORT admin http://127.0.0.1:PORT2 root ...`
-    static func ports(in line: String) -> (UInt16, UInt16)? {
+    static func ports(in line: String, role: String = "origin") -> (UInt16, UInt16)? {
         func port(after marker: String) -> UInt16? {
             guard let range = line.range(of: marker) else { return nil }
             return UInt16(line[range.upperBound...].prefix { $0.isNumber })
         }
-        guard line.hasPrefix("marquee origin listening on "),
+        guard line.hasPrefix("marquee \(role) listening on "),
             let media = port(after: "listening on http://127.0.0.1:"), let admin = port(after: "admin http://127.0.0.1:")
         else { return nil }
         return (media, admin)
@@ -193,6 +197,13 @@ final class ServerProcess: @unchecked Sendable {
     func admin(_ path: String, timeout: Duration = .seconds(5)) throws -> HTTPResponse {
         let connection = try RawConnection(port: adminPort)
         try connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        return try connection.readResponse(timeout: timeout)
+    }
+
+    /// POST `path` to the admin listener with the bearer `token`.
+    func adminPost(_ path: String, token: String, timeout: Duration = .seconds(5)) throws -> HTTPResponse {
+        let connection = try RawConnection(port: adminPort)
+        try connection.send("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return try connection.readResponse(timeout: timeout)
     }
 

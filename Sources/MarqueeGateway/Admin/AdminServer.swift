@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeConsole
 import MarqueeHTTP
 import MarqueePolicy
 
@@ -89,7 +90,9 @@ final class AdminServer: @unchecked Sendable {
             return
         }
         let target = buffer.withUnsafeBytes { head.target.string(in: $0) } ?? ""
-        if head.method == .post && (target == "/revocations" || target.hasPrefix("/revocations?")) {
+        let targetPath = String(target.prefix { $0 != "?" })
+        let query = target.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+        if head.method == .post && (targetPath == "/revocations" || targetPath == "/purge") {
             guard access.bearerSecret != nil else {
                 reply(client, .forbidden, "text/plain; charset=utf-8", Array("state-changing admin routes are off: configure admin.token_file (--admin-token-file)\n".utf8), head: false)
                 return
@@ -107,7 +110,7 @@ final class AdminServer: @unchecked Sendable {
                     extra: "WWW-Authenticate: Bearer realm=\"marquee-admin\"\r\n")
                 return
             }
-            revoke(client, query: target.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
+            if targetPath == "/purge" { purge(client, query: query) } else { revoke(client, query: query) }
             return
         }
         guard head.method == .get || head.method == .head else {
@@ -128,7 +131,7 @@ final class AdminServer: @unchecked Sendable {
                 reply(client, .serviceUnavailable, "text/plain; charset=utf-8", Array("draining\n".utf8), head: isHead)
             }
         default:
-            reply(client, .notFound, "text/plain; charset=utf-8", Array("admin endpoints: /metrics /healthz /readyz\n".utf8), head: isHead)
+            reply(client, .notFound, "text/plain; charset=utf-8", Array("admin endpoints: /metrics /healthz /readyz, POST /revocations, POST /purge\n".utf8), head: isHead)
         }
     }
 
@@ -174,6 +177,62 @@ final class AdminServer: @unchecked Sendable {
         } catch {
             fail(.serviceUnavailable, error.description)
         }
+    }
+
+    /// `POST /purge?path=P` (one object) or `POST /purge?prefix=P` (a title, a package version;
+    /// `prefix=/` empties the cache): the files leave the cache and the next request fetches
+    /// them again.
+    private func purge(_ client: Int32, query: String) {
+        func fail(_ status: HTTPStatus, _ message: String) {
+            reply(client, status, "text/plain; charset=utf-8", Array((message + "\n").utf8), head: false)
+        }
+        guard let cache = shared.readThrough else {
+            return fail(.notFound, "this gateway has no cache to purge (an origin serving a folder, or no cache.dir)")
+        }
+        var fields: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let value = Self.percentDecoded(parts[1]) else {
+                return fail(.badRequest, "malformed query parameter \(String(pair).debugDescription)")
+            }
+            fields[parts[0]] = value
+        }
+        let request: PurgeRequest
+        switch (fields["path"], fields["prefix"]) {
+        case (let path?, nil): request = .path(path)
+        case (nil, let prefix?): request = .prefix(prefix)
+        default: return fail(.badRequest, "give exactly one of path= or prefix=")
+        }
+        switch cache.purge(request) {
+        case .success(let removed):
+            guard let feed = shared.purgeFeed else {
+                reply(client, .ok, "application/json", Array("{\"purged\":\(removed)}\n".utf8), head: false)
+                return
+            }
+            // Every other gateway on the same Redis applies it too; say whether it went out.
+            let problem = PurgeFeed.publish(request, endpoint: feed.endpoint)
+            if let problem { printError("marquee: purge applied here but not published to the other gateways: \(problem)") }
+            let body = "{\"purged\":\(removed),\"published\":\(problem == nil)}\n"
+            reply(client, .ok, "application/json", Array(body.utf8), head: false)
+        case .failure(let problem):
+            fail(.badRequest, problem.message)
+        }
+    }
+
+    /// `%XX` decoded (and `+` as a space, as forms send it); nil when an escape is malformed.
+    static func percentDecoded(_ text: String) -> String? {
+        var out: [UInt8] = []
+        var bytes = Array(text.utf8)[...]
+        while let b = bytes.popFirst() {
+            if b == UInt8(ascii: "%") {
+                guard bytes.count >= 2, let value = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                out.append(value)
+                bytes = bytes.dropFirst(2)
+            } else {
+                out.append(b == UInt8(ascii: "+") ? 0x20 : b)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
     }
 
     private func reply(_ client: Int32, _ status: HTTPStatus, _ type: String, _ body: [UInt8], head: Bool, extra: String = "") {

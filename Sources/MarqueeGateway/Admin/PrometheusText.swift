@@ -107,24 +107,40 @@ enum PrometheusText {
         out += "marquee_pipe_waits_total \(sum(.pipeWaits))\n"
 
         if let cache = shared.readThrough {
-            family("marquee_origin_cache_hits_total", "counter", "Requests served from the read-through cache without a fetch.")
-            out += "marquee_origin_cache_hits_total \(sum(.readThroughHits))\n"
-            family("marquee_origin_cache_misses_total", "counter", "Requests that waited for a fetch from the object store.")
-            out += "marquee_origin_cache_misses_total \(sum(.readThroughMisses))\n"
-            family("marquee_origin_cache_coalesced_total", "counter", "Misses that joined a fetch already under way for the same object.")
-            out += "marquee_origin_cache_coalesced_total \(sum(.readThroughCoalesced))\n"
-            family("marquee_origin_cache_fetches_total", "counter", "GETs made to the object store.")
-            out += "marquee_origin_cache_fetches_total \(cache.read(.fetches))\n"
-            family("marquee_origin_cache_fetch_errors_total", "counter", "Fetches that failed (502) or timed out (504).")
-            out += "marquee_origin_cache_fetch_errors_total \(cache.read(.fetchErrors))\n"
-            family("marquee_origin_cache_not_found_total", "counter", "Fetches the store answered with 404.")
-            out += "marquee_origin_cache_not_found_total \(cache.read(.notFound))\n"
-            family("marquee_origin_cache_evictions_total", "counter", "Files removed to keep the cache within cache.max_bytes.")
-            out += "marquee_origin_cache_evictions_total \(cache.read(.evictions))\n"
-            family("marquee_origin_cache_bytes", "gauge", "Bytes of files in the cache now.")
-            out += "marquee_origin_cache_bytes \(cache.read(.bytes))\n"
-            family("marquee_origin_cache_files", "gauge", "Files in the cache now.")
-            out += "marquee_origin_cache_files \(cache.read(.files))\n"
+            family("marquee_cache_hits_total", "counter", "Requests served from the read-through cache without a fetch.")
+            out += "marquee_cache_hits_total \(sum(.readThroughHits))\n"
+            family("marquee_cache_misses_total", "counter", "Requests that waited for a fetch from the object store.")
+            out += "marquee_cache_misses_total \(sum(.readThroughMisses))\n"
+            family("marquee_cache_coalesced_total", "counter", "Misses that joined a fetch already under way for the same object.")
+            out += "marquee_cache_coalesced_total \(sum(.readThroughCoalesced))\n"
+            family("marquee_cache_fetches_total", "counter", "GETs made to the object store (origin) or the upstreams (edge).")
+            out += "marquee_cache_fetches_total \(cache.read(.fetches))\n"
+            family("marquee_cache_fetch_errors_total", "counter", "Fetches that failed (502) or timed out (504).")
+            out += "marquee_cache_fetch_errors_total \(cache.read(.fetchErrors))\n"
+            family("marquee_cache_not_found_total", "counter", "Fetches answered with 404 (or 410) by the store or the upstreams.")
+            out += "marquee_cache_not_found_total \(cache.read(.notFound))\n"
+            family("marquee_cache_evictions_total", "counter", "Files removed to keep the cache within cache.max_bytes.")
+            out += "marquee_cache_evictions_total \(cache.read(.evictions))\n"
+            family("marquee_cache_bytes", "gauge", "Bytes of files in the cache now.")
+            out += "marquee_cache_bytes \(cache.read(.bytes))\n"
+            family("marquee_cache_files", "gauge", "Files in the cache now.")
+            out += "marquee_cache_files \(cache.read(.files))\n"
+            family("marquee_cache_purged_total", "counter", "Files removed by purges (POST /purge on the admin listener).")
+            out += "marquee_cache_purged_total \(cache.read(.purged))\n"
+            if let feed = shared.purgeFeed {
+                family("marquee_cache_purge_feed_subscribed", "gauge", "1 while subscribed to the purges of every gateway on the Redis (marquee:purges).")
+                out += "marquee_cache_purge_feed_subscribed \(feed.isSubscribed ? 1 : 0)\n"
+                family("marquee_cache_purges_received_total", "counter", "Purges heard on the Redis channel and applied (this gateway's own included).")
+                out += "marquee_cache_purges_received_total \(feed.appliedCount)\n"
+                family("marquee_cache_purge_feed_connects_total", "counter", "Connections the purge subscriber made (more than one means reconnects).")
+                out += "marquee_cache_purge_feed_connects_total \(feed.connectCount)\n"
+            }
+        }
+        if shared.trustsEdges {
+            family("marquee_edge_fetches_total", "counter", "Media fetches signed by an edge (Marquee-Edge) and served.")
+            out += "marquee_edge_fetches_total \(sum(.edgeFetches))\n"
+            family("marquee_edge_refused_total", "counter", "Media requests refused for a bad edge signature or by origin.shield_only.")
+            out += "marquee_edge_refused_total \(sum(.edgeRefused))\n"
         }
 
         let perLoop: [(String, String, LoopMetrics.Counter)] = [

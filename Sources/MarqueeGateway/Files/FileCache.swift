@@ -118,6 +118,11 @@ struct FileCache {
         return open(relativePath, hash: hash, now: now)
     }
 
+    /// Makes every entry re-check its file on its next use (after a purge removed files).
+    mutating func expireAll() {
+        for e in 0..<capacity where entries[e].isIndexed { entries[e].validatedAt = Int64.min / 2 }
+    }
+
     mutating func release(_ e: Int32) {
         entries[Int(e)].users -= 1
         if entries[Int(e)].users == 0 && !entries[Int(e)].isIndexed { retire(e) }

@@ -80,6 +80,12 @@ public struct CacheIndex {
         return result
     }
 
+    /// The keys starting with `prefix` (all of them for ""), in no particular order. O(n): for
+    /// purges, which are rare.
+    public func keys(withPrefix prefix: String) -> [String] {
+        prefix.isEmpty ? Array(byKey.keys) : byKey.keys.filter { $0.hasPrefix(prefix) }
+    }
+
     /// Records a new object (replacing any entry for the key): in the main FIFO if it left the
     /// small one recently (its hash is a ghost), else in the small FIFO. `hash` is how the loops
     /// name it in `touch(hash:)`.

@@ -107,6 +107,12 @@ public struct FetchTable {
         return pending.removeValue(forKey: key)?.waiters ?? []
     }
 
+    /// Forgets the remembered 404s of `key`, or of every key starting with `prefix` (a purge).
+    public mutating func forgetMissing(key: String? = nil, prefix: String? = nil) {
+        if let key { missing[key] = nil }
+        if let prefix { missing = prefix.isEmpty ? [:] : missing.filter { !$0.key.hasPrefix(prefix) } }
+    }
+
     /// Whether `key` is being fetched (queued or running).
     public func isPending(_ key: String) -> Bool { pending[key] != nil }
 }

@@ -33,11 +33,13 @@ final class ReadThroughCache: @unchecked Sendable {
     private var answers: [[FetchAnswer]] = []
     private var touches: [SingleProducerRing<UInt64>] = []
     private var wakeFDs: [Int32] = []
-    /// fetches, fetch errors, not found, evictions, bytes, files (written under the lock, read by
-    /// the admin thread).
+    /// The `Counter`s (written under the lock, read by the admin thread and, for the purge epoch,
+    /// by the loops).
     private let counters: UnsafeMutablePointer<UInt64>
     enum Counter: Int, CaseIterable {
-        case fetches, fetchErrors, notFound, evictions, bytes, files
+        case fetches, fetchErrors, notFound, evictions, bytes, files, purged
+        /// Bumped by every purge: a loop that sees it change re-checks its open files on disk.
+        case purgeEpoch
     }
 
     /// Makes the cache folders, empties `tmp`, and indexes the files already cached (a restart
@@ -146,6 +148,44 @@ final class ReadThroughCache: @unchecked Sendable {
     static func hash(_ key: String) -> UInt64 {
         var key = key
         return key.withUTF8 { FileCache.hash(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The purge count so far: a loop compares it with the last it saw (one relaxed load).
+    @inline(__always) var purgeEpoch: UInt64 { mq_load_relaxed(counters + Counter.purgeEpoch.rawValue) }
+
+    // MARK: - Purges (the admin thread)
+
+    /// Removes the object or the objects under the prefix; returns how many files went. The
+    /// loops see the purge epoch change and re-check their open files before serving them again.
+    /// A fetch already under way for a purged key still lands (it began after the object was
+    /// published, or the purge could not have named it).
+    func purge(_ request: PurgeRequest) -> Result<Int, GatewayError> {
+        let key: String
+        switch request.normalised() {
+        case .failure(let problem): return .failure(problem)
+        case .success(let normalised): key = normalised
+        }
+        var victims: [String] = []
+        pthread_mutex_lock(mutex)
+        switch request {
+        case .path:
+            if index.remove(key) != nil { victims.append(key) }
+            table.forgetMissing(key: key)
+        case .prefix:
+            victims = index.keys(withPrefix: key)
+            for victim in victims { index.remove(victim) }
+            table.forgetMissing(prefix: key)
+        }
+        publishGauges(evicted: 0)
+        mq_add_relaxed(counters + Counter.purged.rawValue, UInt64(victims.count))
+        pthread_mutex_unlock(mutex)
+        for victim in victims { removeFile(victim) }
+        // After the files are gone, so a loop that re-checks finds them missing. Under the lock:
+        // purges may come from the admin thread and from the purge subscriber at once.
+        pthread_mutex_lock(mutex)
+        mq_add_relaxed(counters + Counter.purgeEpoch.rawValue, 1)
+        pthread_mutex_unlock(mutex)
+        return .success(victims.count)
     }
 
     // MARK: - Fetch threads

@@ -18,13 +18,16 @@ public enum ReadThroughDownload: Sendable, Equatable {
 /// The origin's read-through cache over an object store (`origin.store` and the `cache.*` keys, `config/README.md`).
 public struct ReadThroughSettings: Sendable {
     public var source: any ReadThroughSource
+    /// The source is an edge's upstreams rather than an object store (it changes what refusals say).
+    public var sourceIsUpstream = false
     /// The cache folder: files are served from `<directory>/objects`, downloads land in
     /// `<directory>/tmp` first.
     public var directory: String
     /// The bound on the bytes of cached files; beyond it files are removed (`CacheIndex`, S3-FIFO).
     public var maxBytes: Int64
     /// Fetch threads, each downloading one object at a time. Default 4.
-    public var fetchers = 4
+    public var fetchers = defaultFetchers
+    public static let defaultFetchers = 4
     /// Most distinct objects waiting for a fetch thread; more misses get 503. Default 1024.
     public var queueLimit = 1024
     /// Longest fetch before its requests get 504, in ms. Default 10000.

@@ -296,3 +296,48 @@ extension EventLoop {
         }
     }
 }
+
+// MARK: - Edges
+
+extension EventLoop {
+    enum EdgeAdmission {
+        /// A fetch signed by an edge: served without the player policy.
+        case trusted
+        /// A player's request: the player policy decides.
+        case player
+        /// A refusal was sent.
+        case answered
+    }
+
+    /// Fetches edges sign with the shared key (`Marquee-Edge`, `EdgeSignature`) are trusted; a
+    /// bad signature is refused (403) rather than treated as a player's request, so a broken edge
+    /// key shows at once. With `origin.shield_only` players are refused.
+    mutating func admitEdge(
+        _ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer, _ absolutePath: UnsafeRawBufferPointer, origin: UnsafeRawBufferPointer
+    ) -> EdgeAdmission {
+        guard let signature = configuration.edgeSignature else { return .player }
+        guard head.edgeSignature.isPresent else {
+            if configuration.shieldOnly {
+                metrics.add(.edgeRefused)
+                respondWithError(slot, HTTPError(.forbidden, "this origin serves edges only (origin.shield_only)"), close: false, origin: origin)
+                return .answered
+            }
+            return .player
+        }
+        switch signature.verify(head.edgeSignature.bytes(in: buffer), absolutePath: absolutePath, nowSeconds: dateSecond) {
+        case .valid:
+            metrics.add(.edgeFetches)
+            return .trusted
+        case .expired:
+            metrics.add(.edgeRefused)
+            respondWithError(slot, HTTPError(.forbidden, "the Marquee-Edge signature has expired (check the edge's clock)"), close: false, origin: origin)
+        case .malformed:
+            metrics.add(.edgeRefused)
+            respondWithError(slot, HTTPError(.forbidden, "malformed Marquee-Edge signature"), close: false, origin: origin)
+        case .badSignature:
+            metrics.add(.edgeRefused)
+            respondWithError(slot, HTTPError(.forbidden, "the Marquee-Edge signature does not match (edge and origin keys differ)"), close: false, origin: origin)
+        }
+        return .answered
+    }
+}

@@ -35,13 +35,16 @@ extension EventLoop {
         startTimer(slot, .send)
     }
 
-    /// Short answers that say why (DESIGN.md status codes).
+    /// Short answers that say why (DESIGN.md status codes), naming the cache's source.
     mutating func respondToFailedFetch(_ slot: Int32, _ outcome: FetchOutcome, origin: UnsafeRawBufferPointer) {
+        let upstream = readThrough?.settings.sourceIsUpstream == true
         let error: HTTPError
         switch outcome {
-        case .notFound: error = HTTPError(.notFound, "no such object in the store")
-        case .failed: error = HTTPError(.badGateway, "the object store failed to deliver the object")
-        case .timedOut: error = HTTPError(.gatewayTimeout, "the object store did not answer in time")
+        case .notFound: error = HTTPError(.notFound, upstream ? "no such object upstream" : "no such object in the store")
+        case .failed:
+            error = HTTPError(.badGateway, upstream ? "the upstreams failed to deliver the object" : "the object store failed to deliver the object")
+        case .timedOut:
+            error = HTTPError(.gatewayTimeout, upstream ? "the upstreams did not answer in time" : "the object store did not answer in time")
         case .busy: error = HTTPError(.serviceUnavailable, "too many objects are being fetched; retry shortly")
         case .stored: error = HTTPError(.serviceUnavailable, "the object left the cache before it was served; retry")
         }

@@ -105,12 +105,22 @@ extension EventLoop {
         // A request resumed after a fetch was admitted before it parked.
         let fetched = connections[Int(slot)].parking.takeFetchOutcome()
         if fetched == nil {
-            switch admit(slot, head, buffer, &credentials, origin: origin) {
-            case .proceed: break
-            case .answered, .parked: return
+            switch admitEdge(slot, head, buffer, credentials.absolutePath, origin: origin) {
+            case .trusted: break
+            case .answered: return
+            case .player:
+                switch admit(slot, head, buffer, &credentials, origin: origin) {
+                case .proceed: break
+                case .answered, .parked: return
+                }
             }
         } else {
             unstageRecord(slot)
+        }
+        if let readThrough, readThrough.purgeEpoch != purgeEpochSeen {
+            // A purge removed files: every open one is checked on disk before it is served again.
+            purgeEpochSeen = readThrough.purgeEpoch
+            files.expireAll()
         }
         let e: Int32
         switch files.acquire(UnsafeRawBufferPointer(start: pathScratch + 1, count: length), now: nowMilliseconds) {

@@ -24,6 +24,8 @@ struct EventLoop: ~Copyable {
     unowned(unsafe) let readThrough: ReadThroughCache?
     /// Fetch answers taken from the read-through cache on a wake-up (reused, swapped with it).
     var fetchAnswers: [FetchAnswer] = []
+    /// The read-through cache's purge epoch when this loop last re-checked its open files.
+    var purgeEpochSeen: UInt64 = 0
     let ring: Ring
     let buffers: ProvidedBuffers
     let metrics: LoopMetrics

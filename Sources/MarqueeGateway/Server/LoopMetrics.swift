@@ -32,6 +32,10 @@ struct LoopMetrics: @unchecked Sendable {
         /// Delivery records committed to the loop's ring, and those with a field cut to fit.
         case deliveryRecords
         case deliveryRecordsTruncated
+        /// Media fetches signed by an edge (`Marquee-Edge`) and served, and requests refused for a
+        /// bad signature or by `origin.shield_only`.
+        case edgeFetches
+        case edgeRefused
     }
 
     /// Upper bounds of the latency histogram, in microseconds.

@@ -58,6 +58,10 @@ public final class Server {
         shared = SharedState(loops: configuration.threads, policy: policy, upstreamNames: configuration.services.upstreams.map(\.name),
             titleRules: configuration.services.titleRulesUpstream != nil)
         shared.readThrough = readThrough
+        shared.trustsEdges = configuration.edgeSignature != nil
+        if let readThrough, let endpoint = policy?.redisEndpoint {
+            shared.purgeFeed = PurgeFeed(endpoint: endpoint, cache: readThrough)
+        }
         if let records = configuration.deliveryRecords {
             guard records.ringRecords > 0, records.ringRecords.nonzeroBitCount == 1 else {
                 throw .invalid("bus.ring_records", "must be a power of two, got \(records.ringRecords)")
@@ -105,6 +109,7 @@ public final class Server {
             ).start()
         }
         shared.readThrough?.start(wakeFDs: shared.wakeFDs)
+        shared.purgeFeed?.start()
         shared.recordWriter?.start()
         var threads: [pthread_t] = []
         for id in 0..<configuration.threads {

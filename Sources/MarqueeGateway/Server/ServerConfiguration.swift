@@ -1,5 +1,6 @@
 import CLinux
 import MarqueeHTTP
+import MarqueeTokens
 
 /// Everything the gateway engine needs to run. Roles fill it from their configuration files;
 /// every field is documented with its default and unit in `config/README.md`.
@@ -76,6 +77,13 @@ public struct ServerConfiguration: Sendable {
     /// Serve from an object store through a bounded local cache (`origin.store`, `cache.*`); `root` is then the
     /// cache's `objects` folder. Nil serves `root` as it is.
     public var readThrough: ReadThroughSettings?
+
+    /// Verifies the `Marquee-Edge` signature edges put on their fetches (`origin.edge_key_file`):
+    /// a signed fetch is served without a player's token or the player policy (the edge applied
+    /// both). Nil: no edge is trusted.
+    public var edgeSignature: EdgeSignature?
+    /// Serve media to signed edge fetches only; players get 403 (`origin.shield_only`).
+    public var shieldOnly = false
 
     /// Delivery records of media responses and where they are shipped (`bus.*`); nil turns them off.
     public var deliveryRecords: DeliveryRecordSettings?

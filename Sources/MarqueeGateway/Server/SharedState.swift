@@ -25,6 +25,10 @@ final class SharedState: @unchecked Sendable {
 
     /// The origin's read-through cache over an object store; set before the loops start.
     var readThrough: ReadThroughCache?
+    /// With a cache and a Redis: purges published to and heard from every gateway on that Redis.
+    var purgeFeed: PurgeFeed?
+    /// Edge fetches are verified (`origin.edge_key_file`): their counters are exported.
+    var trustsEdges = false
 
     init(loops: Int, policy: AccessPolicy?, upstreamNames: [String] = [], titleRules: Bool = false) {
         self.policy = policy

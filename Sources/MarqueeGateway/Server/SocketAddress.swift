@@ -3,7 +3,7 @@ import Glibc
 
 /// A parsed `HOST:PORT` listen address (IPv4, `[IPv6]`, or `localhost`).
 public struct SocketAddress: Sendable, CustomStringConvertible {
-    var storage = sockaddr_storage()
+    public internal(set) var storage = sockaddr_storage()
     public private(set) var family: Int32 = AF_INET
 
     /// - Throws: `GatewayError.address` when `text` is not `HOST:PORT` with an address host.

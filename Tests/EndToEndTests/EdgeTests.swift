@@ -1,0 +1,244 @@
+import Foundation
+import Glibc
+import MarqueeTestSupport
+import Testing
+
+/// `marquee edge` in front of a foreign origin (Debian's nginx) and in front of
+/// `marquee origin --shield-only`: players, tokens, one fetch per object, purges, an origin that
+/// dies, and an edge that dies mid-fill.
+@Suite("Edge tier")
+struct EdgeTests {
+    /// An edge requiring signed URLs (keys in a folder), filling from `upstreams`.
+    struct SignedEdge {
+        let keys: URL
+        let cache: URL
+        let adminToken: String
+        let server: ServerProcess
+
+        init(upstreams: [String], cache: URL? = nil, keys: URL? = nil, environment: [String: String] = [:], extra: [String] = []) throws {
+            let fixtures = try MediaFixtures.shared()
+            if let keys {
+                self.keys = keys
+            } else {
+                self.keys = try Scratch.newDirectory("edge-keys")
+                try SignedGateway.writeKey("k1", in: self.keys)
+            }
+            self.cache = try cache ?? Scratch.newDirectory("edge-cache")
+            adminToken = String(repeating: "edge-admin-secret-", count: 3)
+            let tokenFile = Scratch.newFile("admin-token")
+            try adminToken.write(to: tokenFile, atomically: true, encoding: .utf8)
+            server = try ServerProcess(
+                role: "edge", root: fixtures.root, environment: environment,
+                arguments: ["--token-key-dir", self.keys.path, "--require-token", "--admin-token-file", tokenFile.path] + extra,
+                serving: upstreams.flatMap { ["--upstream", $0] } + ["--cache-dir", self.cache.path])
+        }
+
+        func token(_ scope: String = "/titles/demo/", _ options: [String] = []) throws -> String {
+            try SignedGateway.sign(
+                ["--key-id", "k1", "--secret-file", keys.appendingPathComponent("k1.key").path, "--token-only", "--scope", scope] + options + ["/x"])
+        }
+
+        func pathURL(_ token: String, _ path: String) -> String { server.url("/t/\(token)\(path)") }
+
+        func purge(_ query: String) throws -> HTTPResponse { try server.adminPost("/purge?\(query)", token: adminToken) }
+    }
+
+    static func plays(_ url: String) throws {
+        let played = try PlaybackTests.decode(url)
+        #expect(played.termination == .exited(0), "ffmpeg failed on \(url): \(played.stderr)")
+        #expect(abs(played.frames(stream: 0) - MediaFixtures.videoFrames) <= 2, "frames decoded from \(url)")
+    }
+
+    @Test("ffmpeg plays HLS and DASH through an edge in front of nginx; each object is fetched once, never with a token; a replay is all hits")
+    func playsThroughEdge() throws {
+        let fixtures = try MediaFixtures.shared()
+        let nginx = try NginxOrigin(root: fixtures.root)
+        let edge = try SignedEdge(upstreams: [nginx.url])
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/1/")
+        for entry in [MediaFixtures.hlsMaster, MediaFixtures.dashManifest] { try Self.plays(edge.pathURL(token, entry)) }
+        let first = nginx.requests
+        #expect(!first.isEmpty)
+        #expect(first.allSatisfy { !$0.contains("token") && !$0.contains("/t/") }, "a token reached the origin: \(first)")
+        let paths = first.map { $0.split(separator: " ")[1] }
+        #expect(Set(paths).count == paths.count, "an object was fetched twice: \(paths)")
+
+        for entry in [MediaFixtures.hlsMaster, MediaFixtures.dashManifest] { try Self.plays(edge.pathURL(token, entry)) }
+        #expect(nginx.requests.count == first.count, "the replay went upstream: \(nginx.requests.dropFirst(first.count))")
+        #expect(try edge.server.metric("marquee_cache_hits_total") > 0)
+
+        // The edge's policy holds before any fetch: no token, a forged one, another title.
+        #expect(try Curl.fetch(edge.server.url(MediaFixtures.hlsSegment)).status == 403)
+        #expect(try Curl.fetch(edge.pathURL(token + "x", MediaFixtures.hlsSegment)).status == 403)
+        #expect(try Curl.fetch(edge.pathURL(try edge.token("/titles/other/"), "/titles/demo/1/hls/seg_001.m4s")).status == 403)
+        #expect(nginx.requests.count == first.count, "a refused request went upstream")
+        // What the origin does not have is a 404, remembered for a moment.
+        #expect(try Curl.fetch(edge.pathURL(token, "/titles/demo/1/hls/nope.m4s")).status == 404)
+    }
+
+    @Test("200 concurrent misses for one 2.5 MB object under different tokens make one upstream fetch, and every client gets every byte")
+    func coalescing() throws {
+        let fixtures = try MediaFixtures.shared()
+        let nginx = try NginxOrigin(root: fixtures.root, filesRate: "4m")
+        let edge = try SignedEdge(upstreams: [nginx.url])
+        defer { edge.server.stop() }
+        var arguments = ["-s", "-Z", "--parallel-max", "200", "--parallel-immediate"]
+        let output = try Scratch.newDirectory("coalesced")
+        for n in 0..<200 {
+            let token = try edge.token("/files/", n % 2 == 0 ? ["--session", "viewer-\(n)"] : ["--ttl", "\(3600 + n)"])
+            arguments += [edge.pathURL(token, MediaFixtures.big), "-o", output.appendingPathComponent("\(n)").path]
+        }
+        let fetched = try Tool.run("/usr/bin/curl", arguments, timeout: .seconds(120))
+        #expect(fetched.termination == .exited(0), "\(fetched.stderrText)")
+        let expected = try fixtures.contents(MediaFixtures.big)
+        for n in 0..<200 {
+            let got = try Data(contentsOf: output.appendingPathComponent("\(n)"))
+            #expect(got == expected, "client \(n) got \(got.count) bytes")
+        }
+        #expect(nginx.count(MediaFixtures.big) == 1, "upstream fetches: \(nginx.requests)")
+        #expect(try edge.server.metric("marquee_cache_coalesced_total") >= 1)
+    }
+
+    @Test("with the origin killed, cached titles play on, and what was never cached gets 502; a purge sends the next request upstream")
+    func originDownAndPurge() throws {
+        let fixtures = try MediaFixtures.shared()
+        let nginx = try NginxOrigin(root: fixtures.root)
+        let edge = try SignedEdge(upstreams: [nginx.url])
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/1/")
+        try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+        nginx.stop()
+        try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+        #expect(try Curl.fetch(edge.pathURL(token, MediaFixtures.dashManifest)).status == 502)
+
+        try nginx.start()
+        let before = nginx.count(MediaFixtures.hlsSegment)
+        // Refusals first: no bearer, neither or both parameters, a path that names nothing cacheable.
+        let connection = try RawConnection(port: edge.server.adminPort)
+        try connection.send("POST /purge?path=/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        #expect(try connection.readResponse().status == 401)
+        #expect(try edge.purge("").status == 400)
+        #expect(try edge.purge("path=/a&prefix=/b").status == 400)
+        #expect(try edge.purge("path=/titles/../etc/passwd").status == 400)
+
+        let one = try edge.purge("path=\(MediaFixtures.hlsSegment)")
+        #expect(one.status == 200 && one.bodyText.contains("\"purged\":1"), "\(one.bodyText)")
+        #expect(try Curl.fetch(edge.pathURL(token, MediaFixtures.hlsSegment)).status == 200)
+        #expect(nginx.count(MediaFixtures.hlsSegment) == before + 1, "the purged segment was not fetched again")
+
+        let all = try edge.purge("prefix=/titles/demo/1/hls/")
+        #expect(all.status == 200 && !all.bodyText.contains("\"purged\":0"), "\(all.bodyText)")
+        let beforeReplay = nginx.requests.count
+        try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+        #expect(nginx.requests.count > beforeReplay, "after the prefix purge the title came from the origin again")
+        #expect(try edge.server.metric("marquee_cache_purged_total") >= 2)
+    }
+
+    @Test("a purge on one edge reaches every edge sharing its Redis, and the next request on each goes upstream")
+    func purgeThroughRedis() throws {
+        let fixtures = try MediaFixtures.shared()
+        let nginx = try NginxOrigin(root: fixtures.root)
+        let redis = try RedisServer()
+        let keys = try Scratch.newDirectory("edge-purge-keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let edges = try (0..<3).map { _ in try SignedEdge(upstreams: [nginx.url], keys: keys, environment: ["MARQUEE_REDIS_URL": redis.url]) }
+        defer { for edge in edges { edge.server.stop() } }
+        let token = try edges[0].token("/titles/demo/1/")
+        for edge in edges { #expect(try Curl.fetch(edge.pathURL(token, MediaFixtures.hlsSegment)).status == 200) }
+        #expect(nginx.count(MediaFixtures.hlsSegment) == 3)
+        let subscribed = waitUntil(timeout: .seconds(20), interval: .milliseconds(50)) {
+            edges.allSatisfy { (try? $0.server.metric("marquee_cache_purge_feed_subscribed")) == 1 }
+        }
+        #expect(subscribed, "not every edge subscribed to the purge channel")
+
+        let purged = try edges[1].purge("prefix=/titles/demo/1/hls/")
+        #expect(purged.status == 200 && purged.bodyText.contains("\"published\":true"), "\(purged.bodyText)")
+        let heard = waitUntil(timeout: .seconds(20), interval: .milliseconds(50)) {
+            edges.allSatisfy { (try? $0.server.metric("marquee_cache_purges_received_total")) ?? 0 >= 1 }
+        }
+        #expect(heard, "a purge did not reach every edge")
+        for edge in edges { #expect(try Curl.fetch(edge.pathURL(token, MediaFixtures.hlsSegment)).status == 200) }
+        #expect(nginx.count(MediaFixtures.hlsSegment) == 6, "after the purge each edge fetched the segment again")
+    }
+
+    @Test("an edge SIGKILLed while filling restarts on its cache, and every object it serves is byte-identical to the origin's")
+    func crashDuringFills() throws {
+        let fixtures = try MediaFixtures.shared()
+        // 2.5 MB at 1 MB/s: the fill is under way when the edge dies.
+        let nginx = try NginxOrigin(root: fixtures.root, filesRate: "1m")
+        let cache = try Scratch.newDirectory("edge-crash-cache")
+        let keys = try Scratch.newDirectory("edge-crash-keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        var edge = try SignedEdge(upstreams: [nginx.url], cache: cache, keys: keys)
+        let token = try edge.token("/")
+        try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+        let transfer = try Curl.start(edge.pathURL(token, MediaFixtures.big))
+        let filling = waitUntil(timeout: .seconds(20), interval: .milliseconds(20)) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: cache.appendingPathComponent("tmp").path)) ?? []).contains {
+                let size = (try? FileManager.default.attributesOfItem(atPath: cache.appendingPathComponent("tmp/\($0)").path)[.size] as? Int) ?? 0
+                return size > 100_000
+            }
+        }
+        #expect(filling, "the fill never started")
+        edge.server.signal(SIGKILL)
+        _ = edge.server.termination(within: .seconds(10))
+        _ = try? transfer.finish()
+
+        edge = try SignedEdge(upstreams: [nginx.url], cache: cache, keys: keys)
+        defer { edge.server.stop() }
+        for path in [MediaFixtures.big, MediaFixtures.hlsMaster, MediaFixtures.hlsMedia, MediaFixtures.hlsInit, MediaFixtures.hlsSegment] {
+            let response = try Curl.fetch(edge.pathURL(token, path), timeout: .seconds(60))
+            #expect(response.status == 200, "\(path)")
+            if path != MediaFixtures.hlsMaster {  // the master playlist is served with the token written into it
+                #expect(response.body == (try fixtures.contents(path)), "\(path) differs from the origin's after the crash")
+            }
+        }
+        try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+    }
+
+    @Test("an origin in shield-only mode refuses players with 403 and serves edges that sign with the shared key; a wrong key gets 502 at the edge")
+    func shieldOnly() throws {
+        let fixtures = try MediaFixtures.shared()
+        let keys = try Scratch.newDirectory("shield-keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let edgeKey = Scratch.newFile("edge-key")
+        try "a shared edge key of at least thirty-two bytes\n".write(to: edgeKey, atomically: true, encoding: .utf8)
+        let origin = try ServerProcess(
+            root: fixtures.root, publicContent: false,
+            arguments: ["--token-key-dir", keys.path, "--require-token", "--edge-key-file", edgeKey.path, "--shield-only"])
+        defer { origin.stop() }
+        let edge = try SignedEdge(upstreams: [origin.url("")], keys: keys, extra: ["--upstream-key-file", edgeKey.path])
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/1/")
+
+        let direct = try Curl.fetch(origin.url("/t/\(token)\(MediaFixtures.hlsSegment)"))
+        #expect(direct.status == 403, "a player was served by a shield-only origin")
+        try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+        try Self.plays(edge.pathURL(token, MediaFixtures.dashManifest))
+        #expect(try origin.metric("marquee_edge_fetches_total") > 0)
+        #expect(try origin.metric("marquee_edge_refused_total") >= 1)
+
+        let wrongKey = Scratch.newFile("wrong-edge-key")
+        try "another key, thirty-two bytes or longer, wrong\n".write(to: wrongKey, atomically: true, encoding: .utf8)
+        let impostor = try SignedEdge(upstreams: [origin.url("")], keys: keys, extra: ["--upstream-key-file", wrongKey.path])
+        defer { impostor.server.stop() }
+        #expect(try Curl.fetch(impostor.pathURL(token, MediaFixtures.hlsSegment)).status == 502)
+    }
+
+    @Test("an edge with bad settings says what is wrong and exits")
+    func badSettings() throws {
+        let cases: [([String], String)] = [
+            (["edge", "--cache-dir", "/tmp/x"], "edge.upstreams"),
+            (["edge", "--upstream", "https://example.com", "--cache-dir", "/tmp/x"], "http://"),
+            (["edge", "--upstream", "http://127.0.0.1:1"], "cache.dir"),
+            (["edge", "--upstream", "http://127.0.0.1:1", "--upstream", "http://127.0.0.1:1", "--cache-dir", "/tmp/x"], "twice"),
+            (["edge", "--upstream", "http://127.0.0.1:1", "--cache-dir", "/tmp/x", "--upstream-key-file", "/nonexistent"], "edge.upstream_key_file"),
+            (["origin", "--root", "/tmp", "--shield-only"], "origin.edge_key_file"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try Tool.run(try MarqueeBinary.locate().path, arguments, timeout: .seconds(30))
+            #expect(result.termination != .exited(0), "\(arguments) started")
+            #expect(result.stderrText.contains(expected), "\(arguments): \(result.stderrText)")
+        }
+    }
+}

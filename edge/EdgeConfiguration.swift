@@ -1,0 +1,66 @@
+import Configuration
+import MarqueeGateway
+import MarqueeGatewaySettings
+import MarqueeTokens
+
+/// Reads an edge's settings: its own section (`edge.*`: its upstreams, the key it signs its
+/// fetches with, where it listens) over the settings every gateway role shares
+/// (`GatewaySettings`, the read-through cache's `cache.*` among them). Every key is documented in
+/// `config/README.md`; `config/edge.yaml` lists them with their defaults.
+public enum EdgeConfiguration {
+    public struct Flags: Sendable {
+        /// `http://HOST:PORT` of each upstream (`edge.upstreams`): origins or parent edges.
+        public var upstreams: [String] = []
+        /// `cache.dir`, `cache.max_bytes`.
+        public var cacheDirectory: String?
+        public var cacheMaxBytes: Int?
+        /// `edge.upstream_key_file`: the key shared with the origin (its `origin.edge_key_file`).
+        public var upstreamKeyFile: String?
+        /// The options every gateway role takes.
+        public var gateway = GatewaySettings.Flags()
+
+        public init() {}
+    }
+
+    public static func load(_ flags: Flags, environment: [String: String] = GatewaySettings.processEnvironment()) async throws
+        -> ServerConfiguration
+    {
+        let config = try await GatewaySettings.reader(configFile: flags.gateway.configFile, environment: environment)
+        let urls = try flags.upstreams.isEmpty ? config.stringArray(forKey: "edge.upstreams", default: []) : flags.upstreams
+        guard !urls.isEmpty else {
+            throw GatewayError.setting(key: "edge.upstreams", message: "an edge needs at least one upstream: --upstream http://HOST:PORT (edge.upstreams)")
+        }
+        var upstreams: [ServiceUpstream] = []
+        for url in urls {
+            do {
+                upstreams.append(try ServiceUpstream(name: "upstream", url: url))
+            } catch {
+                throw GatewayError.invalid("edge.upstreams", ": \(url.debugDescription): \(error.message)")
+            }
+        }
+        guard Set(upstreams.map(\.authority)).count == upstreams.count else {
+            throw GatewayError.invalid("edge.upstreams", "names an upstream twice")
+        }
+        let edgeID = GatewaySettings.gatewayID(config)
+        let keyFile = flags.upstreamKeyFile ?? config.string(forKey: "edge.upstream_key_file", default: "")
+        var signer: (EdgeSignature, String)?
+        if !keyFile.isEmpty {
+            guard EdgeSignature.isValidEdgeID(Array(edgeID.utf8)) else {
+                throw GatewayError.invalid("gateway.id", "must be 1-64 characters of A-Z a-z 0-9 - _ . to sign edge fetches, got \(edgeID.debugDescription)")
+            }
+            signer = (try GatewaySettings.edgeSignature("edge.upstream_key_file", file: keyFile), edgeID)
+        }
+        let downMilliseconds = config.int(forKey: "edge.upstream_down_ms", default: 5_000)
+        guard downMilliseconds >= 0 else { throw GatewayError.invalid("edge.upstream_down_ms", "must not be negative") }
+
+        // The source needs the fetch count (its keep-alive pool's bound), the cache settings the source.
+        let fetchers = config.int(forKey: "cache.fetches", default: ReadThroughSettings.defaultFetchers)
+        let source = HTTPUpstreamSource(
+            upstreams: upstreams, signer: signer, edgeID: edgeID, downMilliseconds: Int64(downMilliseconds), maxIdlePerUpstream: max(1, fetchers))
+        var readThrough = try GatewaySettings.readThrough(config, source: source, directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes)
+        readThrough.sourceIsUpstream = true
+        var c = try GatewaySettings.load(config, role: "edge", flags: flags.gateway, root: readThrough.objectsDirectory)
+        c.readThrough = readThrough
+        return c
+    }
+}
