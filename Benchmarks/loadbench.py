@@ -797,6 +797,164 @@ def cmd_annotate_idle(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------
+# edge-report and coalesce (Benchmarks/compare-edge.sh)
+
+
+def cmd_edge_report(args: argparse.Namespace) -> None:
+    """Cache hits of the Marquee edge beside Marquee's origin, nginx proxy_cache and Varnish."""
+    recs = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    meta = json.loads(args.meta) if args.meta else {}
+    extra = json.loads(Path(args.extra).read_text()) if args.extra and Path(args.extra).exists() else {}
+    label = {"edge": "Marquee edge", "origin": "Marquee origin (from disk)", "nginx": "nginx proxy_cache", "varnish": "Varnish"}
+    scen_desc = {"playlist": "playlist (1.5 KB)", "segment": "segment (2 MB)"}
+
+    def rows(sc, sv):
+        rs = [r for r in recs if r["scenario"] == sc and r["server"] == sv]
+        good = [r for r in rs if r.get("other_cpu_cores", 0) <= args.other_threshold]
+        return good or rs
+
+    def med(rs, key):
+        return _median([r[key] for r in rs])
+
+    out = ["## Edge cache hits: Marquee edge vs Marquee origin, nginx proxy_cache and Varnish\n"]
+    if meta:
+        out.append(
+            f"{meta.get('date', '')} · {meta.get('cpus', '?')} CPUs ({meta.get('cpu_model', '?')}) · kernel {platform.release()} · "
+            f"{meta.get('nginx_version', '')} · {meta.get('varnish_version', '')} · Marquee {meta.get('marquee_rev', '?')}\n"
+        )
+        out.append(
+            f"{meta.get('rounds')} interleaved rounds per scenario (the order rotates each round), medians; "
+            f"{meta.get('threads')} loops / workers / thread pools; wrk -t{meta.get('wrk_threads')}, playlist -c{meta.get('playlist_conns')}, "
+            f"segment -c{meta.get('segment_conns')}, {meta.get('duration')} s per run. Every cache was warmed first, so every "
+            "measured request is a hit; nginx and Varnish are told to keep the objects an hour whatever the origin's "
+            "Cache-Control says, as the Marquee edge does.\n"
+        )
+    scenarios = [sc for sc in ("playlist", "segment") if any(r["scenario"] == sc for r in recs)]
+    servers = [sv for sv in ("edge", "origin", "nginx", "varnish") if any(r["server"] == sv for r in recs)]
+    out.append("| Scenario | Server | req/s | CPU µs/req | p99 ms | GB/s |")
+    out.append("|---|---|---:|---:|---:|---:|")
+    for sc in scenarios:
+        for sv in servers:
+            rs = rows(sc, sv)
+            if rs:
+                out.append(
+                    f"| {scen_desc[sc]} | {label[sv]} | {_fmt(med(rs, 'rps'), 0)} | {_fmt(med(rs, 'cpu_us_per_req'), 2)} | "
+                    f"{_fmt(med(rs, 'p99_ms'), 3)} | {_fmt(med(rs, 'gbps'), 3)} |"
+                )
+    out.append("")
+    out.append("### The edge against each (edge ÷ other)\n")
+    out.append("Higher is better for req/s and GB/s, lower for CPU per request.\n")
+    out.append("| Scenario | against | req/s | CPU/req | GB/s |")
+    out.append("|---|---|---:|---:|---:|")
+    for sc in scenarios:
+        e = rows(sc, "edge")
+        for sv in servers:
+            if sv == "edge" or not e or not rows(sc, sv):
+                continue
+            o = rows(sc, sv)
+            out.append(
+                f"| {scen_desc[sc]} | {label[sv]} | {_ratio(med(e, 'rps'), med(o, 'rps'))} | "
+                f"{_ratio(med(e, 'cpu_us_per_req'), med(o, 'cpu_us_per_req'))} | {_ratio(med(e, 'gbps'), med(o, 'gbps'))} |"
+            )
+    out.append("")
+    if extra:
+        out.append("### Misses\n")
+        c = extra.get("coalesce")
+        if c:
+            out.append(
+                f"- **Coalescing:** {c['clients']} concurrent requests for one uncached {c['bytes']:,}-byte object made "
+                f"**{c['upstream_fetches']}** upstream fetch(es); {c['complete']} of {c['clients']} clients got every byte "
+                f"(slowest {c['slowest_ms']:.0f} ms)."
+            )
+        t = extra.get("ttfb")
+        if t:
+            out.append(
+                f"- **Time to first byte on a miss** (median of {t['samples']} uncached {t['bytes']:,}-byte objects): "
+                f"edge {t['edge_ms']:.2f} ms, origin directly {t['origin_ms']:.2f} ms: the edge adds {t['edge_ms'] - t['origin_ms']:.2f} ms. "
+                "The edge's fill is whole-object today (the first byte leaves once the object is cached), so this grows with "
+                "the object's size."
+            )
+        out.append("")
+    out.append("<details><summary>All rounds</summary>\n")
+    out.append("| Scenario | Server | Round | Order | req/s | CPU µs/req | p99 ms | GB/s | cores: server | cores: wrk | cores: other |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in recs:
+        out.append(
+            f"| {r['scenario']} | {r['server']} | {r['round']} | {r['order']} | {r['rps']:.0f} | {r['cpu_us_per_req']:.2f} | "
+            f"{r['p99_ms']:.3f} | {r['gbps']:.3f} | {r['server_cpu_cores']:.2f} | {r['client_cpu_cores']:.2f} | {r['other_cpu_cores']:.2f} |"
+        )
+    out.append("\n</details>\n")
+    out.append(
+        "CPU/req = Δ(utime+stime) of the server's process tree (Varnish's manager and child, nginx's master and workers) "
+        "around each wrk run ÷ requests. The origin behind the caches is idle during hit runs.\n"
+    )
+    text = "\n".join(out)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+def cmd_coalesce(args: argparse.Namespace) -> None:
+    """N clients ask for one object at once, each on its own connection; reports how many got
+    it whole and how long the slowest took (the caller counts the upstream fetches)."""
+    import selectors
+
+    request = f"GET {args.path} HTTP/1.1\r\nHost: {LOOPBACK}\r\nConnection: close\r\n\r\n".encode()
+    socks = []
+    for _ in range(args.clients):
+        s = socket.create_connection((LOOPBACK, args.port), timeout=30)
+        s.setblocking(False)
+        socks.append(s)
+    sel = selectors.DefaultSelector()
+    received = {}
+    t0 = time.monotonic()
+    for s in socks:
+        s.send(request)  # a short request: one send fits in an empty socket buffer
+        sel.register(s, selectors.EVENT_READ)
+        received[s] = bytearray()
+    done_at = {}
+    deadline = t0 + args.timeout
+    while len(done_at) < len(socks) and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1):
+            s = key.fileobj
+            try:
+                chunk = s.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            if chunk:
+                received[s] += chunk
+            else:
+                sel.unregister(s)
+                done_at[s] = time.monotonic()
+    expected = Path(args.file).read_bytes()
+    complete = 0
+    for s in socks:
+        data = bytes(received[s])
+        head, _, body = data.partition(b"\r\n\r\n")
+        if head.startswith(b"HTTP/1.1 200") and body == expected:
+            complete += 1
+        s.close()
+    slowest = (max(done_at.values()) - t0) * 1000 if done_at else float("nan")
+    print(json.dumps({"clients": args.clients, "complete": complete, "bytes": len(expected), "slowest_ms": slowest}))
+
+
+def cmd_ttfb(args: argparse.Namespace) -> None:
+    """Time to the first response byte of one GET, in ms (a fresh connection)."""
+    s = socket.create_connection((LOOPBACK, args.port), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    t0 = time.perf_counter()
+    s.sendall(f"GET {args.path} HTTP/1.1\r\nHost: {LOOPBACK}\r\nConnection: close\r\n\r\n".encode())
+    first = s.recv(1)
+    t1 = time.perf_counter()
+    while s.recv(1 << 20):
+        pass
+    s.close()
+    if not first:
+        die(f"port {args.port}: no answer for {args.path}")
+    print(f"{(t1 - t0) * 1000:.3f}")
+
+
+# --------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -830,7 +988,7 @@ def main() -> None:
     s = sub.add_parser("measure")
     s.add_argument("--wrk", default="wrk")
     s.add_argument("--scenario", required=True)
-    s.add_argument("--server", required=True, choices=["nginx", "marquee"])
+    s.add_argument("--server", required=True, help="a name for the report: nginx, marquee, or (compare-edge.sh) origin, edge, varnish")
     s.add_argument("--pid", type=int, required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--path", required=True)
@@ -885,6 +1043,27 @@ def main() -> None:
     s.add_argument("--meta")
     s.add_argument("--other-threshold", type=float, default=0.15)
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("edge-report")
+    s.add_argument("--results", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--meta")
+    s.add_argument("--extra", help="JSON with the coalescing and time-to-first-byte figures")
+    s.add_argument("--other-threshold", type=float, default=0.15)
+    s.set_defaults(fn=cmd_edge_report)
+
+    s = sub.add_parser("coalesce")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--path", required=True)
+    s.add_argument("--file", required=True)
+    s.add_argument("--clients", type=int, default=1000)
+    s.add_argument("--timeout", type=float, default=60)
+    s.set_defaults(fn=cmd_coalesce)
+
+    s = sub.add_parser("ttfb")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--path", required=True)
+    s.set_defaults(fn=cmd_ttfb)
 
     args = p.parse_args()
     args.fn(args)

@@ -312,6 +312,14 @@ struct PlaybackCommand: AsyncParsableCommand {
         }
         settings.bindClientAddress = config.reader.bool(forKey: "playback.bind_client_address") ?? false
         settings.publicURL = config.reader.string(forKey: "playback.public_url")
+        do {
+            settings.regions = try PlaybackRegions(entries: config.reader.stringArray(forKey: "playback.regions") ?? [])
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if !settings.regions.regions.isEmpty && settings.geoDatabase == nil {
+            throw ValidationError("playback.regions needs playback.geo_database: without it no viewer's country is known")
+        }
         settings.billingURL = config.reader.string(forKey: "playback.billing_url")
         for (key, grant) in [("playback.billing_credential_file", ServiceGrant.openBillingSessions), ("playback.catalog_credential_file", .readTitles)] {
             let file = config.string(key, flag: nil, default: "")

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import MarqueeAuth
 import MarqueeHTTP
 import MarqueePlayback
+import MarqueePolicy
 import MarqueeServiceKit
 import MarqueeTestSupport
 import MarqueeTokens
@@ -194,6 +195,61 @@ struct PlaybackSessionTests {
             let missing = try await playback.send(.post, "/api/playback/sessions", token: viewer, json: [:])
             #expect(missing.status == .unprocessableContent)
         }
+    }
+
+    @Test("Each viewer's URLs point at their region's edge: a country first, then its continent, else the default")
+    func nearestEdge() async throws {
+        try await Self.withPlayback(.sqlite, configure: { settings in
+            settings.regions = try! PlaybackRegions(entries: [
+                "DE=http://edge-de.example.test:8080", "@EU=https://edge-eu.example.test/", "US,CA=http://edge-us.example.test",
+            ])
+        }) { services, auth, catalog, playback in
+            let publisher = try await services.user(.publisher, "publisher@example.com", client: auth)
+            let viewer = try await auth.signUp("viewer@example.com").access
+            let id = try await Self.publishedTitle(catalog, publisher: publisher)
+            let expected = [
+                "5.9.0.1": "http://edge-de.example.test:8080/t/",  // DE: its own entry beats Europe's
+                "2.2.2.2": "https://edge-eu.example.test/t/",  // FR: Europe
+                "8.8.8.8": "http://edge-us.example.test/t/",  // US
+                "10.1.2.3": "http://cdn.example.test:8080/t/",  // private: no place, the default
+            ]
+            for (address, prefix) in expected {
+                let started = try await Self.start(playback, viewer, id, from: address)
+                #expect(started.status == .created, "\(started.text)")
+                let hls = try #require(started["hls_url"])
+                #expect(hls.hasPrefix(prefix), "\(address) got \(hls)")
+                let dash = try #require(started["dash_url"])
+                #expect(dash.hasPrefix(prefix), "\(address) got \(dash)")
+            }
+        }
+    }
+
+    @Test("playback.regions entries that cannot work are refused, naming the entry and the fault")
+    func badRegions() {
+        let cases: [([String], String)] = [
+            (["DE"], "CODES=URL"),
+            (["DE=ftp://x"], "http(s)://HOST"),
+            (["DE=http://x/path"], "no path"),
+            (["@XX=http://x"], "not a continent"),
+            (["DEU=http://x"], "two-letter"),
+            (["DE=http://a", "DE=http://b"], "two regions"),
+            (["@EU=http://a", "@EU=http://b"], "two regions"),
+            ([" =http://x"], "not a two-letter country code"),
+            (["=http://x"], "names no country"),
+        ]
+        for (entries, expected) in cases {
+            do {
+                _ = try PlaybackRegions(entries: entries)
+                Issue.record("\(entries) was accepted")
+            } catch {
+                #expect(error.description.contains(expected), "\(entries): \(error)")
+            }
+        }
+        #expect((try? PlaybackRegions(entries: ["de, fr ,@eu = http://edge.example/"]))?.base(country: CountryCode("FR")!, continent: .unknown) == "http://edge.example")
+        let joined = try? PlaybackRegions(entries: ["DE+AT=http://dach.example", "@EU=http://eu.example"])
+        #expect(joined?.base(country: CountryCode("AT")!, continent: CountryCode("EU")!) == "http://dach.example")
+        #expect(joined?.base(country: CountryCode("IT")!, continent: CountryCode("EU")!) == "http://eu.example")
+        #expect(joined?.base(country: CountryCode("JP")!, continent: CountryCode("AS")!) == nil)
     }
 
     @Test("Hostile bodies never make a 5xx; every refusal is a problem+json")

@@ -127,7 +127,8 @@ public struct PlaybackService: Sendable {
         }
         let client = clientAddress(request, context, trustedProxies: settings.trustedProxies)
         let address = client.flatMap(IPAddress.init)
-        let country = address.flatMap { geo?.lookup($0).country } ?? .unknown
+        let place = address.flatMap { geo?.lookup($0) } ?? GeoLookup()
+        let country = place.country
         let nowMilliseconds = unixMilliseconds()
         let nowSeconds = nowMilliseconds / 1000
         // The gateways' own decision function, so a session is refused exactly where its
@@ -141,8 +142,8 @@ public struct PlaybackService: Sendable {
         case .notYetAvailable: throw ServiceError.forbidden("title \(titleID) is not available yet")
         case .noLongerAvailable: throw ServiceError.forbidden("title \(titleID) is no longer available")
         case .geoDenied:
-            let place = country.isKnown ? "in \(country)" : "where you are (your country is not known)"
-            throw ServiceError(.unavailableForLegalReasons, "title \(titleID) is not available \(place)")
+            let location = country.isKnown ? "in \(country)" : "where you are (your country is not known)"
+            throw ServiceError(.unavailableForLegalReasons, "title \(titleID) is not available \(location)")
         }
         guard let version = title.packageVersion else { throw ServiceError.conflict("title \(titleID) has no package yet") }
 
@@ -186,7 +187,8 @@ public struct PlaybackService: Sendable {
             throw error
         }
 
-        let base = publicBase(request, context)
+        // The viewer's region's edge, or the gateway this request came through.
+        let base = settings.regions.base(country: place.country, continent: place.continent) ?? publicBase(request, context)
         func url(_ file: String) -> String { URLToken.signedURL(base: base, path: folder + file, token: token, placement: .path) }
         let started = Started(
             id: session.id, title_id: titleID, title_name: title.name, package_version: version, country: session.country,

@@ -33,6 +33,8 @@ public struct PlaybackSettings: Sendable {
     /// `playback.public_url`: the gateway's address as players reach it (`https://cdn.example.com`);
     /// default: from the request's Host and X-Forwarded-Proto.
     public var publicURL: String?
+    /// `playback.regions`: the edge each country or continent plays from (needs `playback.geo_database`).
+    public var regions = PlaybackRegions()
     /// `playback.billing_url`: the billing service every session is opened with (one minute held
     /// for a priced title, or 402) and ended through. None: sessions are not billed.
     public var billingURL: String?

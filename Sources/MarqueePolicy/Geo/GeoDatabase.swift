@@ -98,6 +98,7 @@ public final class GeoDatabase: @unchecked Sendable {
         var entry = result.entry
         var found = GeoLookup()
         found.country = Self.country(&entry, paths.countryISOCode) ?? Self.country(&entry, paths.registeredCountryISOCode) ?? .unknown
+        found.continent = Self.country(&entry, paths.continentCode) ?? .unknown
         if carriesAnonymity {
             found.isAnonymous = Self.flag(&entry, paths.isAnonymous)
             found.isAnonymousVPN = Self.flag(&entry, paths.isAnonymousVPN)

@@ -3,6 +3,9 @@ public struct GeoLookup: Hashable, Sendable {
     /// The country the address is in (`country.iso_code`, else `registered_country.iso_code`);
     /// `unknown` when the database has no entry or the database carries no countries.
     public var country: CountryCode
+    /// The continent (`continent.code`: AF, AN, AS, EU, NA, OC, SA); `unknown` when the database
+    /// has none (Country and City databases carry it).
+    public var continent: CountryCode = .unknown
     /// `is_anonymous` (Anonymous IP databases) or `traits.is_anonymous_proxy` (City/Country).
     public var isAnonymous: Bool
     /// `is_anonymous_vpn`: a VPN provider's exit address.

@@ -7,6 +7,7 @@ struct GeoValuePaths: @unchecked Sendable {
     typealias Path = UnsafePointer<UnsafePointer<CChar>?>
 
     let countryISOCode: Path
+    let continentCode: Path
     let registeredCountryISOCode: Path
     let traitsIsAnonymousProxy: Path
     let isAnonymous: Path
@@ -21,6 +22,7 @@ struct GeoValuePaths: @unchecked Sendable {
 
     private init() {
         countryISOCode = Self.make("country", "iso_code")
+        continentCode = Self.make("continent", "code")
         registeredCountryISOCode = Self.make("registered_country", "iso_code")
         traitsIsAnonymousProxy = Self.make("traits", "is_anonymous_proxy")
         isAnonymous = Self.make("is_anonymous")
