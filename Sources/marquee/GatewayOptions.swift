@@ -36,7 +36,7 @@ struct GatewayOptions: ParsableArguments {
         name: .customLong("service"),
         help: ArgumentHelp(
             "A service upstream, NAME=http://HOST:PORT (repeatable; services.<name>).",
-            discussion: "/api/NAME and /api/NAME/... are forwarded to it with path and query unchanged; /.well-known/jwks.json goes to 'auth'. HOST is an IPv4 address, [IPv6] address or localhost. A 'catalog' service also supplies per-title access rules (catalog.title_rules)."))
+            discussion: "/api/NAME and /api/NAME/... are forwarded to it with path and query unchanged; /.well-known/jwks.json goes to 'auth'. HOST is an IPv4 address, [IPv6] address, localhost or a host name (resolved once at start). A 'catalog' service also supplies per-title access rules (catalog.title_rules)."))
     var services: [String] = []
 
     @Flag(

@@ -15,7 +15,7 @@ struct ServiceUpstreamTests {
     }
 
     @Test("Refused upstream URLs", arguments: [
-        "https://127.0.0.1:1", "http://example.com:80", "http://127.0.0.1:80/api", "http://u:p@127.0.0.1:1",
+        "https://127.0.0.1:1", "http://no-such-host.invalid:80", "http://bad_name:80", "http://127.0.0.1:80/api", "http://u:p@127.0.0.1:1",
         "http://127.0.0.1:0", "http://127.0.0.1:70000", "127.0.0.1:80", "http://::1:80", "http://[::1:80", "http://",
     ])
     func refusesURLs(_ url: String) {

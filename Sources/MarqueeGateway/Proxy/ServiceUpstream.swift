@@ -1,8 +1,9 @@
 import CLinux
 import Glibc
 
-/// An HTTP service the gateway forwards `/api/<name>/...` to: `http://HOST:PORT` with an IPv4 or
-/// IPv6 literal or `localhost`, resolved once at start-up (no DNS on the request path, no TLS).
+/// An HTTP service the gateway forwards `/api/<name>/...` to (or an edge's upstream):
+/// `http://HOST:PORT` with an IPv4 or IPv6 literal, `localhost` or a host name, resolved once at
+/// start-up (no DNS on the request path, no TLS).
 public struct ServiceUpstream: Sendable, CustomStringConvertible {
     public let name: String
     /// `HOST:PORT` as written (brackets kept for IPv6): the Host header for HTTP/1.0 clients.
@@ -44,13 +45,19 @@ public struct ServiceUpstream: Sendable, CustomStringConvertible {
         var probe4 = in_addr()
         var probe6 = in6_addr()
         let isLiteral = inet_pton(AF_INET, bare, &probe4) == 1 || (host.hasPrefix("[") && inet_pton(AF_INET6, bare, &probe6) == 1)
-        guard host == "localhost" || isLiteral else {
-            throw .upstream(name, message: "service \(name): \"\(host)\" must be an IPv4 address, [IPv6] address or localhost (names are not resolved)")
-        }
-        do {
-            address = try SocketAddress(parsing: "\(host):\(number)")
-        } catch {
-            throw .upstream(name, message: "service \(name): \(error)")
+        if host == "localhost" || isLiteral {
+            do {
+                address = try SocketAddress(parsing: "\(host):\(number)")
+            } catch {
+                throw .upstream(name, message: "service \(name): \(error)")
+            }
+        } else {
+            // A name (a Kubernetes Service, a DNS record): resolved here, once, at start-up, so the
+            // request path never waits for DNS. A Service's cluster address does not change.
+            guard Self.isHostName(host), let resolved = Self.resolve(host, port: number) else {
+                throw .upstream(name, message: "service \(name): cannot resolve \"\(host)\" (a host name, IPv4 address, [IPv6] address or localhost)")
+            }
+            address = resolved
         }
         self.name = name
         authority = "\(host):\(number)"
@@ -62,6 +69,32 @@ public struct ServiceUpstream: Sendable, CustomStringConvertible {
             throw .upstream(assignment, message: "--service \"\(assignment)\" must be NAME=http://HOST:PORT")
         }
         try self.init(name: String(assignment[..<equals]), url: String(assignment[assignment.index(after: equals)...]))
+    }
+
+    /// Letters, digits, `-` and `.`: a DNS name as URLs spell it.
+    static func isHostName(_ host: String) -> Bool {
+        !host.isEmpty && host.utf8.count <= 253
+            && host.utf8.allSatisfy { ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E }
+    }
+
+    /// The first TCP address `getaddrinfo` gives for `host`, or nil.
+    static func resolve(_ host: String, port: UInt16) -> SocketAddress? {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else { return nil }
+        defer { freeaddrinfo(list) }
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let entry = cursor {
+            if let address = entry.pointee.ai_addr, entry.pointee.ai_family == AF_INET || entry.pointee.ai_family == AF_INET6 {
+                var storage = sockaddr_storage()
+                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(entry.pointee.ai_addrlen))) }
+                return SocketAddress(storage: storage)
+            }
+            cursor = entry.pointee.ai_next
+        }
+        return nil
     }
 
     static func isValidName(_ name: String) -> Bool {
