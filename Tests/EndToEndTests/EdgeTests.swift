@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import MarqueeBus
 import MarqueeTestSupport
 import Testing
 
@@ -74,6 +75,30 @@ struct EdgeTests {
         #expect(nginx.requests.count == first.count, "a refused request went upstream")
         // What the origin does not have is a 404, remembered for a moment.
         #expect(try Curl.fetch(edge.pathURL(token, "/titles/demo/1/hls/nope.m4s")).status == 404)
+    }
+
+    @Test("the edge's delivery records name the edge, its role and region, the session and title, and say miss then hit")
+    func deliveryRecords() throws {
+        let fixtures = try MediaFixtures.shared()
+        let nginx = try NginxOrigin(root: fixtures.root)
+        let log = try Scratch.newDirectory("edge-deliveries")
+        let edge = try SignedEdge(
+            upstreams: [nginx.url],
+            environment: ["MARQUEE_BUS_LOG_DIR": log.path, "MARQUEE_GATEWAY_ID": "edge-test-1", "MARQUEE_GATEWAY_REGION": "eu-west"])
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/", ["--session", "session-edge-1"])
+        for _ in 0..<2 { #expect(try Curl.fetch(edge.pathURL(token, MediaFixtures.hlsSegment)).status == 200) }
+        var entries: [DeliveryLogEntry] = []
+        let written = waitUntil(timeout: .seconds(20), interval: .milliseconds(50)) {
+            entries = (try? DeliveryLogReader(directory: log.path).read(from: 0, limit: 100).entries) ?? []
+            return entries.count >= 2
+        }
+        #expect(written, "the edge wrote \(entries.count) records")
+        let records = entries.map(\.record).sorted { $0.endMicroseconds < $1.endMicroseconds }
+        #expect(records.map(\.cache) == [.miss, .hit])
+        #expect(records.allSatisfy { $0.sessionID == "session-edge-1" && $0.titleID == "demo" && $0.status == 200 })
+        let source = try #require(entries.first?.source)
+        #expect(source.gatewayID == "edge-test-1" && source.role == "edge" && source.region == "eu-west")
     }
 
     @Test("200 concurrent misses for one 2.5 MB object under different tokens make one upstream fetch, and every client gets every byte")
