@@ -1,6 +1,7 @@
 import Configuration
 import MarqueeGateway
 import MarqueeGatewaySettings
+import MarqueeHTTP
 import MarqueeTokens
 
 /// Reads an edge's settings: its own section (`edge.*`: its upstreams, the key it signs its
@@ -53,10 +54,23 @@ public enum EdgeConfiguration {
         let downMilliseconds = config.int(forKey: "edge.upstream_down_ms", default: 5_000)
         guard downMilliseconds >= 0 else { throw GatewayError.invalid("edge.upstream_down_ms", "must not be negative") }
 
+        var defaults = ResponseFacts.Defaults()
+        for (key, value) in [
+            ("edge.default_ttl_s", \ResponseFacts.Defaults.ttlSeconds), ("edge.stale_while_revalidate_s", \.staleWhileRevalidateSeconds),
+            ("edge.stale_if_error_s", \.staleIfErrorSeconds),
+        ] {
+            let seconds = config.int(forKey: ConfigKey(key), default: Int(defaults[keyPath: value]))
+            guard seconds >= 0 && Int64(seconds) <= CacheControl.maxSeconds else {
+                throw GatewayError.invalid(key, "must be between 0 and \(CacheControl.maxSeconds) seconds, got \(seconds)")
+            }
+            defaults[keyPath: value] = Int64(seconds)
+        }
+
         // The source needs the fetch count (its keep-alive pool's bound), the cache settings the source.
         let fetchers = config.int(forKey: "cache.fetches", default: ReadThroughSettings.defaultFetchers)
         let source = HTTPUpstreamSource(
-            upstreams: upstreams, signer: signer, edgeID: edgeID, downMilliseconds: Int64(downMilliseconds), maxIdlePerUpstream: max(1, fetchers))
+            upstreams: upstreams, signer: signer, edgeID: edgeID, downMilliseconds: Int64(downMilliseconds), maxIdlePerUpstream: max(1, fetchers),
+            defaults: defaults)
         var readThrough = try GatewaySettings.readThrough(config, source: source, directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes)
         readThrough.sourceIsUpstream = true
         var c = try GatewaySettings.load(config, role: "edge", flags: flags.gateway, root: readThrough.objectsDirectory)

@@ -18,19 +18,28 @@ import Synchronization
 /// - The request carries no player token (the edge checked it); with a shared key it carries a
 ///   `Marquee-Edge` signature instead (`EdgeSignature`), which the origin trusts.
 /// - The body goes to the file the cache names; the cache renames it into place only when this
-///   returns `.stored`, so a cut transfer never becomes a cached object. The file's modification
-///   time is the upstream's `Last-Modified`, so validators match the origin's.
+///   returns `.storedExpiring`, so a cut transfer never becomes a cached object. The file's
+///   modification time is the upstream's `Last-Modified`, so validators match the origin's.
+/// - How long the copy is served follows the response (`ResponseFacts`: Cache-Control, Expires),
+///   and a stale copy is refreshed with If-None-Match / If-Modified-Since, so an unchanged object
+///   costs a 304.
 final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
     let upstreams: [ServiceUpstream]
     let signer: (signature: EdgeSignature, edgeID: String)?
+    /// Freshness where a response gives none (`edge.default_ttl_s` and the stale windows).
+    let defaults: ResponseFacts.Defaults
     private let selection: Mutex<UpstreamSelection>
     private let idle: Mutex<[[Int32]]>
     private let maxIdlePerUpstream: Int
     private let hostHeaders: [[UInt8]]
     private let viaHeader: [UInt8]
 
-    init(upstreams: [ServiceUpstream], signer: (EdgeSignature, String)?, edgeID: String, downMilliseconds: Int64, maxIdlePerUpstream: Int) {
+    init(
+        upstreams: [ServiceUpstream], signer: (EdgeSignature, String)?, edgeID: String, downMilliseconds: Int64, maxIdlePerUpstream: Int,
+        defaults: ResponseFacts.Defaults = ResponseFacts.Defaults()
+    ) {
         self.upstreams = upstreams
+        self.defaults = defaults
         self.signer = signer.map { (signature: $0.0, edgeID: $0.1) }
         selection = Mutex(UpstreamSelection(names: upstreams.map(\.authority), downMilliseconds: downMilliseconds))
         idle = Mutex(upstreams.map { _ in [] })
@@ -39,18 +48,27 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         viaHeader = Array("Via: 1.1 \(edgeID) (marquee)\r\n".utf8)
     }
 
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64) -> ReadThroughDownload {
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?) -> ReadThroughDownload {
         let deadline = Self.monotonicMilliseconds() + timeoutMilliseconds
         let order = selection.withLock { $0.order(for: key, now: Self.monotonicMilliseconds()) }
-        let request = requestHead(for: key)
+        let request = requestHead(for: key, revalidating: revalidating)
         var reasons: [String] = []
         for upstream in order {
             guard Self.monotonicMilliseconds() < deadline else { return .timedOut }
             let outcome = fetch(request, from: upstream, into: path, deadline: deadline)
             switch outcome {
-            case .stored, .notFound:
+            case .stored(let facts):
                 selection.withLock { $0.succeeded(upstream) }
-                return outcome == .stored ? .stored : .notFound
+                return .storedExpiring(facts.freshness(now: ObjectFreshness.nowMilliseconds(), defaults: defaults))
+            case .notModified(var facts):
+                selection.withLock { $0.succeeded(upstream) }
+                // A 304 may omit the validators: the copy keeps its own.
+                facts.etag = facts.etag ?? revalidating?.etag
+                facts.lastModified = facts.lastModified ?? revalidating?.lastModified
+                return .notModified(facts.freshness(now: ObjectFreshness.nowMilliseconds(), defaults: defaults))
+            case .notFound:
+                selection.withLock { $0.succeeded(upstream) }
+                return .notFound
             case .refused(let reason):
                 // The upstream is up and answered; another would answer the same.
                 return .failed(reason)
@@ -66,12 +84,15 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         return .failed(reasons.joined(separator: "; "))
     }
 
-    /// The request line and fields, up to (not including) the signature and the final CRLF.
-    private func requestHead(for key: String) -> [UInt8] {
+    /// The request line and fields, up to (not including) the Host field and the final CRLF; a
+    /// refresh of a copy with validators is conditional.
+    private func requestHead(for key: String, revalidating: ObjectFreshness?) -> [UInt8] {
         var head = Array("GET /".utf8)
         Self.appendPercentEncoded(key, to: &head)
         head += Array(" HTTP/1.1\r\nUser-Agent: marquee-edge\r\nAccept-Encoding: identity\r\n".utf8)
         head += viaHeader
+        if let etag = revalidating?.etag { head += Array("If-None-Match: \(etag)\r\n".utf8) }
+        if let modified = revalidating?.lastModified { head += Array("If-Modified-Since: \(HTTPDate.string(modified))\r\n".utf8) }
         if let signer {
             let expires = Self.wallSeconds() + 300
             head += Array("\(EdgeSignature.headerName): \(signer.signature.sign(edgeID: signer.edgeID, absolutePath: "/" + key, expires: expires))\r\n".utf8)
@@ -82,7 +103,9 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
     // MARK: - One attempt
 
     enum Attempt: Equatable {
-        case stored
+        case stored(ResponseFacts)
+        /// A 304 to a conditional refresh.
+        case notModified(ResponseFacts)
         case notFound
         /// The upstream answered with a refusal (4xx other than 404/410): the fetch's answer.
         case refused(String)

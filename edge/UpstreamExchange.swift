@@ -5,7 +5,7 @@ import MarqueeHTTP
 /// One GET on one upstream connection, blocking with a deadline: send the request, read the head
 /// (skipping 1xx interim answers), then write a 200's body to a new file, framed by its
 /// Content-Length, chunked coding or the close. Only a whole body counts: a short one, a malformed
-/// one or a write error removes the file.
+/// one or a write error removes the file. A 304 (to a conditional refresh) has no body to keep.
 struct UpstreamExchange {
     enum Result: Equatable {
         /// The exchange ended as `attempt` says; `reusable`: the connection may carry another request.
@@ -59,9 +59,13 @@ struct UpstreamExchange {
         }
         let head = final!
 
+        let facts = ResponseFacts(head: UnsafeRawBufferPointer(rebasing: buffer[0..<head.headLength]))
         switch head.status {
         case 200:
             break
+        case 304:
+            // The copy the request named in If-None-Match / If-Modified-Since is still current.
+            return .complete(.notModified(facts), reusable: !head.closes)
         case 404, 410:
             return .complete(.notFound, reusable: false)
         case 500...599:
@@ -70,8 +74,7 @@ struct UpstreamExchange {
             return .failed(.refused("the upstream answered \(head.status)"))
         }
 
-        // Read before body rounds reuse the buffer.
-        let modified = Self.lastModified(UnsafeRawBufferPointer(rebasing: buffer[0..<head.headLength]))
+        let modified = facts.lastModified
 
         // The body, into the file.
         let file = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -123,17 +126,7 @@ struct UpstreamExchange {
             futimens(file, &times)
         }
         close(file)
-        return .complete(.stored, reusable: reusable && !framing.closeCompletes)
-    }
-
-    /// The `Last-Modified` time of a response head, in Unix seconds.
-    static func lastModified(_ head: UnsafeRawBufferPointer) -> Int64? {
-        var found: Int64?
-        HeaderFields(head: head).forEach { field in
-            if field.name.equalsLowercase("last-modified") { found = HTTPDate.parse(field.value) }
-            return found == nil
-        }
-        return found
+        return .complete(.stored(facts), reusable: reusable && !framing.closeCompletes)
     }
 
     // MARK: - Socket steps

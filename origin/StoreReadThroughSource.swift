@@ -9,7 +9,7 @@ import Synchronization
 struct StoreReadThroughSource: ReadThroughSource {
     let store: any ObjectStore
 
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64) -> ReadThroughDownload {
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?) -> ReadThroughDownload {
         let objectKey: ObjectKey
         do { objectKey = try ObjectKey(key) } catch { return .notFound }
         let result = Mutex<ReadThroughDownload?>(nil)

@@ -186,6 +186,55 @@ struct EdgeTests {
         #expect(nginx.count(MediaFixtures.hlsSegment) == 6, "after the purge each edge fetched the segment again")
     }
 
+    @Test("Cache-Control is honoured: an expired playlist is revalidated (a 304 upstream), stale-while-revalidate answers at once and refreshes behind, stale-if-error serves while the origin is down, no-store is never reused")
+    func freshness() throws {
+        let fixtures = try MediaFixtures.shared()
+        // Playlists: fresh 1 s, then revalidated. The DASH manifest: fresh 1 s, then served stale for
+        // 60 s while refreshed. Init segments: never stored.
+        let nginx = try NginxOrigin(
+            root: fixtures.root,
+            locations: """
+                location ~ \\.m3u8$ { add_header Cache-Control "max-age=1"; }
+                location ~ \\.mpd$ { add_header Cache-Control "max-age=1, stale-while-revalidate=60"; }
+                location ~ init\\.mp4$ { add_header Cache-Control "no-store"; }
+                """)
+        let edge = try SignedEdge(upstreams: [nginx.url], environment: ["MARQUEE_EDGE_STALE_IF_ERROR_S": "30"])
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/1/")
+        let media = MediaFixtures.hlsMedia
+        #expect(try Curl.fetch(edge.pathURL(token, media)).status == 200)
+        #expect(try Curl.fetch(edge.pathURL(token, media)).status == 200)
+        #expect(nginx.statuses(media) == [200], "a fresh copy was fetched again: \(nginx.statuses(media))")
+
+        // Expired: the next request waits for a conditional refresh, which the origin answers 304.
+        let expired = waitUntil(timeout: .seconds(20), interval: .milliseconds(250)) {
+            _ = try? Curl.fetch(edge.pathURL(token, media))
+            return nginx.statuses(media).count >= 2
+        }
+        #expect(expired, "the playlist was never revalidated")
+        #expect(nginx.statuses(media).dropFirst().allSatisfy { $0 == 304 }, "\(nginx.statuses(media))")
+        #expect(try Curl.fetch(edge.pathURL(token, media)).body == (try fixtures.contents(media)))
+
+        // stale-while-revalidate: once stale, answered from the cache while a refresh runs behind.
+        let manifest = MediaFixtures.dashManifest
+        #expect(try Curl.fetch(edge.pathURL(token, manifest)).status == 200)
+        let refreshedBehind = waitUntil(timeout: .seconds(20), interval: .milliseconds(250)) {
+            _ = try? Curl.fetch(edge.pathURL(token, manifest))
+            return nginx.statuses(manifest).count >= 2
+        }
+        #expect(refreshedBehind, "the stale manifest was never refreshed")
+
+        // no-store: every request goes upstream (concurrent ones still share one fetch).
+        for _ in 0..<3 { #expect(try Curl.fetch(edge.pathURL(token, MediaFixtures.hlsInit)).status == 200) }
+        #expect(nginx.statuses(MediaFixtures.hlsInit).count == 3)
+
+        // stale-if-error: with the origin gone, the expired playlist is still served (30 s window).
+        nginx.stop()
+        Thread.sleep(forTimeInterval: 1.5)  // let the playlist's 1 s freshness lapse; no condition to wait on
+        #expect(try Curl.fetch(edge.pathURL(token, media)).status == 200, "the stale playlist was not served while the origin was down")
+        #expect(try edge.server.metric("marquee_cache_refreshes_total") >= 2)
+    }
+
     @Test("an edge SIGKILLed while filling restarts on its cache, and every object it serves is byte-identical to the origin's")
     func crashDuringFills() throws {
         let fixtures = try MediaFixtures.shared()

@@ -11,8 +11,9 @@ final class NginxOrigin: @unchecked Sendable {
     let folder: URL
     private var process: Process?
 
-    /// `filesRate`: nginx's limit_rate for `/files/` (`0` is unlimited).
-    init(root: URL, filesRate: String = "0") throws {
+    /// `filesRate`: nginx's limit_rate for `/files/` (`0` is unlimited); `locations`: more
+    /// `location` blocks (headers a test wants the origin to send).
+    init(root: URL, filesRate: String = "0", locations: String = "") throws {
         self.root = root
         port = try RedisServer.freePort()
         folder = try Scratch.newDirectory("nginx")
@@ -39,6 +40,7 @@ final class NginxOrigin: @unchecked Sendable {
                     root \(root.path);
                     # Slow large files, so a test can act while one is being fetched.
                     location /files/ { limit_rate \(filesRate); }
+                    \(locations)
                 }
             }
             """
@@ -76,6 +78,17 @@ final class NginxOrigin: @unchecked Sendable {
         return log.split(separator: "\n").compactMap { line in
             guard let open = line.firstIndex(of: "\""), let close = line[line.index(after: open)...].firstIndex(of: "\"") else { return nil }
             return String(line[line.index(after: open)..<close])
+        }
+    }
+
+    /// The status nginx answered each request with, in order, for `path`.
+    func statuses(_ path: String) -> [Int] {
+        let log = (try? String(contentsOf: folder.appendingPathComponent("access.log"), encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").compactMap { line in
+            guard let open = line.firstIndex(of: "\""), let close = line[line.index(after: open)...].firstIndex(of: "\"") else { return nil }
+            let request = line[line.index(after: open)..<close].split(separator: " ")
+            guard request.count >= 2, request[1].split(separator: "?").first.map(String.init) == path else { return nil }
+            return Int(line[line.index(after: close)...].split(separator: " ").first ?? "")
         }
     }
 

@@ -36,12 +36,12 @@ struct HTTPUpstreamSourceTests {
         }
         let source = try Self.source([upstream])
         let first = Self.target()
-        #expect(source.download("titles/a b/v1/seg-1.m4s", toFile: first, timeoutMilliseconds: 5000) == .stored)
+        #expect(source.download("titles/a b/v1/seg-1.m4s", toFile: first, timeoutMilliseconds: 5000, revalidating: nil).isStored)
         #expect(Self.contents(first) == body)
         let modified = try FileManager.default.attributesOfItem(atPath: first)[.modificationDate] as? Date
         #expect(modified == Date(timeIntervalSince1970: 1_796_119_200))
         let second = Self.target()
-        #expect(source.download("titles/a b/v1/seg-2.m4s", toFile: second, timeoutMilliseconds: 5000) == .stored)
+        #expect(source.download("titles/a b/v1/seg-2.m4s", toFile: second, timeoutMilliseconds: 5000, revalidating: nil).isStored)
         #expect(upstream.connections == 1, "the second fetch reused the kept-alive connection")
 
         let head = try #require(upstream.requests.first)
@@ -61,13 +61,39 @@ struct HTTPUpstreamSourceTests {
         #expect(other == .badSignature, "a signature is good for its own path only")
     }
 
+    @Test("a refresh is conditional: If-None-Match and If-Modified-Since go up, a 304 renews the copy's freshness and keeps its validators")
+    func conditionalRefresh() throws {
+        let upstream = try ScriptedUpstream { head in
+            head.contains("If-None-Match: \"v1\"\r\n")
+                ? .init(bytes: Array("HTTP/1.1 304 Not Modified\r\nCache-Control: max-age=30\r\n\r\n".utf8))
+                : .init(bytes: ScriptedUpstream.response(200, Array("body".utf8), extra: ["ETag: \"v1\"", "Last-Modified: Tue, 01 Dec 2026 10:00:00 GMT", "Cache-Control: max-age=5"]))
+        }
+        let source = try Self.source([upstream])
+        guard case .storedExpiring(let first) = source.download("k", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil) else {
+            Issue.record("not stored")
+            return
+        }
+        #expect(first.etag == "\"v1\"" && first.lastModified == 1_796_119_200)
+        let path = Self.target()
+        guard case .notModified(let renewed) = source.download("k", toFile: path, timeoutMilliseconds: 2000, revalidating: first) else {
+            Issue.record("the refresh was not answered 304")
+            return
+        }
+        #expect(renewed.etag == "\"v1\"" && renewed.lastModified == 1_796_119_200, "a 304 without validators keeps the copy's")
+        #expect(renewed.freshUntil > first.freshUntil + 20_000, "the 304's max-age=30 renews the copy")
+        #expect(!FileManager.default.fileExists(atPath: path), "a 304 writes no file")
+        let conditional = try #require(upstream.requests.last)
+        #expect(conditional.contains("If-Modified-Since: Tue, 01 Dec 2026 10:00:00 GMT\r\n"))
+        #expect(upstream.connections == 1, "the 304 kept the connection")
+    }
+
     @Test("1xx interim answers are skipped and a chunked body is stored de-chunked")
     func chunked() throws {
         let upstream = try ScriptedUpstream { _ in
             .init(bytes: Array("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=1\r\n world\r\n0\r\n\r\n".utf8))
         }
         let path = Self.target()
-        #expect(try Self.source([upstream]).download("x/y", toFile: path, timeoutMilliseconds: 5000) == .stored)
+        #expect(try Self.source([upstream]).download("x/y", toFile: path, timeoutMilliseconds: 5000, revalidating: nil).isStored)
         #expect(Self.contents(path) == Array("hello world".utf8))
     }
 
@@ -82,8 +108,8 @@ struct HTTPUpstreamSourceTests {
         for answer in answers {
             let upstream = try ScriptedUpstream { _ in answer }
             let path = Self.target()
-            let outcome = try Self.source([upstream]).download("k", toFile: path, timeoutMilliseconds: 700)
-            #expect(outcome != .stored && outcome != .notFound, "\(answer.bytes.count) bytes: \(outcome)")
+            let outcome = try Self.source([upstream]).download("k", toFile: path, timeoutMilliseconds: 700, revalidating: nil)
+            #expect(!outcome.isStored && outcome != .notFound, "\(answer.bytes.count) bytes: \(outcome)")
             #expect(!FileManager.default.fileExists(atPath: path), "a partial body was left at \(path)")
         }
     }
@@ -92,7 +118,7 @@ struct HTTPUpstreamSourceTests {
     func refusals() throws {
         for status in [404, 410] {
             let upstream = try ScriptedUpstream { _ in .init(bytes: ScriptedUpstream.response(status, Array("gone".utf8))) }
-            #expect(try Self.source([upstream]).download("k", toFile: Self.target(), timeoutMilliseconds: 2000) == .notFound)
+            #expect(try Self.source([upstream]).download("k", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil) == .notFound)
         }
         let forbidding = try ScriptedUpstream { _ in .init(bytes: ScriptedUpstream.response(403, Array("no".utf8))) }
         let other = try ScriptedUpstream { _ in .init(bytes: ScriptedUpstream.response(200, Array("yes".utf8))) }
@@ -101,7 +127,7 @@ struct HTTPUpstreamSourceTests {
         var asked = 0
         for n in 0..<20 {
             let before = other.requests.count
-            let outcome = source.download("k\(n)", toFile: Self.target(), timeoutMilliseconds: 2000)
+            let outcome = source.download("k\(n)", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil)
             if other.requests.count == before {
                 asked += 1
                 #expect(outcome == .failed("the upstream answered 403"))
@@ -132,7 +158,7 @@ struct HTTPUpstreamSourceTests {
             signer: nil, edgeID: "e", downMilliseconds: 60_000, maxIdlePerUpstream: 2)
         for n in 0..<30 {
             let path = Self.target()
-            #expect(source.download("titles/t/seg-\(n).ts", toFile: path, timeoutMilliseconds: 5000) == .stored)
+            #expect(source.download("titles/t/seg-\(n).ts", toFile: path, timeoutMilliseconds: 5000, revalidating: nil).isStored)
             #expect(Self.contents(path) == Array("ok".utf8))
         }
         #expect(failing.requests.count == 1, "after its first 503 the failing upstream is asked last, so never again: \(failing.requests.count)")
@@ -145,7 +171,7 @@ struct HTTPUpstreamSourceTests {
         let source = try Self.source([upstream])
         for _ in 0..<5 {
             let path = Self.target()
-            #expect(source.download("k", toFile: path, timeoutMilliseconds: 2000) == .stored)
+            #expect(source.download("k", toFile: path, timeoutMilliseconds: 2000, revalidating: nil).isStored)
             #expect(Self.contents(path) == Array("fresh".utf8))
         }
     }
@@ -170,8 +196,17 @@ struct HTTPUpstreamSourceTests {
             let answer = bytes
             let upstream = try ScriptedUpstream { _ in .init(bytes: answer, close: true) }
             let path = Self.target()
-            let outcome = try Self.source([upstream]).download("k", toFile: path, timeoutMilliseconds: 500)
-            if outcome != .stored { #expect(!FileManager.default.fileExists(atPath: path), "seed \(seed) round \(round): \(outcome) left a file") }
+            let outcome = try Self.source([upstream]).download("k", toFile: path, timeoutMilliseconds: 500, revalidating: nil)
+            if !outcome.isStored { #expect(!FileManager.default.fileExists(atPath: path), "seed \(seed) round \(round): \(outcome) left a file") }
+        }
+    }
+}
+
+extension ReadThroughDownload {
+    var isStored: Bool {
+        switch self {
+        case .stored, .storedExpiring: true
+        default: false
         }
     }
 }

@@ -12,7 +12,7 @@ private final class MemorySource: ReadThroughSource {
 
     init(_ objects: [String: [UInt8]]) { self.objects = objects }
 
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64) -> ReadThroughDownload {
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?) -> ReadThroughDownload {
         gets.withLock { $0.append(key) }
         guard let bytes = objects[key] else { return .notFound }
         return FileManager.default.createFile(atPath: path, contents: Data(bytes)) ? .stored : .failed("cannot write \(path)")

@@ -121,8 +121,11 @@ chmod -R a+rX "$WORK"
 log "origin region: redis and marquee origin --shield-only"
 ip netns exec "$NS_ORIGIN" redis-server --bind 10.231.0.1 10.231.1.1 10.231.2.1 127.0.0.1 --port 6379 --save "" --appendonly no \
   --protected-mode no --loglevel warning >"$WORK/redis.log" 2>&1 &
+# A package version never changes, so its playlists may be cached as long as its segments; with the
+# default (max-age=2, for playlists that change) the edges would revalidate them every 2 s.
 start_origin() {  # `ip netns exec` directly, not through a function: $! must be the origin itself
   ip netns exec "$NS_ORIGIN" env MARQUEE_BUS_LOG_DIR="$WORK/deliveries-origin" MARQUEE_GATEWAY_ID=origin MARQUEE_GATEWAY_REGION=origin \
+    MARQUEE_CACHE_CONTROL_MANIFEST="public, max-age=600" \
     "$MARQUEE_BIN" origin --root "$WORK/media" --listen 0.0.0.0:8080 --admin 127.0.0.1:9090 --threads 1 \
     --token-key "k1:$WORK/k1.key" --edge-key-file "$WORK/edge.key" --shield-only >>"$WORK/origin.log" 2>&1 &
   ORIGIN_PID=$!

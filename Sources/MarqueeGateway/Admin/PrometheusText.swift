@@ -113,6 +113,8 @@ enum PrometheusText {
             out += "marquee_cache_misses_total \(sum(.readThroughMisses))\n"
             family("marquee_cache_coalesced_total", "counter", "Misses that joined a fetch already under way for the same object.")
             out += "marquee_cache_coalesced_total \(sum(.readThroughCoalesced))\n"
+            family("marquee_cache_refreshes_total", "counter", "Requests for a stale copy that waited for its refresh (stale-while-revalidate serves without waiting).")
+            out += "marquee_cache_refreshes_total \(sum(.readThroughRefreshes))\n"
             family("marquee_cache_fetches_total", "counter", "GETs made to the object store (origin) or the upstreams (edge).")
             out += "marquee_cache_fetches_total \(cache.read(.fetches))\n"
             family("marquee_cache_fetch_errors_total", "counter", "Fetches that failed (502) or timed out (504).")

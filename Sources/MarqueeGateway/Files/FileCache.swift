@@ -24,6 +24,9 @@ struct FileCache {
         var inode: UInt64 = 0
         var device: UInt64 = 0
         var validatedAt: Int64 = 0
+        /// For a read-through cache's file: until when (Unix ms) it may be served without asking
+        /// the cache about its freshness again; `min` until first asked.
+        var freshUntil = Int64.min
         var mediaType = MediaType.octetStream
         var etagLength: Int32 = 0
         /// The whole file, when small enough to keep in memory.
@@ -116,6 +119,11 @@ struct FileCache {
         misses &+= 1
         checkedDisk = true
         return open(relativePath, hash: hash, now: now)
+    }
+
+    /// Makes the entry re-check its file on its next use (a refresh may replace it).
+    mutating func expire(_ e: Int32) {
+        entries[Int(e)].validatedAt = Int64.min / 2
     }
 
     /// Makes every entry re-check its file on its next use (after a purge removed files).

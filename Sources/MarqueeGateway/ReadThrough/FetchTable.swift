@@ -85,6 +85,16 @@ public struct FetchTable {
         return .queued
     }
 
+    /// A background refresh of `key` (a stale object served while it runs): queued unless a
+    /// fetch of it is already pending or the queue is full. No request waits for it.
+    @discardableResult
+    public mutating func requestRefresh(_ key: String) -> Bool {
+        guard pending[key] == nil, queuedCount < queueLimit else { return false }
+        pending[key] = Pending(state: .queued, waiters: [])
+        queue.append(key)
+        return true
+    }
+
     /// The next queued key for a fetcher, now marked running.
     public mutating func start() -> String? {
         guard queueHead < queue.count else { return nil }

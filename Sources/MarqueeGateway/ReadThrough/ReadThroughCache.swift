@@ -32,6 +32,12 @@ final class ReadThroughCache: @unchecked Sendable {
     private var index: CacheIndex
     private var answers: [[FetchAnswer]] = []
     private var touches: [SingleProducerRing<UInt64>] = []
+    /// The freshness of objects that expire (an edge's), by key; objects without one never do.
+    private var freshness: [String: ObjectFreshness] = [:]
+    /// `freshness.count`, readable without the lock: zero (an origin's store) costs a hit nothing.
+    private let expiringCount: UnsafeMutablePointer<UInt64>
+    /// Whether the file system keeps the freshness on the files (user extended attributes).
+    private var attributesWork = true
     private var wakeFDs: [Int32] = []
     /// The `Counter`s (written under the lock, read by the admin thread and, for the purge epoch,
     /// by the loops).
@@ -65,15 +71,32 @@ final class ReadThroughCache: @unchecked Sendable {
         index = CacheIndex(maxBytes: settings.maxBytes)
         counters = .allocate(capacity: Counter.allCases.count)
         counters.initialize(repeating: 0, count: Counter.allCases.count)
+        expiringCount = .allocate(capacity: 1)
+        expiringCount.initialize(to: 0)
 
         Self.removeAll(in: temporaryFD)
         var found: [(key: String, size: Int64, used: Int64)] = []
         Self.walk(objectsFD, prefix: "") { found.append($0) }
         for file in found.sorted(by: { $0.used < $1.used }) {
             index.restore(file.key, hash: Self.hash(file.key), size: file.size)
+            let fd = openat(objectsFD, file.key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            if fd >= 0 {
+                if let kept = ObjectFreshness.load(from: fd) {
+                    freshness[file.key] = kept
+                } else if settings.sourceIsUpstream {
+                    // An edge's copy whose freshness was not kept: refreshed before it is served,
+                    // and served if the upstreams cannot be reached.
+                    freshness[file.key] = ObjectFreshness(freshUntil: 0, staleWhileRevalidateUntil: 0, staleIfErrorUntil: .max)
+                }
+                close(fd)
+            }
         }
         let victims = index.evictions()
-        for key in victims { removeFile(key) }
+        for key in victims {
+            removeFile(key)
+            freshness[key] = nil
+        }
+        mq_store_relaxed(expiringCount, UInt64(freshness.count))
         publishGauges(evicted: victims.count)
     }
 
@@ -110,6 +133,38 @@ final class ReadThroughCache: @unchecked Sendable {
         if admission == .queued { pthread_cond_signal(condition) }
         pthread_mutex_unlock(mutex)
         return admission
+    }
+
+    /// Whether the cached object at `relativePath` may be served now, for an object that expires.
+    /// A loop asks when its open file's last answer lapsed or it checked the file on disk; with no
+    /// expiring object at all it costs one relaxed load.
+    /// Also says until when the answer holds, for the loop to remember on its open file: a fresh
+    /// object until it expires, a stale one being refreshed behind for a quarter second.
+    func decision(_ relativePath: UnsafeRawBufferPointer, now: Int64) -> (ObjectFreshness.Decision, until: Int64) {
+        guard mq_load_relaxed(expiringCount) > 0 else { return (.fresh, .max) }
+        let key = String(decoding: relativePath, as: UTF8.self)
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        guard let known = freshness[key] else { return (.fresh, .max) }
+        let decision = known.decide(now: now)
+        switch decision {
+        case .fresh:
+            return (.fresh, known.freshUntil)
+        case .serveAndRefresh:
+            if table.requestRefresh(key) { pthread_cond_signal(condition) }
+            return (.serveAndRefresh, now + 250)
+        case .refresh:
+            return (.refresh, now)
+        }
+    }
+
+    /// Whether a stale copy may answer a request whose refresh failed (stale-if-error).
+    func mayServeStale(_ relativePath: UnsafeRawBufferPointer, now: Int64) -> Bool {
+        guard mq_load_relaxed(expiringCount) > 0 else { return true }
+        let key = String(decoding: relativePath, as: UTF8.self)
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return freshness[key]?.mayServeOnError(now: now) ?? true
     }
 
     /// Moves the answers waiting for `loop` into `buffer` (which must be empty; capacities swap).
@@ -176,6 +231,8 @@ final class ReadThroughCache: @unchecked Sendable {
             for victim in victims { index.remove(victim) }
             table.forgetMissing(prefix: key)
         }
+        for victim in victims { freshness[victim] = nil }
+        mq_store_relaxed(expiringCount, UInt64(freshness.count))
         publishGauges(evicted: 0)
         mq_add_relaxed(counters + Counter.purged.rawValue, UInt64(victims.count))
         pthread_mutex_unlock(mutex)
@@ -203,51 +260,102 @@ final class ReadThroughCache: @unchecked Sendable {
                 drainTouches()
                 next = table.start()
             }
-            pthread_mutex_unlock(mutex)
             let key = next!
+            // A cached copy with validators is refreshed conditionally.
+            let cached = index.contains(key) ? freshness[key] : nil
+            pthread_mutex_unlock(mutex)
             counter += 1
             let temporaryName = "fetch-\(worker)-\(counter)"
             mq_add_relaxed(counters + Counter.fetches.rawValue, 1)
-            var outcome: FetchOutcome
+            let revalidating = cached.flatMap { $0.etag != nil || $0.lastModified != nil ? $0 : nil }
+            let result = FetchResult(
+                settings.source.download(
+                    key, toFile: temporaryPath + "/" + temporaryName, timeoutMilliseconds: settings.timeoutMilliseconds,
+                    revalidating: revalidating))
+            var outcome = result.outcome
             var size: Int64 = 0
-            switch settings.source.download(key, toFile: temporaryPath + "/" + temporaryName, timeoutMilliseconds: settings.timeoutMilliseconds) {
-            case .stored:
-                if let placed = place(temporaryName, as: key) {
-                    outcome = .stored
+            switch result {
+            case .stored(let expiring):
+                if let placed = place(temporaryName, as: key, freshness: expiring) {
                     size = placed
                 } else {
                     unlinkat(temporaryFD, temporaryName, 0)
                     outcome = .failed
                 }
-            case .notFound:
-                outcome = .notFound
-            case .failed(let reason):
-                printError("marquee: cache fetch of \(key) failed: \(reason)")
-                outcome = .failed
-            case .timedOut:
-                printError("marquee: cache fetch of \(key) took longer than \(settings.timeoutMilliseconds) ms")
-                outcome = .timedOut
+            case .notModified(let renewed):
+                // The copy on disk is the object: only its freshness changes, on disk too.
+                _ = withParent(of: key, creating: false) { folder, leaf -> Bool in
+                    let fd = openat(folder, leaf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                    guard fd >= 0 else { return false }
+                    defer { close(fd) }
+                    return renewed.store(on: fd)
+                }
+            case .notFound, .failed, .timedOut:
+                unlinkat(temporaryFD, temporaryName, 0)
+                if case .failed(let reason) = result { printError("marquee: cache fetch of \(key) failed: \(reason)") }
+                if case .timedOut = result { printError("marquee: cache fetch of \(key) took longer than \(settings.timeoutMilliseconds) ms") }
             }
-            finish(key, outcome, size: size)
+            finish(key, result, outcome, size: size)
         }
     }
 
-    private func finish(_ key: String, _ outcome: FetchOutcome, size: Int64) {
+    /// What a source's download means for the cache.
+    private enum FetchResult {
+        /// A new copy (`freshness` nil: it never expires).
+        case stored(ObjectFreshness?)
+        case notModified(ObjectFreshness)
+        case notFound
+        case failed(String)
+        case timedOut
+
+        init(_ download: ReadThroughDownload) {
+            switch download {
+            case .stored: self = .stored(nil)
+            case .storedExpiring(let f): self = .stored(f)
+            case .notModified(let f): self = .notModified(f)
+            case .notFound: self = .notFound
+            case .failed(let reason): self = .failed(reason)
+            case .timedOut: self = .timedOut
+            }
+        }
+
+        /// How the waiting requests are answered: a refreshed copy is served as a stored one.
+        var outcome: FetchOutcome {
+            switch self {
+            case .stored, .notModified: .stored
+            case .notFound: .notFound
+            case .failed: .failed
+            case .timedOut: .timedOut
+            }
+        }
+    }
+
+    private func finish(_ key: String, _ result: FetchResult, _ outcome: FetchOutcome, size: Int64) {
         var victims: [String] = []
+        var goneUpstream = false
         var wake = [Bool](repeating: false, count: wakeFDs.count)
         pthread_mutex_lock(mutex)
-        switch outcome {
-        case .stored:
+        switch (result, outcome) {
+        case (.stored(let expiring), .stored):
             drainTouches()
             index.insert(key, hash: Self.hash(key), size: size)
+            freshness[key] = expiring
             victims = index.evictions(keeping: key)
-        case .notFound:
+        case (.notModified(let renewed), _):
+            index.touch(key)
+            freshness[key] = renewed
+        case (.notFound, _):
             mq_add_relaxed(counters + Counter.notFound.rawValue, 1)
-        case .failed, .timedOut:
+            // The object is gone upstream: so is the copy.
+            if index.remove(key) != nil {
+                goneUpstream = true
+                freshness[key] = nil
+            }
+        default:
             mq_add_relaxed(counters + Counter.fetchErrors.rawValue, 1)
-        case .busy:
-            break
         }
+        for victim in victims where victim != key { freshness[victim] = nil }
+        mq_store_relaxed(expiringCount, UInt64(freshness.count))
         for waiter in table.finish(key, outcome, now: Self.monotonicMilliseconds()) {
             answers[Int(waiter.loop)].append(FetchAnswer(slot: waiter.slot, generation: waiter.generation, outcome: outcome))
             wake[Int(waiter.loop)] = true
@@ -255,6 +363,7 @@ final class ReadThroughCache: @unchecked Sendable {
         publishGauges(evicted: victims.count)
         pthread_mutex_unlock(mutex)
         for victim in victims { removeFile(victim) }
+        if goneUpstream { removeFile(key) }
         var one: UInt64 = 1
         for (loop, needed) in wake.enumerated() where needed { _ = write(wakeFDs[loop], &one, 8) }
     }
@@ -277,9 +386,20 @@ final class ReadThroughCache: @unchecked Sendable {
     /// Moves `tmp/<name>` to `objects/<key>`, making the key's folders. Every folder is opened
     /// relative to the one above with O_NOFOLLOW, so no symlink can lead the write out of the
     /// cache. Returns the file's size, or nil when it could not be placed.
-    private func place(_ temporaryName: String, as key: String) -> Int64? {
+    private func place(_ temporaryName: String, as key: String, freshness: ObjectFreshness?) -> Int64? {
         var st = stat()
         guard fstatat(temporaryFD, temporaryName, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        // The freshness goes on the file before it is in place, so a restart finds both or neither.
+        if let freshness, attributesWork {
+            let fd = openat(temporaryFD, temporaryName, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            if fd >= 0 {
+                if !freshness.store(on: fd) {
+                    attributesWork = false
+                    printError("marquee: warning: \(settings.directory) keeps no user extended attributes; cached objects' freshness is lost on restart (they are refreshed before being served again)")
+                }
+                close(fd)
+            }
+        }
         let placed = withParent(of: key, creating: true) { folder, leaf in
             renameat(temporaryFD, temporaryName, folder, leaf) == 0
         }

@@ -3,12 +3,19 @@
 public protocol ReadThroughSource: Sendable {
     /// Downloads the object `key` (a validated relative path) into a new file at `path`, which
     /// appears whole or not at all, with the object's modification time. Blocks the calling fetch
-    /// thread (never an event loop) for at most `timeoutMilliseconds`.
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64) -> ReadThroughDownload
+    /// thread (never an event loop) for at most `timeoutMilliseconds`. `revalidating` is the
+    /// freshness of the copy already cached, when there is one with validators: the source may
+    /// answer `.notModified` instead of downloading it again.
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?) -> ReadThroughDownload
 }
 
 public enum ReadThroughDownload: Sendable, Equatable {
+    /// Stored, and never expires (an object store's objects).
     case stored
+    /// Stored, and served while `ObjectFreshness` says so.
+    case storedExpiring(ObjectFreshness)
+    /// The cached copy is still the object (a 304): only its freshness is renewed.
+    case notModified(ObjectFreshness)
     case notFound
     /// The store refused or failed; the reason is logged, never sent to clients.
     case failed(String)

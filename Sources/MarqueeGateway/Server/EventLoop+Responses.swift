@@ -123,7 +123,8 @@ extension EventLoop {
             files.expireAll()
         }
         let e: Int32
-        switch files.acquire(UnsafeRawBufferPointer(start: pathScratch + 1, count: length), now: nowMilliseconds) {
+        let relativePath = UnsafeRawBufferPointer(start: pathScratch + 1, count: length)
+        switch files.acquire(relativePath, now: nowMilliseconds) {
         case .failed(let error):
             if error.status == .notFound, readThrough != nil {
                 fetchMissing(slot, UnsafeRawBufferPointer(start: pathScratch + 1, count: length), after: fetched, origin: origin)
@@ -138,6 +139,27 @@ extension EventLoop {
             if let readThrough, fetched == nil {
                 metrics.add(.readThroughHits)
                 if files.checkedDisk { readThrough.touch(loop: id, hash: files.entries[Int(e)].hash) }
+                // An expiring copy (an edge's) past its freshness is refreshed before it is served;
+                // within stale-while-revalidate it is served and refreshed behind. The answer is
+                // remembered on the open file until it lapses: one compare per hit.
+                let now = wallMilliseconds
+                if now >= files.entries[Int(e)].freshUntil || files.checkedDisk {
+                    let (decision, until) = readThrough.decision(relativePath, now: now)
+                    files.entries[Int(e)].freshUntil = until
+                    if decision == .refresh {
+                        files.expire(e)
+                        files.release(e)
+                        metrics.add(.readThroughRefreshes)
+                        fetchMissing(slot, relativePath, after: nil, origin: origin)
+                        return
+                    }
+                }
+            }
+            if let readThrough, let fetched, fetched != .stored, !readThrough.mayServeStale(relativePath, now: wallMilliseconds) {
+                // The refresh of a stale copy failed, and stale-if-error does not cover it.
+                files.release(e)
+                respondToFailedFetch(slot, fetched, origin: origin)
+                return
             }
         }
         if let placement, files.entries[Int(e)].mediaType.cacheClass == .manifest,

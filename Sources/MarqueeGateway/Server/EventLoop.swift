@@ -80,6 +80,8 @@ struct EventLoop: ~Copyable {
     let dateLine: UnsafeMutableRawPointer
     static let dateLineBytes = 37
     var dateSecond: Int64 = -1
+    /// Unix time in ms at the turn's start (a coarse clock): cached objects' freshness.
+    var wallMilliseconds: Int64 = 0
 
     let tickSpec: UnsafeMutablePointer<__kernel_timespec>
     /// Per slot: the wait of a request a rate limit with a delay queued (`pace`).
@@ -239,6 +241,7 @@ struct EventLoop: ~Copyable {
         nowNanoseconds = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
         nowMilliseconds = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
         clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+        wallMilliseconds = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
         if Int64(ts.tv_sec) != dateSecond {
             dateSecond = Int64(ts.tv_sec)
             var w = ResponseWriter(base: dateLine, capacity: Self.dateLineBytes)

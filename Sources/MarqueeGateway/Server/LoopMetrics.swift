@@ -29,6 +29,8 @@ struct LoopMetrics: @unchecked Sendable {
         case readThroughHits
         case readThroughMisses
         case readThroughCoalesced
+        /// Stale copies refreshed before they were served (an edge's expiring objects).
+        case readThroughRefreshes
         /// Delivery records committed to the loop's ring, and those with a field cut to fit.
         case deliveryRecords
         case deliveryRecordsTruncated
