@@ -118,7 +118,8 @@ export MARQUEE_RATE_LIMITS_MAX_CONNECTIONS_PER_ADDRESS=0
 export MARQUEE_BUS_LOG_DIR="$TMP/deliveries"
 
 log "starting marquee origin on $ORIGIN_PORT"
-"$MARQUEE_BIN" origin --root "$MEDIA" --listen "127.0.0.1:$ORIGIN_PORT" --admin "127.0.0.1:$ORIGIN_ADMIN" \
+# Playlists fresh for an hour, like the segments: every measured request is a hit on every cache.
+MARQUEE_CACHE_CONTROL_MANIFEST="public, max-age=3600" "$MARQUEE_BIN" origin --root "$MEDIA" --listen "127.0.0.1:$ORIGIN_PORT" --admin "127.0.0.1:$ORIGIN_ADMIN" \
   --threads "$THREADS" --no-require-token --no-delivery-records >"$TMP/origin.log" 2>&1 &
 ORIGIN_PID=$!; PIDS+=("$ORIGIN_PID")
 wait_ready origin "$ORIGIN_PID" "http://127.0.0.1:$ORIGIN_ADMIN/readyz" "$TMP/origin.log"

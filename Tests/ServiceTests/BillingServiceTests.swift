@@ -543,10 +543,12 @@ struct BillingServiceTests {
         }
         try await Application(router: router).test(.live) { client in
             let port = try #require(client.port)
-            try await GatewayAdminRevoker(admins: ["127.0.0.1:\(port)"], bearer: "admin-secret").revoke("s-1", reason: .funds, ttlSeconds: 600)
+            // A generous deadline: under the full suite's load two cores may take seconds to answer.
+            try await GatewayAdminRevoker(admins: ["127.0.0.1:\(port)"], bearer: "admin-secret", timeout: .seconds(60))
+                .revoke("s-1", reason: .funds, ttlSeconds: 600)
             #expect(seen.withLockedValue { $0 } == ["session=s-1&reason=funds&ttl=600"])
             await #expect(throws: ServiceError.self) {
-                try await GatewayAdminRevoker(admins: ["127.0.0.1:\(port)"], bearer: "wrong").revoke("s-2", reason: .other, ttlSeconds: 600)
+                try await GatewayAdminRevoker(admins: ["127.0.0.1:\(port)"], bearer: "wrong", timeout: .seconds(60)).revoke("s-2", reason: .other, ttlSeconds: 600)
             }
         }
     }

@@ -16,7 +16,7 @@
 #      object is fetched from the origin once per edge;
 #   2. warm: they play again and the origin sees no new fetch;
 #   3. outage: the origin is stopped for OUTAGE seconds while the players keep playing the cached
-#      title: zero failed segment requests;
+#      title (paced at four times real time): zero failed segment requests;
 #   4. purge: a purge on one edge reaches all three, and the next plays fetch from the origin again.
 # Everything is torn down at exit, also on failure or Ctrl-C.
 #
@@ -169,11 +169,13 @@ url_for() {  # region index
   "$MARQUEE_BIN" sign --key-id k1 --secret-file "$WORK/k1.key" --scope /titles/demo/ --ttl 3600 --mode path \
     --base "http://10.232.$1.1:8080" /titles/demo/v1/master.m3u8
 }
-# Plays the title in a region's player namespace; prints the milliseconds it took.
-play() {  # region index
-  local r=${REGIONS[$1]} start end
+# Plays the title in a region's player namespace; prints the milliseconds it took. A second
+# argument paces the player (ffmpeg's -readrate: 2 is twice real time) as a viewer would be.
+play() {  # region index [readrate]
+  local r=${REGIONS[$1]} start end pace=()
+  [[ -n "${2:-}" ]] && pace=(-readrate "$2")
   start=$(date +%s%N)
-  in_ns "$(ns_player "$r")" ffmpeg -v error -nostdin -i "$(url_for "$1")" -map 0 -c copy -f null - >>"$WORK/player-$r.log" 2>&1 || return 1
+  in_ns "$(ns_player "$r")" ffmpeg -v error -nostdin "${pace[@]}" -i "$(url_for "$1")" -map 0 -c copy -f null - >>"$WORK/player-$r.log" 2>&1 || return 1
   end=$(date +%s%N)
   echo $(( (end - start) / 1000000 ))
 }
@@ -200,7 +202,7 @@ outage_plays=0; outage_failures=0
 deadline=$(( SECONDS + OUTAGE ))
 while (( SECONDS < deadline )); do
   pids=()
-  for i in 0 1 2; do play "$i" >/dev/null & pids+=($!); done
+  for i in 0 1 2; do play "$i" 4 >/dev/null & pids+=($!); done
   for pid in "${pids[@]}"; do
     if wait "$pid"; then outage_plays=$(( outage_plays + 1 )); else outage_failures=$(( outage_failures + 1 )); fi
   done

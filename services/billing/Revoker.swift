@@ -19,12 +19,15 @@ public protocol SessionRevoker: Sendable {
 public struct GatewayAdminRevoker: SessionRevoker {
     public let admins: [String]
     let bearer: String?
+    /// Longest wait for each gateway's answer.
+    let timeout: TimeAmount
 
     /// `admins`: HOST:PORT of each gateway's admin listener; `bearer`: the secret of its
     /// `admin.token_file`.
-    public init(admins: [String], bearer: String?) {
+    public init(admins: [String], bearer: String?, timeout: TimeAmount = .seconds(5)) {
         self.admins = admins
         self.bearer = bearer
+        self.timeout = timeout
     }
 
     public func revoke(_ session: String, reason: RevocationReason, ttlSeconds: Int64) async throws {
@@ -33,7 +36,7 @@ public struct GatewayAdminRevoker: SessionRevoker {
             var request = HTTPClientRequest(url: "http://\(admin)/revocations?session=\(session)&reason=\(reason)&ttl=\(ttlSeconds)")
             request.method = .POST
             if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: 4096)
             guard response.status == .ok else {
                 throw ServiceError(.badGateway, "the gateway admin listener \(admin) answered \(response.status.code): \(String(buffer: body))")
