@@ -53,6 +53,8 @@ public enum EdgeConfiguration {
         }
         let downMilliseconds = config.int(forKey: "edge.upstream_down_ms", default: 5_000)
         guard downMilliseconds >= 0 else { throw GatewayError.invalid("edge.upstream_down_ms", "must not be negative") }
+        let healthMilliseconds = config.int(forKey: "edge.health_check_ms", default: 1_000)
+        guard healthMilliseconds >= 0 else { throw GatewayError.invalid("edge.health_check_ms", "must not be negative (0 turns probes off)") }
 
         var defaults = ResponseFacts.Defaults()
         for (key, value) in [
@@ -70,7 +72,7 @@ public enum EdgeConfiguration {
         let fetchers = config.int(forKey: "cache.fetches", default: ReadThroughSettings.defaultFetchers)
         let source = HTTPUpstreamSource(
             upstreams: upstreams, signer: signer, edgeID: edgeID, downMilliseconds: Int64(downMilliseconds), maxIdlePerUpstream: max(1, fetchers),
-            defaults: defaults)
+            defaults: defaults, healthCheckMilliseconds: Int64(healthMilliseconds))
         var readThrough = try GatewaySettings.readThrough(config, source: source, directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes)
         readThrough.sourceIsUpstream = true
         var c = try GatewaySettings.load(config, role: "edge", flags: flags.gateway, root: readThrough.objectsDirectory)

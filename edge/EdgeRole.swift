@@ -12,7 +12,9 @@ public enum EdgeRole {
         let server = try Server(configuration: configuration)
         let admin = server.adminAddress.map { " admin http://\($0)" } ?? ""
         let cache = configuration.readThrough.map { " cache \($0.directory) (\($0.maxBytes) bytes)" } ?? ""
-        let upstreams = (configuration.readThrough?.source as? HTTPUpstreamSource)?.upstreams.map { "http://\($0.authority)" } ?? []
+        let source = configuration.readThrough?.source as? HTTPUpstreamSource
+        let upstreams = source?.upstreams.map { "http://\($0.authority)" } ?? []
+        source?.startHealthChecks()
         server.run {
             printLine(
                 "marquee edge listening on http://\(server.mediaAddress)\(admin)\(cache) upstreams \(upstreams.joined(separator: ",")) threads \(configuration.threads)")

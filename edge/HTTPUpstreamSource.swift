@@ -28,6 +28,8 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
     let signer: (signature: EdgeSignature, edgeID: String)?
     /// Freshness where a response gives none (`edge.default_ttl_s` and the stale windows).
     let defaults: ResponseFacts.Defaults
+    /// How often upstreams marked down are probed (`edge.health_check_ms`; 0: never).
+    let healthCheckMilliseconds: Int64
     private let selection: Mutex<UpstreamSelection>
     private let idle: Mutex<[[Int32]]>
     private let maxIdlePerUpstream: Int
@@ -36,10 +38,11 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
 
     init(
         upstreams: [ServiceUpstream], signer: (EdgeSignature, String)?, edgeID: String, downMilliseconds: Int64, maxIdlePerUpstream: Int,
-        defaults: ResponseFacts.Defaults = ResponseFacts.Defaults()
+        defaults: ResponseFacts.Defaults = ResponseFacts.Defaults(), healthCheckMilliseconds: Int64 = 0
     ) {
         self.upstreams = upstreams
         self.defaults = defaults
+        self.healthCheckMilliseconds = healthCheckMilliseconds
         self.signer = signer.map { (signature: $0.0, edgeID: $0.1) }
         selection = Mutex(UpstreamSelection(names: upstreams.map(\.authority), downMilliseconds: downMilliseconds))
         idle = Mutex(upstreams.map { _ in [] })
@@ -98,6 +101,67 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
             head += Array("\(EdgeSignature.headerName): \(signer.signature.sign(edgeID: signer.edgeID, absolutePath: "/" + key, expires: expires))\r\n".utf8)
         }
         return head
+    }
+
+    // MARK: - Health
+
+    /// Whether `upstream` failed recently and is asked last.
+    func isDown(_ upstream: Int) -> Bool { selection.withLock { $0.isDown(upstream, now: Self.monotonicMilliseconds()) } }
+
+    /// Starts a thread that, every `healthCheckMilliseconds`, asks each upstream marked down for
+    /// `HEAD /`: any HTTP answer (even a 404) shows it is back, and it takes its place in the order
+    /// again before `edge.upstream_down_ms` runs out.
+    func startHealthChecks() {
+        guard healthCheckMilliseconds > 0 else { return }
+        let start = HealthCheckStart(source: self, interval: healthCheckMilliseconds)
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let start = Unmanaged<HealthCheckStart>.fromOpaque(raw!).takeRetainedValue()
+            start.source.checkHealth(every: start.interval)
+            return nil
+        }, Unmanaged.passRetained(start).toOpaque())
+        precondition(rc == 0, "pthread_create failed")
+        pthread_detach(thread)
+    }
+
+    private func checkHealth(every interval: Int64) {
+        while true {
+            usleep(UInt32(min(interval, 60_000) * 1000))
+            for upstream in upstreams.indices where isDown(upstream) {
+                if answersHead(upstream, deadline: Self.monotonicMilliseconds() + min(interval, 2_000)) {
+                    selection.withLock { $0.succeeded(upstream) }
+                }
+            }
+        }
+    }
+
+    /// Whether `upstream` answers `HEAD /` with any HTTP response head before `deadline`.
+    private func answersHead(_ upstream: Int, deadline: Int64) -> Bool {
+        guard case .connected(let fd) = connect(upstream, deadline: deadline) else { return false }
+        defer { close(fd) }
+        let request = Array("HEAD / HTTP/1.1\r\nUser-Agent: marquee-edge health\r\nConnection: close\r\n".utf8) + hostHeaders[upstream] + Array("\r\n".utf8)
+        var sent = 0
+        while sent < request.count {
+            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n } else if n < 0 && errno == EAGAIN { _ = Self.wait(fd, for: Int16(POLLOUT), until: deadline) } else { return false }
+            if Self.monotonicMilliseconds() >= deadline { return false }
+        }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var received = 0
+        while received < buffer.count {
+            guard Self.wait(fd, for: Int16(POLLIN), until: deadline) == .ready else { return false }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + received, $0.count - received, 0) }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+            if n <= 0 { return false }
+            received += n
+            let parsed = buffer.withUnsafeBytes { ResponseParser.parse(UnsafeRawBufferPointer(rebasing: $0[0..<received])) }
+            switch parsed {
+            case .complete: return true
+            case .failed: return false
+            case .incomplete: continue
+            }
+        }
+        return false
     }
 
     // MARK: - One attempt
@@ -250,5 +314,14 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec)
+    }
+}
+
+private final class HealthCheckStart {
+    let source: HTTPUpstreamSource
+    let interval: Int64
+    init(source: HTTPUpstreamSource, interval: Int64) {
+        self.source = source
+        self.interval = interval
     }
 }

@@ -2,7 +2,7 @@ import MarqueeGateway
 import MarqueeHTTP
 
 /// What an upstream's response head says about caching it: `Cache-Control` (every field),
-/// `Expires`, `Date`, and the validators `ETag` and `Last-Modified`.
+/// `Expires`, `Date`, `Age`, and the validators `ETag` and `Last-Modified`.
 struct ResponseFacts: Equatable, Sendable {
     var cacheControl = CacheControl()
     var expires: Int64?
@@ -11,6 +11,9 @@ struct ResponseFacts: Equatable, Sendable {
     var date: Int64?
     var etag: String?
     var lastModified: Int64?
+    /// `Age`: seconds the response already spent in caches upstream (a parent edge), taken off its
+    /// lifetime (RFC 9111 §4.2.3).
+    var age: Int64 = 0
 
     init() {}
 
@@ -25,6 +28,8 @@ struct ResponseFacts: Equatable, Sendable {
                 }
             case 4 where field.name.equalsLowercase("date"):
                 date = HTTPDate.parse(field.value)
+            case 3 where field.name.equalsLowercase("age"):
+                age = CacheControl.seconds(field.value)
             case 7 where field.name.equalsLowercase("expires"):
                 expires = HTTPDate.parse(field.value)
                 expiresInvalid = expires == nil
@@ -67,7 +72,7 @@ struct ResponseFacts: Equatable, Sendable {
         let strict = control.mustRevalidate || control.noCache || !control.isStorable
         let swr = strict ? 0 : (control.staleWhileRevalidate ?? defaults.staleWhileRevalidateSeconds) * 1000
         let sie = strict ? 0 : (control.staleIfError ?? defaults.staleIfErrorSeconds) * 1000
-        let freshUntil = now + lifetime
+        let freshUntil = now + max(0, lifetime - age * 1000)
         return ObjectFreshness(
             freshUntil: freshUntil, staleWhileRevalidateUntil: freshUntil + swr, staleIfErrorUntil: freshUntil + sie,
             etag: etag, lastModified: lastModified)

@@ -2,7 +2,9 @@ import Foundation
 import Glibc
 import MarqueeGateway
 import MarqueeHTTP
+import MarqueeTestSupport
 import MarqueeTokens
+import Synchronization
 import Testing
 
 @testable import MarqueeEdge
@@ -163,6 +165,37 @@ struct HTTPUpstreamSourceTests {
         }
         #expect(failing.requests.count == 1, "after its first 503 the failing upstream is asked last, so never again: \(failing.requests.count)")
         #expect(healthy.requests.count == 30)
+    }
+
+    @Test("an upstream marked down is probed with HEAD / and takes its place again once it answers, before its down time runs out")
+    func healthProbe() throws {
+        let healthy = Mutex(false)
+        let recovering = try ScriptedUpstream { head in
+            if head.hasPrefix("HEAD / ") { return .init(bytes: Array("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".utf8)) }
+            return healthy.withLock { $0 }
+                ? .init(bytes: ScriptedUpstream.response(200, Array("back".utf8)))
+                : .init(bytes: ScriptedUpstream.response(503, Array("down".utf8)))
+        }
+        let other = try ScriptedUpstream { _ in .init(bytes: ScriptedUpstream.response(200, Array("other".utf8))) }
+        let source = HTTPUpstreamSource(
+            upstreams: [try ServiceUpstream(name: "upstream", url: recovering.url), try ServiceUpstream(name: "upstream", url: other.url)],
+            signer: nil, edgeID: "e", downMilliseconds: 600_000, maxIdlePerUpstream: 2, healthCheckMilliseconds: 50)
+        // A key the recovering upstream is asked first for.
+        let key = try #require((0..<100).map { "titles/t/seg-\($0).ts" }.first { key in
+            UpstreamSelection(names: source.upstreams.map(\.authority), downMilliseconds: 0).order(for: key, now: 0).first == 0
+        })
+        let first = Self.target()
+        #expect(source.download(key, toFile: first, timeoutMilliseconds: 5000, revalidating: nil).isStored)
+        #expect(Self.contents(first) == Array("other".utf8), "the 503 failed over")
+        #expect(source.isDown(0))
+        healthy.withLock { $0 = true }
+        source.startHealthChecks()
+        let back = waitUntil(timeout: .seconds(20), interval: .milliseconds(20)) { !source.isDown(0) }
+        #expect(back, "the probe never brought the upstream back (its down time is 10 minutes)")
+        let second = Self.target()
+        #expect(source.download(key, toFile: second, timeoutMilliseconds: 5000, revalidating: nil).isStored)
+        #expect(Self.contents(second) == Array("back".utf8))
+        #expect(recovering.requests.contains { $0.hasPrefix("HEAD / HTTP/1.1\r\n") })
     }
 
     @Test("a pooled connection the upstream closed while idle is replaced without failing the fetch")

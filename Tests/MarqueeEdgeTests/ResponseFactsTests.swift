@@ -21,6 +21,9 @@ struct ResponseFactsTests {
         #expect(dated.freshness(now: Self.now, defaults: Self.defaults).freshUntil == Self.now + 30_000)
         #expect(Self.facts("Expires: 0").freshness(now: Self.now, defaults: Self.defaults).freshUntil == Self.now, "an invalid Expires is already stale")
         #expect(Self.facts("ETag: \"x\"").freshness(now: Self.now, defaults: Self.defaults).freshUntil == Self.now + 300_000)
+        #expect(Self.facts("Cache-Control: max-age=60", "Age: 45").freshness(now: Self.now, defaults: Self.defaults).freshUntil == Self.now + 15_000,
+                "the time spent in a parent's cache counts")
+        #expect(Self.facts("Cache-Control: max-age=60", "Age: 600").freshness(now: Self.now, defaults: Self.defaults).freshUntil == Self.now)
     }
 
     @Test("no-store, private and no-cache are stale at once and never served stale; must-revalidate allows no stale use")

@@ -80,7 +80,7 @@ public struct CacheControl: Equatable, Sendable {
     }
 
     /// delta-seconds: digits only; anything else counts as 0, a huge value as `maxSeconds`.
-    static func seconds(_ argument: UnsafeRawBufferPointer?) -> Int64 {
+    public static func seconds(_ argument: UnsafeRawBufferPointer?) -> Int64 {
         guard let argument, !argument.isEmpty else { return 0 }
         var value: Int64 = 0
         for b in argument {
