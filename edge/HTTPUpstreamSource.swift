@@ -109,8 +109,8 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
     func isDown(_ upstream: Int) -> Bool { selection.withLock { $0.isDown(upstream, now: Self.monotonicMilliseconds()) } }
 
     /// Starts a thread that, every `healthCheckMilliseconds`, asks each upstream marked down for
-    /// `HEAD /`: any HTTP answer (even a 404) shows it is back, and it takes its place in the order
-    /// again before `edge.upstream_down_ms` runs out.
+    /// `HEAD /`: an HTTP answer below 500 (a 404 too) shows it is back, and it takes its place in
+    /// the order again before `edge.upstream_down_ms` runs out.
     func startHealthChecks() {
         guard healthCheckMilliseconds > 0 else { return }
         let start = HealthCheckStart(source: self, interval: healthCheckMilliseconds)
@@ -135,7 +135,7 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         }
     }
 
-    /// Whether `upstream` answers `HEAD /` with any HTTP response head before `deadline`.
+    /// Whether `upstream` answers `HEAD /` with a status below 500 before `deadline`.
     private func answersHead(_ upstream: Int, deadline: Int64) -> Bool {
         guard case .connected(let fd) = connect(upstream, deadline: deadline) else { return false }
         defer { close(fd) }
@@ -156,7 +156,8 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
             received += n
             let parsed = buffer.withUnsafeBytes { ResponseParser.parse(UnsafeRawBufferPointer(rebasing: $0[0..<received])) }
             switch parsed {
-            case .complete: return true
+            // A 5xx to the probe (an overloaded or broken upstream) keeps it down.
+            case .complete(let head): return head.status < 500
             case .failed: return false
             case .incomplete: continue
             }

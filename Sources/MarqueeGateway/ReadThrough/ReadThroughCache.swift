@@ -342,8 +342,11 @@ final class ReadThroughCache: @unchecked Sendable {
             freshness[key] = expiring
             victims = index.evictions(keeping: key)
         case (.notModified(let renewed), _):
-            index.touch(key)
-            freshness[key] = renewed
+            // Unless the copy was evicted or purged while the refresh ran.
+            if index.contains(key) {
+                index.touch(key)
+                freshness[key] = renewed
+            }
         case (.notFound, _):
             mq_add_relaxed(counters + Counter.notFound.rawValue, 1)
             // The object is gone upstream: so is the copy.
