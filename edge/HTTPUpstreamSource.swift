@@ -97,7 +97,7 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         if let etag = revalidating?.etag { head += Array("If-None-Match: \(etag)\r\n".utf8) }
         if let modified = revalidating?.lastModified { head += Array("If-Modified-Since: \(HTTPDate.string(modified))\r\n".utf8) }
         if let signer {
-            let expires = Self.wallSeconds() + 300
+            let expires = ObjectFreshness.nowMilliseconds() / 1000 + 300
             head += Array("\(EdgeSignature.headerName): \(signer.signature.sign(edgeID: signer.edgeID, absolutePath: "/" + key, expires: expires))\r\n".utf8)
         }
         return head
@@ -309,12 +309,6 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-
-    static func wallSeconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec)
     }
 }
 

@@ -138,14 +138,10 @@ final class AdminServer: @unchecked Sendable {
     /// `POST /revocations?session=S&reason=funds|other&ttl=SECONDS`: the session's next request
     /// gets 402 (funds) or 403, on this gateway and every one sharing its Redis.
     private func revoke(_ client: Int32, query: String) {
-        var fields: [String: String] = [:]
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            if parts.count == 2 { fields[parts[0]] = parts[1] }
-        }
         func fail(_ status: HTTPStatus, _ message: String) {
             reply(client, status, "text/plain; charset=utf-8", Array((message + "\n").utf8), head: false)
         }
+        guard let fields = Self.queryFields(query) else { return fail(.badRequest, "malformed query: \(query.debugDescription)") }
         guard let policy = shared.policy else {
             return fail(.notFound, "no access policy is configured on this gateway")
         }
@@ -189,14 +185,7 @@ final class AdminServer: @unchecked Sendable {
         guard let cache = shared.readThrough else {
             return fail(.notFound, "this gateway has no cache to purge (an origin serving a folder, or no cache.dir)")
         }
-        var fields: [String: String] = [:]
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let value = Self.percentDecoded(parts[1]) else {
-                return fail(.badRequest, "malformed query parameter \(String(pair).debugDescription)")
-            }
-            fields[parts[0]] = value
-        }
+        guard let fields = Self.queryFields(query) else { return fail(.badRequest, "malformed query: \(query.debugDescription)") }
         let request: PurgeRequest
         switch (fields["path"], fields["prefix"]) {
         case (let path?, nil): request = .path(path)
@@ -217,6 +206,18 @@ final class AdminServer: @unchecked Sendable {
         case .failure(let problem):
             fail(.badRequest, problem.message)
         }
+    }
+
+    /// The `name=value` pairs of an admin route's query, values percent-decoded; nil when a pair
+    /// has no `=` or a malformed escape.
+    static func queryFields(_ query: String) -> [String: String]? {
+        var fields: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let value = percentDecoded(parts[1]) else { return nil }
+            fields[parts[0]] = value
+        }
+        return fields
     }
 
     /// `%XX` decoded (and `+` as a space, as forms send it); nil when an escape is malformed.

@@ -15,13 +15,11 @@ public enum PurgeRequest: Sendable, Equatable {
             return valid ? .success(key) : .failure(.invalid("path", "\(path.debugDescription) is not a cacheable path"))
         case .prefix(let prefix):
             guard !prefix.isEmpty else { return .failure(.invalid("prefix", "must not be empty (use prefix=/ to purge everything)")) }
-            var key = prefix.hasPrefix("/") ? String(prefix.dropFirst()) : prefix
-            if key.isEmpty { return .success("") }
-            // A prefix is a path or its beginning: the same characters a key may hold.
-            if key.hasSuffix("/") { key.removeLast() }
-            let valid = Array(key.utf8).withUnsafeBytes { ReadThroughCache.isValidKey($0) }
-            guard valid else { return .failure(.invalid("prefix", "\(prefix.debugDescription) is not a cacheable path prefix")) }
-            return .success(prefix.hasPrefix("/") ? String(prefix.dropFirst()) : prefix)
+            let key = prefix.hasPrefix("/") ? String(prefix.dropFirst()) : prefix
+            // A prefix is a path or its beginning (a folder ends with `/`): the characters a key may hold.
+            let checked = key.hasSuffix("/") ? key.dropLast() : Substring(key)
+            let valid = key.isEmpty || Array(checked.utf8).withUnsafeBytes { ReadThroughCache.isValidKey($0) }
+            return valid ? .success(key) : .failure(.invalid("prefix", "\(prefix.debugDescription) is not a cacheable path prefix"))
         }
     }
 }

@@ -141,9 +141,10 @@ extension EventLoop {
                 if files.checkedDisk { readThrough.touch(loop: id, hash: files.entries[Int(e)].hash) }
                 // An expiring copy (an edge's) past its freshness is refreshed before it is served;
                 // within stale-while-revalidate it is served and refreshed behind. The answer is
-                // remembered on the open file until it lapses: one compare per hit.
+                // remembered on the open file until it lapses: one compare per hit (a replaced
+                // file is a new entry, which asks again).
                 let now = wallMilliseconds
-                if now >= files.entries[Int(e)].freshUntil || files.checkedDisk {
+                if now >= files.entries[Int(e)].freshUntil {
                     let (decision, until) = readThrough.decision(relativePath, now: now)
                     files.entries[Int(e)].freshUntil = until
                     if decision == .refresh {

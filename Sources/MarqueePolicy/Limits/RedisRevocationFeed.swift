@@ -13,30 +13,16 @@ import MarqueeRedis
 /// harmless. While Redis is down the feed retries with capped backoff and the list keeps what it
 /// had. The subscriber PINGs when idle to notice a dead link.
 public final class RedisRevocationFeed: @unchecked Sendable {
-    // @unchecked Sendable: `flags` is raw memory accessed with C11 atomics; `thread` is touched only
-    // by start/stop, which the owner calls from one thread; everything else is immutable.
+    // @unchecked Sendable: `counts` is raw memory accessed with C11 atomics; the subscription is
+    // its own; everything else is immutable.
 
     /// The pub/sub channel revocations are announced on.
     public static let channel = "marquee:revocations"
     /// The sorted set holding every unexpired revocation.
     public static let sortedSet = "marquee:revoked"
 
-    /// Timeouts; defaults suit a LAN Redis.
-    public struct Configuration: Sendable, Hashable {
-        /// Bound on connecting, milliseconds (default 500).
-        public var connectTimeoutMilliseconds: Int64 = 500
-        /// Bound on each blocking read/write, milliseconds (default 1,000).
-        public var ioTimeoutMilliseconds: Int64 = 1000
-        /// First reconnect delay, milliseconds (default 100); doubles per failure.
-        public var initialBackoffMilliseconds: Int64 = 100
-        /// Longest reconnect delay, milliseconds (default 5,000).
-        public var maxBackoffMilliseconds: Int64 = 5000
-        /// Idle time after which the subscriber PINGs, milliseconds (default 5,000); a PING still
-        /// unanswered at the next one drops the connection.
-        public var pingIntervalMilliseconds: Int64 = 5000
-
-        public init() {}
-    }
+    /// Timeouts and backoff of the subscriber (`RedisChannelSubscription`).
+    public typealias Configuration = RedisChannelSubscription.Configuration
 
     /// Why ``publish(_:reason:expiresAt:endpoint:timeoutMilliseconds:)`` failed.
     public enum PublishError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -55,47 +41,42 @@ public final class RedisRevocationFeed: @unchecked Sendable {
 
     public let endpoint: RedisEndpoint
     public let list: RevocationList
-    public let configuration: Configuration
-    /// Word 0: subscribed (0/1). Word 8: stopping. Word 16: entries applied. Word 24: messages
-    /// rejected as malformed. Word 32: successful (re)connects.
-    private let flags: UnsafeMutablePointer<UInt64>
-    private var thread: RedisThread?
+    public var configuration: Configuration { subscription.configuration }
+    /// Word 0: entries applied. Word 1: messages or members rejected as malformed.
+    private let counts: UnsafeMutablePointer<UInt64>
+    private var subscription: RedisChannelSubscription!
 
     public init(endpoint: RedisEndpoint, list: RevocationList, configuration: Configuration = Configuration()) {
         self.endpoint = endpoint
         self.list = list
-        self.configuration = configuration
-        flags = .allocate(capacity: 40)
-        flags.initialize(repeating: 0, count: 40)
+        counts = .allocate(capacity: 2)
+        counts.initialize(repeating: 0, count: 2)
+        // On every (re)connect the snapshot is loaded after subscribing, so nothing published in
+        // between is missed.
+        subscription = RedisChannelSubscription(
+            endpoint: endpoint, channel: Self.channel, configuration: configuration,
+            whenSubscribed: { [unowned self] in try loadSnapshot() }, onMessage: { [unowned self] in handle($0) })
     }
 
     deinit {
-        stop()
-        flags.deallocate()
+        subscription.stop()
+        counts.deallocate()
     }
 
     /// True while subscribed with the snapshot loaded. Lock-free.
-    public var isSubscribed: Bool { mq_load_acquire(flags) != 0 }
+    public var isSubscribed: Bool { subscription.isSubscribed }
     /// Revocations written into the list (snapshot entries and messages).
-    public var appliedCount: UInt64 { mq_load_relaxed(flags + 16) }
+    public var appliedCount: UInt64 { mq_load_relaxed(counts) }
     /// Messages or set members that did not parse and were ignored.
-    public var rejectedCount: UInt64 { mq_load_relaxed(flags + 24) }
+    public var rejectedCount: UInt64 { mq_load_relaxed(counts + 1) }
     /// Successful connects (1 after the first, more after outages).
-    public var connectCount: UInt64 { mq_load_relaxed(flags + 32) }
+    public var connectCount: UInt64 { subscription.connectCount }
 
     /// Starts the subscriber thread (once).
-    public func start() {
-        guard thread == nil, mq_load_acquire(flags + 8) == 0 else { return }
-        thread = RedisThread { [self] in run() }
-    }
+    public func start() { subscription.start() }
 
     /// Stops the subscriber thread and joins it (within about 100 ms plus any I/O in progress).
-    public func stop() {
-        mq_store_release(flags + 8, 1)
-        thread?.join()
-        thread = nil
-        mq_store_release(flags, 0)
-    }
+    public func stop() { subscription.stop() }
 
     /// Records a revocation in Redis and announces it: ZADD to the set (replacing the same session
     /// under the other reason) and PUBLISH on the channel, in one MULTI/EXEC.
@@ -136,74 +117,11 @@ public final class RedisRevocationFeed: @unchecked Sendable {
         }
     }
 
-    // MARK: - Subscriber thread
-
-    private var stopping: Bool { mq_load_acquire(flags + 8) != 0 }
-
-    private func run() {
-        var backoff = configuration.initialBackoffMilliseconds * 1000
-        while !stopping {
-            do {
-                try session()
-                backoff = configuration.initialBackoffMilliseconds * 1000
-            } catch {
-                mq_store_release(flags, 0)
-                // Sleep in slices so stop() stays prompt.
-                let until = LimitsClock.monotonicMicros() + backoff
-                while !stopping, LimitsClock.monotonicMicros() < until { LimitsClock.sleep(micros: 20_000) }
-                backoff = min(backoff * 2, configuration.maxBackoffMilliseconds * 1000)
-            }
-        }
-        mq_store_release(flags, 0)
-    }
-
-    /// One connection's life: subscribe, load the snapshot, apply messages until error or stop.
-    private func session() throws {
-        let subscriber = try connect()
-        try subscriber.append(["SUBSCRIBE", RedisRevocationFeed.channel])
-        let confirmation = try subscriber.reply()
-        guard case .array(let parts) = confirmation, parts.first?.text == "subscribe" else {
-            throw RedisConnection.Failure(description: "SUBSCRIBE: \(confirmation)")
-        }
-        try loadSnapshot()
-        mq_fetch_add(flags + 32, 1)
-        mq_store_release(flags, 1)
-
-        let pingInterval = configuration.pingIntervalMilliseconds * 1000
-        var lastActivity = LimitsClock.monotonicMicros()
-        var pingOutstanding = false
-        while !stopping {
-            while let reply = try subscriber.bufferedReply() {
-                lastActivity = LimitsClock.monotonicMicros()
-                pingOutstanding = false
-                handle(reply)
-            }
-            var descriptor = pollfd(fd: subscriber.fileDescriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, 100)
-            if ready > 0 {
-                try subscriber.readAvailable()
-                continue
-            }
-            if ready < 0, errno != EINTR { throw RedisConnection.Failure(description: "poll: errno \(errno)") }
-            if LimitsClock.monotonicMicros() - lastActivity > pingInterval {
-                if pingOutstanding { throw RedisConnection.Failure(description: "PING unanswered") }
-                try subscriber.append(["PING"])
-                try subscriber.flush()
-                pingOutstanding = true
-                lastActivity = LimitsClock.monotonicMicros()
-            }
-        }
-    }
-
-    private func connect() throws -> RedisConnection {
-        try RedisConnection(
-            endpoint: endpoint, connectTimeoutMicros: configuration.connectTimeoutMilliseconds * 1000,
-            ioTimeoutMicros: configuration.ioTimeoutMilliseconds * 1000)
-    }
+    // MARK: - Applying
 
     /// Drops expired members, then applies every remaining one.
     private func loadSnapshot() throws {
-        let connection = try connect()
+        let connection = try subscription.connect()
         let now = LimitsClock.wallSeconds()
         _ = try connection.command(["ZREMRANGEBYSCORE", RedisRevocationFeed.sortedSet, "-inf", String(now)])
         let reply = try connection.command(["ZRANGE", RedisRevocationFeed.sortedSet, "0", "-1", "WITHSCORES"])
@@ -216,23 +134,20 @@ public final class RedisRevocationFeed: @unchecked Sendable {
                 let space = member.firstIndex(of: " "),
                 let reason = RevocationReason(member[..<space])
             else {
-                mq_fetch_add(flags + 24, 1)
+                mq_fetch_add(counts + 1, 1)
                 continue
             }
             apply(String(member[member.index(after: space)...]), reason, expiresAt)
         }
     }
 
-    /// A pub/sub reply: `message` arrays carry revocations; PING answers and others only prove life.
-    private func handle(_ reply: RedisReply) {
-        guard case .array(let parts) = reply, parts.count == 3, parts[0].text == "message",
-            parts[1].text == RedisRevocationFeed.channel, let payload = parts[2].text
-        else { return }
+    /// A message on the channel: `<reason> <expiresAt> <session>`.
+    private func handle(_ payload: String) {
         let fields = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard fields.count == 3, let reason = RevocationReason(fields[0]),
             let expiresAt = RedisRevocationFeed.parseSeconds(String(fields[1]))
         else {
-            mq_fetch_add(flags + 24, 1)
+            mq_fetch_add(counts + 1, 1)
             return
         }
         apply(String(fields[2]), reason, expiresAt)
@@ -240,9 +155,9 @@ public final class RedisRevocationFeed: @unchecked Sendable {
 
     private func apply(_ session: String, _ reason: RevocationReason, _ expiresAt: Int64) {
         if list.revoke(session, reason: reason, expiresAt: expiresAt) {
-            mq_fetch_add(flags + 16, 1)
+            mq_fetch_add(counts, 1)
         } else {
-            mq_fetch_add(flags + 24, 1)
+            mq_fetch_add(counts + 1, 1)
         }
     }
 
