@@ -259,7 +259,7 @@ let package = Package(
         .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeRedis", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus"]),
+        .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeEdgeTests", dependencies: ["MarqueeEdge", "MarqueeGateway", "MarqueeHTTP", "MarqueeTokens", "MarqueeTestSupport"]),
         .testTarget(
             name: "ServiceTests",

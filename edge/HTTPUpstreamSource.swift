@@ -20,6 +20,8 @@ import Synchronization
 /// - The body goes to the file the cache names; the cache renames it into place only when this
 ///   returns `.storedExpiring`, so a cut transfer never becomes a cached object. The file's
 ///   modification time is the upstream's `Last-Modified`, so validators match the origin's.
+/// - A body with a Content-Length streams to the waiting players as it arrives (`ObjectFill`);
+///   once it has, a failure is final for this fetch rather than tried on the next upstream.
 /// - How long the copy is served follows the response (`ResponseFacts`: Cache-Control, Expires),
 ///   and a stale copy is refreshed with If-None-Match / If-Modified-Since, so an unchanged object
 ///   costs a 304.
@@ -51,14 +53,14 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         viaHeader = Array("Via: 1.1 \(edgeID) (marquee)\r\n".utf8)
     }
 
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?) -> ReadThroughDownload {
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?, fill: ObjectFill?) -> ReadThroughDownload {
         let deadline = Self.monotonicMilliseconds() + timeoutMilliseconds
         let order = selection.withLock { $0.order(for: key, now: Self.monotonicMilliseconds()) }
         let request = requestHead(for: key, revalidating: revalidating)
         var reasons: [String] = []
         for upstream in order {
             guard Self.monotonicMilliseconds() < deadline else { return .timedOut }
-            let outcome = fetch(request, from: upstream, into: path, deadline: deadline)
+            let outcome = fetch(request, from: upstream, into: path, deadline: deadline, fill: fill)
             switch outcome {
             case .stored(let facts):
                 selection.withLock { $0.succeeded(upstream) }
@@ -82,6 +84,9 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
                 selection.withLock { $0.failed(upstream, now: Self.monotonicMilliseconds()) }
                 reasons.append("\(upstreams[upstream].authority): no answer in time")
             }
+            // Bytes of this body were streamed to players already: another upstream's copy cannot
+            // continue them, so the fill fails here (and the next miss starts afresh).
+            if fill?.hasBegun == true { break }
         }
         if Self.monotonicMilliseconds() >= deadline { return .timedOut }
         return .failed(reasons.joined(separator: "; "))
@@ -179,7 +184,7 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         case timedOut
     }
 
-    private func fetch(_ requestHead: [UInt8], from upstream: Int, into path: String, deadline: Int64) -> Attempt {
+    private func fetch(_ requestHead: [UInt8], from upstream: Int, into path: String, deadline: Int64, fill: ObjectFill?) -> Attempt {
         var request = requestHead
         request += hostHeaders[upstream]
         request += Array("\r\n".utf8)
@@ -194,7 +199,7 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
                 case .failed(let attempt): return attempt
                 }
             }
-            let result = UpstreamExchange(fd: fd, deadline: deadline).run(request: request, into: path)
+            let result = UpstreamExchange(fd: fd, deadline: deadline).run(request: request, into: path, fill: fill)
             if case .closedBeforeAnswer = result, pooled >= 0 {
                 // The upstream closed the pooled connection while it was idle: once more, fresh.
                 close(fd)

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeGateway
 import MarqueeHTTP
 
 /// One GET on one upstream connection, blocking with a deadline: send the request, read the head
@@ -22,7 +23,7 @@ struct UpstreamExchange {
     let fd: Int32
     let deadline: Int64
 
-    func run(request: [UInt8], into path: String) -> Result {
+    func run(request: [UInt8], into path: String, fill: ObjectFill? = nil) -> Result {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferBytes, alignment: 16)
         defer { buffer.deallocate() }
         if let failure = send(request) { return failure }
@@ -74,19 +75,27 @@ struct UpstreamExchange {
             return .failed(.refused("the upstream answered \(head.status)"))
         }
 
-        let modified = facts.lastModified
+        // The file's modification time, decided now so a streamed response's ETag and
+        // Last-Modified are those of the file once whole: the upstream's, else this moment.
+        let modified = facts.lastModified ?? ObjectFreshness.nowMilliseconds() / 1000
 
         // The body, into the file.
         let file = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard file >= 0 else { return .failed(.refused("cannot create the cache file: \(String(cString: strerror(errno)))")) }
         var framing = ResponseFraming(head: head, requestMethod: .get)
+        var streaming = false
+        if let fill, case .length(let length) = framing.kind {
+            streaming = fill.begin(length: length, modifiedSeconds: modified)
+        }
         var writeFailed = false
+        var bodyBytes: Int64 = 0
         func keep(_ data: UnsafeRawBufferPointer) {
             var written = 0
             while written < data.count && !writeFailed {
                 let n = write(file, data.baseAddress! + written, data.count - written)
                 if n > 0 { written += n } else if n < 0 && errno == EINTR { continue } else { writeFailed = true }
             }
+            bodyBytes += Int64(written)
         }
         func discard(_ failure: Result) -> Result {
             close(file)
@@ -101,6 +110,7 @@ struct UpstreamExchange {
             while true {
                 let verdict = framing.consume(pending, onData: keep)
                 if writeFailed { return discard(.failed(.refused("cannot write the cache file: \(String(cString: strerror(errno)))"))) }
+                if streaming { fill?.advance(to: bodyBytes) }
                 if case .complete(let consumed) = verdict {
                     reusable = reusable && consumed == pending.count
                     break
@@ -120,11 +130,9 @@ struct UpstreamExchange {
                 if pending.isEmpty { break }
             }
         }
-        if let modified {
-            // The access time is left alone (UTIME_OMIT, (1 << 30) - 2, which Glibc does not import).
-            var times = [timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2), timespec(tv_sec: Int(modified), tv_nsec: 0)]
-            futimens(file, &times)
-        }
+        // The access time is left alone (UTIME_OMIT, (1 << 30) - 2, which Glibc does not import).
+        var times = [timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2), timespec(tv_sec: Int(modified), tv_nsec: 0)]
+        futimens(file, &times)
         close(file)
         return .complete(.stored(facts), reusable: reusable && !framing.closeCompletes)
     }

@@ -9,7 +9,8 @@ import Synchronization
 struct StoreReadThroughSource: ReadThroughSource {
     let store: any ObjectStore
 
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?) -> ReadThroughDownload {
+    /// The store's client writes whole files, so requests wait for the object (no streaming fill).
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?, fill: ObjectFill?) -> ReadThroughDownload {
         let objectKey: ObjectKey
         do { objectKey = try ObjectKey(key) } catch { return .notFound }
         let result = Mutex<ReadThroughDownload?>(nil)

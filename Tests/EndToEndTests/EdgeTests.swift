@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import MarqueeBus
 import MarqueeTestSupport
+import Synchronization
 import Testing
 
 /// `marquee edge` in front of a foreign origin (Debian's nginx) and in front of
@@ -268,6 +269,108 @@ struct EdgeTests {
             }
         }
         try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+    }
+
+    /// An upstream that sends the head of `body` and its first `firstPart` bytes at once, and the
+    /// rest (or, with `cut`, nothing more: it closes) once `gate` opens; later requests get it whole.
+    static func slowUpstream(_ body: [UInt8], firstPart: Int, gate: ScriptedUpstream.Gate, cut: Bool = false) throws -> ScriptedUpstream {
+        let attempts = Mutex(0)
+        return try ScriptedUpstream { _ in
+            let whole = ScriptedUpstream.response(200, body, extra: ["Last-Modified: Tue, 01 Dec 2026 10:00:00 GMT", "Cache-Control: max-age=3600"])
+            let attempt = attempts.withLock { $0 += 1; return $0 }
+            guard attempt == 1 else { return .init(bytes: whole) }
+            let split = whole.count - body.count + firstPart
+            return .init(bytes: Array(whole.prefix(split)), close: cut, rest: cut ? [] : Array(whole.dropFirst(split)), gate: gate)
+        }
+    }
+
+    /// Reads from `connection` until `count` bytes came (or `timeout` passed); returns all read.
+    static func receive(_ connection: RawConnection, atLeast count: Int, after bytes: [UInt8] = [], timeout: Duration) throws -> [UInt8] {
+        var bytes = bytes
+        let deadline = ContinuousClock.now + timeout
+        while bytes.count < count && ContinuousClock.now < deadline {
+            let chunk = try connection.readAvailable(timeout: .milliseconds(200))
+            if chunk.isEmpty && connection.isClosedByPeer { break }
+            bytes += chunk
+        }
+        return bytes
+    }
+
+    @Test("a miss streams: the head and the bytes that arrived reach players while the upstream still sends; a late joiner and ranges on the miss use the same fill; one upstream fetch")
+    func streamingFill() throws {
+        let body = (0..<1_500_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        let gate = ScriptedUpstream.Gate()
+        let upstream = try Self.slowUpstream(body, firstPart: 300_000, gate: gate)
+        let edge = try SignedEdge(upstreams: [upstream.url])
+        defer {
+            gate.open()
+            edge.server.stop()
+        }
+        let token = try edge.token("/titles/demo/")
+        let path = "/t/\(token)/titles/demo/9/big.m4s"
+
+        // The first player: its head and the first 300,000 bytes come while the upstream holds the rest.
+        let first = try RawConnection(port: edge.server.mediaPort)
+        try first.send("GET \(path) HTTP/1.1\r\nHost: edge\r\n\r\n")
+        var firstBytes = try Self.receive(first, atLeast: 300_000, timeout: .seconds(30))
+        let headEnd = try #require(HTTPResponse.headEnd(in: firstBytes), "no head while the upstream held its body")
+        let head = try HTTPResponse.parseHead(Array(firstBytes[0..<headEnd]))
+        #expect(head.status == 200 && head.header("Content-Length") == "1500000" && head.header("Content-Type") == "video/iso.segment")
+        #expect(head.header("Last-Modified") == "Tue, 01 Dec 2026 10:00:00 GMT")
+        #expect(firstBytes.count - headEnd >= 300_000 - headEnd, "got \(firstBytes.count - headEnd) body bytes before the upstream sent the rest")
+
+        // A late joiner with a range inside what arrived is answered whole at once; one past it gets its head.
+        let early = try RawConnection(port: edge.server.mediaPort)
+        try early.send("GET \(path) HTTP/1.1\r\nHost: edge\r\nRange: bytes=1000-1999\r\n\r\n")
+        let earlyRange = try early.readResponse(timeout: .seconds(30))
+        #expect(earlyRange.status == 206 && earlyRange.body == Array(body[1000..<2000]))
+        #expect(earlyRange.header("Content-Range") == "bytes 1000-1999/1500000")
+        let late = try RawConnection(port: edge.server.mediaPort)
+        try late.send("GET \(path) HTTP/1.1\r\nHost: edge\r\nRange: bytes=1400000-1400999\r\n\r\n")
+        let lateHead = try late.readFirstHead(timeout: .seconds(30))
+        #expect(lateHead.head?.status == 206)
+        #expect(upstream.requests.count == 1, "upstream requests: \(upstream.requests.count)")
+
+        gate.open()
+        firstBytes = try Self.receive(first, atLeast: headEnd + body.count, after: firstBytes, timeout: .seconds(60))
+        #expect(firstBytes.count == headEnd + body.count && Array(firstBytes[headEnd...]) == body, "the streamed body differs")
+        let lateRange = try late.readResponse(timeout: .seconds(30))
+        #expect(lateRange.body == Array(body[1_400_000..<1_401_000]))
+
+        // Once whole it is a hit with the same validators, and still one upstream fetch.
+        let hit = try Curl.fetch(edge.server.url(path))
+        #expect(hit.status == 200 && hit.body == Data(body))
+        #expect(hit.header("ETag") == head.header("ETag"))
+        #expect(upstream.requests.count == 1)
+        #expect(try edge.server.metric("marquee_cache_streamed_total") >= 3)
+    }
+
+    @Test("an upstream that dies mid-body cuts the players streaming it short (never a wrong byte) and nothing is cached; the next request fetches it whole")
+    func cutFill() throws {
+        let body = (0..<800_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let gate = ScriptedUpstream.Gate()
+        let upstream = try Self.slowUpstream(body, firstPart: 200_000, gate: gate, cut: true)
+        let edge = try SignedEdge(upstreams: [upstream.url])
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/")
+        let path = "/t/\(token)/titles/demo/9/cut.m4s"
+        let player = try RawConnection(port: edge.server.mediaPort)
+        try player.send("GET \(path) HTTP/1.1\r\nHost: edge\r\n\r\n")
+        var bytes = try Self.receive(player, atLeast: 200_000, timeout: .seconds(30))
+        gate.open()
+        let rest = player.readToEnd(timeout: .seconds(30))
+        bytes += rest.bytes
+        #expect(rest.ending != .timedOut, "the cut player was left hanging")
+        let headEnd = try #require(HTTPResponse.headEnd(in: bytes))
+        let received = Array(bytes[headEnd...])
+        #expect(received.count < body.count && received == Array(body.prefix(received.count)), "got \(received.count) bytes")
+        #expect(waitUntil(timeout: .seconds(20), interval: .milliseconds(50)) {
+            ((try? edge.server.metric("marquee_cache_streams_cut_total")) ?? 0) >= 1
+        })
+
+        let again = try Curl.fetch(edge.server.url(path), timeout: .seconds(30))
+        #expect(again.status == 200 && again.body == Data(body))
+        #expect(upstream.requests.count == 2)
     }
 
     @Test("an origin in shield-only mode refuses players with 403 and serves edges that sign with the shared key; a wrong key gets 502 at the edge")

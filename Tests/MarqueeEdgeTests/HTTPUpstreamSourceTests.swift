@@ -38,12 +38,12 @@ struct HTTPUpstreamSourceTests {
         }
         let source = try Self.source([upstream])
         let first = Self.target()
-        #expect(source.download("titles/a b/v1/seg-1.m4s", toFile: first, timeoutMilliseconds: 5000, revalidating: nil).isStored)
+        #expect(source.download("titles/a b/v1/seg-1.m4s", toFile: first, timeoutMilliseconds: 5000, revalidating: nil, fill: nil).isStored)
         #expect(Self.contents(first) == body)
         let modified = try FileManager.default.attributesOfItem(atPath: first)[.modificationDate] as? Date
         #expect(modified == Date(timeIntervalSince1970: 1_796_119_200))
         let second = Self.target()
-        #expect(source.download("titles/a b/v1/seg-2.m4s", toFile: second, timeoutMilliseconds: 5000, revalidating: nil).isStored)
+        #expect(source.download("titles/a b/v1/seg-2.m4s", toFile: second, timeoutMilliseconds: 5000, revalidating: nil, fill: nil).isStored)
         #expect(upstream.connections == 1, "the second fetch reused the kept-alive connection")
 
         let head = try #require(upstream.requests.first)
@@ -71,13 +71,13 @@ struct HTTPUpstreamSourceTests {
                 : .init(bytes: ScriptedUpstream.response(200, Array("body".utf8), extra: ["ETag: \"v1\"", "Last-Modified: Tue, 01 Dec 2026 10:00:00 GMT", "Cache-Control: max-age=5"]))
         }
         let source = try Self.source([upstream])
-        guard case .storedExpiring(let first) = source.download("k", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil) else {
+        guard case .storedExpiring(let first) = source.download("k", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil, fill: nil) else {
             Issue.record("not stored")
             return
         }
         #expect(first.etag == "\"v1\"" && first.lastModified == 1_796_119_200)
         let path = Self.target()
-        guard case .notModified(let renewed) = source.download("k", toFile: path, timeoutMilliseconds: 2000, revalidating: first) else {
+        guard case .notModified(let renewed) = source.download("k", toFile: path, timeoutMilliseconds: 2000, revalidating: first, fill: nil) else {
             Issue.record("the refresh was not answered 304")
             return
         }
@@ -95,7 +95,7 @@ struct HTTPUpstreamSourceTests {
             .init(bytes: Array("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=1\r\n world\r\n0\r\n\r\n".utf8))
         }
         let path = Self.target()
-        #expect(try Self.source([upstream]).download("x/y", toFile: path, timeoutMilliseconds: 5000, revalidating: nil).isStored)
+        #expect(try Self.source([upstream]).download("x/y", toFile: path, timeoutMilliseconds: 5000, revalidating: nil, fill: nil).isStored)
         #expect(Self.contents(path) == Array("hello world".utf8))
     }
 
@@ -110,7 +110,7 @@ struct HTTPUpstreamSourceTests {
         for answer in answers {
             let upstream = try ScriptedUpstream { _ in answer }
             let path = Self.target()
-            let outcome = try Self.source([upstream]).download("k", toFile: path, timeoutMilliseconds: 700, revalidating: nil)
+            let outcome = try Self.source([upstream]).download("k", toFile: path, timeoutMilliseconds: 700, revalidating: nil, fill: nil)
             #expect(!outcome.isStored && outcome != .notFound, "\(answer.bytes.count) bytes: \(outcome)")
             #expect(!FileManager.default.fileExists(atPath: path), "a partial body was left at \(path)")
         }
@@ -120,7 +120,7 @@ struct HTTPUpstreamSourceTests {
     func refusals() throws {
         for status in [404, 410] {
             let upstream = try ScriptedUpstream { _ in .init(bytes: ScriptedUpstream.response(status, Array("gone".utf8))) }
-            #expect(try Self.source([upstream]).download("k", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil) == .notFound)
+            #expect(try Self.source([upstream]).download("k", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil, fill: nil) == .notFound)
         }
         let forbidding = try ScriptedUpstream { _ in .init(bytes: ScriptedUpstream.response(403, Array("no".utf8))) }
         let other = try ScriptedUpstream { _ in .init(bytes: ScriptedUpstream.response(200, Array("yes".utf8))) }
@@ -129,7 +129,7 @@ struct HTTPUpstreamSourceTests {
         var asked = 0
         for n in 0..<20 {
             let before = other.requests.count
-            let outcome = source.download("k\(n)", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil)
+            let outcome = source.download("k\(n)", toFile: Self.target(), timeoutMilliseconds: 2000, revalidating: nil, fill: nil)
             if other.requests.count == before {
                 asked += 1
                 #expect(outcome == .failed("the upstream answered 403"))
@@ -160,7 +160,7 @@ struct HTTPUpstreamSourceTests {
             signer: nil, edgeID: "e", downMilliseconds: 60_000, maxIdlePerUpstream: 2)
         for n in 0..<30 {
             let path = Self.target()
-            #expect(source.download("titles/t/seg-\(n).ts", toFile: path, timeoutMilliseconds: 5000, revalidating: nil).isStored)
+            #expect(source.download("titles/t/seg-\(n).ts", toFile: path, timeoutMilliseconds: 5000, revalidating: nil, fill: nil).isStored)
             #expect(Self.contents(path) == Array("ok".utf8))
         }
         #expect(failing.requests.count == 1, "after its first 503 the failing upstream is asked last, so never again: \(failing.requests.count)")
@@ -185,7 +185,7 @@ struct HTTPUpstreamSourceTests {
             UpstreamSelection(names: source.upstreams.map(\.authority), downMilliseconds: 0).order(for: key, now: 0).first == 0
         })
         let first = Self.target()
-        #expect(source.download(key, toFile: first, timeoutMilliseconds: 5000, revalidating: nil).isStored)
+        #expect(source.download(key, toFile: first, timeoutMilliseconds: 5000, revalidating: nil, fill: nil).isStored)
         #expect(Self.contents(first) == Array("other".utf8), "the 503 failed over")
         #expect(source.isDown(0))
         healthy.withLock { $0 = true }
@@ -193,7 +193,7 @@ struct HTTPUpstreamSourceTests {
         let back = waitUntil(timeout: .seconds(20), interval: .milliseconds(20)) { !source.isDown(0) }
         #expect(back, "the probe never brought the upstream back (its down time is 10 minutes)")
         let second = Self.target()
-        #expect(source.download(key, toFile: second, timeoutMilliseconds: 5000, revalidating: nil).isStored)
+        #expect(source.download(key, toFile: second, timeoutMilliseconds: 5000, revalidating: nil, fill: nil).isStored)
         #expect(Self.contents(second) == Array("back".utf8))
         #expect(recovering.requests.contains { $0.hasPrefix("HEAD / HTTP/1.1\r\n") })
     }
@@ -204,7 +204,7 @@ struct HTTPUpstreamSourceTests {
         let source = try Self.source([upstream])
         for _ in 0..<5 {
             let path = Self.target()
-            #expect(source.download("k", toFile: path, timeoutMilliseconds: 2000, revalidating: nil).isStored)
+            #expect(source.download("k", toFile: path, timeoutMilliseconds: 2000, revalidating: nil, fill: nil).isStored)
             #expect(Self.contents(path) == Array("fresh".utf8))
         }
     }
@@ -229,7 +229,7 @@ struct HTTPUpstreamSourceTests {
             let answer = bytes
             let upstream = try ScriptedUpstream { _ in .init(bytes: answer, close: true) }
             let path = Self.target()
-            let outcome = try Self.source([upstream]).download("k", toFile: path, timeoutMilliseconds: 500, revalidating: nil)
+            let outcome = try Self.source([upstream]).download("k", toFile: path, timeoutMilliseconds: 500, revalidating: nil, fill: nil)
             if !outcome.isStored { #expect(!FileManager.default.fileExists(atPath: path), "seed \(seed) round \(round): \(outcome) left a file") }
         }
     }

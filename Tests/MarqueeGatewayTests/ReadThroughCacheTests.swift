@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import Synchronization
+import MarqueeHTTP
+import MarqueeTestSupport
 import Testing
 
 @testable import MarqueeGateway
@@ -12,10 +14,46 @@ private final class MemorySource: ReadThroughSource {
 
     init(_ objects: [String: [UInt8]]) { self.objects = objects }
 
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?) -> ReadThroughDownload {
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?, fill: ObjectFill?) -> ReadThroughDownload {
         gets.withLock { $0.append(key) }
         guard let bytes = objects[key] else { return .notFound }
         return FileManager.default.createFile(atPath: path, contents: Data(bytes)) ? .stored : .failed("cannot write \(path)")
+    }
+}
+
+/// A source that streams one body: the first part, then (once `gate` opens) the rest or a failure.
+private final class StreamingSource: ReadThroughSource, @unchecked Sendable {
+    let body: [UInt8]
+    let firstPart: Int
+    let fails: Bool
+    let gate = DispatchSemaphore(value: 0)
+    let gets = Mutex(0)
+
+    init(body: [UInt8], firstPart: Int, fails: Bool) {
+        self.body = body
+        self.firstPart = firstPart
+        self.fails = fails
+    }
+
+    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?, fill: ObjectFill?) -> ReadThroughDownload {
+        let attempt = gets.withLock { $0 += 1; return $0 }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return .failed("cannot create \(path)") }
+        defer { close(fd) }
+        _ = fill?.begin(length: Int64(body.count), modifiedSeconds: 1_700_000_000)
+        _ = body.withUnsafeBytes { write(fd, $0.baseAddress!, firstPart) }
+        fill?.advance(to: Int64(firstPart))
+        // Only the first fetch waits at the gate (a later one is the refetch after a failure).
+        if attempt == 1 { gate.wait() }
+        if fails && attempt == 1 {
+            unlink(path)
+            return .failed("the upstream went away")
+        }
+        _ = body.withUnsafeBytes { write(fd, $0.baseAddress! + firstPart, body.count - firstPart) }
+        fill?.advance(to: Int64(body.count))
+        var times = [timespec(tv_sec: 1_700_000_000, tv_nsec: 0), timespec(tv_sec: 1_700_000_000, tv_nsec: 0)]
+        futimens(fd, &times)
+        return .stored
     }
 }
 
@@ -44,7 +82,8 @@ private struct Harness {
         switch admission {
         case .notFound: return .notFound
         case .busy: return .busy
-        case .queued, .joined: break
+        case .streaming: return .streaming
+        case .waits: break
         }
         var value: UInt64 = 0
         guard read(wake, &value, 8) == 8 else { return nil }
@@ -114,5 +153,101 @@ struct ReadThroughCacheTests {
         #expect(second.fetch("a") == .stored)
         #expect(!second.exists("objects/b"), "b was now the least recently used")
         #expect(second.source.gets.withLock { $0 } == ["a"])
+    }
+
+    /// A cache over `source` in a scratch folder, with the pipe its one loop is woken through.
+    fileprivate static func streamingCache(_ source: StreamingSource) throws -> (ReadThroughCache, wake: Int32, folder: URL) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("read-through-\(UUID().uuidString)")
+        let cache = try ReadThroughCache(ReadThroughSettings(source: source, directory: folder.path, maxBytes: 1 << 24))
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        cache.start(wakeFDs: [fds[1]])
+        return (cache, fds[0], folder)
+    }
+
+    static func request(_ cache: ReadThroughCache, _ key: String, slot: Int32) -> MissAdmission {
+        var key = key
+        return key.withUTF8 { cache.request(UnsafeRawBufferPointer($0), waiter: FetchWaiter(loop: 0, slot: slot, generation: 1)) }
+    }
+
+    static func contents(_ fill: ObjectFill, _ count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let n = bytes.withUnsafeMutableBytes { pread(fill.fd, $0.baseAddress!, count, 0) }
+        return Array(bytes.prefix(max(0, n)))
+    }
+
+    @Test("A streaming fill answers its waiters as soon as the body starts, lets later misses read what arrived, and places the file once whole")
+    func streamingFill() throws {
+        let body = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let source = StreamingSource(body: body, firstPart: 100_000, fails: false)
+        let (cache, wake, folder) = try Self.streamingCache(source)
+        guard case .waits(coalesced: false) = Self.request(cache, "titles/a/1/seg.m4s", slot: 1) else {
+            Issue.record("the first miss should wait for a fetch")
+            return
+        }
+        var value: UInt64 = 0
+        #expect(read(wake, &value, 8) == 8)
+        var answers: [FetchAnswer] = []
+        cache.takeAnswers(loop: 0, into: &answers)
+        #expect(answers.map(\.outcome) == [.streaming])
+        let fill = try #require(answers.first?.fill)
+        #expect(fill.length == 300_000 && fill.progress == .growing && fill.mediaType == .mediaSegment)
+        #expect(waitUntil(timeout: .seconds(10), interval: .milliseconds(5)) { fill.available == 100_000 })
+        #expect(Self.contents(fill, 100_000) == Array(body.prefix(100_000)))
+        #expect(String(decoding: fill.etag, as: UTF8.self) == "\"6553f100.0-493e0\"", "the ETag the placed file will have")
+        // A late miss streams the same fill, without a second fetch.
+        guard case .streaming(let joined) = Self.request(cache, "titles/a/1/seg.m4s", slot: 2) else {
+            Issue.record("a miss during the fill should stream it")
+            return
+        }
+        #expect(joined === fill)
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("objects/titles/a/1/seg.m4s").path), "not in place while partial")
+
+        fill.watch(loop: 0)
+        source.gate.signal()
+        #expect(read(wake, &value, 8) == 8, "the loop that watched is woken")
+        #expect(waitUntil(timeout: .seconds(10), interval: .milliseconds(5)) { fill.progress == .complete })
+        #expect(fill.available == 300_000 && Self.contents(fill, 300_000) == body)
+        #expect(try Data(contentsOf: folder.appendingPathComponent("objects/titles/a/1/seg.m4s")) == Data(body))
+        #expect(source.gets.withLock { $0 } == 1)
+    }
+
+    @Test("A fill that fails part-way is marked failed, leaves no file, and the next miss fetches afresh")
+    func failedFill() throws {
+        let body = [UInt8](repeating: 5, count: 200_000)
+        let source = StreamingSource(body: body, firstPart: 50_000, fails: true)
+        let (cache, wake, folder) = try Self.streamingCache(source)
+        _ = Self.request(cache, "big.ts", slot: 1)
+        var value: UInt64 = 0
+        #expect(read(wake, &value, 8) == 8)
+        var answers: [FetchAnswer] = []
+        cache.takeAnswers(loop: 0, into: &answers)
+        let fill = try #require(answers.first?.fill)
+        source.gate.signal()
+        #expect(waitUntil(timeout: .seconds(10), interval: .milliseconds(5)) { fill.progress == .failed })
+        #expect(fill.available == 50_000, "what was written stays readable for the responses already streaming")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("objects/big.ts").path))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("tmp").path).isEmpty)
+        guard case .waits(coalesced: false) = Self.request(cache, "big.ts", slot: 3) else {
+            Issue.record("after a failed fill a miss should fetch again")
+            return
+        }
+        #expect(waitUntil(timeout: .seconds(10), interval: .milliseconds(5)) {
+            FileManager.default.fileExists(atPath: folder.appendingPathComponent("objects/big.ts").path)
+        })
+        #expect(source.gets.withLock { $0 } == 2)
+    }
+
+    @Test("Playlists and empty bodies never stream: their requests wait for the whole object")
+    func manifestsWaitWhole() throws {
+        let source = StreamingSource(body: Array("#EXTM3U\n".utf8), firstPart: 3, fails: false)
+        let (cache, wake, _) = try Self.streamingCache(source)
+        _ = Self.request(cache, "titles/a/1/index.m3u8", slot: 1)
+        source.gate.signal()
+        var value: UInt64 = 0
+        #expect(read(wake, &value, 8) == 8)
+        var answers: [FetchAnswer] = []
+        cache.takeAnswers(loop: 0, into: &answers)
+        #expect(answers.map(\.outcome) == [.stored])
     }
 }

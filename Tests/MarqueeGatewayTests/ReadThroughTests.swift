@@ -22,6 +22,19 @@ struct FetchTableTests {
         #expect(table.request("a", waiter(1), now: 6) == .queued)
     }
 
+    @Test("Once the body streams, the waiters so far are handed over and later misses stream at once without waiting")
+    func streaming() {
+        var table = FetchTable(queueLimit: 8, negativeMilliseconds: 2000)
+        #expect(table.request("a", waiter(1), now: 0) == .queued)
+        #expect(table.request("a", waiter(2), now: 0) == .joined)
+        #expect(table.start() == "a")
+        #expect(table.beginStreaming("a").map(\.slot) == [1, 2])
+        #expect(table.request("a", waiter(3), now: 1) == .streaming)
+        #expect(table.beginStreaming("b").isEmpty, "no fetch of b")
+        #expect(table.finish("a", .stored, now: 2).isEmpty, "every waiter was answered when the body began")
+        #expect(table.request("a", waiter(4), now: 3) == .queued)
+    }
+
     @Test("Beyond the queue bound a new key is refused as busy; joining an existing one still works")
     func boundedQueue() {
         var table = FetchTable(queueLimit: 2, negativeMilliseconds: 0)

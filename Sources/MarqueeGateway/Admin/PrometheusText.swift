@@ -113,6 +113,10 @@ enum PrometheusText {
             out += "marquee_cache_misses_total \(sum(.readThroughMisses))\n"
             family("marquee_cache_coalesced_total", "counter", "Misses that joined a fetch already under way for the same object.")
             out += "marquee_cache_coalesced_total \(sum(.readThroughCoalesced))\n"
+            family("marquee_cache_streamed_total", "counter", "Misses served while the object's body arrived from upstream (a streaming fill).")
+            out += "marquee_cache_streamed_total \(sum(.readThroughStreamed))\n"
+            family("marquee_cache_streams_cut_total", "counter", "Streamed responses cut short because their fill failed part-way (the client saw a short body).")
+            out += "marquee_cache_streams_cut_total \(sum(.readThroughStreamsCut))\n"
             family("marquee_cache_refreshes_total", "counter", "Requests for a stale copy that waited for its refresh (stale-while-revalidate serves without waiting).")
             out += "marquee_cache_refreshes_total \(sum(.readThroughRefreshes))\n"
             family("marquee_cache_fetches_total", "counter", "GETs made to the object store (origin) or the upstreams (edge).")

@@ -44,6 +44,10 @@ struct Connection {
     /// The request was HTTP/1.0, so keeping the connection open must be said explicitly.
     var isHTTP10 = false
     var waitingForPipe = false
+    /// The response streams from a fill (`EventLoop.fills`) whose body is still arriving.
+    var streamsFill = false
+    /// It sent every byte its fill has so far and waits for more (in `EventLoop.fillWaiters`).
+    var awaitingFill = false
 
     // Bytes received but not yet consumed (a partial head, or pipelined requests).
     var input: Int32 = -1
@@ -89,6 +93,8 @@ struct Connection {
     var planChunkBytes: Int32 = 0
     var planChunks: Int32 = 0
     var planStart: Int64 = 0
+    /// Where the round's chunks stop: the body's end, or what a fill has so far.
+    var planEnd: Int64 = 0
 
     // Membership in one timeout list.
     var timerList: Int8 = -1

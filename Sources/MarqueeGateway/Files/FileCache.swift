@@ -201,14 +201,20 @@ struct FileCache {
     private func writeETag(_ e: Int32) {
         var w = ResponseWriter(base: etags + Int(e) * Self.etagCapacity, capacity: Self.etagCapacity)
         let entry = entries[Int(e)]
-        w.append(byte: 0x22)
-        w.append(hex: UInt64(bitPattern: entry.modifiedSeconds))
-        w.append(byte: 0x2E)
-        w.append(hex: UInt64(bitPattern: entry.modifiedNanoseconds))
-        w.append(byte: 0x2D)
-        w.append(hex: UInt64(bitPattern: entry.size))
-        w.append(byte: 0x22)
+        Self.writeETag(modifiedSeconds: entry.modifiedSeconds, nanoseconds: entry.modifiedNanoseconds, size: entry.size, into: &w)
         entries[Int(e)].etagLength = Int32(w.count)
+    }
+
+    /// The ETag of a file with this modification time and size (a streaming fill's, too, before
+    /// its file is whole).
+    static func writeETag(modifiedSeconds: Int64, nanoseconds: Int64, size: Int64, into w: inout ResponseWriter) {
+        w.append(byte: 0x22)
+        w.append(hex: UInt64(bitPattern: modifiedSeconds))
+        w.append(byte: 0x2E)
+        w.append(hex: UInt64(bitPattern: nanoseconds))
+        w.append(byte: 0x2D)
+        w.append(hex: UInt64(bitPattern: size))
+        w.append(byte: 0x22)
     }
 
     private static func readWhole(_ fd: Int32, size: Int) -> UnsafeMutableRawPointer? {

@@ -15,6 +15,8 @@ public struct FetchWaiter: Equatable, Sendable {
 public enum FetchOutcome: Equatable, Sendable {
     /// The object is in the cache now: serve it as a hit.
     case stored
+    /// The object is arriving: serve it from its fill (`ObjectFill`), which comes with the answer.
+    case streaming
     /// The store has no such object (404, remembered for a short while).
     case notFound
     /// The store refused or failed (502).
@@ -38,11 +40,15 @@ public struct FetchTable {
         case busy
         /// The store said recently that there is no such object: answer 404 without asking again.
         case notFound
+        /// The object's body is arriving: the request streams it from the fill at once.
+        case streaming
     }
 
     enum State {
         case queued
         case running
+        /// Running, and its body streams to requests as it arrives.
+        case streaming
     }
 
     struct Pending {
@@ -75,7 +81,8 @@ public struct FetchTable {
             if now < expiry { return .notFound }
             missing[key] = nil
         }
-        if pending[key] != nil {
+        if let found = pending[key] {
+            if found.state == .streaming { return .streaming }
             pending[key]!.waiters.append(waiter)
             return .joined
         }
@@ -106,6 +113,15 @@ public struct FetchTable {
         }
         pending[key]?.state = .running
         return key
+    }
+
+    /// The body of `key` started arriving and streams to requests from now on: the waiters so far,
+    /// to answer with `.streaming`; later requests are told `.streaming` at once.
+    public mutating func beginStreaming(_ key: String) -> [FetchWaiter] {
+        guard pending[key] != nil else { return [] }
+        pending[key]!.state = .streaming
+        defer { pending[key]!.waiters = [] }
+        return pending[key]!.waiters
     }
 
     /// The fetch of `key` ended: every waiter to answer with `outcome`. A 404 is remembered.

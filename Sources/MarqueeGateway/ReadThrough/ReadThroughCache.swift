@@ -7,6 +7,18 @@ struct FetchAnswer {
     var slot: Int32
     var generation: UInt16
     var outcome: FetchOutcome
+    /// With `.streaming`: the fill to serve from.
+    var fill: ObjectFill? = nil
+}
+
+/// How a miss goes on (`ReadThroughCache.request`).
+enum MissAdmission {
+    /// The request waits for the fetch's answer (it was queued, or joined one queued or running).
+    case waits(coalesced: Bool)
+    case busy
+    case notFound
+    /// The object's body is arriving: stream it from this fill now.
+    case streaming(ObjectFill)
 }
 
 /// The origin's bounded read-through cache over an object store, shared by every loop.
@@ -34,6 +46,8 @@ final class ReadThroughCache: @unchecked Sendable {
     private var touches: [SingleProducerRing<UInt64>] = []
     /// The freshness of objects that expire (an edge's), by key; objects without one never do.
     private var freshness: [String: ObjectFreshness] = [:]
+    /// Fills whose bodies are arriving, by key, from `ObjectFill.begin` until the fetch ends.
+    private var fills: [String: ObjectFill] = [:]
     /// `freshness.count`, readable without the lock: zero (an origin's store) costs a hit nothing.
     private let expiringCount: UnsafeMutablePointer<UInt64>
     /// Whether the file system keeps the freshness on the files (user extended attributes).
@@ -122,17 +136,25 @@ final class ReadThroughCache: @unchecked Sendable {
 
     // MARK: - Loop side (misses only, except `touch`)
 
-    /// A miss for the decoded relative path: queue or join its fetch, or answer at once.
-    /// Cost: a lock and a String; only on misses.
-    func request(_ relativePath: UnsafeRawBufferPointer, waiter: FetchWaiter) -> FetchTable.Admission {
+    /// A miss for the decoded relative path: queue or join its fetch, stream its fill, or answer
+    /// at once. Cost: a lock and a String; only on misses.
+    func request(_ relativePath: UnsafeRawBufferPointer, waiter: FetchWaiter) -> MissAdmission {
         guard Self.isValidKey(relativePath) else { return .notFound }
         let key = String(decoding: relativePath, as: UTF8.self)
         let now = Self.monotonicMilliseconds()
         pthread_mutex_lock(mutex)
-        let admission = table.request(key, waiter, now: now)
-        if admission == .queued { pthread_cond_signal(condition) }
-        pthread_mutex_unlock(mutex)
-        return admission
+        defer { pthread_mutex_unlock(mutex) }
+        switch table.request(key, waiter, now: now) {
+        case .queued:
+            pthread_cond_signal(condition)
+            return .waits(coalesced: false)
+        case .joined: return .waits(coalesced: true)
+        case .busy: return .busy
+        case .notFound: return .notFound
+        case .streaming:
+            guard let fill = fills[key] else { return .busy }
+            return .streaming(fill)
+        }
     }
 
     /// Whether the cached object at `relativePath` may be served now, for an object that expires.
@@ -208,6 +230,31 @@ final class ReadThroughCache: @unchecked Sendable {
     /// The purge count so far: a loop compares it with the last it saw (one relaxed load).
     @inline(__always) var purgeEpoch: UInt64 { mq_load_relaxed(counters + Counter.purgeEpoch.rawValue) }
 
+    // MARK: - Streaming fills (fetch threads)
+
+    /// A fill's body started: the requests waiting for it stream it from now on, and so does
+    /// every later miss until the fetch ends.
+    func publish(_ fill: ObjectFill) {
+        var wake = [Bool](repeating: false, count: wakeFDs.count)
+        pthread_mutex_lock(mutex)
+        fills[fill.key] = fill
+        for waiter in table.beginStreaming(fill.key) {
+            answers[Int(waiter.loop)].append(FetchAnswer(slot: waiter.slot, generation: waiter.generation, outcome: .streaming, fill: fill))
+            wake[Int(waiter.loop)] = true
+        }
+        pthread_mutex_unlock(mutex)
+        var one: UInt64 = 1
+        for (loop, needed) in wake.enumerated() where needed { _ = write(wakeFDs[loop], &one, 8) }
+    }
+
+    /// Wakes the loops in the bit set (bit 63 stands for every loop from 63 on).
+    func wake(loops: UInt64) {
+        var one: UInt64 = 1
+        for loop in wakeFDs.indices where loops & (1 << UInt64(min(loop, 63))) != 0 {
+            _ = write(wakeFDs[loop], &one, 8)
+        }
+    }
+
     // MARK: - Purges (the admin thread)
 
     /// Removes the object or the objects under the prefix; returns how many files went. The
@@ -268,10 +315,11 @@ final class ReadThroughCache: @unchecked Sendable {
             let temporaryName = "fetch-\(worker)-\(counter)"
             mq_add_relaxed(counters + Counter.fetches.rawValue, 1)
             let revalidating = cached.flatMap { $0.etag != nil || $0.lastModified != nil ? $0 : nil }
+            let fill = ObjectFill(key: key, temporaryPath: temporaryPath + "/" + temporaryName, cache: self)
             let result = FetchResult(
                 settings.source.download(
-                    key, toFile: temporaryPath + "/" + temporaryName, timeoutMilliseconds: settings.timeoutMilliseconds,
-                    revalidating: revalidating))
+                    key, toFile: fill.temporaryPath, timeoutMilliseconds: settings.timeoutMilliseconds,
+                    revalidating: revalidating, fill: fill))
             var outcome = result.outcome
             var size: Int64 = 0
             switch result {
@@ -295,7 +343,7 @@ final class ReadThroughCache: @unchecked Sendable {
                 if case .failed(let reason) = result { printError("marquee: cache fetch of \(key) failed: \(reason)") }
                 if case .timedOut = result { printError("marquee: cache fetch of \(key) took longer than \(settings.timeoutMilliseconds) ms") }
             }
-            finish(key, result, outcome, size: size)
+            finish(key, result, outcome, size: size, fill: fill)
         }
     }
 
@@ -330,7 +378,7 @@ final class ReadThroughCache: @unchecked Sendable {
         }
     }
 
-    private func finish(_ key: String, _ result: FetchResult, _ outcome: FetchOutcome, size: Int64) {
+    private func finish(_ key: String, _ result: FetchResult, _ outcome: FetchOutcome, size: Int64, fill: ObjectFill) {
         var victims: [String] = []
         var goneUpstream = false
         var wake = [Bool](repeating: false, count: wakeFDs.count)
@@ -363,8 +411,12 @@ final class ReadThroughCache: @unchecked Sendable {
             answers[Int(waiter.loop)].append(FetchAnswer(slot: waiter.slot, generation: waiter.generation, outcome: outcome))
             wake[Int(waiter.loop)] = true
         }
+        if fill.hasBegun { fills[key] = nil }
         publishGauges(evicted: victims.count)
         pthread_mutex_unlock(mutex)
+        // After the file is in place (or gone) and the key no longer streams, so a request that
+        // misses from now on finds the file or starts a new fetch.
+        fill.end(outcome == .stored ? .complete : .failed)
         for victim in victims { removeFile(victim) }
         if goneUpstream { removeFile(key) }
         var one: UInt64 = 1

@@ -5,8 +5,12 @@ public protocol ReadThroughSource: Sendable {
     /// appears whole or not at all, with the object's modification time. Blocks the calling fetch
     /// thread (never an event loop) for at most `timeoutMilliseconds`. `revalidating` is the
     /// freshness of the copy already cached, when there is one with validators: the source may
-    /// answer `.notModified` instead of downloading it again.
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?) -> ReadThroughDownload
+    /// answer `.notModified` instead of downloading it again. A source that learns the body's
+    /// length before the body may stream it to waiting requests through `fill` (`ObjectFill`:
+    /// `begin`, then `advance` after each write); one that does not leaves it alone.
+    func download(
+        _ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?, fill: ObjectFill?
+    ) -> ReadThroughDownload
 }
 
 public enum ReadThroughDownload: Sendable, Equatable {

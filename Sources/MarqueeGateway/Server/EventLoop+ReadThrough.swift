@@ -7,19 +7,31 @@ import MarqueeHTTP
 extension EventLoop {
     /// The file is not in the cache. `after` is the outcome of the fetch this request already
     /// waited for (then it does not wait again).
-    mutating func fetchMissing(_ slot: Int32, _ relativePath: UnsafeRawBufferPointer, after fetched: FetchOutcome?, origin: UnsafeRawBufferPointer) {
+    mutating func fetchMissing(
+        _ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer, _ relativePath: UnsafeRawBufferPointer,
+        after fetched: FetchOutcome?, origin: UnsafeRawBufferPointer
+    ) {
         media.cache = .miss
         if let fetched {
-            respondToFailedFetch(slot, fetched, origin: origin)
+            // The body started arriving while this request waited: it streams from the fill.
+            if fetched == .streaming, let fill = fills[Int(slot)] {
+                fills[Int(slot)] = nil
+                serveFill(slot, fill, head, buffer, origin: origin)
+            } else {
+                respondToFailedFetch(slot, fetched, origin: origin)
+            }
             return
         }
         let waiter = FetchWaiter(loop: UInt16(id), slot: slot, generation: connections[Int(slot)].generation)
         switch readThrough!.request(relativePath, waiter: waiter) {
-        case .queued:
+        case .waits(let coalesced):
             metrics.add(.readThroughMisses)
-        case .joined:
+            if coalesced { metrics.add(.readThroughCoalesced) }
+        case .streaming(let fill):
             metrics.add(.readThroughMisses)
             metrics.add(.readThroughCoalesced)
+            serveFill(slot, fill, head, buffer, origin: origin)
+            return
         case .busy:
             respondToFailedFetch(slot, .busy, origin: origin)
             return
@@ -46,7 +58,7 @@ extension EventLoop {
         case .timedOut:
             error = HTTPError(.gatewayTimeout, upstream ? "the upstreams did not answer in time" : "the object store did not answer in time")
         case .busy: error = HTTPError(.serviceUnavailable, "too many objects are being fetched; retry shortly")
-        case .stored: error = HTTPError(.serviceUnavailable, "the object left the cache before it was served; retry")
+        case .stored, .streaming: error = HTTPError(.serviceUnavailable, "the object left the cache before it was served; retry")
         }
         respondWithError(slot, error, close: false, origin: origin)
     }

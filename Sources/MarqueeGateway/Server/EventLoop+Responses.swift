@@ -127,13 +127,15 @@ extension EventLoop {
         switch files.acquire(relativePath, now: nowMilliseconds) {
         case .failed(let error):
             if error.status == .notFound, readThrough != nil {
-                fetchMissing(slot, UnsafeRawBufferPointer(start: pathScratch + 1, count: length), after: fetched, origin: origin)
+                fetchMissing(slot, head, buffer, UnsafeRawBufferPointer(start: pathScratch + 1, count: length), after: fetched, origin: origin)
             } else {
                 respondWithError(slot, error, close: false, origin: origin)
             }
             return
         case .entry(let found):
             e = found
+            // A fill that ended between its answer and this parse: its file is in place.
+            if fetched == .streaming { fills[Int(slot)] = nil }
             media.objectSize = files.entries[Int(e)].size
             if readThrough != nil { media.cache = fetched == nil ? .hit : .miss }
             if let readThrough, fetched == nil {
@@ -151,12 +153,14 @@ extension EventLoop {
                         files.expire(e)
                         files.release(e)
                         metrics.add(.readThroughRefreshes)
-                        fetchMissing(slot, relativePath, after: nil, origin: origin)
+                        fetchMissing(slot, head, buffer, relativePath, after: nil, origin: origin)
                         return
                     }
                 }
             }
-            if let readThrough, let fetched, fetched != .stored, !readThrough.mayServeStale(relativePath, now: wallMilliseconds) {
+            if let readThrough, let fetched, fetched != .stored, fetched != .streaming,
+                !readThrough.mayServeStale(relativePath, now: wallMilliseconds)
+            {
                 // The refresh of a stale copy failed, and stale-if-error does not cover it.
                 files.release(e)
                 respondToFailedFetch(slot, fetched, origin: origin)
@@ -169,76 +173,16 @@ extension EventLoop {
             return
         }
         let entry = files.entries[Int(e)]
-        let etag = files.etag(e)
-        var first: Int64 = 0
-        var count = entry.size
-        var status = HTTPStatus.ok
-        switch Conditionals.evaluate(head, in: buffer, etag: etag, lastModified: entry.modifiedSeconds) {
-        case .preconditionFailed:
+        guard
+            let planned = writeObjectHead(
+                slot, head, buffer, size: entry.size, modifiedSeconds: entry.modifiedSeconds, etag: files.etag(e),
+                mediaType: entry.mediaType, origin: origin)
+        else {
             files.release(e)
-            respondWithError(slot, HTTPError(.preconditionFailed, "precondition failed"), close: false, origin: origin)
             return
-        case .notModified:
-            status = .notModified
-            count = 0
-        case .proceed(let honourRange):
-            if honourRange {
-                switch ByteRange.evaluate(head.range.bytes(in: buffer), length: entry.size) {
-                case .whole:
-                    break
-                case .partial(let from, let to):
-                    status = .partialContent
-                    first = from
-                    count = to - from + 1
-                    media.rangeFirst = from
-                    media.rangeLast = to
-                case .unsatisfiable:
-                    files.release(e)
-                    respondWithError(
-                        slot, HTTPError(.rangeNotSatisfiable, "range not satisfiable"), close: false, origin: origin,
-                        unsatisfiedLength: entry.size)
-                    return
-                }
-            }
         }
-
-        var w = headWriter(slot)
-        w.append(status.statusLine)
-        writeCommonHeaders(&w, slot, origin: origin, exposeHeaders: true)
-        w.append("Content-Type: ")
-        w.append(entry.mediaType.contentType)
-        w.appendCRLF()
-        if status != .notModified {
-            w.append("Content-Length: ")
-            w.append(decimal: count)
-            w.appendCRLF()
-        }
-        w.append("Last-Modified: ")
-        HTTPDate.format(entry.modifiedSeconds, into: w.base + w.count)
-        w.count += HTTPDate.length
-        w.appendCRLF()
-        w.append("ETag: ")
-        w.append(etag)
-        w.appendCRLF()
-        switch entry.mediaType.cacheClass {
-        case .manifest: headerLines.cacheControlManifest.withUnsafeBytes { w.append($0) }
-        case .segment: headerLines.cacheControlSegment.withUnsafeBytes { w.append($0) }
-        case .other: headerLines.cacheControlOther.withUnsafeBytes { w.append($0) }
-        }
-        w.append("Accept-Ranges: bytes\r\n")
-        if status == .partialContent {
-            w.append("Content-Range: bytes ")
-            w.append(decimal: first)
-            w.append(byte: 0x2D)
-            w.append(decimal: first + count - 1)
-            w.append(byte: 0x2F)
-            w.append(decimal: entry.size)
-            w.appendCRLF()
-        }
-        w.appendCRLF()
-        connections[Int(slot)].status = status
-        connections[Int(slot)].headCount = Int32(w.count)
-
+        let first = planned.first
+        let count = planned.count
         if head.method == .head || count == 0 {
             files.release(e)
             sendHead(slot, body: nil, bodyLength: 0)
@@ -250,9 +194,93 @@ extension EventLoop {
             connections[Int(slot)].entry = e
             connections[Int(slot)].bodyOffset = first
             connections[Int(slot)].bodyEnd = first + count
-            connections[Int(slot)].responseBytes = Int64(w.count) + count
+            connections[Int(slot)].responseBytes = Int64(connections[Int(slot)].headCount) + count
             startStream(slot)
         }
+    }
+
+    /// The parts of an object a response sends: `count` bytes from `first`.
+    struct ObjectSpan {
+        var first: Int64
+        var count: Int64
+    }
+
+    /// Evaluates a GET or HEAD of an object (conditionals, then a range) and writes its response
+    /// head into the slot; the status is in the slot. Returns nil when a refusal (412, 416) was
+    /// sent instead. Hits and streaming fills share it.
+    @inline(__always)
+    mutating func writeObjectHead(
+        _ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer, size: Int64, modifiedSeconds: Int64,
+        etag: UnsafeRawBufferPointer, mediaType: MediaType, origin: UnsafeRawBufferPointer
+    ) -> ObjectSpan? {
+        var first: Int64 = 0
+        var count = size
+        var status = HTTPStatus.ok
+        switch Conditionals.evaluate(head, in: buffer, etag: etag, lastModified: modifiedSeconds) {
+        case .preconditionFailed:
+            respondWithError(slot, HTTPError(.preconditionFailed, "precondition failed"), close: false, origin: origin)
+            return nil
+        case .notModified:
+            status = .notModified
+            count = 0
+        case .proceed(let honourRange):
+            if honourRange {
+                switch ByteRange.evaluate(head.range.bytes(in: buffer), length: size) {
+                case .whole:
+                    break
+                case .partial(let from, let to):
+                    status = .partialContent
+                    first = from
+                    count = to - from + 1
+                    media.rangeFirst = from
+                    media.rangeLast = to
+                case .unsatisfiable:
+                    respondWithError(
+                        slot, HTTPError(.rangeNotSatisfiable, "range not satisfiable"), close: false, origin: origin,
+                        unsatisfiedLength: size)
+                    return nil
+                }
+            }
+        }
+
+        var w = headWriter(slot)
+        w.append(status.statusLine)
+        writeCommonHeaders(&w, slot, origin: origin, exposeHeaders: true)
+        w.append("Content-Type: ")
+        w.append(mediaType.contentType)
+        w.appendCRLF()
+        if status != .notModified {
+            w.append("Content-Length: ")
+            w.append(decimal: count)
+            w.appendCRLF()
+        }
+        w.append("Last-Modified: ")
+        HTTPDate.format(modifiedSeconds, into: w.base + w.count)
+        w.count += HTTPDate.length
+        w.appendCRLF()
+        w.append("ETag: ")
+        w.append(etag)
+        w.appendCRLF()
+        switch mediaType.cacheClass {
+        case .manifest: headerLines.cacheControlManifest.withUnsafeBytes { w.append($0) }
+        case .segment: headerLines.cacheControlSegment.withUnsafeBytes { w.append($0) }
+        case .other: headerLines.cacheControlOther.withUnsafeBytes { w.append($0) }
+        }
+        w.append("Accept-Ranges: bytes\r\n")
+        if status == .partialContent {
+            w.append("Content-Range: bytes ")
+            w.append(decimal: first)
+            w.append(byte: 0x2D)
+            w.append(decimal: first + count - 1)
+            w.append(byte: 0x2F)
+            w.append(decimal: size)
+            w.appendCRLF()
+        }
+        w.appendCRLF()
+        connections[Int(slot)].status = status
+        connections[Int(slot)].headCount = Int32(w.count)
+
+        return ObjectSpan(first: first, count: count)
     }
 
     /// Date, Server, CORS and Connection lines shared by every response.
@@ -462,6 +490,7 @@ extension EventLoop {
             files.release(connections[s].entry)
             connections[s].entry = -1
         }
+        if connections[s].streamsFill { releaseFill(slot) }
         if connections[s].body >= 0 {
             bodies.give(connections[s].body)
             connections[s].body = -1

@@ -35,10 +35,16 @@ extension EventLoop {
         let pipe = connections[s].pipe
         let chunkBytes = Int64(pipes.capacity(pipe))
         let drain = connections[s].pipeFill
-        let bodyEnd = connections[s].bodyEnd
-        let remaining = bodyEnd - connections[s].bodyOffset
+        // A fill's response sends only what has arrived.
+        let end = connections[s].streamsFill ? min(connections[s].bodyEnd, fills[s]!.available) : connections[s].bodyEnd
+        let remaining = max(0, end - connections[s].bodyOffset)
         let chunks = Int(min(Int64(Self.chunksPerRound), (remaining + chunkBytes - 1) / chunkBytes))
         let total = (head ? 1 : 0) + (poll ? 1 : 0) + (drain > 0 ? 1 : 0) + 2 * chunks
+        guard total > 0 else {
+            // Everything the fill had is out: wait for more.
+            awaitFill(slot)
+            return
+        }
         ring.reserve(UInt32(total))
 
         let generation = connections[s].generation
@@ -51,9 +57,10 @@ extension EventLoop {
         }
         if head {
             let sqe = ring.submissionEntry()
-            io_uring_prep_send(
-                sqe, fd, headMemory, Int(connections[s].headCount),
-                Int32(MSG_NOSIGNAL | MSG_MORE | MSG_WAITALL))
+            // MSG_MORE only when body bytes follow in this round: a fill's head must not wait
+            // in the socket for bytes that have not arrived.
+            let more = chunks > 0 ? Int32(MSG_MORE) : 0
+            io_uring_prep_send(sqe, fd, headMemory, Int(connections[s].headCount), Int32(MSG_NOSIGNAL | MSG_WAITALL) | more)
             finish(sqe)
         }
         if poll {
@@ -66,19 +73,19 @@ extension EventLoop {
         var offset = connections[s].bodyOffset
         if drain > 0 {
             let sqe = ring.submissionEntry()
-            let more = offset < bodyEnd ? Self.spliceMore : 0
+            let more = offset < end ? Self.spliceMore : 0
             io_uring_prep_splice(sqe, readEnd, -1, fd, -1, UInt32(drain), Self.spliceNonBlock | more)
             finish(sqe)
         }
-        let fileFD = files.entries[Int(connections[s].entry)].fd
+        let fileFD = connections[s].streamsFill ? fills[s]!.fd : files.entries[Int(connections[s].entry)].fd
         for _ in 0..<chunks {
-            let length = min(chunkBytes, bodyEnd - offset)
+            let length = min(chunkBytes, end - offset)
             var sqe = ring.submissionEntry()
             io_uring_prep_splice(sqe, fileFD, offset, writeEnd, -1, UInt32(length), Self.spliceNonBlock)
             finish(sqe)
             offset += length
             sqe = ring.submissionEntry()
-            let more = offset < bodyEnd ? Self.spliceMore : 0
+            let more = offset < end ? Self.spliceMore : 0
             io_uring_prep_splice(sqe, readEnd, -1, fd, -1, UInt32(length), Self.spliceNonBlock | more)
             finish(sqe)
         }
@@ -88,6 +95,7 @@ extension EventLoop {
         connections[s].planChunkBytes = Int32(chunkBytes)
         connections[s].planChunks = Int32(chunks)
         connections[s].planStart = connections[s].bodyOffset
+        connections[s].planEnd = end
         connections[s].sendInFlight = true
     }
 
@@ -108,7 +116,7 @@ extension EventLoop {
             i -= 1
         }
         let chunkStart = c.planStart + Int64(i / 2) * Int64(c.planChunkBytes)
-        let length = min(Int64(c.planChunkBytes), c.bodyEnd - chunkStart)
+        let length = min(Int64(c.planChunkBytes), c.planEnd - chunkStart)
         return (i % 2 == 0 ? .fileToPipe : .pipeToSocket, length)
     }
 

@@ -26,6 +26,13 @@ struct EventLoop: ~Copyable {
     var fetchAnswers: [FetchAnswer] = []
     /// The read-through cache's purge epoch when this loop last re-checked its open files.
     var purgeEpochSeen: UInt64 = 0
+    /// Per slot: the fill its response streams from (`EventLoop+Fills`), or the fill a parked
+    /// request was answered with until it is parsed again; nil otherwise.
+    let fills: UnsafeMutablePointer<ObjectFill?>
+    /// Responses waiting for their fills to grow, as generation << 32 | slot (and the list being
+    /// gone through on a wake-up, swapped with it).
+    var fillWaiters: [UInt64] = []
+    var fillWaitersTaken: [UInt64] = []
     let ring: Ring
     let buffers: ProvidedBuffers
     let metrics: LoopMetrics
@@ -144,6 +151,8 @@ struct EventLoop: ~Copyable {
 
         connections = .allocate(capacity: capacity)
         connections.initialize(repeating: Connection(), count: capacity)
+        fills = .allocate(capacity: capacity)
+        fills.initialize(repeating: nil, count: capacity)
         freeSlots = .allocate(capacity: capacity)
         for i in 0..<capacity { freeSlots[i] = Int32(capacity - 1 - i) }
         freeSlotCount = capacity
@@ -546,6 +555,7 @@ struct EventLoop: ~Copyable {
         releaseInput(slot)
         releaseExchange(slot)
         if c.entry >= 0 { files.release(c.entry) }
+        fills[Int(slot)] = nil
         if c.body >= 0 { bodies.give(c.body) }
         if c.addressSlot >= 0 { policy?.connectionCounts?.release(c.addressSlot) }
         if c.pipe >= 0 {
@@ -607,8 +617,16 @@ struct EventLoop: ~Copyable {
         }
         if let readThrough {
             readThrough.takeAnswers(loop: id, into: &fetchAnswers)
-            for answer in fetchAnswers { resumeParked(slot: answer.slot, generation: answer.generation, .fetched(answer.outcome)) }
+            for answer in fetchAnswers {
+                if let fill = answer.fill, answer.slot >= 0, Int(answer.slot) < capacity,
+                    connections[Int(answer.slot)].generation == answer.generation, connections[Int(answer.slot)].phase == .parked
+                {
+                    fills[Int(answer.slot)] = fill
+                }
+                resumeParked(slot: answer.slot, generation: answer.generation, .fetched(answer.outcome))
+            }
             fetchAnswers.removeAll(keepingCapacity: true)
+            resumeFillWaiters()
         }
         // Parked requests still need their answers while draining.
         let answersExpected = policy?.redis != nil || readThrough != nil

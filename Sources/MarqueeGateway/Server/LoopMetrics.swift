@@ -31,6 +31,10 @@ struct LoopMetrics: @unchecked Sendable {
         case readThroughCoalesced
         /// Stale copies refreshed before they were served (an edge's expiring objects).
         case readThroughRefreshes
+        /// Responses streamed from a fill while its body arrived (`ObjectFill`), and those cut
+        /// because the fill failed part-way.
+        case readThroughStreamed
+        case readThroughStreamsCut
         /// Delivery records committed to the loop's ring, and those with a field cut to fit.
         case deliveryRecords
         case deliveryRecordsTruncated

@@ -3,22 +3,54 @@ import Glibc
 
 /// A plain-socket HTTP upstream whose answers a test scripts: each request head it reads is
 /// recorded and answered with what `respond` returns (bytes to send, then whether to close).
-final class ScriptedUpstream: @unchecked Sendable {
-    struct Answer {
-        var bytes: [UInt8]
-        var close = false
+public final class ScriptedUpstream: @unchecked Sendable {
+    public struct Answer: Sendable {
+        public var bytes: [UInt8]
+        public var close = false
         /// Hold the connection open without answering (a stalled upstream).
-        var stall = false
+        public var stall = false
+        /// Sent after `bytes` once `gate` opens (an upstream in the middle of its body), then the
+        /// connection closes if `close`.
+        public var rest: [UInt8] = []
+        public var gate: Gate?
+
+        public init(bytes: [UInt8], close: Bool = false, stall: Bool = false, rest: [UInt8] = [], gate: Gate? = nil) {
+            self.bytes = bytes
+            self.close = close
+            self.stall = stall
+            self.rest = rest
+            self.gate = gate
+        }
     }
 
-    let port: UInt16
+    /// Holds answers part-way until the test opens it.
+    public final class Gate: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var isOpen = false
+        public init() {}
+        public func open() {
+            condition.lock()
+            isOpen = true
+            condition.broadcast()
+            condition.unlock()
+        }
+        /// Waits until open, for at most `seconds`.
+        func wait(seconds: Double) {
+            condition.lock()
+            let deadline = Date().addingTimeInterval(seconds)
+            while !isOpen && condition.wait(until: deadline) {}
+            condition.unlock()
+        }
+    }
+
+    public let port: UInt16
     private let fd: Int32
     private let lock = NSLock()
     private var heads: [String] = []
     private var accepted = 0
     private let respond: @Sendable (String) -> Answer
 
-    init(respond: @escaping @Sendable (String) -> Answer) throws {
+    public init(respond: @escaping @Sendable (String) -> Answer) throws {
         self.respond = respond
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.fd = fd
@@ -43,9 +75,9 @@ final class ScriptedUpstream: @unchecked Sendable {
 
     deinit { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
 
-    var url: String { "http://127.0.0.1:\(port)" }
-    var requests: [String] { lock.withLock { heads } }
-    var connections: Int { lock.withLock { accepted } }
+    public var url: String { "http://127.0.0.1:\(port)" }
+    public var requests: [String] { lock.withLock { heads } }
+    public var connections: Int { lock.withLock { accepted } }
 
     private func acceptLoop() {
         while true {
@@ -70,11 +102,10 @@ final class ScriptedUpstream: @unchecked Sendable {
                     Thread.sleep(forTimeInterval: 5)
                     return
                 }
-                var sent = 0
-                while sent < answer.bytes.count {
-                    let n = answer.bytes.withUnsafeBytes { send(client, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-                    if n <= 0 { return }
-                    sent += n
+                guard Self.sendAll(answer.bytes, to: client) else { return }
+                if let gate = answer.gate {
+                    gate.wait(seconds: 60)
+                    guard Self.sendAll(answer.rest, to: client) else { return }
                 }
                 if answer.close { return }
             }
@@ -84,6 +115,16 @@ final class ScriptedUpstream: @unchecked Sendable {
         }
     }
 
+    private static func sendAll(_ bytes: [UInt8], to client: Int32) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { send(client, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            sent += n
+        }
+        return true
+    }
+
     static func headEnd(_ bytes: [UInt8]) -> Int? {
         guard bytes.count >= 4 else { return nil }
         for i in 3..<bytes.count where bytes[i] == 10 && bytes[i - 1] == 13 && bytes[i - 2] == 10 && bytes[i - 3] == 13 { return i + 1 }
@@ -91,7 +132,7 @@ final class ScriptedUpstream: @unchecked Sendable {
     }
 
     /// `HTTP/1.1 <status>` with the body and its Content-Length, and `extra` header lines.
-    static func response(_ status: Int, _ body: [UInt8], extra: [String] = []) -> [UInt8] {
+    public static func response(_ status: Int, _ body: [UInt8], extra: [String] = []) -> [UInt8] {
         var head = "HTTP/1.1 \(status) X\r\nContent-Length: \(body.count)\r\n"
         for line in extra { head += line + "\r\n" }
         return Array((head + "\r\n").utf8) + body
