@@ -15,6 +15,8 @@ public enum EdgeConfiguration {
         /// `cache.dir`, `cache.max_bytes`.
         public var cacheDirectory: String?
         public var cacheMaxBytes: Int?
+        /// `cache.memory_bytes`: the RAM tier's bound.
+        public var memoryCacheBytes: Int?
         /// `edge.upstream_key_file`: the key shared with the origin (its `origin.edge_key_file`).
         public var upstreamKeyFile: String?
         /// The options every gateway role takes.
@@ -73,7 +75,8 @@ public enum EdgeConfiguration {
         let source = HTTPUpstreamSource(
             upstreams: upstreams, signer: signer, edgeID: edgeID, downMilliseconds: Int64(downMilliseconds), maxIdlePerUpstream: max(1, fetchers),
             defaults: defaults, healthCheckMilliseconds: Int64(healthMilliseconds))
-        var readThrough = try GatewaySettings.readThrough(config, source: source, directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes)
+        var readThrough = try GatewaySettings.readThrough(
+            config, source: source, directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes, memoryBytes: flags.memoryCacheBytes)
         readThrough.sourceIsUpstream = true
         var c = try GatewaySettings.load(config, role: "edge", flags: flags.gateway, root: readThrough.objectsDirectory)
         c.readThrough = readThrough

@@ -1,5 +1,6 @@
 // Linux calls Swift cannot reach directly: variadic syscall() and fcntl(), and openat2's struct.
 #pragma once
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/syscall.h>
@@ -54,3 +55,16 @@ static inline int mq_compare_exchange(uint64_t *p, uint64_t *expected, uint64_t 
 }
 static inline uint64_t mq_fetch_add(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
 static inline uint64_t mq_fetch_sub(uint64_t *p, uint64_t v) { return __atomic_fetch_sub(p, v, __ATOMIC_ACQ_REL); }
+
+/// Raises RLIMIT_MEMLOCK's soft limit to at least `bytes` where the hard limit allows (the RAM
+/// tier locks cached pages); returns the soft limit now in force (ULLONG_MAX: unlimited).
+static inline unsigned long long mq_raise_memlock(unsigned long long bytes) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0) return 0;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < bytes) {
+        struct rlimit raised = limit;
+        raised.rlim_cur = (limit.rlim_max == RLIM_INFINITY || limit.rlim_max >= bytes) ? bytes : limit.rlim_max;
+        if (setrlimit(RLIMIT_MEMLOCK, &raised) == 0) limit = raised;
+    }
+    return limit.rlim_cur == RLIM_INFINITY ? ~0ULL : (unsigned long long)limit.rlim_cur;
+}

@@ -135,9 +135,10 @@ public enum GatewaySettings {
 
     /// `cache.*`: the read-through cache in front of `source` (the origin's object store, an
     /// edge's upstreams). `--cache-dir` and `--cache-max-bytes` win over the keys.
-    public static func readThrough(_ config: ConfigReader, source: any ReadThroughSource, directory flagDirectory: String?, maxBytes flagMaxBytes: Int?)
-        throws -> ReadThroughSettings
-    {
+    public static func readThrough(
+        _ config: ConfigReader, source: any ReadThroughSource, directory flagDirectory: String?, maxBytes flagMaxBytes: Int?,
+        memoryBytes flagMemoryBytes: Int? = nil
+    ) throws -> ReadThroughSettings {
         let directory = flagDirectory ?? config.string(forKey: "cache.dir", default: "")
         guard !directory.isEmpty else {
             throw GatewayError.setting(key: "cache.dir", message: "the read-through cache needs a folder: --cache-dir DIR (cache.dir)")
@@ -153,6 +154,12 @@ public enum GatewaySettings {
         guard s.timeoutMilliseconds > 0 else { throw GatewayError.invalid("cache.fetch_timeout_ms", "must be positive") }
         s.negativeMilliseconds = Int64(config.int(forKey: "cache.negative_ms", default: Int(s.negativeMilliseconds)))
         guard s.negativeMilliseconds >= 0 else { throw GatewayError.invalid("cache.negative_ms", "must not be negative") }
+        let memoryBytes = flagMemoryBytes ?? config.int(forKey: "cache.memory_bytes", default: 0)
+        guard memoryBytes >= 0 else { throw GatewayError.invalid("cache.memory_bytes", "must not be negative (0: no RAM tier), got \(memoryBytes)") }
+        guard memoryBytes <= maxBytes else {
+            throw GatewayError.invalid("cache.memory_bytes", "must not exceed cache.max_bytes (\(maxBytes)), got \(memoryBytes)")
+        }
+        s.memoryBytes = Int64(memoryBytes)
         return s
     }
 

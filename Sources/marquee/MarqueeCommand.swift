@@ -85,6 +85,11 @@ struct EdgeCommand: AsyncParsableCommand {
     var cacheMaxBytes: Int?
 
     @Option(
+        name: .customLong("memory-cache-bytes"),
+        help: "The RAM tier: lock the pages of this many bytes of the objects in demand in memory, S3-FIFO admission (cache.memory_bytes; default 0, none).")
+    var memoryCacheBytes: Int?
+
+    @Option(
         name: .customLong("upstream-key-file"),
         help: "The key this edge signs its fetches with (edge.upstream_key_file; the origin's --edge-key-file). Without it fetches go unsigned.")
     var upstreamKeyFile: String?
@@ -97,6 +102,7 @@ struct EdgeCommand: AsyncParsableCommand {
         flags.upstreams = upstreams
         flags.cacheDirectory = cacheDirectory
         flags.cacheMaxBytes = cacheMaxBytes
+        flags.memoryCacheBytes = memoryCacheBytes
         flags.upstreamKeyFile = upstreamKeyFile
         let configuration: ServerConfiguration
         do {

@@ -373,6 +373,28 @@ struct EdgeTests {
         #expect(upstream.requests.count == 2)
     }
 
+    @Test("with --memory-cache-bytes the objects players use again are locked in RAM (the process's VmLck), within the bound")
+    func memoryTier() throws {
+        let fixtures = try MediaFixtures.shared()
+        let nginx = try NginxOrigin(root: fixtures.root)
+        let edge = try SignedEdge(upstreams: [nginx.url], extra: ["--memory-cache-bytes", "50000000"])
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/1/")
+        try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+        try Self.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+        // The loops report uses; the tier admits them within a second or so.
+        let admitted = waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
+            ((try? edge.server.metric("marquee_memory_cache_objects")) ?? 0) >= 3
+        }
+        #expect(admitted, "objects in the RAM tier: \((try? edge.server.metric("marquee_memory_cache_objects")) ?? -1)")
+        let bytes = try edge.server.metric("marquee_memory_cache_bytes")
+        #expect(bytes > 0 && bytes <= 50_000_000)
+        #expect(try edge.server.metric("marquee_memory_cache_locked") == 1)
+        let status = try String(contentsOfFile: "/proc/\(edge.server.pid)/status", encoding: .utf8)
+        let locked = Double(status.split(separator: "\n").first { $0.hasPrefix("VmLck:") }?.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        #expect(locked * 1024 >= bytes, "VmLck \(locked) kB, tier \(bytes) bytes")
+    }
+
     @Test("an origin in shield-only mode refuses players with 403 and serves edges that sign with the shared key; a wrong key gets 502 at the edge")
     func shieldOnly() throws {
         let fixtures = try MediaFixtures.shared()

@@ -127,6 +127,18 @@ enum PrometheusText {
             out += "marquee_cache_not_found_total \(cache.read(.notFound))\n"
             family("marquee_cache_evictions_total", "counter", "Files removed to keep the cache within cache.max_bytes.")
             out += "marquee_cache_evictions_total \(cache.read(.evictions))\n"
+            if let memory = cache.memory {
+                family("marquee_memory_cache_bytes", "gauge", "Bytes of cached objects whose pages the RAM tier holds in memory (cache.memory_bytes).")
+                out += "marquee_memory_cache_bytes \(memory.read(.bytes))\n"
+                family("marquee_memory_cache_objects", "gauge", "Cached objects held by the RAM tier.")
+                out += "marquee_memory_cache_objects \(memory.read(.objects))\n"
+                family("marquee_memory_cache_admissions_total", "counter", "Objects admitted to the RAM tier (S3-FIFO: into its small FIFO).")
+                out += "marquee_memory_cache_admissions_total \(memory.read(.admissions))\n"
+                family("marquee_memory_cache_evictions_total", "counter", "Objects the RAM tier let go to stay within cache.memory_bytes.")
+                out += "marquee_memory_cache_evictions_total \(memory.read(.evictions))\n"
+                family("marquee_memory_cache_locked", "gauge", "1 while the RAM tier's pages are locked in memory; 0 once the kernel refused (CAP_IPC_LOCK, RLIMIT_MEMLOCK).")
+                out += "marquee_memory_cache_locked \(memory.read(.locked))\n"
+            }
             family("marquee_cache_bytes", "gauge", "Bytes of files in the cache now.")
             out += "marquee_cache_bytes \(cache.read(.bytes))\n"
             family("marquee_cache_files", "gauge", "Files in the cache now.")

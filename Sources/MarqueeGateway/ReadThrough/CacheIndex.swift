@@ -102,6 +102,11 @@ public struct CacheIndex {
         add(key, hash: hash, size: size, to: .main)
     }
 
+    /// The key and size of the object the loops know by `hash`.
+    public func object(forHash hash: UInt64) -> (key: String, size: Int64)? {
+        byHash[hash].map { (nodes[Int($0)].key, nodes[Int($0)].size) }
+    }
+
     /// Notes a use of the object the loops know by `hash`.
     public mutating func touch(hash: UInt64) {
         guard let n = byHash[hash] else { return }

@@ -48,6 +48,8 @@ final class ReadThroughCache: @unchecked Sendable {
     private var freshness: [String: ObjectFreshness] = [:]
     /// Fills whose bodies are arriving, by key, from `ObjectFill.begin` until the fetch ends.
     private var fills: [String: ObjectFill] = [:]
+    /// The RAM tier, when `memoryBytes` > 0.
+    let memory: MemoryTier?
     /// `freshness.count`, readable without the lock: zero (an origin's store) costs a hit nothing.
     private let expiringCount: UnsafeMutablePointer<UInt64>
     /// Whether the file system keeps the freshness on the files (user extended attributes).
@@ -82,6 +84,7 @@ final class ReadThroughCache: @unchecked Sendable {
         condition = .allocate(capacity: 1)
         pthread_cond_init(condition, nil)
         table = FetchTable(queueLimit: settings.queueLimit, negativeMilliseconds: settings.negativeMilliseconds)
+        memory = settings.memoryBytes > 0 ? MemoryTier(budget: settings.memoryBytes) : nil
         index = CacheIndex(maxBytes: settings.maxBytes)
         counters = .allocate(capacity: Counter.allCases.count)
         counters.initialize(repeating: 0, count: Counter.allCases.count)
@@ -283,6 +286,7 @@ final class ReadThroughCache: @unchecked Sendable {
         publishGauges(evicted: 0)
         mq_add_relaxed(counters + Counter.purged.rawValue, UInt64(victims.count))
         pthread_mutex_unlock(mutex)
+        memory?.forget(victims)
         for victim in victims { removeFile(victim) }
         // After the files are gone, so a loop that re-checks finds them missing. Under the lock:
         // purges may come from the admin thread and from the purge subscriber at once.
@@ -304,7 +308,13 @@ final class ReadThroughCache: @unchecked Sendable {
                 clock_gettime(CLOCK_REALTIME, &deadline)
                 deadline.tv_sec += 1
                 pthread_cond_timedwait(condition, mutex, &deadline)
-                drainTouches()
+                let uses = drainTouches()
+                if !uses.isEmpty {
+                    // The RAM tier maps and locks files: not under the cache's lock.
+                    pthread_mutex_unlock(mutex)
+                    noteMemoryUses(uses)
+                    pthread_mutex_lock(mutex)
+                }
                 next = table.start()
             }
             let key = next!
@@ -381,11 +391,12 @@ final class ReadThroughCache: @unchecked Sendable {
     private func finish(_ key: String, _ result: FetchResult, _ outcome: FetchOutcome, size: Int64, fill: ObjectFill) {
         var victims: [String] = []
         var goneUpstream = false
+        var uses: [MemoryUse] = []
         var wake = [Bool](repeating: false, count: wakeFDs.count)
         pthread_mutex_lock(mutex)
         switch (result, outcome) {
         case (.stored(let expiring), .stored):
-            drainTouches()
+            uses = drainTouches()
             index.insert(key, hash: Self.hash(key), size: size)
             freshness[key] = expiring
             victims = index.evictions(keeping: key)
@@ -417,16 +428,39 @@ final class ReadThroughCache: @unchecked Sendable {
         // After the file is in place (or gone) and the key no longer streams, so a request that
         // misses from now on finds the file or starts a new fetch.
         fill.end(outcome == .stored ? .complete : .failed)
+        if let memory {
+            // A new copy replaced the one whose pages it held; evicted and vanished ones go too.
+            var replaced = goneUpstream
+            if case .stored = result { replaced = true }
+            memory.forget(replaced ? victims + [key] : victims)
+            noteMemoryUses(uses)
+        }
         for victim in victims { removeFile(victim) }
         if goneUpstream { removeFile(key) }
         var one: UInt64 = 1
         for (loop, needed) in wake.enumerated() where needed { _ = write(wakeFDs[loop], &one, 8) }
     }
 
-    /// Under the lock: the loops' touches reorder the index.
-    private func drainTouches() {
+    typealias MemoryUse = (key: String, hash: UInt64, size: Int64)
+
+    /// Under the lock: the loops' touches reorder the index. Returns them for the RAM tier (empty
+    /// without one).
+    private func drainTouches() -> [MemoryUse] {
+        var uses: [MemoryUse] = []
         for ring in touches {
-            while let hash = ring.pop() { index.touch(hash: hash) }
+            while let hash = ring.pop() {
+                index.touch(hash: hash)
+                if memory != nil, let object = index.object(forHash: hash) { uses.append((object.key, hash, object.size)) }
+            }
+        }
+        return uses
+    }
+
+    /// Not under the lock: the RAM tier admits or credits the objects the loops used.
+    private func noteMemoryUses(_ uses: [MemoryUse]) {
+        guard let memory, !uses.isEmpty else { return }
+        memory.noteUses(uses) { key in
+            withParent(of: key, creating: false) { folder, leaf in openat(folder, leaf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) } ?? -1
         }
     }
 

@@ -45,6 +45,9 @@ public struct ReadThroughSettings: Sendable {
     public var timeoutMilliseconds: Int64 = 10_000
     /// How long a 404 from the store is remembered (and answered without asking), in ms. Default 2000.
     public var negativeMilliseconds: Int64 = 2_000
+    /// The RAM tier's bound (`MemoryTier`): the pages of this many bytes of the objects in demand
+    /// are locked in memory. 0 (the default): no RAM tier, the page cache alone.
+    public var memoryBytes: Int64 = 0
 
     public init(source: any ReadThroughSource, directory: String, maxBytes: Int64) {
         self.source = source

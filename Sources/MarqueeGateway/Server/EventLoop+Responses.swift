@@ -396,6 +396,8 @@ extension EventLoop {
 
     // MARK: - Sending from memory
 
+    static let firstSendBodyBytes = 64 * 1024
+
     /// Sends the head written for `slot` and an optional body from memory in one sendmsg.
     /// `headBytes`: how much of the slot's head buffer is head when a short body was written
     /// after it (refusals); -1 when all of it is.
@@ -410,7 +412,11 @@ extension EventLoop {
         startTimer(slot, .send)
         if let body, headCount + bodyLength > Self.headBytes {
             iovecs[2 * s] = iovec(iov_base: head, iov_len: headCount)
-            iovecs[2 * s + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: body), iov_len: bodyLength)
+            // The first send takes the head and at most `firstSendBodyBytes`: the kernel pushes a
+            // send's bytes to the wire when it ends, and one sendmsg of a whole segment over a
+            // keep-alive connection (whose window has grown) held the first byte back by ~1 ms.
+            // The rest follows as after a short send.
+            iovecs[2 * s + 1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: body), iov_len: min(bodyLength, Self.firstSendBodyBytes))
             messages[s].msg_iovlen = 2
             submitSend(slot)
             return
@@ -466,8 +472,9 @@ extension EventLoop {
         }
         connections[s].sendRemaining -= Int64(result)
         if connections[s].sendRemaining > 0 {
-            // A short send: skip what went out and send the rest.
+            // A short send, or the first part of a large body: skip what went out and send the rest.
             skipSent(slot, result)
+            iovecs[2 * s + 1].iov_len = Int(connections[s].sendRemaining) - iovecs[2 * s].iov_len
             startTimer(slot, .send)
             submitSend(slot)
             return

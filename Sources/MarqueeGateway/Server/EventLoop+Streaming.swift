@@ -57,9 +57,9 @@ extension EventLoop {
         }
         if head {
             let sqe = ring.submissionEntry()
-            // MSG_MORE only when body bytes follow in this round: a fill's head must not wait
-            // in the socket for bytes that have not arrived.
-            let more = chunks > 0 ? Int32(MSG_MORE) : 0
+            // MSG_MORE lets the head leave with the first body bytes. Not for a fill: its head
+            // leaves at once (the time to first byte of a miss), whatever the body is doing.
+            let more = chunks > 0 && !connections[s].streamsFill ? Int32(MSG_MORE) : 0
             io_uring_prep_send(sqe, fd, headMemory, Int(connections[s].headCount), Int32(MSG_NOSIGNAL | MSG_WAITALL) | more)
             finish(sqe)
         }
