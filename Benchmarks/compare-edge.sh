@@ -231,15 +231,17 @@ fi
 ttfb_json="null"
 if (( TTFB_SAMPLES > 0 )); then
   log "time to first byte on a miss: $TTFB_SAMPLES objects"
-  edge_t=(); origin_t=()
+  edge_t=(); origin_t=(); origin_ka=()
   for (( i = 0; i < TTFB_SAMPLES; i++ )); do
-    # The origin's own first byte for the object (warm page cache for both), then the edge's miss.
+    # The origin's own first byte for the object (warm page cache for both), on a fresh connection
+    # and on a keep-alive one like the edge's pooled upstream connection; then the edge's miss.
     cat "$MEDIA/cold/ttfb-$i.m4s" >/dev/null
     origin_t+=("$(python3 "$HELPER" ttfb --port "$ORIGIN_PORT" --path "/cold/ttfb-$i.m4s")")
+    origin_ka+=("$(python3 "$HELPER" ttfb --port "$ORIGIN_PORT" --path "/cold/ttfb-$i.m4s" --after /cold/coalesce.m4s)")
     edge_t+=("$(python3 "$HELPER" ttfb --port "$EDGE_PORT" --path "/cold/ttfb-$i.m4s")")
   done
-  ttfb_json=$(python3 -c 'import json,statistics,sys; n=int(sys.argv[1]); e=[float(x) for x in sys.argv[2:2+n]]; o=[float(x) for x in sys.argv[2+n:]]; print(json.dumps({"samples": n, "bytes": 2097152, "edge_ms": statistics.median(e), "origin_ms": statistics.median(o)}))' \
-    "$TTFB_SAMPLES" "${edge_t[@]}" "${origin_t[@]}")
+  ttfb_json=$(python3 -c 'import json,statistics,sys; n=int(sys.argv[1]); v=[float(x) for x in sys.argv[2:]]; print(json.dumps({"samples": n, "bytes": 2097152, "edge_ms": statistics.median(v[:n]), "origin_ms": statistics.median(v[n:2*n]), "origin_keepalive_ms": statistics.median(v[2*n:])}))' \
+    "$TTFB_SAMPLES" "${edge_t[@]}" "${origin_t[@]}" "${origin_ka[@]}")
   log "ttfb: $ttfb_json"
 fi
 echo "{\"coalesce\": $coalesce_json, \"ttfb\": $ttfb_json}" >"$EXTRA"
