@@ -373,6 +373,65 @@ struct EdgeTests {
         #expect(upstream.requests.count == 2)
     }
 
+    @Test("hostile upstream answers while fills stream: the edge never crashes, never caches a short or malformed body, and keeps serving", arguments: 0..<2)
+    func hostileUpstreamWhileStreaming(seed: Int) throws {
+        var generator = SeededGenerator(seed: UInt64(seed + 1))
+        // Per object: what the upstream sends, and whether that is one whole valid 200.
+        var answers: [String: (bytes: [UInt8], whole: Bool?)] = [:]
+        for round in 0..<24 {
+            let key = "/titles/demo/9/hostile-\(seed)-\(round).m4s"
+            var bytes: [UInt8]
+            var whole: Bool? = false  // nil: it may or may not be a whole valid body
+            switch round % 4 {
+            case 0:
+                // A promised length, then fewer bytes (or more) and a close: streams, then is cut.
+                let promised = Int.random(in: 1...300_000, using: &generator)
+                let sent = Int.random(in: 0...(promised + 100), using: &generator)
+                bytes = Array("HTTP/1.1 200 OK\r\nContent-Length: \(promised)\r\n\r\n".utf8) + [UInt8](repeating: 7, count: sent)
+                whole = sent >= promised  // bytes past the promised length are not part of the body
+            case 1:
+                bytes = (0..<Int.random(in: 1...600, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            case 2:
+                bytes = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+                bytes += (0..<Int.random(in: 0...200, using: &generator)).map { _ in Array("0123456789abcdefxyz\r\n;= ".utf8).randomElement(using: &generator)! }
+                whole = nil
+            default:
+                // Any status but those that make an answer to keep (200, 204, 206, 304) or to remember (404, 410).
+                let status = [0, 99, 101, 103, 199, 201, 301, 302, 400, 403, 416, 429, 500, 502, 503, 599, 600, 999].randomElement(using: &generator)!
+                bytes = Array("HTTP/1.1 \(status) X\r\nContent-Length: \(Int.random(in: -3...9_000_000_000, using: &generator))\r\n".utf8)
+                bytes += (0..<Int.random(in: 0...300, using: &generator)).map { _ in Array("ab:\r\n \t".utf8).randomElement(using: &generator)! }
+            }
+            answers[key] = (bytes, whole)
+        }
+        let script = answers
+        let upstream = try ScriptedUpstream { head in
+            let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+            return .init(bytes: script[path]?.bytes ?? ScriptedUpstream.response(200, Array("fine".utf8)), close: true)
+        }
+        let edge = try SignedEdge(upstreams: [upstream.url], extra: ["--config", try Self.shortFetchTimeout().path])
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/")
+        for (key, answer) in answers.sorted(by: { $0.key < $1.key }) {
+            for _ in 0..<2 { _ = try? Curl.fetch(edge.pathURL(token, key), timeout: .seconds(20)) }
+            let asked = upstream.requests.filter { $0.hasPrefix("GET \(key) ") }.count
+            switch answer.whole {
+            case true?: #expect(asked == 1, "\(key): a whole body was not kept (\(asked) upstream requests)")
+            case false?: #expect(asked == 2, "\(key): a broken answer was kept (\(asked) upstream requests)")
+            case nil: #expect((1...2).contains(asked))
+            }
+            #expect(edge.server.isRunning, "the edge died on \(key)")
+        }
+        let fine = try Curl.fetch(edge.pathURL(token, "/titles/demo/9/fine.m4s"))
+        #expect(fine.status == 200 && fine.bodyText == "fine")
+    }
+
+    /// A config file giving fills 2 s (hostile upstreams that stall end sooner).
+    static func shortFetchTimeout() throws -> URL {
+        let file = Scratch.newFile("edge-config.yaml")
+        try "cache:\n  fetch_timeout_ms: 2000\n".write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
     @Test("with --memory-cache-bytes the objects players use again are locked in RAM (the process's VmLck), within the bound")
     func memoryTier() throws {
         let fixtures = try MediaFixtures.shared()

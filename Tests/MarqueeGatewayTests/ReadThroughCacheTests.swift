@@ -122,8 +122,11 @@ struct ReadThroughCacheTests {
         #expect(h.cache.read(.bytes) == 3 && h.cache.read(.files) == 1 && h.cache.read(.notFound) == 1)
     }
 
-    @Test("A symlink planted in the cache cannot lead a write outside it")
+    @Test("A symlink planted in the cache cannot lead a write outside it, and the refusal reaches the gateway's log as a warning")
     func symlinkedFolder() throws {
+        let logged = Mutex<[(GatewayLog.Level, String)]>([])
+        GatewayLog.route { level, message in logged.withLock { $0.append((level, message)) } }
+        defer { GatewayLog.route(to: GatewayLog.standardError) }
         let h = try Harness(objects: ["evil/x.bin": [9], "evil2/x.bin": [9]])
         let outside = FileManager.default.temporaryDirectory.appendingPathComponent("outside-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
@@ -131,6 +134,7 @@ struct ReadThroughCacheTests {
         #expect(h.fetch("evil/x.bin") == .failed)
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty)
         #expect(h.fetch("evil2/x.bin") == .stored, "an ordinary folder still works")
+        #expect(logged.withLock { $0.contains { $0.0 == .warning && $0.1.hasPrefix("cannot place evil/x.bin in the cache") } })
     }
 
     @Test("A restart empties tmp/, re-indexes the cached files and evicts beyond a smaller bound, oldest first")

@@ -1,6 +1,5 @@
 import CLinux
 import Glibc
-import MarqueeConsole
 import MarqueeHTTP
 import MarqueePolicy
 
@@ -200,7 +199,7 @@ final class AdminServer: @unchecked Sendable {
             }
             // Every other gateway on the same Redis applies it too; say whether it went out.
             let problem = PurgeFeed.publish(request, endpoint: feed.endpoint)
-            if let problem { printError("marquee: purge applied here but not published to the other gateways: \(problem)") }
+            if let problem { GatewayLog.warning("purge applied here but not published to the other gateways: \(problem)") }
             let body = "{\"purged\":\(removed),\"published\":\(problem == nil)}\n"
             reply(client, .ok, "application/json", Array(body.utf8), head: false)
         case .failure(let problem):

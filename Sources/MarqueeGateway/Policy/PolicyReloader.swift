@@ -1,6 +1,5 @@
 import CLinux
 import Glibc
-import MarqueeConsole
 
 /// Re-reads token key files and geo databases when they change (checked once a second) and at
 /// once on SIGHUP, on its own thread: loops never stat or open a file for this.
@@ -33,7 +32,7 @@ final class PolicyReloader: @unchecked Sendable {
                 while read(hangupReadFD, &drain, 64) > 0 {}
                 force = true
             }
-            for message in policy.reload(force: force) { printError("marquee: \(message)") }
+            for message in policy.reload(force: force) { GatewayLog.notice(message) }
         }
     }
 }

@@ -1,6 +1,5 @@
 import CLinux
 import Glibc
-import MarqueeConsole
 
 /// The RAM tier of a read-through cache (`cache.memory_bytes`): the pages of the objects in demand
 /// are locked in memory, so no bulk download, crawler or other process's reads can push the hot
@@ -122,8 +121,8 @@ final class MemoryTier: @unchecked Sendable {
         mq_store_relaxed(counters + Counter.locked.rawValue, 0)
         pthread_mutex_unlock(mutex)
         if first {
-            printError(
-                "marquee: warning: cache.memory_bytes: the kernel refused to lock cached pages in memory (\(String(cString: strerror(error)))); "
+            GatewayLog.warning(
+                "cache.memory_bytes: the kernel refused to lock cached pages in memory (\(String(cString: strerror(error)))); "
                     + "the RAM tier reads them ahead but cannot keep them resident. Give the process CAP_IPC_LOCK or raise RLIMIT_MEMLOCK (ulimit -l) to \(budget) bytes.")
         }
     }

@@ -1,6 +1,5 @@
 import CLinux
 import Glibc
-import MarqueeConsole
 
 /// A fetch's outcome for one parked request, handed back to its loop.
 struct FetchAnswer {
@@ -350,8 +349,8 @@ final class ReadThroughCache: @unchecked Sendable {
                 }
             case .notFound, .failed, .timedOut:
                 unlinkat(temporaryFD, temporaryName, 0)
-                if case .failed(let reason) = result { printError("marquee: cache fetch of \(key) failed: \(reason)") }
-                if case .timedOut = result { printError("marquee: cache fetch of \(key) took longer than \(settings.timeoutMilliseconds) ms") }
+                if case .failed(let reason) = result { GatewayLog.warning("cache fetch of \(key) failed: \(reason)") }
+                if case .timedOut = result { GatewayLog.warning("cache fetch of \(key) took longer than \(settings.timeoutMilliseconds) ms") }
             }
             finish(key, result, outcome, size: size, fill: fill)
         }
@@ -484,7 +483,7 @@ final class ReadThroughCache: @unchecked Sendable {
             if fd >= 0 {
                 if !freshness.store(on: fd) {
                     attributesWork = false
-                    printError("marquee: warning: \(settings.directory) keeps no user extended attributes; cached objects' freshness is lost on restart (they are refreshed before being served again)")
+                    GatewayLog.warning("\(settings.directory) keeps no user extended attributes; cached objects' freshness is lost on restart (they are refreshed before being served again)")
                 }
                 close(fd)
             }
@@ -492,7 +491,7 @@ final class ReadThroughCache: @unchecked Sendable {
         let placed = withParent(of: key, creating: true) { folder, leaf in
             renameat(temporaryFD, temporaryName, folder, leaf) == 0
         }
-        if placed != true { printError("marquee: cannot place \(key) in the cache: \(String(cString: strerror(errno)))") }
+        if placed != true { GatewayLog.warning("cannot place \(key) in the cache: \(String(cString: strerror(errno)))") }
         return placed == true ? Int64(st.st_size) : nil
     }
 

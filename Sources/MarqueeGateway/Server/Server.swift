@@ -1,7 +1,6 @@
 import CLinux
 import Glibc
 import MarqueeBus
-import MarqueeConsole
 import MarqueeRedis
 import Synchronization
 
@@ -165,7 +164,7 @@ private final class LoopStart {
                 id: id, configuration: server.configuration, shared: server.shared, listenFD: server.listenFDs[id],
                 rootFD: server.rootFD, capacity: capacity)
         } catch {
-            printError("marquee: event loop \(id) could not start: \(error)")
+            GatewayLog.error("event loop \(id) could not start: \(error)")
             exit(1)
         }
         server.loopStarted()

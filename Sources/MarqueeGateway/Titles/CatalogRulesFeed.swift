@@ -1,6 +1,5 @@
 import CLinux
 import Glibc
-import MarqueeConsole
 import MarqueeHTTP
 import MarqueePolicy
 
@@ -59,7 +58,7 @@ final class CatalogRulesFeed: @unchecked Sendable {
                     etag = newTag
                     if isNew || !rules.current.isLoaded {
                         rules.replace(with: TitleRuleTable(version: document.version, rules: document.rules))
-                        printError("marquee: catalog title rules version \(document.version) loaded (\(document.rules.count) titles)")
+                        GatewayLog.notice("catalog title rules version \(document.version) loaded (\(document.rules.count) titles)")
                         changed = true
                     }
                 }
@@ -70,7 +69,7 @@ final class CatalogRulesFeed: @unchecked Sendable {
                 lastError = ""
             } catch {
                 let message = "\(error)"
-                if message != lastError { printError("marquee: catalog title rules: \(message); keeping the last rules, retrying") }
+                if message != lastError { GatewayLog.warning("catalog title rules: \(message); keeping the last rules, retrying") }
                 lastError = message
                 sleep(backoff)
                 backoff = min(10, backoff * 2)
