@@ -508,15 +508,15 @@ extension EventLoop {
             servePipeWaiters()
         }
         stopTimer(slot)
-        if !connections[s].keepAlive || connections[s].peerClosed {
+        switch AfterResponse.decide(keepAlive: connections[s].keepAlive, peerClosed: connections[s].peerClosed, hasInput: connections[s].inputCount > 0) {
+        case .closeGracefully:
             closeGracefully(slot)
-            return
-        }
-        connections[s].phase = .awaitingHead
-        if connections[s].inputCount > 0 {
+        case .parseNext:
+            connections[s].phase = .awaitingHead
             startTimer(slot, .header)
             processInput(slot, inputBytes(slot), fromInput: true)
-        } else {
+        case .awaitRequest:
+            connections[s].phase = .awaitingHead
             startTimer(slot, .idle)
         }
     }

@@ -399,43 +399,33 @@ struct EventLoop: ~Copyable {
             buffers.recycle(id: id)
         } else if result == 0 {
             connections[Int(slot)].peerClosed = true
-            // A client may half-close after its request; it still gets the response.
-            if connections[Int(slot)].phase != .responding && connections[Int(slot)].phase != .proxying { abort(slot) }
+            if connections[Int(slot)].phase.onFin == .close { abort(slot) }
         } else if result == -ENOBUFS {
             metrics.add(.receiveBuffersExhausted)
         } else {
             abort(slot)
         }
         let c = connections[Int(slot)]
-        if !c.recvArmed && !c.peerClosed && (c.phase == .awaitingHead || c.phase == .responding || c.phase == .parked || c.phase == .lingering
-            || c.phase == .receivingBody || c.phase == .proxying)
-        {
-            armReceive(slot)
-        }
+        if !c.recvArmed && !c.peerClosed && c.phase.keepsReceiving { armReceive(slot) }
         finishCloseIfQuiet(slot)
     }
 
     /// Bytes arrived for `slot`. The common case, a whole request in one receive with nothing
     /// pending, is parsed straight from the provided buffer without copying.
     mutating func consume(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
-        switch connections[Int(slot)].phase {
-        case .awaitingHead:
+        switch connections[Int(slot)].phase.onBytes(keepAlive: connections[Int(slot)].keepAlive) {
+        case .parseHead:
             if connections[Int(slot)].inputCount == 0 {
                 if connections[Int(slot)].timerList == TimeoutKind.idle.rawValue { startTimer(slot, .header) }
                 processInput(slot, bytes, fromInput: false)
             } else if appendInput(slot, bytes) {
                 processInput(slot, inputBytes(slot), fromInput: true)
             }
-        case .responding where !connections[Int(slot)].keepAlive:
-            // The connection ends after this response: what else the client sends (the rest of an
-            // oversize head, a body) is discarded, so it can still read its 414 or 431 before the
-            // lingering close rather than lose it to a reset.
-            break
-        case .responding, .parked, .proxying:
+        case .keep:
             _ = appendInput(slot, bytes)
-        case .receivingBody:
+        case .body:
             consumeBody(slot, bytes)
-        case .lingering, .closing, .free:
+        case .discard:
             break
         }
     }
@@ -548,7 +538,7 @@ struct EventLoop: ~Copyable {
 
     mutating func finishCloseIfQuiet(_ slot: Int32) {
         let c = connections[Int(slot)]
-        guard c.phase == .closing, !c.recvArmed, !c.sendInFlight, !upstreamBusy(slot) else { return }
+        guard Connection.mayRelease(c.phase, recvArmed: c.recvArmed, sendInFlight: c.sendInFlight, upstreamBusy: upstreamBusy(slot)) else { return }
         // A response cut before its end (client gone, timeout): its record says what went out.
         if c.recording { endRecord(slot, aborted: true) }
         if c.response >= 0 { responses.give(c.response) }
@@ -643,13 +633,10 @@ struct EventLoop: ~Copyable {
             io_uring_sqe_set_data64(sqe, UserData.make(.ignored))
         }
         for slot in 0..<Int32(capacity) {
-            switch connections[Int(slot)].phase {
-            case .awaitingHead where connections[Int(slot)].inputCount == 0:
-                abort(slot)
-            case .awaitingHead, .responding, .parked, .receivingBody, .proxying:
-                connections[Int(slot)].keepAlive = false
-            default:
-                break
+            switch connections[Int(slot)].phase.onDrain(hasInput: connections[Int(slot)].inputCount > 0) {
+            case .close: abort(slot)
+            case .lastResponse: connections[Int(slot)].keepAlive = false
+            case .nothing: break
             }
         }
     }
