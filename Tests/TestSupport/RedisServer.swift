@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 public struct TestEnvironmentError: Error, CustomStringConvertible {
     public let description: String
@@ -48,6 +49,7 @@ public final class RedisServer: @unchecked Sendable {
         p.standardError = FileHandle.nullDevice
         try p.run()
         process = p
+        RunningServers.add(p.processIdentifier)
         guard waitUntil(timeout: .seconds(10), interval: .milliseconds(5), { self.answersPing() }) else {
             throw TestEnvironmentError("redis-server on port \(port) did not answer PING")
         }
@@ -60,6 +62,7 @@ public final class RedisServer: @unchecked Sendable {
         process = nil
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
+        RunningServers.remove(p.processIdentifier)
     }
 
     /// Starts it again on the same port (the data is gone, unless `appendOnly`).
@@ -106,4 +109,19 @@ public final class RedisServer: @unchecked Sendable {
         address.sin_port = port.bigEndian
         return address
     }
+}
+
+/// The redis-servers tests started and have not stopped, killed when the test process exits: a
+/// server whose `RedisServer` is never released (a client or a task still holding it) would
+/// otherwise outlive the run.
+private enum RunningServers {
+    static let pids = Mutex<Set<pid_t>>([])
+    static let exitHook: Void = { atexit { for pid in RunningServers.pids.withLock({ $0 }) { kill(pid, SIGKILL) } } }()
+
+    static func add(_ pid: pid_t) {
+        _ = exitHook
+        pids.withLock { _ = $0.insert(pid) }
+    }
+
+    static func remove(_ pid: pid_t) { pids.withLock { _ = $0.remove(pid) } }
 }
