@@ -187,6 +187,53 @@ struct EdgeTests {
         #expect(nginx.count(MediaFixtures.hlsSegment) == 6, "after the purge each edge fetched the segment again")
     }
 
+    @Test("an edge that was down when a purge was made applies it on its way back (the purge log); if Redis lost the log meanwhile, it refreshes everything it holds before serving it")
+    func purgeWhileAway() throws {
+        let fixtures = try MediaFixtures.shared()
+        let nginx = try NginxOrigin(root: fixtures.root)
+        let redis = try RedisServer()
+        let keys = try Scratch.newDirectory("edge-away-keys")
+        try SignedGateway.writeKey("k1", in: keys)
+        let awayCache = try Scratch.newDirectory("edge-away-cache")
+        let environment = ["MARQUEE_REDIS_URL": redis.url]
+        let staying = try SignedEdge(upstreams: [nginx.url], keys: keys, environment: environment)
+        defer { staying.server.stop() }
+        var away = try SignedEdge(upstreams: [nginx.url], cache: awayCache, keys: keys, environment: environment)
+        let token = try staying.token("/titles/demo/1/")
+        func subscribed(_ edge: SignedEdge) -> Bool {
+            waitUntil(timeout: .seconds(20), interval: .milliseconds(50)) { (try? edge.server.metric("marquee_cache_purge_feed_subscribed")) == 1 }
+        }
+        #expect(subscribed(staying) && subscribed(away))
+        for path in [MediaFixtures.hlsSegment, MediaFixtures.hlsInit] {
+            #expect(try Curl.fetch(away.pathURL(token, path)).status == 200)
+        }
+        #expect(nginx.count(MediaFixtures.hlsSegment) == 1 && nginx.count(MediaFixtures.hlsInit) == 1)
+
+        // Away: a purge is made on the other edge.
+        away.server.stop()
+        let purged = try staying.purge("path=\(MediaFixtures.hlsSegment)")
+        #expect(purged.status == 200 && purged.bodyText.contains("\"published\":true"), "\(purged.bodyText)")
+        away = try SignedEdge(upstreams: [nginx.url], cache: awayCache, keys: keys, environment: environment)
+        #expect(subscribed(away))
+        #expect(try away.server.metric("marquee_cache_purges_received_total") >= 1, "the purge made while away was not replayed")
+        #expect(try Curl.fetch(away.pathURL(token, MediaFixtures.hlsSegment)).status == 200)
+        #expect(nginx.count(MediaFixtures.hlsSegment) == 2, "the purged segment was served from the old copy")
+        #expect(try Curl.fetch(away.pathURL(token, MediaFixtures.hlsInit)).status == 200)
+        #expect(nginx.count(MediaFixtures.hlsInit) == 1, "what was not purged stays cached")
+
+        // Away again, and Redis loses the log: nothing can say what was missed.
+        away.server.stop()
+        try redis.restart()
+        away = try SignedEdge(upstreams: [nginx.url], cache: awayCache, keys: keys, environment: environment)
+        defer { away.server.stop() }
+        #expect(subscribed(away))
+        #expect(try away.server.metric("marquee_cache_purge_log_gaps_total") == 1)
+        let refreshed = try Curl.fetch(away.pathURL(token, MediaFixtures.hlsInit))
+        let original = try fixtures.contents(MediaFixtures.hlsInit)
+        #expect(refreshed.status == 200 && refreshed.body == original)
+        #expect(nginx.statuses(MediaFixtures.hlsInit) == [200, 304], "the copy was not revalidated: \(nginx.statuses(MediaFixtures.hlsInit))")
+    }
+
     @Test("Cache-Control is honoured: an expired playlist is revalidated (a 304 upstream), stale-while-revalidate answers at once and refreshes behind, stale-if-error serves while the origin is down, no-store is never reused")
     func freshness() throws {
         let fixtures = try MediaFixtures.shared()

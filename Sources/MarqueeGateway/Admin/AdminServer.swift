@@ -124,7 +124,10 @@ final class AdminServer: @unchecked Sendable {
         case "/healthz":
             reply(client, .ok, "text/plain; charset=utf-8", Array("ok\n".utf8), head: isHead)
         case "/readyz":
-            if shared.isReady {
+            if shared.isReady, shared.purgeFeed?.allowsReadiness == false {
+                // An edge back from an outage replays the purges it missed before taking traffic.
+                reply(client, .serviceUnavailable, "text/plain; charset=utf-8", Array("catching up on purges\n".utf8), head: isHead)
+            } else if shared.isReady {
                 reply(client, .ok, "text/plain; charset=utf-8", Array("ready\n".utf8), head: isHead)
             } else {
                 reply(client, .serviceUnavailable, "text/plain; charset=utf-8", Array("draining\n".utf8), head: isHead)

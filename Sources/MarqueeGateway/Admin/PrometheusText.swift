@@ -152,6 +152,8 @@ enum PrometheusText {
                 out += "marquee_cache_purges_received_total \(feed.appliedCount)\n"
                 family("marquee_cache_purge_feed_connects_total", "counter", "Connections the purge subscriber made (more than one means reconnects).")
                 out += "marquee_cache_purge_feed_connects_total \(feed.connectCount)\n"
+                family("marquee_cache_purge_log_gaps_total", "counter", "Catch-ups that found this cache's position gone from marquee:purge-log (trimmed, or Redis lost it) and made every cached object stale.")
+                out += "marquee_cache_purge_log_gaps_total \(feed.staleAllCount)\n"
             }
         }
         if shared.trustsEdges {

@@ -126,9 +126,13 @@ struct FileCache {
         entries[Int(e)].validatedAt = Int64.min / 2
     }
 
-    /// Makes every entry re-check its file on its next use (after a purge removed files).
+    /// Makes every entry re-check its file and its freshness on its next use (after a purge
+    /// removed files, or made them stale).
     mutating func expireAll() {
-        for e in 0..<capacity where entries[e].isIndexed { entries[e].validatedAt = Int64.min / 2 }
+        for e in 0..<capacity where entries[e].isIndexed {
+            entries[e].validatedAt = Int64.min / 2
+            entries[e].freshUntil = Int64.min
+        }
     }
 
     mutating func release(_ e: Int32) {

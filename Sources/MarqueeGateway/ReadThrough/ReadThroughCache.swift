@@ -295,6 +295,35 @@ final class ReadThroughCache: @unchecked Sendable {
         return .success(victims.count)
     }
 
+    /// Marks every cached object stale, on disk too: each is refreshed (conditionally, with its
+    /// validators) before it is served again, and served while the upstreams fail only within
+    /// stale-if-error. For when purges may have been missed (`PurgeFeed`). O(files); rare.
+    func makeEverythingStale() {
+        var stale: [(String, ObjectFreshness)] = []
+        pthread_mutex_lock(mutex)
+        for key in index.keys(withPrefix: "") {
+            let kept = freshness[key]
+            let marked = ObjectFreshness(
+                freshUntil: 0, staleWhileRevalidateUntil: 0, staleIfErrorUntil: kept?.staleIfErrorUntil ?? .max, etag: kept?.etag,
+                lastModified: kept?.lastModified)
+            freshness[key] = marked
+            stale.append((key, marked))
+        }
+        mq_store_relaxed(expiringCount, UInt64(freshness.count))
+        // The loops forget what they remembered about their open files.
+        mq_add_relaxed(counters + Counter.purgeEpoch.rawValue, 1)
+        pthread_mutex_unlock(mutex)
+        guard attributesWork else { return }
+        for (key, marked) in stale {
+            _ = withParent(of: key, creating: false) { folder, leaf -> Bool in
+                let fd = openat(folder, leaf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                guard fd >= 0 else { return false }
+                defer { close(fd) }
+                return marked.store(on: fd)
+            }
+        }
+    }
+
     // MARK: - Fetch threads
 
     private func fetchLoop(worker: Int) {
