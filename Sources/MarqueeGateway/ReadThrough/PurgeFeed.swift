@@ -103,10 +103,17 @@ final class PurgeFeed: @unchecked Sendable {
         }
         if lost || trimmed {
             // What was trimmed with the position, or lost with Redis's data, is unknown.
-            cache.makeEverythingStale()
+            let why = lost ? "Redis lost \(Self.log) (a new epoch)" : "this cache's position \(stored.id) was trimmed from \(Self.log)"
             mq_add_relaxed(counters + 1, 1)
-            GatewayLog.warning(
-                "purge log: \(lost ? "Redis lost \(Self.log) (a new epoch)" : "this cache's position \(stored.id) was trimmed from \(Self.log)"); every cached object is refreshed before it is served again")
+            if cache.settings.sourceIsUpstream {
+                cache.makeEverythingStale()
+                GatewayLog.warning("purge log: \(why); every cached object is revalidated before it is served again")
+            } else {
+                // An origin's store objects have no validators to revalidate with, and package
+                // files do not change in place: refetching the whole cache would cost more than
+                // the purge it might have missed.
+                GatewayLog.warning("purge log: \(why); purges made meanwhile may not have reached this origin's cache: repeat them if any was made")
+            }
             advance(to: newest, epoch: epoch, force: true)
             return
         }
