@@ -116,6 +116,22 @@ struct UpstreamExchange {
                     break
                 }
                 if case .failed = verdict { return discard(.failed(.unavailable("sent a malformed chunked body"))) }
+                if case .length(let total) = framing.kind, bodyBytes < total {
+                    // The rest of a body of known length: socket → pipe → file, never through
+                    // this process's memory (one copy, into the page cache, instead of two).
+                    let outcome = spliceBody(total - bodyBytes, into: file) { moved in
+                        bodyBytes += moved
+                        if streaming { fill?.advance(to: bodyBytes) }
+                    }
+                    switch outcome {
+                    case .done: break
+                    case .writeFailed: return discard(.failed(.refused("cannot write the cache file: \(String(cString: strerror(errno)))")))
+                    case .closed: return discard(.failed(.unavailable("closed the connection before the whole body")))
+                    case .timedOut: return discard(.failed(.timedOut))
+                    case .unavailable: break  // no pipe: the copying path below takes the body
+                    }
+                    if bodyBytes == total { break }
+                }
                 switch receive(into: buffer) {
                 case .bytes(let n):
                     pending = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
@@ -138,6 +154,43 @@ struct UpstreamExchange {
     }
 
     // MARK: - Socket steps
+
+    enum SpliceOutcome { case done, writeFailed, closed, timedOut, unavailable }
+
+    /// Moves `remaining` bytes from the socket to `file` through a pipe, reporting each move.
+    private func spliceBody(_ remaining: Int64, into file: Int32, progress: (Int64) -> Void) -> SpliceOutcome {
+        var ends: [Int32] = [-1, -1]
+        guard mq_pipe(&ends, Int32(O_CLOEXEC)) == 0 else { return .unavailable }
+        defer {
+            close(ends[0])
+            close(ends[1])
+        }
+        _ = mq_set_pipe_size(ends[1], Int32(Self.pipeBytes))
+        var left = remaining
+        while left > 0 {
+            let taken = mq_splice(fd, ends[1], UInt(min(left, Int64(Self.pipeBytes))), Self.spliceMove | Self.spliceNonBlock)
+            if taken > 0 {
+                var inPipe = taken
+                while inPipe > 0 {
+                    let put = mq_splice(ends[0], file, UInt(inPipe), Self.spliceMove)
+                    if put > 0 { inPipe -= put } else if put < 0 && errno == EINTR { continue } else { return .writeFailed }
+                }
+                left -= Int64(taken)
+                progress(Int64(taken))
+            } else if taken == 0 {
+                return .closed
+            } else if errno == EAGAIN {
+                if HTTPUpstreamSource.wait(fd, for: Int16(POLLIN), until: deadline) == .timedOut { return .timedOut }
+            } else if errno != EINTR {
+                return .closed
+            }
+        }
+        return .done
+    }
+
+    static let pipeBytes = 1 << 20
+    static let spliceMove: UInt32 = 1  // SPLICE_F_MOVE
+    static let spliceNonBlock: UInt32 = 2  // SPLICE_F_NONBLOCK
 
     private func send(_ request: [UInt8]) -> Result? {
         var sent = 0
