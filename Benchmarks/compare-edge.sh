@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Edge benchmark: cache hits of `marquee edge` beside `marquee origin` serving the same files from
 # disk, nginx proxy_cache and Varnish, all in front of the same `marquee origin`; then the misses:
-# 1,000 concurrent requests for one uncached object (how many upstream fetches), and the time to
-# first byte of a miss at the edge against the origin's own.
+# 1,000 concurrent requests for one uncached object (how many upstream fetches), the time to
+# first byte of a miss at the edge against the origin's own, and the CPU per miss of the edge,
+# nginx proxy_cache and Varnish.
 #
 #   Benchmarks/compare-edge.sh
 #
@@ -17,6 +18,7 @@
 #   SCENARIOS="playlist segment"
 #   CLIENTS=1000          concurrent clients of the coalescing run (0 skips it)
 #   TTFB_SAMPLES=9        uncached objects timed for the time to first byte (0 skips it)
+#   MISS_SAMPLES=40       uncached objects per cache for the CPU per miss (0 skips it)
 #   OUT=Benchmarks/results/edge.md
 #   MAX_OTHER=0.15 NOISE_RETRIES=2   a run with more CPU used by other processes is repeated
 #   KEEP_TMP=1            keep the temporary folder
@@ -40,6 +42,7 @@ SERVERS="${SERVERS:-edge origin nginx varnish}"
 SCENARIOS="${SCENARIOS:-playlist segment}"
 CLIENTS="${CLIENTS:-1000}"
 TTFB_SAMPLES="${TTFB_SAMPLES:-9}"
+MISS_SAMPLES="${MISS_SAMPLES:-40}"
 OUT="${OUT:-$HERE/results/edge.md}"
 MAX_OTHER="${MAX_OTHER:-0.15}"
 NOISE_RETRIES="${NOISE_RETRIES:-2}"
@@ -48,7 +51,7 @@ KEEP_TMP="${KEEP_TMP:-0}"
 log() { printf '==> %s\n' "$*" >&2; }
 fail() { printf 'compare-edge: error: %s\n' "$*" >&2; exit 1; }
 
-for v in ROUNDS DURATION WARMUP THREADS WRK_THREADS PLAYLIST_CONNS SEGMENT_CONNS CLIENTS TTFB_SAMPLES NOISE_RETRIES; do
+for v in ROUNDS DURATION WARMUP THREADS WRK_THREADS PLAYLIST_CONNS SEGMENT_CONNS CLIENTS TTFB_SAMPLES MISS_SAMPLES NOISE_RETRIES; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || fail "$v must be a non-negative integer (got '${!v}')"
 done
 for sv in $SERVERS; do [[ " edge origin nginx varnish " == *" $sv "* ]] || fail "unknown server '$sv' in SERVERS"; done
@@ -111,6 +114,11 @@ python3 "$HELPER" make-media "$MEDIA"
 mkdir -p "$MEDIA/cold"
 head -c 2097152 /dev/urandom >"$MEDIA/cold/coalesce.m4s"
 for (( i = 0; i < TTFB_SAMPLES; i++ )); do head -c 2097152 /dev/urandom >"$MEDIA/cold/ttfb-$i.m4s"; done
+# The CPU-per-miss objects: the same bytes under a name per server and number (hard links).
+head -c 2097152 /dev/urandom >"$MEDIA/cold/miss.m4s"
+for sv in edge nginx varnish; do
+  for (( i = 0; i < MISS_SAMPLES; i++ )); do ln "$MEDIA/cold/miss.m4s" "$MEDIA/cold/miss-$sv-$i.m4s"; done
+done
 chmod -R a+rX "$MEDIA"
 
 read -r ORIGIN_PORT ORIGIN_ADMIN EDGE_PORT EDGE_ADMIN NGINX_PORT VARNISH_PORT <<<"$(python3 "$HELPER" free-ports 6)"
@@ -244,7 +252,19 @@ if (( TTFB_SAMPLES > 0 )); then
     "$TTFB_SAMPLES" "${edge_t[@]}" "${origin_t[@]}" "${origin_ka[@]}")
   log "ttfb: $ttfb_json"
 fi
-echo "{\"coalesce\": $coalesce_json, \"ttfb\": $ttfb_json}" >"$EXTRA"
+miss_json="null"
+if (( MISS_SAMPLES > 0 )); then
+  log "CPU per miss: $MISS_SAMPLES uncached objects through each cache"
+  cpu_of=()
+  for sv in edge nginx varnish; do
+    [[ " $SERVERS " == *" $sv "* ]] || continue
+    cpu_of+=("\"$sv\": $(python3 "$HELPER" miss-cpu --pid "$(pid_of "$sv")" --port "$(port_of "$sv")" \
+      --path "/cold/miss-$sv-{n}.m4s" --file "$MEDIA/cold/miss.m4s" --count "$MISS_SAMPLES")")
+  done
+  miss_json="{\"count\": $MISS_SAMPLES, \"bytes\": 2097152, $(IFS=,; echo "${cpu_of[*]}")}"
+  log "miss cpu: $miss_json"
+fi
+echo "{\"coalesce\": $coalesce_json, \"ttfb\": $ttfb_json, \"miss_cpu\": $miss_json}" >"$EXTRA"
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 meta=$(date="$(date -u +%Y-%m-%dT%H:%MZ)" cpus="$(nproc)" cpu_model="$cpu_model" \

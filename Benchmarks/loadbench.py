@@ -866,6 +866,14 @@ def cmd_edge_report(args: argparse.Namespace) -> None:
                 f"**{c['upstream_fetches']}** upstream fetch(es); {c['complete']} of {c['clients']} clients got every byte "
                 f"(slowest {c['slowest_ms']:.0f} ms)."
             )
+        m = extra.get("miss_cpu")
+        if m:
+            parts = [f"{name} {m[name]:,.0f} µs" for name in ("edge", "nginx", "varnish") if m.get(name) is not None]
+            ratios = [f"{m['edge'] / m[name]:.2f}× {name}'s" for name in ("nginx", "varnish") if m.get(name)]
+            out.append(
+                f"- **CPU per miss** ({m['count']} uncached {m['bytes']:,}-byte objects one after another, fetched upstream and "
+                f"served, each server's process tree): {', '.join(parts)}" + (f": the edge at {' and '.join(ratios)}." if ratios else ".")
+            )
         t = extra.get("ttfb")
         if t:
             keepalive = t.get("origin_keepalive_ms")
@@ -939,6 +947,20 @@ def cmd_coalesce(args: argparse.Namespace) -> None:
         s.close()
     slowest = (max(done_at.values()) - t0) * 1000 if done_at else float("nan")
     print(json.dumps({"clients": args.clients, "complete": complete, "bytes": len(expected), "slowest_ms": slowest}))
+
+
+def cmd_miss_cpu(args: argparse.Namespace) -> None:
+    """CPU of a cache's process tree per miss: GET each of `count` uncached objects once, one after
+    another on fresh connections (each verified whole), around a Δ(utime+stime). Prints µs."""
+    hz = os.sysconf("SC_CLK_TCK")
+    expected = Path(args.file).read_bytes()
+    u0, s0, _ = cpu_ticks(args.pid)
+    for i in range(args.count):
+        status, _, body = fetch_once(args.port, args.path.replace("{n}", str(i)), timeout=30)
+        if status != 200 or body != expected:
+            die(f"port {args.port}: miss {i} answered {status} with {len(body)} bytes")
+    u1, s1, _ = cpu_ticks(args.pid)
+    print(f"{((u1 - u0) + (s1 - s0)) / hz * 1e6 / args.count:.0f}")
 
 
 def read_response(s: socket.socket) -> None:
@@ -1090,6 +1112,14 @@ def main() -> None:
     s.add_argument("--clients", type=int, default=1000)
     s.add_argument("--timeout", type=float, default=60)
     s.set_defaults(fn=cmd_coalesce)
+
+    s = sub.add_parser("miss-cpu")
+    s.add_argument("--pid", type=int, required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--path", required=True, help="with {n} for the object's number")
+    s.add_argument("--file", required=True, help="what every object holds")
+    s.add_argument("--count", type=int, default=40)
+    s.set_defaults(fn=cmd_miss_cpu)
 
     s = sub.add_parser("ttfb")
     s.add_argument("--port", type=int, required=True)
