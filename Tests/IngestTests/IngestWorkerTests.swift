@@ -41,11 +41,11 @@ struct IngestWorkerTests {
         return count
     }
 
-    static func worker(_ jobs: IngestJobs, _ store: any ObjectStore, id: String, announcer: Recorder) -> IngestWorker {
+    static func worker(_ jobs: IngestJobs, _ store: any ObjectStore, id: String, announcer: Recorder, preset: String = "ultrafast") -> IngestWorker {
         var settings = TranscodeSettings()
         settings.ladderHeights = [360]
         settings.segmentSeconds = 2
-        settings.preset = "ultrafast"
+        settings.preset = preset
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-work-\(UUID().uuidString.prefix(8))").path
         return IngestWorker(jobs: jobs, store: store, workerID: id, lease: .seconds(30), settings: settings, workFolder: work, announcer: announcer)
     }
@@ -91,7 +91,10 @@ struct IngestWorkerTests {
         let title = Identifier.make()
         let job = try await jobs.enqueue(titleID: title, source: source)
         let recorder = Recorder()
-        let worker = Self.worker(jobs, store, id: "stopping-node", announcer: recorder)
+        // A slow preset: the transcode must still be running when the stop lands, however late
+        // the watcher below gets the CPU on a loaded machine (with ultrafast, a clean-clone run
+        // once finished the whole package first and published it, as a worker rightly does).
+        let worker = Self.worker(jobs, store, id: "stopping-node", announcer: recorder, preset: "slower")
         let running = Task { await worker.run(poll: .milliseconds(50)) }
         #expect(try await waitUntil(timeout: .seconds(30)) { try await jobs.job(job.id)?.status == .running })
         // Caught in the middle: as soon as the packager has started writing the package in the work
