@@ -268,34 +268,40 @@ def fetch_once(port: int, path: str, timeout: float = 10.0) -> tuple[int, int, b
     deadline = time.monotonic() + timeout
     with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n\r\n".encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            if time.monotonic() > deadline or len(buf) > 65536:
-                die(f"no complete response head from port {port}")
-            chunk = s.recv(65536)
-            if not chunk:
-                die(f"connection closed before response head from port {port}")
-            buf += chunk
-        head, _, body = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        clen = None
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            if k.strip().lower() == "content-length":
-                clen = int(v.strip())
-            if k.strip().lower() == "transfer-encoding":
-                die(f"port {port}: unexpected Transfer-Encoding on a static file")
-        if clen is None:
-            die(f"port {port}: response to {path} has no Content-Length")
-        while len(body) < clen:
-            if time.monotonic() > deadline:
-                die(f"port {port}: timed out reading body of {path}")
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                die(f"port {port}: connection closed mid-body")
-            body += chunk
-        return status, len(head) + 4, body[:clen]
+        return read_response(s, deadline, f"port {port}: {path}")
+
+
+def read_response(s: socket.socket, deadline: float, what: str) -> tuple[int, int, bytes]:
+    """One response with a Content-Length body off `s` (which may stay open for the next one)
+    -> (status, header bytes, body)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        if time.monotonic() > deadline or len(buf) > 65536:
+            die(f"{what}: no complete response head")
+        chunk = s.recv(65536)
+        if not chunk:
+            die(f"{what}: connection closed before the response head")
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    clen = None
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "content-length":
+            clen = int(v.strip())
+        if k.strip().lower() == "transfer-encoding":
+            die(f"{what}: unexpected Transfer-Encoding on a static file")
+    if clen is None:
+        die(f"{what}: response has no Content-Length")
+    while len(body) < clen:
+        if time.monotonic() > deadline:
+            die(f"{what}: timed out reading the body")
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            die(f"{what}: connection closed mid-body")
+        body += chunk
+    return status, len(head) + 4, body[:clen]
 
 
 # --------------------------------------------------------------------------
@@ -963,28 +969,6 @@ def cmd_miss_cpu(args: argparse.Namespace) -> None:
     print(f"{((u1 - u0) + (s1 - s0)) / hz * 1e6 / args.count:.0f}")
 
 
-def read_response(s: socket.socket) -> None:
-    """Reads one response with a Content-Length body off a keep-alive connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        if not chunk:
-            die("the connection closed before a whole response head")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    got = len(body)
-    while got < length:
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            die("the connection closed before a whole response body")
-        got += len(chunk)
-
-
 def cmd_ttfb(args: argparse.Namespace) -> None:
     """Time to the first response byte of one GET, in ms: on a fresh connection, or with --after
     on a keep-alive connection that has just carried a GET of that path (as an edge's pooled
@@ -993,7 +977,7 @@ def cmd_ttfb(args: argparse.Namespace) -> None:
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if args.after:
         s.sendall(f"GET {args.after} HTTP/1.1\r\nHost: {LOOPBACK}\r\n\r\n".encode())
-        read_response(s)
+        read_response(s, time.monotonic() + 30, f"port {args.port}: {args.after}")
         time.sleep(0.2)
     t0 = time.perf_counter()
     s.sendall(f"GET {args.path} HTTP/1.1\r\nHost: {LOOPBACK}\r\nConnection: close\r\n\r\n".encode())
