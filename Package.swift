@@ -131,6 +131,7 @@ let package = Package(
                 "MarqueeGatewaySettings",
                 "MarqueeConsole",
                 "MarqueeHTTP",
+                "MarqueePolicy",
                 "MarqueeTokens",
                 .product(name: "Configuration", package: "swift-configuration"),
             ],

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import MarqueeGateway
 import MarqueeHTTP
+import MarqueePolicy
 import MarqueeTokens
 import Synchronization
 
@@ -118,15 +119,8 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
     /// the order again before `edge.upstream_down_ms` runs out.
     func startHealthChecks() {
         guard healthCheckMilliseconds > 0 else { return }
-        let start = HealthCheckStart(source: self, interval: healthCheckMilliseconds)
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let start = Unmanaged<HealthCheckStart>.fromOpaque(raw!).takeRetainedValue()
-            start.source.checkHealth(every: start.interval)
-            return nil
-        }, Unmanaged.passRetained(start).toOpaque())
-        precondition(rc == 0, "pthread_create failed")
-        pthread_detach(thread)
+        let interval = healthCheckMilliseconds
+        OSThread.detach { [self] in checkHealth(every: interval) }
     }
 
     private func checkHealth(every interval: Int64) {
@@ -317,11 +311,3 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
     }
 }
 
-private final class HealthCheckStart {
-    let source: HTTPUpstreamSource
-    let interval: Int64
-    init(source: HTTPUpstreamSource, interval: Int64) {
-        self.source = source
-        self.interval = interval
-    }
-}

@@ -22,15 +22,7 @@ final class AdminServer: @unchecked Sendable {
         revocationTokens = Double(access.revocationsPerSecond)
     }
 
-    func start() {
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<AdminServer>.fromOpaque(raw!).takeRetainedValue().serve()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
-        precondition(rc == 0, "pthread_create failed")
-        pthread_detach(thread)
-    }
+    func start() { OSThread.detach { [self] in serve() } }
 
     private func serve() {
         while true {

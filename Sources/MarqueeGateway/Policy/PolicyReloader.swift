@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueePolicy
 
 /// Re-reads token key files and geo databases when they change (checked once a second) and at
 /// once on SIGHUP, on its own thread: loops never stat or open a file for this.
@@ -13,14 +14,7 @@ final class PolicyReloader: @unchecked Sendable {
         hangupReadFD = SignalPipe.install([SIGHUP], nonBlockingRead: true)
     }
 
-    func start() {
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<PolicyReloader>.fromOpaque(raw!).takeRetainedValue().run()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
-        if rc == 0 { pthread_detach(thread) }
-    }
+    func start() { OSThread.detach { [self] in run() } }
 
     private func run() {
         var poller = pollfd(fd: hangupReadFD, events: Int16(POLLIN), revents: 0)

@@ -106,6 +106,6 @@ public final class ObjectFill: @unchecked Sendable {
     /// Asks for a wake-up of `loop` on the next progress. The caller reads `available` and
     /// `progress` again afterwards: what landed in between is seen there, or wakes it.
     func watch(loop: Int) {
-        watchers.bitwiseOr(1 << UInt64(min(loop, 63)), ordering: .sequentiallyConsistent)
+        watchers.bitwiseOr(ReadThroughCache.loopBit(loop), ordering: .sequentiallyConsistent)
     }
 }

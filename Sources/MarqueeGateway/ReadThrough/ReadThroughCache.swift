@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueePolicy
 
 /// A fetch's outcome for one parked request, handed back to its loop.
 struct FetchAnswer {
@@ -122,15 +123,7 @@ final class ReadThroughCache: @unchecked Sendable {
         answers = wakeFDs.map { _ in [] }
         touches = wakeFDs.map { _ in SingleProducerRing(capacity: 4096, filler: 0) }
         for worker in 0..<settings.fetchers {
-            let start = FetcherStart(cache: self, worker: worker)
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                let start = Unmanaged<FetcherStart>.fromOpaque(raw!).takeRetainedValue()
-                start.cache.fetchLoop(worker: start.worker)
-                return nil
-            }, Unmanaged.passRetained(start).toOpaque())
-            precondition(rc == 0, "pthread_create failed")
-            pthread_detach(thread)
+            OSThread.detach { [self] in fetchLoop(worker: worker) }
         }
     }
 
@@ -237,25 +230,27 @@ final class ReadThroughCache: @unchecked Sendable {
     /// A fill's body started: the requests waiting for it stream it from now on, and so does
     /// every later miss until the fetch ends.
     func publish(_ fill: ObjectFill) {
-        var wake = [Bool](repeating: false, count: wakeFDs.count)
+        var loops: UInt64 = 0
         pthread_mutex_lock(mutex)
         fills[fill.key] = fill
         for waiter in table.beginStreaming(fill.key) {
             answers[Int(waiter.loop)].append(FetchAnswer(slot: waiter.slot, generation: waiter.generation, outcome: .streaming, fill: fill))
-            wake[Int(waiter.loop)] = true
+            loops |= Self.loopBit(Int(waiter.loop))
         }
         pthread_mutex_unlock(mutex)
-        var one: UInt64 = 1
-        for (loop, needed) in wake.enumerated() where needed { _ = write(wakeFDs[loop], &one, 8) }
+        wake(loops: loops)
     }
 
-    /// Wakes the loops in the bit set (bit 63 stands for every loop from 63 on).
+    /// Wakes the loops in the bit set (`loopBit`; bit 63 stands for every loop from 63 on).
     func wake(loops: UInt64) {
+        guard loops != 0 else { return }
         var one: UInt64 = 1
-        for loop in wakeFDs.indices where loops & (1 << UInt64(min(loop, 63))) != 0 {
+        for loop in wakeFDs.indices where loops & Self.loopBit(loop) != 0 {
             _ = write(wakeFDs[loop], &one, 8)
         }
     }
+
+    @inline(__always) static func loopBit(_ loop: Int) -> UInt64 { 1 << UInt64(min(loop, 63)) }
 
     // MARK: - Purges (the admin thread)
 
@@ -420,7 +415,7 @@ final class ReadThroughCache: @unchecked Sendable {
         var victims: [String] = []
         var goneUpstream = false
         var uses: [MemoryUse] = []
-        var wake = [Bool](repeating: false, count: wakeFDs.count)
+        var loops: UInt64 = 0
         pthread_mutex_lock(mutex)
         switch (result, outcome) {
         case (.stored(let expiring), .stored):
@@ -448,7 +443,7 @@ final class ReadThroughCache: @unchecked Sendable {
         mq_store_relaxed(expiringCount, UInt64(freshness.count))
         for waiter in table.finish(key, outcome, now: Self.monotonicMilliseconds()) {
             answers[Int(waiter.loop)].append(FetchAnswer(slot: waiter.slot, generation: waiter.generation, outcome: outcome))
-            wake[Int(waiter.loop)] = true
+            loops |= Self.loopBit(Int(waiter.loop))
         }
         if fill.hasBegun { fills[key] = nil }
         publishGauges(evicted: victims.count)
@@ -465,8 +460,7 @@ final class ReadThroughCache: @unchecked Sendable {
         }
         for victim in victims { removeFile(victim) }
         if goneUpstream { removeFile(key) }
-        var one: UInt64 = 1
-        for (loop, needed) in wake.enumerated() where needed { _ = write(wakeFDs[loop], &one, 8) }
+        wake(loops: loops)
     }
 
     typealias MemoryUse = (key: String, hash: UInt64, size: Int64)
@@ -589,11 +583,3 @@ final class ReadThroughCache: @unchecked Sendable {
     }
 }
 
-private final class FetcherStart {
-    let cache: ReadThroughCache
-    let worker: Int
-    init(cache: ReadThroughCache, worker: Int) {
-        self.cache = cache
-        self.worker = worker
-    }
-}

@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import MarqueeBus
+import MarqueePolicy
 import MarqueeRedis
 import Synchronization
 
@@ -110,17 +111,9 @@ public final class Server {
         shared.readThrough?.start(wakeFDs: shared.wakeFDs)
         shared.purgeFeed?.start()
         shared.recordWriter?.start()
-        var threads: [pthread_t] = []
-        for id in 0..<configuration.threads {
+        let threads = (0..<configuration.threads).map { id in
             let start = LoopStart(server: self, id: id, capacity: perLoop)
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                let start = Unmanaged<LoopStart>.fromOpaque(raw!).takeRetainedValue()
-                start.run()
-                return nil
-            }, Unmanaged.passRetained(start).toOpaque())
-            precondition(rc == 0, "pthread_create failed")
-            threads.append(thread)
+            return OSThread { start.run() }
         }
         while started.load(ordering: .acquiring) < configuration.threads { usleep(1000) }
         if adminFD >= 0 { AdminServer(fd: adminFD, shared: shared, access: configuration.adminAccess).start() }
@@ -132,7 +125,7 @@ public final class Server {
         // accept queue for the whole drain; then tell the loops.
         for fd in listenFDs { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
         shared.beginDrain()
-        for thread in threads { pthread_join(thread, nil) }
+        for thread in threads { thread.join() }
         // The loops are done producing: ship what their rings hold and flush the carrier.
         shared.recordWriter?.stop()
         shared.policy?.stop()
@@ -146,7 +139,8 @@ public final class Server {
 }
 
 /// What a loop thread needs to build its loop on its own thread (the ring's single issuer).
-private final class LoopStart {
+/// @unchecked Sendable: made before its thread starts and used only by that thread.
+private final class LoopStart: @unchecked Sendable {
     let server: Server
     let id: Int
     let capacity: Int

@@ -28,14 +28,7 @@ final class CatalogRulesFeed: @unchecked Sendable {
         self.rules = rules
     }
 
-    func start() {
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<CatalogRulesFeed>.fromOpaque(raw!).takeRetainedValue().run()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
-        if rc == 0 { pthread_detach(thread) }
-    }
+    func start() { OSThread.detach { [self] in run() } }
 
     enum Answer: Equatable {
         case changed(etag: String?)

@@ -35,7 +35,7 @@ public final class RedisChannelSubscription: @unchecked Sendable {
     private let onMessage: @Sendable (String) -> Void
     /// Word 0: subscribed (0/1). Word 1: stopping. Word 2: successful (re)connects.
     private let flags: UnsafeMutablePointer<UInt64>
-    private var thread: RedisThread?
+    private var thread: OSThread?
 
     public init(
         endpoint: RedisEndpoint, channel: String, configuration: Configuration = Configuration(),
@@ -63,7 +63,7 @@ public final class RedisChannelSubscription: @unchecked Sendable {
     /// Starts the subscriber thread (once).
     public func start() {
         guard thread == nil, !stopping else { return }
-        thread = RedisThread { [self] in run() }
+        thread = OSThread { [self] in run() }
     }
 
     /// Stops the subscriber thread and joins it (within about 100 ms plus any I/O in progress).

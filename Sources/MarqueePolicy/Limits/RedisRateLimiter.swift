@@ -49,7 +49,7 @@ public final class RedisRateLimiter: @unchecked Sendable {
     /// Word 0: available (0/1). Word 8: stopping. Word 16: submitters inside `submit`.
     /// Word 24: requests answered `.unavailable` (diagnostics).
     private let state: UnsafeMutablePointer<UInt64>
-    private var thread: RedisThread?
+    private var thread: OSThread?
 
     // Command-thread data: argv built in place for each request.
     private let constants: ArgvConstants
@@ -101,7 +101,7 @@ public final class RedisRateLimiter: @unchecked Sendable {
     /// `.unavailable`.
     public func start() {
         guard thread == nil, mq_load_acquire(state + 8) == 0 else { return }
-        thread = RedisThread { [self] in run() }
+        thread = OSThread { [self] in run() }
     }
 
     /// Stops the command thread and joins it. Requests still queued, and any submitted while
