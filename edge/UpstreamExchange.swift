@@ -168,11 +168,11 @@ struct UpstreamExchange {
         _ = mq_set_pipe_size(ends[1], Int32(Self.pipeBytes))
         var left = remaining
         while left > 0 {
-            let taken = mq_splice(fd, ends[1], UInt(min(left, Int64(Self.pipeBytes))), Self.spliceMove | Self.spliceNonBlock)
+            let taken = mq_splice(fd, ends[1], UInt(min(left, Int64(Self.pipeBytes))), MQ_SPLICE_F_MOVE | MQ_SPLICE_F_NONBLOCK)
             if taken > 0 {
                 var inPipe = taken
                 while inPipe > 0 {
-                    let put = mq_splice(ends[0], file, UInt(inPipe), Self.spliceMove)
+                    let put = mq_splice(ends[0], file, UInt(inPipe), MQ_SPLICE_F_MOVE)
                     if put > 0 { inPipe -= put } else if put < 0 && errno == EINTR { continue } else { return .writeFailed }
                 }
                 left -= Int64(taken)
@@ -189,8 +189,6 @@ struct UpstreamExchange {
     }
 
     static let pipeBytes = 1 << 20
-    static let spliceMove: UInt32 = 1  // SPLICE_F_MOVE
-    static let spliceNonBlock: UInt32 = 2  // SPLICE_F_NONBLOCK
 
     private func send(_ request: [UInt8]) -> Result? {
         var sent = 0

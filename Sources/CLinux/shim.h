@@ -33,7 +33,11 @@ static inline int mq_open_beneath(int dirfd, const char *path) {
 // pipe2 is declared only under _GNU_SOURCE.
 extern int pipe2(int pipefd[2], int flags);
 static inline int mq_pipe(int fds[2], int flags) { return pipe2(fds, flags); }
-// splice too (the edge's fills move a body from the socket to the file through a pipe).
+// splice too (the edge's fills move a body from the socket to the file through a pipe), and its
+// flags, which fcntl.h also hides behind _GNU_SOURCE.
+static const unsigned int MQ_SPLICE_F_MOVE = 1;
+static const unsigned int MQ_SPLICE_F_NONBLOCK = 2;
+static const unsigned int MQ_SPLICE_F_MORE = 4;
 extern long splice(int fd_in, long *off_in, int fd_out, long *off_out, unsigned long len, unsigned int flags);
 static inline long mq_splice(int fd_in, int fd_out, unsigned long len, unsigned int flags) {
     return splice(fd_in, 0, fd_out, 0, len, flags);

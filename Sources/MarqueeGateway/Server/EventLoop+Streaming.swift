@@ -9,8 +9,8 @@ import MarqueeRing
 /// either the last step's, or the first step that fell short, from which the round is replayed.
 extension EventLoop {
     static let chunksPerRound = 4
-    static let spliceNonBlock: UInt32 = 2  // SPLICE_F_NONBLOCK
-    static let spliceMore: UInt32 = 4  // SPLICE_F_MORE
+    static let spliceNonBlock = MQ_SPLICE_F_NONBLOCK
+    static let spliceMore = MQ_SPLICE_F_MORE
 
     enum StreamStep {
         case head, poll, drain, fileToPipe, pipeToSocket
