@@ -70,14 +70,11 @@ public enum EdgeConfiguration {
             defaults[keyPath: value] = Int64(seconds)
         }
 
-        // The source needs the fetch count (its keep-alive pool's bound), the cache settings the source.
-        let fetchers = config.int(forKey: "cache.fetches", default: ReadThroughSettings.defaultFetchers)
         let source = HTTPUpstreamSource(
-            upstreams: upstreams, signer: signer, edgeID: edgeID, downMilliseconds: Int64(downMilliseconds), maxIdlePerUpstream: max(1, fetchers),
-            defaults: defaults, healthCheckMilliseconds: Int64(healthMilliseconds))
-        var readThrough = try GatewaySettings.readThrough(
-            config, source: source, directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes, memoryBytes: flags.memoryCacheBytes)
-        readThrough.sourceIsUpstream = true
+            upstreams: upstreams, signer: signer, edgeID: edgeID, downMilliseconds: Int64(downMilliseconds), defaults: defaults,
+            healthCheckMilliseconds: Int64(healthMilliseconds))
+        let readThrough = try GatewaySettings.readThrough(
+            config, origin: .upstreams(source), directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes, memoryBytes: flags.memoryCacheBytes)
         var c = try GatewaySettings.load(config, role: "edge", flags: flags.gateway, root: readThrough.objectsDirectory)
         c.readThrough = readThrough
         return c

@@ -12,7 +12,7 @@ public enum EdgeRole {
         let server = try Server(configuration: configuration)
         let admin = server.adminAddress.map { " admin http://\($0)" } ?? ""
         let cache = configuration.readThrough.map { " cache \($0.directory) (\($0.maxBytes) bytes)" } ?? ""
-        let source = configuration.readThrough?.source as? HTTPUpstreamSource
+        let source = configuration.readThrough?.upstreamSource as? HTTPUpstreamSource
         let upstreams = source?.upstreams.map { "http://\($0.authority)" } ?? []
         source?.startHealthChecks()
         server.run {

@@ -6,27 +6,22 @@ import MarqueePolicy
 import MarqueeTokens
 import Synchronization
 
-/// Feeds an edge's read-through cache from its upstreams (origins or parent edges) over HTTP/1.1:
-/// one blocking GET per call, on a cache fetch thread, never on an event loop.
+/// An edge's upstreams (origins or parent edges) as its read-through cache's source. The loops
+/// run the fetches on their rings (`EventLoop+UpstreamFills` in the engine); this decides for them:
 ///
 /// - The upstream is chosen by `UpstreamSelection` (rendezvous hashing, failover past upstreams
-///   that failed recently). A refused connection, a 5xx or a timeout tries the next one within the
+///   that failed recently). A refused connection, a 5xx or a timeout asks the next one within the
 ///   fetch's time budget; a 404 or 410 is the answer (the object does not exist), as is any other
 ///   4xx (every upstream would say the same).
-/// - Connections are kept alive in a small pool per upstream. A pooled connection the upstream
-///   closed while idle is noticed before use, or, failing that, the request is sent once more on
-///   a fresh connection when no byte of an answer came.
 /// - The request carries no player token (the edge checked it); with a shared key it carries a
 ///   `Marquee-Edge` signature instead (`EdgeSignature`), which the origin trusts.
-/// - The body goes to the file the cache names; the cache renames it into place only when this
-///   returns `.storedExpiring`, so a cut transfer never becomes a cached object. The file's
-///   modification time is the upstream's `Last-Modified`, so validators match the origin's.
-/// - A body with a Content-Length streams to the waiting players as it arrives (`ObjectFill`);
-///   once it has, a failure is final for this fetch rather than tried on the next upstream.
+/// - The file's modification time is the upstream's `Last-Modified` (else the time the head
+///   arrived), so validators match the origin's.
 /// - How long the copy is served follows the response (`ResponseFacts`: Cache-Control, Expires),
 ///   and a stale copy is refreshed with If-None-Match / If-Modified-Since, so an unchanged object
 ///   costs a 304.
-final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
+/// - Upstreams marked down are probed by a thread of their own (`startHealthChecks`).
+final class HTTPUpstreamSource: UpstreamFillSource, @unchecked Sendable {
     let upstreams: [ServiceUpstream]
     let signer: (signature: EdgeSignature, edgeID: String)?
     /// Freshness where a response gives none (`edge.default_ttl_s` and the stale windows).
@@ -34,13 +29,11 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
     /// How often upstreams marked down are probed (`edge.health_check_ms`; 0: never).
     let healthCheckMilliseconds: Int64
     private let selection: Mutex<UpstreamSelection>
-    private let idle: Mutex<[[Int32]]>
-    private let maxIdlePerUpstream: Int
     private let hostHeaders: [[UInt8]]
     private let viaHeader: [UInt8]
 
     init(
-        upstreams: [ServiceUpstream], signer: (EdgeSignature, String)?, edgeID: String, downMilliseconds: Int64, maxIdlePerUpstream: Int,
+        upstreams: [ServiceUpstream], signer: (EdgeSignature, String)?, edgeID: String, downMilliseconds: Int64,
         defaults: ResponseFacts.Defaults = ResponseFacts.Defaults(), healthCheckMilliseconds: Int64 = 0
     ) {
         self.upstreams = upstreams
@@ -48,54 +41,20 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         self.healthCheckMilliseconds = healthCheckMilliseconds
         self.signer = signer.map { (signature: $0.0, edgeID: $0.1) }
         selection = Mutex(UpstreamSelection(names: upstreams.map(\.authority), downMilliseconds: downMilliseconds))
-        idle = Mutex(upstreams.map { _ in [] })
-        self.maxIdlePerUpstream = maxIdlePerUpstream
         hostHeaders = upstreams.map { Array("Host: \($0.authority)\r\n".utf8) }
         viaHeader = Array("Via: 1.1 \(edgeID) (marquee)\r\n".utf8)
     }
 
-    func download(_ key: String, toFile path: String, timeoutMilliseconds: Int64, revalidating: ObjectFreshness?, fill: ObjectFill?) -> ReadThroughDownload {
-        let deadline = Self.monotonicMilliseconds() + timeoutMilliseconds
-        let order = selection.withLock { $0.order(for: key, now: Self.monotonicMilliseconds()) }
-        let request = requestHead(for: key, revalidating: revalidating)
-        var reasons: [String] = []
-        for upstream in order {
-            guard Self.monotonicMilliseconds() < deadline else { return .timedOut }
-            let outcome = fetch(request, from: upstream, into: path, deadline: deadline, fill: fill)
-            switch outcome {
-            case .stored(let facts):
-                selection.withLock { $0.succeeded(upstream) }
-                return .storedExpiring(facts.freshness(now: ObjectFreshness.nowMilliseconds(), defaults: defaults))
-            case .notModified(var facts):
-                selection.withLock { $0.succeeded(upstream) }
-                // A 304 may omit the validators: the copy keeps its own.
-                facts.etag = facts.etag ?? revalidating?.etag
-                facts.lastModified = facts.lastModified ?? revalidating?.lastModified
-                return .notModified(facts.freshness(now: ObjectFreshness.nowMilliseconds(), defaults: defaults))
-            case .notFound:
-                selection.withLock { $0.succeeded(upstream) }
-                return .notFound
-            case .refused(let reason):
-                // The upstream is up and answered; another would answer the same.
-                return .failed(reason)
-            case .unavailable(let reason):
-                selection.withLock { $0.failed(upstream, now: Self.monotonicMilliseconds()) }
-                reasons.append("\(upstreams[upstream].authority): \(reason)")
-            case .timedOut:
-                selection.withLock { $0.failed(upstream, now: Self.monotonicMilliseconds()) }
-                reasons.append("\(upstreams[upstream].authority): no answer in time")
-            }
-            // Bytes of this body were streamed to players already: another upstream's copy cannot
-            // continue them, so the fill fails here (and the next miss starts afresh).
-            if fill?.hasBegun == true { break }
-        }
-        if Self.monotonicMilliseconds() >= deadline { return .timedOut }
-        return .failed(reasons.joined(separator: "; "))
-    }
+    // MARK: - UpstreamFillSource
 
-    /// The request line and fields, up to (not including) the Host field and the final CRLF; a
-    /// refresh of a copy with validators is conditional.
-    private func requestHead(for key: String, revalidating: ObjectFreshness?) -> [UInt8] {
+    func order(for key: String) -> [Int] { selection.withLock { $0.order(for: key, now: Self.monotonicMilliseconds()) } }
+
+    func succeeded(_ upstream: Int) { selection.withLock { $0.succeeded(upstream) } }
+
+    func failed(_ upstream: Int) { selection.withLock { $0.failed(upstream, now: Self.monotonicMilliseconds()) } }
+
+    /// The request line and fields; a refresh of a copy with validators is conditional.
+    func request(for key: String, upstream: Int, revalidating: ObjectFreshness?) -> [UInt8] {
         var head = Array("GET /".utf8)
         Self.appendPercentEncoded(key, to: &head)
         head += Array(" HTTP/1.1\r\nUser-Agent: marquee-edge\r\nAccept-Encoding: identity\r\n".utf8)
@@ -106,7 +65,32 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
             let expires = ObjectFreshness.nowMilliseconds() / 1000 + 300
             head += Array("\(EdgeSignature.headerName): \(signer.signature.sign(edgeID: signer.edgeID, absolutePath: "/" + key, expires: expires))\r\n".utf8)
         }
+        head += hostHeaders[upstream]
+        head += Array("\r\n".utf8)
         return head
+    }
+
+    func answer(head: UnsafeRawBufferPointer, status: Int, revalidating: ObjectFreshness?) -> UpstreamAnswer {
+        switch status {
+        case 200:
+            let facts = ResponseFacts(head: head)
+            let now = ObjectFreshness.nowMilliseconds()
+            return .body(modifiedSeconds: facts.lastModified ?? now / 1000, freshness: facts.freshness(now: now, defaults: defaults))
+        case 304:
+            // The copy named in If-None-Match / If-Modified-Since is current; a 304 may omit the
+            // validators, and the copy keeps its own.
+            var facts = ResponseFacts(head: head)
+            facts.etag = facts.etag ?? revalidating?.etag
+            facts.lastModified = facts.lastModified ?? revalidating?.lastModified
+            return .notModified(facts.freshness(now: ObjectFreshness.nowMilliseconds(), defaults: defaults))
+        case 404, 410:
+            return .notFound
+        case 500...599:
+            return .unavailable("answered \(status)")
+        default:
+            // A redirect or another 4xx: every upstream would say the same.
+            return .refused("the upstream answered \(status)")
+        }
     }
 
     // MARK: - Health
@@ -164,113 +148,42 @@ final class HTTPUpstreamSource: ReadThroughSource, @unchecked Sendable {
         return false
     }
 
-    // MARK: - One attempt
-
-    enum Attempt: Equatable {
-        case stored(ResponseFacts)
-        /// A 304 to a conditional refresh.
-        case notModified(ResponseFacts)
-        case notFound
-        /// The upstream answered with a refusal (4xx other than 404/410): the fetch's answer.
-        case refused(String)
-        /// Cannot connect, 5xx, a broken or malformed response: try the next upstream.
-        case unavailable(String)
-        case timedOut
-    }
-
-    private func fetch(_ requestHead: [UInt8], from upstream: Int, into path: String, deadline: Int64, fill: ObjectFill?) -> Attempt {
-        var request = requestHead
-        request += hostHeaders[upstream]
-        request += Array("\r\n".utf8)
-        var pooled = takeIdle(upstream)
-        while true {
-            let fd: Int32
-            if pooled >= 0 {
-                fd = pooled
-            } else {
-                switch connect(upstream, deadline: deadline) {
-                case .connected(let opened): fd = opened
-                case .failed(let attempt): return attempt
-                }
-            }
-            let result = UpstreamExchange(fd: fd, deadline: deadline).run(request: request, into: path, fill: fill)
-            if case .closedBeforeAnswer = result, pooled >= 0 {
-                // The upstream closed the pooled connection while it was idle: once more, fresh.
-                close(fd)
-                pooled = -1
-                continue
-            }
-            switch result {
-            case .complete(let attempt, let reusable):
-                if reusable { giveBack(fd, upstream) } else { close(fd) }
-                return attempt
-            case .closedBeforeAnswer:
-                close(fd)
-                return .unavailable("closed the connection without answering")
-            case .failed(let attempt):
-                close(fd)
-                return attempt
-            }
-        }
-    }
-
     enum Connecting {
         case connected(Int32)
-        case failed(Attempt)
+        case failed
     }
 
-    /// A non-blocking connect, waited for with poll until `deadline`.
+    /// A non-blocking connect for the health probe, waited for with poll until `deadline`.
     private func connect(_ upstream: Int, deadline: Int64) -> Connecting {
         let address = upstreams[upstream].address
         var storage = address.storage
         let family = Int32(storage.ss_family)
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return .failed(.unavailable("socket: \(String(cString: strerror(errno)))")) }
+        guard fd >= 0 else { return .failed }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let length = socklen_t(family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
         let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) } }
         if rc != 0 && errno != EINPROGRESS {
-            let reason = String(cString: strerror(errno))
             close(fd)
-            return .failed(.unavailable("connect: \(reason)"))
+            return .failed
         }
         if rc != 0 {
             switch Self.wait(fd, for: Int16(POLLOUT), until: deadline) {
             case .ready: break
             case .timedOut:
                 close(fd)
-                return .failed(.timedOut)
+                return .failed
             }
             var error: Int32 = 0
             var size = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size)
             if error != 0 {
                 close(fd)
-                return .failed(.unavailable("connect: \(String(cString: strerror(error)))"))
+                return .failed
             }
         }
         return .connected(fd)
-    }
-
-    /// An idle connection of `upstream` still open (one the upstream closed is readable: it is
-    /// dropped here); -1 when none.
-    private func takeIdle(_ upstream: Int) -> Int32 {
-        while let fd = idle.withLock({ $0[upstream].popLast() }) {
-            var probe = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&probe, 1, 0) == 0 { return fd }
-            close(fd)
-        }
-        return -1
-    }
-
-    private func giveBack(_ fd: Int32, _ upstream: Int) {
-        let kept = idle.withLock { pools -> Bool in
-            guard pools[upstream].count < maxIdlePerUpstream else { return false }
-            pools[upstream].append(fd)
-            return true
-        }
-        if !kept { close(fd) }
     }
 
     // MARK: - Helpers

@@ -56,7 +56,7 @@ public enum OriginConfiguration {
                 throw GatewayError.invalid("origin.store", ": \(error)")
             }
             readThrough = try GatewaySettings.readThrough(
-                config, source: StoreReadThroughSource(store: objectStore), directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes)
+                config, origin: .store(StoreReadThroughSource(store: objectStore)), directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes)
         }
         let root = readThrough?.objectsDirectory ?? flags.root ?? config.string(forKey: "origin.root", default: "media")
         var c = try GatewaySettings.load(config, role: "origin", flags: flags.gateway, root: root)

@@ -133,10 +133,10 @@ public enum GatewaySettings {
         return c
     }
 
-    /// `cache.*`: the read-through cache in front of `source` (the origin's object store, an
+    /// `cache.*`: the read-through cache in front of `origin` (the origin's object store, an
     /// edge's upstreams). `--cache-dir` and `--cache-max-bytes` win over the keys.
     public static func readThrough(
-        _ config: ConfigReader, source: any ReadThroughSource, directory flagDirectory: String?, maxBytes flagMaxBytes: Int?,
+        _ config: ConfigReader, origin: ReadThroughSettings.Origin, directory flagDirectory: String?, maxBytes flagMaxBytes: Int?,
         memoryBytes flagMemoryBytes: Int? = nil
     ) throws -> ReadThroughSettings {
         let directory = flagDirectory ?? config.string(forKey: "cache.dir", default: "")
@@ -145,7 +145,7 @@ public enum GatewaySettings {
         }
         let maxBytes = flagMaxBytes ?? config.int(forKey: "cache.max_bytes", default: 10 << 30)
         guard maxBytes > 0 else { throw GatewayError.invalid("cache.max_bytes", "must be positive, got \(maxBytes)") }
-        var s = ReadThroughSettings(source: source, directory: directory, maxBytes: Int64(maxBytes))
+        var s = ReadThroughSettings(origin: origin, directory: directory, maxBytes: Int64(maxBytes))
         s.fetchers = config.int(forKey: "cache.fetches", default: s.fetchers)
         guard (1...256).contains(s.fetchers) else { throw GatewayError.invalid("cache.fetches", "must be between 1 and 256") }
         s.queueLimit = config.int(forKey: "cache.fetch_queue", default: s.queueLimit)

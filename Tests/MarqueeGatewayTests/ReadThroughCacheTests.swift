@@ -83,6 +83,7 @@ private struct Harness {
         case .notFound: return .notFound
         case .busy: return .busy
         case .streaming: return .streaming
+        case .fetches: return nil  // a store's cache never hands a fetch to a loop
         case .waits: break
         }
         var value: UInt64 = 0

@@ -61,6 +61,21 @@ struct FetchTableTests {
         #expect(table.request("gone", waiter(3), now: 2201) == .queued, "errors are not remembered")
     }
 
+    @Test("A loop that fills claims the first miss itself: nothing is queued for a fetch thread, joiners wait for it, and the bound is on fetches pending")
+    func claimed() {
+        var table = FetchTable(queueLimit: 2, negativeMilliseconds: 0)
+        #expect(table.request("a", waiter(1), now: 0, claim: true) == .claimed)
+        #expect(table.request("a", waiter(2), now: 0, claim: true) == .joined)
+        #expect(table.start() == nil, "nothing is queued for a fetch thread")
+        let refresh = table.requestRefresh("b", claim: true)
+        let again = table.requestRefresh("b", claim: true)
+        #expect(refresh && !again, "b is pending after the first")
+        #expect(table.request("c", waiter(3), now: 0, claim: true) == .busy)
+        let answered = table.finish("a", .stored, now: 1)
+        #expect(answered.map(\.slot) == [1, 2])
+        #expect(table.request("c", waiter(3), now: 1, claim: true) == .claimed)
+    }
+
     @Test("Keys are fetched in the order they missed")
     func order() {
         var table = FetchTable(queueLimit: 16, negativeMilliseconds: 0)

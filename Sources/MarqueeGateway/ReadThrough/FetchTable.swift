@@ -42,6 +42,9 @@ public struct FetchTable {
         case notFound
         /// The object's body is arriving: the request streams it from the fill at once.
         case streaming
+        /// The first miss for this key, and the caller runs the fetch itself (a loop filling from
+        /// upstreams); the request waits for it.
+        case claimed
     }
 
     enum State {
@@ -75,8 +78,9 @@ public struct FetchTable {
     /// Keys being fetched or waiting to be.
     public var pendingCount: Int { pending.count }
 
-    /// A miss for `key`.
-    public mutating func request(_ key: String, _ waiter: FetchWaiter, now: Int64) -> Admission {
+    /// A miss for `key`. With `claim`, a new fetch is not queued for a fetcher: the caller runs it,
+    /// and the bound is on fetches pending rather than queued.
+    public mutating func request(_ key: String, _ waiter: FetchWaiter, now: Int64, claim: Bool = false) -> Admission {
         if let expiry = missing[key] {
             if now < expiry { return .notFound }
             missing[key] = nil
@@ -86,6 +90,11 @@ public struct FetchTable {
             pending[key]!.waiters.append(waiter)
             return .joined
         }
+        if claim {
+            guard pending.count < queueLimit else { return .busy }
+            pending[key] = Pending(state: .running, waiters: [waiter])
+            return .claimed
+        }
         guard queuedCount < queueLimit else { return .busy }
         pending[key] = Pending(state: .queued, waiters: [waiter])
         queue.append(key)
@@ -94,9 +103,16 @@ public struct FetchTable {
 
     /// A background refresh of `key` (a stale object served while it runs): queued unless a
     /// fetch of it is already pending or the queue is full. No request waits for it.
+    /// With `claim`, the caller runs it (and gets true) instead of a fetcher.
     @discardableResult
-    public mutating func requestRefresh(_ key: String) -> Bool {
-        guard pending[key] == nil, queuedCount < queueLimit else { return false }
+    public mutating func requestRefresh(_ key: String, claim: Bool = false) -> Bool {
+        guard pending[key] == nil else { return false }
+        if claim {
+            guard pending.count < queueLimit else { return false }
+            pending[key] = Pending(state: .running, waiters: [])
+            return true
+        }
+        guard queuedCount < queueLimit else { return false }
         pending[key] = Pending(state: .queued, waiters: [])
         queue.append(key)
         return true

@@ -48,7 +48,7 @@ public final class ObjectFill: @unchecked Sendable {
         etagBytes.deallocate()
     }
 
-    // MARK: - Source side (a fetch thread)
+    // MARK: - Source side (a fetch thread, or the loop running the fill)
 
     /// The body of `length` bytes starts; the file at the fill's path exists and will carry
     /// `modifiedSeconds` (with 0 ns) as its modification time once whole. Returns whether responses

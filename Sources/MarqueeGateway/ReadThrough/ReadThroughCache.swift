@@ -19,19 +19,41 @@ enum MissAdmission {
     case notFound
     /// The object's body is arriving: stream it from this fill now.
     case streaming(ObjectFill)
+    /// The request waits, and the loop runs the fetch itself (fills from upstreams).
+    case fetches(LoopFetch)
 }
 
-/// The origin's bounded read-through cache over an object store, shared by every loop.
+/// A fetch a loop runs on its own ring (a fill from upstreams): the key, the fill the body
+/// streams through, and the cached copy's freshness when the fetch may refresh it conditionally.
+/// The loop ends it with `ReadThroughCache.conclude`.
+final class LoopFetch {
+    let key: String
+    let fill: ObjectFill
+    let temporaryName: String
+    let revalidating: ObjectFreshness?
+
+    init(key: String, fill: ObjectFill, temporaryName: String, revalidating: ObjectFreshness?) {
+        self.key = key
+        self.fill = fill
+        self.temporaryName = temporaryName
+        self.revalidating = revalidating
+    }
+}
+
+/// A bounded read-through cache over the origin's object store or an edge's upstreams, shared by
+/// every loop.
 ///
 /// A loop that misses (the file cache finds no file under `<directory>/objects`) parks the request
-/// and calls `request`; misses for one key coalesce into one fetch (`FetchTable`). Fetch threads
-/// download into `<directory>/tmp`, rename the file into place (its modification time is the
-/// object's, so ETag and Last-Modified are the same on every origin and after every refetch),
-/// evict files beyond `maxBytes` (`CacheIndex`: S3-FIFO, so one bulk download cannot flush the
-/// files in demand), and hand the outcome to
-/// the owning loops through `takeAnswers` and their wake-up eventfd. Hits never come here: a loop
-/// only pushes the file's path hash into its own lock-free `SingleProducerRing` when its file cache checks
-/// the disk (at most once per `files.revalidate_ms` per file), which counts the file's uses.
+/// and calls `request`; misses for one key coalesce into one fetch (`FetchTable`). From a store,
+/// fetch threads download into `<directory>/tmp`; from upstreams, the loop that missed first runs
+/// the fetch on its own ring (`LoopFetch`, `EventLoop+UpstreamFills`) and hands the outcome back
+/// through `conclude`. Either way the file is renamed into place (its modification time is the
+/// object's, so ETag and Last-Modified are the same on every gateway and after every refetch),
+/// files beyond `maxBytes` are evicted (`CacheIndex`: S3-FIFO, so one bulk download cannot flush
+/// the files in demand), and the outcome reaches the owning loops through `takeAnswers` and their
+/// wake-up eventfd. Hits never come here: a loop only pushes the file's path hash into its own
+/// lock-free `SingleProducerRing` when its file cache checks the disk (at most once per
+/// `files.revalidate_ms` per file), which counts the file's uses.
 /// Evicted files are unlinked; responses holding them open finish from their descriptors.
 final class ReadThroughCache: @unchecked Sendable {
     let settings: ReadThroughSettings
@@ -50,6 +72,10 @@ final class ReadThroughCache: @unchecked Sendable {
     private var fills: [String: ObjectFill] = [:]
     /// The RAM tier, when `memoryBytes` > 0.
     let memory: MemoryTier?
+    /// The loops run the fetches (the source is upstreams): misses claim them instead of queueing.
+    let loopsFetch: Bool
+    /// Names the temporary files of the loops' fetches (under the lock).
+    private var loopFetchCount = 0
     /// `freshness.count`, readable without the lock: zero (an origin's store) costs a hit nothing.
     private let expiringCount: UnsafeMutablePointer<UInt64>
     /// Whether the file system keeps the freshness on the files (user extended attributes).
@@ -85,6 +111,7 @@ final class ReadThroughCache: @unchecked Sendable {
         pthread_cond_init(condition, nil)
         table = FetchTable(queueLimit: settings.queueLimit, negativeMilliseconds: settings.negativeMilliseconds)
         memory = settings.memoryBytes > 0 ? MemoryTier(budget: settings.memoryBytes) : nil
+        loopsFetch = settings.sourceIsUpstream
         index = CacheIndex(maxBytes: settings.maxBytes)
         counters = .allocate(capacity: Counter.allCases.count)
         counters.initialize(repeating: 0, count: Counter.allCases.count)
@@ -122,7 +149,8 @@ final class ReadThroughCache: @unchecked Sendable {
         self.wakeFDs = wakeFDs
         answers = wakeFDs.map { _ in [] }
         touches = wakeFDs.map { _ in SingleProducerRing(capacity: 4096, filler: 0) }
-        for worker in 0..<settings.fetchers {
+        // With the loops fetching, one thread remains for the RAM tier's bookkeeping.
+        for worker in 0..<(loopsFetch ? 1 : settings.fetchers) {
             OSThread.detach { [self] in fetchLoop(worker: worker) }
         }
     }
@@ -139,10 +167,11 @@ final class ReadThroughCache: @unchecked Sendable {
         let now = Self.monotonicMilliseconds()
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        switch table.request(key, waiter, now: now) {
+        switch table.request(key, waiter, now: now, claim: loopsFetch) {
         case .queued:
             pthread_cond_signal(condition)
             return .waits(coalesced: false)
+        case .claimed: return .fetches(loopFetch(key))
         case .joined: return .waits(coalesced: true)
         case .busy: return .busy
         case .notFound: return .notFound
@@ -156,23 +185,43 @@ final class ReadThroughCache: @unchecked Sendable {
     /// A loop asks when its open file's last answer lapsed or it checked the file on disk; with no
     /// expiring object at all it costs one relaxed load.
     /// Also says until when the answer holds, for the loop to remember on its open file: a fresh
-    /// object until it expires, a stale one being refreshed behind for a quarter second.
-    func decision(_ relativePath: UnsafeRawBufferPointer, now: Int64) -> (ObjectFreshness.Decision, until: Int64) {
-        guard mq_load_relaxed(expiringCount) > 0 else { return (.fresh, .max) }
+    /// object until it expires, a stale one being refreshed behind for a quarter second. When the
+    /// loops fetch, a background refresh comes back for the asking loop to run.
+    func decision(_ relativePath: UnsafeRawBufferPointer, now: Int64) -> (ObjectFreshness.Decision, until: Int64, refresh: LoopFetch?) {
+        guard mq_load_relaxed(expiringCount) > 0 else { return (.fresh, .max, nil) }
         let key = String(decoding: relativePath, as: UTF8.self)
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        guard let known = freshness[key] else { return (.fresh, .max) }
+        guard let known = freshness[key] else { return (.fresh, .max, nil) }
         let decision = known.decide(now: now)
         switch decision {
         case .fresh:
-            return (.fresh, known.freshUntil)
+            return (.fresh, known.freshUntil, nil)
         case .serveAndRefresh:
-            if table.requestRefresh(key) { pthread_cond_signal(condition) }
-            return (.serveAndRefresh, now + 250)
+            guard table.requestRefresh(key, claim: loopsFetch) else { return (.serveAndRefresh, now + 250, nil) }
+            if loopsFetch { return (.serveAndRefresh, now + 250, loopFetch(key)) }
+            pthread_cond_signal(condition)
+            return (.serveAndRefresh, now + 250, nil)
         case .refresh:
-            return (.refresh, now)
+            return (.refresh, now, nil)
         }
+    }
+
+    /// Under the lock: a fetch of `key` a loop claimed.
+    private func loopFetch(_ key: String) -> LoopFetch {
+        loopFetchCount += 1
+        let name = "fill-\(loopFetchCount)"
+        mq_add_relaxed(counters + Counter.fetches.rawValue, 1)
+        let cached = index.contains(key) ? freshness[key] : nil
+        let revalidating = cached.flatMap { $0.etag != nil || $0.lastModified != nil ? $0 : nil }
+        let fill = ObjectFill(key: key, temporaryPath: temporaryPath + "/" + name, cache: self)
+        return LoopFetch(key: key, fill: fill, temporaryName: name, revalidating: revalidating)
+    }
+
+    /// A loop's fetch ended with `download` (its file, when stored, is whole at the fetch's
+    /// temporary path): placed or dropped as a fetch thread's is, and its waiters answered.
+    func conclude(_ fetch: LoopFetch, _ download: ReadThroughDownload) {
+        conclude(fetch.key, temporaryName: fetch.temporaryName, FetchResult(download), fill: fetch.fill, onLoop: true)
     }
 
     /// Whether a stale copy may answer a request whose refresh failed (stale-if-error).
@@ -225,7 +274,7 @@ final class ReadThroughCache: @unchecked Sendable {
     /// The purge count so far: a loop compares it with the last it saw (one relaxed load).
     @inline(__always) var purgeEpoch: UInt64 { mq_load_relaxed(counters + Counter.purgeEpoch.rawValue) }
 
-    // MARK: - Streaming fills (fetch threads)
+    // MARK: - Streaming fills (fetch threads, or loops filling from upstreams)
 
     /// A fill's body started: the requests waiting for it stream it from now on, and so does
     /// every later miss until the fetch ends.
@@ -349,35 +398,40 @@ final class ReadThroughCache: @unchecked Sendable {
             mq_add_relaxed(counters + Counter.fetches.rawValue, 1)
             let revalidating = cached.flatMap { $0.etag != nil || $0.lastModified != nil ? $0 : nil }
             let fill = ObjectFill(key: key, temporaryPath: temporaryPath + "/" + temporaryName, cache: self)
-            let result = FetchResult(
-                settings.source.download(
-                    key, toFile: fill.temporaryPath, timeoutMilliseconds: settings.timeoutMilliseconds,
-                    revalidating: revalidating, fill: fill))
-            var outcome = result.outcome
-            var size: Int64 = 0
-            switch result {
-            case .stored(let expiring):
-                if let placed = place(temporaryName, as: key, freshness: expiring) {
-                    size = placed
-                } else {
-                    unlinkat(temporaryFD, temporaryName, 0)
-                    outcome = .failed
-                }
-            case .notModified(let renewed):
-                // The copy on disk is the object: only its freshness changes, on disk too.
-                _ = withParent(of: key, creating: false) { folder, leaf -> Bool in
-                    let fd = openat(folder, leaf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-                    guard fd >= 0 else { return false }
-                    defer { close(fd) }
-                    return renewed.store(on: fd)
-                }
-            case .notFound, .failed, .timedOut:
-                unlinkat(temporaryFD, temporaryName, 0)
-                if case .failed(let reason) = result { GatewayLog.warning("cache fetch of \(key) failed: \(reason)") }
-                if case .timedOut = result { GatewayLog.warning("cache fetch of \(key) took longer than \(settings.timeoutMilliseconds) ms") }
-            }
-            finish(key, result, outcome, size: size, fill: fill)
+            guard case .store(let store) = settings.origin else { preconditionFailure("only a store's fetches are queued") }
+            let download = store.download(
+                key, toFile: fill.temporaryPath, timeoutMilliseconds: settings.timeoutMilliseconds, revalidating: revalidating, fill: fill)
+            conclude(key, temporaryName: temporaryName, FetchResult(download), fill: fill, onLoop: false)
         }
+    }
+
+    /// Places or drops what a fetch brought, then answers its waiters (`finish`). On a loop, the
+    /// RAM tier's work (mapping and locking files) is left to the fetch thread.
+    private func conclude(_ key: String, temporaryName: String, _ result: FetchResult, fill: ObjectFill, onLoop: Bool) {
+        var outcome = result.outcome
+        var size: Int64 = 0
+        switch result {
+        case .stored(let expiring):
+            if let placed = place(temporaryName, as: key, freshness: expiring) {
+                size = placed
+            } else {
+                unlinkat(temporaryFD, temporaryName, 0)
+                outcome = .failed
+            }
+        case .notModified(let renewed):
+            // The copy on disk is the object: only its freshness changes, on disk too.
+            _ = withParent(of: key, creating: false) { folder, leaf -> Bool in
+                let fd = openat(folder, leaf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                guard fd >= 0 else { return false }
+                defer { close(fd) }
+                return renewed.store(on: fd)
+            }
+        case .notFound, .failed, .timedOut:
+            unlinkat(temporaryFD, temporaryName, 0)
+            if case .failed(let reason) = result { GatewayLog.warning("cache fetch of \(key) failed: \(reason)") }
+            if case .timedOut = result { GatewayLog.warning("cache fetch of \(key) took longer than \(settings.timeoutMilliseconds) ms") }
+        }
+        finish(key, result, outcome, size: size, fill: fill, drainsUses: !onLoop)
     }
 
     /// What a source's download means for the cache.
@@ -411,7 +465,7 @@ final class ReadThroughCache: @unchecked Sendable {
         }
     }
 
-    private func finish(_ key: String, _ result: FetchResult, _ outcome: FetchOutcome, size: Int64, fill: ObjectFill) {
+    private func finish(_ key: String, _ result: FetchResult, _ outcome: FetchOutcome, size: Int64, fill: ObjectFill, drainsUses: Bool) {
         var victims: [String] = []
         var goneUpstream = false
         var uses: [MemoryUse] = []
@@ -419,7 +473,7 @@ final class ReadThroughCache: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         switch (result, outcome) {
         case (.stored(let expiring), .stored):
-            uses = drainTouches()
+            if drainsUses { uses = drainTouches() }
             index.insert(key, hash: Self.hash(key), size: size)
             freshness[key] = expiring
             victims = index.evictions(keeping: key)

@@ -26,20 +26,38 @@ public enum ReadThroughDownload: Sendable, Equatable {
     case timedOut
 }
 
-/// The origin's read-through cache over an object store (`origin.store` and the `cache.*` keys, `config/README.md`).
+/// A read-through cache (the `cache.*` keys, `config/README.md`) over the origin's object store
+/// (`origin.store`) or an edge's upstreams (`edge.upstreams`).
 public struct ReadThroughSettings: Sendable {
-    public var source: any ReadThroughSource
+    public enum Origin: Sendable {
+        /// An object store, downloaded from by the cache's fetch threads.
+        case store(any ReadThroughSource)
+        /// HTTP upstreams, fetched from by the loops on their own rings.
+        case upstreams(any UpstreamFillSource)
+    }
+
+    public var origin: Origin
     /// The source is an edge's upstreams rather than an object store (it changes what refusals say).
-    public var sourceIsUpstream = false
+    public var sourceIsUpstream: Bool {
+        if case .upstreams = origin { return true }
+        return false
+    }
+    /// The upstreams the loops fill from, when the source is an edge's.
+    public var upstreamSource: (any UpstreamFillSource)? {
+        if case .upstreams(let source) = origin { return source }
+        return nil
+    }
     /// The cache folder: files are served from `<directory>/objects`, downloads land in
     /// `<directory>/tmp` first.
     public var directory: String
     /// The bound on the bytes of cached files; beyond it files are removed (`CacheIndex`, S3-FIFO).
     public var maxBytes: Int64
-    /// Fetch threads, each downloading one object at a time. Default 4.
+    /// Fetch threads, each downloading one object at a time from a store. Default 4. (Fills from
+    /// upstreams run on the loops; one thread then keeps the RAM tier.)
     public var fetchers = defaultFetchers
     public static let defaultFetchers = 4
-    /// Most distinct objects waiting for a fetch thread; more misses get 503. Default 1024.
+    /// Most distinct objects waiting for a fetch thread (a store's) or being filled (upstreams');
+    /// more misses get 503. Default 1024.
     public var queueLimit = 1024
     /// Longest fetch before its requests get 504, in ms. Default 10000.
     public var timeoutMilliseconds: Int64 = 10_000
@@ -50,7 +68,11 @@ public struct ReadThroughSettings: Sendable {
     public var memoryBytes: Int64 = 0
 
     public init(source: any ReadThroughSource, directory: String, maxBytes: Int64) {
-        self.source = source
+        self.init(origin: .store(source), directory: directory, maxBytes: maxBytes)
+    }
+
+    public init(origin: Origin, directory: String, maxBytes: Int64) {
+        self.origin = origin
         self.directory = directory
         self.maxBytes = maxBytes
     }

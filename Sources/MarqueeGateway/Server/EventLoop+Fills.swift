@@ -4,7 +4,7 @@ import MarqueeHTTP
 /// Misses served while the object's body arrives (`ObjectFill`): the head goes out as soon as
 /// the upstream's head is in, then the body is spliced from the fill's temporary file as fast as
 /// it is written, the same splice rounds as a hit's. A response that has sent everything its fill
-/// has so far waits in `fillWaiters` until the fetch thread wakes the loop with more.
+/// has so far waits in `fillWaiters` until the filling thread or loop wakes this loop with more.
 extension EventLoop {
     /// Answers a request for an object whose body is arriving: conditionals and ranges as for a
     /// hit (the ETag and Last-Modified are the file's once whole), then the body as it lands.
@@ -38,7 +38,7 @@ extension EventLoop {
     }
 
     /// The response has sent all its fill has: send more if it arrived meanwhile, cut it if the
-    /// fill failed, or wait for the fetch thread's wake-up.
+    /// fill failed, or wait for the filler's wake-up.
     mutating func awaitFill(_ slot: Int32) {
         let s = Int(slot)
         let fill = fills[s]!

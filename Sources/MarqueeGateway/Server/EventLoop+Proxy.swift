@@ -397,6 +397,10 @@ extension EventLoop {
             }
             return
         }
+        if Int(links[l].upstream) >= fillUpstreamBase {
+            onFillLinkComplete(link, step: step, result: result)
+            return
+        }
         links[l].inFlight = false
         let slot = links[l].owner
         let s = Int(slot)

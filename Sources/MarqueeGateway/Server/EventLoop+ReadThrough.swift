@@ -2,7 +2,7 @@ import MarqueeBus
 import MarqueeHTTP
 
 /// Misses of the origin's read-through cache: the request, already admitted by the policy, parks
-/// its connection slot while a fetch thread brings the object into the cache, then is parsed again
+/// its connection slot while a fetch thread (or, on an edge, the loop's own fill) brings the object into the cache, then is parsed again
 /// and served as a hit (or answered with the fetch's error). Hits never come here.
 extension EventLoop {
     /// The file is not in the cache. `after` is the outcome of the fetch this request already
@@ -27,6 +27,11 @@ extension EventLoop {
         case .waits(let coalesced):
             metrics.add(.readThroughMisses)
             if coalesced { metrics.add(.readThroughCoalesced) }
+        case .fetches(let fetch):
+            metrics.add(.readThroughMisses)
+            park(slot)
+            startFill(fetch)
+            return
         case .streaming(let fill):
             metrics.add(.readThroughMisses)
             metrics.add(.readThroughCoalesced)
@@ -39,9 +44,13 @@ extension EventLoop {
             respondToFailedFetch(slot, .notFound, origin: origin)
             return
         }
+        park(slot)
+    }
+
+    /// Parked like a request waiting for the shared rate limiter: `processInput` keeps the head,
+    /// and `resumeParked` parses it again once the fetch ended.
+    private mutating func park(_ slot: Int32) {
         stageRecord(slot)
-        // Parked like a request waiting for the shared rate limiter: `processInput` keeps the
-        // head, and `resumeParked` parses it again once the fetch ended.
         connections[Int(slot)].phase = .parked
         connections[Int(slot)].parking.park(.fetch)
         startTimer(slot, .send)

@@ -147,8 +147,9 @@ extension EventLoop {
                 // file is a new entry, which asks again).
                 let now = wallMilliseconds
                 if now >= files.entries[Int(e)].freshUntil {
-                    let (decision, until) = readThrough.decision(relativePath, now: now)
+                    let (decision, until, refresh) = readThrough.decision(relativePath, now: now)
                     files.entries[Int(e)].freshUntil = until
+                    if let refresh { startFill(refresh) }
                     if decision == .refresh {
                         files.expire(e)
                         files.release(e)

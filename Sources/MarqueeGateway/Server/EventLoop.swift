@@ -107,8 +107,18 @@ struct EventLoop: ~Copyable {
     // with its free list and per-upstream idle pools, relay buffers.
     let routes: ServiceRoutes?
     let exchanges: UnsafeMutablePointer<ProxyExchange>
-    /// Connections to the service upstreams and their keep-alive pools.
+    /// Connections to the service upstreams and, after them (from `fillUpstreamBase`), to an
+    /// edge's cache upstreams, with their keep-alive pools.
     var links: UpstreamLinks
+    /// Cache fills this loop runs from an edge's upstreams (`EventLoop+UpstreamFills`): the
+    /// source, where its upstreams start in `links`, the fills (reused through `freeFills`), their
+    /// receive areas and the timeouts linked to their operations.
+    let fillSource: (any UpstreamFillSource)?
+    let fillUpstreamBase: Int
+    var fillExchanges: [FillExchange] = []
+    var freeFills: [Int32] = []
+    var fillAreas: ChunkPool
+    let fillTimeouts: UnsafeMutablePointer<__kernel_timespec>
     var relays: ChunkPool
     /// This loop's delivery-record ring and the writer that drains it (held like `policy`); nil
     /// when records are off.
@@ -201,7 +211,16 @@ struct EventLoop: ~Copyable {
         routes = upstreams.isEmpty ? nil : ServiceRoutes(upstreams)
         exchanges = .allocate(capacity: capacity)
         exchanges.initialize(repeating: ProxyExchange(), count: capacity)
-        links = UpstreamLinks(upstreams: upstreams, activeLinks: capacity, idlePerUpstream: configuration.services.idleConnectionsPerUpstream)
+        fillSource = configuration.readThrough?.upstreamSource
+        let fillUpstreams = fillSource?.upstreams ?? []
+        // The cache bounds the fetches pending on all loops together by its queue limit.
+        let maxFills = fillUpstreams.isEmpty ? 0 : configuration.readThrough!.queueLimit
+        fillUpstreamBase = upstreams.count
+        links = UpstreamLinks(
+            upstreams: upstreams + fillUpstreams, activeLinks: capacity + maxFills,
+            idlePerUpstream: configuration.services.idleConnectionsPerUpstream)
+        fillAreas = ChunkPool(chunkBytes: Self.fillAreaBytes, capacity: maxFills)
+        fillTimeouts = .allocate(capacity: max(1, maxFills))
         relays = ChunkPool(chunkBytes: upstreams.isEmpty ? 0 : Self.relayHeadBytes + Self.relayReceiveBytes, capacity: capacity)
         var random = UInt64(truncatingIfNeeded: nowNanoseconds) ^ UInt64(getpid()) << 32 ^ UInt64(id)
         let urandom = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
@@ -564,6 +583,21 @@ struct EventLoop: ~Copyable {
 
     // MARK: - Timers and wake-ups
 
+    /// Resumes the requests whose fetches answered (or whose fills began streaming).
+    mutating func takeFetchAnswers() {
+        guard let readThrough else { return }
+        readThrough.takeAnswers(loop: id, into: &fetchAnswers)
+        for answer in fetchAnswers {
+            if let fill = answer.fill, answer.slot >= 0, Int(answer.slot) < capacity,
+                connections[Int(answer.slot)].generation == answer.generation, connections[Int(answer.slot)].phase == .parked
+            {
+                fills[Int(answer.slot)] = fill
+            }
+            resumeParked(slot: answer.slot, generation: answer.generation, .fetched(answer.outcome))
+        }
+        fetchAnswers.removeAll(keepingCapacity: true)
+    }
+
     mutating func armTick() {
         let sqe = ring.submissionEntry()
         io_uring_prep_timeout(sqe, tickSpec, 0, tickMultishot ? MQ_IORING_TIMEOUT_MULTISHOT : 0)
@@ -605,17 +639,8 @@ struct EventLoop: ~Copyable {
                 }
             }
         }
-        if let readThrough {
-            readThrough.takeAnswers(loop: id, into: &fetchAnswers)
-            for answer in fetchAnswers {
-                if let fill = answer.fill, answer.slot >= 0, Int(answer.slot) < capacity,
-                    connections[Int(answer.slot)].generation == answer.generation, connections[Int(answer.slot)].phase == .parked
-                {
-                    fills[Int(answer.slot)] = fill
-                }
-                resumeParked(slot: answer.slot, generation: answer.generation, .fetched(answer.outcome))
-            }
-            fetchAnswers.removeAll(keepingCapacity: true)
+        if readThrough != nil {
+            takeFetchAnswers()
             resumeFillWaiters()
         }
         // Parked requests still need their answers while draining.
