@@ -35,19 +35,18 @@ struct Connection {
     var reportedRemaining: Int32 = 0
     var reportedResetMicros: UInt64 = 0
     var generation: UInt16 = 0
-    var phase = Phase.free
-    var recvArmed = false
-    /// A send or a splice chain is in flight.
-    var sendInFlight = false
-    var peerClosed = false
-    var keepAlive = true
+    /// The phase and what is in flight: changed only through its transitions (`ConnectionState`).
+    var state = ConnectionState()
+    @inline(__always) var phase: Phase { state.phase }
+    @inline(__always) var recvArmed: Bool { state.recvArmed }
+    @inline(__always) var sendInFlight: Bool { state.sendInFlight }
+    @inline(__always) var peerClosed: Bool { state.peerClosed }
+    @inline(__always) var keepAlive: Bool { state.keepAlive }
+    @inline(__always) var waitingForPipe: Bool { state.waitingForPipe }
+    @inline(__always) var streamsFill: Bool { state.streamsFill }
+    @inline(__always) var awaitingFill: Bool { state.awaitingFill }
     /// The request was HTTP/1.0, so keeping the connection open must be said explicitly.
     var isHTTP10 = false
-    var waitingForPipe = false
-    /// The response streams from a fill (`EventLoop.fills`) whose body is still arriving.
-    var streamsFill = false
-    /// It sent every byte its fill has so far and waits for more (in `EventLoop.fillWaiters`).
-    var awaitingFill = false
 
     // Bytes received but not yet consumed (a partial head, or pipelined requests).
     var input: Int32 = -1

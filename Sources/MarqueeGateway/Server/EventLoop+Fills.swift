@@ -30,7 +30,7 @@ extension EventLoop {
         }
         let s = Int(slot)
         fills[s] = fill
-        connections[s].streamsFill = true
+        connections[s].state.streamFromFill()
         connections[s].bodyOffset = span.first
         connections[s].bodyEnd = span.first + span.count
         connections[s].responseBytes = Int64(connections[s].headCount) + span.count
@@ -53,7 +53,7 @@ extension EventLoop {
             abort(slot)
             return
         }
-        connections[s].awaitingFill = true
+        connections[s].state.waitForFill()
         fillWaiters.append(UInt64(connections[s].generation) << 32 | UInt64(UInt32(bitPattern: slot)))
     }
 
@@ -64,10 +64,7 @@ extension EventLoop {
         for waiter in fillWaitersTaken {
             let slot = Int32(bitPattern: UInt32(truncatingIfNeeded: waiter))
             let s = Int(slot)
-            guard connections[s].generation == UInt16(truncatingIfNeeded: waiter >> 32), connections[s].awaitingFill,
-                connections[s].phase == .responding
-            else { continue }
-            connections[s].awaitingFill = false
+            guard connections[s].generation == UInt16(truncatingIfNeeded: waiter >> 32), connections[s].state.fillGrew() else { continue }
             submitStreamRound(slot, head: false, poll: false)
         }
         fillWaitersTaken.removeAll(keepingCapacity: true)
@@ -77,7 +74,6 @@ extension EventLoop {
     @inline(__always) mutating func releaseFill(_ slot: Int32) {
         let s = Int(slot)
         fills[s] = nil
-        connections[s].streamsFill = false
-        connections[s].awaitingFill = false
+        connections[s].state.fillReleased()
     }
 }

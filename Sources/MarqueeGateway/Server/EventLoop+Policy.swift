@@ -189,7 +189,7 @@ extension EventLoop {
             if let redis = policy.redis, redis.isAvailable {
                 let request = RedisRateRequest(loop: UInt16(id), slot: slot, generation: connections[s].generation, keys: keys)
                 if redis.submit(request) {
-                    connections[s].phase = .parked
+                    connections[s].state.park()
                     connections[s].parking.park(.verdict)
                     startTimer(slot, .send)
                     return .parked
@@ -266,7 +266,7 @@ extension EventLoop {
     mutating func pace(_ slot: Int32, waitMicros: UInt64, limitIndex: UInt8) {
         let s = Int(slot)
         stopTimer(slot)
-        connections[s].phase = .parked
+        connections[s].state.park()
         connections[s].parking.park(.turn)
         pacingSpecs[s] = __kernel_timespec(tv_sec: Int64(waitMicros / 1_000_000), tv_nsec: Int64(waitMicros % 1_000_000) * 1000)
         let sqe = ring.submissionEntry()
@@ -290,7 +290,7 @@ extension EventLoop {
             admitExchange(slot)
         case .reparseHead:
             stopTimer(slot)
-            connections[s].phase = .awaitingHead
+            connections[s].state.resumeHead()
             startTimer(slot, .header)
             processInput(slot, inputBytes(slot), fromInput: true)
         }

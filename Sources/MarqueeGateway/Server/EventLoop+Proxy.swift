@@ -51,7 +51,7 @@ extension EventLoop {
         }
         let limit = configuration.services.maxRequestBodyBytes
         if head.contentLength > Int64(limit) {
-            connections[s].keepAlive = false
+            connections[s].state.closeAfterResponse()
             respondProblem(slot, .payloadTooLarge, "Content Too Large", "request body over services.max_request_body_bytes", origin: origin)
             return
         }
@@ -81,7 +81,7 @@ extension EventLoop {
         metrics.countProxied(upstream: upstream, .request)
 
         // The body is read, so the connection may go on after it.
-        connections[s].keepAlive = head.keepAlive && !draining
+        connections[s].state.setKeepAlive(head.keepAlive && !draining)
         var e = ProxyExchange()
         e.upstream = Int16(upstream)
         e.client = credentials.client
@@ -100,7 +100,7 @@ extension EventLoop {
         if e.bodyCapacity > 0
             && bodies.takenBytes + BodyBufferPool.reservation(e.bodyOffset + e.bodyCapacity) > configuration.services.maxBodyBufferBytesPerLoop
         {
-            connections[s].keepAlive = false
+            connections[s].state.closeAfterResponse()
             metrics.countProxied(upstream: upstream, .bodyBudgetRefusal)
             respondProblem(slot, .serviceUnavailable, "Service Unavailable", "too many request bodies in flight; retry shortly", origin: origin)
             return
@@ -171,7 +171,7 @@ extension EventLoop {
             let interim: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
             _ = Glibc.send(connections[s].fd, interim.utf8Start, interim.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
         }
-        connections[s].phase = .receivingBody
+        connections[s].state.readBody()
         startTimer(slot, .body)
         let following = UnsafeRawBufferPointer(rebasing: buffer[head.headLength...])
         connections[s].bodyConsumed = Int32(receiveBody(slot, following))
@@ -209,7 +209,7 @@ extension EventLoop {
             }
             exchanges[s].bodyLength = length
             if overflow {
-                connections[s].keepAlive = false
+                connections[s].state.closeAfterResponse()
                 releaseExchange(slot)
                 respondProblem(slot, .payloadTooLarge, "Content Too Large", "request body over services.max_request_body_bytes")
                 return bytes.count
@@ -284,7 +284,7 @@ extension EventLoop {
         exchanges[s].machine = UpstreamExchangeMachine(
             method: exchanges[s].method, clientIsHTTP10: connections[s].isHTTP10, requestLength: exchanges[s].requestEnd - start,
             maxHeadBytes: Self.relayMaxHeadBytes)
-        connections[s].phase = .proxying
+        connections[s].state.proxy()
         let relay = relays.take()
         guard relay >= 0 else {
             releaseExchange(slot)
@@ -437,7 +437,7 @@ extension EventLoop {
     mutating func forwardHead(_ slot: Int32, _ head: ResponseHead) {
         let s = Int(slot)
         stopTimer(slot)
-        if exchanges[s].machine.closesClient { connections[s].keepAlive = false }
+        if exchanges[s].machine.closesClient { connections[s].state.closeAfterResponse() }
         let isHTTP10 = connections[s].isHTTP10
         let area = UnsafeRawBufferPointer(start: relayReceive(slot), count: head.headLength)
         var w = ResponseWriter(base: relayHead(slot), capacity: Self.relayHeadBytes)
@@ -481,7 +481,7 @@ extension EventLoop {
 
     mutating func onRelaySent(_ slot: Int32, result: Int32) {
         let s = Int(slot)
-        connections[s].sendInFlight = false
+        connections[s].state.sendCompleted()
         guard connections[s].phase == .proxying else {
             finishCloseIfQuiet(slot)
             return
@@ -533,7 +533,7 @@ extension EventLoop {
         if link >= 0 {
             // Its operation completes with an error once interrupted; the buffers wait for it.
             interrupt(link)
-            connections[s].keepAlive = false
+            connections[s].state.closeAfterResponse()
         } else {
             releaseExchange(slot)
         }

@@ -51,7 +51,7 @@ extension EventLoop {
     /// and `resumeParked` parses it again once the fetch ended.
     private mutating func park(_ slot: Int32) {
         stageRecord(slot)
-        connections[Int(slot)].phase = .parked
+        connections[Int(slot)].state.park()
         connections[Int(slot)].parking.park(.fetch)
         startTimer(slot, .send)
     }

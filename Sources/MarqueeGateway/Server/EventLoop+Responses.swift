@@ -27,7 +27,7 @@ extension EventLoop {
         // What a media request leaves for its record points into this call's buffers only.
         media.active = false
         defer { media.active = false }
-        connections[Int(slot)].keepAlive = head.keepAlive && !head.hasBody && !draining
+        connections[Int(slot)].state.setKeepAlive(head.keepAlive && !head.hasBody && !draining)
         connections[Int(slot)].isHTTP10 = !head.isHTTP11
         if let routes {
             switch routes.match(head.path.bytes(in: buffer)) {
@@ -358,7 +358,7 @@ extension EventLoop {
         _ slot: Int32, _ error: HTTPError, close: Bool, origin: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
         unsatisfiedLength: Int64 = -1
     ) {
-        if close { connections[Int(slot)].keepAlive = false }
+        if close { connections[Int(slot)].state.closeAfterResponse() }
         let body = UnsafeRawBufferPointer(start: error.reason.utf8Start, count: error.reason.utf8CodeUnitCount)
         respondRefusal(slot, error.status, body: body, newline: true, origin: origin) { w in
             switch error.status {
@@ -409,7 +409,7 @@ extension EventLoop {
         beginRecord(slot, headBytes: headBytes >= 0 ? headBytes : Int32(headCount))
         connections[s].sendRemaining = Int64(headCount) + Int64(bodyLength)
         connections[s].responseBytes = connections[s].sendRemaining
-        connections[s].phase = .responding
+        connections[s].state.respond()
         startTimer(slot, .send)
         if let body, headCount + bodyLength > Self.headBytes {
             iovecs[2 * s] = iovec(iov_base: head, iov_len: headCount)
@@ -432,7 +432,7 @@ extension EventLoop {
         let sqe = ring.submissionEntry()
         io_uring_prep_send(sqe, connections[s].fd, head, total, Int32(MSG_NOSIGNAL | MSG_WAITALL))
         io_uring_sqe_set_data64(sqe, UserData.make(.send, slot: slot, generation: connections[s].generation))
-        connections[s].sendInFlight = true
+        connections[s].state.sendSubmitted()
     }
 
     /// Without MSG_WAITALL: a large body to a slow reader comes back in parts, and each part
@@ -443,7 +443,7 @@ extension EventLoop {
         let sqe = ring.submissionEntry()
         io_uring_prep_sendmsg(sqe, connections[Int(slot)].fd, messages + Int(slot), UInt32(MSG_NOSIGNAL))
         io_uring_sqe_set_data64(sqe, UserData.make(kind, slot: slot, generation: connections[Int(slot)].generation))
-        connections[Int(slot)].sendInFlight = true
+        connections[Int(slot)].state.sendSubmitted()
     }
 
     /// After a short send: skips the `sent` bytes that went out in the slot's two iovecs.
@@ -460,7 +460,7 @@ extension EventLoop {
 
     mutating func onSendComplete(_ slot: Int32, result: Int32) {
         let s = Int(slot)
-        connections[s].sendInFlight = false
+        connections[s].state.sendCompleted()
         // Counted even when the connection is being cut: the record says what went out.
         if result > 0 { connections[s].sentBytes += Int64(result) }
         guard connections[s].phase == .responding else {
@@ -509,15 +509,13 @@ extension EventLoop {
             servePipeWaiters()
         }
         stopTimer(slot)
-        switch AfterResponse.decide(keepAlive: connections[s].keepAlive, peerClosed: connections[s].peerClosed, hasInput: connections[s].inputCount > 0) {
+        switch connections[s].state.responseEnded(hasInput: connections[s].inputCount > 0) {
         case .closeGracefully:
             closeGracefully(slot)
         case .parseNext:
-            connections[s].phase = .awaitingHead
             startTimer(slot, .header)
             processInput(slot, inputBytes(slot), fromInput: true)
         case .awaitRequest:
-            connections[s].phase = .awaitingHead
             startTimer(slot, .idle)
         }
     }

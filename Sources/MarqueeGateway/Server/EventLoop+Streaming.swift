@@ -18,7 +18,7 @@ extension EventLoop {
 
     mutating func startStream(_ slot: Int32) {
         beginRecord(slot, headBytes: connections[Int(slot)].headCount)
-        connections[Int(slot)].phase = .responding
+        connections[Int(slot)].state.respond()
         startTimer(slot, .send)
         let pipe = pipes.take()
         guard pipe >= 0 else {
@@ -96,7 +96,7 @@ extension EventLoop {
         connections[s].planChunks = Int32(chunks)
         connections[s].planStart = connections[s].bodyOffset
         connections[s].planEnd = end
-        connections[s].sendInFlight = true
+        connections[s].state.sendSubmitted()
     }
 
     /// Which step `index` of the round in flight was, and how many bytes it was asked to move.
@@ -140,7 +140,7 @@ extension EventLoop {
 
     mutating func onStreamStepComplete(_ slot: Int32, step index: Int, result: Int32) {
         let s = Int(slot)
-        connections[s].sendInFlight = false
+        connections[s].state.sendCompleted()
         guard connections[s].phase == .responding else {
             if connections[s].recording { countCutRound(slot, index, result) }
             finishCloseIfQuiet(slot)
@@ -199,7 +199,7 @@ extension EventLoop {
         pipeQueue[(pipeQueueHead + pipeQueueCount) % capacity] =
             UInt64(connections[Int(slot)].generation) << 32 | UInt64(UInt32(bitPattern: slot))
         pipeQueueCount += 1
-        connections[Int(slot)].waitingForPipe = true
+        connections[Int(slot)].state.waitForPipe()
     }
 
     /// Hands freed pipes to waiting connections, oldest first, skipping ones that went away.
@@ -209,7 +209,7 @@ extension EventLoop {
             let slot = Int32(bitPattern: UInt32(truncatingIfNeeded: waiter))
             let generation = UInt16(truncatingIfNeeded: waiter >> 32)
             let c = connections[Int(slot)]
-            guard c.generation == generation, c.waitingForPipe, c.phase == .responding else {
+            guard c.generation == generation, c.state.waitsForPipe else {
                 pipeQueueHead = (pipeQueueHead + 1) % capacity
                 pipeQueueCount -= 1
                 continue
@@ -218,7 +218,7 @@ extension EventLoop {
             guard pipe >= 0 else { return }
             pipeQueueHead = (pipeQueueHead + 1) % capacity
             pipeQueueCount -= 1
-            connections[Int(slot)].waitingForPipe = false
+            connections[Int(slot)].state.pipeGranted()
             connections[Int(slot)].pipe = pipe
             submitStreamRound(slot, head: true, poll: false)
         }

@@ -216,8 +216,9 @@ struct EventLoop: ~Copyable {
         // The cache bounds the fetches pending on all loops together by its queue limit.
         let maxFills = fillUpstreams.isEmpty ? 0 : configuration.readThrough!.queueLimit
         fillUpstreamBase = upstreams.count
+        // One active link per client slot for the proxy, one per fill.
         links = UpstreamLinks(
-            upstreams: upstreams + fillUpstreams, activeLinks: capacity + maxFills,
+            upstreams: upstreams + fillUpstreams, activeLinks: (upstreams.isEmpty ? 0 : capacity) + maxFills,
             idlePerUpstream: configuration.services.idleConnectionsPerUpstream)
         fillAreas = ChunkPool(chunkBytes: Self.fillAreaBytes, capacity: maxFills)
         fillTimeouts = .allocate(capacity: max(1, maxFills))
@@ -366,7 +367,7 @@ struct EventLoop: ~Copyable {
         connections[Int(slot)].fd = fd
         connections[Int(slot)].peer = peer
         connections[Int(slot)].addressSlot = addressSlot
-        connections[Int(slot)].phase = .awaitingHead
+        connections[Int(slot)].state.accepted()
         openConnections += 1
         metrics.add(.connectionsAccepted)
         metrics.set(.connectionsOpen, UInt64(openConnections))
@@ -407,32 +408,30 @@ struct EventLoop: ~Copyable {
         sqe.pointee.flags |= MQ_IOSQE_BUFFER_SELECT
         sqe.pointee.buf_group = buffers.groupID
         io_uring_sqe_set_data64(sqe, UserData.make(.recv, slot: slot, generation: connections[Int(slot)].generation))
-        connections[Int(slot)].recvArmed = true
+        connections[Int(slot)].state.receiveArmed()
     }
 
     mutating func onReceive(_ slot: Int32, result: Int32, flags: UInt32) {
-        if flags & IORING_CQE_F_MORE == 0 { connections[Int(slot)].recvArmed = false }
+        connections[Int(slot)].state.receiveCompleted(more: flags & IORING_CQE_F_MORE != 0)
         if result > 0 {
             let id = UInt16(flags >> IORING_CQE_BUFFER_SHIFT)
             consume(slot, buffers.bytes(id: id, count: Int(result)))
             buffers.recycle(id: id)
         } else if result == 0 {
-            connections[Int(slot)].peerClosed = true
-            if connections[Int(slot)].phase.onFin == .close { abort(slot) }
+            if connections[Int(slot)].state.finReceived() == .close { abort(slot) }
         } else if result == -ENOBUFS {
             metrics.add(.receiveBuffersExhausted)
         } else {
             abort(slot)
         }
-        let c = connections[Int(slot)]
-        if !c.recvArmed && !c.peerClosed && c.phase.keepsReceiving { armReceive(slot) }
+        if connections[Int(slot)].state.rearmsReceive { armReceive(slot) }
         finishCloseIfQuiet(slot)
     }
 
     /// Bytes arrived for `slot`. The common case, a whole request in one receive with nothing
     /// pending, is parsed straight from the provided buffer without copying.
     mutating func consume(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
-        switch connections[Int(slot)].phase.onBytes(keepAlive: connections[Int(slot)].keepAlive) {
+        switch connections[Int(slot)].state.bytesAction {
         case .parseHead:
             if connections[Int(slot)].inputCount == 0 {
                 if connections[Int(slot)].timerList == TimeoutKind.idle.rawValue { startTimer(slot, .header) }
@@ -531,13 +530,10 @@ struct EventLoop: ~Copyable {
     /// Ends a connection now: pending operations are failed by shutting the socket down, and the
     /// descriptor closes once they have completed.
     mutating func abort(_ slot: Int32) {
-        let phase = connections[Int(slot)].phase
-        guard phase != .free && phase != .closing else { return }
-        connections[Int(slot)].phase = .closing
+        let action = connections[Int(slot)].state.close()
+        guard action != .none else { return }
         stopTimer(slot)
-        if connections[Int(slot)].recvArmed || connections[Int(slot)].sendInFlight {
-            shutdown(connections[Int(slot)].fd, Int32(SHUT_RDWR))
-        }
+        if action == .shutDown { shutdown(connections[Int(slot)].fd, Int32(SHUT_RDWR)) }
         // An upstream operation of its exchange ends early, so its buffers come back soon.
         if upstreamBusy(slot) { interrupt(exchanges[Int(slot)].link) }
         finishCloseIfQuiet(slot)
@@ -546,18 +542,17 @@ struct EventLoop: ~Copyable {
     /// After a final response: send FIN, discard what the client still sends, close on its FIN.
     mutating func closeGracefully(_ slot: Int32) {
         releaseInput(slot)
-        if !connections[Int(slot)].recvArmed || connections[Int(slot)].peerClosed {
+        guard connections[Int(slot)].state.linger() == .shutDownWrite else {
             abort(slot)
             return
         }
-        connections[Int(slot)].phase = .lingering
         shutdown(connections[Int(slot)].fd, Int32(SHUT_WR))
         startTimer(slot, .linger)
     }
 
     mutating func finishCloseIfQuiet(_ slot: Int32) {
         let c = connections[Int(slot)]
-        guard Connection.mayRelease(c.phase, recvArmed: c.recvArmed, sendInFlight: c.sendInFlight, upstreamBusy: upstreamBusy(slot)) else { return }
+        guard c.state.mayRelease(upstreamBusy: upstreamBusy(slot)) else { return }
         // A response cut before its end (client gone, timeout): its record says what went out.
         if c.recording { endRecord(slot, aborted: true) }
         if c.response >= 0 { responses.give(c.response) }
@@ -658,10 +653,9 @@ struct EventLoop: ~Copyable {
             io_uring_sqe_set_data64(sqe, UserData.make(.ignored))
         }
         for slot in 0..<Int32(capacity) {
-            switch connections[Int(slot)].phase.onDrain(hasInput: connections[Int(slot)].inputCount > 0) {
+            switch connections[Int(slot)].state.drain(hasInput: connections[Int(slot)].inputCount > 0) {
             case .close: abort(slot)
-            case .lastResponse: connections[Int(slot)].keepAlive = false
-            case .nothing: break
+            case .lastResponse, .nothing: break
             }
         }
     }
