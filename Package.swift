@@ -23,6 +23,8 @@ let nio: Package.Dependency = .package(url: "https://github.com/apple/swift-nio"
 let nioSSL: Package.Dependency = .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6")
 let httpTypes: Package.Dependency = .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0")
 let prometheus: Package.Dependency = .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1")
+// Latency histograms of `marquee loadtest`.
+let hdrHistogram: Package.Dependency = .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0")
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -39,7 +41,10 @@ let package = Package(
         .library(name: "MarqueePolicy", targets: ["MarqueePolicy"]),
         .library(name: "MarqueeGateway", targets: ["MarqueeGateway"]),
     ],
-    dependencies: [argumentParser, configuration, log, system, hummingbird, hummingbirdAuth, postgres, sqlite, jwt, metrics, prometheus, httpClient, lifecycle, httpTypes, nio, nioSSL, crypto],
+    dependencies: [
+        argumentParser, configuration, log, system, hummingbird, hummingbirdAuth, postgres, sqlite, jwt, metrics, prometheus, httpClient, lifecycle, httpTypes,
+        nio, nioSSL, crypto, hdrHistogram,
+    ],
     targets: [
         // MARK: - C libraries (system libraries and import-only shims)
         .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
@@ -75,6 +80,10 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
         .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
+        // `marquee loadtest`: load clients on the engine's rings (docs/loadtest.md).
+        .target(
+            name: "MarqueeLoad",
+            dependencies: ["MarqueeRing", "MarqueeHTTP", "CURing", "CLinux", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Delivery records: the layout, the per-loop ring, the writer thread and its carriers (docs/delivery-records.md).
         .target(name: "MarqueeBus", dependencies: ["MarqueeRedis"]),
         .target(
@@ -239,6 +248,7 @@ let package = Package(
                 "MarqueeMedia",
                 "MarqueeStore",
                 "MarqueeGateway",
+                "MarqueeLoad",
                 "MarqueeHTTP",
                 "MarqueePolicy",
                 "MarqueeRedis",
@@ -261,6 +271,7 @@ let package = Package(
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeRedis", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueeLoadTests", dependencies: ["MarqueeLoad", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeEdgeTests", dependencies: ["MarqueeEdge", "MarqueeGateway", "MarqueeHTTP", "MarqueeTokens", "MarqueeTestSupport"]),
         .testTarget(
             name: "ServiceTests",
@@ -293,7 +304,9 @@ let package = Package(
         .testTarget(name: "MarqueeBusTests", dependencies: ["MarqueeBus", "MarqueeRedis", "MarqueeTestSupport"]),
         .testTarget(name: "BillingTests", dependencies: ["MarqueeBilling", "MarqueeBus", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "CFFmpeg", "MarqueeTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeBus", "MarqueeRedis", "MarqueeTestSupport"]),
+        // Scripts/: Python helpers the tests run (browser playback, k8s validation), not sources.
+        .testTarget(
+            name: "EndToEndTests", dependencies: ["MarqueeHTTP", "MarqueeStore", "MarqueeBus", "MarqueeRedis", "MarqueeTestSupport"], exclude: ["Scripts"]),
     ]
 )
 

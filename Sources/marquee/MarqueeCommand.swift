@@ -11,7 +11,7 @@ struct MarqueeCommand: AsyncParsableCommand {
         abstract: "Marquee: an edge streaming gateway and CDN origin.",
         subcommands: [
             DevCommand.self, OriginCommand.self, EdgeCommand.self, AuthCommand.self, CatalogCommand.self, IngestCommand.self, PlaybackCommand.self, BillingCommand.self, UsersCommand.self, ProbeCommand.self,
-            PackageCommand.self, TestClipCommand.self, SignCommand.self, RevokeCommand.self,
+            PackageCommand.self, TestClipCommand.self, SignCommand.self, RevokeCommand.self, LoadtestCommand.self,
         ])
 }
 

@@ -1,0 +1,58 @@
+import Foundation
+import MarqueeTestSupport
+import Testing
+
+/// `marquee loadtest --raw` against a real server: what it reports is what the server saw.
+@Suite("Load test: raw mode")
+struct LoadtestTests {
+    static func loadtest(_ arguments: [String]) throws -> ToolResult {
+        try Tool.run(try MarqueeBinary.locate().path, ["loadtest"] + arguments, timeout: .seconds(60))
+    }
+
+    static func report(_ file: URL) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+    }
+
+    @Test("against marquee origin: every response a 200, no failure, and the origin served what was counted (plus at most one in flight per connection)")
+    func countsWhatTheServerServed() throws {
+        let fixtures = try MediaFixtures.shared()
+        let origin = try ServerProcess(root: fixtures.root, threads: 1)
+        defer { origin.stop() }
+        let before = (try? origin.metric(ServerProcess.responses(200))) ?? 0
+        let json = Scratch.newFile("loadtest.json")
+        let run = try Self.loadtest(["--raw", "--connections", "8", "--duration", "2", "--json", json.path, origin.url(MediaFixtures.hlsMaster)])
+        #expect(run.termination == .exited(0), "\(run.stderrText)")
+        let report = try Self.report(json)
+        let requests = try #require(report["requests"] as? Int)
+        #expect(requests > 100)
+        #expect((report["statuses"] as? [String: Int]) == ["200": requests])
+        #expect((report["failures"] as? [String: Int]) == ["connect": 0, "send": 0])
+        let latency = try #require(report["latency_us"] as? [String: Any])
+        #expect((latency["p50"] as? Int ?? 0) > 0 && (latency["p99"] as? Int ?? 0) >= (latency["p50"] as? Int ?? 0))
+        let served = Int(try origin.metric(ServerProcess.responses(200)) - before)
+        #expect(served >= requests && served <= requests + 8, "the origin served \(served), the load test counted \(requests)")
+        #expect(run.stdoutText.contains("statuses  200 × "))
+    }
+
+    @Test("error statuses and refused connections are reported as such, and a bad URL is refused with the reason")
+    func errors() throws {
+        let fixtures = try MediaFixtures.shared()
+        let origin = try ServerProcess(root: fixtures.root, threads: 1)
+        defer { origin.stop() }
+        let json = Scratch.newFile("loadtest-404.json")
+        let missing = try Self.loadtest(["--raw", "--connections", "2", "--duration", "1", "--json", json.path, origin.url("/no/such/file.m4s")])
+        #expect(missing.termination == .exited(0))
+        let statuses = try #require(try Self.report(json)["statuses"] as? [String: Int])
+        #expect(statuses.keys.sorted() == ["404"] && (statuses["404"] ?? 0) > 0)
+
+        let refused = Scratch.newFile("loadtest-refused.json")
+        _ = try Self.loadtest(["--raw", "--connections", "2", "--duration", "0.5", "--json", refused.path, "http://127.0.0.1:1/x"])
+        let failures = try #require(try Self.report(refused)["failures"] as? [String: Int])
+        #expect((failures["connect"] ?? 0) > 0)
+
+        let bad = try Self.loadtest(["--raw", "https://example.com/x"])
+        #expect(bad.termination == .exited(2) && bad.stderrText.contains("only http:// URLs"))
+        let noMode = try Self.loadtest([origin.url("/x")])
+        #expect(noMode.termination != .exited(0) && noMode.stderrText.contains("only --raw is built so far"))
+    }
+}
