@@ -1,0 +1,147 @@
+/// The parts of HLS playlists (RFC 8216) a viewer model needs: a master playlist's variants, and a
+/// media playlist's segments with their durations. Lenient where players are (unknown tags are
+/// skipped, CRLF line ends accepted) and strict where a wrong answer would mislead a load test
+/// (a variant without BANDWIDTH or URI, a segment without a duration, a duration that is not a
+/// number). Tested with hostile input (`HLSPlaylistTests`).
+public enum HLSPlaylist {
+    public struct Variant: Equatable, Sendable {
+        /// Peak bits per second (`BANDWIDTH`).
+        public var bandwidth: Int
+        public var uri: String
+    }
+
+    public struct Segment: Equatable, Sendable {
+        public var durationMs: Int64
+        public var uri: String
+    }
+
+    public struct Media: Equatable, Sendable {
+        public var targetDurationMs: Int64
+        public var segments: [Segment]
+        /// `EXT-X-MAP`'s URI (fMP4's initialisation segment), fetched before the first segment.
+        public var initialization: String?
+        /// `EXT-X-ENDLIST`: the whole title is listed (VOD).
+        public var ended: Bool
+    }
+
+    public enum Parsed: Equatable, Sendable {
+        case master([Variant])
+        case media(Media)
+    }
+
+    public struct Problem: Error, Equatable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// A master playlist (variants sorted by bandwidth, ascending) or a media playlist.
+    public static func parse(_ text: String) throws(Problem) -> Parsed {
+        var lines = text.split(omittingEmptySubsequences: true) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }.map { $0.trimmingSpaces() }
+        lines.removeAll { $0.isEmpty }
+        guard lines.first == "#EXTM3U" else { throw Problem(description: "not an HLS playlist (no #EXTM3U first line)") }
+        if lines.contains(where: { $0.hasPrefix("#EXT-X-STREAM-INF:") }) { return .master(try variants(lines)) }
+        return .media(try media(lines))
+    }
+
+    private static func variants(_ lines: [String]) throws(Problem) -> [Variant] {
+        var found: [Variant] = []
+        var pending: Int?
+        for line in lines.dropFirst() {
+            if line.hasPrefix("#EXT-X-STREAM-INF:") {
+                let attributes = attributeList(String(line.dropFirst("#EXT-X-STREAM-INF:".count)))
+                guard let text = attributes["BANDWIDTH"], let bandwidth = Int(text), bandwidth > 0 else {
+                    throw Problem(description: "a variant has no valid BANDWIDTH: \(line.prefix(120))")
+                }
+                pending = bandwidth
+            } else if line.hasPrefix("#") {
+                continue
+            } else if let bandwidth = pending {
+                found.append(Variant(bandwidth: bandwidth, uri: line))
+                pending = nil
+            }
+        }
+        guard pending == nil else { throw Problem(description: "the last variant has no URI") }
+        guard !found.isEmpty else { throw Problem(description: "a master playlist without variants") }
+        return found.sorted { $0.bandwidth < $1.bandwidth }
+    }
+
+    private static func media(_ lines: [String]) throws(Problem) -> Media {
+        var result = Media(targetDurationMs: 0, segments: [], initialization: nil, ended: false)
+        var duration: Int64?
+        for line in lines.dropFirst() {
+            if line.hasPrefix("#EXTINF:") {
+                let value = line.dropFirst("#EXTINF:".count).prefix { $0 != "," }
+                guard let parsed = milliseconds(String(value)) else { throw Problem(description: "a segment duration is not a number: \(line.prefix(120))") }
+                duration = parsed
+            } else if line.hasPrefix("#EXT-X-TARGETDURATION:") {
+                guard let seconds = milliseconds(String(line.dropFirst("#EXT-X-TARGETDURATION:".count))) else {
+                    throw Problem(description: "EXT-X-TARGETDURATION is not a number")
+                }
+                result.targetDurationMs = seconds
+            } else if line.hasPrefix("#EXT-X-MAP:") {
+                result.initialization = attributeList(String(line.dropFirst("#EXT-X-MAP:".count)))["URI"]
+            } else if line == "#EXT-X-ENDLIST" {
+                result.ended = true
+            } else if line.hasPrefix("#") {
+                continue
+            } else {
+                guard let known = duration else { throw Problem(description: "a segment URI without #EXTINF before it: \(line.prefix(120))") }
+                result.segments.append(Segment(durationMs: known, uri: line))
+                duration = nil
+            }
+        }
+        guard !result.segments.isEmpty else { throw Problem(description: "a media playlist without segments") }
+        return result
+    }
+
+    /// A decimal number of seconds as milliseconds (rounded); nil when it is not one, or absurd.
+    static func milliseconds(_ text: String) -> Int64? {
+        let trimmed = text.trimmingSpaces()
+        guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E }),
+            trimmed.utf8.filter({ $0 == 0x2E }).count <= 1, let seconds = Double(trimmed), seconds >= 0, seconds < 86_400
+        else { return nil }
+        return Int64((seconds * 1000).rounded())
+    }
+
+    /// An attribute list (`KEY=value,KEY="quoted, with commas"`), keys as written.
+    static func attributeList(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        var key = ""
+        var value = ""
+        var inKey = true
+        var quoted = false
+        for ch in text {
+            if inKey {
+                if ch == "=" { inKey = false } else if ch != "," { key.append(ch) }
+            } else if ch == "\"" {
+                quoted.toggle()
+            } else if ch == "," && !quoted {
+                result[key.trimmingSpaces()] = value
+                key = ""
+                value = ""
+                inKey = true
+            } else {
+                value.append(ch)
+            }
+        }
+        if !inKey { result[key.trimmingSpaces()] = value }
+        return result
+    }
+
+    /// `reference` resolved against the URL path of the playlist that named it (`base`, an
+    /// absolute path with its query): absolute paths stay, relative ones replace the last segment.
+    /// Full `http://` URLs are returned as they are.
+    public static func resolve(_ reference: String, against base: String) -> String {
+        if reference.hasPrefix("http://") || reference.hasPrefix("https://") || reference.hasPrefix("/") { return reference }
+        let path = base.prefix { $0 != "?" }
+        guard let slash = path.lastIndex(of: "/") else { return "/" + reference }
+        return String(path[...slash]) + reference
+    }
+}
+
+extension StringProtocol {
+    func trimmingSpaces() -> String {
+        guard let first = firstIndex(where: { $0 != " " && $0 != "\t" }) else { return "" }
+        let last = lastIndex(where: { $0 != " " && $0 != "\t" })!
+        return String(self[first...last])
+    }
+}
