@@ -12,6 +12,8 @@ public struct LoadTarget: Sendable {
     public let address: sockaddr_storage
     public let addressLength: socklen_t
     public let request: [UInt8]
+    /// The Host field's value.
+    public let hostField: String
 
     public struct Problem: Error, CustomStringConvertible {
         public let description: String
@@ -58,7 +60,7 @@ public struct LoadTarget: Sendable {
         withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen))) }
         address = storage
         addressLength = first.pointee.ai_addrlen
-        let hostField = authority.hasPrefix("[") || port != 80 ? String(authority) : host
+        hostField = authority.hasPrefix("[") || port != 80 ? String(authority) : host
         request = Array("GET \(path) HTTP/1.1\r\nHost: \(hostField)\r\nUser-Agent: marquee-loadtest\r\nAccept: */*\r\n\r\n".utf8)
     }
 }

@@ -83,6 +83,11 @@ public struct PlayerModel: Sendable {
         rendition = choose(current: nil)
     }
 
+    /// The rendition a viewer starts on, before any download: what the initial estimate affords.
+    public static func initialRendition(bandwidths: [Int], settings: Settings = Settings()) -> Int {
+        PlayerModel(bandwidths: bandwidths, segmentDurationsMs: [1], settings: settings).rendition
+    }
+
     /// The throughput estimate the next choice uses (bits/s).
     public var estimate: Double { min(fastEstimate, slowEstimate) }
 
@@ -165,6 +170,12 @@ public struct PlayerModel: Sendable {
 
     /// The download failed: the same segment is asked for again (a real player retries).
     public mutating func segmentFailed() {
+        downloading = false
+    }
+
+    /// The driver did not make the request `next` asked for (it needs the rendition's playlist or
+    /// init segment first): `next` asks for it again.
+    public mutating func requestDeferred() {
         downloading = false
     }
 

@@ -80,6 +80,8 @@ final class LiveProgress: Sendable {
     let requests = Atomic<UInt64>(0)
     let errors = Atomic<UInt64>(0)
     let intervalP99 = Atomic<UInt64>(0)
+    /// Player mode: stalls of the viewers that finished.
+    let stalls = Atomic<UInt64>(0)
 }
 
 final class ThreadStart {

@@ -42,11 +42,17 @@ public struct ResponseReader: Sendable {
         closes = false
     }
 
-    /// `count` bytes were received into `area` where the last `receive` step said.
-    public mutating func received(_ count: Int, in area: UnsafeMutableRawBufferPointer) -> Step {
-        guard framing != nil else { return readHead(received: headBytes + count, in: area) }
-        return frame(UnsafeRawBufferPointer(start: area.baseAddress, count: count))
+    /// `count` bytes were received into `area` where the last `receive` step said. `body`, when
+    /// given, is handed the body's bytes (de-chunked) as they are framed.
+    public mutating func received(
+        _ count: Int, in area: UnsafeMutableRawBufferPointer, body: ((UnsafeRawBufferPointer) -> Void)? = nil
+    ) -> Step {
+        guard framing != nil else { return readHead(received: headBytes + count, in: area, body: body) }
+        return frame(UnsafeRawBufferPointer(start: area.baseAddress, count: count), body: body)
     }
+
+    /// The status of the response being read, once its head is in (0 before).
+    public var currentStatus: Int { status }
 
     /// The server closed the connection (or the receive failed).
     public mutating func ended() -> Step {
@@ -54,7 +60,7 @@ public struct ResponseReader: Sendable {
         return .failed(.closedEarly)
     }
 
-    private mutating func readHead(received start: Int, in area: UnsafeMutableRawBufferPointer) -> Step {
+    private mutating func readHead(received start: Int, in area: UnsafeMutableRawBufferPointer, body: ((UnsafeRawBufferPointer) -> Void)?) -> Step {
         var received = start
         while true {
             let head: ResponseHead
@@ -86,12 +92,13 @@ public struct ResponseReader: Sendable {
                 return rest == 0 ? .complete(status: status, reusable: !closes) : .failed(.unexpectedBytes)
             }
             guard rest > 0 else { return .receive(offset: 0) }
-            return frame(UnsafeRawBufferPointer(start: area.baseAddress! + head.headLength, count: rest))
+            return frame(UnsafeRawBufferPointer(start: area.baseAddress! + head.headLength, count: rest), body: body)
         }
     }
 
-    private mutating func frame(_ bytes: UnsafeRawBufferPointer) -> Step {
-        switch framing!.consume(bytes) {
+    private mutating func frame(_ bytes: UnsafeRawBufferPointer, body: ((UnsafeRawBufferPointer) -> Void)?) -> Step {
+        let verdict = body.map { framing!.consume(bytes, onData: $0) } ?? framing!.consume(bytes)
+        switch verdict {
         case .more:
             return .receive(offset: 0)
         case .complete(let consumed):

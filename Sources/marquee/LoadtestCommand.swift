@@ -8,17 +8,24 @@ struct LoadtestCommand: ParsableCommand {
         commandName: "loadtest",
         abstract: "Load-test any HTTP server that serves HLS or DASH.",
         discussion: """
-            --raw: a closed-loop maximum-rate client, like wrk: each connection sends the next GET as \
-            soon as the last response is whole. It prints a progress line a second, then requests/s, \
-            HdrHistogram latency percentiles, statuses and failures. The player model (viewers playing \
-            a master playlist in real time) is being built; see docs/loadtest.md.
+            By default, viewers play an HLS master (or media) playlist in real time: a startup buffer, \
+            then each segment when the buffer has room, rendition switches by measured throughput, \
+            stalls when the buffer runs dry, CMCD headers on every request. The report gives each \
+            request kind's latency and statuses, and the viewers' startup time, rebuffer ratio and \
+            bitrate. --raw instead runs a closed-loop maximum-rate client, like wrk. See docs/loadtest.md.
             """)
 
     @Argument(help: "http://HOST[:PORT]/path to request.")
     var url: String
 
-    @Flag(help: "Closed-loop maximum-rate mode (the only mode so far).")
+    @Flag(help: "Closed-loop maximum-rate mode instead of viewers.")
     var raw = false
+
+    @Option(help: "Viewers, each on a connection of its own (player mode).")
+    var viewers = 100
+
+    @Option(help: "Seconds over which the viewers start (player mode).")
+    var ramp = 0.0
 
     @Option(help: "Connections held open (raw mode).")
     var connections = 64
@@ -33,7 +40,8 @@ struct LoadtestCommand: ParsableCommand {
     var json: String?
 
     func validate() throws {
-        guard raw else { throw ValidationError("only --raw is built so far: the player model (viewers) comes next (docs/loadtest.md)") }
+        guard (1...100_000).contains(viewers) else { throw ValidationError("--viewers must be between 1 and 100000, got \(viewers)") }
+        guard ramp >= 0 && ramp <= 3600 else { throw ValidationError("--ramp must be between 0 and 3600 seconds, got \(ramp)") }
         guard (1...100_000).contains(connections) else { throw ValidationError("--connections must be between 1 and 100000, got \(connections)") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64, got \(threads)") }
         guard duration > 0 && duration <= 86_400 else { throw ValidationError("--duration must be between 0 and 86400 seconds, got \(duration)") }
@@ -47,6 +55,7 @@ struct LoadtestCommand: ParsableCommand {
             printError("marquee loadtest: \(error.description)")
             throw ExitCode(2)
         }
+        if !raw { return try play(target) }
         let load = RawLoad(target: target, connections: connections, threads: threads, durationSeconds: duration)
         let results: LoadResults
         do {
@@ -61,6 +70,33 @@ struct LoadtestCommand: ParsableCommand {
         if let json {
             let fields: [(String, String)] = [
                 ("mode", "\"raw\""), ("url", Self.quoted(url)), ("connections", "\(connections)"), ("threads", "\(load.threads)"), ("duration_s", "\(duration)"),
+            ]
+            do {
+                try results.json(fields: fields).write(toFile: json, atomically: true, encoding: .utf8)
+            } catch {
+                printError("marquee loadtest: cannot write \(json): \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    /// Player mode: viewers playing the title in real time.
+    func play(_ target: LoadTarget) throws {
+        let load = PlayerLoad(target: target, viewers: viewers, threads: threads, durationSeconds: duration, rampSeconds: ramp)
+        let results: PlayerResults
+        do {
+            results = try load.run { seconds, requests, errors, stalls in
+                printError("[\(Int(seconds.rounded())) s] \(requests) requests, \(errors) errors, \(stalls) stalls (viewers done)")
+            }
+        } catch {
+            printError("marquee loadtest: \(error.description)")
+            throw ExitCode(1)
+        }
+        printLine(results.text(title: "marquee loadtest \(url): \(viewers) viewers over \(ramp) s, \(load.threads) thread(s), \(duration) s"))
+        if let json {
+            let fields: [(String, String)] = [
+                ("mode", "\"viewers\""), ("url", Self.quoted(url)), ("viewers", "\(viewers)"), ("ramp_s", "\(ramp)"), ("threads", "\(load.threads)"),
+                ("duration_s", "\(duration)"),
             ]
             do {
                 try results.json(fields: fields).write(toFile: json, atomically: true, encoding: .utf8)

@@ -2,8 +2,8 @@ import Foundation
 import MarqueeTestSupport
 import Testing
 
-/// `marquee loadtest --raw` against a real server: what it reports is what the server saw.
-@Suite("Load test: raw mode")
+/// `marquee loadtest` (viewers, and --raw) against a real server: what it reports is what the server saw.
+@Suite("Load test: marquee loadtest against a real server")
 struct LoadtestTests {
     static func loadtest(_ arguments: [String]) throws -> ToolResult {
         try Tool.run(try MarqueeBinary.locate().path, ["loadtest"] + arguments, timeout: .seconds(60))
@@ -52,7 +52,31 @@ struct LoadtestTests {
 
         let bad = try Self.loadtest(["--raw", "https://example.com/x"])
         #expect(bad.termination == .exited(2) && bad.stderrText.contains("only http:// URLs"))
-        let noMode = try Self.loadtest([origin.url("/x")])
-        #expect(noMode.termination != .exited(0) && noMode.stderrText.contains("only --raw is built so far"))
+    }
+
+    @Test("viewers play the HLS title: master, playlist, init and every segment once each, all 200s, no stall, and the origin served exactly that")
+    func viewersPlay() throws {
+        let fixtures = try MediaFixtures.shared()
+        let origin = try ServerProcess(root: fixtures.root, threads: 1)
+        defer { origin.stop() }
+        let before = (try? origin.metric(ServerProcess.responses(200))) ?? 0
+        let json = Scratch.newFile("loadtest-viewers.json")
+        // The fixture title is 6 s of 2 s segments; 10 s covers a 1 s ramp, startup and the end.
+        let run = try Self.loadtest(["--viewers", "10", "--ramp", "1", "--duration", "10", "--json", json.path, origin.url(MediaFixtures.hlsMaster)])
+        #expect(run.termination == .exited(0), "\(run.stderrText)")
+        let report = try Self.report(json)
+        #expect(report["viewers_started"] as? Int == 10 && report["viewers_never_played"] as? Int == 0)
+        #expect(report["stalls"] as? Int == 0)
+        let kinds = try #require(report["by_kind"] as? [String: [String: Any]])
+        var total = 0
+        for (kind, each) in [("master", 1), ("playlist", 1), ("init", 1), ("segment", 3)] {
+            let requests = kinds[kind]?["requests"] as? Int ?? -1
+            #expect(requests == 10 * each, "\(kind): \(requests)")
+            #expect((kinds[kind]?["statuses"] as? [String: Int]) == ["200": 10 * each], "\(kind)")
+            total += requests
+        }
+        let startup = try #require(report["startup_ms"] as? [String: Double])
+        #expect((startup["p50"] ?? -1) >= 0 && (startup["p99"] ?? 10_000) < 2_000, "startup on loopback: \(startup)")
+        #expect(Int(try origin.metric(ServerProcess.responses(200)) - before) == total)
     }
 }

@@ -1,0 +1,187 @@
+import CLinux
+import CURing
+import Glibc
+import Histogram
+import MarqueeRing
+import Synchronization
+
+/// Viewers that play an HLS title in real time (`marquee loadtest URL --viewers N`): each loads
+/// the master playlist, the playlist of the rendition its `PlayerModel` picks, the init segment,
+/// then each segment when its buffer has room, switching renditions as its throughput estimate
+/// says, on one keep-alive connection of its own. Requests carry CMCD (CTA-5004) headers. The
+/// viewers start over `rampSeconds` and play until the title ends or the run does.
+public final class PlayerLoad: Sendable {
+    public let target: LoadTarget
+    public let viewers: Int
+    public let threads: Int
+    public let durationSeconds: Double
+    public let rampSeconds: Double
+    public let settings: PlayerModel.Settings
+    let progress: [LiveProgress]
+
+    public init(target: LoadTarget, viewers: Int, threads: Int, durationSeconds: Double, rampSeconds: Double, settings: PlayerModel.Settings = .init()) {
+        self.target = target
+        self.viewers = viewers
+        self.threads = max(1, min(threads, viewers))
+        self.durationSeconds = durationSeconds
+        self.rampSeconds = rampSeconds
+        self.settings = settings
+        progress = (0..<max(1, min(threads, viewers))).map { _ in LiveProgress() }
+    }
+
+    /// Runs the viewers; `report` gets (seconds so far, requests, errors, stalls of the viewers
+    /// that finished) about once a second.
+    public func run(report: (Double, UInt64, UInt64, UInt64) -> Void = { _, _, _, _ in }) throws(LoadTarget.Problem) -> PlayerResults {
+        let results = Mutex<[PlayerResults]>([])
+        let failure = Mutex<String?>(nil)
+        let done = Atomic<Int>(0)
+        let start = monotonicNanoseconds()
+        let deadline = start + UInt64(durationSeconds * 1e9)
+        var threadIDs: [pthread_t] = []
+        var first = 0
+        for t in 0..<threads {
+            let share = viewers / threads + (t < viewers % threads ? 1 : 0)
+            let offset = first
+            first += share
+            let box = ThreadStart { [self] in
+                do {
+                    var worker = try PlayerWorker(
+                        load: self, viewers: share, firstViewer: offset, start: start, deadline: deadline, progress: progress[t])
+                    let measured = worker.run()
+                    results.withLock { $0.append(measured) }
+                } catch {
+                    failure.withLock { $0 = "\(error)" }
+                }
+                done.add(1, ordering: .releasing)
+            }
+            var thread = pthread_t()
+            let raw = Unmanaged.passRetained(box).toOpaque()
+            guard pthread_create(&thread, nil, { ThreadStart.run($0) }, raw) == 0 else {
+                Unmanaged<ThreadStart>.fromOpaque(raw).release()
+                throw LoadTarget.Problem(description: "cannot start a load thread: \(String(cString: strerror(errno)))")
+            }
+            threadIDs.append(thread)
+        }
+        var nextReport = start + 1_150_000_000
+        while done.load(ordering: .acquiring) < threads {
+            usleep(50_000)
+            let now = monotonicNanoseconds()
+            if now >= nextReport && now < deadline {
+                nextReport += 1_000_000_000
+                let requests = progress.reduce(0) { $0 + $1.requests.load(ordering: .relaxed) }
+                let errors = progress.reduce(0) { $0 + $1.errors.load(ordering: .relaxed) }
+                let stalls = progress.reduce(0) { $0 + $1.stalls.load(ordering: .relaxed) }
+                report(Double(now - start) / 1e9, requests, errors, stalls)
+            }
+        }
+        for thread in threadIDs { pthread_join(thread, nil) }
+        if let problem = failure.withLock({ $0 }) { throw LoadTarget.Problem(description: problem) }
+        var merged = PlayerResults()
+        for part in results.withLock({ $0 }) { merged.add(part) }
+        merged.elapsedSeconds = durationSeconds
+        return merged
+    }
+}
+
+/// What the viewers' requests measured and what the viewers saw.
+public struct PlayerResults: Sendable {
+    public enum Kind: Int, CaseIterable, Sendable {
+        case master, playlist, initialization, segment
+        var name: String { ["master", "playlist", "init", "segment"][rawValue] }
+    }
+
+    /// Per request kind: completed requests and their latency.
+    public var kinds = Kind.allCases.map { _ in LoadResults() }
+    /// Per viewer that started playing: startup ms, rebuffer ratio, average bitrate, stalls.
+    public var startupMs: [Int64] = []
+    public var rebufferRatios: [Double] = []
+    public var bitrates: [Double] = []
+    public var stalls = 0
+    public var stalledMs: Int64 = 0
+    public var switches = 0
+    public var viewersStarted = 0
+    public var viewersNeverPlayed = 0
+    /// Problems with what the server sent (not HTTP failures): unparsable playlists, foreign hosts.
+    public var contentErrors: [String: Int] = [:]
+    public var elapsedSeconds = 0.0
+
+    public init() {}
+
+    mutating func add(_ other: PlayerResults) {
+        for k in kinds.indices { kinds[k].add(other.kinds[k]) }
+        startupMs += other.startupMs
+        rebufferRatios += other.rebufferRatios
+        bitrates += other.bitrates
+        stalls += other.stalls
+        stalledMs += other.stalledMs
+        switches += other.switches
+        viewersStarted += other.viewersStarted
+        viewersNeverPlayed += other.viewersNeverPlayed
+        for (k, v) in other.contentErrors { contentErrors[k, default: 0] += v }
+    }
+
+    public var requests: UInt64 { kinds.reduce(0) { $0 + $1.requests } }
+    public var failures: UInt64 { kinds.reduce(0) { $0 + $1.failures } }
+    public var errorResponses: UInt64 { kinds.reduce(0) { $0 + $1.errorResponses } }
+
+    static func percentile<T: Comparable>(_ values: [T], _ p: Double) -> T? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int((p / 100 * Double(sorted.count - 1)).rounded()))]
+    }
+
+    public func text(title: String) -> String {
+        var lines = [title]
+        lines.append("viewers   \(viewersStarted) played, \(viewersNeverPlayed) never started; \(stalls) stalls (\(stalledMs) ms), \(switches) rendition switches")
+        func row(_ name: String, _ values: [Double], _ format: (Double) -> String) {
+            guard !values.isEmpty else { return }
+            let cells = [50.0, 90, 99].map { "p\(Int($0)) \(format(Self.percentile(values, $0)!))" }
+            lines.append("\(name)  " + cells.joined(separator: "  "))
+        }
+        row("startup ms      ", startupMs.map(Double.init)) { String(Int64($0)) }
+        row("rebuffer ratio  ", rebufferRatios) { String(fixed: $0, digits: 4) }
+        row("avg bitrate kb/s", bitrates) { String(Int64($0 / 1000)) }
+        for kind in Kind.allCases where kinds[kind.rawValue].requests > 0 || kinds[kind.rawValue].failures > 0 {
+            let r = kinds[kind.rawValue]
+            let cells = LoadResults.percentiles.map { "\($0.0) \(r.latency.valueAtPercentile($0.1))" } + ["max \(r.latency.max)"]
+            let statuses = r.statuses.indices.filter { r.statuses[$0] > 0 }.map { "\($0)×\(r.statuses[$0])" }.joined(separator: " ")
+            lines.append("\(kind.name) requests \(r.requests) [\(statuses)], failures \(r.failures); latency µs " + cells.joined(separator: " "))
+        }
+        if !contentErrors.isEmpty {
+            lines.append("content errors  " + contentErrors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public func json(fields: [(String, String)]) -> String {
+        var parts = fields.map { "\"\($0.0)\": \($0.1)" }
+        parts.append("\"requests\": \(requests)")
+        parts.append("\"viewers_started\": \(viewersStarted)")
+        parts.append("\"viewers_never_played\": \(viewersNeverPlayed)")
+        parts.append("\"stalls\": \(stalls)")
+        parts.append("\"stalled_ms\": \(stalledMs)")
+        parts.append("\"switches\": \(switches)")
+        func quantiles(_ values: [Double]) -> String {
+            guard !values.isEmpty else { return "null" }
+            return "{" + [50.0, 90, 99].map { "\"p\(Int($0))\": \(String(fixed: Self.percentile(values, $0)!, digits: 4))" }.joined(separator: ", ") + "}"
+        }
+        parts.append("\"startup_ms\": \(quantiles(startupMs.map(Double.init)))")
+        parts.append("\"rebuffer_ratio\": \(quantiles(rebufferRatios))")
+        parts.append("\"average_bitrate\": \(quantiles(bitrates))")
+        let kindParts = Kind.allCases.map { kind in
+            "\"\(kind.name)\": " + kinds[kind.rawValue].json(fields: []).trimmingCharacters(inSet: "\n")
+        }
+        parts.append("\"by_kind\": {\(kindParts.joined(separator: ", "))}")
+        let content = contentErrors.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }
+        parts.append("\"content_errors\": {\(content.joined(separator: ", "))}")
+        return "{" + parts.joined(separator: ", ") + "}\n"
+    }
+}
+
+extension String {
+    func trimmingCharacters(inSet set: Character) -> String {
+        var s = self
+        while s.last == set { s.removeLast() }
+        return s
+    }
+}

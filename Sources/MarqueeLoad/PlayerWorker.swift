@@ -1,0 +1,561 @@
+import CLinux
+import CURing
+import Glibc
+import Histogram
+import MarqueeRing
+import Synchronization
+
+/// One thread's viewers on its own ring (`PlayerLoad`). Each viewer is a connection, the request
+/// it is making, and its `PlayerModel`; viewers that wait for buffer room sit in a timer heap that
+/// a 10 ms tick drains.
+struct PlayerWorker: ~Copyable {
+    enum Step: UInt8 {
+        case connect = 1, send, receive, tick
+    }
+
+    /// What a viewer's request in flight is for.
+    enum Want: Equatable {
+        case master
+        case playlist(rendition: Int)
+        case initialization(rendition: Int)
+        case segment(index: Int, rendition: Int)
+    }
+
+    struct Viewer {
+        var fd: Int32 = -1
+        var generation: UInt16 = 0
+        var startNanoseconds: UInt64 = 0
+        var started = false
+        var finished = false
+        var want = Want.master
+        var sent = 0
+        var requestLength = 0
+        var requestStart: UInt64 = 0
+        var reader = ResponseReader(maxHeadBytes: PlayerWorker.areaBytes)
+        /// Playlist bodies, kept while they arrive; segment bodies are only counted.
+        var body: [UInt8] = []
+        var bodyBytes = 0
+        var variants: [HLSPlaylist.Variant] = []
+        /// Each rendition's media playlist once loaded (segment paths resolved), and init fetched.
+        var segments: [[String]?] = []
+        var initializations: [String?] = []
+        var initialized: [Bool] = []
+        var model: PlayerModel?
+        var segmentStart: UInt64 = 0
+        var sessionID = ""
+        /// Its timer is a retry of the request that failed.
+        var retrying = false
+    }
+
+    static let areaBytes = 16 * 1024
+    static let requestBytes = 4 * 1024
+    static let retryMilliseconds: UInt64 = 1000
+
+    unowned let load: PlayerLoad
+    let count: Int
+    let firstViewer: Int
+    let start: UInt64
+    let deadline: UInt64
+    let progress: LiveProgress
+    let ring: Ring
+    let viewers: UnsafeMutablePointer<Viewer>
+    let areas: UnsafeMutableRawPointer
+    let requests: UnsafeMutableRawPointer
+    let address: UnsafeMutablePointer<sockaddr_storage>
+    let tickSpec: UnsafeMutablePointer<__kernel_timespec>
+    let completions: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    /// (due ns, viewer), a binary min-heap; a viewer has at most one timer at a time.
+    var timers: [(due: UInt64, viewer: Int)] = []
+    var results = PlayerResults()
+    var now: UInt64 = 0
+    var stallsReported: UInt64 = 0
+
+    init(load: PlayerLoad, viewers count: Int, firstViewer: Int, start: UInt64, deadline: UInt64, progress: LiveProgress) throws(LoadTarget.Problem) {
+        do {
+            ring = try Ring(entries: UInt32(max(64, min(4096, count * 2 + 8))))
+        } catch {
+            throw LoadTarget.Problem(description: "cannot set up an io_uring: \(error)")
+        }
+        self.load = load
+        self.count = count
+        self.firstViewer = firstViewer
+        self.start = start
+        self.deadline = deadline
+        self.progress = progress
+        viewers = .allocate(capacity: max(1, count))
+        viewers.initialize(repeating: Viewer(), count: max(1, count))
+        areas = .allocate(byteCount: max(1, count) * Self.areaBytes, alignment: 64)
+        requests = .allocate(byteCount: max(1, count) * Self.requestBytes, alignment: 64)
+        address = .allocate(capacity: 1)
+        address.initialize(to: load.target.address)
+        tickSpec = .allocate(capacity: 1)
+        tickSpec.initialize(to: __kernel_timespec(tv_sec: 0, tv_nsec: 10_000_000))
+        completions = .allocate(capacity: 256)
+    }
+
+    deinit {
+        for i in 0..<count where viewers[i].fd >= 0 { close(viewers[i].fd) }
+        ring.close()
+        viewers.deinitialize(count: max(1, count))
+        viewers.deallocate()
+        areas.deallocate()
+        requests.deallocate()
+        address.deallocate()
+        tickSpec.deallocate()
+        completions.deallocate()
+    }
+
+    @inline(__always) static func userData(_ step: Step, _ index: Int, _ generation: UInt16) -> UInt64 {
+        UInt64(step.rawValue) << 56 | UInt64(generation) << 32 | UInt64(UInt32(index))
+    }
+
+    // MARK: - The loop
+
+    mutating func run() -> PlayerResults {
+        now = monotonicNanoseconds()
+        let total = max(1, load.viewers)
+        for i in 0..<count {
+            // Viewers start evenly over the ramp, in the order of their global number.
+            let offset = UInt64(load.rampSeconds * 1e9 * Double(firstViewer + i) / Double(total))
+            viewers[i].sessionID = Self.sessionID(firstViewer + i)
+            schedule(i, at: start + offset)
+        }
+        armTick()
+        while now < deadline {
+            _ = ring.submitAndWait(1)
+            now = monotonicNanoseconds()
+            while true {
+                let n = ring.peekBatch(into: completions, count: 256)
+                if n == 0 { break }
+                for k in 0..<Int(n) {
+                    let cqe = completions[k]!
+                    handle(cqe.pointee.user_data, cqe.pointee.res)
+                }
+                ring.advance(n)
+            }
+        }
+        for i in 0..<count { finishViewer(i) }
+        return results
+    }
+
+    mutating func handle(_ data: UInt64, _ result: Int32) {
+        guard let step = Step(rawValue: UInt8(truncatingIfNeeded: data >> 56)) else { return }
+        if step == .tick {
+            onTick()
+            return
+        }
+        let i = Int(UInt32(truncatingIfNeeded: data))
+        guard i < count, viewers[i].generation == UInt16(truncatingIfNeeded: data >> 32), !viewers[i].finished else { return }
+        switch step {
+        case .connect:
+            guard result >= 0 else {
+                results.kinds[kindIndex(viewers[i].want)].connectFailures += 1
+                return retryLater(i, dropping: true)
+            }
+            submitSend(i)
+        case .send:
+            guard result > 0 else {
+                results.kinds[kindIndex(viewers[i].want)].sendFailures += 1
+                return retryLater(i, dropping: true)
+            }
+            viewers[i].sent += Int(result)
+            if viewers[i].sent < viewers[i].requestLength { submitSend(i) } else { receive(i, offset: 0) }
+        case .receive:
+            onReceive(i, result)
+        case .tick:
+            break
+        }
+    }
+
+    // MARK: - Requests
+
+    /// Asks for `want` on the viewer's connection (opening one when it has none).
+    mutating func request(_ i: Int, _ want: Want) {
+        guard let path = path(i, want) else {
+            results.contentErrors["a request without a URI", default: 0] += 1
+            return finishViewer(i)
+        }
+        guard path.hasPrefix("/") else {
+            results.contentErrors["a URI on another host (not followed)", default: 0] += 1
+            return finishViewer(i)
+        }
+        viewers[i].want = want
+        viewers[i].sent = 0
+        viewers[i].body.removeAll(keepingCapacity: true)
+        viewers[i].bodyBytes = 0
+        viewers[i].reader.reset()
+        var w = RequestWriter(base: requests + i * Self.requestBytes, capacity: Self.requestBytes)
+        w.append("GET ")
+        w.append(path)
+        w.append(" HTTP/1.1\r\nHost: ")
+        w.append(load.target.hostField)
+        w.append("\r\nUser-Agent: marquee-loadtest\r\n")
+        writeCMCD(i, want, into: &w)
+        w.append("\r\n")
+        guard !w.overflowed else {
+            results.contentErrors["request longer than \(Self.requestBytes) bytes", default: 0] += 1
+            return finishViewer(i)
+        }
+        viewers[i].requestLength = w.count
+        viewers[i].requestStart = now
+        if viewers[i].fd >= 0 { submitSend(i) } else { connect(i) }
+    }
+
+    /// The request target for `want`, resolved against the playlist that named it.
+    func path(_ i: Int, _ want: Want) -> String? {
+        let master = load.target.path
+        switch want {
+        case .master:
+            return master
+        case .playlist(let r):
+            return HLSPlaylist.resolve(viewers[i].variants[r].uri, against: master)
+        case .initialization(let r):
+            return viewers[i].initializations[r]
+        case .segment(let index, let r):
+            return viewers[i].segments[r]?[index]
+        }
+    }
+
+    /// CTA-5004 keys as headers: the object, the request, the session, the status.
+    func writeCMCD(_ i: Int, _ want: Want, into w: inout RequestWriter) {
+        let v = viewers[i]
+        var object: [String] = []
+        var request: [String] = []
+        switch want {
+        case .master, .playlist: object.append("ot=m")
+        case .initialization(let r):
+            object.append("br=\(v.variants[r].bandwidth / 1000)")
+            object.append("ot=i")
+        case .segment(let index, let r):
+            object.append("br=\(v.variants[r].bandwidth / 1000)")
+            if let model = v.model { object.append("d=\(model.segmentDurationsMs[index])") }
+            object.append("ot=av")
+        }
+        if let model = v.model {
+            request.append("bl=\(model.bufferMs / 100 * 100)")
+            request.append("mtp=\(Int(model.estimate / 1000) / 100 * 100)")
+            if model.phase == .starting || model.phase == .stalled { request.append("su") }
+        }
+        object.sort()
+        if !object.isEmpty { w.append("CMCD-Object: \(object.joined(separator: ","))\r\n") }
+        if !request.isEmpty { w.append("CMCD-Request: \(request.joined(separator: ","))\r\n") }
+        w.append("CMCD-Session: cid=\"\(load.target.path.prefix { $0 != "?" })\",sf=h,sid=\"\(v.sessionID)\",st=v\r\n")
+        if v.model?.phase == .stalled { w.append("CMCD-Status: bs\r\n") }
+    }
+
+    mutating func connect(_ i: Int) {
+        let fd = socket(Int32(load.target.address.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            results.kinds[kindIndex(viewers[i].want)].connectFailures += 1
+            return retryLater(i, dropping: true)
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        viewers[i].fd = fd
+        let sqe = ring.submissionEntry()
+        let length = load.target.addressLength
+        address.withMemoryRebound(to: sockaddr.self, capacity: 1) { io_uring_prep_connect(sqe, fd, $0, length) }
+        io_uring_sqe_set_data64(sqe, Self.userData(.connect, i, viewers[i].generation))
+    }
+
+    mutating func submitSend(_ i: Int) {
+        let sqe = ring.submissionEntry()
+        let sent = viewers[i].sent
+        io_uring_prep_send(sqe, viewers[i].fd, requests + i * Self.requestBytes + sent, viewers[i].requestLength - sent, Int32(MSG_NOSIGNAL))
+        io_uring_sqe_set_data64(sqe, Self.userData(.send, i, viewers[i].generation))
+    }
+
+    mutating func receive(_ i: Int, offset: Int) {
+        let sqe = ring.submissionEntry()
+        io_uring_prep_recv(sqe, viewers[i].fd, areas + i * Self.areaBytes + offset, Self.areaBytes - offset, 0)
+        io_uring_sqe_set_data64(sqe, Self.userData(.receive, i, viewers[i].generation))
+    }
+
+    // MARK: - Responses
+
+    mutating func onReceive(_ i: Int, _ result: Int32) {
+        let area = UnsafeMutableRawBufferPointer(start: areas + i * Self.areaBytes, count: Self.areaBytes)
+        let keepsBody: Bool
+        switch viewers[i].want {
+        case .master, .playlist: keepsBody = true
+        default: keepsBody = false
+        }
+        let step: ResponseReader.Step
+        if result > 0 {
+            results.kinds[kindIndex(viewers[i].want)].bytes += UInt64(result)
+            var collected = viewers[i].body
+            var counted = viewers[i].bodyBytes
+            viewers[i].body = []
+            step = viewers[i].reader.received(Int(result), in: area) { data in
+                counted += data.count
+                if keepsBody && collected.count + data.count <= 4 << 20 { collected.append(contentsOf: data) }
+            }
+            viewers[i].body = collected
+            viewers[i].bodyBytes = counted
+        } else {
+            step = viewers[i].reader.ended()
+        }
+        switch step {
+        case .receive(let offset):
+            receive(i, offset: offset)
+        case .complete(let status, let reusable):
+            let want = viewers[i].want
+            let latency = max(1, (now &- viewers[i].requestStart) / 1000)
+            let k = kindIndex(want)
+            results.kinds[k].requests += 1
+            results.kinds[k].statuses[min(status, 599)] += 1
+            _ = results.kinds[k].latency.record(latency)
+            progress.requests.add(1, ordering: .relaxed)
+            if !reusable { dropConnection(i) }
+            if status != 200 {
+                progress.errors.add(1, ordering: .relaxed)
+                if case .segment = want { viewers[i].model?.segmentFailed() }
+                return retryLater(i, dropping: false)
+            }
+            answered(i, want)
+        case .failed(let why):
+            results.kinds[kindIndex(viewers[i].want)].readFailures[why, default: 0] += 1
+            progress.errors.add(1, ordering: .relaxed)
+            if case .segment = viewers[i].want { viewers[i].model?.segmentFailed() }
+            retryLater(i, dropping: true)
+        }
+    }
+
+    /// A 200 for `want` is whole: the viewer goes on.
+    mutating func answered(_ i: Int, _ want: Want) {
+        switch want {
+        case .master:
+            guard let parsed = parsePlaylist(i) else { return }
+            switch parsed {
+            case .master(let variants):
+                viewers[i].variants = variants
+            case .media:
+                // The URL named a media playlist: one rendition, itself.
+                viewers[i].variants = [HLSPlaylist.Variant(bandwidth: 1, uri: String(load.target.path))]
+            }
+            let renditions = viewers[i].variants.count
+            viewers[i].segments = Array(repeating: nil, count: renditions)
+            viewers[i].initializations = Array(repeating: nil, count: renditions)
+            viewers[i].initialized = Array(repeating: false, count: renditions)
+            if case .media(let media) = parsed {
+                loaded(i, media, rendition: 0)
+                return drive(i)
+            }
+            request(i, .playlist(rendition: PlayerModel.initialRendition(bandwidths: viewers[i].variants.map(\.bandwidth), settings: load.settings)))
+        case .playlist(let r):
+            guard let parsed = parsePlaylist(i) else { return }
+            guard case .media(let media) = parsed else {
+                results.contentErrors["a variant URI named a master playlist", default: 0] += 1
+                return finishViewer(i)
+            }
+            loaded(i, media, rendition: r)
+            drive(i)
+        case .initialization(let r):
+            viewers[i].initialized[r] = true
+            drive(i)
+        case .segment:
+            let elapsed = Int64(max(1, (now &- viewers[i].segmentStart) / 1_000_000))
+            viewers[i].model?.advance(toMs: elapsedMs(i))
+            viewers[i].model?.segmentArrived(bytes: viewers[i].bodyBytes, elapsedMs: elapsed)
+            drive(i)
+        }
+    }
+
+    func parsePlaylist(_ i: Int) -> HLSPlaylist.Parsed? {
+        do {
+            return try HLSPlaylist.parse(String(decoding: viewers[i].body, as: UTF8.self))
+        } catch {
+            return nil
+        }
+    }
+
+    /// A rendition's media playlist arrived: its segment paths, and the model once the first is in.
+    mutating func loaded(_ i: Int, _ media: HLSPlaylist.Media, rendition r: Int) {
+        let base = HLSPlaylist.resolve(viewers[i].variants[r].uri, against: load.target.path)
+        viewers[i].segments[r] = media.segments.map { HLSPlaylist.resolve($0.uri, against: base) }
+        viewers[i].initializations[r] = media.initialization.map { HLSPlaylist.resolve($0, against: base) }
+        if viewers[i].model == nil {
+            viewers[i].model = PlayerModel(
+                bandwidths: viewers[i].variants.map(\.bandwidth), segmentDurationsMs: media.segments.map(\.durationMs), settings: load.settings)
+        }
+    }
+
+    /// Asks the model what next, and does it: a playlist or init segment it lacks, the segment, a wait.
+    mutating func drive(_ i: Int) {
+        guard var model = viewers[i].model else { return }
+        model.advance(toMs: elapsedMs(i))
+        let next = model.next()
+        viewers[i].model = model
+        switch next {
+        case .done:
+            finishViewer(i)
+        case .wait(let until):
+            if let until { schedule(i, at: viewers[i].startNanoseconds + UInt64(until) * 1_000_000) }
+        case .fetch(let index, let r):
+            guard let segments = viewers[i].segments[r] else {
+                viewers[i].model?.requestDeferred()
+                return request(i, .playlist(rendition: r))
+            }
+            if viewers[i].initializations[r] != nil && !viewers[i].initialized[r] {
+                viewers[i].model?.requestDeferred()
+                return request(i, .initialization(rendition: r))
+            }
+            guard index < segments.count else {
+                // A rendition listing fewer segments than the first: treat as the end.
+                results.contentErrors["renditions list different numbers of segments", default: 0] += 1
+                return finishViewer(i)
+            }
+            viewers[i].segmentStart = now
+            request(i, .segment(index: index, rendition: r))
+        }
+    }
+
+    // MARK: - Viewers
+
+    mutating func begin(_ i: Int) {
+        viewers[i].started = true
+        viewers[i].startNanoseconds = now
+        request(i, .master)
+    }
+
+    func elapsedMs(_ i: Int) -> Int64 { Int64((now &- viewers[i].startNanoseconds) / 1_000_000) }
+
+    /// The request failed: the same one again in a second (as players retry), on a new
+    /// connection when this one broke.
+    mutating func retryLater(_ i: Int, dropping: Bool) {
+        if dropping { dropConnection(i) }
+        viewers[i].retrying = true
+        schedule(i, at: now + Self.retryMilliseconds * 1_000_000)
+    }
+
+    mutating func dropConnection(_ i: Int) {
+        if viewers[i].fd >= 0 {
+            close(viewers[i].fd)
+            viewers[i].fd = -1
+        }
+        viewers[i].generation &+= 1
+    }
+
+    /// The viewer stops (its title ended, or the run did): what it saw goes into the results.
+    mutating func finishViewer(_ i: Int) {
+        guard !viewers[i].finished else { return }
+        viewers[i].finished = true
+        dropConnection(i)
+        guard viewers[i].started else { return }
+        var model = viewers[i].model
+        model?.advance(toMs: elapsedMs(i))
+        guard let model, let startup = model.startupMs else {
+            results.viewersNeverPlayed += 1
+            return
+        }
+        results.viewersStarted += 1
+        results.startupMs.append(startup)
+        results.rebufferRatios.append(model.rebufferRatio)
+        results.bitrates.append(model.averageBitrate)
+        results.stalls += model.stalls
+        results.stalledMs += model.stalledMs
+        results.switches += model.switches
+        progress.stalls.add(UInt64(model.stalls), ordering: .relaxed)
+    }
+
+    // MARK: - Timers
+
+    mutating func schedule(_ i: Int, at due: UInt64) {
+        timers.append((due, i))
+        var child = timers.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard timers[child].due < timers[parent].due else { break }
+            timers.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popTimer() -> (due: UInt64, viewer: Int)? {
+        guard let first = timers.first else { return nil }
+        let last = timers.removeLast()
+        if !timers.isEmpty {
+            timers[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                let right = left + 1
+                var smallest = parent
+                if left < timers.count && timers[left].due < timers[smallest].due { smallest = left }
+                if right < timers.count && timers[right].due < timers[smallest].due { smallest = right }
+                if smallest == parent { break }
+                timers.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return first
+    }
+
+    mutating func armTick() {
+        let sqe = ring.submissionEntry()
+        io_uring_prep_timeout(sqe, tickSpec, 0, 0)
+        io_uring_sqe_set_data64(sqe, Self.userData(.tick, 0, 0))
+    }
+
+    mutating func onTick() {
+        armTick()
+        while let due = timers.first?.due, due <= now, let timer = popTimer() {
+            let i = timer.viewer
+            guard !viewers[i].finished else { continue }
+            if !viewers[i].started {
+                begin(i)
+            } else if viewers[i].retrying {
+                viewers[i].retrying = false
+                // A segment is asked of the model again (it may pick another rendition); the rest as it was.
+                if case .segment = viewers[i].want { drive(i) } else { request(i, viewers[i].want) }
+            } else {
+                drive(i)
+            }
+        }
+    }
+
+    // MARK: - Results by kind
+
+    func kindIndex(_ want: Want) -> Int {
+        switch want {
+        case .master: PlayerResults.Kind.master.rawValue
+        case .playlist: PlayerResults.Kind.playlist.rawValue
+        case .initialization: PlayerResults.Kind.initialization.rawValue
+        case .segment: PlayerResults.Kind.segment.rawValue
+        }
+    }
+
+    static func sessionID(_ n: Int) -> String {
+        var random: UInt64 = 0
+        let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = read(fd, &random, 8)
+            close(fd)
+        }
+        return "lt-\(String(random, radix: 16))-\(n)"
+    }
+}
+
+/// Writes request bytes into a fixed buffer, remembering when they did not fit.
+struct RequestWriter {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    var count = 0
+    var overflowed = false
+
+    init(base: UnsafeMutableRawPointer, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    mutating func append(_ text: some StringProtocol) {
+        for byte in text.utf8 {
+            guard count < capacity else {
+                overflowed = true
+                return
+            }
+            base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+            count += 1
+        }
+    }
+}
