@@ -45,6 +45,9 @@ struct PlayerWorker: ~Copyable {
         var sessionID = ""
         /// Its timer is a retry of the request that failed.
         var retrying = false
+        /// The request went out on a connection an earlier one used, and how much of its answer came.
+        var onKeptConnection = false
+        var responseBytes = 0
     }
 
     static let areaBytes = 16 * 1024
@@ -154,6 +157,12 @@ struct PlayerWorker: ~Copyable {
             }
             submitSend(i)
         case .send:
+            if result <= 0 && viewers[i].onKeptConnection && viewers[i].sent == 0 {
+                // As for a receive: a kept connection the server closed; again, on a new one.
+                dropConnection(i)
+                viewers[i].onKeptConnection = false
+                return connect(i)
+            }
             guard result > 0 else {
                 results.kinds[kindIndex(viewers[i].want)].sendFailures += 1
                 return retryLater(i, dropping: true)
@@ -198,6 +207,8 @@ struct PlayerWorker: ~Copyable {
         }
         viewers[i].requestLength = w.count
         viewers[i].requestStart = now
+        viewers[i].responseBytes = 0
+        viewers[i].onKeptConnection = viewers[i].fd >= 0
         if viewers[i].fd >= 0 { submitSend(i) } else { connect(i) }
     }
 
@@ -281,7 +292,16 @@ struct PlayerWorker: ~Copyable {
         default: keepsBody = false
         }
         let step: ResponseReader.Step
+        if result <= 0 && viewers[i].onKeptConnection && viewers[i].responseBytes == 0 {
+            // The server closed the kept connection while it was idle: the request goes again at
+            // once on a new one, as a browser does (not a failure, nor a second's wait).
+            dropConnection(i)
+            viewers[i].onKeptConnection = false
+            viewers[i].sent = 0
+            return connect(i)
+        }
         if result > 0 {
+            viewers[i].responseBytes += Int(result)
             results.kinds[kindIndex(viewers[i].want)].bytes += UInt64(result)
             var collected = viewers[i].body
             var counted = viewers[i].bodyBytes
