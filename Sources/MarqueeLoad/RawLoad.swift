@@ -219,7 +219,7 @@ struct RawLoadWorker: ~Copyable {
             }
             send(i)
         case .send:
-            guard result > 0 else { return failed(i, send: true) }
+            guard result > 0 else { return sendFailed(i) }
             connections[i].sent += Int(result)
             if connections[i].sent < target.request.count {
                 submitSend(i)
@@ -262,7 +262,7 @@ struct RawLoadWorker: ~Copyable {
         if status >= 400 { progress.errors.add(1, ordering: .relaxed) }
     }
 
-    mutating func failed(_ i: Int, send: Bool) {
+    mutating func sendFailed(_ i: Int) {
         results.sendFailures += 1
         progress.errors.add(1, ordering: .relaxed)
         drop(i, retryLater: false)
