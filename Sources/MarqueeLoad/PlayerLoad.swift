@@ -32,52 +32,21 @@ public final class PlayerLoad: Sendable {
     /// Runs the viewers; `report` gets (seconds so far, requests, errors, stalls of the viewers
     /// that finished) about once a second.
     public func run(report: (Double, UInt64, UInt64, UInt64) -> Void = { _, _, _, _ in }) throws(LoadTarget.Problem) -> PlayerResults {
-        let results = Mutex<[PlayerResults]>([])
-        let failure = Mutex<String?>(nil)
-        let done = Atomic<Int>(0)
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(durationSeconds * 1e9)
-        var threadIDs: [pthread_t] = []
-        var first = 0
-        for t in 0..<threads {
+        let parts = try runOnThreads(threads, start: start, deadline: deadline) { [self] t throws(LoadTarget.Problem) in
             let share = viewers / threads + (t < viewers % threads ? 1 : 0)
-            let offset = first
-            first += share
-            let box = ThreadStart { [self] in
-                do {
-                    var worker = try PlayerWorker(
-                        load: self, viewers: share, firstViewer: offset, start: start, deadline: deadline, progress: progress[t])
-                    let measured = worker.run()
-                    results.withLock { $0.append(measured) }
-                } catch {
-                    failure.withLock { $0 = "\(error)" }
-                }
-                done.add(1, ordering: .releasing)
-            }
-            var thread = pthread_t()
-            let raw = Unmanaged.passRetained(box).toOpaque()
-            guard pthread_create(&thread, nil, { ThreadStart.run($0) }, raw) == 0 else {
-                Unmanaged<ThreadStart>.fromOpaque(raw).release()
-                throw LoadTarget.Problem(description: "cannot start a load thread: \(String(cString: strerror(errno)))")
-            }
-            threadIDs.append(thread)
+            let first = t * (viewers / threads) + min(t, viewers % threads)
+            var worker = try PlayerWorker(load: self, viewers: share, firstViewer: first, start: start, deadline: deadline, progress: progress[t])
+            return worker.run()
+        } eachSecond: { seconds in
+            let requests = progress.reduce(0) { $0 + $1.requests.load(ordering: .relaxed) }
+            let errors = progress.reduce(0) { $0 + $1.errors.load(ordering: .relaxed) }
+            let stalls = progress.reduce(0) { $0 + $1.stalls.load(ordering: .relaxed) }
+            report(seconds, requests, errors, stalls)
         }
-        var nextReport = start + 1_150_000_000
-        while done.load(ordering: .acquiring) < threads {
-            usleep(50_000)
-            let now = monotonicNanoseconds()
-            if now >= nextReport && now < deadline {
-                nextReport += 1_000_000_000
-                let requests = progress.reduce(0) { $0 + $1.requests.load(ordering: .relaxed) }
-                let errors = progress.reduce(0) { $0 + $1.errors.load(ordering: .relaxed) }
-                let stalls = progress.reduce(0) { $0 + $1.stalls.load(ordering: .relaxed) }
-                report(Double(now - start) / 1e9, requests, errors, stalls)
-            }
-        }
-        for thread in threadIDs { pthread_join(thread, nil) }
-        if let problem = failure.withLock({ $0 }) { throw LoadTarget.Problem(description: problem) }
         var merged = PlayerResults()
-        for part in results.withLock({ $0 }) { merged.add(part) }
+        for part in parts { merged.add(part) }
         merged.elapsedSeconds = durationSeconds
         return merged
     }

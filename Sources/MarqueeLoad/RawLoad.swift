@@ -28,51 +28,65 @@ public final class RawLoad: Sendable {
     /// Runs the load; `report` is called about once a second with (seconds so far, requests,
     /// failures and error responses, the worst thread's p99 µs over the last second).
     public func run(report: (Double, UInt64, UInt64, UInt64) -> Void = { _, _, _, _ in }) throws(LoadTarget.Problem) -> LoadResults {
-        let results = Mutex<[LoadResults]>([])
-        let failure = Mutex<String?>(nil)
-        let done = Atomic<Int>(0)
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(durationSeconds * 1e9)
-        var threadIDs: [pthread_t] = []
-        for t in 0..<threads {
+        let parts = try runOnThreads(threads, start: start, deadline: deadline) { [self] t throws(LoadTarget.Problem) in
             let share = connections / threads + (t < connections % threads ? 1 : 0)
-            let box = ThreadStart { [self] in
-                do {
-                    var worker = try RawLoadWorker(target: target, connections: share, deadline: deadline, progress: progress[t])
-                    let measured = worker.run()
-                    results.withLock { $0.append(measured) }
-                } catch {
-                    failure.withLock { $0 = "\(error)" }
-                }
-                done.add(1, ordering: .releasing)
-            }
-            var thread = pthread_t()
-            let raw = Unmanaged.passRetained(box).toOpaque()
-            guard pthread_create(&thread, nil, { ThreadStart.run($0) }, raw) == 0 else {
-                Unmanaged<ThreadStart>.fromOpaque(raw).release()
-                throw LoadTarget.Problem(description: "cannot start a load thread: \(String(cString: strerror(errno)))")
-            }
-            threadIDs.append(thread)
+            var worker = try RawLoadWorker(target: target, connections: share, deadline: deadline, progress: progress[t])
+            return worker.run()
+        } eachSecond: { seconds in
+            let requests = progress.reduce(0) { $0 + $1.requests.load(ordering: .relaxed) }
+            let errors = progress.reduce(0) { $0 + $1.errors.load(ordering: .relaxed) }
+            let p99 = progress.map { $0.intervalP99.load(ordering: .relaxed) }.max() ?? 0
+            report(seconds, requests, errors, p99)
         }
-        // A little after each second, once the threads' ticks have closed that second's interval.
-        var nextReport = start + 1_150_000_000
-        while done.load(ordering: .acquiring) < threads {
-            usleep(50_000)
-            let now = monotonicNanoseconds()
-            if now >= nextReport && now < deadline {
-                nextReport += 1_000_000_000
-                let requests = progress.reduce(0) { $0 + $1.requests.load(ordering: .relaxed) }
-                let errors = progress.reduce(0) { $0 + $1.errors.load(ordering: .relaxed) }
-                let p99 = progress.map { $0.intervalP99.load(ordering: .relaxed) }.max() ?? 0
-                report(Double(now - start) / 1e9, requests, errors, p99)
-            }
-        }
-        for thread in threadIDs { pthread_join(thread, nil) }
-        if let problem = failure.withLock({ $0 }) { throw LoadTarget.Problem(description: problem) }
         var merged = LoadResults()
-        for part in results.withLock({ $0 }) { merged.add(part) }
+        for part in parts { merged.add(part) }
         return merged
     }
+}
+
+/// Runs `work(t)` for t in 0..<`threads`, each on an OS thread of its own (its own ring), and
+/// calls `eachSecond` a little after every second until `deadline` (once the threads' ticks have
+/// closed that second) while they run. Returns what they returned, or the first one's error.
+func runOnThreads<Part: Sendable>(
+    _ threads: Int, start: UInt64, deadline: UInt64, _ work: @escaping @Sendable (Int) throws(LoadTarget.Problem) -> Part,
+    eachSecond: (Double) -> Void
+) throws(LoadTarget.Problem) -> [Part] {
+    let parts = Mutex<[Part]>([])
+    let failure = Mutex<String?>(nil)
+    let done = Atomic<Int>(0)
+    var threadIDs: [pthread_t] = []
+    for t in 0..<threads {
+        let box = ThreadStart {
+            do throws(LoadTarget.Problem) {
+                let part = try work(t)
+                parts.withLock { $0.append(part) }
+            } catch {
+                failure.withLock { $0 = error.description }
+            }
+            done.add(1, ordering: .releasing)
+        }
+        var thread = pthread_t()
+        let raw = Unmanaged.passRetained(box).toOpaque()
+        guard pthread_create(&thread, nil, { ThreadStart.run($0) }, raw) == 0 else {
+            Unmanaged<ThreadStart>.fromOpaque(raw).release()
+            throw LoadTarget.Problem(description: "cannot start a load thread: \(String(cString: strerror(errno)))")
+        }
+        threadIDs.append(thread)
+    }
+    var nextSecond = start + 1_150_000_000
+    while done.load(ordering: .acquiring) < threads {
+        usleep(50_000)
+        let now = monotonicNanoseconds()
+        if now >= nextSecond && now < deadline {
+            nextSecond += 1_000_000_000
+            eachSecond(Double(now - start) / 1e9)
+        }
+    }
+    for thread in threadIDs { pthread_join(thread, nil) }
+    if let problem = failure.withLock({ $0 }) { throw LoadTarget.Problem(description: problem) }
+    return parts.withLock { $0 }
 }
 
 /// What a thread has done so far, readable by the main thread while it runs.

@@ -71,12 +71,7 @@ struct LoadtestCommand: ParsableCommand {
             let fields: [(String, String)] = [
                 ("mode", "\"raw\""), ("url", Self.quoted(url)), ("connections", "\(connections)"), ("threads", "\(load.threads)"), ("duration_s", "\(duration)"),
             ]
-            do {
-                try results.json(fields: fields).write(toFile: json, atomically: true, encoding: .utf8)
-            } catch {
-                printError("marquee loadtest: cannot write \(json): \(error)")
-                throw ExitCode(1)
-            }
+            try Self.write(results.json(fields: fields), to: json)
         }
     }
 
@@ -98,12 +93,17 @@ struct LoadtestCommand: ParsableCommand {
                 ("mode", "\"viewers\""), ("url", Self.quoted(url)), ("viewers", "\(viewers)"), ("ramp_s", "\(ramp)"), ("threads", "\(load.threads)"),
                 ("duration_s", "\(duration)"),
             ]
-            do {
-                try results.json(fields: fields).write(toFile: json, atomically: true, encoding: .utf8)
-            } catch {
-                printError("marquee loadtest: cannot write \(json): \(error)")
-                throw ExitCode(1)
-            }
+            try Self.write(results.json(fields: fields), to: json)
+        }
+    }
+
+    /// `--json FILE`: the report, or exit 1 saying why it could not be written.
+    static func write(_ report: String, to file: String) throws {
+        do {
+            try report.write(toFile: file, atomically: true, encoding: .utf8)
+        } catch {
+            printError("marquee loadtest: cannot write \(file): \(error)")
+            throw ExitCode(1)
         }
     }
 
