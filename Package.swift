@@ -80,10 +80,12 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
         .target(name: "MarqueeMedia", dependencies: ["CFFmpeg"]),
+        // HLS playlists and DASH manifests, read for players and meters (pure Swift).
+        .target(name: "MarqueeManifests"),
         // `marquee loadtest`: load clients on the engine's rings (docs/loadtest.md).
         .target(
             name: "MarqueeLoad",
-            dependencies: ["MarqueeRing", "MarqueeHTTP", "CURing", "CLinux", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeManifests", "CURing", "CLinux", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Delivery records: the layout, the per-loop ring, the writer thread and its carriers (docs/delivery-records.md).
         .target(name: "MarqueeBus", dependencies: ["MarqueeRedis"]),
         .target(
@@ -198,6 +200,7 @@ let package = Package(
             dependencies: [
                 "MarqueeServiceKit",
                 "MarqueeBus",
+                "MarqueeManifests",
                 "MarqueePolicy",
                 "MarqueeRedis",
                 "MarqueeStore",
@@ -272,6 +275,7 @@ let package = Package(
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeRedis", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeLoadTests", dependencies: ["MarqueeLoad", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueeManifestsTests", dependencies: ["MarqueeManifests", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeEdgeTests", dependencies: ["MarqueeEdge", "MarqueeGateway", "MarqueeHTTP", "MarqueeTokens", "MarqueeTestSupport"]),
         .testTarget(
             name: "ServiceTests",

@@ -29,26 +29,64 @@ public final class PlayerLoad: Sendable {
         progress = (0..<max(1, min(threads, viewers))).map { _ in LiveProgress() }
     }
 
-    /// Runs the viewers; `report` gets (seconds so far, requests, errors, stalls of the viewers
-    /// that finished) about once a second.
-    public func run(report: (Double, UInt64, UInt64, UInt64) -> Void = { _, _, _, _ in }) throws(LoadTarget.Problem) -> PlayerResults {
-        let start = monotonicNanoseconds()
-        let deadline = start + UInt64(durationSeconds * 1e9)
-        let parts = try runOnThreads(threads, start: start, deadline: deadline) { [self] t throws(LoadTarget.Problem) in
-            let share = viewers / threads + (t < viewers % threads ? 1 : 0)
-            let first = t * (viewers / threads) + min(t, viewers % threads)
-            var worker = try PlayerWorker(load: self, viewers: share, firstViewer: first, start: start, deadline: deadline, progress: progress[t])
-            return worker.run()
-        } eachSecond: { seconds in
-            let requests = progress.reduce(0) { $0 + $1.requests.load(ordering: .relaxed) }
-            let errors = progress.reduce(0) { $0 + $1.errors.load(ordering: .relaxed) }
-            let stalls = progress.reduce(0) { $0 + $1.stalls.load(ordering: .relaxed) }
-            report(seconds, requests, errors, stalls)
+    /// What the progress line shows about one load, about once a second.
+    public struct LiveCounts: Sendable {
+        public var seconds = 0.0
+        public var requests: UInt64 = 0
+        public var errors: UInt64 = 0
+        public var stalls: UInt64 = 0
+        /// The worst thread's p99 segment latency over the last second, µs.
+        public var segmentP99Micros: UInt64 = 0
+        public var activeViewers = 0
+
+        public var line: String {
+            "[\(Int(seconds.rounded())) s] \(activeViewers) viewers playing, \(requests) requests, \(errors) errors, segment p99 \(segmentP99Micros) µs, \(stalls) stalls"
         }
-        var merged = PlayerResults()
-        for part in parts { merged.add(part) }
-        merged.elapsedSeconds = durationSeconds
-        return merged
+    }
+
+    /// Runs the viewers; `report` gets the live counts about once a second.
+    public func run(report: (LiveCounts) -> Void = { _ in }) throws(LoadTarget.Problem) -> PlayerResults {
+        try Self.run([self]) { report($0[0]) }[0]
+    }
+
+    /// Runs several loads at once, side by side (`--compare`): each on threads of its own, all
+    /// starting together, so their viewers ramp up interleaved and meet the same machine.
+    public static func run(_ loads: [PlayerLoad], report: ([LiveCounts]) -> Void) throws(LoadTarget.Problem) -> [PlayerResults] {
+        let start = monotonicNanoseconds()
+        let deadline = start + UInt64((loads.map(\.durationSeconds).max() ?? 0) * 1e9)
+        let jobs = loads.indices.flatMap { l in (0..<loads[l].threads).map { (load: l, thread: $0) } }
+        let parts = try runOnThreads(jobs.count, start: start, deadline: deadline) { job throws(LoadTarget.Problem) in
+            let (l, t) = jobs[job]
+            return (l, try loads[l].runThread(t, start: start))
+        } eachSecond: { seconds in
+            report(loads.map { $0.counts(seconds: seconds) })
+        }
+        return loads.indices.map { l in
+            var merged = PlayerResults()
+            for part in parts where part.0 == l { merged.add(part.1) }
+            merged.elapsedSeconds = loads[l].durationSeconds
+            return merged
+        }
+    }
+
+    func runThread(_ t: Int, start: UInt64) throws(LoadTarget.Problem) -> PlayerResults {
+        let share = viewers / threads + (t < viewers % threads ? 1 : 0)
+        let first = t * (viewers / threads) + min(t, viewers % threads)
+        let deadline = start + UInt64(durationSeconds * 1e9)
+        var worker = try PlayerWorker(load: self, viewers: share, firstViewer: first, start: start, deadline: deadline, progress: progress[t])
+        return worker.run()
+    }
+
+    func counts(seconds: Double) -> LiveCounts {
+        var counts = LiveCounts(seconds: seconds)
+        for p in progress {
+            counts.requests += p.requests.load(ordering: .relaxed)
+            counts.errors += p.errors.load(ordering: .relaxed)
+            counts.stalls += p.stalls.load(ordering: .relaxed)
+            counts.segmentP99Micros = max(counts.segmentP99Micros, p.intervalP99.load(ordering: .relaxed))
+            counts.activeViewers += p.activeViewers.load(ordering: .relaxed)
+        }
+        return counts
     }
 }
 

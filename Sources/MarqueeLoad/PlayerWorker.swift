@@ -35,10 +35,9 @@ struct PlayerWorker: ~Copyable {
         /// Playlist bodies, kept while they arrive; segment bodies are only counted.
         var body: [UInt8] = []
         var bodyBytes = 0
-        var variants: [HLSPlaylist.Variant] = []
-        /// Each rendition's media playlist once loaded (segment paths resolved), and init fetched.
-        var segments: [[String]?] = []
-        var initializations: [String?] = []
+        /// The renditions it can pick, their media once known, and whether each one's init
+        /// segment was fetched.
+        var renditions: [PlayableRendition] = []
         var initialized: [Bool] = []
         var model: PlayerModel?
         var segmentStart: UInt64 = 0
@@ -48,6 +47,8 @@ struct PlayerWorker: ~Copyable {
         /// The request went out on a connection an earlier one used, and how much of its answer came.
         var onKeptConnection = false
         var responseBytes = 0
+        /// Stalls of its model already counted in the live progress.
+        var stallsPublished = 0
     }
 
     static let areaBytes = 16 * 1024
@@ -71,7 +72,10 @@ struct PlayerWorker: ~Copyable {
     var timers: [(due: UInt64, viewer: Int)] = []
     var results = PlayerResults()
     var now: UInt64 = 0
-    var stallsReported: UInt64 = 0
+    /// Segment latency since the progress line last read it, and when it does next.
+    var interval = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
+    var nextPublish: UInt64 = 0
+    var manifests = ManifestCache()
 
     init(load: PlayerLoad, viewers count: Int, firstViewer: Int, start: UInt64, deadline: UInt64, progress: LiveProgress) throws(LoadTarget.Problem) {
         do {
@@ -180,7 +184,7 @@ struct PlayerWorker: ~Copyable {
 
     /// Asks for `want` on the viewer's connection (opening one when it has none).
     mutating func request(_ i: Int, _ want: Want) {
-        guard let path = path(i, want) else {
+        guard let (path, bytes) = target(i, want) else {
             results.contentErrors["a request without a URI", default: 0] += 1
             return finishViewer(i)
         }
@@ -199,6 +203,9 @@ struct PlayerWorker: ~Copyable {
         w.append(" HTTP/1.1\r\nHost: ")
         w.append(load.target.hostField)
         w.append("\r\nUser-Agent: marquee-loadtest\r\n")
+        if let bytes {
+            w.append("Range: bytes=\(bytes.lowerBound)-\(bytes.upperBound - 1)\r\n")
+        }
         writeCMCD(i, want, into: &w)
         w.append("\r\n")
         guard !w.overflowed else {
@@ -212,18 +219,17 @@ struct PlayerWorker: ~Copyable {
         if viewers[i].fd >= 0 { submitSend(i) } else { connect(i) }
     }
 
-    /// The request target for `want`, resolved against the playlist that named it.
-    func path(_ i: Int, _ want: Want) -> String? {
-        let master = load.target.path
+    /// The request target for `want` (resolved against the manifest that named it) and its bytes.
+    func target(_ i: Int, _ want: Want) -> (String, Range<UInt64>?)? {
         switch want {
         case .master:
-            return master
+            return (load.target.path, nil)
         case .playlist(let r):
-            return HLSPlaylist.resolve(viewers[i].variants[r].uri, against: master)
+            return viewers[i].renditions[r].playlist.map { ($0, nil) }
         case .initialization(let r):
-            return viewers[i].initializations[r]
+            return viewers[i].renditions[r].media?.initialization.map { ($0.target, $0.bytes) }
         case .segment(let index, let r):
-            return viewers[i].segments[r]?[index]
+            return viewers[i].renditions[r].media.map { ($0.segments[index].target, $0.segments[index].bytes) }
         }
     }
 
@@ -235,10 +241,10 @@ struct PlayerWorker: ~Copyable {
         switch want {
         case .master, .playlist: object.append("ot=m")
         case .initialization(let r):
-            object.append("br=\(v.variants[r].bandwidth / 1000)")
+            object.append("br=\(v.renditions[r].bandwidth / 1000)")
             object.append("ot=i")
         case .segment(let index, let r):
-            object.append("br=\(v.variants[r].bandwidth / 1000)")
+            object.append("br=\(v.renditions[r].bandwidth / 1000)")
             if let model = v.model { object.append("d=\(model.segmentDurationsMs[index])") }
             object.append("ot=av")
         }
@@ -325,9 +331,10 @@ struct PlayerWorker: ~Copyable {
             results.kinds[k].requests += 1
             results.kinds[k].statuses[min(status, 599)] += 1
             _ = results.kinds[k].latency.record(latency)
+            if case .segment = want { _ = interval.record(latency) }
             progress.requests.add(1, ordering: .relaxed)
             if !reusable { dropConnection(i) }
-            if status != 200 {
+            if status != 200 && !(status == 206 && isRanged(i, want)) {
                 progress.errors.add(1, ordering: .relaxed)
                 if case .segment = want { viewers[i].model?.segmentFailed() }
                 return retryLater(i, dropping: false)
@@ -341,35 +348,42 @@ struct PlayerWorker: ~Copyable {
         }
     }
 
-    /// A 200 for `want` is whole: the viewer goes on.
+    /// A 200 (or a 206 to a range request) for `want` is whole: the viewer goes on.
     mutating func answered(_ i: Int, _ want: Want) {
         switch want {
         case .master:
-            guard let parsed = parsePlaylist(i) else { return }
-            switch parsed {
-            case .master(let variants):
-                viewers[i].variants = variants
-            case .media:
+            switch manifests.read(viewers[i].body, target: load.target.path) {
+            case .unplayable(let why):
+                return unplayable(i, why)
+            case .renditions(let renditions):
+                viewers[i].renditions = renditions
+                viewers[i].initialized = Array(repeating: false, count: renditions.count)
+                let r = PlayerModel.initialRendition(bandwidths: renditions.map(\.bandwidth), settings: load.settings)
+                request(i, .playlist(rendition: r))
+            case .media(let media):
                 // The URL named a media playlist: one rendition, itself.
-                viewers[i].variants = [HLSPlaylist.Variant(bandwidth: 1, uri: String(load.target.path))]
-            }
-            let renditions = viewers[i].variants.count
-            viewers[i].segments = Array(repeating: nil, count: renditions)
-            viewers[i].initializations = Array(repeating: nil, count: renditions)
-            viewers[i].initialized = Array(repeating: false, count: renditions)
-            if case .media(let media) = parsed {
+                viewers[i].renditions = [PlayableRendition(bandwidth: 1, playlist: load.target.path, media: nil)]
+                viewers[i].initialized = [false]
                 loaded(i, media, rendition: 0)
-                return drive(i)
+                drive(i)
+            case .presentation(let renditions):
+                viewers[i].renditions = renditions
+                viewers[i].initialized = Array(repeating: false, count: renditions.count)
+                guard let first = renditions.first?.media else { return unplayable(i, "a DASH manifest without renditions") }
+                startModel(i, durationsMs: first.durationsMs)
+                drive(i)
             }
-            request(i, .playlist(rendition: PlayerModel.initialRendition(bandwidths: viewers[i].variants.map(\.bandwidth), settings: load.settings)))
         case .playlist(let r):
-            guard let parsed = parsePlaylist(i) else { return }
-            guard case .media(let media) = parsed else {
-                results.contentErrors["a variant URI named a master playlist", default: 0] += 1
-                return finishViewer(i)
+            let playlist = viewers[i].renditions[r].playlist ?? ""
+            switch manifests.read(viewers[i].body, target: playlist) {
+            case .media(let media):
+                loaded(i, media, rendition: r)
+                drive(i)
+            case .unplayable(let why):
+                unplayable(i, why)
+            case .renditions, .presentation:
+                unplayable(i, "a variant URI named a master playlist or a DASH manifest")
             }
-            loaded(i, media, rendition: r)
-            drive(i)
         case .initialization(let r):
             viewers[i].initialized[r] = true
             drive(i)
@@ -381,23 +395,25 @@ struct PlayerWorker: ~Copyable {
         }
     }
 
-    func parsePlaylist(_ i: Int) -> HLSPlaylist.Parsed? {
-        do {
-            return try HLSPlaylist.parse(String(decoding: viewers[i].body, as: UTF8.self))
-        } catch {
-            return nil
-        }
+    /// The server's answer cannot be played: the viewer stops, counted under `why`.
+    mutating func unplayable(_ i: Int, _ why: String) {
+        results.contentErrors[why, default: 0] += 1
+        finishViewer(i)
     }
 
-    /// A rendition's media playlist arrived: its segment paths, and the model once the first is in.
-    mutating func loaded(_ i: Int, _ media: HLSPlaylist.Media, rendition r: Int) {
-        let base = HLSPlaylist.resolve(viewers[i].variants[r].uri, against: load.target.path)
-        viewers[i].segments[r] = media.segments.map { HLSPlaylist.resolve($0.uri, against: base) }
-        viewers[i].initializations[r] = media.initialization.map { HLSPlaylist.resolve($0, against: base) }
-        if viewers[i].model == nil {
-            viewers[i].model = PlayerModel(
-                bandwidths: viewers[i].variants.map(\.bandwidth), segmentDurationsMs: media.segments.map(\.durationMs), settings: load.settings)
-        }
+    func isRanged(_ i: Int, _ want: Want) -> Bool {
+        guard case .master = want else { return target(i, want)?.1 != nil }
+        return false
+    }
+
+    /// A rendition's media playlist arrived; the model starts with the first one.
+    mutating func loaded(_ i: Int, _ media: RenditionMedia, rendition r: Int) {
+        viewers[i].renditions[r].media = media
+        if viewers[i].model == nil { startModel(i, durationsMs: media.durationsMs) }
+    }
+
+    mutating func startModel(_ i: Int, durationsMs: [Int64]) {
+        viewers[i].model = PlayerModel(bandwidths: viewers[i].renditions.map(\.bandwidth), segmentDurationsMs: durationsMs, settings: load.settings)
     }
 
     /// Asks the model what next, and does it: a playlist or init segment it lacks, the segment, a wait.
@@ -406,21 +422,22 @@ struct PlayerWorker: ~Copyable {
         model.advance(toMs: elapsedMs(i))
         let next = model.next()
         viewers[i].model = model
+        publishStalls(i)
         switch next {
         case .done:
             finishViewer(i)
         case .wait(let until):
             if let until { schedule(i, at: viewers[i].startNanoseconds + UInt64(until) * 1_000_000) }
         case .fetch(let index, let r):
-            guard let segments = viewers[i].segments[r] else {
+            guard let media = viewers[i].renditions[r].media else {
                 viewers[i].model?.requestDeferred()
                 return request(i, .playlist(rendition: r))
             }
-            if viewers[i].initializations[r] != nil && !viewers[i].initialized[r] {
+            if media.initialization != nil && !viewers[i].initialized[r] {
                 viewers[i].model?.requestDeferred()
                 return request(i, .initialization(rendition: r))
             }
-            guard index < segments.count else {
+            guard index < media.segments.count else {
                 // A rendition listing fewer segments than the first: treat as the end.
                 results.contentErrors["renditions list different numbers of segments", default: 0] += 1
                 return finishViewer(i)
@@ -433,6 +450,7 @@ struct PlayerWorker: ~Copyable {
     // MARK: - Viewers
 
     mutating func begin(_ i: Int) {
+        progress.activeViewers.add(1, ordering: .relaxed)
         viewers[i].started = true
         viewers[i].startNanoseconds = now
         request(i, .master)
@@ -462,9 +480,9 @@ struct PlayerWorker: ~Copyable {
         viewers[i].finished = true
         dropConnection(i)
         guard viewers[i].started else { return }
-        var model = viewers[i].model
-        model?.advance(toMs: elapsedMs(i))
-        guard let model, let startup = model.startupMs else {
+        viewers[i].model?.advance(toMs: elapsedMs(i))
+        guard let model = viewers[i].model, let startup = model.startupMs else {
+            progress.activeViewers.subtract(1, ordering: .relaxed)
             results.viewersNeverPlayed += 1
             return
         }
@@ -475,7 +493,15 @@ struct PlayerWorker: ~Copyable {
         results.stalls += model.stalls
         results.stalledMs += model.stalledMs
         results.switches += model.switches
-        progress.stalls.add(UInt64(model.stalls), ordering: .relaxed)
+        publishStalls(i)
+        progress.activeViewers.subtract(1, ordering: .relaxed)
+    }
+
+    /// Stalls the viewer's model has seen start since the last call, into the live progress.
+    mutating func publishStalls(_ i: Int) {
+        guard let stalls = viewers[i].model?.stalls, stalls > viewers[i].stallsPublished else { return }
+        progress.stalls.add(UInt64(stalls - viewers[i].stallsPublished), ordering: .relaxed)
+        viewers[i].stallsPublished = stalls
     }
 
     // MARK: - Timers
@@ -519,6 +545,11 @@ struct PlayerWorker: ~Copyable {
 
     mutating func onTick() {
         armTick()
+        if now >= nextPublish {
+            progress.intervalP99.store(interval.totalCount > 0 ? interval.valueAtPercentile(99) : 0, ordering: .relaxed)
+            interval.reset()
+            nextPublish = now + 1_000_000_000
+        }
         while let due = timers.first?.due, due <= now, let timer = popTimer() {
             let i = timer.viewer
             guard !viewers[i].finished else { continue }

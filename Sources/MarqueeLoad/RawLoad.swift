@@ -94,8 +94,10 @@ final class LiveProgress: Sendable {
     let requests = Atomic<UInt64>(0)
     let errors = Atomic<UInt64>(0)
     let intervalP99 = Atomic<UInt64>(0)
-    /// Player mode: stalls of the viewers that finished.
+    /// Player mode: stalls so far (a stall counts once the viewer's model has seen it start), and
+    /// viewers playing now.
     let stalls = Atomic<UInt64>(0)
+    let activeViewers = Atomic<Int>(0)
 }
 
 final class ThreadStart {

@@ -79,4 +79,78 @@ struct LoadtestTests {
         #expect((startup["p50"] ?? -1) >= 0 && (startup["p99"] ?? 10_000) < 2_000, "startup on loopback: \(startup)")
         #expect(Int(try origin.metric(ServerProcess.responses(200)) - before) == total)
     }
+
+    @Test("viewers play the DASH title from its manifest: the manifest, the video's init and every video segment once each, all 200s, no stall")
+    func viewersPlayDASH() throws {
+        let fixtures = try MediaFixtures.shared()
+        let origin = try ServerProcess(root: fixtures.root, threads: 1)
+        defer { origin.stop() }
+        let before = (try? origin.metric(ServerProcess.responses(200))) ?? 0
+        let json = Scratch.newFile("loadtest-dash.json")
+        let run = try Self.loadtest(["--viewers", "5", "--ramp", "1", "--duration", "10", "--json", json.path, origin.url(MediaFixtures.dashManifest)])
+        #expect(run.termination == .exited(0), "\(run.stderrText)")
+        let report = try Self.report(json)
+        #expect(report["viewers_started"] as? Int == 5 && report["viewers_never_played"] as? Int == 0 && report["stalls"] as? Int == 0)
+        #expect((report["content_errors"] as? [String: Int]) == [:])
+        let kinds = try #require(report["by_kind"] as? [String: [String: Any]])
+        var total = 0
+        // 6 s of 2 s segments: the manifest is the "master", then no playlist, one init, three segments.
+        for (kind, each) in [("master", 1), ("playlist", 0), ("init", 1), ("segment", 3)] {
+            let requests = kinds[kind]?["requests"] as? Int ?? -1
+            #expect(requests == 5 * each, "\(kind): \(requests)")
+            total += requests
+        }
+        #expect(Int(try origin.metric(ServerProcess.responses(200)) - before) == total)
+    }
+
+    @Test("--compare: the same viewers against marquee origin (A) and nginx (B) in one run; both reports complete, 0 errors, B's requests are nginx's, and B/A ratios")
+    func compareOriginAndNginx() throws {
+        let fixtures = try MediaFixtures.shared()
+        let origin = try ServerProcess(root: fixtures.root, threads: 1)
+        defer { origin.stop() }
+        let nginx = try NginxOrigin(root: fixtures.root)
+        defer { nginx.stop() }
+        let nginxBefore = nginx.requests.count
+        let json = Scratch.newFile("loadtest-compare.json")
+        let run = try Self.loadtest([
+            "--viewers", "8", "--ramp", "1", "--duration", "10", "--json", json.path, origin.url(MediaFixtures.hlsMaster), "--compare", nginx.url + MediaFixtures.hlsMaster,
+        ])
+        #expect(run.termination == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText.contains("B/A"), "\(run.stdoutText)")
+        let report = try Self.report(json)
+        #expect(report["compare"] as? Bool == true)
+        for side in ["a", "b"] {
+            let each = try #require(report[side] as? [String: Any], "\(side)")
+            #expect(each["viewers_started"] as? Int == 8 && each["stalls"] as? Int == 0, "\(side): \(each)")
+            let kinds = try #require(each["by_kind"] as? [String: [String: Any]])
+            #expect((kinds["segment"]?["statuses"] as? [String: Int]) == ["200": 24], "\(side)")
+        }
+        let b = try #require(report["b"] as? [String: Any])
+        #expect(nginx.requests.count - nginxBefore == b["requests"] as? Int)
+        let ratios = try #require(report["ratios"] as? [String: [String: Any]])
+        #expect((ratios["viewers played"]?["ratio"] as? Double) == 1.0)
+        #expect(ratios["segment latency µs p99"]?["b"] is Double)
+    }
+
+    @Test("--raw --compare alternates A and B in three rounds and reports both and their ratio")
+    func rawCompare() throws {
+        let fixtures = try MediaFixtures.shared()
+        let origin = try ServerProcess(root: fixtures.root, threads: 1)
+        defer { origin.stop() }
+        let nginx = try NginxOrigin(root: fixtures.root)
+        defer { nginx.stop() }
+        let json = Scratch.newFile("loadtest-raw-compare.json")
+        let run = try Self.loadtest([
+            "--raw", "--connections", "4", "--duration", "1.5", "--json", json.path, origin.url(MediaFixtures.small), "--compare", nginx.url + MediaFixtures.small,
+        ])
+        #expect(run.termination == .exited(0), "\(run.stderrText)")
+        #expect(run.stdoutText.contains("3 rounds") && run.stdoutText.contains("B/A"), "\(run.stdoutText)")
+        let report = try Self.report(json)
+        let a = try #require(report["a"] as? [String: Any])
+        let b = try #require(report["b"] as? [String: Any])
+        #expect((a["requests"] as? Int ?? 0) > 0 && (b["requests"] as? Int ?? 0) > 0)
+        #expect((a["statuses"] as? [String: Int])?.keys.sorted() == ["200"] && (b["statuses"] as? [String: Int])?.keys.sorted() == ["200"])
+        let ratios = try #require(report["ratios"] as? [String: [String: Any]])
+        #expect((ratios["requests/s"]?["ratio"] as? Double ?? 0) > 0)
+    }
 }

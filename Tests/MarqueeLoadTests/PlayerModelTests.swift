@@ -1,6 +1,7 @@
 import Testing
 
 @testable import MarqueeLoad
+import MarqueeTestSupport
 
 /// The viewer model against scripted links: what it fetches, and that the startup time and stalls
 /// it reports are the buffer's arithmetic, checked against a millisecond-by-millisecond reference.

@@ -2,6 +2,7 @@ import Glibc
 import Testing
 
 @testable import MarqueeLoad
+import MarqueeTestSupport
 
 /// The load client's response reader: where each response ends, whatever pieces it arrives in,
 /// and what it says of input that is not HTTP.
@@ -84,18 +85,5 @@ struct ResponseReaderTests {
             default: Issue.record("no decision for \(bytes.count) bytes: \(String(describing: steps.last))")
             }
         }
-    }
-}
-
-/// SplitMix64: reproducible random input per seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,3 +1,5 @@
+import MarqueeManifests
+
 /// Where each media object of a package sits in media time, read from the package's own
 /// playlists: HLS media playlists (`#EXTINF`, `#EXT-X-BYTERANGE`) and DASH manifests
 /// (`SegmentTemplate` with a `SegmentTimeline` or a fixed `duration`, `SegmentList`). Billing
@@ -133,12 +135,19 @@ public struct PackageTimeline: Sendable {
     // MARK: - DASH
 
     private mutating func addDASH(_ text: String, base: String, source: String) throws {
-        let mpd = DASHManifest(text)
-        var found: [(String, TimelineSegment)] = []
-        try mpd.forEachSegment(limit: Self.maxSegments - count) { path, segment in
-            if let resolved = Self.resolve(path, base: base) { found.append((resolved, segment)) }
+        let representations: [DASHManifest.Representation]
+        do {
+            representations = try DASHManifest(text).representations(segmentLimit: Self.maxSegments - count)
+        } catch {
+            throw Failure(description: error.description)
         }
-        for (path, segment) in found { try add(path, segment, from: source) }
+        // Objects on another host or outside the package are nothing of ours to meter.
+        for representation in representations where !representation.baseIsAbsolute {
+            for segment in representation.segments {
+                guard let path = Self.resolve(representation.base + segment.path, base: base) else { continue }
+                try add(path, TimelineSegment(bytes: segment.bytes, interval: MediaInterval(start: segment.start, end: segment.end)), from: source)
+            }
+        }
     }
 
     // MARK: - Shared

@@ -13,6 +13,8 @@ public enum HLSPlaylist {
     public struct Segment: Equatable, Sendable {
         public var durationMs: Int64
         public var uri: String
+        /// `#EXT-X-BYTERANGE`: the segment is these bytes of `uri`, not the whole of it.
+        public var bytes: Range<UInt64>? = nil
     }
 
     public struct Media: Equatable, Sendable {
@@ -20,6 +22,8 @@ public enum HLSPlaylist {
         public var segments: [Segment]
         /// `EXT-X-MAP`'s URI (fMP4's initialisation segment), fetched before the first segment.
         public var initialization: String?
+        /// `EXT-X-MAP`'s `BYTERANGE`, when the initialisation is part of a larger file.
+        public var initializationBytes: Range<UInt64>? = nil
         /// `EXT-X-ENDLIST`: the whole title is listed (VOD).
         public var ended: Bool
     }
@@ -67,39 +71,67 @@ public enum HLSPlaylist {
     private static func media(_ lines: [String]) throws(Problem) -> Media {
         var result = Media(targetDurationMs: 0, segments: [], initialization: nil, ended: false)
         var duration: Int64?
+        var range: (length: UInt64, offset: UInt64?)?
+        var previous: (uri: String, end: UInt64)?  // where a byte range without an offset starts
         for line in lines.dropFirst() {
             if line.hasPrefix("#EXTINF:") {
                 let value = line.dropFirst("#EXTINF:".count).prefix { $0 != "," }
                 guard let parsed = milliseconds(String(value)) else { throw Problem(description: "a segment duration is not a number: \(line.prefix(120))") }
                 duration = parsed
+            } else if line.hasPrefix("#EXT-X-BYTERANGE:") {
+                guard let parsed = byteRange(String(line.dropFirst("#EXT-X-BYTERANGE:".count))) else {
+                    throw Problem(description: "EXT-X-BYTERANGE is not <length>[@<offset>]: \(line.prefix(120))")
+                }
+                range = parsed
             } else if line.hasPrefix("#EXT-X-TARGETDURATION:") {
                 guard let seconds = milliseconds(String(line.dropFirst("#EXT-X-TARGETDURATION:".count))) else {
                     throw Problem(description: "EXT-X-TARGETDURATION is not a number")
                 }
                 result.targetDurationMs = seconds
             } else if line.hasPrefix("#EXT-X-MAP:") {
-                result.initialization = attributeList(String(line.dropFirst("#EXT-X-MAP:".count)))["URI"]
+                let attributes = attributeList(String(line.dropFirst("#EXT-X-MAP:".count)))
+                result.initialization = attributes["URI"]
+                if let text = attributes["BYTERANGE"] {
+                    guard let (length, offset) = byteRange(text) else { throw Problem(description: "EXT-X-MAP's BYTERANGE is not <length>[@<offset>]") }
+                    let start = offset ?? 0
+                    result.initializationBytes = start..<start + length
+                }
             } else if line == "#EXT-X-ENDLIST" {
                 result.ended = true
             } else if line.hasPrefix("#") {
                 continue
             } else {
                 guard let known = duration else { throw Problem(description: "a segment URI without #EXTINF before it: \(line.prefix(120))") }
-                result.segments.append(Segment(durationMs: known, uri: line))
+                var segment = Segment(durationMs: known, uri: line)
+                if let (length, offset) = range {
+                    guard let start = offset ?? (previous?.uri == line ? previous?.end : nil) else {
+                        throw Problem(description: "a byte range without an offset does not follow a range of the same URI: \(line.prefix(120))")
+                    }
+                    segment.bytes = start..<start + length
+                    previous = (line, start + length)
+                }
+                result.segments.append(segment)
                 duration = nil
+                range = nil
             }
         }
         guard !result.segments.isEmpty else { throw Problem(description: "a media playlist without segments") }
         return result
     }
 
+    /// `<length>[@<offset>]`, both decimal; nil when malformed, empty, or past 2^62.
+    static func byteRange(_ text: String) -> (length: UInt64, offset: UInt64?)? {
+        let parts = text.trimmingSpaces().split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+        let limit: UInt64 = 1 << 62
+        guard let length = UInt64(parts[0]), length > 0, length < limit else { return nil }
+        guard parts.count == 2 else { return (length, nil) }
+        guard let offset = UInt64(parts[1]), offset < limit else { return nil }
+        return (length, offset)
+    }
+
     /// A decimal number of seconds as milliseconds (rounded); nil when it is not one, or absurd.
     static func milliseconds(_ text: String) -> Int64? {
-        let trimmed = text.trimmingSpaces()
-        guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E }),
-            trimmed.utf8.filter({ $0 == 0x2E }).count <= 1, let seconds = Double(trimmed), seconds >= 0, seconds < 86_400
-        else { return nil }
-        return Int64((seconds * 1000).rounded())
+        microseconds(decimal: Substring(text.trimmingSpaces())).map { ($0 + 500) / 1000 }
     }
 
     /// An attribute list (`KEY=value,KEY="quoted, with commas"`), keys as written.

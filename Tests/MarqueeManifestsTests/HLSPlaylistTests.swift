@@ -1,8 +1,9 @@
 import Testing
 
-@testable import MarqueeLoad
+@testable import MarqueeManifests
+import MarqueeTestSupport
 
-@Suite("Load client: HLS playlists")
+@Suite("Manifests: HLS playlists")
 struct HLSPlaylistTests {
     static let master = """
         #EXTM3U\r
@@ -48,6 +49,22 @@ struct HLSPlaylistTests {
         }
         #expect(media.targetDurationMs == 4000 && media.initialization == "init.mp4" && media.ended)
         #expect(media.segments == [.init(durationMs: 4000, uri: "seg-1.m4s"), .init(durationMs: 4004, uri: "seg-2.m4s"), .init(durationMs: 1500, uri: "seg-3.m4s?token=abc")])
+    }
+
+    @Test("Byte ranges of one file: explicit offsets, offsets that follow on, and the init segment's")
+    func byteRanges() throws {
+        let text = "#EXTM3U\n#EXT-X-MAP:URI=\"all.mp4\",BYTERANGE=\"720@0\"\n#EXTINF:2,\n#EXT-X-BYTERANGE:1000@720\nall.mp4\n#EXTINF:2,\n#EXT-X-BYTERANGE:500\nall.mp4\n#EXTINF:2,\nother.mp4\n"
+        guard case .media(let media) = try HLSPlaylist.parse(text) else {
+            Issue.record("not a media playlist")
+            return
+        }
+        #expect(media.initialization == "all.mp4" && media.initializationBytes == 0..<720)
+        #expect(media.segments.map(\.bytes) == [720..<1720, 1720..<2220, nil])
+        for bad in ["#EXT-X-BYTERANGE:0@5", "#EXT-X-BYTERANGE:x", "#EXT-X-BYTERANGE:5@-1"] {
+            #expect(throws: HLSPlaylist.Problem.self) { try HLSPlaylist.parse("#EXTM3U\n#EXTINF:2,\n\(bad)\na.mp4\n") }
+        }
+        // Without an offset, a range must follow one of the same file.
+        #expect(throws: HLSPlaylist.Problem.self) { try HLSPlaylist.parse("#EXTM3U\n#EXTINF:2,\n#EXT-X-BYTERANGE:5\na.mp4\n") }
     }
 
     @Test("URIs resolve against the playlist's path; absolute paths and full URLs stay")

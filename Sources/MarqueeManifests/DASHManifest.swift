@@ -1,8 +1,11 @@
-/// Just enough of an MPEG-DASH manifest (ISO/IEC 23009-1) to say which object holds which media
-/// time: periods, adaptation sets, representations, `BaseURL`, `SegmentTemplate` (with a
-/// `SegmentTimeline` or a fixed `duration`) and `SegmentList`. `SegmentBase` (one file indexed by
-/// its own `sidx`) is not metered. The XML is scanned by hand, bounded, and never trusted.
-struct DASHManifest {
+/// An MPEG-DASH manifest (ISO/IEC 23009-1) read for what a player or a meter needs: periods,
+/// adaptation sets, representations (bandwidth, content type), `BaseURL`, and each
+/// representation's initialisation segment and media segments with their media time, from
+/// `SegmentTemplate` (with a `SegmentTimeline` or a fixed `duration`) or `SegmentList`.
+/// `SegmentBase` (one file indexed by its own `sidx`) has no segments here. The XML is scanned by
+/// hand, bounded, and never trusted: billing meters publishers' packages with it and the load
+/// client reads servers' answers with it.
+public struct DASHManifest {
     /// An element with its attributes, text and children.
     final class Node {
         let name: String
@@ -19,21 +22,59 @@ struct DASHManifest {
         func first(_ name: String) -> Node? { children.first { $0.name == name } }
     }
 
+    /// One media segment: its path (relative to the representation's `base`, template variables
+    /// filled in), its media time in microseconds from the presentation's start, and its byte
+    /// range when it is part of a larger file (`mediaRange`).
+    public struct Segment: Equatable, Sendable {
+        public var path: String
+        public var start: Int64
+        public var end: Int64
+        public var bytes: Range<UInt64>?
+    }
+
+    public struct Representation: Equatable, Sendable {
+        /// The index of its period.
+        public var period: Int
+        public var id: String
+        /// Bits per second (`@bandwidth`); nil when absent or not a positive number.
+        public var bandwidth: Int?
+        /// `video`, `audio`, `text`…: the adaptation set's `contentType`, else the type of its
+        /// or the representation's `mimeType`; nil when neither says.
+        public var contentType: String?
+        /// The `BaseURL`s from the manifest down, joined: "" when there are none, a folder
+        /// ending in "/" when they are relative, absolute (a full URL or a path from "/") when
+        /// any level's is.
+        public var base: String
+        /// The initialisation segment's path, relative to `base`.
+        public var initialization: String?
+        public var segments: [Segment]
+
+        /// Its paths lead to another host or outside the manifest's folder tree.
+        public var baseIsAbsolute: Bool { base.hasPrefix("/") || base.contains(":") }
+    }
+
+    public struct Failure: Error, Equatable, CustomStringConvertible {
+        public let description: String
+    }
+
     /// The most elements scanned; a manifest with more is read only up to there.
     static let maxNodes = 2_000_000
 
     let root: Node?
 
-    init(_ text: String) {
+    public init(_ text: String) {
         root = Self.parse(text)
     }
 
-    /// Calls `body` with each media segment's object path (relative to the manifest, template
-    /// variables filled in) and its media time, period by period.
-    /// - Throws: `PackageTimeline.Failure` when the manifest describes more than `limit` segments.
-    func forEachSegment(limit: Int, _ body: (String, TimelineSegment) throws -> Void) throws {
-        guard let mpd = root, mpd.name == "MPD" else { return }
+    /// The text is an `MPD` document.
+    public var isManifest: Bool { root?.name == "MPD" }
+
+    /// Every representation of every period, in document order, with its segments.
+    /// - Throws: `Failure` when they describe more than `segmentLimit` segments in all.
+    public func representations(segmentLimit: Int) throws(Failure) -> [Representation] {
+        guard let mpd = root, mpd.name == "MPD" else { return [] }
         let presentation = mpd.attributes["mediaPresentationDuration"].flatMap(Self.isoDuration)
+        var found: [Representation] = []
         var produced = 0
         var periodStart: Int64 = 0
         let periods = mpd.all("Period")
@@ -49,35 +90,51 @@ struct DASHManifest {
             }
             var periodEnd = periodStart
             for set in period.all("AdaptationSet") {
-                for representation in set.all("Representation") {
-                    guard let base = Self.baseURL([mpd, period, set, representation]) else { continue }
-                    let levels = [period, set, representation]
-                    let emit: (String, TimelineSegment) throws -> Void = { path, segment in
+                for node in set.all("Representation") {
+                    let levels = [period, set, node]
+                    let id = node.attributes["id"] ?? ""
+                    var representation = Representation(
+                        period: index, id: id, bandwidth: node.attributes["bandwidth"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil },
+                        contentType: Self.contentType(set, node), base: Self.baseURL([mpd, period, set, node]), initialization: nil, segments: [])
+                    var emitFailure: Failure?
+                    let emit: (Segment) -> Bool = { segment in
                         produced += 1
-                        guard produced <= limit else {
-                            throw PackageTimeline.Failure(description: "the DASH manifest describes more than \(limit) segments")
+                        guard produced <= segmentLimit else {
+                            emitFailure = Failure(description: "the DASH manifest describes more than \(segmentLimit) segments")
+                            return false
                         }
-                        periodEnd = max(periodEnd, segment.interval.end)
-                        try body(base + path, segment)
+                        periodEnd = max(periodEnd, segment.end)
+                        representation.segments.append(segment)
+                        return true
                     }
                     if levels.contains(where: { $0.first("SegmentTemplate") != nil }) {
-                        try Self.template(levels, representation, periodStart, periodDuration, emit)
+                        representation.initialization = Self.template(levels, node, periodStart, periodDuration, segmentLimit, emit, &emitFailure)
                     } else if levels.contains(where: { $0.first("SegmentList") != nil }) {
-                        try Self.list(levels, periodStart, emit)
+                        representation.initialization = Self.list(levels, periodStart, emit)
                     }
+                    if let emitFailure { throw emitFailure }
+                    found.append(representation)
                 }
             }
             periodStart = periodDuration.map { periodStart + $0 } ?? periodEnd
         }
+        return found
     }
 
     // MARK: - Segment addressing
 
-    /// `SegmentTemplate` attributes inherited from the period down to the representation.
+    private static func contentType(_ set: Node, _ representation: Node) -> String? {
+        if let type = set.attributes["contentType"], !type.isEmpty { return type }
+        let mime = representation.attributes["mimeType"] ?? set.attributes["mimeType"]
+        return mime.flatMap { $0.split(separator: "/").first.map(String.init) }
+    }
+
+    /// `SegmentTemplate` attributes inherited from the period down to the representation; emits
+    /// its segments and returns its initialisation path. `emit` returns false to stop.
     private static func template(
-        _ levels: [Node], _ representation: Node, _ periodStart: Int64, _ periodDuration: Int64?,
-        _ emit: (String, TimelineSegment) throws -> Void
-    ) throws {
+        _ levels: [Node], _ representation: Node, _ periodStart: Int64, _ periodDuration: Int64?, _ limit: Int,
+        _ emit: (Segment) -> Bool, _ failure: inout Failure?
+    ) -> String? {
         var attributes: [String: String] = [:]
         var timeline: Node?
         for level in levels {
@@ -85,12 +142,13 @@ struct DASHManifest {
             attributes.merge(template.attributes) { _, inner in inner }
             if let t = template.first("SegmentTimeline") { timeline = t }
         }
-        guard let media = attributes["media"] else { return }
+        let id = representation.attributes["id"] ?? ""
+        let bandwidth = representation.attributes["bandwidth"] ?? ""
+        let initialization = attributes["initialization"].map { fill($0, id: id, number: 0, time: 0, bandwidth: bandwidth) }
+        guard let media = attributes["media"] else { return initialization }
         let timescale = attributes["timescale"].flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil } ?? 1
         var number = attributes["startNumber"].flatMap { Int64($0) } ?? 1
         let offset = attributes["presentationTimeOffset"].flatMap { Int64($0) } ?? 0
-        let id = representation.attributes["id"] ?? ""
-        let bandwidth = representation.attributes["bandwidth"] ?? ""
         // Media time in microseconds of a time in timescale units, or nil past 30 days.
         func micro(_ t: Int64) -> Int64? {
             let units = t - offset
@@ -101,18 +159,18 @@ struct DASHManifest {
             var time: Int64 = 0
             let end = periodDuration.map { offset + $0 * timescale / 1_000_000 }
             for s in timeline.all("S") {
-                guard let d = s.attributes["d"].flatMap({ Int64($0) }), d > 0 else { return }
+                guard let d = s.attributes["d"].flatMap({ Int64($0) }), d > 0 else { break }
                 if let t = s.attributes["t"].flatMap({ Int64($0) }) { time = t }
                 var repeats = s.attributes["r"].flatMap { Int64($0) } ?? 0
                 if repeats < 0 {  // until the end of the period
-                    guard let end, end > time else { return }
+                    guard let end, end > time else { break }
                     repeats = (end - time + d - 1) / d - 1
                 }
-                guard repeats <= Int64(PackageTimeline.maxSegments) else { return }
+                guard repeats <= Int64(limit) else { break }
                 for _ in 0...repeats {
-                    guard let start = micro(time), let stop = micro(time + d) else { return }
+                    guard let start = micro(time), let stop = micro(time + d) else { return initialization }
                     let path = fill(media, id: id, number: number, time: time, bandwidth: bandwidth)
-                    try emit(path, TimelineSegment(interval: MediaInterval(start: start, end: stop)))
+                    guard emit(Segment(path: path, start: start, end: stop)) else { return initialization }
                     time += d
                     number += 1
                 }
@@ -120,49 +178,61 @@ struct DASHManifest {
         } else if let d = attributes["duration"].flatMap({ Int64($0) }), d > 0, let periodDuration {
             let total = periodDuration * timescale / 1_000_000
             var time: Int64 = 0
-            guard total / d <= Int64(PackageTimeline.maxSegments) else {
-                throw PackageTimeline.Failure(description: "the DASH manifest describes more than \(PackageTimeline.maxSegments) segments")
+            guard total / d <= Int64(limit) else {
+                failure = Failure(description: "the DASH manifest describes more than \(limit) segments")
+                return initialization
             }
             while time < total {
-                guard let start = micro(offset + time), let stop = micro(offset + min(time + d, total)) else { return }
+                guard let start = micro(offset + time), let stop = micro(offset + min(time + d, total)) else { break }
                 let path = fill(media, id: id, number: number, time: offset + time, bandwidth: bandwidth)
-                try emit(path, TimelineSegment(interval: MediaInterval(start: start, end: stop)))
+                guard emit(Segment(path: path, start: start, end: stop)) else { break }
                 time += d
                 number += 1
             }
         }
+        return initialization
     }
 
-    /// `SegmentList`: explicit `SegmentURL`s of one `duration` each, optionally byte ranges.
-    private static func list(_ levels: [Node], _ periodStart: Int64, _ emit: (String, TimelineSegment) throws -> Void) throws {
-        guard let list = levels.reversed().lazy.compactMap({ $0.first("SegmentList") }).first else { return }
+    /// `SegmentList`: explicit `SegmentURL`s of one `duration` each, optionally byte ranges; emits
+    /// them and returns the `Initialization`'s `sourceURL`. `emit` returns false to stop.
+    private static func list(_ levels: [Node], _ periodStart: Int64, _ emit: (Segment) -> Bool) -> String? {
+        guard let list = levels.reversed().lazy.compactMap({ $0.first("SegmentList") }).first else { return nil }
+        let initialization = list.first("Initialization")?.attributes["sourceURL"]
         let timescale = list.attributes["timescale"].flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil } ?? 1
-        guard let d = list.attributes["duration"].flatMap({ Int64($0) }), d > 0, d / timescale <= 86_400 else { return }
+        guard let d = list.attributes["duration"].flatMap({ Int64($0) }), d > 0, d / timescale <= 86_400 else { return initialization }
         let step = d / timescale * 1_000_000 + d % timescale * 1_000_000 / timescale
         var start = periodStart
         for url in list.all("SegmentURL") {
-            guard let media = url.attributes["media"] else { return }
+            guard let media = url.attributes["media"] else { break }
             var bytes: Range<UInt64>?
             if let range = url.attributes["mediaRange"] {
                 let ends = range.split(separator: "-", maxSplits: 1)
-                guard ends.count == 2, let first = UInt64(ends[0]), let last = UInt64(ends[1]), last >= first, last < .max else { return }
+                guard ends.count == 2, let first = UInt64(ends[0]), let last = UInt64(ends[1]), last >= first, last < .max else { break }
                 bytes = first..<last + 1
             }
-            try emit(media, TimelineSegment(bytes: bytes, interval: MediaInterval(start: start, end: start + step)))
+            guard emit(Segment(path: media, start: start, end: start + step, bytes: bytes)) else { break }
             start += step
         }
+        return initialization
     }
 
-    /// The `BaseURL`s from the manifest down to the representation, joined as relative paths;
-    /// nil when one is absolute (another host: nothing of ours to meter).
-    private static func baseURL(_ levels: [Node]) -> String? {
+    /// The `BaseURL`s from the manifest down to the representation, joined: a relative one is
+    /// added to what is above it, an absolute one replaces it.
+    private static func baseURL(_ levels: [Node]) -> String {
         var base = ""
         for level in levels {
-            guard let url = level.first("BaseURL").map({ String(Substring($0.text).trimmingWhitespace()) }), !url.isEmpty else { continue }
-            if url.contains(":") || url.hasPrefix("/") { return nil }
-            base = url.hasSuffix("/") ? base + url : base + PackageTimeline.directory(of: url) + (url.contains("/") ? "/" : "")
+            guard let url = level.first("BaseURL").map({ Self.trimmed($0.text) }), !url.isEmpty else { continue }
+            let folder = url.hasSuffix("/") ? url : url.contains("/") ? String(url[...url.lastIndex(of: "/")!]) : ""
+            base = url.contains(":") || url.hasPrefix("/") ? folder : base + folder
         }
         return base
+    }
+
+    private static func trimmed(_ text: String) -> String {
+        var s = Substring(text)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
     }
 
     /// A template with `$RepresentationID$`, `$Number$`, `$Time$`, `$Bandwidth$` (each with an
