@@ -17,10 +17,24 @@ public final class PlayerLoad: Sendable {
     public let durationSeconds: Double
     public let rampSeconds: Double
     public let settings: PlayerModel.Settings
+    /// Each viewer's own URL path (signed playback URLs, `--api`), by viewer number modulo their
+    /// count; empty: every viewer plays `target.path`.
+    public let masterPaths: [String]
+    /// Each viewer's CMCD session id (its playback session, `--api`); empty: made up per viewer.
+    public let sessionIDs: [String]
+    /// CMCD's content id: the title's id with `--api`, else the URL's path.
+    public let contentID: String
     let progress: [LiveProgress]
 
-    public init(target: LoadTarget, viewers: Int, threads: Int, durationSeconds: Double, rampSeconds: Double, settings: PlayerModel.Settings = .init()) {
+    public init(
+        target: LoadTarget, viewers: Int, threads: Int, durationSeconds: Double, rampSeconds: Double, settings: PlayerModel.Settings = .init(),
+        masterPaths: [String] = [], sessionIDs: [String] = [], contentID: String? = nil
+    ) {
         self.target = target
+        self.masterPaths = masterPaths
+        self.sessionIDs = sessionIDs
+        // A CMCD string value: no quote or backslash inside.
+        self.contentID = (contentID ?? String(target.path.prefix { $0 != "?" })).filter { $0 != "\"" && $0 != "\\" }
         self.viewers = viewers
         self.threads = max(1, min(threads, viewers))
         self.durationSeconds = durationSeconds

@@ -1,13 +1,14 @@
 import MarqueeManifests
 
-/// A media request: its target (path and query, or a full URL on another host) and, for a part
-/// of a larger file (`EXT-X-BYTERANGE`, DASH `mediaRange`), its bytes.
+/// A media request as its manifest names it: a URI (relative to its playlist or `BaseURL`, or
+/// absolute) and, for a part of a larger file (`EXT-X-BYTERANGE`, DASH `mediaRange`), its bytes.
 struct MediaRequest: Equatable {
-    var target: String
+    var uri: String
     var bytes: Range<UInt64>?
 }
 
-/// One rendition's media as a viewer plays it, parsed once per thread and shared by its viewers.
+/// One rendition's media as a manifest lists it, parsed once per thread and shared by every
+/// viewer that got the same answer (whatever its signed path: URIs stay unresolved).
 final class RenditionMedia {
     let initialization: MediaRequest?
     let segments: [MediaRequest]
@@ -20,60 +21,64 @@ final class RenditionMedia {
     }
 }
 
-/// A rendition a viewer can pick: its peak bandwidth, and either its HLS media playlist (still to
-/// be fetched) or its media (a DASH manifest lists it at once).
+/// A rendition a viewer can pick: its peak bandwidth; its HLS media playlist, resolved, while
+/// still to be fetched; the folder its media URIs are relative to; and its media once known.
 struct PlayableRendition {
     var bandwidth: Int
     var playlist: String?
+    var mediaBase: String
     var media: RenditionMedia?
+
+    /// The request target of `uri`: itself when absolute, else under `mediaBase`.
+    func target(_ uri: String) -> String {
+        uri.hasPrefix("/") || uri.hasPrefix("http://") || uri.hasPrefix("https://") ? uri : mediaBase + uri
+    }
 }
 
-/// What a manifest answer says, for a viewer.
+/// What a manifest answer says, for a viewer; URIs as the manifest wrote them.
 enum ManifestAnswer {
-    /// An HLS master playlist: renditions whose playlists are still to be fetched.
-    case renditions([PlayableRendition])
+    /// An HLS master playlist: variants (bandwidth, URI) whose playlists are still to be fetched.
+    case variants([(bandwidth: Int, uri: String)])
     /// An HLS media playlist: one rendition's media.
     case media(RenditionMedia)
-    /// A DASH manifest: the renditions of its first period's video, each with its media.
-    case presentation([PlayableRendition])
+    /// A DASH manifest: its first period's video renditions (bandwidth, `BaseURL`, media).
+    case presentation([(bandwidth: Int, base: String, media: RenditionMedia)])
     /// Not something a player could play, and why.
     case unplayable(String)
 }
 
-/// A thread's parsed manifests by request target. Every viewer fetches its manifests itself, as
-/// players do, but an answer identical to one already read is not parsed again: its renditions
-/// and segment lists are shared, so 10,000 viewers of one title hold one copy of its segment list.
+/// A thread's parsed manifests, by content. Every viewer fetches its manifests itself, as players
+/// do, but an answer identical to one already read is not parsed again: its segment lists are
+/// shared, so 10,000 viewers of one title hold one copy, even when each has its own signed path.
 struct ManifestCache {
-    private var entries: [String: (length: Int, digest: Int, answer: ManifestAnswer)] = [:]
+    private var entries: [Int: (body: [UInt8], answer: ManifestAnswer)] = [:]
 
     /// The most segments one manifest may list for the load test to follow it.
     static let segmentLimit = 2_000_000
 
-    /// `body`, the answer to `target`, read as an HLS playlist or a DASH manifest.
-    mutating func read(_ body: [UInt8], target: String) -> ManifestAnswer {
+    mutating func read(_ body: [UInt8]) -> ManifestAnswer {
         var hasher = Hasher()
         body.withUnsafeBytes { hasher.combine(bytes: $0) }
         let digest = hasher.finalize()
-        if let entry = entries[target], entry.length == body.count, entry.digest == digest { return entry.answer }
-        let answer = Self.parse(String(decoding: body, as: UTF8.self), target: target)
-        if entries.count >= 1_000 { entries.removeAll(keepingCapacity: true) }
-        entries[target] = (body.count, digest, answer)
+        if let entry = entries[digest], entry.body == body { return entry.answer }
+        let answer = Self.parse(String(decoding: body, as: UTF8.self))
+        if entries.count >= 256 { entries.removeAll(keepingCapacity: true) }
+        entries[digest] = (body, answer)
         return answer
     }
 
-    static func parse(_ text: String, target: String) -> ManifestAnswer {
+    static func parse(_ text: String) -> ManifestAnswer {
         if text.hasPrefix("#EXTM3U") || text.hasPrefix("\u{FEFF}#EXTM3U") {
             switch Result(catching: { () throws(HLSPlaylist.Problem) in try HLSPlaylist.parse(text) }) {
             case .failure(let problem):
                 return .unplayable("an unplayable HLS playlist: \(problem.description)")
             case .success(.master(let variants)):
-                return .renditions(variants.map { PlayableRendition(bandwidth: $0.bandwidth, playlist: HLSPlaylist.resolve($0.uri, against: target)) })
+                return .variants(variants.map { ($0.bandwidth, $0.uri) })
             case .success(.media(let media)):
-                let initialization = media.initialization.map { MediaRequest(target: HLSPlaylist.resolve($0, against: target), bytes: media.initializationBytes) }
                 return .media(
                     RenditionMedia(
-                        initialization: initialization,
-                        segments: media.segments.map { MediaRequest(target: HLSPlaylist.resolve($0.uri, against: target), bytes: $0.bytes) },
+                        initialization: media.initialization.map { MediaRequest(uri: $0, bytes: media.initializationBytes) },
+                        segments: media.segments.map { MediaRequest(uri: $0.uri, bytes: $0.bytes) },
                         durationsMs: media.segments.map(\.durationMs)))
             }
         }
@@ -91,13 +96,20 @@ struct ManifestCache {
         let video = first.contains { $0.contentType == "video" } ? first.filter { $0.contentType == "video" } : first
         guard !video.isEmpty else { return .unplayable("a DASH manifest without segments a player could fetch (SegmentTemplate or SegmentList)") }
         let renditions = video.map { representation in
-            let resolve = { (path: String) in HLSPlaylist.resolve(representation.base + path, against: target) }
             let media = RenditionMedia(
-                initialization: representation.initialization.map { MediaRequest(target: resolve($0), bytes: nil) },
-                segments: representation.segments.map { MediaRequest(target: resolve($0.path), bytes: $0.bytes) },
+                initialization: representation.initialization.map { MediaRequest(uri: $0, bytes: nil) },
+                segments: representation.segments.map { MediaRequest(uri: $0.path, bytes: $0.bytes) },
                 durationsMs: representation.segments.map { ($0.end - $0.start + 500) / 1000 })
-            return PlayableRendition(bandwidth: representation.bandwidth ?? 1, playlist: nil, media: media)
+            return (bandwidth: representation.bandwidth ?? 1, base: representation.base, media: media)
         }
         return .presentation(renditions.sorted { $0.bandwidth < $1.bandwidth })
     }
+}
+
+/// The folder of a request target (through its last "/", query dropped): what relative URIs in
+/// the answer resolve against.
+func folder(of target: String) -> String {
+    let path = target.prefix { $0 != "?" }
+    guard let slash = path.lastIndex(of: "/") else { return "/" }
+    return String(path[...slash])
 }

@@ -2,6 +2,7 @@ import CLinux
 import CURing
 import Glibc
 import Histogram
+import MarqueeManifests
 import MarqueeRing
 import Synchronization
 
@@ -124,7 +125,8 @@ struct PlayerWorker: ~Copyable {
         for i in 0..<count {
             // Viewers start evenly over the ramp, in the order of their global number.
             let offset = UInt64(load.rampSeconds * 1e9 * Double(firstViewer + i) / Double(total))
-            viewers[i].sessionID = Self.sessionID(firstViewer + i)
+            let n = firstViewer + i
+            viewers[i].sessionID = load.sessionIDs.isEmpty ? Self.sessionID(n) : load.sessionIDs[n % load.sessionIDs.count]
             schedule(i, at: start + offset)
         }
         armTick()
@@ -185,8 +187,7 @@ struct PlayerWorker: ~Copyable {
     /// Asks for `want` on the viewer's connection (opening one when it has none).
     mutating func request(_ i: Int, _ want: Want) {
         guard let (path, bytes) = target(i, want) else {
-            results.contentErrors["a request without a URI", default: 0] += 1
-            return finishViewer(i)
+            return unplayable(i, "a request without a URI")
         }
         guard path.hasPrefix("/") else {
             results.contentErrors["a URI on another host (not followed)", default: 0] += 1
@@ -223,14 +224,21 @@ struct PlayerWorker: ~Copyable {
     func target(_ i: Int, _ want: Want) -> (String, Range<UInt64>?)? {
         switch want {
         case .master:
-            return (load.target.path, nil)
+            return (master(i), nil)
         case .playlist(let r):
             return viewers[i].renditions[r].playlist.map { ($0, nil) }
         case .initialization(let r):
-            return viewers[i].renditions[r].media?.initialization.map { ($0.target, $0.bytes) }
+            let rendition = viewers[i].renditions[r]
+            return rendition.media?.initialization.map { (rendition.target($0.uri), $0.bytes) }
         case .segment(let index, let r):
-            return viewers[i].renditions[r].media.map { ($0.segments[index].target, $0.segments[index].bytes) }
+            let rendition = viewers[i].renditions[r]
+            return rendition.media.map { (rendition.target($0.segments[index].uri), $0.segments[index].bytes) }
         }
+    }
+
+    /// The viewer's own URL (its signed playback URL with `--api`), else the load's.
+    func master(_ i: Int) -> String {
+        load.masterPaths.isEmpty ? load.target.path : load.masterPaths[(firstViewer + i) % load.masterPaths.count]
     }
 
     /// CTA-5004 keys as headers: the object, the request, the session, the status.
@@ -256,7 +264,7 @@ struct PlayerWorker: ~Copyable {
         object.sort()
         if !object.isEmpty { w.append("CMCD-Object: \(object.joined(separator: ","))\r\n") }
         if !request.isEmpty { w.append("CMCD-Request: \(request.joined(separator: ","))\r\n") }
-        w.append("CMCD-Session: cid=\"\(load.target.path.prefix { $0 != "?" })\",sf=h,sid=\"\(v.sessionID)\",st=v\r\n")
+        w.append("CMCD-Session: cid=\"\(load.contentID)\",sf=h,sid=\"\(v.sessionID)\",st=v\r\n")
         if v.model?.phase == .stalled { w.append("CMCD-Status: bs\r\n") }
     }
 
@@ -352,36 +360,45 @@ struct PlayerWorker: ~Copyable {
     mutating func answered(_ i: Int, _ want: Want) {
         switch want {
         case .master:
-            switch manifests.read(viewers[i].body, target: load.target.path) {
+            let master = master(i)
+            switch manifests.read(viewers[i].body) {
             case .unplayable(let why):
                 return unplayable(i, why)
-            case .renditions(let renditions):
+            case .variants(let variants):
+                // Each rendition's media resolves against its own playlist's folder.
+                let renditions = variants.map { variant in
+                    let playlist = HLSPlaylist.resolve(variant.uri, against: master)
+                    return PlayableRendition(bandwidth: variant.bandwidth, playlist: playlist, mediaBase: folder(of: playlist))
+                }
                 viewers[i].renditions = renditions
                 viewers[i].initialized = Array(repeating: false, count: renditions.count)
                 let r = PlayerModel.initialRendition(bandwidths: renditions.map(\.bandwidth), settings: load.settings)
                 request(i, .playlist(rendition: r))
             case .media(let media):
                 // The URL named a media playlist: one rendition, itself.
-                viewers[i].renditions = [PlayableRendition(bandwidth: 1, playlist: load.target.path, media: nil)]
+                viewers[i].renditions = [PlayableRendition(bandwidth: 1, playlist: master, mediaBase: folder(of: master))]
                 viewers[i].initialized = [false]
                 loaded(i, media, rendition: 0)
                 drive(i)
-            case .presentation(let renditions):
-                viewers[i].renditions = renditions
-                viewers[i].initialized = Array(repeating: false, count: renditions.count)
-                guard let first = renditions.first?.media else { return unplayable(i, "a DASH manifest without renditions") }
+            case .presentation(let found):
+                let base = folder(of: master)
+                viewers[i].renditions = found.map { rendition in
+                    let absolute = rendition.base.hasPrefix("/") || rendition.base.contains(":")
+                    return PlayableRendition(bandwidth: rendition.bandwidth, playlist: nil, mediaBase: absolute ? rendition.base : base + rendition.base, media: rendition.media)
+                }
+                viewers[i].initialized = Array(repeating: false, count: found.count)
+                guard let first = found.first?.media else { return unplayable(i, "a DASH manifest without renditions") }
                 startModel(i, durationsMs: first.durationsMs)
                 drive(i)
             }
         case .playlist(let r):
-            let playlist = viewers[i].renditions[r].playlist ?? ""
-            switch manifests.read(viewers[i].body, target: playlist) {
+            switch manifests.read(viewers[i].body) {
             case .media(let media):
                 loaded(i, media, rendition: r)
                 drive(i)
             case .unplayable(let why):
                 unplayable(i, why)
-            case .renditions, .presentation:
+            case .variants, .presentation:
                 unplayable(i, "a variant URI named a master playlist or a DASH manifest")
             }
         case .initialization(let r):

@@ -3,7 +3,7 @@ import Foundation
 import MarqueeConsole
 import MarqueeLoad
 
-struct LoadtestCommand: ParsableCommand {
+struct LoadtestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loadtest",
         abstract: "Load-test any HTTP server that serves HLS or DASH.",
@@ -13,12 +13,31 @@ struct LoadtestCommand: ParsableCommand {
             measured throughput, stalls when the buffer runs dry, CMCD headers on every request. The \
             report gives each request kind's latency and statuses, and the viewers' startup time, \
             rebuffer ratio and bitrate. --raw instead runs a closed-loop maximum-rate client, like \
-            wrk. --compare URL2 runs a second target in the same run and prints B/A ratios. See \
-            docs/loadtest.md.
+            wrk. --compare URL2 runs a second target in the same run and prints B/A ratios. With \
+            --api BASE --title ID (instead of URL), each viewer signs in and starts a real playback \
+            session, plays its signed URL, and ends it afterwards. See docs/loadtest.md.
             """)
 
-    @Argument(help: "http://HOST[:PORT]/path to request: an HLS playlist or a DASH manifest (or, with --raw, anything).")
-    var url: String
+    @Argument(help: "http://HOST[:PORT]/path to request: an HLS playlist or a DASH manifest (or, with --raw, anything). Not with --api.")
+    var url: String?
+
+    @Option(help: "The platform's base URL (the gateway, e.g. http://127.0.0.1:8080): viewers start real playback sessions there.")
+    var api: String?
+
+    @Option(help: "With --api: the title the viewers play.")
+    var title: String?
+
+    @Option(help: "With --api: a file of viewer accounts, email:password per line (each holds up to 3 sessions). Without it, accounts are registered.")
+    var accounts: String?
+
+    @Option(help: "With --api: credit each account's wallet with this amount (minor units) first, where self-service deposits are allowed (marquee dev).")
+    var deposit = 0
+
+    @Option(help: "With --deposit: the currency.")
+    var currency = "EUR"
+
+    @Flag(help: "With --api: play the sessions' DASH manifests instead of their HLS playlists.")
+    var dash = false
 
     @Option(help: "A second URL to run side by side with the first (B against A): viewers at the same time, raw mode in alternating rounds.")
     var compare: String?
@@ -45,6 +64,15 @@ struct LoadtestCommand: ParsableCommand {
     var json: String?
 
     func validate() throws {
+        if api == nil {
+            guard url != nil else { throw ValidationError("give the URL to load, or --api BASE --title ID") }
+            guard title == nil && accounts == nil && deposit == 0 && !dash else { throw ValidationError("--title, --accounts, --deposit and --dash go with --api") }
+        } else {
+            guard url == nil else { throw ValidationError("give either a URL or --api BASE --title ID, not both") }
+            guard title != nil else { throw ValidationError("--api needs --title ID") }
+            guard !raw && compare == nil else { throw ValidationError("--api plays viewers; it does not go with --raw or --compare") }
+        }
+        guard deposit >= 0 else { throw ValidationError("--deposit must not be negative") }
         guard (1...100_000).contains(viewers) else { throw ValidationError("--viewers must be between 1 and 100000, got \(viewers)") }
         guard ramp >= 0 && ramp <= 3600 else { throw ValidationError("--ramp must be between 0 and 3600 seconds, got \(ramp)") }
         guard (1...100_000).contains(connections) else { throw ValidationError("--connections must be between 1 and 100000, got \(connections)") }
@@ -52,21 +80,86 @@ struct LoadtestCommand: ParsableCommand {
         guard duration > 0 && duration <= 86_400 else { throw ValidationError("--duration must be between 0 and 86400 seconds, got \(duration)") }
     }
 
-    func run() throws {
-        let targets = try ([url] + (compare.map { [$0] } ?? [])).map { (text: String) throws -> LoadTarget in
-            do throws(LoadTarget.Problem) {
-                return try LoadTarget(text)
-            } catch {
-                printError("marquee loadtest: \(error.description)")
-                throw ExitCode(2)
-            }
-        }
+    func run() async throws {
+        if let api, let title { return try await playSessions(api: api, title: title) }
+        let url = url ?? ""
+        let targets = try ([url] + (compare.map { [$0] } ?? [])).map(Self.target)
         if raw { try hammer(targets) } else { try play(targets) }
+    }
+
+    static func target(_ text: String) throws -> LoadTarget {
+        do throws(LoadTarget.Problem) {
+            return try LoadTarget(text)
+        } catch {
+            printError("marquee loadtest: \(error.description)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// `--api`: accounts, sessions, the viewers on their own signed URLs, then the sessions ended.
+    func playSessions(api base: String, title: String) async throws {
+        let sessions = LoadtestSessions(api: DevAPI(base: base.hasSuffix("/") ? String(base.dropLast()) : base), title: title)
+        let started: LoadtestSessions.Started
+        let accountList: [LoadtestSessions.Account]
+        let tokens: [String]
+        do {
+            if let accounts {
+                accountList = try LoadtestSessions.accounts(file: accounts)
+            } else {
+                let needed = (viewers + LoadtestSessions.sessionsPerAccount - 1) / LoadtestSessions.sessionsPerAccount
+                printError("marquee loadtest: registering \(needed) viewer account(s) at \(base)")
+                accountList = try await sessions.register(count: needed)
+            }
+            tokens = try await sessions.signIn(accountList, deposit: deposit, currency: currency)
+            started = await sessions.start(viewers: viewers, tokens: tokens, dash: dash)
+        } catch {
+            printError("marquee loadtest: \(error)")
+            throw ExitCode(1)
+        }
+        let refused = started.refused.sorted { $0.key < $1.key }.map { "\($0.value) × \($0.key)" }.joined(separator: "; ")
+        printError("marquee loadtest: \(started.ids.count) of \(viewers) playback sessions started" + (refused.isEmpty ? "" : "; refused: \(refused)"))
+        guard let first = started.urls.first else {
+            printError("marquee loadtest: no session started, nothing to play")
+            throw ExitCode(1)
+        }
+        let target = try Self.target(first)
+        var paths: [String] = []
+        for url in started.urls {
+            let each = try Self.target(url)
+            guard each.host == target.host && each.port == target.port else {
+                printError("marquee loadtest: the sessions' URLs are on different hosts (\(target.host):\(target.port), \(each.host):\(each.port)); one run plays one host")
+                throw ExitCode(1)
+            }
+            paths.append(each.path)
+        }
+        let load = PlayerLoad(
+            target: target, viewers: started.ids.count, threads: threads, durationSeconds: duration, rampSeconds: ramp, masterPaths: paths,
+            sessionIDs: started.ids, contentID: title)
+        let results: PlayerResults
+        do {
+            results = try load.run { printError($0.line) }
+        } catch {
+            printError("marquee loadtest: \(error.description)")
+            throw ExitCode(1)
+        }
+        let notEnded = await sessions.end(started, accounts: accountList, tokens: tokens)
+        printLine(results.text(title: "marquee loadtest --api \(base) --title \(title): \(started.ids.count) viewers (sessions) over \(ramp) s, \(load.threads) thread(s), \(duration) s"))
+        printLine("sessions  \(started.ids.count) started, \(started.ids.count - notEnded) ended afterwards" + (refused.isEmpty ? "" : "; refused: \(refused)"))
+        if let json {
+            let refusedJSON = started.refused.sorted { $0.key < $1.key }.map { "\(Self.quoted($0.key)): \($0.value)" }.joined(separator: ", ")
+            let fields: [(String, String)] = [
+                ("mode", "\"viewers\""), ("api", Self.quoted(base)), ("title", Self.quoted(title)), ("viewers", "\(viewers)"), ("ramp_s", "\(ramp)"),
+                ("threads", "\(load.threads)"), ("duration_s", "\(duration)"),
+                ("sessions", "{\"started\": \(started.ids.count), \"ended\": \(started.ids.count - notEnded), \"refused\": {\(refusedJSON)}, \"ids\": [\(started.ids.map(Self.quoted).joined(separator: ", "))]}"),
+            ]
+            try Self.write(results.json(fields: fields), to: json)
+        }
     }
 
     /// Raw mode: closed-loop rounds; with --compare, A and B alternate in three rounds each of a
     /// third of the duration, so both meet the same moments of a noisy machine.
     func hammer(_ targets: [LoadTarget]) throws {
+        let url = targets[0].url
         let rounds = targets.count > 1 ? 3 : 1
         var results = targets.map { _ in LoadResults() }
         var threadsUsed = 1
@@ -109,6 +202,7 @@ struct LoadtestCommand: ParsableCommand {
     /// Player mode: viewers playing the title in real time; with --compare, the same number again
     /// against B, at the same time.
     func play(_ targets: [LoadTarget]) throws {
+        let url = targets[0].url
         let loads = targets.map { PlayerLoad(target: $0, viewers: viewers, threads: threads, durationSeconds: duration, rampSeconds: ramp) }
         let results: [PlayerResults]
         do {

@@ -116,6 +116,21 @@ struct DevPlatformTests {
         #expect(!second.output.text.contains("demo: created title"))
         let replay = try Curl.fetch(again)
         #expect(replay.status == 200)
+
+        // `marquee loadtest --api`: viewers on accounts it registers (funded through self-service
+        // deposits) start real playback sessions, play their signed URLs, and end them.
+        let json = Scratch.newFile("loadtest-api.json")
+        let load = try Tool.run(
+            try MarqueeBinary.locate().path,
+            ["loadtest", "--api", base, "--title", titleID, "--viewers", "4", "--duration", "8", "--deposit", "500", "--json", json.path], timeout: .seconds(180))
+        #expect(load.termination == .exited(0), "\(load.stderrText)")
+        let loadReport = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any], "\(load.stderrText)")
+        #expect(loadReport["viewers_started"] as? Int == 4 && loadReport["stalls"] as? Int == 0, "\(loadReport)")
+        let sessions = loadReport["sessions"] as? [String: Any]
+        #expect(sessions?["started"] as? Int == 4 && sessions?["ended"] as? Int == 4, "\(String(describing: sessions))")
+        #expect(Set(sessions?["ids"] as? [String] ?? []).count == 4)
+        let segments = (loadReport["by_kind"] as? [String: [String: Any]])?["segment"]
+        #expect((segments?["statuses"] as? [String: Int])?.keys.sorted() == ["200"], "\(String(describing: segments))")
         #expect(second.interrupt(timeout: .seconds(30)) == 0, "did not stop cleanly: \(second.output.text)")
         let packages = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("media/titles/\(titleID)").path)
         #expect(packages.filter { !$0.hasPrefix(".") }.count == 1, "one package version expected: \(packages)")
