@@ -24,12 +24,14 @@ public final class PlayerLoad: Sendable {
     public let sessionIDs: [String]
     /// CMCD's content id: the title's id with `--api`, else the URL's path.
     public let contentID: String
+    public let behaviours: Behaviours
     let progress: [LiveProgress]
 
     public init(
         target: LoadTarget, viewers: Int, threads: Int, durationSeconds: Double, rampSeconds: Double, settings: PlayerModel.Settings = .init(),
-        masterPaths: [String] = [], sessionIDs: [String] = [], contentID: String? = nil
+        masterPaths: [String] = [], sessionIDs: [String] = [], contentID: String? = nil, behaviours: Behaviours = Behaviours()
     ) {
+        self.behaviours = behaviours
         self.target = target
         self.masterPaths = masterPaths
         self.sessionIDs = sessionIDs
@@ -104,6 +106,56 @@ public final class PlayerLoad: Sendable {
     }
 }
 
+/// `--pause P --seek P --abandon P`: the percentage of viewers that do each, once, at a random
+/// time of their run; reproducible from `seed` (viewer n's choices come from seed and n alone).
+public struct Behaviours: Sendable, Equatable {
+    public var pausePercent = 0.0
+    public var seekPercent = 0.0
+    public var abandonPercent = 0.0
+    public var seed: UInt64 = 1
+
+    public init(pausePercent: Double = 0, seekPercent: Double = 0, abandonPercent: Double = 0, seed: UInt64 = 1) {
+        self.pausePercent = pausePercent
+        self.seekPercent = seekPercent
+        self.abandonPercent = abandonPercent
+        self.seed = seed
+    }
+
+    /// Viewer `n`'s script, for a viewer with `remainingMs` of the run left: a pause of 5–30 s
+    /// and a seek (to 0–90% of the title) at a time after its first 4 s; leaving at any time.
+    func script(viewer n: Int, remainingMs: Int64) -> PlayerModel.Script {
+        var random = SplitMix(seed: seed &+ UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
+        var script = PlayerModel.Script()
+        let latest = max(4_001, remainingMs)
+        if random.percent() < pausePercent {
+            script.pauseAtMs = Int64.random(in: 4_000..<latest, using: &random)
+            script.pauseForMs = Int64.random(in: 5_000...30_000, using: &random)
+        }
+        if random.percent() < seekPercent {
+            script.seekAtMs = Int64.random(in: 4_000..<latest, using: &random)
+            script.seekTo = Double.random(in: 0..<0.9, using: &random)
+        }
+        if random.percent() < abandonPercent {
+            script.abandonAtMs = Int64.random(in: 1_000..<max(1_001, remainingMs), using: &random)
+        }
+        return script
+    }
+}
+
+/// SplitMix64: small, fast, reproducible.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func percent() -> Double { Double(next() >> 11) / Double(1 << 53) * 100 }
+}
+
 /// What the viewers' requests measured and what the viewers saw.
 public struct PlayerResults: Sendable {
     public enum Kind: Int, CaseIterable, Sendable {
@@ -122,6 +174,14 @@ public struct PlayerResults: Sendable {
     public var switches = 0
     public var viewersStarted = 0
     public var viewersNeverPlayed = 0
+    /// Behaviours (`--pause`, `--seek`, `--abandon`): viewers that did each, and each seek's
+    /// wait from the seek to playing again.
+    public var pauses = 0
+    public var seeks = 0
+    public var seekWaitMs: [Int64] = []
+    public var abandoned = 0
+    /// Viewers that left before their playback started: by their script, not a failure.
+    public var abandonedBeforeStart = 0
     /// Problems with what the server sent (not HTTP failures): unparsable playlists, foreign hosts.
     public var contentErrors: [String: Int] = [:]
     public var elapsedSeconds = 0.0
@@ -138,6 +198,11 @@ public struct PlayerResults: Sendable {
         switches += other.switches
         viewersStarted += other.viewersStarted
         viewersNeverPlayed += other.viewersNeverPlayed
+        pauses += other.pauses
+        seeks += other.seeks
+        seekWaitMs += other.seekWaitMs
+        abandoned += other.abandoned
+        abandonedBeforeStart += other.abandonedBeforeStart
         for (k, v) in other.contentErrors { contentErrors[k, default: 0] += v }
     }
 
@@ -162,6 +227,10 @@ public struct PlayerResults: Sendable {
         row("startup ms      ", startupMs.map(Double.init)) { String(Int64($0)) }
         row("rebuffer ratio  ", rebufferRatios) { String(fixed: $0, digits: 4) }
         row("avg bitrate kb/s", bitrates) { String(Int64($0 / 1000)) }
+        if pauses + seeks + abandoned + abandonedBeforeStart > 0 {
+            lines.append("behaviours  \(pauses) paused, \(seeks) seeked, \(abandoned + abandonedBeforeStart) abandoned (\(abandonedBeforeStart) before playing)")
+        }
+        row("seek wait ms    ", seekWaitMs.map(Double.init)) { String(Int64($0)) }
         for kind in Kind.allCases where kinds[kind.rawValue].requests > 0 || kinds[kind.rawValue].failures > 0 {
             let r = kinds[kind.rawValue]
             let cells = LoadResults.percentiles.map { "\($0.0) \(r.latency.valueAtPercentile($0.1))" } + ["max \(r.latency.max)"]
@@ -182,6 +251,10 @@ public struct PlayerResults: Sendable {
         parts.append("\"stalls\": \(stalls)")
         parts.append("\"stalled_ms\": \(stalledMs)")
         parts.append("\"switches\": \(switches)")
+        parts.append("\"pauses\": \(pauses)")
+        parts.append("\"seeks\": \(seeks)")
+        parts.append("\"abandoned\": \(abandoned + abandonedBeforeStart)")
+        parts.append("\"abandoned_before_start\": \(abandonedBeforeStart)")
         func quantiles(_ values: [Double]) -> String {
             guard !values.isEmpty else { return "null" }
             return "{" + [50.0, 90, 99].map { "\"p\(Int($0))\": \(String(fixed: Self.percentile(values, $0)!, digits: 4))" }.joined(separator: ", ") + "}"
@@ -189,6 +262,7 @@ public struct PlayerResults: Sendable {
         parts.append("\"startup_ms\": \(quantiles(startupMs.map(Double.init)))")
         parts.append("\"rebuffer_ratio\": \(quantiles(rebufferRatios))")
         parts.append("\"average_bitrate\": \(quantiles(bitrates))")
+        parts.append("\"seek_wait_ms\": \(quantiles(seekWaitMs.map(Double.init)))")
         let kindParts = Kind.allCases.map { kind in
             "\"\(kind.name)\": " + kinds[kind.rawValue].json(fields: []).trimmingCharacters(inSet: "\n")
         }

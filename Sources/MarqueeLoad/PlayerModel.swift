@@ -17,6 +17,10 @@ import Glibc
 ///   two. The next segment takes the highest rendition whose bandwidth fits the estimate times
 ///   `upFactor` when that is a switch up, or times `downFactor` otherwise (hls.js's
 ///   abrBandWidthUpFactor 0.7 and abrBandWidthFactor 0.95).
+/// - **Behaviours** (a `Script`, optional): a pause (the buffer holds while downloads go on up to
+///   the cap), a seek (the buffer is flushed, a download in flight is thrown away, fetching
+///   restarts at the new position, and playback resumes at `rebufferMs`: seek wait, not a stall),
+///   and abandonment (the viewer leaves). Each happens at its time once the viewer is playing.
 public struct PlayerModel: Sendable {
     public struct Settings: Sendable, Equatable {
         public var startupBufferMs: Int64 = 4_000
@@ -32,8 +36,28 @@ public struct PlayerModel: Sendable {
         public init() {}
     }
 
+    /// What a viewer does besides watching straight through; times are from the viewer's start.
+    /// An event falls due at its time, and happens then if the viewer is playing, else as soon as
+    /// it plays again (a viewer does not pause a stalled or starting player).
+    public struct Script: Sendable, Equatable {
+        public var pauseAtMs: Int64?
+        public var pauseForMs: Int64 = 0
+        public var seekAtMs: Int64?
+        /// Where the seek lands, as a fraction of the title's segments (0 ..< 1).
+        public var seekTo = 0.0
+        public var abandonAtMs: Int64?
+
+        public init(pauseAtMs: Int64? = nil, pauseForMs: Int64 = 0, seekAtMs: Int64? = nil, seekTo: Double = 0, abandonAtMs: Int64? = nil) {
+            self.pauseAtMs = pauseAtMs
+            self.pauseForMs = pauseForMs
+            self.seekAtMs = seekAtMs
+            self.seekTo = seekTo
+            self.abandonAtMs = abandonAtMs
+        }
+    }
+
     public enum Phase: Equatable, Sendable {
-        case starting, playing, stalled, ended
+        case starting, playing, stalled, paused, seeking, ended
     }
 
     /// What the driver does next for this viewer.
@@ -50,6 +74,7 @@ public struct PlayerModel: Sendable {
     public let bandwidths: [Int]
     public let segmentDurationsMs: [Int64]
     public let settings: Settings
+    public private(set) var script: Script
 
     public private(set) var phase = Phase.starting
     public private(set) var nowMs: Int64 = 0
@@ -68,15 +93,25 @@ public struct PlayerModel: Sendable {
     public private(set) var stalledMs: Int64 = 0
     public private(set) var switches = 0
     public private(set) var playedMs: Int64 = 0
+    public private(set) var paused = false
+    public private(set) var seeked = false
+    /// From the seek to playing again.
+    public private(set) var seekWaitMs: Int64?
+    public private(set) var abandoned = false
+    private var resumeAtMs: Int64?
+    private var seekStartMs: Int64 = 0
+    /// The download in flight was asked for before a seek: its segment is thrown away.
+    private var discardDownload = false
     /// Σ bandwidth × media duration of the segments fetched, for the average bitrate.
     private var bitrateWeighted = 0.0
     private var mediaFetchedMs: Int64 = 0
 
-    public init(bandwidths: [Int], segmentDurationsMs: [Int64], settings: Settings = Settings()) {
+    public init(bandwidths: [Int], segmentDurationsMs: [Int64], settings: Settings = Settings(), script: Script = Script()) {
         precondition(!bandwidths.isEmpty && !segmentDurationsMs.isEmpty)
         self.bandwidths = bandwidths
         self.segmentDurationsMs = segmentDurationsMs
         self.settings = settings
+        self.script = script
         fastEstimate = settings.initialEstimate
         slowEstimate = settings.initialEstimate
         rendition = 0
@@ -100,8 +135,61 @@ public struct PlayerModel: Sendable {
     // MARK: - Events
 
     /// Time passes: the buffer drains while playing; running dry is a stall (or the end, once
-    /// every segment was played).
+    /// every segment was played). The script's events happen at their times on the way.
     public mutating func advance(toMs time: Int64) {
+        while phase != .ended, let due = dueEvent(), due <= time {
+            drain(toMs: max(due, nowMs))
+            fireEvents()
+        }
+        drain(toMs: time)
+    }
+
+    /// The earliest time an event of the script can happen: its own, or now if it is overdue
+    /// and the viewer plays (`nil` while none can).
+    private func dueEvent() -> Int64? {
+        var due: Int64?
+        func consider(_ t: Int64?, whenPlaying: Bool) {
+            guard let t else { return }
+            if whenPlaying && phase != .playing { return }
+            due = min(due ?? .max, max(t, nowMs))
+        }
+        consider(script.abandonAtMs, whenPlaying: false)
+        consider(resumeAtMs, whenPlaying: false)
+        consider(script.pauseAtMs, whenPlaying: true)
+        consider(script.seekAtMs, whenPlaying: true)
+        return due
+    }
+
+    private mutating func fireEvents() {
+        if let t = script.abandonAtMs, t <= nowMs {
+            script.abandonAtMs = nil
+            abandoned = true
+            phase = .ended
+            return
+        }
+        if let t = resumeAtMs, t <= nowMs {
+            resumeAtMs = nil
+            phase = bufferMs > 0 ? .playing : .stalled
+            if phase == .stalled { stalls += 1 }
+        }
+        if phase == .playing, let t = script.pauseAtMs, t <= nowMs {
+            script.pauseAtMs = nil
+            paused = true
+            phase = .paused
+            resumeAtMs = nowMs + max(0, script.pauseForMs)
+        }
+        if phase == .playing, let t = script.seekAtMs, t <= nowMs {
+            script.seekAtMs = nil
+            seeked = true
+            phase = .seeking
+            seekStartMs = nowMs
+            bufferMs = 0
+            nextIndex = min(segmentDurationsMs.count - 1, max(0, Int(script.seekTo * Double(segmentDurationsMs.count))))
+            if downloading { discardDownload = true }
+        }
+    }
+
+    private mutating func drain(toMs time: Int64) {
         guard time > nowMs else { return }
         switch phase {
         case .playing:
@@ -120,7 +208,7 @@ public struct PlayerModel: Sendable {
             }
         case .stalled:
             stalledMs += time - nowMs
-        case .starting, .ended:
+        case .starting, .paused, .seeking, .ended:
             break
         }
         nowMs = time
@@ -130,14 +218,24 @@ public struct PlayerModel: Sendable {
     public mutating func next() -> Next {
         if phase == .ended { return .done }
         if downloading { return .wait(untilMs: nil) }
+        let event = dueEvent() ?? .max
+        func waitUntil(_ t: Int64) -> Next { .wait(untilMs: t == .max ? nil : t) }
         guard nextIndex < segmentDurationsMs.count else {
-            // Everything is fetched: play out the buffer.
-            return phase == .playing ? .wait(untilMs: nowMs + bufferMs) : .done
+            // Everything is fetched: play out the buffer (or wait out the pause).
+            switch phase {
+            case .playing: return waitUntil(min(nowMs + bufferMs, event))
+            case .paused: return waitUntil(event)
+            default: return .done
+            }
         }
-        if phase == .playing {
+        if phase == .playing || phase == .paused {
             let room = settings.maxBufferMs - bufferMs
             let duration = segmentDurationsMs[nextIndex]
-            if room < duration { return .wait(untilMs: nowMs + (duration - room)) }
+            if room < duration {
+                // A paused buffer does not drain: only the resume (or another event) frees room.
+                let roomAt = phase == .playing ? nowMs + (duration - room) : Int64.max
+                return waitUntil(min(roomAt, event))
+            }
         }
         downloading = true
         return .fetch(index: nextIndex, rendition: rendition)
@@ -147,6 +245,13 @@ public struct PlayerModel: Sendable {
     public mutating func segmentArrived(bytes: Int, elapsedMs: Int64) {
         guard downloading else { return }
         downloading = false
+        if discardDownload {
+            // Asked for before the seek: its throughput counts, its media does not.
+            discardDownload = false
+            sample(bits: Double(bytes) * 8, elapsedMs: max(1, elapsedMs))
+            return
+        }
+        guard phase != .ended else { return }
         let duration = segmentDurationsMs[nextIndex]
         bufferMs += duration
         mediaFetchedMs += duration
@@ -160,6 +265,9 @@ public struct PlayerModel: Sendable {
             startupMs = nowMs
         case .stalled where bufferMs >= settings.rebufferMs || last:
             phase = .playing
+        case .seeking where bufferMs >= settings.rebufferMs || last:
+            phase = .playing
+            seekWaitMs = nowMs - seekStartMs
         default:
             break
         }
@@ -171,12 +279,14 @@ public struct PlayerModel: Sendable {
     /// The download failed: the same segment is asked for again (a real player retries).
     public mutating func segmentFailed() {
         downloading = false
+        discardDownload = false
     }
 
     /// The driver did not make the request `next` asked for (it needs the rendition's playlist or
     /// init segment first): `next` asks for it again.
     public mutating func requestDeferred() {
         downloading = false
+        discardDownload = false
     }
 
     // MARK: - ABR

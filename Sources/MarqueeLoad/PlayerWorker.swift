@@ -259,7 +259,7 @@ struct PlayerWorker: ~Copyable {
         if let model = v.model {
             request.append("bl=\(model.bufferMs / 100 * 100)")
             request.append("mtp=\(Int(model.estimate / 1000) / 100 * 100)")
-            if model.phase == .starting || model.phase == .stalled { request.append("su") }
+            if model.phase == .starting || model.phase == .stalled || model.phase == .seeking { request.append("su") }
         }
         object.sort()
         if !object.isEmpty { w.append("CMCD-Object: \(object.joined(separator: ","))\r\n") }
@@ -430,7 +430,11 @@ struct PlayerWorker: ~Copyable {
     }
 
     mutating func startModel(_ i: Int, durationsMs: [Int64]) {
-        viewers[i].model = PlayerModel(bandwidths: viewers[i].renditions.map(\.bandwidth), segmentDurationsMs: durationsMs, settings: load.settings)
+        // The time the viewer has left in the run bounds when its behaviours can happen.
+        let remainingMs = Int64((deadline &- viewers[i].startNanoseconds) / 1_000_000)
+        let script = load.behaviours.script(viewer: firstViewer + i, remainingMs: remainingMs)
+        viewers[i].model = PlayerModel(
+            bandwidths: viewers[i].renditions.map(\.bandwidth), segmentDurationsMs: durationsMs, settings: load.settings, script: script)
     }
 
     /// Asks the model what next, and does it: a playlist or init segment it lacks, the segment, a wait.
@@ -500,9 +504,13 @@ struct PlayerWorker: ~Copyable {
         viewers[i].model?.advance(toMs: elapsedMs(i))
         guard let model = viewers[i].model, let startup = model.startupMs else {
             progress.activeViewers.subtract(1, ordering: .relaxed)
-            results.viewersNeverPlayed += 1
+            if viewers[i].model?.abandoned == true { results.abandonedBeforeStart += 1 } else { results.viewersNeverPlayed += 1 }
             return
         }
+        if model.paused { results.pauses += 1 }
+        if model.seeked { results.seeks += 1 }
+        if let wait = model.seekWaitMs { results.seekWaitMs.append(wait) }
+        if model.abandoned { results.abandoned += 1 }
         results.viewersStarted += 1
         results.startupMs.append(startup)
         results.rebufferRatios.append(model.rebufferRatio)

@@ -60,6 +60,18 @@ struct LoadtestCommand: AsyncParsableCommand {
     @Option(help: "Seconds to run.")
     var duration = 10.0
 
+    @Option(help: "Percent of viewers that pause once (5–30 s, at a random time).")
+    var pause = 0.0
+
+    @Option(help: "Percent of viewers that seek once (to 0–90% of the title, at a random time).")
+    var seek = 0.0
+
+    @Option(help: "Percent of viewers that leave at a random time.")
+    var abandon = 0.0
+
+    @Option(help: "Seed of the viewers' random behaviours (the same seed, the same choices).")
+    var seed: UInt64 = 1
+
     @Option(help: "Write the results as JSON to this file as well.")
     var json: String?
 
@@ -73,6 +85,9 @@ struct LoadtestCommand: AsyncParsableCommand {
             guard !raw && compare == nil else { throw ValidationError("--api plays viewers; it does not go with --raw or --compare") }
         }
         guard deposit >= 0 else { throw ValidationError("--deposit must not be negative") }
+        for (name, value) in [("--pause", pause), ("--seek", seek), ("--abandon", abandon)] {
+            guard (0...100).contains(value) else { throw ValidationError("\(name) is a percentage of viewers, 0 to 100; got \(value)") }
+        }
         guard (1...100_000).contains(viewers) else { throw ValidationError("--viewers must be between 1 and 100000, got \(viewers)") }
         guard ramp >= 0 && ramp <= 3600 else { throw ValidationError("--ramp must be between 0 and 3600 seconds, got \(ramp)") }
         guard (1...100_000).contains(connections) else { throw ValidationError("--connections must be between 1 and 100000, got \(connections)") }
@@ -134,7 +149,7 @@ struct LoadtestCommand: AsyncParsableCommand {
         }
         let load = PlayerLoad(
             target: target, viewers: started.ids.count, threads: threads, durationSeconds: duration, rampSeconds: ramp, masterPaths: paths,
-            sessionIDs: started.ids, contentID: title)
+            sessionIDs: started.ids, contentID: title, behaviours: behaviours)
         let results: PlayerResults
         do {
             results = try load.run { printError($0.line) }
@@ -149,7 +164,7 @@ struct LoadtestCommand: AsyncParsableCommand {
             let refusedJSON = started.refused.sorted { $0.key < $1.key }.map { "\(Self.quoted($0.key)): \($0.value)" }.joined(separator: ", ")
             let fields: [(String, String)] = [
                 ("mode", "\"viewers\""), ("api", Self.quoted(base)), ("title", Self.quoted(title)), ("viewers", "\(viewers)"), ("ramp_s", "\(ramp)"),
-                ("threads", "\(load.threads)"), ("duration_s", "\(duration)"),
+                ("threads", "\(load.threads)"), ("duration_s", "\(duration)"), ("behaviours", behavioursJSON),
                 ("sessions", "{\"started\": \(started.ids.count), \"ended\": \(started.ids.count - notEnded), \"refused\": {\(refusedJSON)}, \"ids\": [\(started.ids.map(Self.quoted).joined(separator: ", "))]}"),
             ]
             try Self.write(results.json(fields: fields), to: json)
@@ -203,7 +218,9 @@ struct LoadtestCommand: AsyncParsableCommand {
     /// against B, at the same time.
     func play(_ targets: [LoadTarget]) throws {
         let url = targets[0].url
-        let loads = targets.map { PlayerLoad(target: $0, viewers: viewers, threads: threads, durationSeconds: duration, rampSeconds: ramp) }
+        let loads = targets.map {
+            PlayerLoad(target: $0, viewers: viewers, threads: threads, durationSeconds: duration, rampSeconds: ramp, behaviours: behaviours)
+        }
         let results: [PlayerResults]
         do {
             results = try PlayerLoad.run(loads) { counts in
@@ -216,6 +233,7 @@ struct LoadtestCommand: AsyncParsableCommand {
         let settings = "\(viewers) viewers over \(ramp) s, \(loads[0].threads) thread(s), \(duration) s"
         var fields: [(String, String)] = [
             ("mode", "\"viewers\""), ("viewers", "\(viewers)"), ("ramp_s", "\(ramp)"), ("threads", "\(loads[0].threads)"), ("duration_s", "\(duration)"),
+            ("behaviours", behavioursJSON),
         ]
         guard targets.count > 1 else {
             printLine(results[0].text(title: "marquee loadtest \(url): \(settings)"))
@@ -231,6 +249,10 @@ struct LoadtestCommand: AsyncParsableCommand {
             try Self.write(Self.compared(fields, results[0].json(fields: [("url", Self.quoted(url))]), results[1].json(fields: [("url", Self.quoted(targets[1].url))]), comparison), to: json)
         }
     }
+
+    var behavioursJSON: String { "{\"pause_percent\": \(pause), \"seek_percent\": \(seek), \"abandon_percent\": \(abandon), \"seed\": \(seed)}" }
+
+    var behaviours: Behaviours { Behaviours(pausePercent: pause, seekPercent: seek, abandonPercent: abandon, seed: seed) }
 
     /// The --compare report: the settings, each target's own report, and the ratios.
     static func compared(_ fields: [(String, String)], _ a: String, _ b: String, _ comparison: Comparison) -> String {

@@ -153,4 +153,27 @@ struct LoadtestTests {
         let ratios = try #require(report["ratios"] as? [String: [String: Any]])
         #expect((ratios["requests/s"]?["ratio"] as? Double ?? 0) > 0)
     }
+
+    @Test("--pause/--seek/--abandon: viewers behave as scripted and the report counts it; none of it is a failure")
+    func behaviours() throws {
+        let fixtures = try MediaFixtures.shared()
+        let origin = try ServerProcess(root: fixtures.root, threads: 1)
+        defer { origin.stop() }
+        let json = Scratch.newFile("loadtest-behaviours.json")
+        let run = try Self.loadtest([
+            "--viewers", "20", "--ramp", "1", "--duration", "12", "--pause", "50", "--seek", "50", "--abandon", "50", "--seed", "3", "--json", json.path,
+            origin.url(MediaFixtures.hlsMaster),
+        ])
+        #expect(run.termination == .exited(0), "\(run.stderrText)")
+        let report = try Self.report(json)
+        let started = report["viewers_started"] as? Int ?? -1
+        let early = report["abandoned_before_start"] as? Int ?? -1
+        #expect(report["viewers_never_played"] as? Int == 0 && started + early == 20, "\(report)")
+        #expect((report["abandoned"] as? Int ?? 0) > 0 && (report["pauses"] as? Int ?? 0) + (report["seeks"] as? Int ?? 0) > 0, "\(report)")
+        let kinds = try #require(report["by_kind"] as? [String: [String: Any]])
+        #expect((kinds["segment"]?["statuses"] as? [String: Int])?.keys.sorted() == ["200"])
+        #expect(run.stdoutText.contains("behaviours"), "\(run.stdoutText)")
+        let bad = try Self.loadtest(["--viewers", "2", "--pause", "120", origin.url(MediaFixtures.hlsMaster)])
+        #expect(bad.termination == .exited(64) && bad.stderrText.contains("--pause is a percentage"), "\(bad.stderrText)")
+    }
 }

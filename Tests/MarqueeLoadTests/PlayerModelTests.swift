@@ -72,6 +72,114 @@ struct PlayerModelTests {
         #expect(model.switches >= 2 && model.phase == .ended && model.playedMs == 160_000)
     }
 
+    // MARK: - Behaviours
+
+    static let thirtySegments = Array(repeating: Int64(2_000), count: 30)
+
+    @Test("A pause holds the buffer: nothing is played or fetched past the cap while paused, no stall, and the title still plays to its end")
+    func pause() {
+        let script = PlayerModel.Script(pauseAtMs: 10_000, pauseForMs: 20_000)
+        var model = PlayerModel(bandwidths: [1_000_000], segmentDurationsMs: Self.thirtySegments, script: script)
+        var fetchedDuringPause = 0
+        var now: Int64 = 0
+        loop: while now < 1_000_000 {
+            model.advance(toMs: now)
+            switch model.next() {
+            case .done: break loop
+            case .wait(let until): now = until ?? now + 1
+            case .fetch(let index, _):
+                let arrival = now + 200  // 10 Mbit/s for a 2 Mbit segment
+                model.advance(toMs: arrival)
+                model.segmentArrived(bytes: 250_000, elapsedMs: 200)
+                if now > 10_000 + 400 && now < 30_000 { fetchedDuringPause += 1 }
+                _ = index
+                now = arrival
+            }
+        }
+        #expect(model.paused && model.phase == .ended && model.stalls == 0)
+        #expect(model.playedMs == 60_000, "the whole title, the pause not counted as played")
+        #expect(fetchedDuringPause == 0, "the buffer was at its 30 s cap when the pause began and does not drain while paused")
+        #expect(now >= 60_000 + 20_000, "the pause delays the end: \(now)")
+    }
+
+    @Test("A seek flushes the buffer and fetches from the new position; the wait until playing again is a seek wait, not a stall")
+    func seek() throws {
+        let script = PlayerModel.Script(seekAtMs: 10_000, seekTo: 0.5)
+        var model = PlayerModel(bandwidths: [1_000_000], segmentDurationsMs: Self.thirtySegments, script: script)
+        var fetched: [Int] = []
+        var now: Int64 = 0
+        loop: while now < 1_000_000 {
+            model.advance(toMs: now)
+            switch model.next() {
+            case .done: break loop
+            case .wait(let until): now = until ?? now + 1
+            case .fetch(let index, _):
+                fetched.append(index)
+                model.advance(toMs: now + 500)
+                model.segmentArrived(bytes: 250_000, elapsedMs: 500)
+                now += 500
+            }
+        }
+        // Before the seek at 10 s the buffer ran ahead to its cap; then fetching restarts at 50%.
+        let restart = try #require(fetched.indices.dropFirst().first { fetched[$0] <= fetched[$0 - 1] }, "no seek in \(fetched)")
+        #expect(Array(fetched[..<restart]) == Array(0..<restart), "in order up to the seek")
+        #expect(Array(fetched[restart...]) == Array(15..<30), "from 50% of 30 segments, straight on: \(fetched)")
+        #expect(model.seeked && model.stalls == 0 && model.seekWaitMs == 500, "one 2 s segment at 500 ms refills the 2 s rebuffer level")
+        #expect(model.phase == .ended)
+    }
+
+    @Test("A seek while a segment downloads throws that segment away when it arrives")
+    func seekDuringDownload() {
+        let script = PlayerModel.Script(seekAtMs: 10_000, seekTo: 0.8)
+        var model = PlayerModel(bandwidths: [1_000_000], segmentDurationsMs: Self.thirtySegments, script: script)
+        var now: Int64 = 0
+        // Slow downloads (1.5 s each for 2 s of media) so one is in flight at 10 s.
+        while now < 10_000 {
+            model.advance(toMs: now)
+            guard case .fetch = model.next() else { break }
+            if now + 1_500 > 10_000 {
+                model.advance(toMs: 10_000)
+                #expect(model.phase == .seeking && model.bufferMs == 0)
+                model.advance(toMs: now + 1_500)
+                model.segmentArrived(bytes: 250_000, elapsedMs: 1_500)
+                #expect(model.bufferMs == 0, "the segment asked for before the seek is not buffered")
+                now += 1_500
+                break
+            }
+            model.advance(toMs: now + 1_500)
+            model.segmentArrived(bytes: 250_000, elapsedMs: 1_500)
+            now += 1_500
+        }
+        model.advance(toMs: now)
+        #expect(model.next() == .fetch(index: 24, rendition: 0))
+    }
+
+    @Test("Abandoning ends the viewer at its time, whatever it was doing; before startup it never played")
+    func abandon() {
+        var model = PlayerModel(bandwidths: [1_000_000], segmentDurationsMs: Self.thirtySegments, script: .init(abandonAtMs: 15_000))
+        _ = Self.play(&model, over: Link(steps: [(0, 10_000_000)]))
+        #expect(model.abandoned && model.phase == .ended && model.playedMs == 15_000 - (model.startupMs ?? 0))
+        var early = PlayerModel(bandwidths: [1_000_000], segmentDurationsMs: Self.thirtySegments, script: .init(abandonAtMs: 100))
+        _ = Self.play(&early, over: Link(steps: [(0, 1_000_000)]))
+        #expect(early.abandoned && early.startupMs == nil)
+    }
+
+    @Test("Behaviours: about the asked share of viewers gets each, at times inside their run, the same for the same seed")
+    func behaviourShares() {
+        let behaviours = Behaviours(pausePercent: 30, seekPercent: 10, abandonPercent: 50, seed: 7)
+        let scripts = (0..<10_000).map { behaviours.script(viewer: $0, remainingMs: 60_000) }
+        let pauses = scripts.filter { $0.pauseAtMs != nil }.count
+        let seeks = scripts.filter { $0.seekAtMs != nil }.count
+        let leaves = scripts.filter { $0.abandonAtMs != nil }.count
+        #expect((2_800...3_200).contains(pauses) && (850...1_150).contains(seeks) && (4_800...5_200).contains(leaves), "\(pauses) \(seeks) \(leaves)")
+        #expect(scripts.allSatisfy { s in
+            (s.pauseAtMs.map { (4_000..<60_000).contains($0) } ?? true) && (s.abandonAtMs.map { $0 < 60_000 } ?? true) && s.seekTo < 0.9
+                && (s.pauseAtMs == nil || (5_000...30_000).contains(s.pauseForMs))
+        })
+        #expect(scripts == (0..<10_000).map { behaviours.script(viewer: $0, remainingMs: 60_000) })
+        #expect(Behaviours().script(viewer: 3, remainingMs: 60_000) == PlayerModel.Script())
+    }
+
     /// The buffer's rules stepped one millisecond at a time: the reference the model must equal.
     struct Reference {
         var stalls = 0
