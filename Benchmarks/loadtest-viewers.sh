@@ -17,27 +17,14 @@ DURATION="${DURATION:-100}"
 OUT="${OUT:-$HERE/results/loadtest-viewers.md}"
 for v in VIEWERS RAMP DURATION; do [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "loadtest-viewers: $v must be a non-negative integer" >&2; exit 1; }; done
 (( DURATION >= RAMP + 40 )) || { echo "loadtest-viewers: DURATION must be at least RAMP + 40 (30 s of buffer fill, then a steady window)" >&2; exit 1; }
-command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
-if [[ -z "${MARQUEE_BIN:-}" ]]; then
-  (cd "$REPO" && swift build -c release --product marquee >&2)
-  MARQUEE_BIN="$(cd "$REPO" && swift build -c release --show-bin-path)/marquee"
-fi
+source "$HERE/viewers-title.sh"
+viewers_binary
 ulimit -n 20000
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/marquee-viewers.XXXXXX")"
 ORIGIN=""
 trap '[[ -n "$ORIGIN" ]] && kill "$ORIGIN" 2>/dev/null; rm -rf "$TMP"' EXIT
-mkdir -p "$TMP/media/title"
-echo "==> encoding a 10-minute title" >&2
-(cd "$TMP/media/title" && ffmpeg -v error -y -f lavfi -i testsrc2=size=160x90:rate=10 -f lavfi -i sine=frequency=440 -t 600 \
-  -filter_complex "[0:v]split=2[a][b];[b]scale=96x54[b2]" -map "[a]" -map "[b2]" -map 1:a -map 1:a \
-  -c:v libx264 -preset ultrafast -g 20 -b:v:0 300k -b:v:1 100k -c:a aac -b:a 32k \
-  -f hls -hls_time 2 -hls_segment_type fmp4 -hls_playlist_type vod -master_pl_name master.m3u8 \
-  -var_stream_map "v:0,a:0 v:1,a:1" -hls_segment_filename "v%v/seg_%03d.m4s" "v%v/index.m3u8")
-read -r PORT ADMIN <<<"$(python3 "$HERE/loadbench.py" free-ports 2)"
-MARQUEE_RATE_LIMITS_MAX_CONNECTIONS_PER_ADDRESS=0 "$MARQUEE_BIN" origin --root "$TMP/media" --listen "127.0.0.1:$PORT" --admin "127.0.0.1:$ADMIN" \
-  --threads 1 --no-require-token --no-delivery-records >"$TMP/origin.log" 2>&1 &
-ORIGIN=$!
-for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN/readyz" 2>/dev/null && break; sleep 0.1; done
+viewers_title "$TMP/media"
+viewers_origin "$TMP/media" 1 "$TMP/origin.log"
 echo "==> $VIEWERS viewers over $RAMP s, $DURATION s" >&2
 python3 - "$MARQUEE_BIN" "$VIEWERS" "$RAMP" "$DURATION" "http://127.0.0.1:$PORT/title/master.m3u8" "$ORIGIN" "$TMP/out.json" "$OUT" \
   "$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
