@@ -24,10 +24,11 @@ viewers_title() {
 }
 
 # `marquee origin` on ROOT with THREADS loops, no token, no per-address connection cap (the load
-# comes from one address), in the background; waits until it is ready. Logs to LOG.
+# comes from one address), its connection limit raised to what 20,000 open files allow (the
+# default is 16,384), in the background; waits until it is ready. Logs to LOG.
 viewers_origin() {
   read -r PORT ADMIN <<<"$(python3 "$HERE/loadbench.py" free-ports 2)"
-  MARQUEE_RATE_LIMITS_MAX_CONNECTIONS_PER_ADDRESS=0 "$MARQUEE_BIN" origin --root "$1" --listen "127.0.0.1:$PORT" --admin "127.0.0.1:$ADMIN" \
+  MARQUEE_RATE_LIMITS_MAX_CONNECTIONS_PER_ADDRESS=0 MARQUEE_HTTP_MAX_CONNECTIONS=19900 "$MARQUEE_BIN" origin --root "$1" --listen "127.0.0.1:$PORT" --admin "127.0.0.1:$ADMIN" \
     --threads "$2" --no-require-token --no-delivery-records >"$3" 2>&1 &
   ORIGIN=$!
   for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN/readyz" 2>/dev/null && return 0; sleep 0.1; done
