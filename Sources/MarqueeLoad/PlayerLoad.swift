@@ -159,8 +159,9 @@ struct SplitMix: RandomNumberGenerator {
 /// What the viewers' requests measured and what the viewers saw.
 public struct PlayerResults: Sendable {
     public enum Kind: Int, CaseIterable, Sendable {
-        case master, playlist, initialization, segment
-        var name: String { ["master", "playlist", "init", "segment"][rawValue] }
+        /// `segment` is video (or muxed audio and video); `audio` the segments of a separate audio track.
+        case master, playlist, initialization, segment, audio
+        var name: String { ["master", "playlist", "init", "segment", "audio"][rawValue] }
     }
 
     /// Per request kind: completed requests and their latency.

@@ -13,11 +13,48 @@ final class RenditionMedia {
     let initialization: MediaRequest?
     let segments: [MediaRequest]
     let durationsMs: [Int64]
+    /// Where each segment starts in media time (the sum of the durations before it).
+    let startsMs: [Int64]
 
     init(initialization: MediaRequest?, segments: [MediaRequest], durationsMs: [Int64]) {
         self.initialization = initialization
         self.segments = segments
         self.durationsMs = durationsMs
+        var starts: [Int64] = []
+        starts.reserveCapacity(durationsMs.count)
+        var t: Int64 = 0
+        for d in durationsMs {
+            starts.append(t)
+            t += d
+        }
+        startsMs = starts
+    }
+
+    /// The first segment that ends after `ms`; `segments.count` when none does.
+    func segment(endingAfter ms: Int64) -> Int {
+        var low = 0
+        var high = segments.count
+        while low < high {
+            let mid = (low + high) / 2
+            if startsMs[mid] + durationsMs[mid] > ms { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+}
+
+/// Audio in a track of its own (an HLS `EXT-X-MEDIA` rendition, a DASH audio adaptation set),
+/// fetched alongside the video: its playlist while still to be fetched, the folder its URIs are
+/// relative to, and its media once known.
+struct AudioTrack {
+    var playlist: String?
+    var mediaBase: String
+    var media: RenditionMedia?
+
+    /// The same track (renditions of one title usually share it).
+    func isSame(as other: AudioTrack) -> Bool { playlist == other.playlist && mediaBase == other.mediaBase }
+
+    func target(_ uri: String) -> String {
+        uri.hasPrefix("/") || uri.hasPrefix("http://") || uri.hasPrefix("https://") ? uri : mediaBase + uri
     }
 }
 
@@ -28,6 +65,8 @@ struct PlayableRendition {
     var playlist: String?
     var mediaBase: String
     var media: RenditionMedia?
+    /// Its audio when that is a separate track; nil when the audio is in its segments.
+    var audio: AudioTrack? = nil
 
     /// The request target of `uri`: itself when absolute, else under `mediaBase`.
     func target(_ uri: String) -> String {
@@ -37,12 +76,14 @@ struct PlayableRendition {
 
 /// What a manifest answer says, for a viewer; URIs as the manifest wrote them.
 enum ManifestAnswer {
-    /// An HLS master playlist: variants (bandwidth, URI) whose playlists are still to be fetched.
-    case variants([(bandwidth: Int, uri: String)])
+    /// An HLS master playlist: variants (bandwidth, URI, audio playlist URI) whose playlists are
+    /// still to be fetched.
+    case variants([(bandwidth: Int, uri: String, audio: String?)])
     /// An HLS media playlist: one rendition's media.
     case media(RenditionMedia)
-    /// A DASH manifest: its first period's video renditions (bandwidth, `BaseURL`, media).
-    case presentation([(bandwidth: Int, base: String, media: RenditionMedia)])
+    /// A DASH manifest: its first period's video renditions (bandwidth, `BaseURL`, media), and
+    /// its first audio representation, played with every one of them.
+    case presentation([(bandwidth: Int, base: String, media: RenditionMedia)], audio: (base: String, media: RenditionMedia)?)
     /// Not something a player could play, and why.
     case unplayable(String)
 }
@@ -73,7 +114,7 @@ struct ManifestCache {
             case .failure(let problem):
                 return .unplayable("an unplayable HLS playlist: \(problem.description)")
             case .success(.master(let variants)):
-                return .variants(variants.map { ($0.bandwidth, $0.uri) })
+                return .variants(variants.map { ($0.bandwidth, $0.uri, $0.audio) })
             case .success(.media(let media)):
                 return .media(
                     RenditionMedia(
@@ -90,19 +131,22 @@ struct ManifestCache {
         } catch {
             return .unplayable("an unplayable DASH manifest: \(error.description)")
         }
-        // A player picks among the video representations (all of them when none says its type);
-        // audio and text are not modelled. Later periods are not played.
+        // A player picks among the video representations (all of them when none says its type)
+        // and plays the first audio representation with them; text is not fetched. Later periods
+        // are not played.
         let first = all.filter { $0.period == 0 && !$0.segments.isEmpty }
-        let video = first.contains { $0.contentType == "video" } ? first.filter { $0.contentType == "video" } : first
+        let typed = first.contains { $0.contentType == "video" }
+        let video = typed ? first.filter { $0.contentType == "video" } : first
         guard !video.isEmpty else { return .unplayable("a DASH manifest without segments a player could fetch (SegmentTemplate or SegmentList)") }
-        let renditions = video.map { representation in
-            let media = RenditionMedia(
+        func media(_ representation: DASHManifest.Representation) -> RenditionMedia {
+            RenditionMedia(
                 initialization: representation.initialization.map { MediaRequest(uri: $0, bytes: nil) },
                 segments: representation.segments.map { MediaRequest(uri: $0.path, bytes: $0.bytes) },
                 durationsMs: representation.segments.map { ($0.end - $0.start + 500) / 1000 })
-            return (bandwidth: representation.bandwidth ?? 1, base: representation.base, media: media)
         }
-        return .presentation(renditions.sorted { $0.bandwidth < $1.bandwidth })
+        let renditions = video.map { (bandwidth: $0.bandwidth ?? 1, base: $0.base, media: media($0)) }
+        let audio = typed ? first.first { $0.contentType == "audio" }.map { (base: $0.base, media: media($0)) } : nil
+        return .presentation(renditions.sorted { $0.bandwidth < $1.bandwidth }, audio: audio)
     }
 }
 

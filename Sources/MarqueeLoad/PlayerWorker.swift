@@ -20,6 +20,10 @@ struct PlayerWorker: ~Copyable {
         case playlist(rendition: Int)
         case initialization(rendition: Int)
         case segment(index: Int, rendition: Int)
+        /// The separate audio track: its playlist, its init segment, its segment `index`.
+        case audioPlaylist
+        case audioInitialization
+        case audioSegment(index: Int)
     }
 
     struct Viewer {
@@ -42,6 +46,16 @@ struct PlayerWorker: ~Copyable {
         var initialized: [Bool] = []
         var model: PlayerModel?
         var segmentStart: UInt64 = 0
+        /// The audio track it plays (when separate), whether its init segment was fetched, the
+        /// next audio segment, and the video segment whose audio is being fetched.
+        var audio: AudioTrack?
+        var audioInitialized = false
+        var audioNext = 0
+        var lastVideoIndex = -1
+        var videoIndex = 0
+        var videoRendition = 0
+        /// Bytes of the video segment and its audio so far: the model's download is both.
+        var segmentBytes = 0
         var sessionID = ""
         /// Its timer is a retry of the request that failed.
         var retrying = false
@@ -233,6 +247,14 @@ struct PlayerWorker: ~Copyable {
         case .segment(let index, let r):
             let rendition = viewers[i].renditions[r]
             return rendition.media.map { (rendition.target($0.segments[index].uri), $0.segments[index].bytes) }
+        case .audioPlaylist:
+            return viewers[i].audio?.playlist.map { ($0, nil) }
+        case .audioInitialization:
+            guard let audio = viewers[i].audio else { return nil }
+            return audio.media?.initialization.map { (audio.target($0.uri), $0.bytes) }
+        case .audioSegment(let index):
+            guard let audio = viewers[i].audio, let media = audio.media else { return nil }
+            return (audio.target(media.segments[index].uri), media.segments[index].bytes)
         }
     }
 
@@ -247,14 +269,18 @@ struct PlayerWorker: ~Copyable {
         var object: [String] = []
         var request: [String] = []
         switch want {
-        case .master, .playlist: object.append("ot=m")
+        case .master, .playlist, .audioPlaylist: object.append("ot=m")
+        case .audioInitialization: object.append("ot=i")
+        case .audioSegment(let index):
+            if let d = v.audio?.media?.durationsMs[index] { object.append("d=\(d)") }
+            object.append("ot=a")
         case .initialization(let r):
             object.append("br=\(v.renditions[r].bandwidth / 1000)")
             object.append("ot=i")
         case .segment(let index, let r):
             object.append("br=\(v.renditions[r].bandwidth / 1000)")
             if let model = v.model { object.append("d=\(model.segmentDurationsMs[index])") }
-            object.append("ot=av")
+            object.append(v.renditions[r].audio == nil ? "ot=av" : "ot=v")
         }
         if let model = v.model {
             request.append("bl=\(model.bufferMs / 100 * 100)")
@@ -302,7 +328,7 @@ struct PlayerWorker: ~Copyable {
         let area = UnsafeMutableRawBufferPointer(start: areas + i * Self.areaBytes, count: Self.areaBytes)
         let keepsBody: Bool
         switch viewers[i].want {
-        case .master, .playlist: keepsBody = true
+        case .master, .playlist, .audioPlaylist: keepsBody = true
         default: keepsBody = false
         }
         let step: ResponseReader.Step
@@ -368,7 +394,11 @@ struct PlayerWorker: ~Copyable {
                 // Each rendition's media resolves against its own playlist's folder.
                 let renditions = variants.map { variant in
                     let playlist = HLSPlaylist.resolve(variant.uri, against: master)
-                    return PlayableRendition(bandwidth: variant.bandwidth, playlist: playlist, mediaBase: folder(of: playlist))
+                    let audio = variant.audio.map { uri in
+                        let path = HLSPlaylist.resolve(uri, against: master)
+                        return AudioTrack(playlist: path, mediaBase: folder(of: path), media: nil)
+                    }
+                    return PlayableRendition(bandwidth: variant.bandwidth, playlist: playlist, mediaBase: folder(of: playlist), audio: audio)
                 }
                 viewers[i].renditions = renditions
                 viewers[i].initialized = Array(repeating: false, count: renditions.count)
@@ -380,11 +410,12 @@ struct PlayerWorker: ~Copyable {
                 viewers[i].initialized = [false]
                 loaded(i, media, rendition: 0)
                 drive(i)
-            case .presentation(let found):
+            case .presentation(let found, let audio):
                 let base = folder(of: master)
+                func resolved(_ relative: String) -> String { relative.hasPrefix("/") || relative.contains(":") ? relative : base + relative }
+                let track = audio.map { AudioTrack(playlist: nil, mediaBase: resolved($0.base), media: $0.media) }
                 viewers[i].renditions = found.map { rendition in
-                    let absolute = rendition.base.hasPrefix("/") || rendition.base.contains(":")
-                    return PlayableRendition(bandwidth: rendition.bandwidth, playlist: nil, mediaBase: absolute ? rendition.base : base + rendition.base, media: rendition.media)
+                    PlayableRendition(bandwidth: rendition.bandwidth, playlist: nil, mediaBase: resolved(rendition.base), media: rendition.media, audio: track)
                 }
                 viewers[i].initialized = Array(repeating: false, count: found.count)
                 guard let first = found.first?.media else { return unplayable(i, "a DASH manifest without renditions") }
@@ -401,15 +432,46 @@ struct PlayerWorker: ~Copyable {
             case .variants, .presentation:
                 unplayable(i, "a variant URI named a master playlist or a DASH manifest")
             }
+        case .audioPlaylist:
+            switch manifests.read(viewers[i].body) {
+            case .media(let media):
+                viewers[i].audio?.media = media
+                drive(i)
+            case .unplayable(let why):
+                unplayable(i, why)
+            case .variants, .presentation:
+                unplayable(i, "an audio URI named a master playlist or a DASH manifest")
+            }
+        case .audioInitialization:
+            viewers[i].audioInitialized = true
+            drive(i)
+        case .audioSegment(let index):
+            viewers[i].segmentBytes += viewers[i].bodyBytes
+            viewers[i].audioNext = index + 1
+            fetchAudioOrFinish(i)
         case .initialization(let r):
             viewers[i].initialized[r] = true
             drive(i)
         case .segment:
-            let elapsed = Int64(max(1, (now &- viewers[i].segmentStart) / 1_000_000))
-            viewers[i].model?.advance(toMs: elapsedMs(i))
-            viewers[i].model?.segmentArrived(bytes: viewers[i].bodyBytes, elapsedMs: elapsed)
-            drive(i)
+            viewers[i].segmentBytes += viewers[i].bodyBytes
+            fetchAudioOrFinish(i)
         }
+    }
+
+    /// The video segment is in: the audio segments covering its media time follow (on the same
+    /// connection), then the model hears of the whole download.
+    mutating func fetchAudioOrFinish(_ i: Int) {
+        let r = viewers[i].videoRendition
+        if viewers[i].renditions[r].audio != nil, let audio = viewers[i].audio?.media, let video = viewers[i].renditions[r].media {
+            let index = viewers[i].videoIndex
+            let end = video.startsMs[index] + video.durationsMs[index]
+            let next = viewers[i].audioNext
+            if next < audio.segments.count && audio.startsMs[next] < end { return request(i, .audioSegment(index: next)) }
+        }
+        let elapsed = Int64(max(1, (now &- viewers[i].segmentStart) / 1_000_000))
+        viewers[i].model?.advance(toMs: elapsedMs(i))
+        viewers[i].model?.segmentArrived(bytes: viewers[i].segmentBytes, elapsedMs: elapsed)
+        drive(i)
     }
 
     /// The server's answer cannot be played: the viewer stops, counted under `why`.
@@ -458,11 +520,34 @@ struct PlayerWorker: ~Copyable {
                 viewers[i].model?.requestDeferred()
                 return request(i, .initialization(rendition: r))
             }
+            if let wanted = viewers[i].renditions[r].audio {
+                if viewers[i].audio.map({ !$0.isSame(as: wanted) }) ?? true {
+                    viewers[i].audio = wanted
+                    viewers[i].audioInitialized = false
+                    viewers[i].lastVideoIndex = -1
+                }
+                guard let audio = viewers[i].audio?.media else {
+                    viewers[i].model?.requestDeferred()
+                    return request(i, .audioPlaylist)
+                }
+                if audio.initialization != nil && !viewers[i].audioInitialized {
+                    viewers[i].model?.requestDeferred()
+                    return request(i, .audioInitialization)
+                }
+            }
             guard index < media.segments.count else {
                 // A rendition listing fewer segments than the first: treat as the end.
                 results.contentErrors["renditions list different numbers of segments", default: 0] += 1
                 return finishViewer(i)
             }
+            if let audio = viewers[i].audio?.media, index != viewers[i].lastVideoIndex + 1 {
+                // A start or a seek: the audio restarts at the video's media time.
+                viewers[i].audioNext = audio.segment(endingAfter: media.startsMs[index])
+            }
+            viewers[i].lastVideoIndex = index
+            viewers[i].videoIndex = index
+            viewers[i].videoRendition = r
+            viewers[i].segmentBytes = 0
             viewers[i].segmentStart = now
             request(i, .segment(index: index, rendition: r))
         }
@@ -598,6 +683,9 @@ struct PlayerWorker: ~Copyable {
         case .playlist: PlayerResults.Kind.playlist.rawValue
         case .initialization: PlayerResults.Kind.initialization.rawValue
         case .segment: PlayerResults.Kind.segment.rawValue
+        case .audioPlaylist: PlayerResults.Kind.playlist.rawValue
+        case .audioInitialization: PlayerResults.Kind.initialization.rawValue
+        case .audioSegment: PlayerResults.Kind.audio.rawValue
         }
     }
 

@@ -127,15 +127,19 @@ struct RawLoadWorker: ~Copyable {
         var generation: UInt16 = 0
         var sent = 0
         var startNanoseconds: UInt64 = 0
-        var reader = ResponseReader(maxHeadBytes: RawLoadWorker.areaBytes)
+        var reader = ResponseReader(maxHeadBytes: RawLoadWorker.maxHeadBytes)
         /// An operation of it is in the ring.
         var busy = false
         /// Waiting for the next tick to connect again (after a refused connect).
         var retry = false
     }
 
-    static let areaBytes = 16 * 1024
+    static let maxHeadBytes = 16 * 1024
     static let tickNanoseconds: Int64 = 100_000_000
+    /// Each connection's receive area: large when there are few connections (a 2 MB body in
+    /// 256 KiB receives, not 128 of 16 KiB), at least a head's room when there are many; about
+    /// 32 MiB in all.
+    let areaBytes: Int
 
     let target: LoadTarget
     let count: Int
@@ -165,7 +169,8 @@ struct RawLoadWorker: ~Copyable {
         self.progress = progress
         connections = .allocate(capacity: max(1, count))
         connections.initialize(repeating: Connection(), count: max(1, count))
-        areas = .allocate(byteCount: max(1, count) * Self.areaBytes, alignment: 64)
+        areaBytes = min(256 * 1024, max(Self.maxHeadBytes, (32 << 20) / max(1, count) / 4096 * 4096))
+        areas = .allocate(byteCount: max(1, count) * areaBytes, alignment: 64)
         let request = UnsafeMutableRawPointer.allocate(byteCount: target.request.count, alignment: 16)
         target.request.withUnsafeBytes { request.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         self.request = request
@@ -243,7 +248,7 @@ struct RawLoadWorker: ~Copyable {
                 receive(i, offset: 0)
             }
         case .receive:
-            let area = UnsafeMutableRawBufferPointer(start: areas + i * Self.areaBytes, count: Self.areaBytes)
+            let area = UnsafeMutableRawBufferPointer(start: areas + i * areaBytes, count: areaBytes)
             let next: ResponseReader.Step
             if result > 0 {
                 results.bytes += UInt64(result)
@@ -334,7 +339,7 @@ struct RawLoadWorker: ~Copyable {
 
     mutating func receive(_ i: Int, offset: Int) {
         let sqe = ring.submissionEntry()
-        io_uring_prep_recv(sqe, connections[i].fd, areas + i * Self.areaBytes + offset, Self.areaBytes - offset, 0)
+        io_uring_prep_recv(sqe, connections[i].fd, areas + i * areaBytes + offset, areaBytes - offset, 0)
         io_uring_sqe_set_data64(sqe, Self.userData(.receive, i, connections[i].generation))
         connections[i].busy = true
     }

@@ -8,6 +8,11 @@ public enum HLSPlaylist {
         /// Peak bits per second (`BANDWIDTH`).
         public var bandwidth: Int
         public var uri: String
+        /// The media playlist of the audio a player plays with this variant: the `DEFAULT=YES`
+        /// (else the first) `EXT-X-MEDIA` of `TYPE=AUDIO` in the variant's `AUDIO` group. Nil
+        /// when the variant names no group or the group's audio is in the variant's segments
+        /// (no `URI`).
+        public var audio: String? = nil
     }
 
     public struct Segment: Equatable, Sendable {
@@ -48,18 +53,26 @@ public enum HLSPlaylist {
 
     private static func variants(_ lines: [String]) throws(Problem) -> [Variant] {
         var found: [Variant] = []
-        var pending: Int?
+        var pending: (bandwidth: Int, audioGroup: String?)?
+        // Audio renditions by group: the default one, else the first (nil: audio in the variant).
+        var audio: [String: (uri: String?, isDefault: Bool)] = [:]
+        for line in lines.dropFirst() where line.hasPrefix("#EXT-X-MEDIA:") {
+            let attributes = attributeList(String(line.dropFirst("#EXT-X-MEDIA:".count)))
+            guard attributes["TYPE"] == "AUDIO", let group = attributes["GROUP-ID"] else { continue }
+            let isDefault = attributes["DEFAULT"] == "YES"
+            if audio[group] == nil || (isDefault && audio[group]?.isDefault == false) { audio[group] = (attributes["URI"], isDefault) }
+        }
         for line in lines.dropFirst() {
             if line.hasPrefix("#EXT-X-STREAM-INF:") {
                 let attributes = attributeList(String(line.dropFirst("#EXT-X-STREAM-INF:".count)))
                 guard let text = attributes["BANDWIDTH"], let bandwidth = Int(text), bandwidth > 0 else {
                     throw Problem(description: "a variant has no valid BANDWIDTH: \(line.prefix(120))")
                 }
-                pending = bandwidth
+                pending = (bandwidth, attributes["AUDIO"])
             } else if line.hasPrefix("#") {
                 continue
-            } else if let bandwidth = pending {
-                found.append(Variant(bandwidth: bandwidth, uri: line))
+            } else if let (bandwidth, group) = pending {
+                found.append(Variant(bandwidth: bandwidth, uri: line, audio: group.flatMap { audio[$0]?.uri }))
                 pending = nil
             }
         }

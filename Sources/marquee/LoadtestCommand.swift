@@ -174,7 +174,6 @@ struct LoadtestCommand: AsyncParsableCommand {
     /// Raw mode: closed-loop rounds; with --compare, A and B alternate in three rounds each of a
     /// third of the duration, so both meet the same moments of a noisy machine.
     func hammer(_ targets: [LoadTarget]) throws {
-        let url = targets[0].url
         let rounds = targets.count > 1 ? 3 : 1
         var results = targets.map { _ in LoadResults() }
         var threadsUsed = 1
@@ -196,28 +195,16 @@ struct LoadtestCommand: AsyncParsableCommand {
                 }
             }
         }
-        let settings = "\(connections) connections, \(threadsUsed) thread(s), \(duration) s"
-        var fields: [(String, String)] = [("mode", "\"raw\""), ("connections", "\(connections)"), ("threads", "\(threadsUsed)"), ("duration_s", "\(duration)")]
-        guard targets.count > 1 else {
-            printLine(results[0].text(title: "marquee loadtest --raw \(url): \(settings)"))
-            fields.insert(("url", Self.quoted(url)), at: 1)
-            if let json { try Self.write(results[0].json(fields: fields), to: json) }
-            return
-        }
-        printLine(results[0].text(title: "A: \(url): \(settings), 3 rounds"))
-        printLine(results[1].text(title: "B: \(targets[1].url): \(settings), 3 rounds"))
-        let comparison = Comparison.raw(results[0], results[1])
-        printLine(comparison.text(a: url, b: targets[1].url))
-        if let json {
-            fields.append(("rounds", "3"))
-            try Self.write(Self.compared(fields, results[0].json(fields: [("url", Self.quoted(url))]), results[1].json(fields: [("url", Self.quoted(targets[1].url))]), comparison), to: json)
-        }
+        let fields: [(String, String)] = [("mode", "\"raw\""), ("connections", "\(connections)"), ("threads", "\(threadsUsed)"), ("duration_s", "\(duration)")]
+        try report(
+            targets, settings: "\(connections) connections, \(threadsUsed) thread(s), \(duration) s" + (targets.count > 1 ? ", 3 rounds" : ""),
+            fields: fields + (targets.count > 1 ? [("rounds", "3")] : []), text: { results[$0].text(title: $1) }, json: { results[$0].json(fields: $1) },
+            comparison: { Comparison.raw(results[0], results[1]) })
     }
 
     /// Player mode: viewers playing the title in real time; with --compare, the same number again
     /// against B, at the same time.
     func play(_ targets: [LoadTarget]) throws {
-        let url = targets[0].url
         let loads = targets.map {
             PlayerLoad(target: $0, viewers: viewers, threads: threads, durationSeconds: duration, rampSeconds: ramp, behaviours: behaviours)
         }
@@ -230,35 +217,43 @@ struct LoadtestCommand: AsyncParsableCommand {
             printError("marquee loadtest: \(error.description)")
             throw ExitCode(1)
         }
-        let settings = "\(viewers) viewers over \(ramp) s, \(loads[0].threads) thread(s), \(duration) s"
-        var fields: [(String, String)] = [
+        let fields: [(String, String)] = [
             ("mode", "\"viewers\""), ("viewers", "\(viewers)"), ("ramp_s", "\(ramp)"), ("threads", "\(loads[0].threads)"), ("duration_s", "\(duration)"),
             ("behaviours", behavioursJSON),
         ]
+        try report(
+            targets, settings: "\(viewers) viewers over \(ramp) s, \(loads[0].threads) thread(s), \(duration) s", fields: fields,
+            text: { results[$0].text(title: $1) }, json: { results[$0].json(fields: $1) }, comparison: { Comparison.viewers(results[0], results[1]) })
+    }
+
+    /// Prints one target's report, or A's and B's and their ratios, and writes `--json`: one
+    /// report, or `{settings…, "compare": true, "a": …, "b": …, "ratios": …}`.
+    func report(
+        _ targets: [LoadTarget], settings: String, fields: [(String, String)], text: (Int, String) -> String, json toJSON: (Int, [(String, String)]) -> String,
+        comparison: () -> Comparison
+    ) throws {
+        let command = raw ? "marquee loadtest --raw" : "marquee loadtest"
         guard targets.count > 1 else {
-            printLine(results[0].text(title: "marquee loadtest \(url): \(settings)"))
-            fields.insert(("url", Self.quoted(url)), at: 1)
-            if let json { try Self.write(results[0].json(fields: fields), to: json) }
+            printLine(text(0, "\(command) \(targets[0].url): \(settings)"))
+            var fields = fields
+            fields.insert(("url", Self.quoted(targets[0].url)), at: 1)
+            if let json { try Self.write(toJSON(0, fields), to: json) }
             return
         }
-        printLine(results[0].text(title: "A: \(url): \(settings)"))
-        printLine(results[1].text(title: "B: \(targets[1].url): \(settings)"))
-        let comparison = Comparison.viewers(results[0], results[1])
-        printLine(comparison.text(a: url, b: targets[1].url))
+        printLine(text(0, "A: \(targets[0].url): \(settings)"))
+        printLine(text(1, "B: \(targets[1].url): \(settings)"))
+        let ratios = comparison()
+        printLine(ratios.text(a: targets[0].url, b: targets[1].url))
         if let json {
-            try Self.write(Self.compared(fields, results[0].json(fields: [("url", Self.quoted(url))]), results[1].json(fields: [("url", Self.quoted(targets[1].url))]), comparison), to: json)
+            let settings = fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ")
+            let each = (0...1).map { toJSON($0, [("url", Self.quoted(targets[$0].url))]).trimmingCharacters(in: .newlines) }
+            try Self.write("{\(settings), \"compare\": true, \"a\": \(each[0]), \"b\": \(each[1]), \"ratios\": \(ratios.json)}\n", to: json)
         }
     }
 
     var behavioursJSON: String { "{\"pause_percent\": \(pause), \"seek_percent\": \(seek), \"abandon_percent\": \(abandon), \"seed\": \(seed)}" }
 
     var behaviours: Behaviours { Behaviours(pausePercent: pause, seekPercent: seek, abandonPercent: abandon, seed: seed) }
-
-    /// The --compare report: the settings, each target's own report, and the ratios.
-    static func compared(_ fields: [(String, String)], _ a: String, _ b: String, _ comparison: Comparison) -> String {
-        let settings = fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ")
-        return "{\(settings), \"compare\": true, \"a\": \(a.trimmingCharacters(in: .newlines)), \"b\": \(b.trimmingCharacters(in: .newlines)), \"ratios\": \(comparison.json)}\n"
-    }
 
     /// `--json FILE`: the report, or exit 1 saying why it could not be written.
     static func write(_ report: String, to file: String) throws {

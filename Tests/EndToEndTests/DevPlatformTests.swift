@@ -131,6 +131,9 @@ struct DevPlatformTests {
         #expect(Set(sessions?["ids"] as? [String] ?? []).count == 4)
         let segments = (loadReport["by_kind"] as? [String: [String: Any]])?["segment"]
         #expect((segments?["statuses"] as? [String: Int])?.keys.sorted() == ["200"], "\(String(describing: segments))")
+        // Our packages carry audio as a track of its own: the viewers fetched it too.
+        let audio = (loadReport["by_kind"] as? [String: [String: Any]])?["audio"]
+        #expect((audio?["requests"] as? Int ?? 0) > 0 && (audio?["statuses"] as? [String: Int])?.keys.sorted() == ["200"], "\(String(describing: audio))")
         #expect(second.interrupt(timeout: .seconds(30)) == 0, "did not stop cleanly: \(second.output.text)")
         let packages = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("media/titles/\(titleID)").path)
         #expect(packages.filter { !$0.hasPrefix(".") }.count == 1, "one package version expected: \(packages)")

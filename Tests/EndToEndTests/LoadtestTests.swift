@@ -80,7 +80,7 @@ struct LoadtestTests {
         #expect(Int(try origin.metric(ServerProcess.responses(200)) - before) == total)
     }
 
-    @Test("viewers play the DASH title from its manifest: the manifest, the video's init and every video segment once each, all 200s, no stall")
+    @Test("viewers play the DASH title from its manifest: the manifest, the video's and the audio's init, and every video and audio segment once each, all 200s, no stall")
     func viewersPlayDASH() throws {
         let fixtures = try MediaFixtures.shared()
         let origin = try ServerProcess(root: fixtures.root, threads: 1)
@@ -94,8 +94,9 @@ struct LoadtestTests {
         #expect((report["content_errors"] as? [String: Int]) == [:])
         let kinds = try #require(report["by_kind"] as? [String: [String: Any]])
         var total = 0
-        // 6 s of 2 s segments: the manifest is the "master", then no playlist, one init, three segments.
-        for (kind, each) in [("master", 1), ("playlist", 0), ("init", 1), ("segment", 3)] {
+        // 6 s of 2 s segments: the manifest is the "master", then no playlist, the video's and the
+        // audio's init, three video segments and the three audio segments of the same time.
+        for (kind, each) in [("master", 1), ("playlist", 0), ("init", 2), ("segment", 3), ("audio", 3)] {
             let requests = kinds[kind]?["requests"] as? Int ?? -1
             #expect(requests == 5 * each, "\(kind): \(requests)")
             total += requests
@@ -175,5 +176,43 @@ struct LoadtestTests {
         #expect(run.stdoutText.contains("behaviours"), "\(run.stdoutText)")
         let bad = try Self.loadtest(["--viewers", "2", "--pause", "120", origin.url(MediaFixtures.hlsMaster)])
         #expect(bad.termination == .exited(64) && bad.stderrText.contains("--pause is a percentage"), "\(bad.stderrText)")
+    }
+
+    @Test("HLS with a separate audio track (EXT-X-MEDIA): each video segment is followed by the audio segments of its media time, whatever their durations")
+    func separateAudio() throws {
+        let root = try Scratch.newDirectory("audio-title")
+        let title = root.appendingPathComponent("show")  // not "t": /t/ is the signed-URL route
+        for folder in ["v", "a"] { try FileManager.default.createDirectory(at: title.appendingPathComponent(folder), withIntermediateDirectories: true) }
+        try """
+            #EXTM3U
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="en",DEFAULT=YES,URI="a/index.m3u8"
+            #EXT-X-STREAM-INF:BANDWIDTH=400000,AUDIO="aud"
+            v/index.m3u8
+            """.write(to: title.appendingPathComponent("master.m3u8"), atomically: true, encoding: .utf8)
+        // Video in 2 s segments, audio in 3 s ones: 6 s of each.
+        var video = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n"
+        for k in 0..<3 {
+            video += "#EXTINF:2.0,\nseg\(k).m4s\n"
+            try Data(repeating: 1, count: 20_000).write(to: title.appendingPathComponent("v/seg\(k).m4s"))
+        }
+        var audio = "#EXTM3U\n#EXT-X-TARGETDURATION:3\n"
+        for k in 0..<2 {
+            audio += "#EXTINF:3.0,\nseg\(k).m4s\n"
+            try Data(repeating: 2, count: 3_000).write(to: title.appendingPathComponent("a/seg\(k).m4s"))
+        }
+        try (video + "#EXT-X-ENDLIST\n").write(to: title.appendingPathComponent("v/index.m3u8"), atomically: true, encoding: .utf8)
+        try (audio + "#EXT-X-ENDLIST\n").write(to: title.appendingPathComponent("a/index.m3u8"), atomically: true, encoding: .utf8)
+        let origin = try ServerProcess(root: root, threads: 1)
+        defer { origin.stop() }
+        let json = Scratch.newFile("loadtest-audio.json")
+        let run = try Self.loadtest(["--viewers", "3", "--duration", "10", "--json", json.path, origin.url("/show/master.m3u8")])
+        #expect(run.termination == .exited(0), "\(run.stderrText)")
+        let report = try Self.report(json)
+        #expect(report["viewers_started"] as? Int == 3 && report["stalls"] as? Int == 0, "\(report)")
+        let kinds = try #require(report["by_kind"] as? [String: [String: Any]])
+        // Audio [0,3) goes with video [0,2), audio [3,6) with video [2,4); video [4,6) needs no more.
+        for (kind, each) in [("master", 1), ("playlist", 2), ("segment", 3), ("audio", 2)] {
+            #expect(kinds[kind]?["requests"] as? Int == 3 * each, "\(kind): \(String(describing: kinds[kind]))")
+        }
     }
 }

@@ -51,6 +51,26 @@ struct HLSPlaylistTests {
         #expect(media.segments == [.init(durationMs: 4000, uri: "seg-1.m4s"), .init(durationMs: 4004, uri: "seg-2.m4s"), .init(durationMs: 1500, uri: "seg-3.m4s?token=abc")])
     }
 
+    @Test("Each variant's audio: the default (else the first) rendition of its AUDIO group; none when the group's audio is muxed")
+    func audioGroups() throws {
+        let text = """
+            #EXTM3U
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="English",DEFAULT=NO,URI="audio/en.m3u8"
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="French",DEFAULT=YES,URI="audio/fr.m3u8"
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="muxed",NAME="Main",DEFAULT=YES
+            #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="en",URI="subs/en.m3u8"
+            #EXT-X-STREAM-INF:BANDWIDTH=2000000,AUDIO="aac",SUBTITLES="subs"
+            hi.m3u8
+            #EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO="muxed"
+            lo.m3u8
+            #EXT-X-STREAM-INF:BANDWIDTH=900000
+            mid.m3u8
+            """
+        #expect(try HLSPlaylist.parse(text) == .master([
+            .init(bandwidth: 500_000, uri: "lo.m3u8"), .init(bandwidth: 900_000, uri: "mid.m3u8"), .init(bandwidth: 2_000_000, uri: "hi.m3u8", audio: "audio/fr.m3u8"),
+        ]))
+    }
+
     @Test("Byte ranges of one file: explicit offsets, offsets that follow on, and the init segment's")
     func byteRanges() throws {
         let text = "#EXTM3U\n#EXT-X-MAP:URI=\"all.mp4\",BYTERANGE=\"720@0\"\n#EXTINF:2,\n#EXT-X-BYTERANGE:1000@720\nall.mp4\n#EXTINF:2,\n#EXT-X-BYTERANGE:500\nall.mp4\n#EXTINF:2,\nother.mp4\n"
