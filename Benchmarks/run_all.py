@@ -102,7 +102,7 @@ def main():
         name, status, seconds = line.rstrip("\n").split("\t")
         report = os.path.join(args.dir, f"{name}.md")
         text = open(report).read() if os.path.exists(report) else ""
-        result = headline(name, text) if status == "ok" else ""
+        result = headline(name, text) if text else ""
         if status == "ok" and not result:
             result = "(the report has no headline this summary can read)"
         if text:
