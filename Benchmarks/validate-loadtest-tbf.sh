@@ -39,8 +39,11 @@ def sh(*args, check=True):
     return subprocess.run(args, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 def shape(rate, verb):
-    # burst: at least a few full frames; latency bounds the queue (rate × 0.5 s).
-    sh("tc", "qdisc", verb, "dev", HOST_IF, "root", "tbf", "rate", str(rate), "burst", "32kb", "latency", "500ms")
+    # burst: a few full frames. latency sizes the queue (rate × 5 s): deep enough that the drop
+    # queues the sender's window instead of dropping it. With a shallow queue (500 ms) one run
+    # saw a stall more than the arithmetic, most likely TCP retransmission timeouts after the
+    # drop's losses: real, but outside what a loss-free link's arithmetic can predict.
+    sh("tc", "qdisc", verb, "dev", HOST_IF, "root", "tbf", "rate", str(rate), "burst", "32kb", "latency", "5s")
 
 def teardown():
     sh("ip", "netns", "del", NS, check=False)
