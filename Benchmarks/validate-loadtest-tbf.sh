@@ -39,11 +39,17 @@ def sh(*args, check=True):
     return subprocess.run(args, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 def shape(rate, verb):
-    # burst: a few full frames. latency sizes the queue (rate × 5 s): deep enough that the drop
-    # queues the sender's window instead of dropping it. With a shallow queue (500 ms) one run
-    # saw a stall more than the arithmetic, most likely TCP retransmission timeouts after the
-    # drop's losses: real, but outside what a loss-free link's arithmetic can predict.
-    sh("tc", "qdisc", verb, "dev", HOST_IF, "root", "tbf", "rate", str(rate), "burst", "32kb", "latency", "5s")
+    # burst: a few full frames. latency sizes the queue (rate × 15 s, more than a whole segment
+    # at the low rate), so the link never drops: the arithmetic is of a loss-free link. With a
+    # 500 ms queue the drop lost packets (about 1,500 retransmitted segments) and TCP's recovery
+    # held segments back: one run saw 6 stalls, another 4, against the arithmetic's 5; with 5 s,
+    # 205 retransmissions and once 2 s more stalled time. With 15 s: 1 retransmission, exact.
+    sh("tc", "qdisc", verb, "dev", HOST_IF, "root", "tbf", "rate", str(rate), "burst", "32kb", "latency", "15s")
+
+def retransmitted():
+    """TCP segments this namespace (the origin's side) has retransmitted so far."""
+    lines = [l.split() for l in open("/proc/net/snmp") if l.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("RetransSegs")])
 
 def teardown():
     sh("ip", "netns", "del", NS, check=False)
@@ -94,6 +100,7 @@ try:
     def run(path, low):
         """One viewer for `duration` s; the link is FAST until drop_at, then `low`. Returns the report."""
         shape(FAST, "replace")
+        before = retransmitted()
         report = os.path.join(root, "report.json")
         p = subprocess.Popen(["ip", "netns", "exec", NS, binary, "loadtest", f"http://{HOST_IP}:{port}{path}", "--viewers", "1",
                               "--duration", str(duration), "--json", report], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -102,7 +109,7 @@ try:
         shape(low, "change")
         text, _ = p.communicate()
         assert p.returncode == 0, text
-        return json.load(open(report)), text
+        return json.load(open(report)), retransmitted() - before
 
     # The buffer model's arithmetic (PlayerModel's rules, one rendition): each segment downloads
     # back to back while the buffer has room for it; the link's rate is what tbf lets through:
@@ -157,16 +164,17 @@ try:
     ok = True
 
     low = 200_000
-    report, _ = run("/single/master.m3u8", low)
+    report, retransmissions = run("/single/master.m3u8", low)
     want_stalls, want_ms, want_startup = expected(single_size, low)
     got_stalls, got_ms = report["stalls"], report["stalled_ms"]
-    a_ok = got_stalls == want_stalls and abs(got_ms - want_ms) <= max(1000, 0.1 * want_ms) and report["viewers_started"] == 1
+    a_ok = got_stalls == want_stalls and abs(got_ms - want_ms) <= 500 and report["viewers_started"] == 1
     ok &= a_ok
     lines += [f"## A. Single 1 Mbit/s rendition, link to {low // 1000} kbit/s: {'PASS' if a_ok else 'FAIL'}", "",
               "| | stalls | stalled ms | startup ms |", "|---|---|---|---|",
               f"| buffer-model arithmetic | {want_stalls} | {want_ms:.0f} | {want_startup:.0f} |",
               f"| marquee loadtest reported | {got_stalls} | {got_ms} | {report['startup_ms']['p50']:.0f} |", "",
-              "Pass: the same stall count, and stalled time within 10% (or 1 s).", ""]
+              f"TCP segments the origin retransmitted during the run: {retransmissions} (the link is meant to be loss-free).", "",
+              "Pass: the same stall count, and stalled time within 500 ms (a quarter of a segment).", ""]
 
     low = 600_000
     report, _ = run("/abr/master.m3u8", low)
