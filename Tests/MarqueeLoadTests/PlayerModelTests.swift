@@ -27,8 +27,9 @@ struct PlayerModelTests {
     }
 
     /// Plays the model over `link`; each segment is its rendition's bandwidth times its duration.
-    static func play(_ model: inout PlayerModel, over link: Link) -> [(index: Int, rendition: Int)] {
-        var fetched: [(Int, Int)] = []
+    /// Returns each fetch with the time it was asked for.
+    static func play(_ model: inout PlayerModel, over link: Link) -> [(index: Int, rendition: Int, atMs: Int64)] {
+        var fetched: [(Int, Int, Int64)] = []
         var now: Int64 = 0
         loop: while now < 10_000_000 {
             model.advance(toMs: now)
@@ -39,7 +40,7 @@ struct PlayerModelTests {
                 guard let until else { Issue.record("waits for a download none runs"); break loop }
                 now = until
             case .fetch(let index, let rendition):
-                fetched.append((index, rendition))
+                fetched.append((index, rendition, now))
                 let bits = Int64(model.bandwidths[rendition]) * model.segmentDurationsMs[index] / 1000
                 let arrival = link.arrival(bits: bits, start: now)
                 model.advance(toMs: arrival)
@@ -80,46 +81,21 @@ struct PlayerModelTests {
     func pause() {
         let script = PlayerModel.Script(pauseAtMs: 10_000, pauseForMs: 20_000)
         var model = PlayerModel(bandwidths: [1_000_000], segmentDurationsMs: Self.thirtySegments, script: script)
-        var fetchedDuringPause = 0
-        var now: Int64 = 0
-        loop: while now < 1_000_000 {
-            model.advance(toMs: now)
-            switch model.next() {
-            case .done: break loop
-            case .wait(let until): now = until ?? now + 1
-            case .fetch(let index, _):
-                let arrival = now + 200  // 10 Mbit/s for a 2 Mbit segment
-                model.advance(toMs: arrival)
-                model.segmentArrived(bytes: 250_000, elapsedMs: 200)
-                if now > 10_000 + 400 && now < 30_000 { fetchedDuringPause += 1 }
-                _ = index
-                now = arrival
-            }
-        }
+        // 10 Mbit/s: each 2 Mbit segment takes 200 ms.
+        let fetched = Self.play(&model, over: Link(steps: [(0, 10_000_000)]))
+        let fetchedDuringPause = fetched.filter { $0.atMs > 10_000 + 400 && $0.atMs < 30_000 }.count
         #expect(model.paused && model.phase == .ended && model.stalls == 0)
         #expect(model.playedMs == 60_000, "the whole title, the pause not counted as played")
         #expect(fetchedDuringPause == 0, "the buffer was at its 30 s cap when the pause began and does not drain while paused")
-        #expect(now >= 60_000 + 20_000, "the pause delays the end: \(now)")
+        #expect(model.nowMs >= 60_000 + 20_000, "the pause delays the end: \(model.nowMs)")
     }
 
     @Test("A seek flushes the buffer and fetches from the new position; the wait until playing again is a seek wait, not a stall")
     func seek() throws {
         let script = PlayerModel.Script(seekAtMs: 10_000, seekTo: 0.5)
         var model = PlayerModel(bandwidths: [1_000_000], segmentDurationsMs: Self.thirtySegments, script: script)
-        var fetched: [Int] = []
-        var now: Int64 = 0
-        loop: while now < 1_000_000 {
-            model.advance(toMs: now)
-            switch model.next() {
-            case .done: break loop
-            case .wait(let until): now = until ?? now + 1
-            case .fetch(let index, _):
-                fetched.append(index)
-                model.advance(toMs: now + 500)
-                model.segmentArrived(bytes: 250_000, elapsedMs: 500)
-                now += 500
-            }
-        }
+        // 4 Mbit/s: each 2 Mbit segment takes 500 ms.
+        let fetched = Self.play(&model, over: Link(steps: [(0, 4_000_000)])).map(\.index)
         // Before the seek at 10 s the buffer ran ahead to its cap; then fetching restarts at 50%.
         let restart = try #require(fetched.indices.dropFirst().first { fetched[$0] <= fetched[$0 - 1] }, "no seek in \(fetched)")
         #expect(Array(fetched[..<restart]) == Array(0..<restart), "in order up to the seek")
