@@ -20,13 +20,7 @@ OUT="${OUT:-$HERE/results/loadtest-capacity.md}"
 for v in RAMP DURATION ORIGIN_THREADS; do [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "loadtest-capacity: $v must be a non-negative integer" >&2; exit 1; }; done
 for s in $STEPS; do [[ "$s" =~ ^[0-9]+$ ]] || { echo "loadtest-capacity: STEPS must be viewer counts, got $s" >&2; exit 1; }; done
 source "$HERE/viewers-title.sh"
-viewers_binary
-ulimit -n 20000
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/marquee-viewers.XXXXXX")"
-ORIGIN=""
-trap '[[ -n "$ORIGIN" ]] && kill "$ORIGIN" 2>/dev/null; rm -rf "$TMP"' EXIT
-viewers_title "$TMP/media"
-viewers_origin "$TMP/media" "$ORIGIN_THREADS" "$TMP/origin.log"
+viewers_setup "$ORIGIN_THREADS"
 python3 - "$MARQUEE_BIN" "$RAMP" "$DURATION" "http://127.0.0.1:$PORT/title/master.m3u8" "$ORIGIN" "$TMP" "$OUT" "$ORIGIN_THREADS" \
   "$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" $STEPS <<'PY'
 import datetime, json, os, platform, subprocess, sys

@@ -18,13 +18,7 @@ OUT="${OUT:-$HERE/results/loadtest-compare-nginx.md}"
 for v in VIEWERS RAMP DURATION THREADS; do [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "loadtest-compare-nginx: $v must be a non-negative integer" >&2; exit 1; }; done
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 source "$HERE/viewers-title.sh"
-viewers_binary
-ulimit -n 20000
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/marquee-compare.XXXXXX")"
-ORIGIN=""; NGINX=""
-trap '[[ -n "$ORIGIN" ]] && kill "$ORIGIN" 2>/dev/null; [[ -n "$NGINX" ]] && kill "$NGINX" 2>/dev/null; rm -rf "$TMP"' EXIT
-viewers_title "$TMP/media"
-viewers_origin "$TMP/media" "$THREADS" "$TMP/origin.log"
+viewers_setup "$THREADS"
 read -r NGINX_PORT <<<"$(python3 "$HERE/loadbench.py" free-ports 1)"
 mkdir -p "$TMP/nginx"
 python3 "$HERE/loadbench.py" nginx-conf --dir "$TMP/nginx" --root "$TMP/media" --port "$NGINX_PORT" --workers "$THREADS" \

@@ -18,13 +18,7 @@ OUT="${OUT:-$HERE/results/loadtest-viewers.md}"
 for v in VIEWERS RAMP DURATION; do [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "loadtest-viewers: $v must be a non-negative integer" >&2; exit 1; }; done
 (( DURATION >= RAMP + 40 )) || { echo "loadtest-viewers: DURATION must be at least RAMP + 40 (30 s of buffer fill, then a steady window)" >&2; exit 1; }
 source "$HERE/viewers-title.sh"
-viewers_binary
-ulimit -n 20000
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/marquee-viewers.XXXXXX")"
-ORIGIN=""
-trap '[[ -n "$ORIGIN" ]] && kill "$ORIGIN" 2>/dev/null; rm -rf "$TMP"' EXIT
-viewers_title "$TMP/media"
-viewers_origin "$TMP/media" 1 "$TMP/origin.log"
+viewers_setup 1
 echo "==> $VIEWERS viewers over $RAMP s, $DURATION s" >&2
 python3 - "$MARQUEE_BIN" "$VIEWERS" "$RAMP" "$DURATION" "http://127.0.0.1:$PORT/title/master.m3u8" "$ORIGIN" "$TMP/out.json" "$OUT" \
   "$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'

@@ -1,6 +1,19 @@
 # Sourced by the viewer benchmarks (loadtest-viewers.sh, loadtest-capacity.sh,
 # loadtest-compare-nginx.sh): the release binary, a 10-minute title, and an origin serving it.
-# Expects HERE (the Benchmarks folder) and REPO; sets MARQUEE_BIN, ORIGIN, PORT, ADMIN.
+# Expects HERE (the Benchmarks folder) and REPO; sets MARQUEE_BIN, TMP, ORIGIN, PORT, ADMIN.
+
+# All of it: the binary, 20,000 open files, a scratch folder TMP (removed on exit, with the
+# origin and any process whose pid the caller puts in NGINX killed), the title in TMP/media, and
+# an origin with THREADS loops serving it.
+viewers_setup() {
+  viewers_binary
+  ulimit -n 20000
+  TMP="$(mktemp -d "${TMPDIR:-/tmp}/marquee-viewers.XXXXXX")"
+  ORIGIN=""; NGINX=""
+  trap '[[ -n "$ORIGIN" ]] && kill "$ORIGIN" 2>/dev/null; [[ -n "$NGINX" ]] && kill "$NGINX" 2>/dev/null; rm -rf "$TMP"' EXIT
+  viewers_title "$TMP/media"
+  viewers_origin "$TMP/media" "$1" "$TMP/origin.log"
+}
 
 # MARQUEE_BIN, or the release build of this checkout.
 viewers_binary() {
