@@ -25,6 +25,8 @@ let httpTypes: Package.Dependency = .package(url: "https://github.com/apple/swif
 let prometheus: Package.Dependency = .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1")
 // Latency histograms of `marquee loadtest`.
 let hdrHistogram: Package.Dependency = .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0")
+// CMCD (CTA-5004) values are Structured Field dictionaries (RFC 8941): analytics parses them.
+let structuredHeaders: Package.Dependency = .package(url: "https://github.com/apple/swift-http-structured-headers", from: "1.7.0")
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -43,7 +45,7 @@ let package = Package(
     ],
     dependencies: [
         argumentParser, configuration, log, system, hummingbird, hummingbirdAuth, postgres, sqlite, jwt, metrics, prometheus, httpClient, lifecycle, httpTypes,
-        nio, nioSSL, crypto, hdrHistogram,
+        nio, nioSSL, crypto, hdrHistogram, structuredHeaders,
     ],
     targets: [
         // MARK: - C libraries (system libraries and import-only shims)
@@ -88,6 +90,9 @@ let package = Package(
             dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeManifests", "CURing", "CLinux", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         // Delivery records: the layout, the per-loop ring, the writer thread and its carriers (docs/delivery-records.md).
         .target(name: "MarqueeBus", dependencies: ["MarqueeRedis"]),
+        // What consumers of delivery records share: their sources (the local log, the Redis stream),
+        // packages' timelines and a session's covered media time (billing meters it, analytics counts it).
+        .target(name: "MarqueeMetering", dependencies: ["MarqueeBus", "MarqueeManifests", "MarqueeRedis", "MarqueeStore"]),
         .target(
             name: "MarqueeStore",
             dependencies: [
@@ -201,6 +206,7 @@ let package = Package(
                 "MarqueeServiceKit",
                 "MarqueeBus",
                 "MarqueeManifests",
+                "MarqueeMetering",
                 "MarqueePolicy",
                 "MarqueeRedis",
                 "MarqueeStore",
@@ -215,6 +221,27 @@ let package = Package(
             ],
             path: "services/billing",
             resources: [.copy("Resources/openapi.yaml")]),
+        // Analytics: views, watch time, experience and revenue rolled up from delivery records; the dashboard.
+        .target(
+            name: "MarqueeAnalytics",
+            dependencies: [
+                "MarqueeServiceKit",
+                "MarqueeBus",
+                "MarqueeMetering",
+                "MarqueeStore",
+                .product(name: "RawStructuredFieldValues", package: "swift-http-structured-headers"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "services/analytics",
+            resources: [.copy("Resources/openapi.yaml"), .copy("Resources/dashboard")]),
         .target(
             name: "MarqueeIngest",
             dependencies: [
@@ -247,6 +274,8 @@ let package = Package(
                 "MarqueeIngest",
                 "MarqueePlayback",
                 "MarqueeBilling",
+                "MarqueeAnalytics",
+                "MarqueeMetering",
                 "MarqueeServiceKit",
                 "MarqueeMedia",
                 "MarqueeStore",
@@ -280,7 +309,7 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeBilling", "MarqueeBus", "MarqueeStore", "MarqueePolicy", "MarqueeRedis",
+                "MarqueeServiceKit", "MarqueeAuth", "MarqueeCatalog", "MarqueePlayback", "MarqueeBilling", "MarqueeAnalytics", "MarqueeMetering", "MarqueeBus", "MarqueeStore", "MarqueePolicy", "MarqueeRedis",
                 "MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -306,7 +335,8 @@ let package = Package(
             ]),
         .testTarget(name: "StoreTests", dependencies: ["MarqueeStore", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeBusTests", dependencies: ["MarqueeBus", "MarqueeRedis", "MarqueeTestSupport"]),
-        .testTarget(name: "BillingTests", dependencies: ["MarqueeBilling", "MarqueeBus", "MarqueeTestSupport"]),
+        .testTarget(name: "BillingTests", dependencies: ["MarqueeBilling", "MarqueeMetering", "MarqueeBus", "MarqueeTestSupport"]),
+        .testTarget(name: "AnalyticsTests", dependencies: ["MarqueeAnalytics", "MarqueeMetering", "MarqueeBus", "MarqueeServiceKit", "MarqueeTestSupport"]),
         .testTarget(name: "MediaTests", dependencies: ["MarqueeMedia", "CFFmpeg", "MarqueeTestSupport"]),
         // Scripts/: Python helpers the tests run (browser playback, k8s validation), not sources.
         .testTarget(

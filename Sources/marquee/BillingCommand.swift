@@ -3,6 +3,7 @@ import Configuration
 import Foundation
 import Logging
 import MarqueeBilling
+import MarqueeMetering
 import MarqueeConsole
 import MarqueePolicy
 import MarqueeRedis
@@ -51,6 +52,14 @@ struct BillingCommand: AsyncParsableCommand {
                 settings.credentials = [try ServiceCredential(holder: "playback", grant: .openBillingSessions, secretFile: credentialFile)]
             } catch {
                 throw ValidationError("billing.playback_credential_file: \(error.detail)")
+            }
+        }
+        let analyticsFile = config.string("billing.analytics_credential_file", flag: nil, default: "")
+        if !analyticsFile.isEmpty {
+            do throws(ServiceError) {
+                settings.credentials.append(try ServiceCredential(holder: "analytics", grant: .readBilling, secretFile: analyticsFile))
+            } catch {
+                throw ValidationError("billing.analytics_credential_file: \(error.detail)")
             }
         }
         settings.selfServiceDeposits = config.reader.bool(forKey: "billing.self_service_deposits") ?? false

@@ -10,7 +10,7 @@ struct MarqueeCommand: AsyncParsableCommand {
         commandName: "marquee",
         abstract: "Marquee: an edge streaming gateway and CDN origin.",
         subcommands: [
-            DevCommand.self, OriginCommand.self, EdgeCommand.self, AuthCommand.self, CatalogCommand.self, IngestCommand.self, PlaybackCommand.self, BillingCommand.self, UsersCommand.self, ProbeCommand.self,
+            DevCommand.self, OriginCommand.self, EdgeCommand.self, AuthCommand.self, CatalogCommand.self, IngestCommand.self, PlaybackCommand.self, BillingCommand.self, AnalyticsCommand.self, UsersCommand.self, ProbeCommand.self,
             PackageCommand.self, TestClipCommand.self, SignCommand.self, RevokeCommand.self, LoadtestCommand.self,
         ])
 }

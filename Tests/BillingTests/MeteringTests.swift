@@ -1,5 +1,6 @@
 import Foundation
 import MarqueeBilling
+import MarqueeMetering
 import MarqueeBus
 import MarqueeTestSupport
 import Testing

@@ -6,6 +6,7 @@ import MarqueeAuth
 import MarqueeBus
 import MarqueeCatalog
 @testable import MarqueePlayback
+import MarqueeMetering
 import MarqueePolicy
 import MarqueeRedis
 import MarqueeServiceKit
@@ -30,11 +31,11 @@ final class MemoryDeliveries: DeliverySource, Sendable {
     let name = "memory"
     private let box = NIOLockedValueBox<[DeliveryRecord]>([])
     func append(_ records: [DeliveryRecord]) { box.withLockedValue { $0 += records } }
-    func read(from position: UInt64, limit: Int) async throws -> MeterBatch {
+    func read(from position: UInt64, limit: Int) async throws -> DeliveryBatch {
         let all = box.withLockedValue { $0 }
         let start = min(Int(position), all.count)
         let end = min(all.count, start + limit)
-        return MeterBatch(records: Array(all[start..<end]), next: UInt64(end))
+        return DeliveryBatch(records: Array(all[start..<end]), next: UInt64(end))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import MarqueeBilling
+import MarqueeMetering
 import MarqueeBus
 import MarqueeRedis
 import MarqueeServiceKit

@@ -1,3 +1,4 @@
+import MarqueeMetering
 import MarqueeServiceKit
 
 /// The billing schema. Amounts are integer minor units (cents); times are Unix milliseconds.

@@ -92,6 +92,9 @@ public struct BillingService: Sendable {
         // For playback, outside /api/ so that no gateway forwards it to the public.
         router.post("/internal/billing/sessions") { request, context in try await openSession(request, context) }
         router.delete("/internal/billing/sessions/:id") { _, context in try await endSession(context) }
+        // For analytics: who watched (by session), and revenue per day for every owner.
+        router.get("/internal/billing/sessions") { request, context in try await sessionsForAnalytics(request, context) }
+        router.get("/internal/billing/revenue") { request, context in try await revenueForAnalytics(request, context) }
         return router
     }
 
@@ -440,6 +443,73 @@ public struct BillingService: Sendable {
         }
         await revokePending(session.id)
         return try jsonResponse(session.view)
+    }
+
+    // MARK: - Analytics' side
+
+    struct SessionFact: Encodable {
+        let session_id: String
+        let user_id: String
+        let title_id: String
+        let owner: String
+        let package_version: String
+        /// Unix milliseconds.
+        let created_at: Int64
+        let ended_at: Int64?
+        let state: String
+    }
+
+    /// `GET /internal/billing/sessions?ids=a,b,...` (analytics' credential, or an admin): the
+    /// sessions billing knows among up to 500 ids; unknown ids are left out.
+    func sessionsForAnalytics(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
+        try context.require(.readBilling, or: .admin)
+        let text = request.uri.queryParameters["ids"].map(String.init) ?? ""
+        let ids = text.split(separator: ",").map(String.init)
+        guard (1...500).contains(ids.count), ids.allSatisfy(RevocationList.isValidSessionID) else {
+            throw ServiceError.invalid("ids", "must be 1 to 500 session ids, comma-separated")
+        }
+        let sessions = try await BillingSession.loadMany(ids, database)
+        let facts = ids.compactMap { sessions[$0] }.map {
+            SessionFact(
+                session_id: $0.id, user_id: $0.userID, title_id: $0.titleID, owner: $0.owner, package_version: $0.packageVersion,
+                created_at: $0.createdAt, ended_at: $0.endedAt, state: $0.state.rawValue)
+        }
+        return try jsonResponse(["items": facts])
+    }
+
+    struct OwnerRevenueLine: Encodable {
+        let day: String
+        let title_id: String
+        let owner: String
+        let currency: String
+        let minutes: Int64
+        let gross: Int64
+        let publisher: Int64
+        let platform_fee: Int64
+    }
+
+    /// `GET /internal/billing/revenue?from=YYYY-MM-DD` (analytics' credential, or an admin):
+    /// charged minutes and amounts per day, title, owner and currency since `from`, every owner.
+    func revenueForAnalytics(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
+        try context.require(.readBilling, or: .admin)
+        guard let from = request.uri.queryParameters["from"].map(String.init), from.utf8.count == 10, Self.isDay(from) else {
+            throw ServiceError.invalid("from", "must be a day, YYYY-MM-DD")
+        }
+        let rows = try await database.query(
+            """
+            SELECT day, title_id, owner, currency, COUNT(DISTINCT session_id || ':' || CAST(minute AS TEXT)) AS minutes, CAST(SUM(amount) AS BIGINT) AS gross,
+                CAST(SUM(CASE WHEN kind = 'charge_publisher' THEN amount ELSE 0 END) AS BIGINT) AS publisher,
+                CAST(SUM(CASE WHEN kind = 'charge_fee' THEN amount ELSE 0 END) AS BIGINT) AS platform_fee
+            FROM billing_transfers WHERE kind IN ('charge_publisher', 'charge_fee') AND day >= $1
+            GROUP BY day, title_id, owner, currency ORDER BY day, title_id, currency LIMIT 100000
+            """, [.text(from)])
+        let lines = try rows.map { row in
+            OwnerRevenueLine(
+                day: try row.string("day"), title_id: try row.string("title_id"), owner: row.optionalString("owner") ?? "",
+                currency: try row.string("currency"), minutes: try row.int("minutes"), gross: try row.int("gross"),
+                publisher: try row.int("publisher"), platform_fee: try row.int("platform_fee"))
+        }
+        return try jsonResponse(["items": lines])
     }
 
     // MARK: - Housekeeping

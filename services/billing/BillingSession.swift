@@ -1,4 +1,5 @@
 import Foundation
+import MarqueeMetering
 import MarqueeServiceKit
 
 /// A billed playback session: who watches which package at which price (fixed at start), how much

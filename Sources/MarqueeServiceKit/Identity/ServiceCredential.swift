@@ -11,6 +11,9 @@ public enum ServiceGrant: String, Sendable, CaseIterable {
     case openBillingSessions = "open_billing_sessions"
     /// Read titles as a service sees them, owner included: playback, to bill a title's owner.
     case readTitles = "read_titles"
+    /// Read billed sessions (who watched what, when) and revenue per title and day
+    /// (`/internal/billing/sessions`, `/internal/billing/revenue`): analytics.
+    case readBilling = "read_billing"
 }
 
 /// A secret one service presents to another, as `Authorization: Bearer <secret>`, to do one narrow

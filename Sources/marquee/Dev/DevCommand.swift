@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Logging
+import MarqueeAnalytics
 import MarqueeAuth
 import MarqueeConsole
 import MarqueeGateway
@@ -23,7 +24,7 @@ import ServiceLifecycle
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run the whole platform on one machine: the gateway, auth, catalog, ingest, billing and playback, with a demo title.",
+        abstract: "Run the whole platform on one machine: the gateway, auth, catalog, ingest, billing, playback and analytics, with a demo title.",
         discussion: """
             On first start it makes a demo viewer and publisher, generates a 60-second test clip, ingests it through
             the real upload and packaging path and publishes it. It prints each part's address, the credentials,
@@ -67,7 +68,8 @@ struct DevCommand: AsyncParsableCommand {
         let context = DevContext(
             data: data, logger: logger, tokenKey: secrets.tokenKey, keyEncryptionKeyFile: secrets.keyEncryptionKeyFile,
             ingestCredential: try secrets.ingestCredential, gatewayCredential: try secrets.gatewayCredential,
-            playbackBillingCredential: try secrets.playbackBillingCredential, playbackCatalogCredential: try secrets.playbackCatalogCredential)
+            playbackBillingCredential: try secrets.playbackBillingCredential, playbackCatalogCredential: try secrets.playbackCatalogCredential,
+            analyticsBillingCredential: try secrets.analyticsBillingCredential)
         var running: [RunningRole] = []
         do {
             for role in DevRole.all {
@@ -82,10 +84,13 @@ struct DevCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
-        // The player page, into the store the gateway serves.
+        // The player page and the analytics dashboard, into the store the gateway serves.
         let store = try FileSystemStore(root: data + "/media")
         for file in try PlayerSite.files() {
             try await store.put(try ObjectKey("\(PlayerSite.prefix)/\(file.name)"), bytes: file.bytes, contentType: nil)
+        }
+        for file in try DashboardSite.files() {
+            try await store.put(try ObjectKey("\(DashboardSite.prefix)/\(file.name)"), bytes: file.bytes, contentType: nil)
         }
 
         // The gateway in front of them all.
@@ -98,7 +103,7 @@ struct DevCommand: AsyncParsableCommand {
             flags.gateway.adminTokenFile = secrets.adminTokenFile
             flags.gateway.defaultDeliveryLogDirectory = data + "/deliveries"
             var configuration = try await OriginConfiguration.load(flags)
-            configuration.policy.publicPrefixes = ["/\(PlayerSite.prefix)/"]
+            configuration.policy.publicPrefixes = ["/\(PlayerSite.prefix)/", "/\(DashboardSite.prefix)/"]
             configuration.policy.rateLimits.append(Self.sessionPacing)
             gateway = try Server(configuration: configuration)
         } catch {
@@ -136,6 +141,7 @@ struct DevCommand: AsyncParsableCommand {
                 printLine("")
                 printLine("Open the player page and sign in as the viewer, or play the demo title's signed playlist in ffplay, VLC or Safari:")
                 printLine("player: \(base)/\(PlayerSite.prefix)/")
+                printLine("dashboard: \(base)/\(DashboardSite.prefix)/ (sign in as the publisher)")
                 printLine("playlist: \(playlist)")
                 printLine("Ctrl-C stops everything; run again to resume with the same data.")
                 await Self.watchBalance(api: api, viewer: secrets.viewer)

@@ -1,8 +1,10 @@
 import Foundation
 import Hummingbird
 import Logging
+import MarqueeAnalytics
 import MarqueeAuth
 import MarqueeBilling
+import MarqueeMetering
 import MarqueePolicy
 import MarqueeCatalog
 import MarqueeIngest
@@ -32,7 +34,7 @@ struct DevRoleParts: Sendable {
 /// The roles in start order; each can reach the ones above it through `DevContext.url(of:)`.
 /// Adding a role to `marquee dev` is one line here (and its `DevRole` below).
 extension DevRole {
-    static let all: [DevRole] = [.auth, .catalog, .ingest, .billing, .playback]
+    static let all: [DevRole] = [.auth, .catalog, .ingest, .billing, .playback, .analytics]
 }
 
 /// Shared by the roles while they start: the data folder, the auth service's keys (so services
@@ -50,6 +52,8 @@ final class DevContext: @unchecked Sendable {
     /// Playback's credentials for billing and for the catalog.
     let playbackBillingCredential: ServiceCredential
     let playbackCatalogCredential: ServiceCredential
+    /// Analytics' credential for billing.
+    let analyticsBillingCredential: ServiceCredential
     /// Billing revokes sessions through the gateway's admin listener, which starts after it.
     let revoker = DevGatewayRevoker()
     private let lock = NSLock()
@@ -58,8 +62,10 @@ final class DevContext: @unchecked Sendable {
 
     init(
         data: String, logger: Logger, tokenKey: URLTokenKey, keyEncryptionKeyFile: String, ingestCredential: ServiceCredential,
-        gatewayCredential: ServiceCredential, playbackBillingCredential: ServiceCredential, playbackCatalogCredential: ServiceCredential
+        gatewayCredential: ServiceCredential, playbackBillingCredential: ServiceCredential, playbackCatalogCredential: ServiceCredential,
+        analyticsBillingCredential: ServiceCredential
     ) {
+        self.analyticsBillingCredential = analyticsBillingCredential
         self.playbackBillingCredential = playbackBillingCredential
         self.playbackCatalogCredential = playbackCatalogCredential
         self.data = data
@@ -156,7 +162,7 @@ extension DevRole {
         settings.listen = "127.0.0.1:0"
         settings.database = context.database("billing")
         settings.authURL = context.url(of: "auth")
-        settings.credentials = [context.playbackBillingCredential]
+        settings.credentials = [context.playbackBillingCredential, context.analyticsBillingCredential]
         settings.selfServiceDeposits = true
         settings.deliveriesDirectory = context.data + "/deliveries"
         settings.packageStore = context.data + "/media"
@@ -169,6 +175,30 @@ extension DevRole {
             background: service.housekeeping(logger: context.logger)
                 + [meter.runner(interval: .milliseconds(settings.meterIntervalMilliseconds), logger: context.logger)],
             summary: "wallets and ledger in \(context.data)/billing.db, metering \(context.data)/deliveries")
+    }
+}
+
+extension DevRole {
+    /// Analytics on its own position in the gateway's local delivery log, learning viewers and
+    /// revenue from billing every second.
+    static let analytics = DevRole(name: "analytics") { context in
+        var settings = AnalyticsSettings()
+        settings.listen = "127.0.0.1:0"
+        settings.database = context.database("analytics")
+        settings.authURL = context.url(of: "auth")
+        settings.billingURL = context.url(of: "billing")
+        settings.billingCredential = context.analyticsBillingCredential
+        settings.deliveriesDirectory = context.data + "/deliveries"
+        settings.packageStore = context.data + "/media"
+        let service = try await AnalyticsService.open(settings, jwks: context.jwks, logger: context.logger)
+        let ingestor = AnalyticsIngestor(
+            service: service, source: LocalDeliveryLog(directory: context.data + "/deliveries", consumer: "analytics"),
+            timelines: PackageTimelines(store: try FileSystemStore(root: context.data + "/media")), batchSize: settings.batch)
+        return DevRoleParts(
+            application: { running in try service.application(logger: context.logger, onServerRunning: running) },
+            background: service.billingLookups(logger: context.logger)
+                + [ingestor.runner(interval: .milliseconds(settings.intervalMilliseconds), logger: context.logger)],
+            summary: "rollups in \(context.data)/analytics.db from \(context.data)/deliveries; dashboard at /\(DashboardSite.prefix)/")
     }
 }
 

@@ -33,6 +33,8 @@ struct DevSecrets {
     /// (reading titles' owners).
     let playbackBillingCredentialFile: String
     let playbackCatalogCredentialFile: String
+    /// Analytics' credential for billing (who watched each session, revenue).
+    let analyticsBillingCredentialFile: String
 
     var ingestCredential: ServiceCredential {
         get throws { try ServiceCredential(holder: "ingest", grant: .attachPackages, secretFile: ingestCredentialFile) }
@@ -45,6 +47,9 @@ struct DevSecrets {
     }
     var playbackCatalogCredential: ServiceCredential {
         get throws { try ServiceCredential(holder: "playback", grant: .readTitles, secretFile: playbackCatalogCredentialFile) }
+    }
+    var analyticsBillingCredential: ServiceCredential {
+        get throws { try ServiceCredential(holder: "analytics", grant: .readBilling, secretFile: analyticsBillingCredentialFile) }
     }
 
     static func load(data: String) throws -> DevSecrets {
@@ -84,7 +89,8 @@ struct DevSecrets {
             publisher: try account("demo-publisher", "publisher@demo.marquee"),
             ingestCredentialFile: try secretFile("ingest-catalog.credential"), gatewayCredentialFile: try secretFile("gateway-catalog.credential"),
             playbackBillingCredentialFile: try secretFile("playback-billing.credential"),
-            playbackCatalogCredentialFile: try secretFile("playback-catalog.credential"))
+            playbackCatalogCredentialFile: try secretFile("playback-catalog.credential"),
+            analyticsBillingCredentialFile: try secretFile("analytics-billing.credential"))
     }
 
     /// Creates the demo accounts unless they exist (an existing one keeps its password).

@@ -4,75 +4,7 @@ import MarqueeBus
 import MarqueeServiceKit
 import ServiceLifecycle
 
-/// Records read from a position, and the position after them (past records that could not be
-/// decoded too).
-public struct MeterBatch: Sendable {
-    public var records: [DeliveryRecord]
-    public var next: UInt64
-    /// Records passed over (removed by retention, or not decodable).
-    public var skipped: UInt64
-    /// What the source acknowledges once the batch's effects committed (a stream's entry ids);
-    /// empty for sources whose position the meter stores itself.
-    public var acknowledgement: [String]
-
-    public init(records: [DeliveryRecord], next: UInt64, skipped: UInt64 = 0, acknowledgement: [String] = []) {
-        self.records = records
-        self.next = next
-        self.skipped = skipped
-        self.acknowledgement = acknowledgement
-    }
-}
-
-/// Where the meter's delivery records come from. Two kinds:
-/// - positional sources (the gateways' local log): a batch from a position and the position after
-///   it, which the meter stores in the same transaction as the batch's charges;
-/// - acknowledging sources (a Redis stream read by a consumer group, `RedisDeliveryStream`): the
-///   stream hands each consumer its own entries and forgets them once acknowledged, after the
-///   commit; an entry never acknowledged is read again (by its consumer, or claimed by another).
-/// Either way a replay is harmless: coverage is a union and every charge's id names its minute.
-public protocol DeliverySource: Sendable {
-    /// A name the committed position is stored under.
-    var name: String { get }
-    /// Whether the meter stores this source's position (false: the source acknowledges).
-    var storesPosition: Bool { get }
-    func read(from position: UInt64, limit: Int) async throws -> MeterBatch
-    /// Called after a batch's effects committed.
-    func acknowledge(_ batch: MeterBatch) async throws
-}
-
-extension DeliverySource {
-    public var storesPosition: Bool { true }
-    public func acknowledge(_ batch: MeterBatch) async throws {}
-}
-
-/// The gateways' local append-only log in a folder, read with one `DeliveryLogReader` (it keeps
-/// the segment it tails open). After each commit the position is also noted beside the log
-/// (`DeliveryLogConsumers`), so the writer's retention never removes what billing has not read.
-public final class LocalDeliveryLog: DeliverySource, @unchecked Sendable {
-    // @unchecked Sendable: the reader is only touched under `lock`.
-    public let directory: String
-    public let consumer: String
-    private let lock = NSLock()
-    private let reader: DeliveryLogReader
-
-    public var name: String { "log:" + directory }
-
-    public init(directory: String, consumer: String = "billing") {
-        self.directory = directory
-        self.consumer = consumer
-        reader = DeliveryLogReader(directory: directory)
-    }
-
-    public func read(from position: UInt64, limit: Int) async throws -> MeterBatch {
-        let batch = try lock.withLock { try reader.read(from: position, limit: limit) }
-        return MeterBatch(records: batch.entries.map(\.record), next: batch.next, skipped: batch.skipped)
-    }
-
-    public func acknowledge(_ batch: MeterBatch) async throws {
-        try DeliveryLogConsumers.record(consumer, next: batch.next, in: directory)
-    }
-}
-
+import MarqueeMetering
 /// The meter: reads delivery records, applies each to its session's coverage (media time the
 /// session was delivered, from the package's timeline) and charges every new minute. The charges,
 /// the sessions' coverage and the log position after the batch commit in ONE transaction, so a
@@ -101,7 +33,7 @@ public struct Meter: Sendable {
 
     /// A batch read and sorted, ready for its transaction.
     struct PreparedBatch: Sendable {
-        let batch: MeterBatch
+        let batch: DeliveryBatch
         /// Where it was read from (0 for acknowledging sources).
         let start: UInt64
         /// Records by session, in log order.

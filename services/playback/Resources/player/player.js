@@ -2,8 +2,9 @@
 // (playback) and play its signed HLS playlist with the browser's own HLS support, with the
 // title's poster and thumbnails shown while scrubbing. Priced titles are paid per minute watched
 // (billing): the page shows the wallet's balance, the session's running cost, and, when playback
-// is refused or cut for lack of funds (402), says so with a button to add funds. Every call goes
-// to the gateway that served this page; nothing is fetched from anywhere else.
+// is refused or cut for lack of funds (402), says so with a button to add funds. Titles the viewer
+// left unfinished (analytics' watch history) are offered first, to resume where they stopped.
+// Every call goes to the gateway that served this page; nothing is fetched from anywhere else.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -92,6 +93,8 @@ function showSignIn() {
   $("catalog").hidden = true;
   $("player").hidden = true;
   $("account").hidden = true;
+  $("continue").hidden = true;
+  $("resume-list").replaceChildren();
 }
 
 // MARK: - The catalog
@@ -108,6 +111,8 @@ async function showCatalog() {
   $("sign-in").hidden = true;
   $("account").hidden = false;
   $("catalog").hidden = false;
+  // The row goes in before the titles do, so the title cards never move once shown.
+  await loadContinueWatching();
   await loadTitles(false);
   await showBalance();
 }
@@ -121,7 +126,10 @@ async function loadTitles(more) {
   try {
     const page = await call("GET", "/api/catalog/titles?" + query.toString());
     if (!more) $("titles").replaceChildren();
-    for (const title of page.items) $("titles").append(titleCard(title));
+    for (const title of page.items) {
+      knownTitles.set(title.id, title);
+      $("titles").append(titleCard(title));
+    }
     const priced = page.items.find((title) => title.price_per_minute > 0);
     if (priced && !more) walletCurrency = priced.currency;
     nextCursor = page.next_cursor;
@@ -173,7 +181,9 @@ function setStatus(state, text) {
   $("status").textContent = text;
 }
 
-async function startPlayback(title) {
+// `resumeAt`: a position in seconds to start from (continue watching), applied once the
+// playlist's metadata is in.
+async function startPlayback(title, resumeAt) {
   stopPlayback();
   $("player").hidden = false;
   $("now-playing").textContent = title.name;
@@ -197,8 +207,9 @@ async function startPlayback(title) {
     setStatus("unsupported", "This browser cannot play HLS by itself. The DASH manifest: " + session.dash_url);
     return;
   }
+  pendingResume = resumeAt > 0 ? resumeAt : null;
   video.src = session.hls_url;
-  setStatus("loading", "Loading…");
+  setStatus("loading", pendingResume ? "Resuming at " + formatTime(pendingResume) + "…" : "Loading…");
   $("player").scrollIntoView({ behavior: "smooth", block: "start" });
   try {
     await video.play();
@@ -216,6 +227,7 @@ async function startPlayback(title) {
 
 function stopPlayback() {
   stopMetering();
+  pendingResume = null;
   $("funds").hidden = true;
   video.pause();
   video.removeAttribute("src");
@@ -239,7 +251,16 @@ video.addEventListener("error", async () => {
   const kinds = { 1: "aborted", 2: "network error", 3: "decoding error", 4: "source not supported" };
   setStatus("error", "Playback failed: " + (kinds[error.code] || "error " + error.code) + (error.message ? " (" + error.message + ")" : ""));
 });
-video.addEventListener("loadedmetadata", () => { $("seek").max = video.duration || 0; updateClock(); });
+video.addEventListener("loadedmetadata", () => {
+  $("seek").max = video.duration || 0;
+  if (pendingResume !== null) {
+    // Not past the end: a position recorded at the very end would otherwise play nothing.
+    const end = isFinite(video.duration) ? Math.max(0, video.duration - 1) : pendingResume;
+    video.currentTime = Math.min(pendingResume, end);
+    pendingResume = null;
+  }
+  updateClock();
+});
 video.addEventListener("timeupdate", () => {
   if (!seeking) $("seek").value = video.currentTime;
   updateClock();
@@ -267,6 +288,74 @@ function formatTime(seconds) {
   const h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
   const two = (n) => String(n).padStart(2, "0");
   return h > 0 ? h + ":" + two(m) + ":" + two(s) : m + ":" + two(s);
+}
+
+// MARK: - Continue watching
+
+let pendingResume = null;        // seconds to seek to once the metadata is loaded
+const knownTitles = new Map();   // id → title (from the catalog pages loaded, or looked up); null: not playable
+
+// The viewer's unfinished titles from analytics, newest first, at most 10, one per title. No row at
+// all when analytics is not behind this gateway (404), fails, is slow, or has nothing unfinished.
+async function loadContinueWatching() {
+  let items = [];
+  try {
+    const history = await withTimeout(call("GET", "/api/analytics/me/history"), 5000);
+    items = (history && Array.isArray(history.items) ? history.items : [])
+      .filter((item) => !item.completed && item.title_id)
+      .sort((a, b) => (Date.parse(b.last_watched_at) || 0) - (Date.parse(a.last_watched_at) || 0));
+  } catch (_) {
+    items = [];
+  }
+  const seen = new Set();
+  items = items.filter((item) => !seen.has(item.title_id) && seen.add(item.title_id)).slice(0, 10);
+  // A title the catalog no longer shows this viewer cannot be played: it is left out.
+  const titles = await Promise.all(items.map((item) => titleFor(item.title_id)));
+  const cards = items.map((item, index) => titles[index] ? resumeCard(titles[index], item) : null).filter(Boolean);
+  $("resume-list").replaceChildren(...cards);
+  $("continue").hidden = cards.length === 0;
+}
+
+async function titleFor(id) {
+  if (!knownTitles.has(id)) {
+    try {
+      knownTitles.set(id, await withTimeout(call("GET", "/api/catalog/titles/" + encodeURIComponent(id)), 5000));
+    } catch (_) {
+      knownTitles.set(id, null);
+    }
+  }
+  return knownTitles.get(id);
+}
+
+function withTimeout(promise, ms) {
+  return Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error("timed out")), ms))]);
+}
+
+function resumeCard(title, item) {
+  const position = Math.max(0, Number(item.position_seconds) || 0);
+  const duration = Number(item.duration_seconds) || title.duration_seconds || 0;
+  const entry = document.createElement("li");
+  entry.dataset.testid = "resume-" + title.id;
+  entry.dataset.titleId = title.id;
+  entry.dataset.position = String(position);
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "resume-button";
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = title.name;
+  const progress = document.createElement("span");
+  progress.className = "progress";
+  const fill = document.createElement("span");
+  fill.style.width = (duration > 0 ? Math.min(100, (position / duration) * 100) : 0) + "%";
+  progress.append(fill);
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = "Resume at " + formatTime(position) + (duration > position ? " · " + formatTime(duration - position) + " left" : "");
+  button.append(name, progress, meta);
+  button.addEventListener("click", () => startPlayback(title, position));
+  entry.append(button);
+  return entry;
 }
 
 // MARK: - Scrubbing with thumbnails

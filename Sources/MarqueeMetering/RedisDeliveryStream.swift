@@ -45,11 +45,11 @@ public final class RedisDeliveryStream: DeliverySource, @unchecked Sendable {
         self.settings = settings
     }
 
-    public func read(from _: UInt64, limit: Int) async throws -> MeterBatch {
+    public func read(from _: UInt64, limit: Int) async throws -> DeliveryBatch {
         try await onQueue { try self.readBatch(limit: limit) }
     }
 
-    public func acknowledge(_ batch: MeterBatch) async throws {
+    public func acknowledge(_ batch: DeliveryBatch) async throws {
         guard !batch.acknowledgement.isEmpty else { return }
         try await onQueue {
             let reply = try self.command(["XACK", self.settings.stream, self.settings.group] + batch.acknowledgement)
@@ -59,7 +59,7 @@ public final class RedisDeliveryStream: DeliverySource, @unchecked Sendable {
 
     // MARK: - On the queue
 
-    private func readBatch(limit: Int) throws -> MeterBatch {
+    private func readBatch(limit: Int) throws -> DeliveryBatch {
         let s = settings
         if readOwnPending {
             let mine = try entries(of: command(["XREADGROUP", "GROUP", s.group, s.consumer, "COUNT", String(limit), "STREAMS", s.stream, "0"]))
@@ -107,16 +107,17 @@ public final class RedisDeliveryStream: DeliverySource, @unchecked Sendable {
     }
 
     /// `XREADGROUP`'s reply: `[[stream, [entry, ...]]]`, or null when nothing came.
-    private func entries(of reply: RedisReply) throws -> MeterBatch {
+    private func entries(of reply: RedisReply) throws -> DeliveryBatch {
         switch reply {
-        case .null: return MeterBatch(records: [], next: 0)
+        case .null: return DeliveryBatch(records: [], next: 0)
         case .error(let message): throw RedisConnection.Failure(description: "XREADGROUP refused: \(message)")
         case .array(let streams):
-            var batch = MeterBatch(records: [], next: 0)
+            var batch = DeliveryBatch(records: [], next: 0)
             for stream in streams {
                 guard case .array(let pair) = stream, pair.count == 2 else { continue }
                 let part = try decode(pair[1])
                 batch.records += part.records
+                batch.origins += part.origins
                 batch.skipped += part.skipped
                 batch.acknowledgement += part.acknowledgement
             }
@@ -127,21 +128,35 @@ public final class RedisDeliveryStream: DeliverySource, @unchecked Sendable {
 
     /// Entries `[[id, [field, value, ...]], ...]`: each acknowledged whatever it holds; those
     /// without a valid record are counted as skipped.
-    private func decode(_ list: RedisReply) throws -> MeterBatch {
-        var batch = MeterBatch(records: [], next: 0)
+    private func decode(_ list: RedisReply) throws -> DeliveryBatch {
+        var batch = DeliveryBatch(records: [], next: 0)
         guard case .array(let items) = list else { return batch }
         for item in items {
             guard case .array(let entry) = item, entry.count == 2, let id = entry[0].text else { continue }
             batch.acknowledgement.append(id)
             var record: DeliveryRecord?
+            var origin = DeliveryOrigin(gateway: "", role: "", region: "", sequence: 0)
             if case .array(let fields) = entry[1] {
-                for i in stride(from: 0, to: fields.count - 1, by: 2) where fields[i].text == "r" {
-                    if case .string(let bytes) = fields[i + 1] {
-                        record = bytes.withUnsafeBytes { try? DeliveryRecordLayout.decode($0) }
+                for i in stride(from: 0, to: fields.count - 1, by: 2) {
+                    switch fields[i].text {
+                    case "r":
+                        if case .string(let bytes) = fields[i + 1] {
+                            record = bytes.withUnsafeBytes { try? DeliveryRecordLayout.decode($0) }
+                        }
+                    case "gw": origin.gateway = fields[i + 1].text ?? ""
+                    case "role": origin.role = fields[i + 1].text ?? ""
+                    case "region": origin.region = fields[i + 1].text ?? ""
+                    case "seq": origin.sequence = fields[i + 1].text.flatMap { UInt64($0) } ?? 0
+                    default: break
                     }
                 }
             }
-            if let record { batch.records.append(record) } else { batch.skipped += 1 }
+            if let record {
+                batch.records.append(record)
+                batch.origins.append(origin)
+            } else {
+                batch.skipped += 1
+            }
         }
         return batch
     }

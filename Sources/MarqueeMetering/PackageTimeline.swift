@@ -19,6 +19,29 @@ public struct PackageTimeline: Sendable {
     private(set) var segments: [String: [TimelineSegment]] = [:]
     private var count = 0
 
+    /// A rendition or audio track: the media playlist (or DASH representation) that names a
+    /// segment. Analytics counts watch time, bitrate and switches by it.
+    public struct Track: Sendable, Hashable {
+        public enum Kind: String, Sendable { case video, audio }
+        /// `720p` (from the master playlist's RESOLUTION), the audio rendition's NAME, or the
+        /// playlist's path (the representation's id in DASH) when nothing better is said.
+        public var name: String
+        public var kind: Kind
+        /// Bits per second the playlists declare (HLS BANDWIDTH, DASH @bandwidth), when they do.
+        public var bandwidth: Int?
+    }
+
+    /// The tracks in the order their playlists were read; segments refer to them by index.
+    public private(set) var tracks: [Track] = []
+    private var trackOfObject: [String: Int] = [:]
+    /// The end of the longest track's media time, in microseconds: the title's duration.
+    public private(set) var durationMicroseconds: Int64 = 0
+
+    /// The track whose playlist names `objectPath` as a segment; nil for other objects.
+    public func track(of objectPath: String) -> Track? {
+        trackOfObject[objectPath].map { tracks[$0] }
+    }
+
     /// Why playlists cannot be used for metering.
     public struct Failure: Error, CustomStringConvertible, Equatable {
         public let description: String
@@ -30,12 +53,14 @@ public struct PackageTimeline: Sendable {
     /// object, the first by path order wins.
     /// - Throws: `Failure` when the playlists describe more than `maxSegments` segments.
     public init(files: [String: String]) throws {
+        let described = files["master.m3u8"].map { Self.tracks(inMaster: $0) } ?? [:]
         for path in files.keys.sorted() {
             guard let text = files[path] else { continue }
             let base = Self.directory(of: path)
             if path.hasSuffix(".mpd") || text.contains("<MPD") {
                 try addDASH(text, base: base, source: path)
             } else if text.hasPrefix("#EXTM3U") && text.contains("#EXTINF") && !text.contains("#EXT-X-I-FRAMES-ONLY") {
+                beginTrack(described[path] ?? Track(name: path, kind: .video, bandwidth: nil))
                 try addHLS(text, base: base, source: path)
             }
         }
@@ -76,6 +101,36 @@ public struct PackageTimeline: Sendable {
     public var objectCount: Int { segments.count }
 
     // MARK: - HLS
+
+    /// What the master playlist says of each media playlist it names: variant streams are video
+    /// renditions (named by their height, `720p`), `#EXT-X-MEDIA:TYPE=AUDIO` renditions audio.
+    static func tracks(inMaster text: String) -> [String: Track] {
+        var found: [String: Track] = [:]
+        var variant: Track?
+        for line in text.split(whereSeparator: \.isNewline) {
+            let line = line.trimmingWhitespace()
+            if line.hasPrefix("#EXT-X-STREAM-INF") {
+                var name = ""
+                if let resolution = attribute("RESOLUTION", in: line), let height = resolution.split(separator: "x").last, Int(height) != nil {
+                    name = "\(height)p"
+                }
+                variant = Track(name: name, kind: .video, bandwidth: attribute("BANDWIDTH", in: line).flatMap { Int($0) })
+            } else if line.hasPrefix("#EXT-X-MEDIA:"), let uri = attribute("URI", in: line), let path = resolve(uri, base: "") {
+                let type = attribute("TYPE", in: line)
+                guard type == "AUDIO" || type == "VIDEO" else { continue }
+                found[path] = Track(
+                    name: attribute("NAME", in: line) ?? path, kind: type == "AUDIO" ? .audio : .video,
+                    bandwidth: attribute("BANDWIDTH", in: line).flatMap { Int($0) })
+            } else if var track = variant, !line.isEmpty, !line.hasPrefix("#") {
+                if let path = resolve(String(line), base: "") {
+                    if track.name.isEmpty { track.name = path }
+                    if found[path] == nil { found[path] = track }
+                }
+                variant = nil
+            }
+        }
+        return found
+    }
 
     /// The media playlists a master playlist names (variant streams and `#EXT-X-MEDIA`
     /// renditions, not I-frame playlists), resolved against the package root.
@@ -143,6 +198,8 @@ public struct PackageTimeline: Sendable {
         }
         // Objects on another host or outside the package are nothing of ours to meter.
         for representation in representations where !representation.baseIsAbsolute {
+            let kind: Track.Kind = representation.contentType == "audio" ? .audio : .video
+            beginTrack(Track(name: representation.id.isEmpty ? source : representation.id, kind: kind, bandwidth: representation.bandwidth))
             for segment in representation.segments {
                 guard let path = Self.resolve(representation.base + segment.path, base: base) else { continue }
                 try add(path, TimelineSegment(bytes: segment.bytes, interval: MediaInterval(start: segment.start, end: segment.end)), from: source)
@@ -155,9 +212,15 @@ public struct PackageTimeline: Sendable {
     /// Paths already claimed by another playlist keep their first segments.
     private var owners: [String: String] = [:]
 
+    private mutating func beginTrack(_ track: Track) {
+        tracks.append(track)
+    }
+
     private mutating func add(_ path: String, _ segment: TimelineSegment, from playlist: String) throws {
         if let owner = owners[path], owner != playlist { return }
         owners[path] = playlist
+        if trackOfObject[path] == nil, !tracks.isEmpty { trackOfObject[path] = tracks.count - 1 }
+        durationMicroseconds = max(durationMicroseconds, segment.interval.end)
         count += 1
         guard count <= Self.maxSegments else {
             throw Failure(description: "the package's playlists describe more than \(Self.maxSegments) segments")

@@ -93,7 +93,7 @@ public struct SessionCoverage: Sendable, Codable, Equatable {
     }
 
     /// Whether `interval` lies inside covered time already.
-    func isCovered(_ interval: MediaInterval) -> Bool {
+    public func isCovered(_ interval: MediaInterval) -> Bool {
         var low = 0
         var high = intervals.count
         while low < high {

@@ -1,11 +1,9 @@
-import MarqueeServiceKit
-
 /// `SELECT <columns> FROM <table> WHERE id IN (ids)` in few statements: chunks of 500 ids on
 /// SQLite, of 30,000 on PostgreSQL (below its 65,535 parameters a statement). On PostgreSQL `lock`
 /// adds `ORDER BY id FOR UPDATE` and the chunks go in id order, so the rows are locked in one order
 /// across the whole set: the order session starts and ends take their locks in too. SQLite's
 /// transactions hold the whole database already.
-func rowsByID(
+public func rowsByID(
     _ columns: String, from table: String, ids: some Collection<String>, _ executor: any SQLExecutor, lock: Bool = false
 ) async throws -> [SQLRow] {
     let postgres = executor.dialect == .postgres

@@ -1,0 +1,169 @@
+import MarqueeMetering
+import MarqueeTestSupport
+import Testing
+
+@testable import MarqueeAnalytics
+
+/// The rebuffering inferred from delivery timing (`PlayheadModel`), checked against scripted
+/// players whose stalls are known: a player that plays from its first segment, keeps a buffer
+/// of `target` seconds, and fetches one segment at a time over a link whose rate drops.
+@Suite("Analytics: rebuffering inferred from delivery timing")
+struct RebufferInferenceTests {
+    struct ScriptedPlayer {
+        var segmentSeconds = 2.0
+        var segmentBits = 8_000_000.0  // 4 Mbit/s media
+        var target = 10.0
+        var segments = 60
+        /// (from s, rate bit/s): the link's rate from each time on.
+        var link: [(Double, Double)] = [(0, 40_000_000)]
+
+        func rate(at time: Double) -> Double { link.last { $0.0 <= time }!.1 }
+
+        /// Seconds to move `bits` starting at `time`, following the link's rate changes.
+        func transfer(_ bits: Double, from time: Double) -> Double {
+            var left = bits
+            var t = time
+            while true {
+                let next = link.first { $0.0 > t }?.0 ?? .infinity
+                let r = rate(at: t)
+                if left <= r * (next - t) { return t + left / r - time }
+                left -= r * (next - t)
+                t = next
+            }
+        }
+
+        /// Each segment's arrival (s) and the stalls the viewer saw (start, end).
+        func play() -> (arrivals: [Double], stalls: [(Double, Double)]) {
+            var t = 0.0
+            var buffered = 0.0  // media seconds received
+            var playhead = 0.0
+            var playing = false
+            var arrivals: [Double] = []
+            var stalls: [(Double, Double)] = []
+            for _ in 0..<segments {
+                if playing, buffered - playhead >= target {
+                    let wait = buffered - playhead - target + 0.001
+                    playhead += wait
+                    t += wait
+                }
+                let arrival = t + transfer(segmentBits, from: t)
+                if playing {
+                    let runway = buffered - playhead
+                    if arrival - t > runway {
+                        stalls.append((t + runway, arrival))
+                        playhead = buffered
+                    } else {
+                        playhead += arrival - t
+                    }
+                }
+                buffered += segmentSeconds
+                playing = true
+                t = arrival
+                arrivals.append(arrival)
+            }
+            return (arrivals, stalls)
+        }
+    }
+
+    /// The model fed the arrivals: its stalls as (start, end) in seconds.
+    static func inferred(_ arrivals: [Double], segmentSeconds: Double) -> [(Double, Double)] {
+        var model = PlayheadModel()
+        var found: [(Double, Double)] = []
+        for (k, arrival) in arrivals.enumerated() {
+            let start = Int64(Double(k) * segmentSeconds * 1_000_000)
+            let interval = MediaInterval(start: start, end: start + Int64(segmentSeconds * 1_000_000))
+            let at = Int64(arrival * 1_000_000)
+            if let stall = model.receive(interval, at: at) {
+                found.append((arrival - Double(stall.microseconds) / 1_000_000, arrival))
+            }
+        }
+        return found
+    }
+
+    @Test("A player that stalls and one that does not are told apart, stall for stall")
+    func tellsApart() {
+        var smooth = ScriptedPlayer()
+        smooth.link = [(0, 20_000_000)]
+        let (calm, none) = smooth.play()
+        #expect(none.isEmpty)
+        #expect(Self.inferred(calm, segmentSeconds: 2).isEmpty)
+
+        var starved = ScriptedPlayer()
+        // The link falls to 1.5 Mbit/s (below the media's 4) for 40 s, then recovers.
+        starved.link = [(0, 20_000_000), (20, 1_500_000), (60, 20_000_000)]
+        let (arrivals, all) = starved.play()
+        // Waits under the model's threshold are delivery jitter to it.
+        let truth = all.filter { $0.1 - $0.0 > Double(PlayheadModel.threshold) / 1_000_000 }
+        #expect(truth.count >= 2)
+        let found = Self.inferred(arrivals, segmentSeconds: 2)
+        #expect(found.count == truth.count)
+        let truthTime = truth.reduce(0) { $0 + $1.1 - $1.0 }
+        let foundTime = found.reduce(0) { $0 + $1.1 - $1.0 }
+        #expect(abs(foundTime - truthTime) < 0.01, "inferred \(foundTime) s, truth \(truthTime) s")
+    }
+
+    @Test("Precision and recall over 500 scripted players with random link drops")
+    func precisionAndRecall() {
+        var generator = SeededGenerator(seed: 2_026_12_06)
+        var truthEvents = 0
+        var foundEvents = 0
+        var matchedTruth = 0
+        var matchedFound = 0
+        var truthSeconds = 0.0
+        var foundSeconds = 0.0
+        for _ in 0..<500 {
+            var player = ScriptedPlayer()
+            player.segmentSeconds = [2.0, 4.0, 6.0].randomElement(using: &generator)!
+            player.segmentBits = player.segmentSeconds * Double.random(in: 1_000_000...6_000_000, using: &generator)
+            player.target = Double.random(in: 6...30, using: &generator)
+            player.segments = Int(120 / player.segmentSeconds)
+            var link: [(Double, Double)] = [(0, Double.random(in: 8_000_000...50_000_000, using: &generator))]
+            var time = 0.0
+            for _ in 0..<Int.random(in: 0...3, using: &generator) {
+                time += Double.random(in: 5...40, using: &generator)
+                link.append((time, Double.random(in: 200_000...4_000_000, using: &generator)))
+                time += Double.random(in: 2...30, using: &generator)
+                link.append((time, Double.random(in: 8_000_000...50_000_000, using: &generator)))
+            }
+            player.link = link
+            let (arrivals, all) = player.play()
+            // Waits shorter than the model's threshold are jitter to it; score the rest.
+            let truth = all.filter { $0.1 - $0.0 > 0.6 }
+            let found = Self.inferred(arrivals, segmentSeconds: player.segmentSeconds)
+            truthEvents += truth.count
+            foundEvents += found.count
+            func overlaps(_ a: (Double, Double), _ b: (Double, Double)) -> Bool { a.0 < b.1 && b.0 < a.1 }
+            matchedTruth += truth.filter { t in found.contains { overlaps($0, t) } }.count
+            matchedFound += found.filter { f in all.contains { overlaps($0, f) } }.count
+            truthSeconds += all.reduce(0) { $0 + $1.1 - $1.0 }
+            foundSeconds += found.reduce(0) { $0 + $1.1 - $1.0 }
+        }
+        let precision = Double(matchedFound) / Double(max(1, foundEvents))
+        let recall = Double(matchedTruth) / Double(max(1, truthEvents))
+        print("rebuffer inference: \(truthEvents) stalls scripted, \(foundEvents) inferred; precision \(precision), recall \(recall); stalled \(truthSeconds) s, inferred \(foundSeconds) s")
+        #expect(truthEvents > 100)
+        #expect(precision >= 0.99)
+        #expect(recall >= 0.95)
+        #expect(abs(foundSeconds - truthSeconds) / truthSeconds < 0.02)
+    }
+
+    @Test("Seeks and re-fetches at another rendition are not stalls")
+    func seeksAreNotStalls() {
+        var model = PlayheadModel()
+        func segment(_ k: Int64) -> MediaInterval { MediaInterval(start: k * 2_000_000, end: (k + 1) * 2_000_000) }
+        #expect(model.receive(segment(0), at: 0) == nil)
+        #expect(model.receive(segment(1), at: 100_000) == nil)
+        #expect(model.receive(segment(2), at: 200_000) == nil)
+        // The same media again at another rendition, ahead of the playhead.
+        #expect(model.receive(segment(2), at: 300_000) == nil)
+        // A seek forward to 60 s, 5 s later: a wait, not a stall.
+        #expect(model.receive(segment(30), at: 5_300_000) == nil)
+        #expect(model.receive(segment(31), at: 5_400_000) == nil)
+        // A seek back to the start.
+        #expect(model.receive(segment(0), at: 6_000_000) == nil)
+        // The buffer then runs dry: 2 s of media, next segment 3.5 s later → 1.5 s stall.
+        let stall = model.receive(segment(1), at: 9_500_000)
+        #expect(stall == PlayheadModel.Stall(microseconds: 1_500_000))
+        #expect(PlayheadModel(text: model.text) == model)
+    }
+}

@@ -1,0 +1,145 @@
+import MarqueeBus
+import MarqueeMetering
+import MarqueeServiceKit
+
+/// One batch's transaction: reads the state the batch touches (the gateways' counted sequences,
+/// its sessions, locked on PostgreSQL), lets `RollupEngine` work out the changes, and writes
+/// them in a few multi-row statements.
+enum RollupBatch {
+    struct Outcome: Sendable {
+        /// False when the stored log position was not where the batch starts (another worker
+        /// applied it): nothing was done.
+        var applied: Bool
+        var duplicates = 0
+        var newestRecord: Int64?
+    }
+
+    /// `positional`: the log's consumer name and where the batch starts, for a local log.
+    static func apply(
+        _ batch: DeliveryBatch, timelines: [String: PackageTimeline], positional: (name: String, start: UInt64)?, _ tx: any SQLExecutor
+    ) async throws -> Outcome {
+        if let (name, start) = positional {
+            try await tx.execute(
+                "INSERT INTO analytics_positions (consumer, position, updated_at) VALUES ($1, 0, 0) ON CONFLICT (consumer) DO NOTHING", name)
+            let forUpdate = tx.dialect == .postgres ? " FOR UPDATE" : ""
+            let current = try await tx.first("SELECT position FROM analytics_positions WHERE consumer = $1\(forUpdate)", name)?.int("position") ?? 0
+            guard UInt64(max(0, current)) == start else { return Outcome(applied: false) }
+        }
+        // What the batch touches, as stored.
+        let gateways = Set(batch.origins.map(\.gateway).filter { !$0.isEmpty })
+        var seen: [String: SequenceSet] = [:]
+        for row in try await rows("gateway, sequences", from: "analytics_seen", key: "gateway", in: gateways, tx, lock: true) {
+            seen[try row.string("gateway")] = SequenceSet(text: try row.string("sequences")) ?? SequenceSet()
+        }
+        let ids = Set(batch.records.compactMap(\.sessionID))
+        var sessions: [String: ViewSession] = [:]
+        for row in try await rowsByID(ViewSession.columns.joined(separator: ", "), from: "analytics_sessions", ids: ids, tx, lock: true) {
+            let session = try ViewSession(row)
+            sessions[session.id] = session
+        }
+        var engine = RollupEngine(seen: seen, sessions: sessions)
+        engine.apply(batch.records, origins: batch.origins, timelines: timelines)
+
+        try await writeRollups(engine.delta, tx)
+        try await writeSessions(engine.changedSessions.compactMap { engine.sessions[$0] }, tx)
+        for gateway in engine.changedGateways.sorted() {
+            try await tx.execute(
+                "INSERT INTO analytics_seen (gateway, sequences) VALUES ($1, $2) ON CONFLICT (gateway) DO UPDATE SET sequences = excluded.sequences",
+                gateway, engine.seen[gateway]?.text ?? "")
+        }
+        for (edge, place) in engine.edges.sorted(by: { $0.key < $1.key }) {
+            try await tx.execute(
+                "INSERT INTO analytics_edges (edge, role, region) VALUES ($1, $2, $3) ON CONFLICT (edge) DO UPDATE SET role = excluded.role, region = excluded.region",
+                edge, place.role, place.region)
+        }
+        for (name, timeline) in timelines.sorted(by: { $0.key < $1.key }) {
+            guard let title = name.split(separator: "/").first.map(String.init) else { continue }
+            try await tx.execute(
+                """
+                INSERT INTO analytics_titles (title_id, owner, duration_us) VALUES ($1, NULL, $2)
+                ON CONFLICT (title_id) DO UPDATE SET duration_us = excluded.duration_us
+                """, title, timeline.durationMicroseconds)
+        }
+        if let (name, _) = positional {
+            try await tx.execute(
+                "UPDATE analytics_positions SET position = $2, updated_at = $3 WHERE consumer = $1", name, Int64(batch.next), unixMilliseconds())
+        }
+        return Outcome(applied: true, duplicates: engine.duplicates, newestRecord: engine.newestRecord)
+    }
+
+    /// Adds the batch's minute rows, and the same folded into hours and days, to the stored rows.
+    static func writeRollups(_ delta: RollupDelta, _ tx: any SQLExecutor) async throws {
+        guard !delta.isEmpty else { return }
+        let dimensions = RollupDimensions.columns
+        let counters = RollupCounters.columns
+        let conflict = (["grain", "bucket"] + dimensions).joined(separator: ", ")
+        let updates = counters.map { "\($0) = analytics_rollups.\($0) + excluded.\($0)" }.joined(separator: ", ")
+        let head = "INSERT INTO analytics_rollups (\(conflict), \(counters.joined(separator: ", "))) VALUES "
+        let tail = " ON CONFLICT (\(conflict)) DO UPDATE SET \(updates)"
+        // Counters and buckets are integers written as literals; only the dimensions are bound
+        // (7 parameters a row, well under SQLite's 32,766 for 1,000 rows).
+        for grain in Grain.allCases {
+            // In key order, so concurrent workers on PostgreSQL lock rows in one order.
+            let rows = delta.rows(at: grain).map { ($0.key, $0.value, $0.key.dimensions.values.joined(separator: "\u{1}")) }
+                .sorted { ($0.0.minute, $0.2) < ($1.0.minute, $1.2) }
+            var start = 0
+            while start < rows.count {
+                let part = rows[start..<min(rows.count, start + 1_000)]
+                var binds: [SQLValue] = []
+                binds.reserveCapacity(part.count * dimensions.count)
+                var tuples: [String] = []
+                for (key, row, _) in part {
+                    let first = binds.count + 1
+                    binds += key.dimensions.values.map(SQLValue.text)
+                    let placeholders = sqlPlaceholders(from: first, count: dimensions.count)
+                    let numbers = row.values.map(String.init).joined(separator: ", ")
+                    tuples.append("('\(grain.rawValue)', \(key.minute), \(placeholders), \(numbers))")
+                }
+                _ = try await tx.query(head + tuples.joined(separator: ", ") + tail, binds)
+                start += part.count
+            }
+        }
+    }
+
+    /// Writes sessions whole, keeping what billing told (viewer, start) if it arrived meanwhile.
+    static func writeSessions(_ sessions: [ViewSession], _ tx: any SQLExecutor) async throws {
+        guard !sessions.isEmpty else { return }
+        let columns = ViewSession.columns
+        let kept: [String: String] = [
+            "user_id": "COALESCE(analytics_sessions.user_id, excluded.user_id)",
+            "started_at": "COALESCE(analytics_sessions.started_at, excluded.started_at)",
+            "lookup": "CASE WHEN analytics_sessions.lookup = 'pending' THEN excluded.lookup ELSE analytics_sessions.lookup END",
+        ]
+        let updates = columns.dropFirst().map { "\($0) = \(kept[$0] ?? "excluded.\($0)")" }.joined(separator: ", ")
+        let sorted = sessions.sorted { $0.id < $1.id }
+        var start = 0
+        while start < sorted.count {
+            let part = sorted[start..<min(sorted.count, start + 500)]
+            var binds: [SQLValue] = []
+            var tuples: [String] = []
+            for session in part {
+                tuples.append("(\(sqlPlaceholders(from: binds.count + 1, count: columns.count)))")
+                binds += session.values
+            }
+            _ = try await tx.query(
+                "INSERT INTO analytics_sessions (\(columns.joined(separator: ", "))) VALUES \(tuples.joined(separator: ", ")) ON CONFLICT (id) DO UPDATE SET \(updates)",
+                binds)
+            start += part.count
+        }
+    }
+
+    /// `SELECT columns FROM table WHERE key IN (values)`, in chunks; locked on PostgreSQL.
+    static func rows(_ columns: String, from table: String, key: String, in values: Set<String>, _ tx: any SQLExecutor, lock: Bool) async throws -> [SQLRow] {
+        let sorted = values.sorted()
+        let suffix = lock && tx.dialect == .postgres ? " ORDER BY \(key) FOR UPDATE" : ""
+        var rows: [SQLRow] = []
+        var start = 0
+        while start < sorted.count {
+            let part = sorted[start..<min(sorted.count, start + 500)]
+            rows += try await tx.query(
+                "SELECT \(columns) FROM \(table) WHERE \(key) IN (\(sqlPlaceholders(count: part.count)))\(suffix)", part.map(SQLValue.text))
+            start += part.count
+        }
+        return rows
+    }
+}
