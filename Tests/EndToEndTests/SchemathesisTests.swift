@@ -7,7 +7,7 @@ import Testing
 /// as the schema says. It runs as an admin, so every operation is reachable.
 @Suite("Services against their OpenAPI documents (schemathesis)")
 struct SchemathesisTests {
-    @Test("No 5xx and no response that breaks the schema, on auth, catalog, playback and billing")
+    @Test("No 5xx and no response that breaks the schema, on auth, catalog, playback, billing and analytics")
     func services() throws {
         let database = try DatabaseKind.sqlite.freshURL()
         try ServiceProcess.addUser(email: "admin@example.com", role: "admin", password: "admin passphrase", database: database)
@@ -24,11 +24,13 @@ struct SchemathesisTests {
         defer { playback.stop() }
         let billing = try ServiceProcess("billing", ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL])
         defer { billing.stop() }
+        let analytics = try ServiceProcess("analytics", ["--database", try DatabaseKind.sqlite.freshURL(), "--auth-url", auth.baseURL])
+        defer { analytics.stop() }
         let login = try JSONCall.send("POST", auth.url("/api/auth/login"), json: ["email": "admin@example.com", "password": "admin passphrase"])
         let token = try #require(login.body["access_token"] as? String)
         let schemathesis = try PythonEnvironment.python().deletingLastPathComponent().appendingPathComponent("schemathesis").path
 
-        for service in [auth, catalog, playback, billing] {
+        for service in [auth, catalog, playback, billing, analytics] {
             let result = try Tool.run(
                 schemathesis,
                 [

@@ -424,7 +424,7 @@ function renderTiles(t, revenue) {
   setTile("watch-time", t.watch_seconds || 0, formatDuration(t.watch_seconds || 0),
     views ? formatDuration((t.watch_seconds || 0) / views) + " per view" : "");
   setTile("completion-rate", t.completion_rate, views ? formatPercent(t.completion_rate) : "—", "of views watched to the end");
-  setTile("startup-time", t.startup_ms_avg, formatMs(t.startup_ms_avg), "to the first frame", quality(t.startup_ms_avg, 1000, 2500));
+  setTile("startup-time", t.startup_ms_avg, formatMs(t.startup_ms_avg), "start to first segment delivered", quality(t.startup_ms_avg, 1000, 2500));
   setTile("rebuffer-ratio", t.rebuffer_ratio, formatPercent(t.rebuffer_ratio),
     formatCount(t.rebuffers || 0) + " rebuffer" + (t.rebuffers === 1 ? "" : "s"), quality(t.rebuffer_ratio, 0.01, 0.03));
   setTile("bitrate", t.average_bitrate_kbps, formatBitrate(t.average_bitrate_kbps),

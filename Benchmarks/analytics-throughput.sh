@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Analytics ingestion and query speed: a real `marquee analytics` rolling up a synthetic delivery
+# log of RECORDS records (Benchmarks/analytics_bench.py writes it once and reuses it), on SQLite and
+# on a private PostgreSQL server, then the API's queries over the result, timed over HTTP.
+#
+#   Benchmarks/analytics-throughput.sh      (env: MARQUEE_BIN, RECORDS=10000000, SESSIONS=20000,
+#                                            TITLES=50, BATCH=25000, QUERIES=20,
+#                                            DATABASES="sqlite postgres", LABEL="release, main at abc1234")
+#
+# Targets (issue 17): ingestion >= 100,000 records/s; every query < 100 ms over 10M records.
+# Writes Benchmarks/results/analytics-<database>.json and Benchmarks/results/analytics.md.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+RECORDS="${RECORDS:-10000000}"
+SESSIONS="${SESSIONS:-20000}"
+TITLES="${TITLES:-50}"
+BATCH="${BATCH:-25000}"
+QUERIES="${QUERIES:-20}"
+DATABASES="${DATABASES:-sqlite postgres}"
+LABEL="${LABEL:-}"
+if [[ -z "${MARQUEE_BIN:-}" ]]; then
+  (cd "$REPO" && swift build -c release --product marquee >&2)
+  MARQUEE_BIN="$(cd "$REPO" && swift build -c release --show-bin-path)/marquee"
+fi
+
+need=()
+command -v python3 >/dev/null || need+=(python3)
+[[ " $DATABASES " == *" postgres "* ]] && { [[ -x /usr/lib/postgresql/15/bin/initdb ]] || need+=(postgresql-15); command -v psql >/dev/null || need+=(postgresql-client-15); }
+if ((${#need[@]})); then
+  apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2
+fi
+
+SCRATCH="$(mktemp -d -t analytics-bench.XXXXXX)"
+chmod 755 "$SCRATCH"
+PG_DATA=""
+cleanup() {
+  if [[ -n "$PG_DATA" ]]; then runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true; fi
+  rm -rf "$SCRATCH"
+}
+trap cleanup EXIT
+
+start_postgres() {
+  # Durable like metering-throughput.sh's: fsync on, synchronous_commit off (SQLite's WAL with
+  # synchronous=NORMAL is the counterpart).
+  mkdir -p "$SCRATCH/pg" && chown postgres:postgres "$SCRATCH/pg"
+  PG_DATA="$SCRATCH/pg/data"
+  PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$PG_DATA" -A trust -U postgres --locale=C.UTF-8 -E UTF8 >/dev/null
+  runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PG_DATA" -l "$SCRATCH/pg/server.log" -w -t 60 \
+    -o "-p $PG_PORT -k $SCRATCH/pg -c listen_addresses=127.0.0.1 -c synchronous_commit=off -c shared_buffers=256MB" start >/dev/null
+}
+
+mkdir -p "$HERE/results"
+for db in $DATABASES; do
+  url=sqlite
+  if [[ "$db" == postgres ]]; then
+    [[ -n "$PG_DATA" ]] || start_postgres
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres "analytics_$$"
+    url="postgres://postgres@127.0.0.1:$PG_PORT/analytics_$$"
+  fi
+  echo "== $db: $RECORDS records, $SESSIONS sessions, batch $BATCH (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  python3 "$HERE/analytics_bench.py" --marquee "$MARQUEE_BIN" --database "$url" --records "$RECORDS" --sessions "$SESSIONS" \
+    --titles "$TITLES" --batch "$BATCH" --queries "$QUERIES" --label "$LABEL" --log "$SCRATCH/log" --work "$SCRATCH/run-$db" \
+    --out "$HERE/results/analytics-$db.json" >&2
+  rm -rf "$SCRATCH/run-$db"
+done
+
+python3 - "$HERE/results" <<'PY'
+import json, sys
+from pathlib import Path
+results = Path(sys.argv[1])
+lines = ["## Analytics: ingestion and queries (a real `marquee analytics`, synthetic delivery log)", "",
+         "| build | database | records | sessions | batch | records/s | CPU µs/record | rollup rows | every record once | slowest query (ms) | load before |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+queries = []
+for path in sorted(results.glob("analytics-*.json")):
+    r = json.loads(path.read_text())
+    lines.append(f'| {r.get("label") or "?"} | {r["database"]} | {r["records"]:,} | {r["sessions"]:,} | {r["batch"]} | {r["records_per_s"]:,} | '
+                 f'{r["analytics_cpu_us_per_record"]} | {r["rollup_rows"]:,} | {"yes" if r["exact"] else "NO"} | {r["slowest_query_ms"]} | {r["load_before"][0]:.1f} |')
+    for name, t in r["queries"].items():
+        queries.append(f'| {r["database"]} | `{name}` | {t["p50_ms"]} | {t["max_ms"]} |')
+lines += ["", "Queries over HTTP after ingestion (p50 and slowest of the runs):", "", "| database | caller and query | p50 ms | max ms |", "|---|---|---:|---:|"] + queries
+text = "\n".join(lines) + "\n"
+(results / "analytics.md").write_text(text)
+print(text)
+PY

@@ -1,0 +1,170 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import MarqueeAuth
+import MarqueeBus
+import MarqueeMetering
+import MarqueeServiceKit
+import MarqueeStore
+import MarqueeTestSupport
+import Testing
+
+@testable import MarqueeAnalytics
+@testable import MarqueeBilling
+
+@Suite("Analytics (SQLite and PostgreSQL)")
+struct AnalyticsServiceTests {
+    static let analyticsCredential = try! ServiceCredential(holder: "analytics", grant: .readBilling, secret: "analytics-billing-secret-0123456789abcdef")
+
+    /// Two titles of 6-second segments in one store (`titles/<title>/v1/`).
+    static func packages() throws -> FileSystemStore {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-analytics-\(UUID().uuidString)").path
+        for title in ["title-1", "title-2"] {
+            let folder = root + "/titles/\(title)/v1/"
+            try FileManager.default.createDirectory(atPath: folder + "video/720p", withIntermediateDirectories: true)
+            try "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720\nvideo/720p/index.m3u8\n"
+                .write(toFile: folder + "master.m3u8", atomically: true, encoding: .utf8)
+            var media = "#EXTM3U\n#EXT-X-TARGETDURATION:6\n"
+            for n in 0..<20 { media += "#EXTINF:6.000,\nseg_\(n).m4s\n" }
+            try (media + "#EXT-X-ENDLIST\n").write(toFile: folder + "video/720p/index.m3u8", atomically: true, encoding: .utf8)
+        }
+        return try FileSystemStore(root: root)
+    }
+
+    static func delivered(_ session: String, title: String, segments: Range<Int>) -> [DeliveryRecord] {
+        segments.map { n in
+            DeliveryRecord(
+                endMicroseconds: Int64(Date().timeIntervalSince1970 * 1_000_000) + Int64(n) * 1_000, durationMicroseconds: 1000, status: 200,
+                bytesSent: 1000, objectSize: 1000, country: "DE", sessionID: session, titleID: title, packageVersion: "v1",
+                objectPath: "video/720p/seg_\(n).m4s")
+        }
+    }
+
+    @Test("Publishers see their own titles, admins all, viewers only their history; refusals on every route", arguments: DatabaseKind.allCases)
+    func permissions(kind: DatabaseKind) async throws {
+        try await BillingServiceTests.withBilling(kind, configure: { $0.credentials.append(Self.analyticsCredential) }) { world in
+            let publisherA = try await BillingServiceTests.user(world, .publisher, "a@example.com")
+            let publisherB = try await BillingServiceTests.user(world, .publisher, "b@example.com")
+            let admin = try await BillingServiceTests.user(world, .admin, "root@example.com")
+            let viewer1 = try await BillingServiceTests.user(world, .viewer, "v1@example.com")
+            let viewer2 = try await BillingServiceTests.user(world, .viewer, "v2@example.com")
+            #expect(try await BillingServiceTests.deposit(world.billing, viewer1.token, amount: 100, key: "seed").status == .created)
+            #expect(try await BillingServiceTests.open(world.billing, session: "watch-a", user: viewer1.id, price: 10, owner: publisherA.id).status == .created)
+            #expect(
+                try await BillingServiceTests.open(world.billing, session: "watch-b", user: viewer2.id, price: 0, owner: publisherB.id, title: "title-2").status
+                    == .created)
+
+            // The same records reach billing's meter and analytics' pipeline.
+            let store = try Self.packages()
+            let records = Self.delivered("watch-a", title: "title-1", segments: 0..<13) + Self.delivered("watch-b", title: "title-2", segments: 0..<5)
+            let meterDeliveries = MemoryDeliveries()
+            meterDeliveries.append(records)
+            let meter = Meter(service: world.service, source: meterDeliveries, timelines: PackageTimelines(store: store))
+            while try await meter.runOnce() > 0 {}
+
+            // Billing's side for analytics: its credential only.
+            let billingPort = try #require(world.billing.client.port)
+            var credential = HTTPFields()
+            credential[.authorization] = Self.analyticsCredential.authorization
+            #expect(try await world.billing.send(.get, "/internal/billing/sessions?ids=watch-a").status == .unauthorized)
+            #expect(try await world.billing.send(.get, "/internal/billing/sessions?ids=watch-a", token: viewer1.token).status == .forbidden)
+            #expect(try await world.billing.send(.get, "/internal/billing/revenue?from=2026-01-01", token: publisherA.token).status == .forbidden)
+            #expect(try await world.billing.send(.get, "/internal/billing/sessions?ids=", headers: credential).status == .unprocessableContent)
+            let facts = try await world.billing.send(.get, "/internal/billing/sessions?ids=watch-a,nobody", headers: credential)
+            #expect(facts.items.map { $0["session_id"] as? String } == ["watch-a"])
+
+            var settings = AnalyticsSettings()
+            settings.database = try kind.freshURL()
+            settings.billingURL = "http://127.0.0.1:\(billingPort)"
+            settings.billingCredential = Self.analyticsCredential
+            let analytics = try await AnalyticsService.open(settings, jwks: world.services.auth.jwksSource)
+            let deliveries = MemoryDeliveries()
+            deliveries.append(records)
+            let ingestor = AnalyticsIngestor(service: analytics, source: deliveries, timelines: PackageTimelines(store: store), batchSize: 5)
+            while try await ingestor.runOnce() > 0 {}
+            let directory = SessionDirectory(database: analytics.database, billing: BillingFacts(billingURL: settings.billingURL!, credential: Self.analyticsCredential))
+            #expect(try await directory.settlePending() == 2)
+            try await directory.syncRevenue()
+
+            try await Application(router: analytics.router()).test(.live) { client in
+                let client = Client(client)
+                let routes = [
+                    "/api/analytics/titles/title-1", "/api/analytics/top-titles", "/api/analytics/dashboard", "/api/analytics/revenue",
+                    "/api/analytics/reports/day", "/api/analytics/me/history",
+                ]
+                for route in routes {
+                    let reply = try await client.send(.get, route)
+                    #expect(reply.status == .unauthorized, "\(route)")
+                    #expect(reply.headers[.contentType] == "application/problem+json")
+                }
+                for route in routes.dropLast() {
+                    #expect(try await client.send(.get, route, token: viewer1.token).status == .forbidden, "\(route)")
+                }
+
+                // A viewer's own history: where to resume.
+                let history1 = try await client.send(.get, "/api/analytics/me/history", token: viewer1.token)
+                #expect(history1.items.map { $0["title_id"] as? String } == ["title-1"])
+                #expect(history1.items.first?["position_seconds"] as? Double == 78)
+                #expect(history1.items.first?["watched_seconds"] as? Double == 78)
+                let history2 = try await client.send(.get, "/api/analytics/me/history", token: viewer2.token)
+                #expect(history2.items.map { $0["title_id"] as? String } == ["title-2"])
+
+                // Publisher A: title-1 only.
+                let title1 = try await client.send(.get, "/api/analytics/titles/title-1", token: publisherA.token)
+                #expect(title1.status == .ok, "\(title1.text)")
+                #expect(title1.json["views"] as? Int == 1)
+                #expect(title1.json["unique_viewers"] as? Int == 1)
+                #expect(title1.json["watch_seconds"] as? Double == 78)
+                #expect((title1.json["revenue"] as? [[String: Any]])?.first?["gross"] as? Int == 20)
+                #expect(try await client.send(.get, "/api/analytics/titles/title-2", token: publisherA.token).status == .notFound)
+                let dashboardA = try await client.send(.get, "/api/analytics/dashboard?range=hour", token: publisherA.token)
+                #expect((dashboardA.json["top_titles"] as? [[String: Any]])?.map { $0["title_id"] as? String } == ["title-1"])
+                #expect((dashboardA.json["totals"] as? [String: Any])?["watch_seconds"] as? Double == 78)
+                let revenueA = try await client.send(.get, "/api/analytics/revenue", token: publisherA.token)
+                #expect(revenueA.items.map { $0["title_id"] as? String } == ["title-1"])
+                #expect(revenueA.items.first?["minutes"] as? Int == 2)
+
+                // Publisher B: title-2 only, free (no revenue).
+                let title2 = try await client.send(.get, "/api/analytics/titles/title-2", token: publisherB.token)
+                #expect(title2.json["watch_seconds"] as? Double == 30)
+                #expect(try await client.send(.get, "/api/analytics/titles/title-1", token: publisherB.token).status == .notFound)
+                #expect(try await client.send(.get, "/api/analytics/revenue", token: publisherB.token).items.isEmpty)
+
+                // An admin: both.
+                let top = try await client.send(.get, "/api/analytics/top-titles?range=hour", token: admin.token)
+                #expect(Set(top.items.compactMap { $0["title_id"] as? String }) == ["title-1", "title-2"])
+                let report = try await client.send(.get, "/api/analytics/reports/week", token: admin.token)
+                #expect(((report.json["report"] as? [String: Any])?["totals"] as? [String: Any])?["views"] as? Int == 2, "\(report.text)")
+
+                // Bad input: a clear 422 or 404.
+                for (route, status) in [
+                    ("/api/analytics/dashboard?range=year", HTTPResponse.Status.unprocessableContent),
+                    ("/api/analytics/titles/title-1?from=2026-13-01", .unprocessableContent),
+                    ("/api/analytics/titles/title-1?to=2026-02-30", .unprocessableContent),
+                    ("/api/analytics/top-titles?limit=0", .unprocessableContent),
+                    ("/api/analytics/reports/year", .notFound),
+                    ("/api/analytics/reports/day?date=tomorrow", .unprocessableContent),
+                ] {
+                    let reply = try await client.send(.get, route, token: admin.token)
+                    #expect(reply.status == status, "\(route): \(reply.status) \(reply.text)")
+                    #expect(!reply.detail.isEmpty)
+                }
+                let metrics = try await client.send(.get, "/metrics")
+                #expect(metrics.text.contains("marquee_analytics_records_total"))
+            }
+            await analytics.close()
+        }
+    }
+
+    @Test("The OpenAPI document lists exactly the routes served")
+    func openAPIMatchesRoutes() async throws {
+        var settings = AnalyticsSettings()
+        settings.database = try DatabaseKind.sqlite.freshURL()
+        let analytics = try await AnalyticsService.open(settings, jwks: LocalTestJWKS())
+        let documented = OpenAPIOperations.documented(in: AnalyticsService.openAPI)
+        let routed = ContractTests.routedOperations(analytics.router())
+        #expect(documented == routed, "documented only: \(documented.subtracting(routed).sorted()); routed only: \(routed.subtracting(documented).sorted())")
+        await analytics.close()
+    }
+}
