@@ -9,6 +9,7 @@ DESCRIPTIONS = {
     "edge": "edge cache hits vs the origin, nginx proxy_cache, Varnish (compare-edge.sh)",
     "tls": "HTTPS vs nginx's TLS",
     "billing-records": "billing: delivery records metered per second (metering-throughput.sh)",
+    "analytics": "analytics: records rolled up per second, slowest query over them (analytics-throughput.sh)",
     "packaging": "`marquee package` vs the ffmpeg CLI (compare-ffmpeg-package.sh)",
     "loadtest-raw": "`marquee loadtest --raw` vs wrk (compare-loadtest-raw.sh)",
     "loadtest-viewers": "real-time viewers from one load-test process (loadtest-viewers.sh)",
@@ -32,6 +33,9 @@ def headline(name, text):
     if name == "billing-records":
         found = rows(text, r"^\| [^|]+ \| (sqlite|postgresql) \| throughput \|(?:[^|]*\|){3} ([\d,]+) \|")
         return "; ".join(f"{db}: {rate} records/s" for db, rate in found)
+    if name == "analytics":
+        found = rows(text, r"^\| [^|]+ \| (sqlite|postgres) \| ([\d,]+) \|(?:[^|]*\|){2} ([\d,]+) \|(?:[^|]*\|){3} ([\d.]+) \|")
+        return "; ".join(f"{db}: {rate} records/s over {n} records, slowest query {q} ms" for db, n, rate, q in found)
     if name == "packaging":
         found = rows(text, r"^\| ratio \| ([\d.]+) \|")
         return f"wall time {found[0][0]}× the ffmpeg CLI's" if found else ""

@@ -15,8 +15,15 @@ public struct PackageTimeline: Sendable {
     /// renditions); a manifest that claims more is refused.
     public static let maxSegments = 5_000_000
 
-    /// Segments by object path (relative to the package root, as in delivery records).
-    private(set) var segments: [String: [TimelineSegment]] = [:]
+    /// What an object holds: its segments and the track whose playlist names it.
+    public struct MediaObject: Sendable {
+        public fileprivate(set) var segments: [TimelineSegment]
+        /// An index into `tracks`.
+        public let track: Int
+    }
+
+    /// Media objects by path (relative to the package root, as in delivery records).
+    private var objects: [String: MediaObject] = [:]
     private var count = 0
 
     /// A rendition or audio track: the media playlist (or DASH representation) that names a
@@ -33,13 +40,18 @@ public struct PackageTimeline: Sendable {
 
     /// The tracks in the order their playlists were read; segments refer to them by index.
     public private(set) var tracks: [Track] = []
-    private var trackOfObject: [String: Int] = [:]
     /// The end of the longest track's media time, in microseconds: the title's duration.
     public private(set) var durationMicroseconds: Int64 = 0
 
     /// The track whose playlist names `objectPath` as a segment; nil for other objects.
     public func track(of objectPath: String) -> Track? {
-        trackOfObject[objectPath].map { tracks[$0] }
+        objects[objectPath].map { tracks[$0.track] }
+    }
+
+    /// The object's segments and track in one lookup; nil for objects that are not media segments.
+    public func media(of objectPath: String) -> (segments: [TimelineSegment], track: Track)? {
+        guard let object = objects[objectPath] else { return nil }
+        return (object.segments, tracks[object.track])
     }
 
     /// Why playlists cannot be used for metering.
@@ -87,18 +99,18 @@ public struct PackageTimeline: Sendable {
     /// The media time of a whole-object segment; nil for objects no playlist names as a segment,
     /// and for objects holding several byte-range segments (use `segments(of:)`).
     public func interval(of objectPath: String) -> MediaInterval? {
-        guard let found = segments[objectPath], found.count == 1, found[0].bytes == nil else { return nil }
+        guard let found = objects[objectPath]?.segments, found.count == 1, found[0].bytes == nil else { return nil }
         return found[0].interval
     }
 
     /// The segments an object holds (one for a whole-object segment, several for byte ranges of
     /// one file); empty for objects that are not media segments.
     public func segments(of objectPath: String) -> [TimelineSegment] {
-        segments[objectPath] ?? []
+        objects[objectPath]?.segments ?? []
     }
 
     /// Objects with media time.
-    public var objectCount: Int { segments.count }
+    public var objectCount: Int { objects.count }
 
     // MARK: - HLS
 
@@ -219,13 +231,12 @@ public struct PackageTimeline: Sendable {
     private mutating func add(_ path: String, _ segment: TimelineSegment, from playlist: String) throws {
         if let owner = owners[path], owner != playlist { return }
         owners[path] = playlist
-        if trackOfObject[path] == nil, !tracks.isEmpty { trackOfObject[path] = tracks.count - 1 }
         durationMicroseconds = max(durationMicroseconds, segment.interval.end)
         count += 1
         guard count <= Self.maxSegments else {
             throw Failure(description: "the package's playlists describe more than \(Self.maxSegments) segments")
         }
-        segments[path, default: []].append(segment)
+        objects[path, default: MediaObject(segments: [], track: max(0, tracks.count - 1))].segments.append(segment)
     }
 
     static func directory(of path: String) -> String {

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import MarqueeAuth
 import MarqueeBus
 import MarqueeMetering
+import MarqueeRedis
 import MarqueeServiceKit
 import MarqueeStore
 import MarqueeTestSupport
@@ -165,6 +166,52 @@ struct AnalyticsServiceTests {
         let documented = OpenAPIOperations.documented(in: AnalyticsService.openAPI)
         let routed = ContractTests.routedOperations(analytics.router())
         #expect(documented == routed, "documented only: \(documented.subtracting(routed).sorted()); routed only: \(routed.subtracting(documented).sorted())")
+        await analytics.close()
+    }
+}
+
+/// Analytics on the gateways' Redis stream, beside billing: its own consumer group, each record
+/// counted once however often it is replayed.
+@Suite("Analytics on the Redis stream (its own consumer group, real redis-server)", .serialized)
+struct AnalyticsStreamTests {
+    @Test("Analytics and billing each read every entry; replays with the same gateway and sequence count once", arguments: DatabaseKind.allCases)
+    func ownGroupAndReplays(kind: DatabaseKind) async throws {
+        let redis = try RedisServer()
+        try redis.start()
+        defer { redis.stop() }
+        let name = "deliveries-\(UUID().uuidString)"
+        let records = AnalyticsServiceTests.delivered("s1", title: "title-1", segments: 0..<10) + AnalyticsServiceTests.delivered("s2", title: "title-2", segments: 0..<4)
+        let origins = records.indices.map { (gateway: $0 % 2 == 0 ? "edge-a" : "edge-b", sequence: UInt64($0 / 2)) }
+        try BillingStreamTests.xadd(redis, stream: name, records, origins: origins)
+        // A spill replayed after an outage: the last 6 records again, same gateways and sequences.
+        try BillingStreamTests.xadd(redis, stream: name, Array(records.suffix(6)), origins: Array(origins.suffix(6)))
+
+        var settings = AnalyticsSettings()
+        settings.database = try kind.freshURL()
+        let analytics = try await AnalyticsService.open(settings, jwks: LocalTestJWKS())
+        let store = try AnalyticsServiceTests.packages()
+        let ingestor = AnalyticsIngestor(
+            service: analytics, source: try BillingStreamTests.stream(redis, name, consumer: "a1", group: "analytics"), timelines: PackageTimelines(store: store),
+            batchSize: 4)
+        while try await ingestor.runOnce() > 0 {}
+        let scope = RollupScope(grain: .day, from: 0, to: Int64.max / 2)
+        let totals = try await RollupQuery.grouped(analytics.database, scope, by: "title_id")
+        let byTitle = Dictionary(uniqueKeysWithValues: totals.map { ($0.key, $0.counters) })
+        #expect(byTitle["title-1"]?.requests == 10)
+        #expect(byTitle["title-1"]?.watchMicroseconds == 60_000_000)
+        #expect(byTitle["title-2"]?.requests == 4)
+        #expect(byTitle["title-1"]?.views == 1 && byTitle["title-2"]?.views == 1)
+        let edges = try await RollupQuery.grouped(analytics.database, scope, by: "edge")
+        #expect(Dictionary(uniqueKeysWithValues: edges.map { ($0.key, $0.counters.requests) }) == ["edge-a": 7, "edge-b": 7])
+        // Every entry acknowledged by analytics' group; billing's group has read none of them yet.
+        let connection = try RedisConnection(endpoint: try RedisEndpoint(parsing: redis.url), connectTimeoutMicros: 2_000_000, ioTimeoutMicros: 2_000_000)
+        guard case .array(let summary) = try connection.command(["XPENDING", name, "analytics"]) else { throw TestEnvironmentError("XPENDING failed") }
+        #expect(summary.first?.integerValue == 0)
+        let billing = try BillingStreamTests.stream(redis, name, consumer: "b1")
+        let batch = try await billing.read(from: 0, limit: 100)
+        #expect(batch.records.count == 20)
+        let gateways = try await analytics.database.first("SELECT COUNT(*) AS n FROM analytics_seen")?.int("n")
+        #expect(gateways == 2)
         await analytics.close()
     }
 }

@@ -14,14 +14,19 @@ import Testing
 /// by another once they sit idle).
 @Suite("Billing on the Redis stream (consumer group, real redis-server)", .serialized)
 struct BillingStreamTests {
-    static func xadd(_ redis: RedisServer, stream: String, _ records: [DeliveryRecord]) throws {
+    /// XADDs each record as the gateway's carrier does; `origins` gives each one's gateway and
+    /// sequence (default: none and its index).
+    static func xadd(_ redis: RedisServer, stream: String, _ records: [DeliveryRecord], origins: [(gateway: String, sequence: UInt64)]? = nil) throws {
         let connection = try RedisConnection(endpoint: try RedisEndpoint(parsing: redis.url), connectTimeoutMicros: 2_000_000, ioTimeoutMicros: 2_000_000)
         for (n, record) in records.enumerated() {
             var bytes = [UInt8](repeating: 0, count: DeliveryRecordLayout.size)
             bytes.withUnsafeMutableBytes { _ = DeliveryRecordLayout.encode(record, into: $0.baseAddress!) }
             // Raw bytes as an argument: through the pointer form, as the gateway's carrier sends them.
+            let origin = origins?[n]
             let fields: [[UInt8]] = [Array("XADD".utf8), Array(stream.utf8), Array("*".utf8), Array("v".utf8), Array("1".utf8),
-                                     Array("seq".utf8), Array(String(n).utf8), Array("r".utf8), bytes]
+                                     Array("gw".utf8), Array((origin?.gateway ?? "").utf8), Array("role".utf8), Array("edge".utf8),
+                                     Array("region".utf8), Array("eu".utf8),
+                                     Array("seq".utf8), Array(String(origin?.sequence ?? UInt64(n)).utf8), Array("r".utf8), bytes]
             var pointers: [UnsafePointer<CChar>?] = []
             var lengths: [Int] = []
             var storage: [UnsafeMutableRawPointer] = []
@@ -46,9 +51,12 @@ struct BillingStreamTests {
         return summary.first?.integerValue ?? -1
     }
 
-    static func stream(_ redis: RedisServer, _ name: String, consumer: String, claimIdle: Duration = .seconds(30)) throws -> RedisDeliveryStream {
+    static func stream(_ redis: RedisServer, _ name: String, consumer: String, group: String = "billing", claimIdle: Duration = .seconds(30)) throws
+        -> RedisDeliveryStream
+    {
         var settings = RedisDeliveryStream.Settings(endpoint: try RedisEndpoint(parsing: redis.url), consumer: consumer)
         settings.stream = name
+        settings.group = group
         settings.claimIdle = claimIdle
         settings.block = .milliseconds(100)
         return RedisDeliveryStream(settings: settings)

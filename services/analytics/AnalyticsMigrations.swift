@@ -3,8 +3,10 @@ import MarqueeServiceKit
 /// The analytics schema. Times are Unix seconds for buckets, microseconds for media and
 /// delivery times, milliseconds for session starts (as billing keeps them).
 ///
-/// - `analytics_rollups`: counters by grain (`minute`, `hour`, `day`), bucket start and
-///   dimensions; every column a sum, so a batch adds to its rows (`RollupCounters`).
+/// - `analytics_rollups`: counters by grain (`hour`, `day`), bucket start and every dimension;
+///   every column a sum, so a batch adds to its rows (`RollupCounters`).
+/// - `analytics_title_rollups`: the same counters by grain (`minute`, `hour`, `day`), title,
+///   country and edge only: what the dashboard reads (`RollupTable`).
 /// - `analytics_sessions`: each playback session seen in the records: its coverage (as billing
 ///   stores it), position, experience, and who watched (learned from billing afterwards).
 /// - `analytics_viewer_days`: (title, day, viewer) once each: unique viewers.
@@ -25,6 +27,13 @@ enum AnalyticsMigrations {
                 )
                 """,
                 "CREATE INDEX analytics_rollups_title ON analytics_rollups (grain, title_id, bucket)",
+                """
+                CREATE TABLE analytics_title_rollups (
+                    grain TEXT NOT NULL, bucket BIGINT NOT NULL, title_id TEXT NOT NULL, country TEXT NOT NULL, edge TEXT NOT NULL, \(counters),
+                    PRIMARY KEY (grain, bucket, title_id, country, edge)
+                )
+                """,
+                "CREATE INDEX analytics_title_rollups_title ON analytics_title_rollups (grain, title_id, bucket)",
                 """
                 CREATE TABLE analytics_sessions (
                     id TEXT PRIMARY KEY,

@@ -24,29 +24,70 @@ public struct AnalyticsIngestor: Sendable {
         self.batchSize = batchSize
     }
 
+    /// A batch read, with the timelines of its packages, ready for its transaction.
+    struct Prepared: Sendable {
+        let batch: DeliveryBatch
+        /// Where it was read from (0 for acknowledging sources).
+        let start: UInt64
+        let timelines: [String: PackageTimeline]
+    }
+
     /// Reads and applies one batch; returns how many records it read (0: nothing new).
     @discardableResult
     public func runOnce() async throws -> Int {
-        let start = source.storesPosition ? try await position() : 0
+        guard let prepared = try await prepare(from: source.storesPosition ? try await position() : 0) else { return 0 }
+        _ = try await commit(prepared)
+        return max(1, prepared.batch.records.count)
+    }
+
+    /// Applies batches while there are records. From a local log each next batch is read and
+    /// decoded while the one before it commits, on the other core. (Not from a stream: entries
+    /// read ahead of a failed commit would wait for the claim timeout.) Returns how many records.
+    @discardableResult
+    public func runAvailable() async throws -> Int {
+        guard source.storesPosition else { return try await runOnce() }
+        guard var current = try await prepare(from: try await position()) else { return 0 }
+        var total = 0
+        while true {
+            let end = current.batch.next
+            async let following = prepare(from: end)
+            let applied = try await commit(current)
+            total += max(1, current.batch.records.count)
+            // Another worker moved the position: start again from the stored one, later.
+            guard applied, let next = try await following else { return total }
+            current = next
+        }
+    }
+
+    /// Reads a batch from `start` and loads its packages' timelines; nil when there is nothing new.
+    func prepare(from start: UInt64) async throws -> Prepared? {
         let batch = try await source.read(from: start, limit: batchSize)
-        guard source.storesPosition ? batch.next != start : !batch.acknowledgement.isEmpty else { return 0 }
-        let began = ContinuousClock.now
+        guard source.storesPosition ? batch.next != start : !batch.acknowledgement.isEmpty else { return nil }
         var loaded: [String: PackageTimeline] = [:]
+        var last = ""
         for record in batch.records {
             guard let title = record.titleID, let version = record.packageVersion, record.sessionID != nil else { continue }
-            let name = "\(title)/\(version)"
+            let name = title + "/" + version
+            guard name != last else { continue }
+            last = name
             if loaded[name] == nil, let timeline = try await timelines.timeline(title: title, version: version) { loaded[name] = timeline }
         }
-        let timelines = loaded
-        let positional = source.storesPosition
-        let name = source.name
+        return Prepared(batch: batch, start: start, timelines: loaded)
+    }
+
+    /// Applies a prepared batch in one transaction, then acknowledges it. Returns false when the
+    /// stored position was not where the batch starts (another worker applied it).
+    func commit(_ prepared: Prepared) async throws -> Bool {
+        let began = ContinuousClock.now
+        let batch = prepared.batch
+        let positional: (name: String, start: UInt64)? = source.storesPosition ? (source.name, prepared.start) : nil
+        let timelines = prepared.timelines
         let outcome = try await service.database.transaction { tx in
-            try await RollupBatch.apply(
-                batch, timelines: timelines, positional: positional ? (name, start) : nil, tx)
+            try await RollupBatch.apply(batch, timelines: timelines, positional: positional, tx)
         }
-        guard outcome.applied else { return 0 }
+        guard outcome.applied else { return false }
         if batch.skipped > 0 {
-            service.logger.warning("analytics passed over delivery records it could not read", metadata: ["count": "\(batch.skipped)", "source": "\(name)"])
+            service.logger.warning("analytics passed over delivery records it could not read", metadata: ["count": "\(batch.skipped)", "source": "\(source.name)"])
         }
         do {
             try await source.acknowledge(batch)
@@ -54,7 +95,7 @@ public struct AnalyticsIngestor: Sendable {
             service.logger.warning("cannot acknowledge analytics' batch to its source", metadata: ["error": "\(error)"])
         }
         PipelineMetrics.batch(records: batch.records.count, duplicates: outcome.duplicates, newest: outcome.newestRecord, took: ContinuousClock.now - began)
-        return max(1, batch.records.count)
+        return true
     }
 
     /// The committed position in a local log (0 before the first batch).
@@ -65,7 +106,7 @@ public struct AnalyticsIngestor: Sendable {
 
     public func runner(interval: Duration, logger: Logger) -> some Service {
         PeriodicWork("analytics ingestion", every: interval, logger: logger) {
-            while try await runOnce() > 0 {}
+            while try await runAvailable() > 0 {}
         }
     }
 }

@@ -67,37 +67,44 @@ enum RollupBatch {
         return Outcome(applied: true, duplicates: engine.duplicates, newestRecord: engine.newestRecord)
     }
 
-    /// Adds the batch's minute rows, and the same folded into hours and days, to the stored rows.
+    /// Adds the batch's rows to both tables: every dimension by hour and day, and title, country
+    /// and edge by minute, hour and day.
     static func writeRollups(_ delta: RollupDelta, _ tx: any SQLExecutor) async throws {
         guard !delta.isEmpty else { return }
-        let dimensions = RollupDimensions.columns
+        for table in [RollupTable.wide, .narrow] {
+            for grain in table.grains {
+                try await write(delta.rows(at: grain, narrow: table == .narrow), grain: grain, into: table, tx)
+            }
+        }
+    }
+
+    private static func write(_ rows: [RollupDelta.Key: RollupCounters], grain: Grain, into table: RollupTable, _ tx: any SQLExecutor) async throws {
+        let dimensions = table.dimensions
         let counters = RollupCounters.columns
         let conflict = (["grain", "bucket"] + dimensions).joined(separator: ", ")
-        let updates = counters.map { "\($0) = analytics_rollups.\($0) + excluded.\($0)" }.joined(separator: ", ")
-        let head = "INSERT INTO analytics_rollups (\(conflict), \(counters.joined(separator: ", "))) VALUES "
+        let updates = counters.map { "\($0) = \(table.rawValue).\($0) + excluded.\($0)" }.joined(separator: ", ")
+        let head = "INSERT INTO \(table.rawValue) (\(conflict), \(counters.joined(separator: ", "))) VALUES "
         let tail = " ON CONFLICT (\(conflict)) DO UPDATE SET \(updates)"
-        // Counters and buckets are integers written as literals; only the dimensions are bound
-        // (7 parameters a row, well under SQLite's 32,766 for 1,000 rows).
-        for grain in Grain.allCases {
-            // In key order, so concurrent workers on PostgreSQL lock rows in one order.
-            let rows = delta.rows(at: grain).map { ($0.key, $0.value, $0.key.dimensions.values.joined(separator: "\u{1}")) }
-                .sorted { ($0.0.minute, $0.2) < ($1.0.minute, $1.2) }
-            var start = 0
-            while start < rows.count {
-                let part = rows[start..<min(rows.count, start + 1_000)]
-                var binds: [SQLValue] = []
-                binds.reserveCapacity(part.count * dimensions.count)
-                var tuples: [String] = []
-                for (key, row, _) in part {
-                    let first = binds.count + 1
-                    binds += key.dimensions.values.map(SQLValue.text)
-                    let placeholders = sqlPlaceholders(from: first, count: dimensions.count)
-                    let numbers = row.values.map(String.init).joined(separator: ", ")
-                    tuples.append("('\(grain.rawValue)', \(key.minute), \(placeholders), \(numbers))")
-                }
-                _ = try await tx.query(head + tuples.joined(separator: ", ") + tail, binds)
-                start += part.count
+        // In key order, so concurrent workers on PostgreSQL lock rows in one order. Counters and
+        // buckets are integers written as literals; only the dimensions are bound (at most 7
+        // parameters a row, well under SQLite's 32,766 for 1,000 rows).
+        let sorted = rows.map { ($0.key.minute, table.values($0.key.dimensions), $0.value) }
+            .sorted { ($0.0, $0.1.joined(separator: "\u{1}")) < ($1.0, $1.1.joined(separator: "\u{1}")) }
+        var start = 0
+        while start < sorted.count {
+            let part = sorted[start..<min(sorted.count, start + 1_000)]
+            var binds: [SQLValue] = []
+            binds.reserveCapacity(part.count * dimensions.count)
+            var sql = head
+            for (n, (bucket, values, row)) in part.enumerated() {
+                if n > 0 { sql += ", " }
+                sql += "('\(grain.rawValue)', \(bucket), \(sqlPlaceholders(from: binds.count + 1, count: values.count))"
+                for value in row.values { sql += ", \(value)" }
+                sql += ")"
+                binds += values.map(SQLValue.text)
             }
+            _ = try await tx.query(sql + tail, binds)
+            start += part.count
         }
     }
 

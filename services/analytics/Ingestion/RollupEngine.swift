@@ -26,11 +26,11 @@ struct RollupEngine {
     /// Applies records (with their origins, index for index, or none when the source cannot tell;
     /// then nothing is dropped as a replay). `timelines` by `title/version`.
     mutating func apply(_ records: [DeliveryRecord], origins: [DeliveryOrigin], timelines: [String: PackageTimeline]) {
-        var fresh: [(record: DeliveryRecord, edge: String)] = []
+        var fresh: [Int] = []
         fresh.reserveCapacity(records.count)
-        for (index, record) in records.enumerated() {
+        for index in records.indices {
             guard index < origins.count else {
-                fresh.append((record, ""))
+                fresh.append(index)
                 continue
             }
             let origin = origins[index]
@@ -42,56 +42,67 @@ struct RollupEngine {
                 changedGateways.insert(origin.gateway)
                 if edges[origin.gateway] == nil { edges[origin.gateway] = (origin.role, origin.region) }
             }
-            fresh.append((record, origin.gateway))
+            fresh.append(index)
         }
         // In delivery order: a session's switches and stalls follow the order its segments went out.
-        fresh.sort { $0.record.endMicroseconds < $1.record.endMicroseconds }
-        for (record, edge) in fresh { apply(record, edge: edge, timelines: timelines) }
+        fresh.sort { records[$0].endMicroseconds < records[$1].endMicroseconds }
+        var lastTimeline: (name: String, timeline: PackageTimeline?) = ("", nil)
+        for index in fresh {
+            let record = records[index]
+            var timeline: PackageTimeline?
+            if let title = record.titleID, let version = record.packageVersion {
+                // Records of one package come together: look its timeline up once for a run of them.
+                let name = title + "/" + version
+                if name != lastTimeline.name { lastTimeline = (name, timelines[name]) }
+                timeline = lastTimeline.timeline
+            }
+            apply(record, edge: index < origins.count ? origins[index].gateway : "", timeline: timeline)
+        }
     }
 
-    private mutating func apply(_ record: DeliveryRecord, edge: String, timelines: [String: PackageTimeline]) {
+    private mutating func apply(_ record: DeliveryRecord, edge: String, timeline: PackageTimeline?) {
         newestRecord = max(newestRecord ?? .min, record.endMicroseconds)
         let title = record.titleID ?? ""
         let version = record.packageVersion ?? ""
-        let timeline = title.isEmpty ? nil : timelines["\(title)/\(version)"]
-        let track = timeline?.track(of: record.objectPath)
-        var dimensions = RollupDimensions(
-            title: title, version: version, rendition: track?.name ?? "", country: record.country ?? "", edge: edge,
-            cache: Self.cacheNames[Int(record.cache.rawValue)] ?? "none", statusClass: Self.statusClass(record.status))
-        if record.status >= 600 { dimensions.statusClass = "other" }
+        let media = timeline?.media(of: record.objectPath)
+        let dimensions = RollupDimensions(
+            title: title, version: version, rendition: media?.track.name ?? "", country: record.country ?? "", edge: edge,
+            cache: Self.cacheNames[Int(record.cache.rawValue)], statusClass: Self.statusClass(record.status))
         let minute = Grain.minute.bucket(Self.floorSeconds(record.endMicroseconds))
+        let row = delta.row(minute: minute, dimensions)
         let sent = Int64(clamping: record.bytesSent)
-        var mediaMicroseconds: Int64?
-        if let timeline, let track, track.kind == timeline.primaryKind, record.deliveredWhole {
-            let segments = timeline.segments(of: record.objectPath)
-            if segments.count == 1, segments[0].bytes == nil { mediaMicroseconds = segments[0].interval.duration }
-        }
-        delta.add(minute: minute, dimensions) { row in
-            row.requests += 1
-            row.bytes &+= sent
+        do {
+            var counters = delta.counters[row]
+            counters.requests += 1
+            counters.bytes &+= sent
             switch record.cache {
-            case .hit: row.hits += 1
-            case .miss: row.misses += 1
+            case .hit: counters.hits += 1
+            case .miss: counters.misses += 1
             default: break
             }
-            if record.aborted { row.aborted += 1 }
-            row.count(status: Int(record.status))
-            if let mediaMicroseconds {
-                row.mediaRequests += 1
-                row.mediaBytes &+= sent
-                row.mediaMicroseconds += mediaMicroseconds
+            if record.aborted { counters.aborted += 1 }
+            counters.count(status: Int(record.status))
+            if let timeline, let media, media.track.kind == timeline.primaryKind, record.deliveredWhole, media.segments.count == 1,
+                media.segments[0].bytes == nil
+            {
+                counters.mediaRequests += 1
+                counters.mediaBytes &+= sent
+                counters.mediaMicroseconds += media.segments[0].interval.duration
             }
+            delta.counters[row] = counters
         }
         guard let id = record.sessionID, !title.isEmpty, !version.isEmpty else { return }
         var session = sessions[id] ?? ViewSession(id: id, titleID: title, packageVersion: version, country: record.country ?? "", edge: edge)
         // A session plays one package (its token is scoped to it): records of another are counted above only.
         guard session.titleID == title, session.packageVersion == version else { return }
-        session.apply(record, cmcd: record.cmcd.isEmpty ? nil : CMCD(record.cmcd), timeline: timeline, dimensions: dimensions, minute: minute, delta: &delta)
+        sessions[id] = nil  // no second reference while it changes
+        session.apply(
+            record, cmcd: record.cmcd.isEmpty ? nil : CMCD(record.cmcd), timeline: timeline, media: media, minute: minute, row: row, delta: &delta)
         sessions[id] = session
         changedSessions.insert(id)
     }
 
-    static let cacheNames = [0: "none", 1: "hit", 2: "miss"]
+    static let cacheNames = ["none", "hit", "miss"]
 
     static func statusClass(_ status: UInt16) -> String {
         switch status {

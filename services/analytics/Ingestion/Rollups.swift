@@ -102,7 +102,31 @@ struct RollupCounters: Equatable, Sendable {
     }
 
     static func += (lhs: inout RollupCounters, rhs: RollupCounters) {
-        lhs = RollupCounters(values: zip(lhs.values, rhs.values).map { $0 &+ $1 })
+        lhs.requests &+= rhs.requests
+        lhs.bytes &+= rhs.bytes
+        lhs.mediaRequests &+= rhs.mediaRequests
+        lhs.mediaBytes &+= rhs.mediaBytes
+        lhs.mediaMicroseconds &+= rhs.mediaMicroseconds
+        lhs.watchMicroseconds &+= rhs.watchMicroseconds
+        lhs.views &+= rhs.views
+        lhs.completions &+= rhs.completions
+        lhs.activeSessionMinutes &+= rhs.activeSessionMinutes
+        lhs.switches &+= rhs.switches
+        lhs.rebuffers &+= rhs.rebuffers
+        lhs.rebufferMicroseconds &+= rhs.rebufferMicroseconds
+        lhs.startups &+= rhs.startups
+        lhs.startupMicroseconds &+= rhs.startupMicroseconds
+        lhs.hits &+= rhs.hits
+        lhs.misses &+= rhs.misses
+        lhs.aborted &+= rhs.aborted
+        lhs.status402 &+= rhs.status402
+        lhs.status403 &+= rhs.status403
+        lhs.status404 &+= rhs.status404
+        lhs.status410 &+= rhs.status410
+        lhs.status429 &+= rhs.status429
+        lhs.status451 &+= rhs.status451
+        lhs.status4xx &+= rhs.status4xx
+        lhs.status5xx &+= rhs.status5xx
     }
 
     /// Counts a response's status.
@@ -124,29 +148,82 @@ struct RollupCounters: Equatable, Sendable {
     var errors: Int64 { status402 + status403 + status404 + status410 + status429 + status451 + status4xx + status5xx }
 }
 
-/// One batch's rollup changes at minute grain, before they are written to every grain.
+/// One batch's rollup changes at minute grain, before they are written to every grain. Rows
+/// are found once per record (`row(minute:_:)`) and then changed by index.
 struct RollupDelta: Sendable {
     struct Key: Hashable, Sendable {
-        /// The minute (Unix seconds).
+        /// The bucket's start (Unix seconds): a minute here, an hour or day once folded.
         var minute: Int64
         var dimensions: RollupDimensions
     }
 
-    private(set) var rows: [Key: RollupCounters] = [:]
+    private var index: [Key: Int] = [:]
+    private(set) var keys: [Key] = []
+    var counters: [RollupCounters] = []
 
-    mutating func add(minute: Int64, _ dimensions: RollupDimensions, _ change: (inout RollupCounters) -> Void) {
-        change(&rows[Key(minute: minute, dimensions: dimensions), default: RollupCounters()])
+    /// The row of `(minute, dimensions)`, made empty when new.
+    mutating func row(minute: Int64, _ dimensions: RollupDimensions) -> Int {
+        let key = Key(minute: minute, dimensions: dimensions)
+        if let found = index[key] { return found }
+        keys.append(key)
+        counters.append(RollupCounters())
+        index[key] = keys.count - 1
+        return keys.count - 1
     }
 
-    /// The rows at `grain`: the minutes folded into their hour or day.
-    func rows(at grain: Grain) -> [Key: RollupCounters] {
-        guard grain != .minute else { return rows }
+    mutating func add(minute: Int64, _ dimensions: RollupDimensions, _ change: (inout RollupCounters) -> Void) {
+        change(&counters[row(minute: minute, dimensions)])
+    }
+
+    /// The minute rows.
+    var rows: [Key: RollupCounters] { Dictionary(uniqueKeysWithValues: zip(keys, counters)) }
+
+    /// The rows at `grain`: the minutes folded into their hour or day. `narrow` keeps only the
+    /// title, country and edge (the dashboard's table).
+    func rows(at grain: Grain, narrow: Bool = false) -> [Key: RollupCounters] {
+        guard grain != .minute || narrow else { return rows }
         var folded: [Key: RollupCounters] = [:]
-        for (key, counters) in rows {
-            folded[Key(minute: grain.bucket(key.minute), dimensions: key.dimensions), default: RollupCounters()] += counters
+        for (key, counters) in zip(keys, counters) {
+            var dimensions = key.dimensions
+            if narrow { dimensions = RollupDimensions(title: dimensions.title, country: dimensions.country, edge: dimensions.edge) }
+            folded[Key(minute: grain.bucket(key.minute), dimensions: dimensions), default: RollupCounters()] += counters
         }
         return folded
     }
 
-    var isEmpty: Bool { rows.isEmpty }
+    var isEmpty: Bool { keys.isEmpty }
+}
+
+/// The two rollup tables: `analytics_rollups` keeps every dimension by hour and day (a title's
+/// renditions, cache and status classes); `analytics_title_rollups` keeps title, country and
+/// edge by minute, hour and day, so the dashboard's queries read few rows whatever the range.
+enum RollupTable: String, Sendable {
+    case wide = "analytics_rollups"
+    case narrow = "analytics_title_rollups"
+
+    var dimensions: [String] {
+        switch self {
+        case .wide: RollupDimensions.columns
+        case .narrow: ["title_id", "country", "edge"]
+        }
+    }
+
+    var grains: [Grain] {
+        switch self {
+        case .wide: [.hour, .day]
+        case .narrow: [.minute, .hour, .day]
+        }
+    }
+
+    func values(_ d: RollupDimensions) -> [String] {
+        switch self {
+        case .wide: d.values
+        case .narrow: [d.title, d.country, d.edge]
+        }
+    }
+
+    /// The table that can answer a query at `grain` that groups or filters on `columns`.
+    static func answering(grain: Grain, columns: [String]) -> RollupTable {
+        columns.allSatisfy { RollupTable.narrow.dimensions.contains($0) || $0 == "bucket" } ? .narrow : .wide
+    }
 }

@@ -56,11 +56,12 @@ struct ViewSession: Sendable, Equatable {
         self.edge = edge
     }
 
-    /// Applies one record (of this session's title), adding what it changes to `delta` under
-    /// `dimensions` at `minute`. `timeline` is the package's (nil: its playlists cannot be read,
-    /// so only requests and bytes count).
+    /// Applies one record (of this session's package), adding what it changes to `delta`'s row
+    /// `row` (its minute and dimensions). `timeline` is the package's (nil: its playlists cannot
+    /// be read, so only requests and bytes count) and `media` what it says of the record's object.
     mutating func apply(
-        _ record: DeliveryRecord, cmcd: CMCD?, timeline: PackageTimeline?, dimensions: RollupDimensions, minute: Int64, delta: inout RollupDelta
+        _ record: DeliveryRecord, cmcd: CMCD?, timeline: PackageTimeline?, media: (segments: [TimelineSegment], track: PackageTimeline.Track)?,
+        minute: Int64, row: Int, delta: inout RollupDelta
     ) {
         requests += 1
         bytes &+= Int64(clamping: record.bytesSent)
@@ -70,11 +71,11 @@ struct ViewSession: Sendable, Equatable {
             if cmcd.bufferLengthMilliseconds != nil || cmcd.bufferStarvation { sendsCMCD = true }
             if cmcd.bufferStarvation {
                 rebuffers += 1
-                delta.add(minute: minute, dimensions) { $0.rebuffers += 1 }
+                delta.counters[row].rebuffers += 1
             }
         }
-        guard let timeline, record.status == 200 || record.status == 206, let track = timeline.track(of: record.objectPath) else { return }
-        let segments = timeline.segments(of: record.objectPath)
+        guard let timeline, let media, record.status == 200 || record.status == 206 else { return }
+        let segments = media.segments
         durationMicroseconds = max(durationMicroseconds, timeline.durationMicroseconds)
         let before = coverage.coveredMicroseconds
         _ = coverage.apply(record, segments: segments)
@@ -84,55 +85,43 @@ struct ViewSession: Sendable, Equatable {
         for segment in segments where coverage.isCovered(segment.interval) {
             positionMicroseconds = max(positionMicroseconds, segment.interval.end)
         }
-        var newView = false
+        var counters = delta.counters[row]
+        counters.watchMicroseconds += grown
         if firstMedia == nil {
             firstMedia = record.endMicroseconds
-            newView = true
+            counters.views += 1
+            if let startedAt, startupMicroseconds == nil, let startup = Self.startup(from: startedAt, toFirstMedia: record.endMicroseconds) {
+                startupMicroseconds = startup
+                counters.startups += 1
+                counters.startupMicroseconds += startup
+            }
         }
-        var startup: Int64?
-        if newView, let startedAt, startupMicroseconds == nil {
-            startup = Self.startup(from: startedAt, toFirstMedia: record.endMicroseconds)
-            startupMicroseconds = startup
-        }
-        var newlyCompleted = false
         if !completed, durationMicroseconds > 0, Double(coverage.coveredMicroseconds) >= Self.completionShare * Double(durationMicroseconds) {
             completed = true
-            newlyCompleted = true
+            counters.completions += 1
         }
-        var switched = false
-        var stall: PlayheadModel.Stall?
-        if track.kind == timeline.primaryKind {
-            if !lastTrack.isEmpty, lastTrack != track.name {
+        if media.track.kind == timeline.primaryKind {
+            if !lastTrack.isEmpty, lastTrack != media.track.name {
                 switches += 1
-                switched = true
+                counters.switches += 1
             }
-            lastTrack = track.name
-            if let first = segments.first, let last = segments.last {
-                stall = playhead.receive(MediaInterval(start: first.interval.start, end: last.interval.end), at: record.endMicroseconds)
-            }
-            if let stall {
+            lastTrack = media.track.name
+            if let first = segments.first, let last = segments.last,
+                let stall = playhead.receive(MediaInterval(start: first.interval.start, end: last.interval.end), at: record.endMicroseconds)
+            {
                 rebufferMicroseconds += stall.microseconds
-                if !sendsCMCD { rebuffers += 1 }
+                counters.rebufferMicroseconds += stall.microseconds
+                if !sendsCMCD {
+                    rebuffers += 1
+                    counters.rebuffers += 1
+                }
             }
         }
-        let active = minute > activeMinute
-        if active { activeMinute = minute }
-        let countsRebuffer = !sendsCMCD
-        delta.add(minute: minute, dimensions) { row in
-            row.watchMicroseconds += grown
-            if newView { row.views += 1 }
-            if newlyCompleted { row.completions += 1 }
-            if active { row.activeSessionMinutes += 1 }
-            if switched { row.switches += 1 }
-            if let stall {
-                row.rebufferMicroseconds += stall.microseconds
-                if countsRebuffer { row.rebuffers += 1 }
-            }
-            if let startup {
-                row.startups += 1
-                row.startupMicroseconds += startup
-            }
+        if minute > activeMinute {
+            activeMinute = minute
+            counters.activeSessionMinutes += 1
         }
+        delta.counters[row] = counters
     }
 
     /// Startup time from the session's start (ms) to its first media segment (µs); nil when it

@@ -84,7 +84,7 @@ struct AnalyticsQueries: Sendable {
         let part = { (key: String, c: RollupCounters) in
             TitleView.Part(name: key, views: c.views, watch_seconds: Double(c.watchMicroseconds) / 1_000_000, bytes: c.bytes, requests: c.requests)
         }
-        let renditions = try await RollupQuery.grouped(database, scope, by: "rendition", extraCondition: " AND rendition <> ''").map(part)
+        let renditions = try await RollupQuery.grouped(database, scope, by: "rendition", skipEmpty: true).map(part)
         let countries = try await RollupQuery.grouped(database, scope, by: "country").map(part)
         let revenue = try await revenueLines(scope)
         let view = TitleView(
@@ -104,7 +104,7 @@ struct AnalyticsQueries: Sendable {
     }
 
     func topTitles(_ scope: RollupScope, limit: Int) async throws -> [TopTitle] {
-        let rows = try await RollupQuery.grouped(database, scope, by: "title_id", extraCondition: " AND title_id <> ''")
+        let rows = try await RollupQuery.grouped(database, scope, by: "title_id", skipEmpty: true)
         let viewers = try await RollupQuery.uniqueViewers(database, scope, byTitle: true)
         return rows.map { key, c in
             TopTitle(

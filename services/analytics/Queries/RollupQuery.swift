@@ -45,15 +45,19 @@ enum RollupQuery {
         RollupCounters(values: try RollupCounters.columns.map { try row.int($0) })
     }
 
-    /// The counters summed over the scope, one row per value of `groupBy` (one row in all when nil).
-    static func grouped(_ database: any SQLExecutor, _ scope: RollupScope, by groupBy: String?, extraCondition: String = "")
+    /// The counters summed over the scope, one row per value of `groupBy` (one row in all when
+    /// nil), from the narrowest table that holds it; `skipEmpty` leaves out the group of "" (no
+    /// title, not a media segment).
+    static func grouped(_ database: any SQLExecutor, _ scope: RollupScope, by groupBy: String?, skipEmpty: Bool = false)
         async throws -> [(key: String, counters: RollupCounters)]
     {
+        let table = RollupTable.answering(grain: scope.grain, columns: groupBy.map { [$0] } ?? [])
         let (conditions, binds) = scope.conditions()
         let select = groupBy.map { "CAST(\($0) AS TEXT) AS grouping, " } ?? ""
+        let empty = skipEmpty ? groupBy.map { " AND \($0) <> ''" } ?? "" : ""
         let group = groupBy.map { " GROUP BY \($0)" } ?? ""
         let rows = try await database.query(
-            "SELECT \(select)\(sums) FROM analytics_rollups WHERE 1 = 1\(conditions)\(extraCondition)\(group)", binds)
+            "SELECT \(select)\(sums) FROM \(table.rawValue) WHERE 1 = 1\(conditions)\(empty)\(group)", binds)
         return try rows.map { (groupBy == nil ? "" : try $0.string("grouping"), try counters($0)) }
     }
 
