@@ -51,9 +51,21 @@ struct RollupPropertyTests {
         let expected = AnalyticsFixtures.oracle(records, timeline: timeline)
         let got = Self.totals(delta.rows)
         #expect(got == expected, "seed \(seed)")
-        // Folding minutes into hours and days changes no total.
-        for grain in [Grain.hour, .day] {
-            #expect(Self.totals(delta.rows(at: grain)) == got)
+        // Folding minutes into hours and days, into every table's cut, changes no total.
+        for grain in Grain.allCases {
+            #expect(Self.totals(delta.rows(at: grain, for: .wide)) == got)
+            #expect(Self.totals(delta.rows(at: grain, for: .narrow)) == got)
+            let breakdowns = delta.rows(at: grain, for: .breakdowns)
+            var byTitle: [String: RollupCounters] = [:]
+            var total = RollupCounters()
+            for (key, counters) in breakdowns {
+                if key.dimensions.title == "title" { byTitle[key.dimensions.version, default: RollupCounters()] += counters }
+                if key.dimensions.title == "total" { total += counters }
+            }
+            #expect(byTitle.mapValues(AnalyticsFixtures.Totals.init) == got)
+            var everything = RollupCounters()
+            for counters in delta.counters { everything += counters }
+            #expect(total == everything)
         }
     }
 

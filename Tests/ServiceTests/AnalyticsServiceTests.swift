@@ -92,7 +92,7 @@ struct AnalyticsServiceTests {
                 let client = Client(client)
                 let routes = [
                     "/api/analytics/titles/title-1", "/api/analytics/top-titles", "/api/analytics/dashboard", "/api/analytics/revenue",
-                    "/api/analytics/reports/day", "/api/analytics/me/history",
+                    "/api/analytics/reports/day", "/api/analytics/sessions", "/api/analytics/me/history",
                 ]
                 for route in routes {
                     let reply = try await client.send(.get, route)
@@ -126,6 +126,12 @@ struct AnalyticsServiceTests {
                 #expect(revenueA.items.map { $0["title_id"] as? String } == ["title-1"])
                 #expect(revenueA.items.first?["minutes"] as? Int == 2)
 
+                let sessionsA = try await client.send(.get, "/api/analytics/sessions", token: publisherA.token)
+                #expect(sessionsA.items.map { $0["session_id"] as? String } == ["watch-a"])
+                #expect(sessionsA.items.first?["user_id"] == nil, "a publisher does not see who watched")
+                #expect(sessionsA.items.first?["watch_seconds"] as? Double == 78)
+                #expect(sessionsA.items.first?["country"] as? String == "DE")
+
                 // Publisher B: title-2 only, free (no revenue).
                 let title2 = try await client.send(.get, "/api/analytics/titles/title-2", token: publisherB.token)
                 #expect(title2.json["watch_seconds"] as? Double == 30)
@@ -135,6 +141,11 @@ struct AnalyticsServiceTests {
                 // An admin: both.
                 let top = try await client.send(.get, "/api/analytics/top-titles?range=hour", token: admin.token)
                 #expect(Set(top.items.compactMap { $0["title_id"] as? String }) == ["title-1", "title-2"])
+                let all = try await client.send(.get, "/api/analytics/sessions?limit=1", token: admin.token)
+                #expect(all.items.count == 1 && all.items.first?["user_id"] is String)
+                let cursor = try #require(all.json["next_cursor"] as? String)
+                let rest = try await client.send(.get, "/api/analytics/sessions?limit=1&cursor=\(cursor)", token: admin.token)
+                #expect(Set((all.items + rest.items).compactMap { $0["session_id"] as? String }) == ["watch-a", "watch-b"])
                 let report = try await client.send(.get, "/api/analytics/reports/week", token: admin.token)
                 #expect(((report.json["report"] as? [String: Any])?["totals"] as? [String: Any])?["views"] as? Int == 2, "\(report.text)")
 

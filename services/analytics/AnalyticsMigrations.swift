@@ -6,7 +6,9 @@ import MarqueeServiceKit
 /// - `analytics_rollups`: counters by grain (`hour`, `day`), bucket start and every dimension;
 ///   every column a sum, so a batch adds to its rows (`RollupCounters`).
 /// - `analytics_title_rollups`: the same counters by grain (`minute`, `hour`, `day`), title,
-///   country and edge only: what the dashboard reads (`RollupTable`).
+///   country and edge only: what a publisher's dashboard reads (`RollupTable`).
+/// - `analytics_breakdowns`: the same counters over every title, by grain, bucket and one
+///   dimension (`total`, `title`, `country`, `edge`) and its value: what an admin's dashboard reads.
 /// - `analytics_sessions`: each playback session seen in the records: its coverage (as billing
 ///   stores it), position, experience, and who watched (learned from billing afterwards).
 /// - `analytics_viewer_days`: (title, day, viewer) once each: unique viewers.
@@ -16,7 +18,10 @@ import MarqueeServiceKit
 /// - `analytics_revenue`: charged minutes per day, title and currency, copied from billing.
 enum AnalyticsMigrations {
     static let all: [Migration] = [
-        Migration(1, "rollups, sessions, viewers, revenue") { _ in
+        Migration(1, "rollups, sessions, viewers, revenue") { dialect in
+            // On SQLite the rollups are stored in their key's order (a range of buckets is one
+            // run of pages, and an upsert touches one b-tree, not a table and its key's index).
+            let clustered = dialect == .sqlite ? " WITHOUT ROWID" : ""
             let dimensions = RollupDimensions.columns.map { "\($0) TEXT NOT NULL" }.joined(separator: ", ")
             let counters = RollupCounters.columns.map { "\($0) BIGINT NOT NULL DEFAULT 0" }.joined(separator: ", ")
             return [
@@ -24,16 +29,22 @@ enum AnalyticsMigrations {
                 CREATE TABLE analytics_rollups (
                     grain TEXT NOT NULL, bucket BIGINT NOT NULL, \(dimensions), \(counters),
                     PRIMARY KEY (grain, bucket, \(RollupDimensions.columns.joined(separator: ", ")))
-                )
+                )\(clustered)
                 """,
                 "CREATE INDEX analytics_rollups_title ON analytics_rollups (grain, title_id, bucket)",
                 """
                 CREATE TABLE analytics_title_rollups (
                     grain TEXT NOT NULL, bucket BIGINT NOT NULL, title_id TEXT NOT NULL, country TEXT NOT NULL, edge TEXT NOT NULL, \(counters),
                     PRIMARY KEY (grain, bucket, title_id, country, edge)
-                )
+                )\(clustered)
                 """,
                 "CREATE INDEX analytics_title_rollups_title ON analytics_title_rollups (grain, title_id, bucket)",
+                """
+                CREATE TABLE analytics_breakdowns (
+                    grain TEXT NOT NULL, bucket BIGINT NOT NULL, dimension TEXT NOT NULL, value TEXT NOT NULL, \(counters),
+                    PRIMARY KEY (grain, bucket, dimension, value)
+                )\(clustered)
+                """,
                 """
                 CREATE TABLE analytics_sessions (
                     id TEXT PRIMARY KEY,
@@ -57,6 +68,7 @@ enum AnalyticsMigrations {
                     last_track TEXT NOT NULL,
                     rebuffers BIGINT NOT NULL,
                     rebuffer_us BIGINT NOT NULL,
+                    inferred_rebuffers BIGINT NOT NULL,
                     cmcd BIGINT NOT NULL,
                     startup_us BIGINT,
                     completed BIGINT NOT NULL,
@@ -66,6 +78,8 @@ enum AnalyticsMigrations {
                 """,
                 "CREATE INDEX analytics_sessions_viewer ON analytics_sessions (user_id, last_seen)",
                 "CREATE INDEX analytics_sessions_lookup ON analytics_sessions (lookup, last_seen)",
+                "CREATE INDEX analytics_sessions_recent ON analytics_sessions (last_seen, id)",
+                "CREATE INDEX analytics_sessions_title ON analytics_sessions (title_id, last_seen, id)",
                 "CREATE TABLE analytics_viewer_days (title_id TEXT NOT NULL, day BIGINT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (title_id, day, user_id))",
                 "CREATE TABLE analytics_titles (title_id TEXT PRIMARY KEY, owner TEXT, duration_us BIGINT NOT NULL DEFAULT 0)",
                 "CREATE INDEX analytics_titles_owner ON analytics_titles (owner)",

@@ -75,6 +75,7 @@ public struct AnalyticsService: Sendable {
         api.get("/dashboard") { request, context in try await queries.dashboard(request, context) }
         api.get("/revenue") { request, context in try await queries.revenue(request, context) }
         api.get("/reports/:period") { request, context in try await queries.report(request, context) }
+        api.get("/sessions") { request, context in try await queries.sessions(request, context) }
         api.get("/me/history") { request, context in try await queries.history(request, context) }
         return router
     }

@@ -67,13 +67,12 @@ enum RollupBatch {
         return Outcome(applied: true, duplicates: engine.duplicates, newestRecord: engine.newestRecord)
     }
 
-    /// Adds the batch's rows to both tables: every dimension by hour and day, and title, country
-    /// and edge by minute, hour and day.
+    /// Adds the batch's rows to every rollup table at each of its grains.
     static func writeRollups(_ delta: RollupDelta, _ tx: any SQLExecutor) async throws {
         guard !delta.isEmpty else { return }
-        for table in [RollupTable.wide, .narrow] {
+        for table in [RollupTable.wide, .narrow, .breakdowns] {
             for grain in table.grains {
-                try await write(delta.rows(at: grain, narrow: table == .narrow), grain: grain, into: table, tx)
+                try await write(delta.rows(at: grain, for: table), grain: grain, into: table, tx)
             }
         }
     }
@@ -88,7 +87,7 @@ enum RollupBatch {
         // In key order, so concurrent workers on PostgreSQL lock rows in one order. Counters and
         // buckets are integers written as literals; only the dimensions are bound (at most 7
         // parameters a row, well under SQLite's 32,766 for 1,000 rows).
-        let sorted = rows.map { ($0.key.minute, table.values($0.key.dimensions), $0.value) }
+        let sorted = rows.map { ($0.key.minute, RollupDelta.values($0.key, for: table), $0.value) }
             .sorted { ($0.0, $0.1.joined(separator: "\u{1}")) < ($1.0, $1.1.joined(separator: "\u{1}")) }
         var start = 0
         while start < sorted.count {

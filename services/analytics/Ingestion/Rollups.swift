@@ -178,52 +178,77 @@ struct RollupDelta: Sendable {
     /// The minute rows.
     var rows: [Key: RollupCounters] { Dictionary(uniqueKeysWithValues: zip(keys, counters)) }
 
-    /// The rows at `grain`: the minutes folded into their hour or day. `narrow` keeps only the
-    /// title, country and edge (the dashboard's table).
-    func rows(at grain: Grain, narrow: Bool = false) -> [Key: RollupCounters] {
-        guard grain != .minute || narrow else { return rows }
+    /// The rows at `grain` for `table`, as (bucket, the table's dimension values): the minutes
+    /// folded into their hour or day, and the dimensions the table does not keep folded away.
+    func rows(at grain: Grain, for table: RollupTable) -> [Key: RollupCounters] {
         var folded: [Key: RollupCounters] = [:]
         for (key, counters) in zip(keys, counters) {
-            var dimensions = key.dimensions
-            if narrow { dimensions = RollupDimensions(title: dimensions.title, country: dimensions.country, edge: dimensions.edge) }
-            folded[Key(minute: grain.bucket(key.minute), dimensions: dimensions), default: RollupCounters()] += counters
+            let bucket = grain.bucket(key.minute)
+            let d = key.dimensions
+            switch table {
+            case .wide:
+                folded[Key(minute: bucket, dimensions: d), default: RollupCounters()] += counters
+            case .narrow:
+                folded[Key(minute: bucket, dimensions: RollupDimensions(title: d.title, country: d.country, edge: d.edge)), default: RollupCounters()] +=
+                    counters
+            case .breakdowns:
+                // (dimension, value) travel in the title and version fields of the key.
+                for (dimension, value) in [("total", ""), ("title", d.title), ("country", d.country), ("edge", d.edge)] {
+                    folded[Key(minute: bucket, dimensions: RollupDimensions(title: dimension, version: value)), default: RollupCounters()] += counters
+                }
+            }
         }
         return folded
+    }
+
+    /// The values a row of `table` stores for its dimensions, from a key `rows(at:for:)` made.
+    static func values(_ key: Key, for table: RollupTable) -> [String] {
+        let d = key.dimensions
+        switch table {
+        case .wide: return d.values
+        case .narrow: return [d.title, d.country, d.edge]
+        case .breakdowns: return [d.title, d.version]
+        }
     }
 
     var isEmpty: Bool { keys.isEmpty }
 }
 
-/// The two rollup tables: `analytics_rollups` keeps every dimension by hour and day (a title's
-/// renditions, cache and status classes); `analytics_title_rollups` keeps title, country and
-/// edge by minute, hour and day, so the dashboard's queries read few rows whatever the range.
+/// The rollup tables, each the same counters at a different cut:
+/// - `analytics_rollups` keeps every dimension by hour and day (a title's renditions, cache and
+///   status classes);
+/// - `analytics_title_rollups` keeps title, country and edge by minute, hour and day: a
+///   publisher's dashboard, filtered to their titles;
+/// - `analytics_breakdowns` keeps each of total, title, country and edge on its own over every
+///   title, by minute, hour and day: an admin's dashboard reads a row per bucket and value, however
+///   many titles, countries and edges combine.
 enum RollupTable: String, Sendable {
     case wide = "analytics_rollups"
     case narrow = "analytics_title_rollups"
+    case breakdowns = "analytics_breakdowns"
+
+    /// The dimensions `analytics_breakdowns` cuts by, and the column each stands for.
+    static let breakdownColumns = ["total": "", "title": "title_id", "country": "country", "edge": "edge"]
 
     var dimensions: [String] {
         switch self {
         case .wide: RollupDimensions.columns
         case .narrow: ["title_id", "country", "edge"]
+        case .breakdowns: ["dimension", "value"]
         }
     }
 
     var grains: [Grain] {
         switch self {
         case .wide: [.hour, .day]
-        case .narrow: [.minute, .hour, .day]
+        case .narrow, .breakdowns: [.minute, .hour, .day]
         }
     }
 
-    func values(_ d: RollupDimensions) -> [String] {
-        switch self {
-        case .wide: d.values
-        case .narrow: [d.title, d.country, d.edge]
-        }
-    }
-
-    /// The table that can answer a query at `grain` that groups or filters on `columns`.
-    static func answering(grain: Grain, columns: [String]) -> RollupTable {
-        columns.allSatisfy { RollupTable.narrow.dimensions.contains($0) || $0 == "bucket" } ? .narrow : .wide
+    /// The table that can answer a query grouping on `column` (nil: none, `bucket`, or a
+    /// dimension), over every title or only some.
+    static func answering(column: String?, everyTitle: Bool) -> RollupTable {
+        if everyTitle, column == nil || column == "bucket" || breakdownColumns.values.contains(column!) { return .breakdowns }
+        return column == nil || column == "bucket" || RollupTable.narrow.dimensions.contains(column!) ? .narrow : .wide
     }
 }

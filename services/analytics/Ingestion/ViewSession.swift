@@ -35,6 +35,9 @@ struct ViewSession: Sendable, Equatable {
     var lastTrack = ""
     var rebuffers: Int64 = 0
     var rebufferMicroseconds: Int64 = 0
+    /// Stalls the playhead model found, whether or not the player reports its own (to check the
+    /// inference against players that do).
+    var inferredRebuffers: Int64 = 0
     /// The player sends CMCD buffer keys: rebufferings are counted from `bs`, not inferred.
     var sendsCMCD = false
     var startupMicroseconds: Int64?
@@ -110,6 +113,7 @@ struct ViewSession: Sendable, Equatable {
                 let stall = playhead.receive(MediaInterval(start: first.interval.start, end: last.interval.end), at: record.endMicroseconds)
             {
                 rebufferMicroseconds += stall.microseconds
+                inferredRebuffers += 1
                 counters.rebufferMicroseconds += stall.microseconds
                 if !sendsCMCD {
                     rebuffers += 1
@@ -135,7 +139,7 @@ struct ViewSession: Sendable, Equatable {
 
     static let columns = [
         "id", "title_id", "package_version", "country", "edge", "user_id", "started_at", "lookup", "first_media", "last_seen", "coverage",
-        "watch_us", "duration_us", "position_us", "bytes", "requests", "errors", "switches", "last_track", "rebuffers", "rebuffer_us", "cmcd",
+        "watch_us", "duration_us", "position_us", "bytes", "requests", "errors", "switches", "last_track", "rebuffers", "rebuffer_us", "inferred_rebuffers", "cmcd",
         "startup_us", "completed", "active_minute", "playhead",
     ]
 
@@ -145,7 +149,7 @@ struct ViewSession: Sendable, Equatable {
             startedAt.map(SQLValue.integer) ?? .null, .text(lookup.rawValue), firstMedia.map(SQLValue.integer) ?? .null, .integer(lastSeen),
             .text(coverage.text), .integer(watchMicroseconds), .integer(durationMicroseconds), .integer(positionMicroseconds), .integer(bytes),
             .integer(requests), .integer(errors), .integer(switches), .text(lastTrack), .integer(rebuffers), .integer(rebufferMicroseconds),
-            .integer(sendsCMCD ? 1 : 0), startupMicroseconds.map(SQLValue.integer) ?? .null, .integer(completed ? 1 : 0), .integer(activeMinute),
+            .integer(inferredRebuffers), .integer(sendsCMCD ? 1 : 0), startupMicroseconds.map(SQLValue.integer) ?? .null, .integer(completed ? 1 : 0), .integer(activeMinute),
             .text(playhead.text),
         ]
     }
@@ -172,6 +176,7 @@ struct ViewSession: Sendable, Equatable {
         lastTrack = try row.string("last_track")
         rebuffers = try row.int("rebuffers")
         rebufferMicroseconds = try row.int("rebuffer_us")
+        inferredRebuffers = try row.int("inferred_rebuffers")
         sendsCMCD = try row.int("cmcd") != 0
         startupMicroseconds = row.optionalInt("startup_us")
         completed = try row.int("completed") != 0

@@ -84,8 +84,9 @@ struct AnalyticsQueries: Sendable {
         let part = { (key: String, c: RollupCounters) in
             TitleView.Part(name: key, views: c.views, watch_seconds: Double(c.watchMicroseconds) / 1_000_000, bytes: c.bytes, requests: c.requests)
         }
-        let renditions = try await RollupQuery.grouped(database, scope, by: "rendition", skipEmpty: true).map(part)
-        let countries = try await RollupQuery.grouped(database, scope, by: "country").map(part)
+        let partColumns = ["views", "watch_us", "bytes", "requests"]
+        let renditions = try await RollupQuery.grouped(database, scope, by: "rendition", skipEmpty: true, only: partColumns).map(part)
+        let countries = try await RollupQuery.grouped(database, scope, by: "country", only: partColumns).map(part)
         let revenue = try await revenueLines(scope)
         let view = TitleView(
             title_id: id, from: scope.from > 0 ? dayText(scope.from) : nil, to: scope.to < Int64.max / 2 ? dayText(scope.to) : nil,
@@ -104,7 +105,7 @@ struct AnalyticsQueries: Sendable {
     }
 
     func topTitles(_ scope: RollupScope, limit: Int) async throws -> [TopTitle] {
-        let rows = try await RollupQuery.grouped(database, scope, by: "title_id", skipEmpty: true)
+        let rows = try await RollupQuery.grouped(database, scope, by: "title_id", skipEmpty: true, only: ["views", "watch_us", "completions", "bytes"])
         let viewers = try await RollupQuery.uniqueViewers(database, scope, byTitle: true)
         return rows.map { key, c in
             TopTitle(
@@ -180,7 +181,8 @@ struct AnalyticsQueries: Sendable {
         let totals = try await RollupQuery.grouped(database, scope, by: nil).first?.counters ?? RollupCounters()
         let viewers = try await RollupQuery.uniqueViewers(database, scope, byTitle: false)[""]
         let minutesPerBucket = Double(scope.grain.seconds / 60)
-        let series = try await RollupQuery.grouped(database, scope, by: "bucket").compactMap { key, c -> (Int64, RollupCounters)? in
+        let seriesColumns = ["views", "watch_us", "active_minutes", "bytes"] + RollupQuery.errorColumns
+        let series = try await RollupQuery.grouped(database, scope, by: "bucket", only: seriesColumns).compactMap { key, c -> (Int64, RollupCounters)? in
             Int64(key).map { ($0, c) }
         }
         .sorted { $0.0 < $1.0 }
@@ -189,7 +191,7 @@ struct AnalyticsQueries: Sendable {
                 t: isoTime(bucket), views: c.views, watch_seconds: Double(c.watchMicroseconds) / 1_000_000,
                 concurrent_viewers: Double(c.activeSessionMinutes) / minutesPerBucket, bytes: c.bytes, errors: c.errors)
         }
-        let countries = try await RollupQuery.grouped(database, scope, by: "country").map { key, c in
+        let countries = try await RollupQuery.grouped(database, scope, by: "country", only: ["views", "watch_us", "bytes"]).map { key, c in
             Dashboard.Country(country: key.isEmpty ? "unknown" : key, views: c.views, watch_seconds: Double(c.watchMicroseconds) / 1_000_000, bytes: c.bytes)
         }
         .sorted { ($0.views, $0.bytes) > ($1.views, $1.bytes) }
@@ -197,7 +199,7 @@ struct AnalyticsQueries: Sendable {
         for row in try await database.query("SELECT edge, role, region FROM analytics_edges", []) {
             places[try row.string("edge")] = (try row.string("role"), try row.string("region"))
         }
-        let edges = try await RollupQuery.grouped(database, scope, by: "edge").map { key, c in
+        let edges = try await RollupQuery.grouped(database, scope, by: "edge", only: ["requests", "hits", "misses", "bytes"]).map { key, c in
             Dashboard.Edge(
                 edge: key.isEmpty ? "unknown" : key, role: places[key]?.0 ?? "", region: places[key]?.1 ?? "", requests: c.requests, hits: c.hits,
                 misses: c.misses, cache_hit_ratio: c.hits + c.misses > 0 ? Double(c.hits) / Double(c.hits + c.misses) : nil, bytes: c.bytes)
@@ -296,6 +298,77 @@ struct AnalyticsQueries: Sendable {
         let year = Int(text.prefix(4))!
         let month = Int(text.dropFirst(5).prefix(2))!
         return dayStart(month == 12 ? String(format: "%04d-01-01", year + 1) : String(format: "%04d-%02d-01", year, month + 1))!
+    }
+
+    struct SessionView: Encodable, Sendable {
+        let session_id: String
+        let title_id: String
+        let package_version: String
+        /// Admins only.
+        let user_id: String?
+        let country: String?
+        let edge: String
+        let started_at: String?
+        let last_seen_at: String
+        let watch_seconds: Double
+        let position_seconds: Double
+        let duration_seconds: Double
+        let bytes: Int64
+        let requests: Int64
+        let errors: Int64
+        let switches: Int64
+        let startup_ms: Double?
+        let rebuffers: Int64
+        let rebuffer_ms: Double
+        let inferred_rebuffers: Int64
+        let cmcd: Bool
+        let completed: Bool
+    }
+
+    struct SessionsCursor: Codable {
+        let t: Int64
+        let i: String
+    }
+
+    /// `GET /api/analytics/sessions?title_id=&limit=&cursor=`: recent sessions with their
+    /// experience, latest first (a publisher's own titles; every title for an admin, who also sees
+    /// the viewer).
+    func sessions(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
+        let identity = try context.require(.publisher)
+        let query = request.uri.queryParameters
+        let limit = try pageLimit(query["limit"].map(String.init))
+        var conditions: [String] = []
+        var binds: [SQLValue] = []
+        if identity.role != .admin {
+            binds.append(.text(identity.userID))
+            conditions.append("title_id IN (SELECT title_id FROM analytics_titles WHERE owner = $\(binds.count))")
+        }
+        if let title = query["title_id"].map(String.init) {
+            binds.append(.text(title))
+            conditions.append("title_id = $\(binds.count)")
+        }
+        if let cursor = query["cursor"].map(String.init) {
+            let decoded = try PageCursor.decode(SessionsCursor.self, from: cursor)
+            binds += [.integer(decoded.t), .text(decoded.i)]
+            conditions.append("(last_seen < $\(binds.count - 1) OR (last_seen = $\(binds.count - 1) AND id < $\(binds.count)))")
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let rows = try await database.query(
+            "SELECT \(ViewSession.columns.joined(separator: ", ")) FROM analytics_sessions \(filter) ORDER BY last_seen DESC, id DESC LIMIT \(limit + 1)",
+            binds)
+        let sessions = try rows.prefix(limit).map(ViewSession.init)
+        let items = sessions.map { s in
+            SessionView(
+                session_id: s.id, title_id: s.titleID, package_version: s.packageVersion, user_id: identity.role == .admin ? s.userID : nil,
+                country: s.country.isEmpty ? nil : s.country, edge: s.edge, started_at: s.startedAt.map { rfc3339(milliseconds: $0) },
+                last_seen_at: rfc3339(milliseconds: s.lastSeen / 1000), watch_seconds: Double(s.watchMicroseconds) / 1_000_000,
+                position_seconds: Double(s.positionMicroseconds) / 1_000_000, duration_seconds: Double(s.durationMicroseconds) / 1_000_000,
+                bytes: s.bytes, requests: s.requests, errors: s.errors, switches: s.switches, startup_ms: s.startupMicroseconds.map { Double($0) / 1_000 },
+                rebuffers: s.rebuffers, rebuffer_ms: Double(s.rebufferMicroseconds) / 1_000, inferred_rebuffers: s.inferredRebuffers, cmcd: s.sendsCMCD,
+                completed: s.completed)
+        }
+        let next = rows.count > limit ? sessions.last.map { PageCursor.encode(SessionsCursor(t: $0.lastSeen, i: $0.id)) } : nil
+        return try jsonResponse(Page(items: items, next_cursor: next))
     }
 
     struct HistoryItem: Encodable {

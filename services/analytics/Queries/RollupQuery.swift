@@ -39,26 +39,42 @@ struct RollupScope: Sendable {
 
 /// Reads rollup rows back: sums of every counter, grouped as asked.
 enum RollupQuery {
-    static let sums = RollupCounters.columns.map { "CAST(COALESCE(SUM(\($0)), 0) AS BIGINT) AS \($0)" }.joined(separator: ", ")
-
-    static func counters(_ row: SQLRow) throws -> RollupCounters {
-        RollupCounters(values: try RollupCounters.columns.map { try row.int($0) })
+    static func sums(_ columns: [String]) -> String {
+        columns.map { "CAST(COALESCE(SUM(\($0)), 0) AS BIGINT) AS \($0)" }.joined(separator: ", ")
     }
+
+    /// The counters of a row holding `columns` (the others 0).
+    static func counters(_ row: SQLRow, _ columns: [String]) throws -> RollupCounters {
+        let summed = Set(columns)
+        return RollupCounters(values: try RollupCounters.columns.map { summed.contains($0) ? try row.int($0) : 0 })
+    }
+
+    /// The columns the error counts need.
+    static let errorColumns = ["s402", "s403", "s404", "s410", "s429", "s451", "s4xx", "s5xx"]
 
     /// The counters summed over the scope, one row per value of `groupBy` (one row in all when
     /// nil), from the narrowest table that holds it; `skipEmpty` leaves out the group of "" (no
     /// title, not a media segment).
-    static func grouped(_ database: any SQLExecutor, _ scope: RollupScope, by groupBy: String?, skipEmpty: Bool = false)
-        async throws -> [(key: String, counters: RollupCounters)]
-    {
-        let table = RollupTable.answering(grain: scope.grain, columns: groupBy.map { [$0] } ?? [])
-        let (conditions, binds) = scope.conditions()
-        let select = groupBy.map { "CAST(\($0) AS TEXT) AS grouping, " } ?? ""
-        let empty = skipEmpty ? groupBy.map { " AND \($0) <> ''" } ?? "" : ""
-        let group = groupBy.map { " GROUP BY \($0)" } ?? ""
+    /// Only `columns` are summed (every counter by default): each one costs a sum per row read.
+    static func grouped(
+        _ database: any SQLExecutor, _ scope: RollupScope, by groupBy: String?, skipEmpty: Bool = false, only columns: [String] = RollupCounters.columns
+    ) async throws -> [(key: String, counters: RollupCounters)] {
+        let table = RollupTable.answering(column: groupBy, everyTitle: scope.owner == nil && scope.title == nil)
+        var (conditions, binds) = scope.conditions()
+        var column = groupBy
+        if table == .breakdowns {
+            // One dimension's rows: `total` for the totals and the series.
+            let dimension = groupBy.flatMap { g in RollupTable.breakdownColumns.first { $0.value == g }?.key } ?? "total"
+            binds.append(.text(dimension))
+            conditions += " AND dimension = $\(binds.count)"
+            if dimension != "total" { column = "value" }
+        }
+        let select = column.map { "CAST(\($0) AS TEXT) AS grouping, " } ?? ""
+        let empty = skipEmpty ? column.map { " AND \($0) <> ''" } ?? "" : ""
+        let group = column.map { " GROUP BY \($0)" } ?? ""
         let rows = try await database.query(
-            "SELECT \(select)\(sums) FROM \(table.rawValue) WHERE 1 = 1\(conditions)\(empty)\(group)", binds)
-        return try rows.map { (groupBy == nil ? "" : try $0.string("grouping"), try counters($0)) }
+            "SELECT \(select)\(sums(columns)) FROM \(table.rawValue) WHERE 1 = 1\(conditions)\(empty)\(group)", binds)
+        return try rows.map { (groupBy == nil ? "" : try $0.string("grouping"), try counters($0, columns)) }
     }
 
     /// Distinct viewers of the scope's titles on the days it spans.
