@@ -9,7 +9,8 @@ Run by Benchmarks/analytics-throughput.sh (which starts PostgreSQL when asked); 
 1. Writes the package store and, unless --log already holds one, the delivery log with
    Benchmarks/metering_bench.py's generator (players fetching video and audio in order, with
    playlist reloads, switches, seeks, aborted and ranged responses and refusals), its sessions
-   spread over the last 30 days and over 8 countries.
+   starting over the last --span-hours (a month by default, so the month's queries have a month
+   of rows; an hour is a busy audience, thousands watching at once) and over 8 countries.
 2. Starts `marquee auth` (an admin and a publisher sign in) and `marquee analytics` on the
    complete log; the clock runs until analytics' committed position reaches the end.
 3. Gives every session a viewer and every title the publisher as owner (what billing's lookups
@@ -36,9 +37,9 @@ import metering_bench as mb  # noqa: E402
 COUNTRIES = [b"DE", b"FR", b"US", b"GB", b"BR", b"JP", b"IN", b"ES"]
 
 
-def generate(sessions, limit, base_us):
+def generate(sessions, limit, base_us, span_s):
     """The metering generator's records, each session's country set from its index."""
-    for raw in mb.generate(sessions, limit, 29 * 86_400 - 3_600, base_us):
+    for raw in mb.generate(sessions, limit, span_s, base_us):
         rec = bytearray(raw)
         # The session id is at offset 64 (bench-sNNNNN-...): its number picks the country.
         rec[6:8] = COUNTRIES[int(rec[71:76]) % len(COUNTRIES)]
@@ -59,6 +60,8 @@ def main():
     ap.add_argument("--batch", type=int, default=25_000)
     ap.add_argument("--queries", type=int, default=20)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--span-hours", type=float, default=720,
+                    help="sessions start over this many hours before now (720: a month of history for the queries; 1: a busy hour's audience)")
     ap.add_argument("--log", help="the delivery log folder: written when empty, reused otherwise")
     ap.add_argument("--label", default="")
     ap.add_argument("--work")
@@ -75,8 +78,9 @@ def main():
     generated = not (os.path.isdir(log) and any(n.endswith(".log") for n in os.listdir(log)))
     if generated:
         started = time.time()
-        base_us = int((time.time() - 30 * 86_400) * 1_000_000)
-        n = mb.write_log(log, generate(sessions, args.records, base_us))
+        span_s = args.span_hours * 3_600
+        base_us = int((time.time() - span_s - 3_600) * 1_000_000)
+        n = mb.write_log(log, generate(sessions, args.records, base_us, span_s - 3_600 if span_s > 7_200 else span_s))
         print("wrote %d records in %.0f s" % (n, time.time() - started), file=sys.stderr)
     shutil.rmtree(os.path.join(log, "consumers"), ignore_errors=True)
     records = sum((os.path.getsize(os.path.join(log, f)) - mb.HEADER_SIZE) // mb.RECORD.size for f in os.listdir(log) if f.endswith(".log"))
@@ -172,7 +176,7 @@ def main():
         (rows,) = query(database, "SELECT COUNT(*) FROM analytics_rollups")[0]
         result = {
             "label": args.label, "database": "sqlite" if database.startswith("sqlite://") else "postgres", "records": records,
-            "sessions": args.sessions, "titles": args.titles, "batch": args.batch, "ingest_s": round(ingest_s, 2),
+            "sessions": args.sessions, "titles": args.titles, "batch": args.batch, "span_hours": args.span_hours, "ingest_s": round(ingest_s, 2),
             "records_per_s": int(records / ingest_s), "analytics_cpu_s": round(cpu_s, 1),
             "analytics_cpu_us_per_record": round(cpu_s / records * 1e6, 2), "rollup_rows": rows,
             "requests_counted": counted, "watch_us": watch, "watch_us_expected": expected_watch,

@@ -34,8 +34,8 @@ def headline(name, text):
         found = rows(text, r"^\| [^|]+ \| (sqlite|postgresql) \| throughput \|(?:[^|]*\|){3} ([\d,]+) \|")
         return "; ".join(f"{db}: {rate} records/s" for db, rate in found)
     if name == "analytics":
-        found = rows(text, r"^\| [^|]+ \| (sqlite|postgres) \| ([\d,]+) \|(?:[^|]*\|){2} ([\d,]+) \|(?:[^|]*\|){3} ([\d.]+) \|")
-        return "; ".join(f"{db}: {rate} records/s over {n} records, slowest query {q} ms" for db, n, rate, q in found)
+        found = rows(text, r"^\| [^|]+ \| (sqlite|postgres) \| ([\d.]+) h \| ([\d,]+) \|(?:[^|]*\|){2} ([\d,]+) \|(?:[^|]*\|){3} ([\d.]+) \|")
+        return "; ".join(f"{db}, sessions over {h} h: {rate} records/s over {n} records, slowest query {q} ms" for db, h, n, rate, q in found)
     if name == "packaging":
         found = rows(text, r"^\| ratio \| ([\d.]+) \|")
         return f"wall time {found[0][0]}× the ffmpeg CLI's" if found else ""

@@ -21,7 +21,9 @@ enum AnalyticsMigrations {
         Migration(1, "rollups, sessions, viewers, revenue") { dialect in
             // On SQLite the rollups are stored in their key's order (a range of buckets is one
             // run of pages, and an upsert touches one b-tree, not a table and its key's index).
-            let clustered = dialect == .sqlite ? " WITHOUT ROWID" : ""
+            // On PostgreSQL they leave room in each page, so that adding to a row's counters is a
+            // heap-only update (no new index entries): rows are rewritten batch after batch.
+            let clustered = dialect == .sqlite ? " WITHOUT ROWID" : " WITH (fillfactor = 70)"
             let dimensions = RollupDimensions.columns.map { "\($0) TEXT NOT NULL" }.joined(separator: ", ")
             let counters = RollupCounters.columns.map { "\($0) BIGINT NOT NULL DEFAULT 0" }.joined(separator: ", ")
             return [
@@ -74,10 +76,10 @@ enum AnalyticsMigrations {
                     completed BIGINT NOT NULL,
                     active_minute BIGINT NOT NULL,
                     playhead TEXT NOT NULL
-                )
+                )\(dialect == .postgres ? " WITH (fillfactor = 70)" : "")
                 """,
                 "CREATE INDEX analytics_sessions_viewer ON analytics_sessions (user_id, last_seen)",
-                "CREATE INDEX analytics_sessions_lookup ON analytics_sessions (lookup, last_seen)",
+                "CREATE INDEX analytics_sessions_lookup ON analytics_sessions (lookup)",
                 "CREATE INDEX analytics_sessions_recent ON analytics_sessions (last_seen, id)",
                 "CREATE INDEX analytics_sessions_title ON analytics_sessions (title_id, last_seen, id)",
                 "CREATE TABLE analytics_viewer_days (title_id TEXT NOT NULL, day BIGINT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (title_id, day, user_id))",

@@ -87,15 +87,18 @@ enum RollupBatch {
         // In key order, so concurrent workers on PostgreSQL lock rows in one order. Counters and
         // buckets are integers written as literals; only the dimensions are bound (at most 7
         // parameters a row, well under SQLite's 32,766 for 1,000 rows).
-        let sorted = rows.map { ($0.key.minute, RollupDelta.values($0.key, for: table), $0.value) }
-            .sorted { ($0.0, $0.1.joined(separator: "\u{1}")) < ($1.0, $1.1.joined(separator: "\u{1}")) }
+        let sorted = rows.map { row in
+            let values = RollupDelta.values(row.key, for: table)
+            return (row.key.minute, values, row.value, values.joined(separator: "\u{1}"))  // the sort key, made once
+        }
+        .sorted { ($0.0, $0.3) < ($1.0, $1.3) }
         var start = 0
         while start < sorted.count {
             let part = sorted[start..<min(sorted.count, start + 1_000)]
             var binds: [SQLValue] = []
             binds.reserveCapacity(part.count * dimensions.count)
             var sql = head
-            for (n, (bucket, values, row)) in part.enumerated() {
+            for (n, (bucket, values, row, _)) in part.enumerated() {
                 if n > 0 { sql += ", " }
                 sql += "('\(grain.rawValue)', \(bucket), \(sqlPlaceholders(from: binds.count + 1, count: values.count))"
                 for value in row.values { sql += ", \(value)" }

@@ -92,13 +92,11 @@ struct RollupEngine {
             delta.counters[row] = counters
         }
         guard let id = record.sessionID, !title.isEmpty, !version.isEmpty else { return }
-        var session = sessions[id] ?? ViewSession(id: id, titleID: title, packageVersion: version, country: record.country ?? "", edge: edge)
         // A session plays one package (its token is scoped to it): records of another are counted above only.
-        guard session.titleID == title, session.packageVersion == version else { return }
-        sessions[id] = nil  // no second reference while it changes
-        session.apply(
+        if let known = sessions[id], known.titleID != title || known.packageVersion != version { return }
+        // Changed in place in the dictionary: no copy of its coverage.
+        sessions[id, default: ViewSession(id: id, titleID: title, packageVersion: version, country: record.country ?? "", edge: edge)].apply(
             record, cmcd: record.cmcd.isEmpty ? nil : CMCD(record.cmcd), timeline: timeline, media: media, minute: minute, row: row, delta: &delta)
-        sessions[id] = session
         changedSessions.insert(id)
     }
 
