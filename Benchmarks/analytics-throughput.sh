@@ -38,23 +38,13 @@ fi
 
 SCRATCH="$(mktemp -d -t analytics-bench.XXXXXX)"
 chmod 755 "$SCRATCH"
-PG_DATA=""
+# shellcheck source=private-postgres.sh
+source "$HERE/private-postgres.sh"
 cleanup() {
-  if [[ -n "$PG_DATA" ]]; then runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true; fi
+  stop_postgres
   rm -rf "$SCRATCH"
 }
 trap cleanup EXIT
-
-start_postgres() {
-  # Durable like metering-throughput.sh's: fsync on, synchronous_commit off (SQLite's WAL with
-  # synchronous=NORMAL is the counterpart).
-  mkdir -p "$SCRATCH/pg" && chown postgres:postgres "$SCRATCH/pg"
-  PG_DATA="$SCRATCH/pg/data"
-  PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$PG_DATA" -A trust -U postgres --locale=C.UTF-8 -E UTF8 >/dev/null
-  runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PG_DATA" -l "$SCRATCH/pg/server.log" -w -t 60 \
-    -o "-p $PG_PORT -k $SCRATCH/pg -c listen_addresses=127.0.0.1 -c synchronous_commit=off -c shared_buffers=256MB" start >/dev/null
-}
 
 mkdir -p "$HERE/results"
 rm -f "$HERE"/results/analytics-*.json

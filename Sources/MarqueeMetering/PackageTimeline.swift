@@ -42,6 +42,8 @@ public struct PackageTimeline: Sendable {
     public private(set) var tracks: [Track] = []
     /// The end of the longest track's media time, in microseconds: the title's duration.
     public private(set) var durationMicroseconds: Int64 = 0
+    /// The kind of track playback follows: video when the package has any.
+    public private(set) var primaryKind = Track.Kind.audio
 
     /// The track whose playlist names `objectPath` as a segment; nil for other objects.
     public func track(of objectPath: String) -> Track? {
@@ -226,6 +228,7 @@ public struct PackageTimeline: Sendable {
 
     private mutating func beginTrack(_ track: Track) {
         tracks.append(track)
+        if track.kind == .video { primaryKind = .video }
     }
 
     private mutating func add(_ path: String, _ segment: TimelineSegment, from playlist: String) throws {

@@ -28,7 +28,7 @@ enum RollupBatch {
         // What the batch touches, as stored.
         let gateways = Set(batch.origins.map(\.gateway).filter { !$0.isEmpty })
         var seen: [String: SequenceSet] = [:]
-        for row in try await rows("gateway, sequences", from: "analytics_seen", key: "gateway", in: gateways, tx, lock: true) {
+        for row in try await rowsByID("gateway, sequences", from: "analytics_seen", key: "gateway", ids: gateways, tx, lock: true) {
             seen[try row.string("gateway")] = SequenceSet(text: try row.string("sequences")) ?? SequenceSet()
         }
         let ids = Set(batch.records.compactMap(\.sessionID))
@@ -135,20 +135,5 @@ enum RollupBatch {
                 binds)
             start += part.count
         }
-    }
-
-    /// `SELECT columns FROM table WHERE key IN (values)`, in chunks; locked on PostgreSQL.
-    static func rows(_ columns: String, from table: String, key: String, in values: Set<String>, _ tx: any SQLExecutor, lock: Bool) async throws -> [SQLRow] {
-        let sorted = values.sorted()
-        let suffix = lock && tx.dialect == .postgres ? " ORDER BY \(key) FOR UPDATE" : ""
-        var rows: [SQLRow] = []
-        var start = 0
-        while start < sorted.count {
-            let part = sorted[start..<min(sorted.count, start + 500)]
-            rows += try await tx.query(
-                "SELECT \(columns) FROM \(table) WHERE \(key) IN (\(sqlPlaceholders(count: part.count)))\(suffix)", part.map(SQLValue.text))
-            start += part.count
-        }
-        return rows
     }
 }

@@ -82,7 +82,8 @@ struct ViewSession: Sendable, Equatable {
         durationMicroseconds = max(durationMicroseconds, timeline.durationMicroseconds)
         let before = coverage.coveredMicroseconds
         _ = coverage.apply(record, segments: segments)
-        let grown = coverage.coveredMicroseconds - before
+        let covered = coverage.coveredMicroseconds
+        let grown = covered - before
         watchMicroseconds += grown
         // Segments whose bytes have all gone out (in this response or in pieces before).
         for segment in segments where coverage.isCovered(segment.interval) {
@@ -99,7 +100,7 @@ struct ViewSession: Sendable, Equatable {
                 counters.startupMicroseconds += startup
             }
         }
-        if !completed, durationMicroseconds > 0, Double(coverage.coveredMicroseconds) >= Self.completionShare * Double(durationMicroseconds) {
+        if !completed, durationMicroseconds > 0, Double(covered) >= Self.completionShare * Double(durationMicroseconds) {
             completed = true
             counters.completions += 1
         }
@@ -183,9 +184,4 @@ struct ViewSession: Sendable, Equatable {
         activeMinute = try row.int("active_minute")
         playhead = PlayheadModel(text: try row.string("playhead"))
     }
-}
-
-extension PackageTimeline {
-    /// The kind of track playback follows: video when the package has any.
-    var primaryKind: Track.Kind { tracks.contains { $0.kind == .video } ? .video : .audio }
 }
