@@ -91,19 +91,18 @@ struct IngestWorkerTests {
         let title = Identifier.make()
         let job = try await jobs.enqueue(titleID: title, source: source)
         let recorder = Recorder()
-        // A slow preset: the transcode must still be running when the stop lands, however late
-        // the watcher below gets the CPU on a loaded machine (with ultrafast, a clean-clone run
-        // once finished the whole package first and published it, as a worker rightly does).
+        // A slow preset, so the transcode lasts well beyond the moment its first files appear.
         let worker = Self.worker(jobs, store, id: "stopping-node", announcer: recorder, preset: "slower")
         let running = Task { await worker.run(poll: .milliseconds(50)) }
-        #expect(try await waitUntil(timeout: .seconds(30)) { try await jobs.job(job.id)?.status == .running })
         // Caught in the middle: as soon as the packager has started writing the package in the work
-        // folder, stop the worker. A thread of its own watches, so a busy cooperative pool (the
-        // whole suite runs at once) cannot delay the stop until the transcode has ended.
+        // folder, stop the worker. A thread of its own watches from the start, so the stop never
+        // waits for this test's task to be scheduled: in a loaded clean-clone run the cooperative
+        // pool once held this task until the transcode had ended and the package was going out,
+        // and the late stop rightly let it publish.
         let folder = worker.workFolder
         let started = NIOLockedValueBox(false)
         let watcher = Thread {
-            let deadline = ContinuousClock.now + .seconds(60)
+            let deadline = ContinuousClock.now + .seconds(120)
             while Self.filesWritten(under: folder) == 0 && ContinuousClock.now < deadline { usleep(2_000) }
             started.withLockedValue { $0 = Self.filesWritten(under: folder) > 0 }
             running.cancel()
