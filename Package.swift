@@ -92,7 +92,12 @@ let package = Package(
         .target(name: "MarqueeBus", dependencies: ["MarqueeRedis"]),
         // What consumers of delivery records share: their sources (the local log, the Redis stream),
         // packages' timelines and a session's covered media time (billing meters it, analytics counts it).
-        .target(name: "MarqueeMetering", dependencies: ["MarqueeBus", "MarqueeManifests", "MarqueeRedis", "MarqueeStore"]),
+        .target(
+            name: "MarqueeMetering",
+            dependencies: [
+                "MarqueeBus", "MarqueeManifests", "MarqueeRedis", "MarqueeStore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         .target(
             name: "MarqueeStore",
             dependencies: [

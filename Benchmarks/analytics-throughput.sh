@@ -4,8 +4,9 @@
 # on a private PostgreSQL server, then the API's queries over the result, timed over HTTP.
 #
 #   Benchmarks/analytics-throughput.sh      (env: MARQUEE_BIN, RECORDS=10000000, SESSIONS=20000,
-#                                            TITLES=50, BATCH=25000, QUERIES=20, SPANS="720 1",
-#                                            DATABASES="sqlite postgres", LABEL="release, main at abc1234")
+#                                            TITLES=50, BATCH=100000, QUERIES=20, SPANS="720 1",
+#                                            DATABASES="sqlite postgres", LABEL="release, main at abc1234",
+#                                            LOGS=DIR to keep the generated logs there between runs)
 #
 # SPANS: the hours the sessions start over, one log each. 720 is a month of history, about 4
 # sessions at a time: what the month's queries need, and the hardest case for ingestion (every
@@ -19,7 +20,7 @@ REPO="$(cd "$HERE/.." && pwd)"
 RECORDS="${RECORDS:-10000000}"
 SESSIONS="${SESSIONS:-20000}"
 TITLES="${TITLES:-50}"
-BATCH="${BATCH:-25000}"
+BATCH="${BATCH:-100000}"
 QUERIES="${QUERIES:-20}"
 SPANS="${SPANS:-720 1}"
 DATABASES="${DATABASES:-sqlite postgres}"
@@ -60,11 +61,11 @@ for span in $SPANS; do
     fi
     echo "== $db, sessions over $span h: $RECORDS records, $SESSIONS sessions, batch $BATCH (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     python3 "$HERE/analytics_bench.py" --marquee "$MARQUEE_BIN" --database "$url" --records "$RECORDS" --sessions "$SESSIONS" \
-      --titles "$TITLES" --batch "$BATCH" --queries "$QUERIES" --span-hours "$span" --label "$LABEL" --log "$SCRATCH/log-$span" \
+      --titles "$TITLES" --batch "$BATCH" --queries "$QUERIES" --span-hours "$span" --label "$LABEL" --log "${LOGS:-$SCRATCH}/log-$span" \
       --work "$SCRATCH/run-$db" --out "$HERE/results/analytics-$db-${span}h.json" >&2
     rm -rf "$SCRATCH/run-$db"
   done
-  rm -rf "$SCRATCH/log-$span"
+  [[ -n "${LOGS:-}" ]] || rm -rf "$SCRATCH/log-$span"
 done
 
 python3 - "$HERE/results" <<'PY'

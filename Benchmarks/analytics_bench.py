@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--records", type=int, default=10_000_000)
     ap.add_argument("--sessions", type=int, default=20_000)
     ap.add_argument("--titles", type=int, default=50)
-    ap.add_argument("--batch", type=int, default=25_000)
+    ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=20)
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--span-hours", type=float, default=720,

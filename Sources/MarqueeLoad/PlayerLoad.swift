@@ -186,6 +186,15 @@ public struct PlayerResults: Sendable {
     /// Problems with what the server sent (not HTTP failures): unparsable playlists, foreign hosts.
     public var contentErrors: [String: Int] = [:]
     public var elapsedSeconds = 0.0
+    /// With `--api`: each playback session's own stalls (the command writes them into its
+    /// `sessions`), to check what the platform made of the same sessions.
+    public var sessions: [SessionOutcome] = []
+
+    public struct SessionOutcome: Sendable {
+        public var sessionID: String
+        public var stalls: Int
+        public var stalledMs: Int64
+    }
 
     public init() {}
 
@@ -205,6 +214,7 @@ public struct PlayerResults: Sendable {
         abandoned += other.abandoned
         abandonedBeforeStart += other.abandonedBeforeStart
         for (k, v) in other.contentErrors { contentErrors[k, default: 0] += v }
+        sessions += other.sessions
     }
 
     public var requests: UInt64 { kinds.reduce(0) { $0 + $1.requests } }

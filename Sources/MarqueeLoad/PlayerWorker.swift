@@ -64,6 +64,8 @@ struct PlayerWorker: ~Copyable {
         var responseBytes = 0
         /// Stalls of its model already counted in the live progress.
         var stallsPublished = 0
+        /// Stalls of its model when its last request went out (CMCD `bs` tells of those since).
+        var stallsAtLastRequest = 0
     }
 
     static let areaBytes = 16 * 1024
@@ -264,8 +266,12 @@ struct PlayerWorker: ~Copyable {
     }
 
     /// CTA-5004 keys as headers: the object, the request, the session, the status.
-    func writeCMCD(_ i: Int, _ want: Want, into w: inout RequestWriter) {
+    mutating func writeCMCD(_ i: Int, _ want: Want, into w: inout RequestWriter) {
         let v = viewers[i]
+        // `bs` (CTA-5004): the buffer ran dry at some point since the previous request, whether
+        // the stall is still on or has already ended.
+        let starved = v.model.map { $0.phase == .stalled || $0.stalls > v.stallsAtLastRequest } ?? false
+        if let stalls = v.model?.stalls { viewers[i].stallsAtLastRequest = stalls }
         var object: [String] = []
         var request: [String] = []
         switch want {
@@ -291,7 +297,7 @@ struct PlayerWorker: ~Copyable {
         if !object.isEmpty { w.append("CMCD-Object: \(object.joined(separator: ","))\r\n") }
         if !request.isEmpty { w.append("CMCD-Request: \(request.joined(separator: ","))\r\n") }
         w.append("CMCD-Session: cid=\"\(load.contentID)\",sf=h,sid=\"\(v.sessionID)\",st=v\r\n")
-        if v.model?.phase == .stalled { w.append("CMCD-Status: bs\r\n") }
+        if starved { w.append("CMCD-Status: bs\r\n") }
     }
 
     mutating func connect(_ i: Int) {
@@ -603,6 +609,9 @@ struct PlayerWorker: ~Copyable {
         results.stalls += model.stalls
         results.stalledMs += model.stalledMs
         results.switches += model.switches
+        if !load.sessionIDs.isEmpty {
+            results.sessions.append(.init(sessionID: viewers[i].sessionID, stalls: model.stalls, stalledMs: model.stalledMs))
+        }
         publishStalls(i)
         progress.activeViewers.subtract(1, ordering: .relaxed)
     }

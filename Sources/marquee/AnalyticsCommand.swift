@@ -64,7 +64,7 @@ struct AnalyticsCommand: AsyncParsableCommand {
         settings.intervalMilliseconds = config.int("analytics.interval_ms", default: settings.intervalMilliseconds)
         guard (10...60_000).contains(settings.intervalMilliseconds) else { throw ValidationError("analytics.interval_ms must be 10 to 60000") }
         settings.batch = config.int("analytics.batch", default: settings.batch)
-        guard (1...100_000).contains(settings.batch) else { throw ValidationError("analytics.batch must be 1 to 100000") }
+        guard (1...250_000).contains(settings.batch) else { throw ValidationError("analytics.batch must be 1 to 250000") }
         settings.lookupIntervalMilliseconds = config.int("analytics.lookup_interval_ms", default: settings.lookupIntervalMilliseconds)
         guard (100...600_000).contains(settings.lookupIntervalMilliseconds) else { throw ValidationError("analytics.lookup_interval_ms must be 100 to 600000") }
 

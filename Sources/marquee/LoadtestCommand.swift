@@ -161,11 +161,17 @@ struct LoadtestCommand: AsyncParsableCommand {
         printLine(results.text(title: "marquee loadtest --api \(base) --title \(title): \(started.ids.count) viewers (sessions) over \(ramp) s, \(load.threads) thread(s), \(duration) s"))
         printLine("sessions  \(started.ids.count) started, \(started.ids.count - notEnded) ended afterwards" + (refused.isEmpty ? "" : "; refused: \(refused)"))
         if let json {
+            // Each session that played, with the stalls its viewer saw: the truth analytics' rebuffering is checked against.
+            let playedJSON = results.sessions.map { "{\"id\": \(Self.quoted($0.sessionID)), \"stalls\": \($0.stalls), \"stalled_ms\": \($0.stalledMs)}" }
+                .joined(separator: ", ")
             let refusedJSON = started.refused.sorted { $0.key < $1.key }.map { "\(Self.quoted($0.key)): \($0.value)" }.joined(separator: ", ")
             let fields: [(String, String)] = [
                 ("mode", "\"viewers\""), ("api", Self.quoted(base)), ("title", Self.quoted(title)), ("viewers", "\(viewers)"), ("ramp_s", "\(ramp)"),
                 ("threads", "\(load.threads)"), ("duration_s", "\(duration)"), ("behaviours", behavioursJSON),
-                ("sessions", "{\"started\": \(started.ids.count), \"ended\": \(started.ids.count - notEnded), \"refused\": {\(refusedJSON)}, \"ids\": [\(started.ids.map(Self.quoted).joined(separator: ", "))]}"),
+                (
+                    "sessions",
+                    "{\"started\": \(started.ids.count), \"ended\": \(started.ids.count - notEnded), \"refused\": {\(refusedJSON)}, \"ids\": [\(started.ids.map(Self.quoted).joined(separator: ", "))], \"played\": [\(playedJSON)]}"
+                ),
             ]
             try Self.write(results.json(fields: fields), to: json)
         }

@@ -1,3 +1,4 @@
+import MarqueeBus
 import MarqueeMetering
 import MarqueeTestSupport
 import Testing
@@ -165,5 +166,28 @@ struct RebufferInferenceTests {
         let stall = model.receive(segment(1), at: 9_500_000)
         #expect(stall == PlayheadModel.Stall(microseconds: 1_500_000))
         #expect(PlayheadModel(text: model.text) == model)
+    }
+    @Test("A player that sends CMCD: a run of requests marked `bs` is one rebuffer, a new run another; the inference is kept apart")
+    func starvationRuns() throws {
+        let timeline = try AnalyticsFixtures.timeline()
+        let start: Int64 = 1_796_000_000_000_000
+        // Video segments 0–7 of 2 s; the player marks 2 and 3 (one stall spanning two requests),
+        // then 6 (another).
+        let starvedAt: Set = [2, 3, 6]
+        var records: [DeliveryRecord] = []
+        for k in 0..<8 {
+            let cmcd = "bl=\(starvedAt.contains(k) ? 0 : 8000)" + (starvedAt.contains(k) ? ",bs" : "")
+            records.append(
+                DeliveryRecord(
+                    endMicroseconds: start + Int64(k) * 1_000_000, durationMicroseconds: 1000, status: 200, bytesSent: AnalyticsFixtures.segmentBytes,
+                    objectSize: AnalyticsFixtures.segmentBytes, sessionID: "s1", titleID: "title-a", packageVersion: "v1", objectPath: "chunk-0-\(k).m4s",
+                    cmcd: cmcd))
+        }
+        var engine = RollupEngine()
+        engine.apply(records, origins: [], timelines: ["title-a/v1": timeline])
+        let session = try #require(engine.sessions["s1"])
+        #expect(session.sendsCMCD)
+        #expect(session.rebuffers == 2)
+        #expect(engine.delta.counters.reduce(0) { $0 + $1.rebuffers } == 2)
     }
 }

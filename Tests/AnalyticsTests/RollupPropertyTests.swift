@@ -113,4 +113,47 @@ struct RollupPropertyTests {
         }
         await database.close()
     }
+    @Test("Sessions remembered between batches give the same stored sessions as reading them all, also when billing's facts land in between")
+    func rememberedSessions() async throws {
+        let timeline = try AnalyticsFixtures.timeline()
+        let records = AnalyticsFixtures.records(sessions: 30, seed: 9_001)
+        let timelines = ["title-a/v1": timeline, "title-b/v1": timeline]
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("analytics-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let memory = CommittedMemory<ViewSession>()
+        var stored: [[[String]]] = []
+        for remembering in [false, true] {
+            let database = try await openDatabase("sqlite://\(folder.path)/analytics-\(remembering).db")
+            try await Migrator.migrate(database, service: "analytics", AnalyticsMigrations.all)
+            var start = 0
+            var round = 0
+            while start < records.count {
+                let part = Array(records[start..<min(records.count, start + 61)])
+                let batch = DeliveryBatch(records: part.map(\.0), origins: part.map(\.1), next: 0)
+                let outcome = try await database.transaction { tx in
+                    try await RollupBatch.apply(batch, timelines: timelines, positional: nil, memory: remembering ? memory : nil, tx)
+                }
+                if remembering { memory.remember(outcome.stored) }
+                // Billing's facts arrive for the oldest sessions (as `SessionDirectory` writes them).
+                round += 1
+                let pending = try await database.query("SELECT id FROM analytics_sessions WHERE lookup = 'pending' ORDER BY id LIMIT 2", [])
+                for row in pending {
+                    try await database.execute(
+                        "UPDATE analytics_sessions SET user_id = $2, started_at = 1, lookup = 'done', startup_us = $3, version = version + 1 WHERE id = $1",
+                        try row.string("id"), "viewer-\(round)", Int64(round))
+                }
+                start += part.count
+            }
+            let rows = try await database.query("SELECT \(ViewSession.columns.joined(separator: ", ")) FROM analytics_sessions ORDER BY id", [])
+            stored.append(rows.map { row in ViewSession.columns.map { "\(row[$0])" } })
+            await database.close()
+        }
+        #expect(memory.count > 0, "sessions were remembered")
+        #expect(stored[0].count > 20)
+        #expect(stored[0].count == stored[1].count)
+        let differing = zip(stored[0], stored[1]).filter { $0.0 != $0.1 }
+        #expect(differing.isEmpty, "read: \(differing.first?.0 ?? []), remembered: \(differing.first?.1 ?? [])")
+        #expect(stored[1].contains { $0[ViewSession.columns.firstIndex(of: "lookup")!] == "\(SQLValue.text("done"))" })
+    }
 }

@@ -129,6 +129,10 @@ struct DevPlatformTests {
         let sessions = loadReport["sessions"] as? [String: Any]
         #expect(sessions?["started"] as? Int == 4 && sessions?["ended"] as? Int == 4, "\(String(describing: sessions))")
         #expect(Set(sessions?["ids"] as? [String] ?? []).count == 4)
+        // Each session that played, with its viewer's stalls (none on this link).
+        let played = sessions?["played"] as? [[String: Any]] ?? []
+        #expect(Set(played.compactMap { $0["id"] as? String }) == Set(sessions?["ids"] as? [String] ?? []), "\(played)")
+        #expect(played.allSatisfy { $0["stalls"] as? Int == 0 && $0["stalled_ms"] as? Int == 0 }, "\(played)")
         let segments = (loadReport["by_kind"] as? [String: [String: Any]])?["segment"]
         #expect((segments?["statuses"] as? [String: Int])?.keys.sorted() == ["200"], "\(String(describing: segments))")
         // Our packages carry audio as a track of its own: the viewers fetched it too.

@@ -52,6 +52,36 @@ struct ServiceKitTests {
         await database.close()
     }
 
+    @Test("PostgreSQL takes many rows as one array per column: NULLs, quotes and any text come back as they went in")
+    func columnArrays() async throws {
+        let database = try await openDatabase(try DatabaseKind.postgres.freshURL())
+        try await database.execute("CREATE TABLE t (id TEXT PRIMARY KEY, n BIGINT, note TEXT)")
+        var generator = SeededGenerator(seed: 31)
+        let texts = ["", "plain", "it's \"quoted\" \\ {a,b} NULL", "é ☃ 🎬", "line\nbreak\ttab", "$1"]
+        var rows: [[SQLValue]] = []
+        for i in 0..<2_000 {
+            let n: SQLValue = Int.random(in: 0...4, using: &generator) == 0 ? .null : .integer(Int64.random(in: Int64.min...Int64.max, using: &generator))
+            let note: SQLValue = i % 7 == 0 ? .null : .text(texts[i % texts.count] + "\(i)")
+            rows.append([.text("row-\(i)"), n, note])
+        }
+        var arrays = ColumnArrays([("id", .text), ("n", .integer), ("note", .text)])
+        for row in rows { arrays.append(row) }
+        #expect(arrays.count == rows.count)
+        let (select, binds) = arrays.select()
+        let returned = try await database.query("INSERT INTO t (id, n, note) \(select) RETURNING id", binds)
+        #expect(returned.count == rows.count)
+        let stored = try await database.query("SELECT id, n, note FROM t", [])
+        let byID = Dictionary(uniqueKeysWithValues: try stored.map { (try $0.string("id"), [$0["id"], $0["n"], $0["note"]]) })
+        #expect(rows.allSatisfy { row in
+            guard case .text(let id) = row[0] else { return false }
+            return byID[id] == row
+        })
+        // No rows: a statement that inserts nothing.
+        let empty = ColumnArrays([("id", .text), ("n", .integer), ("note", .text)]).select()
+        #expect(try await database.query("INSERT INTO t (id, n, note) \(empty.sql) RETURNING id", empty.binds).isEmpty)
+        await database.close()
+    }
+
     @Test("Placeholders are numbered outside literals and quoted identifiers only, in any text", arguments: DatabaseKind.allCases)
     func placeholdersOutsideLiterals(kind: DatabaseKind) async throws {
         let database = try await openDatabase(try kind.freshURL())

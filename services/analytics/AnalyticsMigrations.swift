@@ -10,7 +10,8 @@ import MarqueeServiceKit
 /// - `analytics_breakdowns`: the same counters over every title, by grain, bucket and one
 ///   dimension (`total`, `title`, `country`, `edge`) and its value: what an admin's dashboard reads.
 /// - `analytics_sessions`: each playback session seen in the records: its coverage (as billing
-///   stores it), position, experience, and who watched (learned from billing afterwards).
+///   stores it), position, experience, and who watched (learned from billing afterwards); its
+///   `version` goes up with every write.
 /// - `analytics_viewer_days`: (title, day, viewer) once each: unique viewers.
 /// - `analytics_titles`, `analytics_edges`: titles' owners and durations; gateways' role and region.
 /// - `analytics_seen`: per gateway, the record sequences already counted (replays are dropped).
@@ -96,6 +97,15 @@ enum AnalyticsMigrations {
                 )
                 """,
             ]
-        }
+        },
+        // `version`: every statement that writes a session bumps it; the ingestor reads only the
+        // versions of sessions it remembers (`CommittedMemory`). `starved`: the player's last CMCD
+        // said `bs` (a run of them is one rebuffer).
+        Migration(2, "session versions for the ingestor's memory; CMCD starvation runs") { _ in
+            [
+                "ALTER TABLE analytics_sessions ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE analytics_sessions ADD COLUMN starved BIGINT NOT NULL DEFAULT 0",
+            ]
+        },
     ]
 }

@@ -21,8 +21,10 @@ public struct AnalyticsSettings: Sendable {
     public var packageStore: String?
     /// `analytics.interval_ms`: how often an idle pipeline looks for new records.
     public var intervalMilliseconds = 200
-    /// `analytics.batch`: records per transaction at most.
-    public var batch = 25_000
+    /// `analytics.batch`: records per transaction at most. A busy backlog is read in large batches:
+    /// a session's row is written once per batch however many of its records it holds (the busy
+    /// hour's benchmark went from 71,000 to 140,000 records/s on SQLite from 25,000 to 100,000).
+    public var batch = 100_000
     /// `analytics.lookup_interval_ms`: how often sessions' viewers and revenue are asked of billing.
     public var lookupIntervalMilliseconds = 1_000
 

@@ -71,6 +71,8 @@ public final class PostgresDatabase: Database {
             case .real(let v): bindings.append(v)
             case .text(let s): bindings.append(s)
             case .blob(let b): bindings.append(ByteBuffer(bytes: b))
+            case .textArray(let a): bindings.append(a)
+            case .integerArray(let a): bindings.append(a)
             }
         }
         do {

@@ -7,6 +7,9 @@ public enum SQLValue: Sendable, Hashable {
     case real(Double)
     case text(String)
     case blob([UInt8])
+    /// Arrays, for PostgreSQL's `unnest` (`ColumnArrays`); SQLite binds them as JSON text.
+    case textArray([String])
+    case integerArray([Int64])
 }
 
 extension SQLValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByNilLiteral {

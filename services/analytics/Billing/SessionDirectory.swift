@@ -25,7 +25,7 @@ struct SessionDirectory: Sendable {
                 var session = try ViewSession(row)
                 guard session.lookup == .pending else { continue }
                 guard let fact = byID[session.id], fact.title_id == session.titleID else {
-                    try await tx.execute("UPDATE analytics_sessions SET lookup = 'unknown' WHERE id = $1", session.id)
+                    try await tx.execute("UPDATE analytics_sessions SET lookup = 'unknown', version = version + 1 WHERE id = $1", session.id)
                     continue
                 }
                 var startup: Int64?
@@ -42,7 +42,7 @@ struct SessionDirectory: Sendable {
                 }
                 session.startupMicroseconds = session.startupMicroseconds ?? startup
                 _ = try await tx.query(
-                    "UPDATE analytics_sessions SET user_id = $2, started_at = $3, lookup = 'done', startup_us = $4 WHERE id = $1",
+                    "UPDATE analytics_sessions SET user_id = $2, started_at = $3, lookup = 'done', startup_us = $4, version = version + 1 WHERE id = $1",
                     [.text(session.id), .text(fact.user_id), .integer(fact.created_at), session.startupMicroseconds.map(SQLValue.integer) ?? .null])
                 let day = Grain.day.bucket(RollupEngine.floorSeconds(session.firstMedia ?? fact.created_at * 1000))
                 _ = try await tx.query(

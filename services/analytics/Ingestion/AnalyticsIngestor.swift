@@ -16,6 +16,8 @@ public struct AnalyticsIngestor: Sendable {
     let source: any DeliverySource
     let timelines: PackageTimelines
     let batchSize: Int
+    /// Sessions as this ingestor committed them: a batch reads only their versions.
+    let memory = CommittedMemory<ViewSession>()
 
     public init(service: AnalyticsService, source: any DeliverySource, timelines: PackageTimelines, batchSize: Int = 25_000) {
         self.service = service
@@ -82,10 +84,12 @@ public struct AnalyticsIngestor: Sendable {
         let batch = prepared.batch
         let positional: (name: String, start: UInt64)? = source.storesPosition ? (source.name, prepared.start) : nil
         let timelines = prepared.timelines
+        let memory = memory
         let outcome = try await service.database.transaction { tx in
-            try await RollupBatch.apply(batch, timelines: timelines, positional: positional, tx)
+            try await RollupBatch.apply(batch, timelines: timelines, positional: positional, memory: memory, tx)
         }
         guard outcome.applied else { return false }
+        memory.remember(outcome.stored)
         if batch.skipped > 0 {
             service.logger.warning("analytics passed over delivery records it could not read", metadata: ["count": "\(batch.skipped)", "source": "\(source.name)"])
         }

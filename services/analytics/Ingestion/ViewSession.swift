@@ -40,6 +40,9 @@ struct ViewSession: Sendable, Equatable {
     var inferredRebuffers: Int64 = 0
     /// The player sends CMCD buffer keys: rebufferings are counted from `bs`, not inferred.
     var sendsCMCD = false
+    /// The player's last CMCD said `bs`: a stall spanning several requests marks each of them,
+    /// so a rebuffer is counted where a run of them begins.
+    var starved = false
     var startupMicroseconds: Int64?
     var completed = false
     /// The last minute (Unix s) the session was counted as watching.
@@ -72,10 +75,11 @@ struct ViewSession: Sendable, Equatable {
         if record.status >= 400 { errors += 1 }
         if let cmcd {
             if cmcd.bufferLengthMilliseconds != nil || cmcd.bufferStarvation { sendsCMCD = true }
-            if cmcd.bufferStarvation {
+            if cmcd.bufferStarvation && !starved {
                 rebuffers += 1
                 delta.counters[row].rebuffers += 1
             }
+            starved = cmcd.bufferStarvation
         }
         guard let timeline, let media, record.status == 200 || record.status == 206 else { return }
         let segments = media.segments
@@ -141,8 +145,11 @@ struct ViewSession: Sendable, Equatable {
     static let columns = [
         "id", "title_id", "package_version", "country", "edge", "user_id", "started_at", "lookup", "first_media", "last_seen", "coverage",
         "watch_us", "duration_us", "position_us", "bytes", "requests", "errors", "switches", "last_track", "rebuffers", "rebuffer_us", "inferred_rebuffers", "cmcd",
-        "startup_us", "completed", "active_minute", "playhead",
+        "startup_us", "completed", "active_minute", "playhead", "starved",
     ]
+
+    /// The text columns (the others are integers).
+    static let textColumns: Set = ["id", "title_id", "package_version", "country", "edge", "user_id", "lookup", "coverage", "last_track", "playhead"]
 
     var values: [SQLValue] {
         [
@@ -151,7 +158,7 @@ struct ViewSession: Sendable, Equatable {
             .text(coverage.text), .integer(watchMicroseconds), .integer(durationMicroseconds), .integer(positionMicroseconds), .integer(bytes),
             .integer(requests), .integer(errors), .integer(switches), .text(lastTrack), .integer(rebuffers), .integer(rebufferMicroseconds),
             .integer(inferredRebuffers), .integer(sendsCMCD ? 1 : 0), startupMicroseconds.map(SQLValue.integer) ?? .null, .integer(completed ? 1 : 0), .integer(activeMinute),
-            .text(playhead.text),
+            .text(playhead.text), .integer(starved ? 1 : 0),
         ]
     }
 
@@ -183,5 +190,6 @@ struct ViewSession: Sendable, Equatable {
         completed = try row.int("completed") != 0
         activeMinute = try row.int("active_minute")
         playhead = PlayheadModel(text: try row.string("playhead"))
+        starved = try row.int("starved") != 0
     }
 }

@@ -71,23 +71,31 @@ struct AnalyticsQueries: Sendable {
     /// `GET /api/analytics/titles/{id}?from=&to=`: one title's figures (all time by default).
     func title(_ request: Request, _ context: ServiceRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        var scope = RollupScope(grain: .day, from: try Self.day(request, "from") ?? 0, to: try Self.day(request, "to") ?? Int64.max / 2, title: id)
-        try Self.restrict(&scope, context)
+        var asked = RollupScope(grain: .day, from: try Self.day(request, "from") ?? 0, to: try Self.day(request, "to") ?? Int64.max / 2, title: id)
+        try Self.restrict(&asked, context)
+        let scope = asked
         guard (1...128).contains(id.utf8.count),
             let row = try await database.first("SELECT owner FROM analytics_titles WHERE title_id = $1", id),
             scope.owner == nil || row.optionalString("owner") == scope.owner
         else {
             throw ServiceError.notFound("no analytics for title \(id)")
         }
-        let totals = try await RollupQuery.grouped(database, scope, by: nil).first?.counters ?? RollupCounters()
-        let viewers = try await RollupQuery.uniqueViewers(database, scope, byTitle: false)[""]
+        // Independent reads, at once (see `dashboard`).
+        let database = database
+        let partColumns = ["views", "watch_us", "bytes", "requests"]
+        async let totalsRead = RollupQuery.grouped(database, scope, by: nil)
+        async let viewersRead = RollupQuery.uniqueViewers(database, scope, byTitle: false)
+        async let renditionsRead = RollupQuery.grouped(database, scope, by: "rendition", skipEmpty: true, only: partColumns)
+        async let countriesRead = RollupQuery.grouped(database, scope, by: "country", only: partColumns)
+        async let revenueRead = revenueLines(scope)
         let part = { (key: String, c: RollupCounters) in
             TitleView.Part(name: key, views: c.views, watch_seconds: Double(c.watchMicroseconds) / 1_000_000, bytes: c.bytes, requests: c.requests)
         }
-        let partColumns = ["views", "watch_us", "bytes", "requests"]
-        let renditions = try await RollupQuery.grouped(database, scope, by: "rendition", skipEmpty: true, only: partColumns).map(part)
-        let countries = try await RollupQuery.grouped(database, scope, by: "country", only: partColumns).map(part)
-        let revenue = try await revenueLines(scope)
+        let totals = try await totalsRead.first?.counters ?? RollupCounters()
+        let viewers = try await viewersRead[""]
+        let renditions = try await renditionsRead.map(part)
+        let countries = try await countriesRead.map(part)
+        let revenue = try await revenueRead
         let view = TitleView(
             title_id: id, from: scope.from > 0 ? dayText(scope.from) : nil, to: scope.to < Int64.max / 2 ? dayText(scope.to) : nil,
             figures: Figures(totals, uniqueViewers: viewers), renditions: renditions.sorted { $0.watch_seconds > $1.watch_seconds },
@@ -105,9 +113,26 @@ struct AnalyticsQueries: Sendable {
     }
 
     func topTitles(_ scope: RollupScope, limit: Int) async throws -> [TopTitle] {
-        let rows = try await RollupQuery.grouped(database, scope, by: "title_id", skipEmpty: true, only: ["views", "watch_us", "completions", "bytes"])
-        let viewers = try await RollupQuery.uniqueViewers(database, scope, byTitle: true)
-        return rows.map { key, c in
+        async let rowsRead = RollupQuery.grouped(database, scope, by: "title_id", skipEmpty: true, only: ["views", "watch_us", "completions", "bytes"])
+        async let viewersRead = RollupQuery.uniqueViewers(database, scope, byTitle: true)
+        let (rows, viewers) = try await (rowsRead, viewersRead)
+        return Self.ranked(rows, viewers: viewers, limit: limit)
+    }
+
+    /// The top titles of counters already summed per title.
+    func topTitles(_ rows: [(key: String, counters: RollupCounters)], _ scope: RollupScope, limit: Int) async throws -> [TopTitle] {
+        Self.ranked(rows, viewers: try await RollupQuery.uniqueViewers(database, scope, byTitle: true), limit: limit)
+    }
+
+    /// Counters summed per key.
+    static func sum(_ rows: [(String, RollupCounters)]) -> [(key: String, counters: RollupCounters)] {
+        var sums: [String: RollupCounters] = [:]
+        for (key, counters) in rows { sums[key, default: RollupCounters()] += counters }
+        return sums.map { ($0.key, $0.value) }
+    }
+
+    static func ranked(_ rows: [(key: String, counters: RollupCounters)], viewers: [String: Int64], limit: Int) -> [TopTitle] {
+        rows.map { key, c in
             TopTitle(
                 title_id: key, views: c.views, unique_viewers: viewers[key] ?? 0, watch_seconds: Double(c.watchMicroseconds) / 1_000_000,
                 completion_rate: c.views > 0 ? Double(c.completions) / Double(c.views) : nil, bytes: c.bytes)
@@ -178,11 +203,29 @@ struct AnalyticsQueries: Sendable {
     }
 
     func dashboard(_ scope: RollupScope, topLimit: Int = 10) async throws -> Dashboard {
-        let totals = try await RollupQuery.grouped(database, scope, by: nil).first?.counters ?? RollupCounters()
-        let viewers = try await RollupQuery.uniqueViewers(database, scope, byTitle: false)[""]
+        // The parts read different cuts of the rollups, independently: on PostgreSQL they run at
+        // once on the pool's connections, so the page waits for the slowest, not for the sum.
+        // Over every title (an admin) each cut has its own rows in the breakdowns table; over some
+        // titles (a publisher) one read of the title table gives all the cuts.
+        let database = database
+        let everyTitle = scope.owner == nil && scope.title == nil
+        async let slicesRead = everyTitle ? [] : RollupQuery.titleSlices(database, scope)
+        async let totalsRead = everyTitle ? RollupQuery.grouped(database, scope, by: nil) : []
+        async let viewersRead = RollupQuery.uniqueViewers(database, scope, byTitle: false)
+        async let seriesRead = RollupQuery.grouped(database, scope, by: "bucket", only: ["views", "watch_us", "active_minutes", "bytes"] + RollupQuery.errorColumns)
+        async let countriesRead = everyTitle ? RollupQuery.grouped(database, scope, by: "country", only: ["views", "watch_us", "bytes"]) : []
+        async let edgesRead = everyTitle ? RollupQuery.grouped(database, scope, by: "edge", only: ["requests", "hits", "misses", "bytes"]) : []
+        async let placesRead = database.query("SELECT edge, role, region FROM analytics_edges", [])
+        async let topRead = everyTitle ? topTitles(scope, limit: topLimit) : []
+        async let revenueRead = revenueLines(scope)
+        let slices = try await slicesRead
+        let totals = everyTitle ? try await totalsRead.first?.counters ?? RollupCounters() : slices.reduce(into: RollupCounters()) { $0 += $1.counters }
+        let countryRows = everyTitle ? try await countriesRead : Self.sum(slices.map { ($0.country, $0.counters) })
+        let edgeRows = everyTitle ? try await edgesRead : Self.sum(slices.map { ($0.edge, $0.counters) })
+        let top = everyTitle ? try await topRead : try await topTitles(Self.sum(slices.filter { !$0.title.isEmpty }.map { ($0.title, $0.counters) }), scope, limit: topLimit)
+        let viewers = try await viewersRead[""]
         let minutesPerBucket = Double(scope.grain.seconds / 60)
-        let seriesColumns = ["views", "watch_us", "active_minutes", "bytes"] + RollupQuery.errorColumns
-        let series = try await RollupQuery.grouped(database, scope, by: "bucket", only: seriesColumns).compactMap { key, c -> (Int64, RollupCounters)? in
+        let series = try await seriesRead.compactMap { key, c -> (Int64, RollupCounters)? in
             Int64(key).map { ($0, c) }
         }
         .sorted { $0.0 < $1.0 }
@@ -191,15 +234,15 @@ struct AnalyticsQueries: Sendable {
                 t: isoTime(bucket), views: c.views, watch_seconds: Double(c.watchMicroseconds) / 1_000_000,
                 concurrent_viewers: Double(c.activeSessionMinutes) / minutesPerBucket, bytes: c.bytes, errors: c.errors)
         }
-        let countries = try await RollupQuery.grouped(database, scope, by: "country", only: ["views", "watch_us", "bytes"]).map { key, c in
+        let countries = countryRows.map { key, c in
             Dashboard.Country(country: key.isEmpty ? "unknown" : key, views: c.views, watch_seconds: Double(c.watchMicroseconds) / 1_000_000, bytes: c.bytes)
         }
         .sorted { ($0.views, $0.bytes) > ($1.views, $1.bytes) }
         var places: [String: (String, String)] = [:]
-        for row in try await database.query("SELECT edge, role, region FROM analytics_edges", []) {
+        for row in try await placesRead {
             places[try row.string("edge")] = (try row.string("role"), try row.string("region"))
         }
-        let edges = try await RollupQuery.grouped(database, scope, by: "edge", only: ["requests", "hits", "misses", "bytes"]).map { key, c in
+        let edges = edgeRows.map { key, c in
             Dashboard.Edge(
                 edge: key.isEmpty ? "unknown" : key, role: places[key]?.0 ?? "", region: places[key]?.1 ?? "", requests: c.requests, hits: c.hits,
                 misses: c.misses, cache_hit_ratio: c.hits + c.misses > 0 ? Double(c.hits) / Double(c.hits + c.misses) : nil, bytes: c.bytes)
@@ -213,10 +256,10 @@ struct AnalyticsQueries: Sendable {
         ]
         return Dashboard(
             from: isoTime(scope.from), to: isoTime(scope.to + scope.grain.seconds), grain: scope.grain.rawValue,
-            totals: Figures(totals, uniqueViewers: viewers), series: series, top_titles: try await topTitles(scope, limit: topLimit),
+            totals: Figures(totals, uniqueViewers: viewers), series: series, top_titles: top,
             countries: countries, edges: edges,
             errors: errorCounts.filter { $0.2 > 0 }.map { Dashboard.ErrorCount(status: $0.0, reason: $0.1, count: $0.2) },
-            revenue: try await revenueLines(scope))
+            revenue: try await revenueRead)
     }
 
     struct RevenueLine: Encodable {
