@@ -6,8 +6,9 @@ binary, viewers, duration, out, commit = sys.argv[1], int(sys.argv[2]), int(sys.
 NS, HOST_IF, NS_IF, HOST_IP, NS_IP = "mq-ai", "mqai0", "mqai1", "10.232.0.1", "10.232.0.2"
 PORT = 18580
 BASE = f"http://{HOST_IP}:{PORT}"
-# The link: fast for the start-up, then slow and fast in turns (seconds).
-FIRST_FAST, SLOW, FAST = 20, 12, 18
+# The link: fast for the start-up, then slow and fast in turns (seconds). A slow spell outlasts
+# what a viewer can have buffered in the fast one before it, so it stalls.
+FIRST_FAST, SLOW, FAST = 8, 25, 10
 
 
 def sh(*args, check=True):
@@ -68,7 +69,7 @@ try:
     # slow enough that the lowest stalls.
     master = urllib.request.urlopen(playlist, timeout=30).read().decode()
     rates = sorted(int(b) for b in re.findall(r"BANDWIDTH=(\d+)", master))
-    fast, slow = viewers * rates[-1] * 2, max(64_000, viewers * rates[0] * 0.4)
+    fast, slow = viewers * rates[-1] * 2, max(32_000, viewers * rates[0] * 0.15)
 
     shape(fast, "replace")
     schedule = [(0, fast)]

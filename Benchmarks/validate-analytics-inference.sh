@@ -10,7 +10,7 @@
 #     recall of the counts, and the stalled time;
 #   - rebuffers from CMCD `bs` (a run of marked requests is one) against the same stalls.
 #
-#   Benchmarks/validate-analytics-inference.sh   (env: MARQUEE_BIN, VIEWERS=8, DURATION=90,
+#   Benchmarks/validate-analytics-inference.sh   (env: MARQUEE_BIN, VIEWERS=8, DURATION=120,
 #                                                 OUT=Benchmarks/results/analytics-inference.md)
 #
 # Needs root (network namespaces, tc). Takes about 3 minutes. Exit status 1 when the inference's
@@ -19,7 +19,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 VIEWERS="${VIEWERS:-8}"
-DURATION="${DURATION:-90}"
+DURATION="${DURATION:-120}"
 OUT="${OUT:-$HERE/results/analytics-inference.md}"
 for v in VIEWERS DURATION; do [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "validate-analytics-inference: $v must be a positive integer" >&2; exit 1; }; done
 [[ $(id -u) == 0 ]] || { echo "validate-analytics-inference: needs root (ip netns, tc)" >&2; exit 1; }

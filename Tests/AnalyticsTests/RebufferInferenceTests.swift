@@ -15,6 +15,8 @@ struct RebufferInferenceTests {
         var segmentBits = 8_000_000.0  // 4 Mbit/s media
         var target = 10.0
         var segments = 60
+        /// Each segment's separate audio, fetched after its video (0: the media is muxed).
+        var audioBits = 0.0
         /// (from s, rate bit/s): the link's rate from each time on.
         var link: [(Double, Double)] = [(0, 40_000_000)]
 
@@ -33,13 +35,15 @@ struct RebufferInferenceTests {
             }
         }
 
-        /// Each segment's arrival (s) and the stalls the viewer saw (start, end).
-        func play() -> (arrivals: [Double], stalls: [(Double, Double)]) {
+        /// Each segment's arrival (s; its video's, and its audio's when separate) and the stalls
+        /// the viewer saw (start, end). A segment plays once all of it is there.
+        func play() -> (arrivals: [Double], audioArrivals: [Double], stalls: [(Double, Double)]) {
             var t = 0.0
             var buffered = 0.0  // media seconds received
             var playhead = 0.0
             var playing = false
             var arrivals: [Double] = []
+            var audioArrivals: [Double] = []
             var stalls: [(Double, Double)] = []
             for _ in 0..<segments {
                 if playing, buffered - playhead >= target {
@@ -47,7 +51,8 @@ struct RebufferInferenceTests {
                     playhead += wait
                     t += wait
                 }
-                let arrival = t + transfer(segmentBits, from: t)
+                let videoArrival = t + transfer(segmentBits, from: t)
+                let arrival = audioBits > 0 ? videoArrival + transfer(audioBits, from: videoArrival) : videoArrival
                 if playing {
                     let runway = buffered - playhead
                     if arrival - t > runway {
@@ -60,22 +65,26 @@ struct RebufferInferenceTests {
                 buffered += segmentSeconds
                 playing = true
                 t = arrival
-                arrivals.append(arrival)
+                arrivals.append(videoArrival)
+                if audioBits > 0 { audioArrivals.append(arrival) }
             }
-            return (arrivals, stalls)
+            return (arrivals, audioArrivals, stalls)
         }
     }
 
     /// The model fed the arrivals: its stalls as (start, end) in seconds.
-    static func inferred(_ arrivals: [Double], segmentSeconds: Double) -> [(Double, Double)] {
+    static func inferred(_ arrivals: [Double], audio audioArrivals: [Double] = [], segmentSeconds: Double) -> [(Double, Double)] {
         var model = PlayheadModel()
         var found: [(Double, Double)] = []
+        func note(_ stall: PlayheadModel.Stall?, _ arrival: Double) {
+            if let stall { found.append((arrival - Double(stall.microseconds) / 1_000_000, arrival)) }
+        }
         for (k, arrival) in arrivals.enumerated() {
             let start = Int64(Double(k) * segmentSeconds * 1_000_000)
             let interval = MediaInterval(start: start, end: start + Int64(segmentSeconds * 1_000_000))
-            let at = Int64(arrival * 1_000_000)
-            if let stall = model.receive(interval, at: at) {
-                found.append((arrival - Double(stall.microseconds) / 1_000_000, arrival))
+            note(model.receive(interval, at: Int64(arrival * 1_000_000)), arrival)
+            if k < audioArrivals.count {
+                note(model.receiveAudio(interval, at: Int64(audioArrivals[k] * 1_000_000)), audioArrivals[k])
             }
         }
         return found
@@ -85,14 +94,14 @@ struct RebufferInferenceTests {
     func tellsApart() {
         var smooth = ScriptedPlayer()
         smooth.link = [(0, 20_000_000)]
-        let (calm, none) = smooth.play()
+        let (calm, _, none) = smooth.play()
         #expect(none.isEmpty)
         #expect(Self.inferred(calm, segmentSeconds: 2).isEmpty)
 
         var starved = ScriptedPlayer()
         // The link falls to 1.5 Mbit/s (below the media's 4) for 40 s, then recovers.
         starved.link = [(0, 20_000_000), (20, 1_500_000), (60, 20_000_000)]
-        let (arrivals, all) = starved.play()
+        let (arrivals, _, all) = starved.play()
         // Waits under the model's threshold are delivery jitter to it.
         let truth = all.filter { $0.1 - $0.0 > Double(PlayheadModel.threshold) / 1_000_000 }
         #expect(truth.count >= 2)
@@ -127,10 +136,12 @@ struct RebufferInferenceTests {
                 link.append((time, Double.random(in: 8_000_000...50_000_000, using: &generator)))
             }
             player.link = link
-            let (arrivals, all) = player.play()
+            // Half of them fetch each segment's audio separately, after its video.
+            if Bool.random(using: &generator) { player.audioBits = player.segmentSeconds * Double.random(in: 64_000...256_000, using: &generator) }
+            let (arrivals, audioArrivals, all) = player.play()
             // Waits shorter than the model's threshold are jitter to it; score the rest.
             let truth = all.filter { $0.1 - $0.0 > 0.6 }
-            let found = Self.inferred(arrivals, segmentSeconds: player.segmentSeconds)
+            let found = Self.inferred(arrivals, audio: audioArrivals, segmentSeconds: player.segmentSeconds)
             truthEvents += truth.count
             foundEvents += found.count
             func overlaps(_ a: (Double, Double), _ b: (Double, Double)) -> Bool { a.0 < b.1 && b.0 < a.1 }
@@ -167,6 +178,26 @@ struct RebufferInferenceTests {
         #expect(stall == PlayheadModel.Stall(microseconds: 1_500_000))
         #expect(PlayheadModel(text: model.text) == model)
     }
+    @Test("Separate audio: playback starts when the start's audio is there, and a stall lasts until the late audio arrives")
+    func separateAudio() {
+        var model = PlayheadModel()
+        func segment(_ k: Int64) -> MediaInterval { MediaInterval(start: k * 4_000_000, end: (k + 1) * 4_000_000) }
+        // Video 0 at 0 s, its audio 3 s later: the start, not a stall; playback from 3 s.
+        #expect(model.receive(segment(0), at: 0) == nil)
+        #expect(model.receiveAudio(segment(0), at: 3_000_000) == nil)
+        // Video 1 early (2 s), its audio late (8 s): the player waited from 7 s to 8 s for it.
+        #expect(model.receive(segment(1), at: 2_000_000) == nil)
+        #expect(model.receiveAudio(segment(1), at: 8_000_000) == PlayheadModel.Stall(microseconds: 1_000_000))
+        #expect(PlayheadModel(text: model.text) == model)
+        // Following the video alone, the same arrivals show no stall at all.
+        var videoOnly = PlayheadModel()
+        #expect(videoOnly.receive(segment(0), at: 0) == nil)
+        #expect(videoOnly.receive(segment(1), at: 2_000_000) == nil)
+        // A stored model from before audio was followed still reads.
+        let stored = PlayheadModel(text: "10,20,30")
+        #expect(stored.wallAnchor == 10 && stored.mediaAnchor == 20 && stored.bufferedEnd == 30 && stored.audio == nil)
+    }
+
     @Test("A player that sends CMCD: a run of requests marked `bs` is one rebuffer, a new run another; the inference is kept apart")
     func starvationRuns() throws {
         let timeline = try AnalyticsFixtures.timeline()

@@ -108,23 +108,30 @@ struct ViewSession: Sendable, Equatable {
             completed = true
             counters.completions += 1
         }
+        var stall: PlayheadModel.Stall?
+        if let first = segments.first, let last = segments.last {
+            let interval = MediaInterval(start: first.interval.start, end: last.interval.end)
+            if media.track.kind == timeline.primaryKind {
+                stall = playhead.receive(interval, at: record.endMicroseconds)
+            } else if media.track.kind == .audio {
+                stall = playhead.receiveAudio(interval, at: record.endMicroseconds)
+            }
+        }
+        if let stall {
+            rebufferMicroseconds += stall.microseconds
+            inferredRebuffers += 1
+            counters.rebufferMicroseconds += stall.microseconds
+            if !sendsCMCD {
+                rebuffers += 1
+                counters.rebuffers += 1
+            }
+        }
         if media.track.kind == timeline.primaryKind {
             if !lastTrack.isEmpty, lastTrack != media.track.name {
                 switches += 1
                 counters.switches += 1
             }
             lastTrack = media.track.name
-            if let first = segments.first, let last = segments.last,
-                let stall = playhead.receive(MediaInterval(start: first.interval.start, end: last.interval.end), at: record.endMicroseconds)
-            {
-                rebufferMicroseconds += stall.microseconds
-                inferredRebuffers += 1
-                counters.rebufferMicroseconds += stall.microseconds
-                if !sendsCMCD {
-                    rebuffers += 1
-                    counters.rebuffers += 1
-                }
-            }
         }
         if minute > activeMinute {
             activeMinute = minute
