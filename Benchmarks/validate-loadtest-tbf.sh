@@ -27,43 +27,18 @@ if [[ -z "${MARQUEE_BIN:-}" ]]; then
   (cd "$REPO" && swift build -c release --product marquee >&2)
   MARQUEE_BIN="$(cd "$REPO" && swift build -c release --show-bin-path)/marquee"
 fi
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 exec python3 - "$MARQUEE_BIN" "$DURATION" "$DROP_AT" "$OUT" "$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
 import datetime, json, os, shutil, subprocess, sys, tempfile, time, urllib.request
+
+from shaped_link import ShapedLink, retransmitted
 
 binary, duration, drop_at, out, commit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 NS, HOST_IF, NS_IF, HOST_IP, NS_IP = "mq-lt", "mqlt0", "mqlt1", "10.231.0.1", "10.231.0.2"
 SEGMENT_MS, SEGMENTS = 2000, 90
 FAST = 8_000_000
 
-def sh(*args, check=True):
-    return subprocess.run(args, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-def shape(rate, verb):
-    # burst: a few full frames. latency sizes the queue (rate × 15 s, more than a whole segment
-    # at the low rate), so the link never drops: the arithmetic is of a loss-free link. With a
-    # 500 ms queue the drop lost packets (about 1,500 retransmitted segments) and TCP's recovery
-    # held segments back: one run saw 6 stalls, another 4, against the arithmetic's 5; with 5 s,
-    # 205 retransmissions and once 2 s more stalled time. With 15 s: 1 retransmission, exact.
-    sh("tc", "qdisc", verb, "dev", HOST_IF, "root", "tbf", "rate", str(rate), "burst", "32kb", "latency", "15s")
-
-def retransmitted():
-    """TCP segments this namespace (the origin's side) has retransmitted so far."""
-    lines = [l.split() for l in open("/proc/net/snmp") if l.startswith("Tcp:")]
-    return int(lines[1][lines[0].index("RetransSegs")])
-
-def teardown():
-    sh("ip", "netns", "del", NS, check=False)
-    sh("ip", "link", "del", HOST_IF, check=False)
-
-teardown()
-sh("ip", "netns", "add", NS)
-sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-sh("ip", "link", "set", NS_IF, "netns", NS)
-sh("ip", "addr", "add", HOST_IP + "/24", "dev", HOST_IF)
-sh("ip", "link", "set", HOST_IF, "up")
-sh("ip", "netns", "exec", NS, "ip", "addr", "add", NS_IP + "/24", "dev", NS_IF)
-sh("ip", "netns", "exec", NS, "ip", "link", "set", NS_IF, "up")
-sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
+link = ShapedLink(NS, HOST_IF, NS_IF, HOST_IP, NS_IP).setup()
 
 root = tempfile.mkdtemp(prefix="marquee-tbf.")
 origin = None
@@ -99,14 +74,14 @@ try:
 
     def run(path, low):
         """One viewer for `duration` s; the link is FAST until drop_at, then `low`. Returns the report."""
-        shape(FAST, "replace")
+        link.shape(FAST, "replace")
         before = retransmitted()
         report = os.path.join(root, "report.json")
         p = subprocess.Popen(["ip", "netns", "exec", NS, binary, "loadtest", f"http://{HOST_IP}:{port}{path}", "--viewers", "1",
                               "--duration", str(duration), "--json", report], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         t0 = time.monotonic()
         time.sleep(max(0, drop_at - (time.monotonic() - t0)))
-        shape(low, "change")
+        link.shape(low)
         text, _ = p.communicate()
         assert p.returncode == 0, text
         return json.load(open(report)), retransmitted() - before
@@ -191,6 +166,6 @@ try:
 finally:
     if origin:
         origin.kill()
-    teardown()
+    link.teardown()
     shutil.rmtree(root, ignore_errors=True)
 PY

@@ -49,6 +49,9 @@ struct ServiceKitTests {
             }
         }
         #expect(try await database.first("SELECT id FROM t WHERE id = $1", "b") == nil)
+        // Arrays: PostgreSQL's own; SQLite's as JSON text.
+        let length = kind == .postgres ? "cardinality($1::text[])" : "json_array_length($1)"
+        #expect(try await database.first("SELECT \(length) AS n", SQLValue.textArray(["a", "b\"c", "\\", "\n"]))?.int("n") == 4)
         await database.close()
     }
 

@@ -109,8 +109,8 @@ public final class SQLiteDatabase: Database {
         case .real(let v): .float(v)
         case .text(let s): .text(s)
         case .blob(let b): .blob(ByteBuffer(bytes: b))
-        case .textArray(let a): .text(jsonArray(a.map { jsonString($0) }))
-        case .integerArray(let a): .text(jsonArray(a.map(String.init)))
+        case .textArray(let a): .text(jsonText(a))
+        case .integerArray(let a): .text(jsonText(a))
         }
     }
 
@@ -125,18 +125,8 @@ public final class SQLiteDatabase: Database {
     }
 }
 
-private func jsonArray(_ elements: [String]) -> String { "[" + elements.joined(separator: ",") + "]" }
-
-/// A JSON string literal: quotes, backslashes and control characters escaped.
-private func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
+/// An array as JSON text (how SQLite holds what PostgreSQL binds as an array).
+private func jsonText(_ value: some Encodable) -> String {
+    // Encoding strings or integers cannot fail.
+    (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
 }
