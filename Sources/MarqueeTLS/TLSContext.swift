@@ -1,0 +1,95 @@
+import CTLS
+
+/// A TLS configuration shared by every connection of a listener (or by an upstream client):
+/// OpenSSL's `SSL_CTX`, which is safe to use from many threads once set up. TLS 1.2 and 1.3
+/// only, no renegotiation, no compression, ALPN `http/1.1`.
+public final class TLSContext: @unchecked Sendable {
+    let context: OpaquePointer
+    public let isServer: Bool
+
+    /// A server's context: a certificate chain (PEM, leaf first) and its private key (PEM, ECDSA
+    /// or RSA). Throws with OpenSSL's reason when a file cannot be read or the key does not match.
+    public init(certificateChainFile: String, privateKeyFile: String) throws(TLSError) {
+        // Fully initialized from here: a throw below frees the context in deinit.
+        context = try Self.make(server: true)
+        isServer = true
+        guard SSL_CTX_use_certificate_chain_file(context, certificateChainFile) == 1 else {
+            throw TLSError.configuration("cannot use the certificate chain \(certificateChainFile): \(TLSError.drainOpenSSLErrors())")
+        }
+        guard SSL_CTX_use_PrivateKey_file(context, privateKeyFile, SSL_FILETYPE_PEM) == 1 else {
+            let reason = TLSError.drainOpenSSLErrors()
+            // OpenSSL checks the key against the certificate as it loads it.
+            if reason.contains("key values mismatch") {
+                throw TLSError.configuration("the private key \(privateKeyFile) does not match the certificate \(certificateChainFile)")
+            }
+            throw TLSError.configuration("cannot use the private key \(privateKeyFile): \(reason)")
+        }
+        guard SSL_CTX_check_private_key(context) == 1 else {
+            _ = TLSError.drainOpenSSLErrors()
+            throw TLSError.configuration("the private key \(privateKeyFile) does not match the certificate \(certificateChainFile)")
+        }
+        mq_ssl_ctx_select_http11(context)
+    }
+
+    /// A client's context that verifies the server against the CA certificates in `caFile` (PEM),
+    /// or against the system's store when nil.
+    public init(clientTrusting caFile: String?) throws(TLSError) {
+        context = try Self.make(server: false)
+        isServer = false
+        let loaded = caFile.map { SSL_CTX_load_verify_locations(context, $0, nil) } ?? SSL_CTX_set_default_verify_paths(context)
+        guard loaded == 1 else {
+            throw TLSError.configuration("cannot load the CA certificates \(caFile ?? "of the system"): \(TLSError.drainOpenSSLErrors())")
+        }
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        _ = mq_ssl_ctx_offer_http11(context)
+    }
+
+    private static func make(server: Bool) throws(TLSError) -> OpaquePointer {
+        guard let context = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()) else {
+            throw TLSError.configuration("cannot create a TLS context: \(TLSError.drainOpenSSLErrors())")
+        }
+        guard mq_ssl_ctx_set_protocols(context, TLS1_2_VERSION, TLS1_3_VERSION) == 1 else {
+            SSL_CTX_free(context)
+            throw TLSError.configuration("cannot limit TLS to versions 1.2 and 1.3")
+        }
+        _ = SSL_CTX_set_options(context, MQ_SSL_OP_NO_RENEGOTIATION | MQ_SSL_OP_CIPHER_SERVER_PREFERENCE | MQ_SSL_OP_NO_COMPRESSION)
+        _ = mq_ssl_ctx_set_partial_writes(context)
+        return context
+    }
+
+    deinit {
+        SSL_CTX_free(context)
+    }
+}
+
+/// What went wrong with TLS, in words an operator can act on.
+public enum TLSError: Error, Equatable, CustomStringConvertible {
+    /// A context could not be set up (files, keys, settings).
+    case configuration(String)
+    /// The peer broke the protocol, offered only versions we refuse, or failed verification.
+    case handshake(String)
+    /// The connection failed after the handshake.
+    case connection(String)
+
+    public var description: String {
+        switch self {
+        case .configuration(let text): "TLS configuration: \(text)"
+        case .handshake(let text): "TLS handshake: \(text)"
+        case .connection(let text): "TLS: \(text)"
+        }
+    }
+
+    /// OpenSSL's queued errors of this thread as text (and the queue emptied, so the next
+    /// failure does not report them again).
+    static func drainOpenSSLErrors() -> String {
+        var reasons: [String] = []
+        while true {
+            let code = ERR_get_error()
+            guard code != 0 else { break }
+            var buffer = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(code, &buffer, buffer.count)
+            reasons.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return reasons.isEmpty ? "no reason given" : reasons.joined(separator: "; ")
+    }
+}
