@@ -50,9 +50,11 @@ try:
     fast, slow = viewers * rates[-1] * 2, max(32_000, viewers * rates[0] * 0.15)
 
     link.shape(fast, "replace")
+    # The run ends on a fast spell: a stall still on when it ends has no arrival after it for
+    # analytics to see (nor a request to carry CMCD `bs`), so it would count against both unfairly.
     schedule = [(0, fast)]
     t = FIRST_FAST
-    while t < duration:
+    while t + SLOW + FAST <= duration:
         schedule.append((t, slow))
         schedule.append((t + SLOW, fast))
         t += SLOW + FAST
@@ -107,7 +109,7 @@ try:
 
     lines = [f"# Analytics' rebuffering against `marquee loadtest`'s truth ({datetime.date.today()}, commit {commit})", "",
              f"`marquee dev` behind a veth shaped with `tc tbf`: {fast / 1e6:.1f} Mbit/s, then {SLOW} s at {slow / 1e6:.2f} Mbit/s every "
-             f"{SLOW + FAST} s from {FIRST_FAST} s on (renditions {', '.join(f'{r // 1000}' for r in rates)} kbit/s). "
+             f"{SLOW + FAST} s from {FIRST_FAST} s on, {(len(schedule) - 1) // 2} times, fast to the end (renditions {', '.join(f'{r // 1000}' for r in rates)} kbit/s). "
              f"{viewers} viewers (`marquee loadtest --api`, real playback sessions), {duration} s. "
              "Reproduce: `Benchmarks/validate-analytics-inference.sh`.", "",
              "Truth: each viewer's player model (startup 4 s of buffer, resumes at 2 s, 30 s cap). Counts are compared per session: "
