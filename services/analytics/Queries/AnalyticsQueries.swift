@@ -119,9 +119,28 @@ struct AnalyticsQueries: Sendable {
         return Self.ranked(rows, viewers: viewers, limit: limit)
     }
 
-    /// The top titles of counters already summed per title.
-    func topTitles(_ rows: [(key: String, counters: RollupCounters)], _ scope: RollupScope, limit: Int) async throws -> [TopTitle] {
-        Self.ranked(rows, viewers: try await RollupQuery.uniqueViewers(database, scope, byTitle: true), limit: limit)
+    /// The scope's totals, countries, gateways and top titles. Over every title (an admin) each
+    /// has its own rows in the breakdowns table; over some titles (a publisher) one read of the
+    /// title table gives all four.
+    func cuts(_ scope: RollupScope, topLimit: Int) async throws -> (
+        totals: RollupCounters, countries: [(key: String, counters: RollupCounters)], edges: [(key: String, counters: RollupCounters)], top: [TopTitle]
+    ) {
+        let database = database
+        if scope.owner == nil && scope.title == nil {
+            async let totals = RollupQuery.grouped(database, scope, by: nil)
+            async let countries = RollupQuery.grouped(database, scope, by: "country", only: ["views", "watch_us", "bytes"])
+            async let edges = RollupQuery.grouped(database, scope, by: "edge", only: ["requests", "hits", "misses", "bytes"])
+            async let top = topTitles(scope, limit: topLimit)
+            return (try await totals.first?.counters ?? RollupCounters(), try await countries, try await edges, try await top)
+        }
+        async let slicesRead = RollupQuery.titleSlices(database, scope)
+        async let viewers = RollupQuery.uniqueViewers(database, scope, byTitle: true)
+        let slices = try await slicesRead
+        let titles = Self.sum(slices.filter { !$0.title.isEmpty }.map { ($0.title, $0.counters) })
+        return (
+            slices.reduce(into: RollupCounters()) { $0 += $1.counters }, Self.sum(slices.map { ($0.country, $0.counters) }),
+            Self.sum(slices.map { ($0.edge, $0.counters) }), Self.ranked(titles, viewers: try await viewers, limit: topLimit)
+        )
     }
 
     /// Counters summed per key.
@@ -205,24 +224,13 @@ struct AnalyticsQueries: Sendable {
     func dashboard(_ scope: RollupScope, topLimit: Int = 10) async throws -> Dashboard {
         // The parts read different cuts of the rollups, independently: on PostgreSQL they run at
         // once on the pool's connections, so the page waits for the slowest, not for the sum.
-        // Over every title (an admin) each cut has its own rows in the breakdowns table; over some
-        // titles (a publisher) one read of the title table gives all the cuts.
         let database = database
-        let everyTitle = scope.owner == nil && scope.title == nil
-        async let slicesRead = everyTitle ? [] : RollupQuery.titleSlices(database, scope)
-        async let totalsRead = everyTitle ? RollupQuery.grouped(database, scope, by: nil) : []
+        async let cutsRead = cuts(scope, topLimit: topLimit)
         async let viewersRead = RollupQuery.uniqueViewers(database, scope, byTitle: false)
         async let seriesRead = RollupQuery.grouped(database, scope, by: "bucket", only: ["views", "watch_us", "active_minutes", "bytes"] + RollupQuery.errorColumns)
-        async let countriesRead = everyTitle ? RollupQuery.grouped(database, scope, by: "country", only: ["views", "watch_us", "bytes"]) : []
-        async let edgesRead = everyTitle ? RollupQuery.grouped(database, scope, by: "edge", only: ["requests", "hits", "misses", "bytes"]) : []
         async let placesRead = database.query("SELECT edge, role, region FROM analytics_edges", [])
-        async let topRead = everyTitle ? topTitles(scope, limit: topLimit) : []
         async let revenueRead = revenueLines(scope)
-        let slices = try await slicesRead
-        let totals = everyTitle ? try await totalsRead.first?.counters ?? RollupCounters() : slices.reduce(into: RollupCounters()) { $0 += $1.counters }
-        let countryRows = everyTitle ? try await countriesRead : Self.sum(slices.map { ($0.country, $0.counters) })
-        let edgeRows = everyTitle ? try await edgesRead : Self.sum(slices.map { ($0.edge, $0.counters) })
-        let top = everyTitle ? try await topRead : try await topTitles(Self.sum(slices.filter { !$0.title.isEmpty }.map { ($0.title, $0.counters) }), scope, limit: topLimit)
+        let (totals, countryRows, edgeRows, top) = try await cutsRead
         let viewers = try await viewersRead[""]
         let minutesPerBucket = Double(scope.grain.seconds / 60)
         let series = try await seriesRead.compactMap { key, c -> (Int64, RollupCounters)? in
