@@ -73,7 +73,9 @@ let package = Package(
         .target(name: "MarqueePolicy", dependencies: ["MarqueeHTTP", "MarqueeRedis", "CLinux", "CMaxMindDB", "CHiredis"]),
         .target(
             name: "MarqueeGateway",
-            dependencies: ["MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeRedis", "MarqueeBus", "MarqueeConsole", "CLinux"]),
+            dependencies: [
+                "MarqueeRing", "MarqueeHTTP", "MarqueeTokens", "MarqueePolicy", "MarqueeRedis", "MarqueeBus", "MarqueeConsole", "MarqueeTLS", "CLinux",
+            ]),
         // The settings every gateway role shares, read once for all roles. Apart from the engine:
         // swift-system's CSystem and liburing both declare io_uring's structs, and one module
         // cannot import both.
@@ -308,7 +310,7 @@ let package = Package(
         // MARK: - Tests
         .target(name: "MarqueeTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueeTLSTests", dependencies: ["MarqueeTLS"]),
+        .testTarget(name: "MarqueeTLSTests", dependencies: ["MarqueeTLS", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeRedis", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus", "MarqueeTestSupport"]),

@@ -17,7 +17,7 @@ public enum EdgeRole {
         source?.startHealthChecks()
         server.run {
             printLine(
-                "marquee edge listening on http://\(server.mediaAddress)\(admin)\(cache) upstreams \(upstreams.joined(separator: ",")) threads \(configuration.threads)")
+                "marquee edge listening on \(configuration.tls == nil ? "http" : "https")://\(server.mediaAddress)\(admin)\(cache) upstreams \(upstreams.joined(separator: ",")) threads \(configuration.threads)")
         }
         printLine("marquee edge stopped")
     }

@@ -10,7 +10,7 @@ public enum OriginRole {
         let admin = server.adminAddress.map { " admin http://\($0)" } ?? ""
         server.run {
             printLine(
-                "marquee origin listening on http://\(server.mediaAddress)\(admin) \(configuration.readThrough.map { "cache \($0.directory) (\($0.maxBytes) bytes)" } ?? "root \(configuration.root)") threads \(configuration.threads)")
+                "marquee origin listening on \(configuration.tls == nil ? "http" : "https")://\(server.mediaAddress)\(admin) \(configuration.readThrough.map { "cache \($0.directory) (\($0.maxBytes) bytes)" } ?? "root \(configuration.root)") threads \(configuration.threads)")
         }
         printLine("marquee origin stopped")
     }

@@ -49,4 +49,81 @@ static inline int mq_ssl_ctx_offer_http11(SSL_CTX *ctx) {
     return SSL_CTX_set_alpn_protos(ctx, offered, sizeof offered) == 0;
 }
 
+// A BIO over buffers the caller owns, for an event loop: reads take the ciphertext the loop just
+// received (`in`), writes append to the buffer the loop sends next (`out`). Nothing is copied
+// into memory of OpenSSL's own, and a BIO never allocates after its creation. An empty `in`
+// reads as "retry" and a full `out` writes as "retry", as a non-blocking socket would.
+typedef struct mq_tls_io {
+    const unsigned char *in;
+    size_t in_length;
+    unsigned char *out;
+    size_t out_capacity;
+    size_t out_length;
+} mq_tls_io;
+
+static int mq_loop_bio_write(BIO *bio, const char *data, size_t length, size_t *written) {
+    mq_tls_io *io = (mq_tls_io *)BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    size_t room = io->out == NULL ? 0 : io->out_capacity - io->out_length;
+    if (room == 0) {
+        BIO_set_retry_write(bio);
+        return 0;
+    }
+    size_t n = length < room ? length : room;
+    memcpy(io->out + io->out_length, data, n);
+    io->out_length += n;
+    *written = n;
+    return 1;
+}
+
+static int mq_loop_bio_read(BIO *bio, char *data, size_t length, size_t *read) {
+    mq_tls_io *io = (mq_tls_io *)BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (io->in_length == 0) {
+        BIO_set_retry_read(bio);
+        return 0;
+    }
+    size_t n = length < io->in_length ? length : io->in_length;
+    memcpy(data, io->in, n);
+    io->in += n;
+    io->in_length -= n;
+    *read = n;
+    return 1;
+}
+
+static long mq_loop_bio_ctrl(BIO *bio, int command, long number, void *pointer) {
+    (void)number; (void)pointer;
+    mq_tls_io *io = (mq_tls_io *)BIO_get_data(bio);
+    switch (command) {
+    case BIO_CTRL_FLUSH: return 1;  // the loop sends what was written
+    case BIO_CTRL_PENDING: return io == NULL ? 0 : (long)io->in_length;
+    case BIO_CTRL_WPENDING: return 0;
+    default: return 0;
+    }
+}
+
+static int mq_loop_bio_create(BIO *bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static inline BIO_METHOD *mq_loop_bio_method_new(void) {
+    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "marquee loop buffers");
+    if (method == NULL) return NULL;
+    BIO_meth_set_write_ex(method, mq_loop_bio_write);
+    BIO_meth_set_read_ex(method, mq_loop_bio_read);
+    BIO_meth_set_ctrl(method, mq_loop_bio_ctrl);
+    BIO_meth_set_create(method, mq_loop_bio_create);
+    return method;
+}
+
+/// A BIO over `io` (which must outlive it), set as both of `ssl`'s ends. 0 when out of memory.
+static inline int mq_ssl_attach_loop_bio(SSL *ssl, BIO_METHOD *method, mq_tls_io *io) {
+    BIO *bio = BIO_new(method);
+    if (bio == NULL) return 0;
+    BIO_set_data(bio, io);
+    SSL_set_bio(ssl, bio, bio);  // the same BIO for both ends: the SSL takes its one reference
+    return 1;
+}
+
 #endif

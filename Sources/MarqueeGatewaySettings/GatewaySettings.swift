@@ -33,6 +33,9 @@ public enum GatewaySettings {
         public var adminTokenFile: String?
         /// `--no-delivery-records` (`bus.records`): false turns delivery records off.
         public var deliveryRecords: Bool?
+        /// `--tls-cert FILE --tls-key FILE` (`tls.cert_file`, `tls.key_file`): HTTPS on the media listener.
+        public var tlsCertificateFile: String?
+        public var tlsKeyFile: String?
         /// Where `bus.log.dir` defaults to when the key is not set (`marquee dev`: `<data>/deliveries`).
         public var defaultDeliveryLogDirectory: String?
 
@@ -127,10 +130,23 @@ public enum GatewaySettings {
         c.services = try services(config, flags: flags.services, catalogCredentialFile: flags.catalogCredentialFile)
         c.deliveryRecords = try deliveryRecords(config, flags: flags)
         c.deliveryRecords?.role = role
+        c.tls = try tls(config, flags: flags)
         if c.services.titleRulesUpstream != nil && c.policy.geoDatabase == nil {
             printError("marquee: warning: per-title geo rules from the catalog cannot be enforced without geo.database; every client's country is unknown (geo.unknown_country decides)")
         }
         return c
+    }
+
+    /// `tls.cert_file` and `tls.key_file` (or `--tls-cert` and `--tls-key`): both, or neither.
+    static func tls(_ config: ConfigReader, flags: Flags) throws -> TLSListenerSettings? {
+        let certificate = flags.tlsCertificateFile ?? config.string(forKey: "tls.cert_file")
+        let key = flags.tlsKeyFile ?? config.string(forKey: "tls.key_file")
+        switch (certificate, key) {
+        case (nil, nil): return nil
+        case (let certificate?, let key?): return TLSListenerSettings(certificateChainFile: certificate, privateKeyFile: key)
+        case (nil, _): throw GatewayError.invalid("tls.cert_file", "is needed with tls.key_file (--tls-cert with --tls-key)")
+        case (_, nil): throw GatewayError.invalid("tls.key_file", "is needed with tls.cert_file (--tls-key with --tls-cert)")
+        }
     }
 
     /// `cache.*`: the read-through cache in front of `origin` (the origin's object store, an

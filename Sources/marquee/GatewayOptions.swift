@@ -49,6 +49,14 @@ struct GatewayOptions: ParsableArguments {
         help: "File holding the gateways' service credential for the catalog's access-rules feed (services.catalog_credential_file; the catalog's catalog.gateway_credential_file).")
     var catalogCredentialFile: String?
 
+    @Option(
+        name: .customLong("tls-cert"),
+        help: "Serve HTTPS: the PEM certificate chain, leaf first (tls.cert_file; with --tls-key).")
+    var tlsCertificateFile: String?
+
+    @Option(name: .customLong("tls-key"), help: "The certificate's PEM private key, ECDSA or RSA (tls.key_file).")
+    var tlsKeyFile: String?
+
     var flags: GatewaySettings.Flags {
         var f = GatewaySettings.Flags()
         f.listen = listen
@@ -62,6 +70,8 @@ struct GatewayOptions: ParsableArguments {
         f.catalogCredentialFile = catalogCredentialFile
         f.adminTokenFile = adminTokenFile
         f.deliveryRecords = deliveryRecords
+        f.tlsCertificateFile = tlsCertificateFile
+        f.tlsKeyFile = tlsKeyFile
         return f
     }
 }

@@ -95,6 +95,8 @@ final class ServerProcess: @unchecked Sendable {
     let role: String
     let mediaPort: UInt16
     let adminPort: UInt16
+    /// `https` when it serves TLS (`--tls-cert`), else `http`.
+    let scheme: String
     let stdout: OutputLog
     let stderr: OutputLog
     private let exited = DispatchSemaphore(value: 0)
@@ -149,6 +151,7 @@ final class ServerProcess: @unchecked Sendable {
                 description: "marquee \(role) did not become ready within \(readyTimeout): stdout \(stdout.text.debugDescription) stderr \(stderr.text.debugDescription)")
         }
         (mediaPort, adminPort) = ports
+        scheme = line.contains("listening on https://") ? "https" : "http"
     }
 
     /// `marquee origin listening on http://127.0.0.1:PORT admin http://127.0.0.1:PORT2 root ...`
@@ -158,7 +161,8 @@ final class ServerProcess: @unchecked Sendable {
             return UInt16(line[range.upperBound...].prefix { $0.isNumber })
         }
         guard line.hasPrefix("marquee \(role) listening on "),
-            let media = port(after: "listening on http://127.0.0.1:"), let admin = port(after: "admin http://127.0.0.1:")
+            let media = port(after: "listening on http://127.0.0.1:") ?? port(after: "listening on https://127.0.0.1:"),
+            let admin = port(after: "admin http://127.0.0.1:")
         else { return nil }
         return (media, admin)
     }
@@ -167,8 +171,8 @@ final class ServerProcess: @unchecked Sendable {
 
     var pid: Int32 { process.processIdentifier }
 
-    /// `http://127.0.0.1:PORT` + `path`.
-    func url(_ path: String) -> String { "http://127.0.0.1:\(mediaPort)\(path)" }
+    /// `http://127.0.0.1:PORT` (or `https://`) + `path`.
+    func url(_ path: String) -> String { "\(scheme)://127.0.0.1:\(mediaPort)\(path)" }
 
     var isRunning: Bool { termination(within: .zero) == nil }
 

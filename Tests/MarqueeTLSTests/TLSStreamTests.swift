@@ -1,29 +1,17 @@
 import Foundation
 import MarqueeTLS
+import MarqueeTestSupport
 import Testing
 
 /// TLS connections driven in memory, as a ring loop drives them: ciphertext moved by hand between
 /// a server stream and a client stream (or hostile bytes), with certificates `openssl` makes.
 @Suite("TLS streams in memory (OpenSSL)")
 struct TLSStreamTests {
-    /// A self-signed certificate for `localhost` (and its key) of `kind` (`ec` P-256 or `rsa`).
+    /// A certificate for `name` (and its key) of `kind` (`ec` P-256 or `rsa`), issued by a CA of
+    /// its own; the chain file holds both, so a client trusting it trusts that CA.
     static func certificate(_ kind: String, name: String = "localhost") throws -> (certificate: String, key: String) {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("marquee-tls-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let certificate = folder.appendingPathComponent("cert.pem").path
-        let key = folder.appendingPathComponent("key.pem").path
-        let algorithm = kind == "ec" ? ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] : ["-newkey", "rsa:2048"]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = ["req", "-x509"] + algorithm + [
-            "-nodes", "-keyout", key, "-out", certificate, "-days", "2", "-subj", "/CN=\(name)", "-addext", "subjectAltName=DNS:\(name)",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "openssl req failed")
-        return (certificate, key)
+        let issued = try TestCertificateAuthority(kind: kind).issue([name], kind: kind)
+        return (issued.chain, issued.key)
     }
 
     /// Moves every pending byte of ciphertext from `from` to `to`; returns how many.
@@ -118,16 +106,8 @@ struct TLSStreamTests {
         }
     }
 
-    /// A ClientHello that offers TLS 1.1 at most (and one cipher suite, no extensions).
-    static let tls11Hello: [UInt8] = {
-        var body: [UInt8] = [0x03, 0x02] + [UInt8](repeating: 7, count: 32) + [0x00, 0x00, 0x02, 0x00, 0x2F, 0x01, 0x00]
-        let handshake: [UInt8] = [0x01, 0x00, 0x00, UInt8(body.count)] + body
-        body = [0x16, 0x03, 0x01, 0x00, UInt8(handshake.count)] + handshake
-        return body
-    }()
-
     @Test("Refused before any data: a TLS 1.1 hello, garbage, and plain HTTP sent to the TLS port", arguments: [
-        TLSStreamTests.tls11Hello, Array("GET /index.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n".utf8), [UInt8](repeating: 0xFF, count: 300),
+        TLSRecords.tls11Hello, Array("GET /index.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n".utf8), [UInt8](repeating: 0xFF, count: 300),
     ])
     func hostileHellos(bytes: [UInt8]) throws {
         let (certificate, key) = try Self.certificate("ec")

@@ -163,6 +163,17 @@ enum PrometheusText {
             out += "marquee_edge_refused_total \(sum(.edgeRefused))\n"
         }
 
+        if shared.tls != nil {
+            family("marquee_tls_handshakes_total", "counter", "TLS handshakes completed on the media listener.")
+            out += "marquee_tls_handshakes_total \(sum(.tlsHandshakes))\n"
+            family("marquee_tls_resumptions_total", "counter", "TLS handshakes that resumed a session from a ticket.")
+            out += "marquee_tls_resumptions_total \(sum(.tlsResumptions))\n"
+            family("marquee_tls_handshake_failures_total", "counter", "TLS handshakes refused: old protocol versions, no shared cipher, garbage or plain HTTP.")
+            out += "marquee_tls_handshake_failures_total \(sum(.tlsHandshakeFailures))\n"
+            family("marquee_tls_failures_total", "counter", "Established TLS connections cut by a record that failed or a peer that broke the protocol.")
+            out += "marquee_tls_failures_total \(sum(.tlsFailures))\n"
+        }
+
         let perLoop: [(String, String, LoopMetrics.Counter)] = [
             ("marquee_ring_loop_turns_total", "Event-loop turns (one submit-and-wait each).", .loopTurns),
             ("marquee_ring_completions_total", "Completions processed.", .completions),

@@ -95,6 +95,17 @@ struct Connection {
     /// Where the round's chunks stop: the body's end, or what a fill has so far.
     var planEnd: Int64 = 0
 
+    // HTTPS (`EventLoop+TLS`): the output buffer lent to the slot (-1 when none), how much of it
+    // went out, whether a send of it is in the ring, and the response send it carries: the
+    // handler's kind (0 for none) and the plaintext it reports.
+    var tlsOutput: Int32 = -1
+    var tlsSent: Int32 = 0
+    var tlsFlushing = false
+    var tlsDelivery: UInt8 = 0
+    var tlsPlain: Int32 = 0
+    /// The first bytes arrived (they are checked for plain HTTP sent to the HTTPS port).
+    var tlsHandshakeBegan = false
+
     // Membership in one timeout list.
     var timerList: Int8 = -1
     var timerPrev: Int32 = -1
@@ -112,6 +123,8 @@ struct UserData {
         case relay
         /// A request queued by a rate limit with a delay may go on (step = the limit's index).
         case paced
+        /// Ciphertext sent to a client over TLS (`EventLoop+TLS`).
+        case tls
     }
 
     @inline(__always) static func make(_ kind: Kind, slot: Int32 = 0, generation: UInt16 = 0, step: UInt8 = 0) -> UInt64 {

@@ -187,7 +187,7 @@ extension EventLoop {
         if head.method == .head || count == 0 {
             files.release(e)
             sendHead(slot, body: nil, bodyLength: 0)
-        } else if let body = entry.body ?? entry.mapping {
+        } else if let body = entry.body ?? (tls == nil ? entry.mapping : nil) {
             // Pinned until the send completes (the body is sent from the cache's memory or mapping).
             connections[Int(slot)].entry = e
             sendHead(slot, body: body + Int(first), bodyLength: Int(count))
@@ -429,6 +429,10 @@ extension EventLoop {
         iovecs[2 * s] = iovec(iov_base: head, iov_len: total)
         iovecs[2 * s + 1] = iovec(iov_base: nil, iov_len: 0)
         messages[s].msg_iovlen = 1
+        if tls != nil {
+            sendEncrypted(slot, as: .send)
+            return
+        }
         let sqe = ring.submissionEntry()
         io_uring_prep_send(sqe, connections[s].fd, head, total, Int32(MSG_NOSIGNAL | MSG_WAITALL))
         io_uring_sqe_set_data64(sqe, UserData.make(.send, slot: slot, generation: connections[s].generation))
@@ -440,6 +444,10 @@ extension EventLoop {
     /// Sends the slot's message (head and body iovecs); `kind` says whose completion it is
     /// (a response of ours, or a relayed upstream answer).
     mutating func submitSend(_ slot: Int32, as kind: UserData.Kind = .send) {
+        if tls != nil {
+            sendEncrypted(slot, as: kind)
+            return
+        }
         let sqe = ring.submissionEntry()
         io_uring_prep_sendmsg(sqe, connections[Int(slot)].fd, messages + Int(slot), UInt32(MSG_NOSIGNAL))
         io_uring_sqe_set_data64(sqe, UserData.make(kind, slot: slot, generation: connections[Int(slot)].generation))

@@ -20,6 +20,10 @@ extension EventLoop {
         beginRecord(slot, headBytes: connections[Int(slot)].headCount)
         connections[Int(slot)].state.respond()
         startTimer(slot, .send)
+        if tls != nil {
+            submitTLSStreamRound(slot, head: true)
+            return
+        }
         let pipe = pipes.take()
         guard pipe >= 0 else {
             enqueuePipeWaiter(slot)
@@ -30,6 +34,10 @@ extension EventLoop {
     }
 
     mutating func submitStreamRound(_ slot: Int32, head: Bool, poll: Bool) {
+        if tls != nil {
+            submitTLSStreamRound(slot, head: head)
+            return
+        }
         let s = Int(slot)
         let fd = connections[s].fd
         let pipe = connections[s].pipe

@@ -5,6 +5,7 @@ import MarqueeBus
 import MarqueeHTTP
 import MarqueePolicy
 import MarqueeRing
+import MarqueeTLS
 import MarqueeTokens
 
 /// One event loop: a ring, a thread, and the connections the kernel gave its listener. It owns all
@@ -130,6 +131,12 @@ struct EventLoop: ~Copyable {
     var media = MediaRequest()
     /// The writer was woken since the ring last went below half full.
     var recordWakeSent = false
+    /// HTTPS on this loop's listener (`EventLoop+TLS`): the connections' TLS, their output
+    /// buffers, a record's plaintext as received, and a round of a file read for encryption.
+    let tls: TLSConnections?
+    var tlsOutputs: ChunkPool
+    let tlsPlaintext: UnsafeMutableRawPointer
+    let tlsFileScratch: UnsafeMutableRawPointer
     /// Generated X-Request-IDs: a random prefix per loop and a counter.
     let requestIDPrefix: UInt64
     var requestCounter: UInt64 = 0
@@ -230,6 +237,10 @@ struct EventLoop: ~Copyable {
             Glibc.close(urandom)
         }
         requestIDPrefix = random
+        tls = shared.tls.map { TLSConnections(context: $0, capacity: capacity) }
+        tlsOutputs = ChunkPool(chunkBytes: shared.tls == nil ? 0 : Self.tlsOutputBytes, capacity: capacity)
+        tlsPlaintext = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsPlaintextBytes, alignment: 64)
+        tlsFileScratch = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsRoundBytes, alignment: 64)
     }
 
     // MARK: - The loop
@@ -309,6 +320,9 @@ struct EventLoop: ~Copyable {
         case .relay:
             guard connections[Int(data.slot)].generation == data.generation else { return }
             onRelaySent(data.slot, result: result)
+        case .tls:
+            guard connections[Int(data.slot)].generation == data.generation else { return }
+            onTLSSent(data.slot, result: result)
         case .ignored, .none:
             break
         }
@@ -368,6 +382,16 @@ struct EventLoop: ~Copyable {
         connections[Int(slot)].peer = peer
         connections[Int(slot)].addressSlot = addressSlot
         connections[Int(slot)].state.accepted()
+        if let tls, !tls.open(slot) {
+            // Out of memory for OpenSSL: the connection goes as if over the limit.
+            freeSlotCount += 1
+            if addressSlot >= 0 { policy?.connectionCounts?.release(addressSlot) }
+            connections[Int(slot)] = Connection()
+            connections[Int(slot)].generation = generation
+            metrics.add(.connectionsRefused)
+            Glibc.close(fd)
+            return
+        }
         openConnections += 1
         metrics.add(.connectionsAccepted)
         metrics.set(.connectionsOpen, UInt64(openConnections))
@@ -384,6 +408,11 @@ struct EventLoop: ~Copyable {
             : "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, retry later\n"
         // Counted first: a client that has seen the close may read /metrics at once.
         metrics.add(.connectionsRefused)
+        // Over TLS nothing can be said before a handshake: the client sees the connection close.
+        guard tls == nil else {
+            Glibc.close(fd)
+            return
+        }
         _ = send(fd, message.utf8Start, message.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
         shutdown(fd, Int32(SHUT_WR))
         Glibc.close(fd)
@@ -415,7 +444,11 @@ struct EventLoop: ~Copyable {
         connections[Int(slot)].state.receiveCompleted(more: flags & IORING_CQE_F_MORE != 0)
         if result > 0 {
             let id = UInt16(flags >> IORING_CQE_BUFFER_SHIFT)
-            consume(slot, buffers.bytes(id: id, count: Int(result)))
+            if tls != nil {
+                receiveTLS(slot, buffers.bytes(id: id, count: Int(result)))
+            } else {
+                consume(slot, buffers.bytes(id: id, count: Int(result)))
+            }
             buffers.recycle(id: id)
         } else if result == 0 {
             if connections[Int(slot)].state.finReceived() == .close { abort(slot) }
@@ -546,6 +579,7 @@ struct EventLoop: ~Copyable {
             abort(slot)
             return
         }
+        if tls != nil { sendCloseNotify(slot) }
         shutdown(connections[Int(slot)].fd, Int32(SHUT_WR))
         startTimer(slot, .linger)
     }
@@ -566,6 +600,7 @@ struct EventLoop: ~Copyable {
             // The transfer stopped part-way: what the pipe holds is unknown, so it is not reused.
             pipes.discard(c.pipe)
         }
+        if tls != nil { releaseTLS(slot) }
         Glibc.close(c.fd)
         connections[Int(slot)] = Connection()
         connections[Int(slot)].generation = c.generation &+ 1

@@ -42,6 +42,12 @@ struct LoopMetrics: @unchecked Sendable {
         /// bad signature or by `origin.shield_only`.
         case edgeFetches
         case edgeRefused
+        /// HTTPS: handshakes completed (and of them resumed from a ticket), handshakes refused
+        /// (old versions, garbage, plain HTTP), and connections cut by a TLS failure after one.
+        case tlsHandshakes
+        case tlsResumptions
+        case tlsHandshakeFailures
+        case tlsFailures
     }
 
     /// Upper bounds of the latency histogram, in microseconds.

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import MarqueeTLS
 import MarqueeBus
 import MarqueePolicy
 import MarqueeRedis
@@ -25,6 +26,14 @@ public final class Server {
         var readThrough: ReadThroughCache?
         if let settings = configuration.readThrough {
             readThrough = try ReadThroughCache(settings)
+        }
+        var tls: TLSContext?
+        if let settings = configuration.tls {
+            do throws(TLSError) {
+                tls = try TLSContext(certificateChainFile: settings.certificateChainFile, privateKeyFile: settings.privateKeyFile)
+            } catch {
+                throw .invalid("tls", ": \(error)")
+            }
         }
         let root = open(configuration.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else {
@@ -58,6 +67,7 @@ public final class Server {
         shared = SharedState(loops: configuration.threads, policy: policy, upstreamNames: configuration.services.upstreams.map(\.name),
             titleRules: configuration.services.titleRulesUpstream != nil)
         shared.readThrough = readThrough
+        shared.tls = tls
         shared.trustsEdges = configuration.edgeSignature != nil
         if let readThrough, let endpoint = policy?.redisEndpoint {
             shared.purgeFeed = PurgeFeed(endpoint: endpoint, cache: readThrough)

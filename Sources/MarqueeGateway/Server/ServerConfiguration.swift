@@ -85,6 +85,9 @@ public struct ServerConfiguration: Sendable {
     /// Serve media to signed edge fetches only; players get 403 (`origin.shield_only`).
     public var shieldOnly = false
 
+    /// HTTPS on the media listener (`tls.*`); nil serves plain HTTP.
+    public var tls: TLSListenerSettings?
+
     /// Delivery records of media responses and where they are shipped (`bus.*`); nil turns them off.
     public var deliveryRecords: DeliveryRecordSettings?
 
@@ -93,5 +96,18 @@ public struct ServerConfiguration: Sendable {
         self.listen = listen
         self.admin = admin
         self.threads = threads
+    }
+}
+
+/// The media listener's TLS: every connection on it speaks HTTPS (TLS 1.2 or 1.3, ALPN http/1.1).
+public struct TLSListenerSettings: Sendable, Equatable {
+    /// PEM certificate chain, leaf first (`tls.cert_file`, `--tls-cert`).
+    public var certificateChainFile: String
+    /// PEM private key of the leaf, ECDSA or RSA (`tls.key_file`, `--tls-key`).
+    public var privateKeyFile: String
+
+    public init(certificateChainFile: String, privateKeyFile: String) {
+        self.certificateChainFile = certificateChainFile
+        self.privateKeyFile = privateKeyFile
     }
 }

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import MarqueeBus
 import MarqueePolicy
+import MarqueeTLS
 
 /// State every loop and the main thread share: the drain flag, wake-up descriptors, counters.
 final class SharedState: @unchecked Sendable {
@@ -27,6 +28,8 @@ final class SharedState: @unchecked Sendable {
     var readThrough: ReadThroughCache?
     /// With a cache and a Redis: purges published to and heard from every gateway on that Redis.
     var purgeFeed: PurgeFeed?
+    /// The media listener's TLS context (`tls.*`), shared by every loop; nil for plain HTTP.
+    var tls: TLSContext?
     /// Edge fetches are verified (`origin.edge_key_file`): their counters are exported.
     var trustsEdges = false
 

@@ -1,0 +1,313 @@
+import CLinux
+import CURing
+import Glibc
+import MarqueeRing
+import MarqueeTLS
+
+/// HTTPS on the loop (`tls.*`). The ring moves ciphertext, OpenSSL works on the loop's buffers
+/// (`TLSConnections`), and the HTTP code above sees plain bytes:
+/// - Received ciphertext is decrypted a record at a time into `tlsPlaintext` and handed to
+///   `consume`, as a plain receive is.
+/// - Every send of a response (from memory, a relay) is encrypted into the slot's output buffer
+///   and sent from there; its completion is reported to the same handler with the plaintext
+///   count (`tlsDelivery`), so the response code does not know TLS is there.
+/// - Files too large for memory go `pread` → encrypt → send, a round of up to 64 KB at a time:
+///   no splice (nothing for the kernel to do without kTLS) and no mapping (a file truncated under
+///   a response would raise SIGBUS in this process; a short read just ends the response).
+/// - The handshake's flights, session tickets and alerts go out the same way, with no delivery.
+/// One send at a time per connection; what is produced meanwhile is appended and follows.
+extension EventLoop {
+    /// Plaintext encrypted per send of a response.
+    static let tlsRoundBytes = 64 * 1024
+    /// A slot's output buffer: a round's ciphertext, with room for what the protocol adds while
+    /// it waits (tickets, alerts).
+    static let tlsOutputBytes = TLSConnections.ciphertextBound(plaintext: tlsRoundBytes) + 16 * 1024
+    /// One record's plaintext at most.
+    static let tlsPlaintextBytes = 16 * 1024
+
+    // MARK: - Output buffers
+
+    /// Lends the slot an output buffer until everything in it is sent.
+    @inline(__always) mutating func attachTLSOutput(_ slot: Int32) {
+        let s = Int(slot)
+        guard connections[s].tlsOutput < 0 else { return }
+        let chunk = tlsOutputs.take()
+        precondition(chunk >= 0, "a slot holds at most one TLS output chunk")
+        connections[s].tlsOutput = chunk
+        connections[s].tlsSent = 0
+        tls!.setOutput(slot, tlsOutputs.pointer(chunk), capacity: Self.tlsOutputBytes, length: 0)
+    }
+
+    @inline(__always) mutating func releaseTLSOutput(_ slot: Int32) {
+        let s = Int(slot)
+        guard connections[s].tlsOutput >= 0 else { return }
+        tlsOutputs.give(connections[s].tlsOutput)
+        connections[s].tlsOutput = -1
+        connections[s].tlsSent = 0
+        tls!.setOutput(slot, nil, capacity: 0, length: 0)
+    }
+
+    /// Sends what the output buffer holds beyond what went out, unless a send is in the ring (its
+    /// completion sends the rest). An empty buffer with nothing owed is given back.
+    mutating func flushTLS(_ slot: Int32) {
+        let s = Int(slot)
+        guard !connections[s].tlsFlushing, connections[s].tlsOutput >= 0 else { return }
+        let length = tls!.outputLength(slot)
+        let sent = Int(connections[s].tlsSent)
+        guard length > sent else {
+            if connections[s].tlsDelivery == 0 { releaseTLSOutput(slot) }
+            return
+        }
+        let sqe = ring.submissionEntry()
+        io_uring_prep_send(sqe, connections[s].fd, tlsOutputs.pointer(connections[s].tlsOutput) + sent, length - sent, Int32(MSG_NOSIGNAL))
+        io_uring_sqe_set_data64(sqe, UserData.make(.tls, slot: slot, generation: connections[s].generation))
+        connections[s].tlsFlushing = true
+        connections[s].state.sendSubmitted()
+    }
+
+    mutating func onTLSSent(_ slot: Int32, result: Int32) {
+        let s = Int(slot)
+        connections[s].tlsFlushing = false
+        connections[s].state.sendCompleted()
+        if result > 0 { connections[s].tlsSent += result }
+        let delivery = connections[s].tlsDelivery
+        let flushed = result > 0 && Int(connections[s].tlsSent) == tls!.outputLength(slot)
+        if result > 0 && !flushed && connections[s].phase != .closing {
+            // A short send: the rest follows. Progress restarts a response's send timeout.
+            if delivery != 0 { startTimer(slot, .send) }
+            flushTLS(slot)
+            return
+        }
+        if flushed { releaseTLSOutput(slot) }
+        if delivery != 0 {
+            // The response's handler sees its plaintext go out whole, or a failure (a send cut
+            // part-way counts none of its round).
+            connections[s].tlsDelivery = 0
+            let reported = flushed ? connections[s].tlsPlain : (result < 0 ? result : -ECONNABORTED)
+            switch UserData.Kind(rawValue: delivery) {
+            case .send: onSendComplete(slot, result: reported)
+            case .relay: onRelaySent(slot, result: reported)
+            case .stream: onTLSStreamSent(slot, result: reported)
+            default: break
+            }
+            return
+        }
+        // The protocol's own output (a handshake flight, tickets, an alert).
+        guard result > 0, connections[s].phase != .closing else {
+            abort(slot)
+            finishCloseIfQuiet(slot)
+            return
+        }
+        if !tls!.isEstablished(slot) { advanceHandshake(slot) }
+    }
+
+    // MARK: - Receiving
+
+    /// Ciphertext arrived: the handshake advances, or records are decrypted and handled as bytes.
+    mutating func receiveTLS(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
+        let s = Int(slot)
+        // A connection that is ending reads nothing more (as `consume` discards).
+        guard connections[s].state.bytesAction != .discard else { return }
+        let tls = tls!
+        let generation = connections[s].generation
+        tls.setInput(slot, bytes)
+        defer { tls.setInput(slot, UnsafeRawBufferPointer(start: nil, count: 0)) }
+        if !tls.isEstablished(slot) {
+            if !connections[s].tlsHandshakeBegan {
+                connections[s].tlsHandshakeBegan = true
+                if Self.looksLikePlainHTTP(bytes) { return refusePlainHTTP(slot) }
+            }
+            guard advanceHandshake(slot) else { return }
+        }
+        attachTLSOutput(slot)
+        // Consuming may answer, close or free the slot: each record checks it still belongs to
+        // this connection.
+        while connections[s].generation == generation, connections[s].phase != .closing, connections[s].phase != .free {
+            switch tls.read(slot, into: UnsafeMutableRawBufferPointer(start: tlsPlaintext, count: Self.tlsPlaintextBytes)) {
+            case .bytes(let count):
+                consume(slot, UnsafeRawBufferPointer(start: tlsPlaintext, count: count))
+            case .wantsInput:
+                flushTLS(slot)
+                return
+            case .closed:
+                // close_notify: as a FIN. The rest of the response in progress still goes out.
+                flushTLS(slot)
+                if connections[s].state.finReceived() == .close { abort(slot) }
+                return
+            case .wantsOutput, .failed:
+                // A peer that makes us write more than a buffer holds while it sends (KeyUpdate
+                // floods), or a record that does not decrypt.
+                metrics.add(.tlsFailures)
+                abort(slot)
+                return
+            }
+        }
+    }
+
+    /// Advances the handshake on what was received; true once it is established (application
+    /// data may follow in the same input).
+    @discardableResult
+    mutating func advanceHandshake(_ slot: Int32) -> Bool {
+        attachTLSOutput(slot)
+        switch tls!.handshake(slot) {
+        case .established:
+            metrics.add(.tlsHandshakes)
+            if tls!.wasResumed(slot) { metrics.add(.tlsResumptions) }
+            return true
+        case .wantsInput, .wantsOutput:
+            // Our flight goes out; a full buffer resumes the handshake once it is sent.
+            flushTLS(slot)
+            return false
+        case .failed:
+            // A hello we refuse (an old version, no shared cipher), garbage, plain HTTP: the alert
+            // OpenSSL wrote goes out if nothing else is in the ring, then the connection ends.
+            metrics.add(.tlsHandshakeFailures)
+            let s = Int(slot)
+            if !connections[s].tlsFlushing, connections[s].tlsOutput >= 0 {
+                let sent = Int(connections[s].tlsSent)
+                let pending = tls!.outputLength(slot) - sent
+                if pending > 0 {
+                    _ = Glibc.send(
+                        connections[s].fd, tlsOutputs.pointer(connections[s].tlsOutput) + sent, pending, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                }
+            }
+            abort(slot)
+            return false
+        }
+    }
+
+    /// A request line's start (`GET /`, `OPTIONS *`): uppercase letters, then a space. A TLS
+    /// connection starts with a handshake record (0x16) instead.
+    static func looksLikePlainHTTP(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var letters = 0
+        for byte in bytes.prefix(8) {
+            if byte == UInt8(ascii: " ") { return letters >= 3 }
+            guard byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") else { return false }
+            letters += 1
+        }
+        return false
+    }
+
+    /// Plain HTTP sent to the HTTPS port: a 400 in plain HTTP saying so, then a graceful close.
+    mutating func refusePlainHTTP(_ slot: Int32) {
+        metrics.add(.tlsHandshakeFailures)
+        let message: StaticString =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 48\r\nConnection: close\r\n\r\nthis port speaks HTTPS: use an https:// address\n"
+        _ = Glibc.send(connections[Int(slot)].fd, message.utf8Start, message.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        closeGracefully(slot)
+    }
+
+    // MARK: - Sending
+
+    /// Encrypts the next part of the slot's message (its head and body iovecs, at most a round)
+    /// and sends it; `kind`'s handler gets the completion with the plaintext count.
+    mutating func sendEncrypted(_ slot: Int32, as kind: UserData.Kind) {
+        let s = Int(slot)
+        attachTLSOutput(slot)
+        let budget = Int(min(connections[s].sendRemaining, Int64(Self.tlsRoundBytes)))
+        var taken = 0
+        for k in 0..<2 where taken < budget {
+            let part = iovecs[2 * s + k]
+            guard let base = part.iov_base, part.iov_len > 0 else { continue }
+            let count = min(part.iov_len, budget - taken)
+            guard tls!.write(slot, UnsafeRawBufferPointer(start: base, count: count)) else {
+                metrics.add(.tlsFailures)
+                abort(slot)
+                return
+            }
+            taken += count
+        }
+        connections[s].tlsDelivery = kind.rawValue
+        connections[s].tlsPlain = Int32(taken)
+        flushTLS(slot)
+    }
+
+    /// Bytes sent outside any response (`100 Continue`): encrypted and queued.
+    mutating func sendEncryptedInterim(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
+        attachTLSOutput(slot)
+        guard tls!.write(slot, bytes) else {
+            abort(slot)
+            return
+        }
+        flushTLS(slot)
+    }
+
+    /// A round of a file's response: the head (first round only), then up to a round of the
+    /// file read at the response's offset. A fill's head leaves alone, at once (the time to
+    /// first byte of a miss); a fill with nothing new waits for it.
+    mutating func submitTLSStreamRound(_ slot: Int32, head: Bool) {
+        let s = Int(slot)
+        let end = connections[s].streamsFill ? min(connections[s].bodyEnd, fills[s]!.available) : connections[s].bodyEnd
+        if !head && connections[s].bodyOffset >= end {
+            awaitFill(slot)
+            return
+        }
+        attachTLSOutput(slot)
+        var plain = 0
+        if head {
+            let headCount = Int(connections[s].headCount)
+            guard tls!.write(slot, UnsafeRawBufferPointer(start: responseMemory(slot), count: headCount)) else {
+                metrics.add(.tlsFailures)
+                return abort(slot)
+            }
+            plain = headCount
+        }
+        if !(head && connections[s].streamsFill) && connections[s].bodyOffset < end {
+            let fd = connections[s].streamsFill ? fills[s]!.fd : files.entries[Int(connections[s].entry)].fd
+            let wanted = Int(min(end - connections[s].bodyOffset, Int64(Self.tlsRoundBytes - plain)))
+            let read = pread(fd, tlsFileScratch, wanted, off_t(connections[s].bodyOffset))
+            // Nothing read: the file shrank under the Content-Length it was promised with.
+            guard read > 0 else { return abort(slot) }
+            guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsFileScratch, count: read)) else {
+                metrics.add(.tlsFailures)
+                return abort(slot)
+            }
+            connections[s].bodyOffset += Int64(read)
+            plain += read
+        }
+        connections[s].tlsDelivery = UserData.Kind.stream.rawValue
+        connections[s].tlsPlain = Int32(plain)
+        flushTLS(slot)
+    }
+
+    mutating func onTLSStreamSent(_ slot: Int32, result: Int32) {
+        let s = Int(slot)
+        connections[s].state.sendCompleted()
+        guard connections[s].phase == .responding else {
+            finishCloseIfQuiet(slot)
+            return
+        }
+        guard result > 0 else { return abort(slot) }
+        connections[s].sentBytes += Int64(result)
+        if connections[s].bodyOffset == connections[s].bodyEnd {
+            responseDone(slot)
+        } else {
+            startTimer(slot, .send)  // progress made: the send timeout starts over
+            submitTLSStreamRound(slot, head: false)
+        }
+    }
+
+    // MARK: - Closing
+
+    /// Before our side shuts down after a final response: a close_notify, sent at once if the
+    /// socket takes it (nothing else is in flight then; a full socket just goes without).
+    mutating func sendCloseNotify(_ slot: Int32) {
+        let s = Int(slot)
+        guard let tls, tls.isOpen(slot), tls.isEstablished(slot), !connections[s].tlsFlushing else { return }
+        attachTLSOutput(slot)
+        tls.shutdown(slot)
+        let sent = Int(connections[s].tlsSent)
+        let pending = tls.outputLength(slot) - sent
+        if pending > 0 {
+            _ = Glibc.send(connections[s].fd, tlsOutputs.pointer(connections[s].tlsOutput) + sent, pending, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        }
+        releaseTLSOutput(slot)
+    }
+
+    /// The slot is released: its TLS connection and buffer go too.
+    @inline(__always) mutating func releaseTLS(_ slot: Int32) {
+        guard let tls else { return }
+        releaseTLSOutput(slot)
+        tls.close(slot)
+    }
+}

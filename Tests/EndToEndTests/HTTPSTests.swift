@@ -1,0 +1,158 @@
+import Foundation
+import Glibc
+import MarqueeTestSupport
+import Testing
+
+/// `marquee origin --tls-cert --tls-key` with a certificate from a CA of the test's own, which
+/// curl trusts with `--cacert`.
+struct TLSOrigin {
+    let authority: TestCertificateAuthority
+    let server: ServerProcess
+
+    init(kind: String = "ec", environment: [String: String] = [:], arguments: [String] = []) throws {
+        authority = try TestCertificateAuthority(kind: kind)
+        let issued = try authority.issue(["localhost", "127.0.0.1"], kind: kind)
+        server = try ServerProcess(
+            root: try MediaFixtures.shared().root, environment: environment,
+            arguments: ["--tls-cert", issued.chain, "--tls-key", issued.key] + arguments)
+    }
+
+    /// The arguments that make a gateway serve this CA's certificate for 127.0.0.1.
+    static func arguments(_ issued: TestCertificateAuthority.Issued) -> [String] {
+        ["--tls-cert", issued.chain, "--tls-key", issued.key]
+    }
+
+    func fetch(_ path: String, _ options: [String] = []) throws -> CurlResponse {
+        try Curl.fetch(server.url(path), ["--cacert", authority.certificate] + options)
+    }
+
+    func handshakes() throws -> Double { try server.metric("marquee_tls_handshakes_total") }
+    func handshakeFailures() throws -> Double { try server.metric("marquee_tls_handshake_failures_total") }
+}
+
+@Suite("HTTPS at the gateway")
+struct HTTPSTests {
+    @Test(
+        "curl gets files from memory and from disk whole, ranges and HEAD, over TLS 1.3 with ALPN http/1.1, several on one connection, with ECDSA and RSA certificates",
+        arguments: ["ec", "rsa"])
+    func files(kind: String) throws {
+        let origin = try TLSOrigin(kind: kind)
+        defer { origin.server.stop() }
+        let fixtures = try MediaFixtures.shared()
+        for path in [MediaFixtures.small, MediaFixtures.big, MediaFixtures.hlsMedia, MediaFixtures.dashManifest, MediaFixtures.hlsSegment] {
+            let response = try origin.fetch(path)
+            #expect(response.status == 200, "\(path): \(response.stderr)")
+            #expect(response.body == (try fixtures.contents(path)), "\(path) arrived different from the file on disk")
+        }
+        let big = try fixtures.contents(MediaFixtures.big)
+        let range = try origin.fetch(MediaFixtures.big, ["-r", "1000-1500999"])
+        #expect(range.status == 206)
+        #expect(range.body == big[1000...1_500_999])
+        let head = try origin.fetch(MediaFixtures.big, ["-I"])
+        #expect(head.status == 200)
+        #expect(head.header("content-length") == "\(MediaFixtures.bigSize)")
+
+        let verbose = try Curl.run(["-v", "--cacert", origin.authority.certificate, "-o", "/dev/null", origin.server.url(MediaFixtures.small)])
+        #expect(verbose.termination == .exited(0), "\(verbose.stderrText)")
+        #expect(verbose.stderrText.contains("SSL connection using TLSv1.3"), "\(verbose.stderrText)")
+        #expect(verbose.stderrText.contains("ALPN: server accepted http/1.1"), "\(verbose.stderrText)")
+
+        // Keep-alive: three responses on one connection, after one handshake.
+        let before = try origin.handshakes()
+        let paths = [MediaFixtures.small, MediaFixtures.big, MediaFixtures.hlsMedia]
+        let several = try Curl.run(
+            ["--cacert", origin.authority.certificate, "-w", "%{num_connects} %{http_code} %{size_download}\\n"]
+                + paths.flatMap { ["-o", "/dev/null", origin.server.url($0)] })
+        #expect(several.termination == .exited(0), "\(several.stderrText)")
+        let sizes = try paths.map { try fixtures.contents($0).count }
+        #expect(several.stdoutText == "1 200 \(sizes[0])\n0 200 \(sizes[1])\n0 200 \(sizes[2])\n")
+        #expect(try origin.handshakes() == before + 1)
+    }
+
+    @Test("Eight clients download a 2.5 MB file at once, two of them reading slowly: every byte arrives")
+    func concurrentLargeResponses() throws {
+        let origin = try TLSOrigin()
+        defer { origin.server.stop() }
+        let big = try MediaFixtures.shared().contents(MediaFixtures.big)
+        let transfers = try (0..<8).map { index in
+            try Curl.start(
+                origin.server.url(MediaFixtures.big),
+                ["--cacert", origin.authority.certificate] + (index < 2 ? ["--limit-rate", "1M"] : []), timeout: .seconds(60))
+        }
+        for transfer in transfers {
+            let response = try transfer.finish()
+            #expect(response.status == 200, "\(response.stderr)")
+            #expect(response.body == big)
+        }
+    }
+
+    @Test("TLS 1.1, garbage and a handshake never finished are refused; plain HTTP gets a 400 that says to use HTTPS; a normal client is served throughout")
+    func hostileClients() throws {
+        let origin = try TLSOrigin(environment: ["MARQUEE_HTTP_HEADER_TIMEOUT_MS": "1000"])
+        defer { origin.server.stop() }
+
+        let stalled = try RawConnection(port: origin.server.mediaPort)
+        try stalled.send(Array(TLSRecords.tls11Hello.prefix(9)))
+
+        let old = try RawConnection(port: origin.server.mediaPort)
+        try old.send(TLSRecords.tls11Hello)
+        let refused = old.readToEnd(timeout: .seconds(10))
+        #expect(refused.ending.isClosed)
+        #expect(refused.bytes.first == 0x15, "an alert record, got \(refused.bytes.prefix(8))")
+
+        let garbage = try RawConnection(port: origin.server.mediaPort)
+        try garbage.send([UInt8](repeating: 0xFF, count: 300))
+        #expect(garbage.readToEnd(timeout: .seconds(10)).ending.isClosed)
+
+        let plain = try RawConnection(port: origin.server.mediaPort)
+        try plain.send("GET \(MediaFixtures.small) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let answer = try plain.readResponse()
+        #expect(answer.status == 400)
+        #expect(answer.bodyText == "this port speaks HTTPS: use an https:// address\n")
+        #expect(plain.waitForClose(timeout: .seconds(10)).isClosed)
+
+        let served = try origin.fetch(MediaFixtures.small)
+        #expect(served.status == 200, "\(served.stderr)")
+        // The unfinished handshake is cut by the header timeout.
+        #expect(stalled.waitForClose(timeout: .seconds(20)).isClosed)
+        #expect(try origin.handshakeFailures() >= 3)
+        #expect(try origin.fetch(MediaFixtures.small).status == 200)
+        #expect(try origin.server.metric(#"marquee_connection_timeouts_total{kind="header"}"#) >= 1)
+    }
+
+    @Test("ffmpeg plays the HLS and DASH title over HTTPS through signed URLs, path and query mode")
+    func signedPlayback() throws {
+        let authority = try TestCertificateAuthority()
+        let gateway = try SignedGateway(extra: TLSOrigin.arguments(try authority.issue()))
+        defer { gateway.server.stop() }
+        #expect(gateway.server.url("/").hasPrefix("https://"))
+        let token = try gateway.token("/titles/demo/1/")
+        for url in [
+            gateway.pathURL(token, MediaFixtures.hlsMaster), gateway.pathURL(token, MediaFixtures.dashManifest),
+            gateway.queryURL(token, MediaFixtures.hlsMaster),
+        ] {
+            let played = try PlaybackTests.decode(url)
+            #expect(played.termination == .exited(0), "ffmpeg failed on \(url): \(played.stderr)")
+            #expect(abs(played.frames(stream: 0) - MediaFixtures.videoFrames) <= 2)
+        }
+        #expect(try gateway.server.metric(ServerProcess.responses(403)) == 0)
+        let unsigned = try Curl.fetch(gateway.server.url(MediaFixtures.hlsSegment), ["--cacert", authority.certificate])
+        #expect(unsigned.status == 403)
+    }
+
+    @Test("A certificate without its key, or a key of another certificate, stops the start with a clear error")
+    func configurationErrors() throws {
+        let authority = try TestCertificateAuthority()
+        let one = try authority.issue()
+        let other = try authority.issue()
+        let root = try MediaFixtures.shared().root.path
+        let binary = try MarqueeBinary.locate().path
+        let base = ["origin", "--root", root, "--listen", "127.0.0.1:0", "--admin", "off", "--no-require-token"]
+        let lonely = try Tool.run(binary, base + ["--tls-cert", one.chain])
+        #expect(lonely.termination != .exited(0))
+        #expect(lonely.stderrText.contains("tls.key_file is needed"), "\(lonely.stderrText)")
+        let mismatched = try Tool.run(binary, base + ["--tls-cert", one.chain, "--tls-key", other.key])
+        #expect(mismatched.termination != .exited(0))
+        #expect(mismatched.stderrText.contains("does not match"), "\(mismatched.stderrText)")
+    }
+}
