@@ -8,6 +8,8 @@
 #   segment   GET /bench/segment.m4s   (2,097,152 bytes)   wrk -t1 -c16 -d10s --latency
 #   idle      the playlist scenario again while IDLE keep-alive connections
 #             (each completed one request) are held open -> throughput drop %
+#   handshake GET /bench/playlist.m3u8 with Connection: close: a new connection per request,
+#             and with TLS=1 a handshake per request                          wrk -t1 -c64
 #
 # Environment (all optional):
 #   MARQUEE_BIN=/path     use this binary instead of `swift build -c release --product marquee`
@@ -29,6 +31,9 @@
 #   BENCH_DIR=bench       folder (under the media root) the two files are served from; a media
 #                         path such as titles/bench/v1 makes Marquee write a delivery record
 #                         per response (see Benchmarks/records-overhead.sh)
+#   TLS=1                 HTTPS on both sides with the same ECDSA P-256 certificate (made here):
+#                         Marquee --tls-cert/--tls-key, nginx `listen ssl`; wrk speaks TLS. IDLE
+#                         defaults to 0 in this mode. Typical: TLS=1 SCENARIOS="playlist segment handshake"
 #   MARQUEE_ARGS=""       extra arguments for `marquee origin` (e.g. --no-delivery-records)
 #   WRK_CPUS, SERVER_CPUS optional taskset CPU lists to pin wrk / both servers (default: no pinning)
 #   MAX_OTHER=0.15        a run during which other processes used more CPU cores than this is
@@ -54,7 +59,9 @@ SEGMENT_CONNS="${SEGMENT_CONNS:-16}"
 WRK_THREADS="${WRK_THREADS:-1}"
 THREADS="${THREADS:-$(nproc)}"
 TOKENS="${TOKENS:-0}"
-if [[ "$TOKENS" == 1 ]]; then IDLE="${IDLE:-0}"; else IDLE="${IDLE:-10000}"; fi
+TLS="${TLS:-0}"
+if [[ "$TOKENS" == 1 || "$TLS" == 1 ]]; then IDLE="${IDLE:-0}"; else IDLE="${IDLE:-10000}"; fi
+SCHEME=http; [[ "$TLS" == 1 ]] && SCHEME=https
 WARMUP="${WARMUP:-2}"
 SCENARIOS="${SCENARIOS:-playlist segment}"
 OUT="${OUT:-$HERE/results/latest.md}"
@@ -76,7 +83,7 @@ done
 (( ROUNDS >= 1 )) || fail "ROUNDS must be >= 1"
 [[ "$MAX_OTHER" =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "MAX_OTHER must be a number of cores (got '$MAX_OTHER')"
 for sc in $SCENARIOS; do
-  [[ "$sc" == playlist || "$sc" == segment ]] || fail "unknown scenario '$sc' in SCENARIOS"
+  [[ "$sc" == playlist || "$sc" == segment || "$sc" == handshake ]] || fail "unknown scenario '$sc' in SCENARIOS"
 done
 
 # ---------------------------------------------------------------------------
@@ -85,6 +92,7 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
+[[ "$TLS" == 1 ]] && ! command -v openssl >/dev/null && need+=(openssl)
 [[ -x "$NGINX_BIN" ]] || { [[ "$NGINX_BIN" == /usr/sbin/nginx ]] && need+=(nginx); }
 if (( ${#need[@]} )); then
   command -v apt-get >/dev/null || fail "missing tools (${need[*]}) and no apt-get"
@@ -238,6 +246,17 @@ if [[ "$TOKENS" == 1 ]]; then
   NGINX_SEGMENT_PATH=$(python3 "$HELPER" secure-link --path "$SEGMENT_PATH" --secret "$SECURE_LINK_SECRET" --expires "$EXPIRES")
 fi
 
+# HTTPS (TLS=1): one certificate for both servers.
+TLS_NGINX_ARGS=()
+TLS_MARQUEE_ARGS=()
+if [[ "$TLS" == 1 ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/tls-key.pem" \
+    -out "$TMP/tls-cert.pem" -days 2 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null \
+    || fail "openssl could not make the benchmark's certificate"
+  TLS_NGINX_ARGS=(--tls-cert "$TMP/tls-cert.pem" --tls-key "$TMP/tls-key.pem")
+  TLS_MARQUEE_ARGS=(--tls-cert "$TMP/tls-cert.pem" --tls-key "$TMP/tls-key.pem")
+fi
+
 # ---------------------------------------------------------------------------
 # nginx.
 NGX="$TMP/nginx"
@@ -247,7 +266,8 @@ NGINX_RLIMIT_NOFILE="${NGINX_RLIMIT_NOFILE:-20000}"
 (( NGINX_RLIMIT_NOFILE > IDLE + 512 )) || NGINX_RLIMIT_NOFILE=$(( IDLE + 2048 ))
 python3 "$HELPER" nginx-conf --dir "$NGX" --root "$MEDIA" --port "$NGINX_PORT" \
   --workers "$THREADS" --worker-connections "$WORKER_CONNECTIONS" \
-  --rlimit-nofile "$NGINX_RLIMIT_NOFILE" --secure-link-secret "$SECURE_LINK_SECRET" >"$NGX/nginx.conf"
+  --rlimit-nofile "$NGINX_RLIMIT_NOFILE" --secure-link-secret "$SECURE_LINK_SECRET" \
+  ${TLS_NGINX_ARGS[@]+"${TLS_NGINX_ARGS[@]}"} >"$NGX/nginx.conf"
 "$NGINX_BIN" -t -q -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" \
   || fail "generated nginx config is invalid ($NGX/nginx.conf)"
 
@@ -260,19 +280,20 @@ wait_ready() {   # name pid url logfile
   local name=$1 pid=$2 url=$3 logf=$4 start=$SECONDS
   while (( SECONDS - start < READY_DEADLINE )); do
     [[ -d /proc/$pid ]] || { tail -n 30 "$logf" >&2 || true; fail "$name exited during startup"; }
-    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
+    if curl -kfsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
     sleep 0.1
   done
   tail -n 30 "$logf" >&2 || true
   fail "$name not ready within ${READY_DEADLINE}s ($url)"
 }
-wait_ready nginx "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$NGINX_PLAYLIST_PATH" "$NGX/error.log"
+wait_ready nginx "$NGINX_PID" "$SCHEME://127.0.0.1:$NGINX_PORT$NGINX_PLAYLIST_PATH" "$NGX/error.log"
 
 # ---------------------------------------------------------------------------
 # Marquee.
 log "starting marquee on 127.0.0.1:$MARQUEE_PORT (admin $ADMIN_PORT, $THREADS threads)"
 "${SERVER_PREFIX[@]}" "$MARQUEE_BIN" origin --root "$MEDIA" --listen "127.0.0.1:$MARQUEE_PORT" \
-  --admin "127.0.0.1:$ADMIN_PORT" --threads "$THREADS" "${MARQUEE_TOKEN_ARGS[@]}" ${MARQUEE_EXTRA_ARGS[@]+"${MARQUEE_EXTRA_ARGS[@]}"} \
+  --admin "127.0.0.1:$ADMIN_PORT" --threads "$THREADS" "${MARQUEE_TOKEN_ARGS[@]}" ${TLS_MARQUEE_ARGS[@]+"${TLS_MARQUEE_ARGS[@]}"} \
+  ${MARQUEE_EXTRA_ARGS[@]+"${MARQUEE_EXTRA_ARGS[@]}"} \
   >"$TMP/marquee.log" 2>&1 &
 MARQUEE_PID=$!
 PIDS+=("$MARQUEE_PID")
@@ -282,9 +303,9 @@ if [[ "$TOKENS" == 1 ]]; then
     --session bench-session --mode path --base "" "$1"; }
   MARQUEE_PLAYLIST_PATH=$(sign "$PLAYLIST_PATH")
   MARQUEE_SEGMENT_PATH=$(sign "$SEGMENT_PATH")
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MARQUEE_PORT$PLAYLIST_PATH")
+  code=$(curl -ks -o /dev/null -w '%{http_code}' "$SCHEME://127.0.0.1:$MARQUEE_PORT$PLAYLIST_PATH")
   [[ "$code" == 403 ]] || fail "marquee served an unsigned request with $code (tokens not enforced)"
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NGINX_PORT$PLAYLIST_PATH")
+  code=$(curl -ks -o /dev/null -w '%{http_code}' "$SCHEME://127.0.0.1:$NGINX_PORT$PLAYLIST_PATH")
   [[ "$code" == 403 ]] || fail "nginx served an unsigned request with $code (secure_link not enforced)"
 fi
 
@@ -298,16 +319,16 @@ pid_of()  { [[ $1 == nginx ]] && echo "$NGINX_PID" || echo "$MARQUEE_PID"; }
 port_of() { [[ $1 == nginx ]] && echo "$NGINX_PORT" || echo "$MARQUEE_PORT"; }
 path_of() {  # scenario [server]: the URL path the server is asked for (signed with TOKENS=1)
   case "$1:${2:-}" in
-    playlist:nginx) echo "$NGINX_PLAYLIST_PATH" ;;
+    playlist:nginx | handshake:nginx) echo "$NGINX_PLAYLIST_PATH" ;;
     segment:nginx) echo "$NGINX_SEGMENT_PATH" ;;
-    playlist:marquee) echo "$MARQUEE_PLAYLIST_PATH" ;;
+    playlist:marquee | handshake:marquee) echo "$MARQUEE_PLAYLIST_PATH" ;;
     segment:marquee) echo "$MARQUEE_SEGMENT_PATH" ;;
-    playlist:) echo "$PLAYLIST_PATH" ;;
+    playlist: | handshake:) echo "$PLAYLIST_PATH" ;;
     *) echo "$SEGMENT_PATH" ;;
   esac
 }
-conns_of() { [[ $1 == playlist ]] && echo "$PLAYLIST_CONNS" || echo "$SEGMENT_CONNS"; }
-dur_of()  { [[ $1 == playlist ]] && echo "$PLAYLIST_DURATION" || echo "$SEGMENT_DURATION"; }
+conns_of() { [[ $1 == segment ]] && echo "$SEGMENT_CONNS" || echo "$PLAYLIST_CONNS"; }
+dur_of()  { [[ $1 == segment ]] && echo "$SEGMENT_DURATION" || echo "$PLAYLIST_DURATION"; }
 
 order_for_round() { (( $1 % 2 == 1 )) && echo "nginx marquee" || echo "marquee nginx"; }
 
@@ -319,7 +340,7 @@ measure() {  # scenario server round order idle duration [extra measure args...]
     --file "$MEDIA$(path_of "$sc")" --round "$round" --order "$order" --idle "$idle" \
     --threads "$WRK_THREADS" --connections "$(conns_of "$sc")" --duration "$dur" \
     --out "$RESULTS" --raw "$RAW" --max-other "$MAX_OTHER" --retries "$NOISE_RETRIES" \
-    ${WRK_CPUS:+--wrk-cpus "$WRK_CPUS"} "$@"
+    ${WRK_CPUS:+--wrk-cpus "$WRK_CPUS"} $([[ "$TLS" == 1 ]] && echo --tls) $([[ "$sc" == handshake ]] && echo --close) "$@"
 }
 
 warmup() {  # scenario
@@ -327,7 +348,7 @@ warmup() {  # scenario
   (( WARMUP > 0 )) || return 0
   for sv in nginx marquee; do
     "${WRK_PREFIX[@]}" wrk "-t$WRK_THREADS" "-c$(conns_of "$sc")" "-d${WARMUP}s" \
-      "http://127.0.0.1:$(port_of "$sv")$(path_of "$sc" "$sv")" >/dev/null \
+      "$SCHEME://127.0.0.1:$(port_of "$sv")$(path_of "$sc" "$sv")" >/dev/null \
       || fail "warm-up wrk against $sv failed"
   done
 }
@@ -393,7 +414,7 @@ fi
 
 # Delivery-record counters, when Marquee wrote records (a media BENCH_DIR): the runs must show
 # as many records as requests and zero drops.
-curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep -E '^marquee_delivery_(records|carrier)' \
+curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep -E '^marquee_(delivery_(records|carrier)|tls_)' \
   >"${OUT%.md}.records.txt" || true
 
 # ---------------------------------------------------------------------------
@@ -407,10 +428,10 @@ meta=$(date="$(date -u +%Y-%m-%dT%H:%MZ)" cpus="$(nproc)" cpu_model="$cpu_model"
   marquee_rev="$marquee_rev" rounds="$ROUNDS" threads="$THREADS" wrk_threads="$WRK_THREADS" \
   playlist_conns="$PLAYLIST_CONNS" playlist_duration="$PLAYLIST_DURATION" \
   segment_conns="$SEGMENT_CONNS" segment_duration="$SEGMENT_DURATION" idle="$IDLE" \
-  preflight_busy="$PREFLIGHT_BUSY" tokens="$TOKENS" \
+  preflight_busy="$PREFLIGHT_BUSY" tokens="$TOKENS" tls="$TLS" \
   python3 -c 'import json, os, sys; print(json.dumps({k: os.environ[k] for k in sys.argv[1:]}))' \
   date cpus cpu_model nginx_version wrk_version marquee_bin marquee_rev rounds threads \
-  wrk_threads playlist_conns playlist_duration segment_conns segment_duration idle preflight_busy tokens)
+  wrk_threads playlist_conns playlist_duration segment_conns segment_duration idle preflight_busy tokens tls)
 mkdir -p "$(dirname "$OUT")"
 echo
 python3 "$HELPER" report --results "$RESULTS" --out "$OUT" --meta "$meta" --other-threshold "$MAX_OTHER"

@@ -138,6 +138,16 @@ def cmd_nginx_conf(args: argparse.Namespace) -> None:
             if ($secure_link = "") {{ return 403; }}
             if ($secure_link = "0") {{ return 410; }}
         }}"""
+    listen = f"listen {LOOPBACK}:{args.port} backlog=4096;"
+    if args.tls_cert:
+        # HTTPS as Marquee serves it: TLS 1.2-1.3, the same certificate, tickets on (nginx's
+        # default), records of 16 KB (ssl_buffer_size's default). No kTLS on this kernel, so no
+        # sendfile under TLS for either.
+        listen = f"""listen {LOOPBACK}:{args.port} ssl backlog=4096;
+        ssl_certificate {args.tls_cert};
+        ssl_certificate_key {args.tls_key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets on;"""
     user = ""
     if os.geteuid() == 0:
         # Workers run as the invoking user (same as Marquee); avoids depending
@@ -184,7 +194,7 @@ http {{
     scgi_temp_path {d}/scgi_temp;
 
     server {{
-        listen {LOOPBACK}:{args.port} backlog=4096;
+        {listen}
         server_name localhost;
         root {args.root};{secure_link}
     }}
@@ -263,10 +273,19 @@ def cmd_host_busy(args: argparse.Namespace) -> None:
 # one verified request (response size + correctness check)
 
 
-def fetch_once(port: int, path: str, timeout: float = 10.0) -> tuple[int, int, bytes]:
-    """GET path over a fresh connection -> (status, header bytes, body)."""
+def fetch_once(port: int, path: str, timeout: float = 10.0, tls: bool = False) -> tuple[int, int, bytes]:
+    """GET path over a fresh connection (HTTPS when `tls`, the certificate unchecked) ->
+    (status, header bytes, body)."""
     deadline = time.monotonic() + timeout
-    with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as raw:
+        s = raw
+        if tls:
+            import ssl
+
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            s = context.wrap_socket(raw, server_hostname="localhost")
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n\r\n".encode())
         return read_response(s, deadline, f"port {port}: {path}")
 
@@ -349,7 +368,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
     if _stat_fields(args.pid) is None or _stat_fields(args.pid)[0] == "Z":
         die(f"{args.server} (pid {args.pid}) is no longer running; see its log in the temp dir")
     try:
-        status, head_len, body = fetch_once(args.port, args.path)
+        status, head_len, body = fetch_once(args.port, args.path, tls=args.tls)
     except OSError as e:
         die(f"{args.server}: GET {args.path} on port {args.port} failed: {e}")
     if status != 200:
@@ -362,10 +381,12 @@ def cmd_measure(args: argparse.Namespace) -> None:
         )
     response_bytes = head_len + len(body)
 
-    url = f"http://{LOOPBACK}:{args.port}{args.path}"
+    url = f"{'https' if args.tls else 'http'}://{LOOPBACK}:{args.port}{args.path}"
     cmd = [
         args.wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
-        "--latency", "--timeout", f"{args.timeout}s", url,
+        "--latency", "--timeout", f"{args.timeout}s",
+        # A new connection (and, over TLS, a handshake) per request.
+        *(["-H", "Connection: close"] if args.close else []), url,
     ]
     if args.wrk_cpus:
         cmd = ["taskset", "-c", args.wrk_cpus, *cmd]
@@ -637,6 +658,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     scen_desc = {
         "playlist": "playlist (1.5 KB)",
         "segment": "segment (2 MB)",
+        "handshake": "playlist, a new connection each",
     }
 
     def clean(r):
@@ -682,6 +704,12 @@ def cmd_report(args: argparse.Namespace) -> None:
                 if meta.get("tokens") == "1"
                 else ""
             )
+            + (
+                "HTTPS on both sides: TLS 1.3, ECDSA P-256 certificate, session tickets on; "
+                "wrk speaks TLS through OpenSSL.\n"
+                if meta.get("tls") == "1"
+                else ""
+            )
         )
     noisy = [r for r in recs if r.get("other_cpu_cores", 0) > args.other_threshold]
     if noisy:
@@ -702,7 +730,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         out.append(f"Host CPU busy before start: {meta['preflight_busy']} cores.\n")
     out.append("| Scenario | Server | req/s | CPU µs/req | user µs/req | p99 ms | GB/s |")
     out.append("|---|---|---:|---:|---:|---:|---:|")
-    scenarios = [s for s in ("playlist", "segment") if any(r["scenario"] == s for r in recs)]
+    scenarios = [s for s in ("playlist", "segment", "handshake") if any(r["scenario"] == s for r in recs)]
     for sc in scenarios:
         for sv in servers:
             rs = group(sc, sv, 0)
@@ -1020,6 +1048,8 @@ def main() -> None:
     s.add_argument("--worker-connections", type=int, required=True)
     s.add_argument("--rlimit-nofile", type=int, required=True)
     s.add_argument("--secure-link-secret", default="")
+    s.add_argument("--tls-cert", default="", help="serve HTTPS with this PEM chain (and --tls-key)")
+    s.add_argument("--tls-key", default="")
     s.set_defaults(fn=cmd_nginx_conf)
 
     s = sub.add_parser("measure")
@@ -1046,6 +1076,8 @@ def main() -> None:
     s.add_argument("--reject-noisy", action="store_true",
                    help="exit 3 without recording when the (last) run was noisy")
     s.add_argument("--attempt", type=int, default=0, help="attempt number to record (caller retries)")
+    s.add_argument("--tls", action="store_true", help="the server speaks HTTPS")
+    s.add_argument("--close", action="store_true", help="one request per connection (Connection: close)")
     s.set_defaults(fn=cmd_measure)
 
     s = sub.add_parser("wait-quiet")

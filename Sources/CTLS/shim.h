@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/bio.h>
+#include <openssl/x509v3.h>
 #include <string.h>
 
 static const uint64_t MQ_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
@@ -19,6 +20,10 @@ static inline int mq_ssl_ctx_set_protocols(SSL_CTX *ctx, int min, int max) {
 static inline long mq_ssl_ctx_set_partial_writes(SSL_CTX *ctx) {
     return SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
+
+// Resumption is by tickets only (stateless): no server-side cache, which every thread would
+// share under a lock.
+static inline long mq_ssl_ctx_no_session_cache(SSL_CTX *ctx) { return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); }
 
 static inline size_t mq_bio_pending(BIO *bio) { return BIO_ctrl_pending(bio); }
 
@@ -124,6 +129,34 @@ static inline int mq_ssl_attach_loop_bio(SSL *ssl, BIO_METHOD *method, mq_tls_io
     BIO_set_data(bio, io);
     SSL_set_bio(ssl, bio, bio);  // the same BIO for both ends: the SSL takes its one reference
     return 1;
+}
+
+// SNI: the certificate whose names match the name a client asked for. `contexts[0]` is the
+// connection's own (the default); a name no certificate covers gets it too, as nginx's default
+// server does. Each context's leaf is matched with X509_check_host (wildcards included).
+typedef struct mq_sni_table {
+    SSL_CTX **contexts;
+    int count;
+} mq_sni_table;
+
+static int mq_sni_select(SSL *ssl, int *alert, void *arg) {
+    (void)alert;
+    const mq_sni_table *table = (const mq_sni_table *)arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (name == NULL || table == NULL) return SSL_TLSEXT_ERR_NOACK;
+    for (int i = 0; i < table->count; i++) {
+        X509 *leaf = SSL_CTX_get0_certificate(table->contexts[i]);
+        if (leaf != NULL && X509_check_host(leaf, name, 0, 0, NULL) == 1) {
+            if (i > 0 && SSL_set_SSL_CTX(ssl, table->contexts[i]) == NULL) return SSL_TLSEXT_ERR_ALERT_FATAL;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static inline void mq_ssl_ctx_select_by_name(SSL_CTX *ctx, mq_sni_table *table) {
+    SSL_CTX_set_tlsext_servername_callback(ctx, mq_sni_select);
+    SSL_CTX_set_tlsext_servername_arg(ctx, table);
 }
 
 #endif

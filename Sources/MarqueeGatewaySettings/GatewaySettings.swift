@@ -33,9 +33,10 @@ public enum GatewaySettings {
         public var adminTokenFile: String?
         /// `--no-delivery-records` (`bus.records`): false turns delivery records off.
         public var deliveryRecords: Bool?
-        /// `--tls-cert FILE --tls-key FILE` (`tls.cert_file`, `tls.key_file`): HTTPS on the media listener.
-        public var tlsCertificateFile: String?
-        public var tlsKeyFile: String?
+        /// `--tls-cert FILE --tls-key FILE`, repeatable and paired in order (`tls.cert_file`,
+        /// `tls.key_file`, `tls.more_cert_files`, `tls.more_key_files`): HTTPS on the media listener.
+        public var tlsCertificateFiles: [String] = []
+        public var tlsKeyFiles: [String] = []
         /// Where `bus.log.dir` defaults to when the key is not set (`marquee dev`: `<data>/deliveries`).
         public var defaultDeliveryLogDirectory: String?
 
@@ -137,16 +138,28 @@ public enum GatewaySettings {
         return c
     }
 
-    /// `tls.cert_file` and `tls.key_file` (or `--tls-cert` and `--tls-key`): both, or neither.
+    /// `tls.*`: certificates paired with their keys in order (`--tls-cert`/`--tls-key`, or
+    /// `tls.cert_file`/`tls.key_file` then `tls.more_cert_files`/`tls.more_key_files` for SNI),
+    /// and `tls.hsts`. No certificate: plain HTTP.
     static func tls(_ config: ConfigReader, flags: Flags) throws -> TLSListenerSettings? {
-        let certificate = flags.tlsCertificateFile ?? config.string(forKey: "tls.cert_file")
-        let key = flags.tlsKeyFile ?? config.string(forKey: "tls.key_file")
-        switch (certificate, key) {
-        case (nil, nil): return nil
-        case (let certificate?, let key?): return TLSListenerSettings(certificateChainFile: certificate, privateKeyFile: key)
-        case (nil, _): throw GatewayError.invalid("tls.cert_file", "is needed with tls.key_file (--tls-cert with --tls-key)")
-        case (_, nil): throw GatewayError.invalid("tls.key_file", "is needed with tls.cert_file (--tls-key with --tls-cert)")
+        var certificates = flags.tlsCertificateFiles
+        var keys = flags.tlsKeyFiles
+        if certificates.isEmpty && keys.isEmpty {
+            certificates = [config.string(forKey: "tls.cert_file")].compactMap { $0 } + config.stringArray(forKey: "tls.more_cert_files", default: [])
+            keys = [config.string(forKey: "tls.key_file")].compactMap { $0 } + config.stringArray(forKey: "tls.more_key_files", default: [])
         }
+        let hsts = config.string(forKey: "tls.hsts")
+        guard !certificates.isEmpty || !keys.isEmpty else {
+            if hsts != nil { throw GatewayError.invalid("tls.hsts", "needs HTTPS: set tls.cert_file and tls.key_file (--tls-cert, --tls-key)") }
+            return nil
+        }
+        guard certificates.count == keys.count else {
+            throw GatewayError.invalid(
+                "tls.key_file", "must come with each certificate: \(certificates.count) certificate(s) and \(keys.count) key(s) given (--tls-cert with --tls-key, in pairs)")
+        }
+        return TLSListenerSettings(
+            certificates: zip(certificates, keys).map { TLSListenerSettings.Certificate(chainFile: $0, keyFile: $1) },
+            strictTransportSecurity: try hsts.map { try headerValue("tls.hsts", $0) })
     }
 
     /// `cache.*`: the read-through cache in front of `origin` (the origin's object store, an

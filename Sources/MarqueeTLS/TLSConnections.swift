@@ -9,14 +9,11 @@ nonisolated(unsafe) private let loopBIOMethod: OpaquePointer? = mq_loop_bio_meth
 /// writes ciphertext straight into the buffer the loop sends next (`setOutput`): no memory BIOs,
 /// no copies but OpenSSL's own, no allocation after the handshake. Owned by one loop thread.
 public final class TLSConnections {
-    public let context: TLSContext
     public let capacity: Int
     private let sessions: UnsafeMutablePointer<OpaquePointer?>
     private let io: UnsafeMutablePointer<mq_tls_io>
 
-    public init(context: TLSContext, capacity: Int) {
-        precondition(context.isServer, "loop connections are a listener's")
-        self.context = context
+    public init(capacity: Int) {
         self.capacity = capacity
         sessions = .allocate(capacity: capacity)
         sessions.initialize(repeating: nil, count: capacity)
@@ -30,10 +27,13 @@ public final class TLSConnections {
         io.deallocate()
     }
 
-    /// Starts the server side of a new connection in `slot`; false when OpenSSL is out of memory.
-    public func open(_ slot: Int32) -> Bool {
+    /// Starts the server side of a new connection in `slot` with `context`'s certificates (the
+    /// connection holds them: a context replaced later stays alive while it is open); false when
+    /// OpenSSL is out of memory.
+    public func open(_ slot: Int32, with context: TLSContext) -> Bool {
         let s = Int(slot)
         precondition(sessions[s] == nil, "slot \(slot) already has a TLS connection")
+        precondition(context.isServer, "loop connections are a listener's")
         guard let method = loopBIOMethod, let ssl = SSL_new(context.context) else { return false }
         io[s] = mq_tls_io()
         guard mq_ssl_attach_loop_bio(ssl, method, io + s) == 1 else {
@@ -68,6 +68,12 @@ public final class TLSConnections {
 
     /// Received ciphertext not consumed yet.
     @inline(__always) public func inputLeft(_ slot: Int32) -> Int { io[Int(slot)].in_length }
+
+    /// Whether a read could return more: received bytes left, or a record (or part of one)
+    /// OpenSSL holds. False saves the read that would only say "wants input".
+    @inline(__always) public func hasMoreToRead(_ slot: Int32) -> Bool {
+        io[Int(slot)].in_length > 0 || SSL_has_pending(sessions[Int(slot)]) == 1
+    }
 
     /// Where ciphertext for the peer goes: appended after `length` bytes already there, up to
     /// `capacity`. Nil detaches it (writes then wait, as on a full socket).

@@ -4,31 +4,55 @@ import CTLS
 /// OpenSSL's `SSL_CTX`, which is safe to use from many threads once set up. TLS 1.2 and 1.3
 /// only, no renegotiation, no compression, ALPN `http/1.1`.
 public final class TLSContext: @unchecked Sendable {
+    /// The context connections start with: the first certificate's.
     let context: OpaquePointer
     public let isServer: Bool
+    /// A server's certificates, in the order given (the first is the default).
+    public let certificates: [TLSCertificateFiles]
+    /// SNI: every certificate's context, the default first, for `mq_sni_select`.
+    private let byName: UnsafeMutablePointer<mq_sni_table>?
+    private let byNameContexts: UnsafeMutablePointer<OpaquePointer?>?
 
     /// A server's context: a certificate chain (PEM, leaf first) and its private key (PEM, ECDSA
     /// or RSA). Throws with OpenSSL's reason when a file cannot be read or the key does not match.
-    public init(certificateChainFile: String, privateKeyFile: String) throws(TLSError) {
-        // Fully initialized from here: a throw below frees the context in deinit.
-        context = try Self.make(server: true)
-        isServer = true
-        guard SSL_CTX_use_certificate_chain_file(context, certificateChainFile) == 1 else {
-            throw TLSError.configuration("cannot use the certificate chain \(certificateChainFile): \(TLSError.drainOpenSSLErrors())")
-        }
-        guard SSL_CTX_use_PrivateKey_file(context, privateKeyFile, SSL_FILETYPE_PEM) == 1 else {
-            let reason = TLSError.drainOpenSSLErrors()
-            // OpenSSL checks the key against the certificate as it loads it.
-            if reason.contains("key values mismatch") {
-                throw TLSError.configuration("the private key \(privateKeyFile) does not match the certificate \(certificateChainFile)")
+    public convenience init(certificateChainFile: String, privateKeyFile: String) throws(TLSError) {
+        try self.init(certificates: [TLSCertificateFiles(chain: certificateChainFile, key: privateKeyFile)])
+    }
+
+    /// A server's context over several certificates: a client's SNI name picks the first whose
+    /// names cover it; the first certificate serves clients that name none, or a name no
+    /// certificate covers.
+    public init(certificates: [TLSCertificateFiles]) throws(TLSError) {
+        precondition(!certificates.isEmpty, "a server needs a certificate")
+        var contexts: [OpaquePointer] = []
+        do throws(TLSError) {
+            for files in certificates {
+                let context = try Self.make(server: true)
+                contexts.append(context)
+                _ = mq_ssl_ctx_no_session_cache(context)
+                try Self.use(files, in: context)
+                mq_ssl_ctx_select_http11(context)
             }
-            throw TLSError.configuration("cannot use the private key \(privateKeyFile): \(reason)")
+        } catch {
+            contexts.forEach { SSL_CTX_free($0) }
+            throw error
         }
-        guard SSL_CTX_check_private_key(context) == 1 else {
-            _ = TLSError.drainOpenSSLErrors()
-            throw TLSError.configuration("the private key \(privateKeyFile) does not match the certificate \(certificateChainFile)")
+        context = contexts[0]
+        isServer = true
+        self.certificates = certificates
+        if contexts.count > 1 {
+            let table = UnsafeMutablePointer<mq_sni_table>.allocate(capacity: 1)
+            let list = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: contexts.count)
+            for (index, context) in contexts.enumerated() { list[index] = context }
+            table.initialize(to: mq_sni_table(contexts: list, count: Int32(contexts.count)))
+            // Set on every context, so whichever a connection starts from chooses.
+            for context in contexts { mq_ssl_ctx_select_by_name(context, table) }
+            byName = table
+            byNameContexts = list
+        } else {
+            byName = nil
+            byNameContexts = nil
         }
-        mq_ssl_ctx_select_http11(context)
     }
 
     /// A client's context that verifies the server against the CA certificates in `caFile` (PEM),
@@ -36,12 +60,33 @@ public final class TLSContext: @unchecked Sendable {
     public init(clientTrusting caFile: String?) throws(TLSError) {
         context = try Self.make(server: false)
         isServer = false
+        certificates = []
+        byName = nil
+        byNameContexts = nil
         let loaded = caFile.map { SSL_CTX_load_verify_locations(context, $0, nil) } ?? SSL_CTX_set_default_verify_paths(context)
         guard loaded == 1 else {
             throw TLSError.configuration("cannot load the CA certificates \(caFile ?? "of the system"): \(TLSError.drainOpenSSLErrors())")
         }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         _ = mq_ssl_ctx_offer_http11(context)
+    }
+
+    private static func use(_ files: TLSCertificateFiles, in context: OpaquePointer) throws(TLSError) {
+        guard SSL_CTX_use_certificate_chain_file(context, files.chain) == 1 else {
+            throw TLSError.configuration("cannot use the certificate chain \(files.chain): \(TLSError.drainOpenSSLErrors())")
+        }
+        guard SSL_CTX_use_PrivateKey_file(context, files.key, SSL_FILETYPE_PEM) == 1 else {
+            let reason = TLSError.drainOpenSSLErrors()
+            // OpenSSL checks the key against the certificate as it loads it.
+            if reason.contains("key values mismatch") {
+                throw TLSError.configuration("the private key \(files.key) does not match the certificate \(files.chain)")
+            }
+            throw TLSError.configuration("cannot use the private key \(files.key): \(reason)")
+        }
+        guard SSL_CTX_check_private_key(context) == 1 else {
+            _ = TLSError.drainOpenSSLErrors()
+            throw TLSError.configuration("the private key \(files.key) does not match the certificate \(files.chain)")
+        }
     }
 
     private static func make(server: Bool) throws(TLSError) -> OpaquePointer {
@@ -58,7 +103,25 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     deinit {
-        SSL_CTX_free(context)
+        if let byName, let byNameContexts {
+            // The contexts of connections still open stay alive (OpenSSL counts their references).
+            for index in 0..<Int(byName.pointee.count) { SSL_CTX_free(byNameContexts[index]) }
+            byNameContexts.deallocate()
+            byName.deallocate()
+        } else {
+            SSL_CTX_free(context)
+        }
+    }
+}
+
+/// A certificate chain (PEM, leaf first) and its private key (PEM).
+public struct TLSCertificateFiles: Sendable, Equatable, Hashable {
+    public var chain: String
+    public var key: String
+
+    public init(chain: String, key: String) {
+        self.chain = chain
+        self.key = key
     }
 }
 

@@ -51,11 +51,13 @@ struct GatewayOptions: ParsableArguments {
 
     @Option(
         name: .customLong("tls-cert"),
-        help: "Serve HTTPS: the PEM certificate chain, leaf first (tls.cert_file; with --tls-key).")
-    var tlsCertificateFile: String?
+        help: ArgumentHelp(
+            "Serve HTTPS: a PEM certificate chain, leaf first (tls.cert_file; each with a --tls-key).",
+            discussion: "Repeat --tls-cert/--tls-key pairs to serve several names: a client's SNI name picks the certificate that covers it, the first serves the rest. Certificates are re-read when their files change or on SIGHUP; open connections keep theirs."))
+    var tlsCertificateFiles: [String] = []
 
-    @Option(name: .customLong("tls-key"), help: "The certificate's PEM private key, ECDSA or RSA (tls.key_file).")
-    var tlsKeyFile: String?
+    @Option(name: .customLong("tls-key"), help: "The PEM private key of the --tls-cert before it, ECDSA or RSA (tls.key_file).")
+    var tlsKeyFiles: [String] = []
 
     var flags: GatewaySettings.Flags {
         var f = GatewaySettings.Flags()
@@ -70,8 +72,8 @@ struct GatewayOptions: ParsableArguments {
         f.catalogCredentialFile = catalogCredentialFile
         f.adminTokenFile = adminTokenFile
         f.deliveryRecords = deliveryRecords
-        f.tlsCertificateFile = tlsCertificateFile
-        f.tlsKeyFile = tlsKeyFile
+        f.tlsCertificateFiles = tlsCertificateFiles
+        f.tlsKeyFiles = tlsKeyFiles
         return f
     }
 }

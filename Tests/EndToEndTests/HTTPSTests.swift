@@ -42,12 +42,13 @@ struct HTTPSTests {
         for path in [MediaFixtures.small, MediaFixtures.big, MediaFixtures.hlsMedia, MediaFixtures.dashManifest, MediaFixtures.hlsSegment] {
             let response = try origin.fetch(path)
             #expect(response.status == 200, "\(path): \(response.stderr)")
-            #expect(response.body == (try fixtures.contents(path)), "\(path) arrived different from the file on disk")
+            let expected = try fixtures.contents(path)
+            #expect(sameBytes(response.body, expected), "\(path): \(mismatch(response.body, expected))")
         }
         let big = try fixtures.contents(MediaFixtures.big)
         let range = try origin.fetch(MediaFixtures.big, ["-r", "1000-1500999"])
         #expect(range.status == 206)
-        #expect(range.body == big[1000...1_500_999])
+        #expect(sameBytes(range.body, big[1000...1_500_999]), "\(mismatch(range.body, big[1000...1_500_999]))")
         let head = try origin.fetch(MediaFixtures.big, ["-I"])
         #expect(head.status == 200)
         #expect(head.header("content-length") == "\(MediaFixtures.bigSize)")
@@ -82,7 +83,7 @@ struct HTTPSTests {
         for transfer in transfers {
             let response = try transfer.finish()
             #expect(response.status == 200, "\(response.stderr)")
-            #expect(response.body == big)
+            #expect(sameBytes(response.body, big), "\(mismatch(response.body, big))")
         }
     }
 
@@ -150,9 +151,98 @@ struct HTTPSTests {
         let base = ["origin", "--root", root, "--listen", "127.0.0.1:0", "--admin", "off", "--no-require-token"]
         let lonely = try Tool.run(binary, base + ["--tls-cert", one.chain])
         #expect(lonely.termination != .exited(0))
-        #expect(lonely.stderrText.contains("tls.key_file is needed"), "\(lonely.stderrText)")
+        #expect(lonely.stderrText.contains("tls.key_file must come with each certificate"), "\(lonely.stderrText)")
         let mismatched = try Tool.run(binary, base + ["--tls-cert", one.chain, "--tls-key", other.key])
         #expect(mismatched.termination != .exited(0))
         #expect(mismatched.stderrText.contains("does not match"), "\(mismatched.stderrText)")
+    }
+}
+
+@Suite("HTTPS certificates: SNI and reloads")
+struct HTTPSCertificateTests {
+    @Test("SNI picks the certificate that covers the name asked for; a name no certificate covers gets the first")
+    func serverNameIndication() throws {
+        let authority = try TestCertificateAuthority()
+        let media = try authority.issue(["media.example", "127.0.0.1"])
+        let other = try authority.issue(["other.example"], kind: "rsa")
+        let server = try ServerProcess(
+            root: try MediaFixtures.shared().root, arguments: TLSOrigin.arguments(media) + TLSOrigin.arguments(other))
+        defer { server.stop() }
+        func fetch(_ name: String) throws -> CurlResponse {
+            try Curl.fetch(
+                "https://\(name):\(server.mediaPort)\(MediaFixtures.small)",
+                ["--cacert", authority.certificate, "--resolve", "\(name):\(server.mediaPort):127.0.0.1"])
+        }
+        // curl checks the name in the certificate it gets: each name's fetch passing means SNI chose right.
+        for name in ["media.example", "other.example"] {
+            let response = try fetch(name)
+            #expect(response.status == 200, "\(name): \(response.stderr)")
+        }
+        let unknown = try fetch("unknown.example")
+        #expect(unknown.status == 0)
+        #expect(unknown.stderr.contains("media.example") || unknown.stderr.contains("subject name"), "\(unknown.stderr)")
+        #expect(try Curl.fetch(server.url(MediaFixtures.small), ["--cacert", authority.certificate]).status == 200)
+    }
+
+    /// Replaces `path` the way deployment tools do: a new file renamed over the old.
+    static func replace(_ path: String, with source: String) throws {
+        let temporary = path + ".new"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try FileManager.default.copyItem(atPath: source, toPath: temporary)
+        guard rename(temporary, path) == 0 else { throw ToolError(description: "rename onto \(path) failed") }
+    }
+
+    @Test("A certificate replaced on disk is served to new connections while a download in progress finishes; a key that does not match keeps the previous certificate")
+    func reloadWithoutDroppingConnections() throws {
+        let old = try TestCertificateAuthority(name: "Old CA")
+        let new = try TestCertificateAuthority(name: "New CA")
+        let oldIssued = try old.issue()
+        let newIssued = try new.issue()
+        let folder = try Scratch.newDirectory("certificates")
+        let chain = folder.appendingPathComponent("chain.pem").path
+        let key = folder.appendingPathComponent("key.pem").path
+        try FileManager.default.copyItem(atPath: oldIssued.chain, toPath: chain)
+        try FileManager.default.copyItem(atPath: oldIssued.key, toPath: key)
+        let server = try ServerProcess(root: try MediaFixtures.shared().root, arguments: ["--tls-cert", chain, "--tls-key", key])
+        defer { server.stop() }
+        let big = try MediaFixtures.shared().contents(MediaFixtures.big)
+
+        // 2.5 MB at 400 KB/s: still going when the certificate changes.
+        let download = try Curl.start(server.url(MediaFixtures.big), ["--cacert", old.certificate, "--limit-rate", "400K"], timeout: .seconds(60))
+        #expect(try waitUntil(timeout: .seconds(20)) { download.bytesReceivedSoFar > 0 })
+
+        try Self.replace(key, with: newIssued.key)
+        try Self.replace(chain, with: newIssued.chain)
+        let switched = try waitUntil(timeout: .seconds(20)) {
+            try Curl.fetch(server.url(MediaFixtures.small), ["--cacert", new.certificate]).status == 200
+        }
+        #expect(switched, "the new certificate was not served: \(server.stderr.text)")
+        #expect(try Curl.fetch(server.url(MediaFixtures.small), ["--cacert", old.certificate]).status == 0)
+
+        let finished = try download.finish()
+        #expect(finished.status == 200, "\(finished.stderr)")
+        #expect(sameBytes(finished.body, big), "\(mismatch(finished.body, big))")
+
+        // A key of another certificate: the reload fails, says why, and the current one stays.
+        try Self.replace(key, with: oldIssued.key)
+        let warned = server.stderr.wait(timeout: .seconds(20)) { $0.contains("certificates not reloaded") }
+        #expect(warned?.contains("does not match") == true, "\(server.stderr.text)")
+        #expect(try Curl.fetch(server.url(MediaFixtures.small), ["--cacert", new.certificate]).status == 200)
+
+        // Mended, and SIGHUP reloads at once.
+        try Self.replace(key, with: newIssued.key)
+        server.signal(SIGHUP)
+        #expect(server.stderr.wait(timeout: .seconds(20)) { $0.components(separatedBy: "certificates reloaded").count >= 3 } != nil, "\(server.stderr.text)")
+        #expect(try Curl.fetch(server.url(MediaFixtures.small), ["--cacert", new.certificate]).status == 200)
+    }
+
+    @Test("tls.hsts puts Strict-Transport-Security on every response, refusals included")
+    func strictTransportSecurity() throws {
+        let origin = try TLSOrigin(environment: ["MARQUEE_TLS_HSTS": "max-age=31536000; includeSubDomains"])
+        defer { origin.server.stop() }
+        for path in [MediaFixtures.small, "/files/missing.bin"] {
+            let response = try origin.fetch(path)
+            #expect(response.header("strict-transport-security") == "max-age=31536000; includeSubDomains", "\(path)")
+        }
     }
 }

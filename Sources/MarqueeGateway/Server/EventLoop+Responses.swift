@@ -288,6 +288,7 @@ extension EventLoop {
     func writeCommonHeaders(_ w: inout ResponseWriter, _ slot: Int32, origin: UnsafeRawBufferPointer, exposeHeaders: Bool) {
         w.append(UnsafeRawBufferPointer(start: dateLine, count: Self.dateLineBytes))
         w.append("Server: marquee\r\n")
+        if !headerLines.strictTransportSecurity.isEmpty { headerLines.strictTransportSecurity.withUnsafeBytes { w.append($0) } }
         if !origin.isEmpty && writeAllowOrigin(&w, origin) && exposeHeaders {
             w.append("Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges, ETag, Date\r\n")
         }

@@ -126,6 +126,10 @@ extension EventLoop {
             switch tls.read(slot, into: UnsafeMutableRawBufferPointer(start: tlsPlaintext, count: Self.tlsPlaintextBytes)) {
             case .bytes(let count):
                 consume(slot, UnsafeRawBufferPointer(start: tlsPlaintext, count: count))
+                if connections[s].generation == generation, connections[s].phase != .free, !tls.hasMoreToRead(slot) {
+                    flushTLS(slot)
+                    return
+                }
             case .wantsInput:
                 flushTLS(slot)
                 return

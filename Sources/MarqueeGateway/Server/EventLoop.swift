@@ -237,7 +237,7 @@ struct EventLoop: ~Copyable {
             Glibc.close(urandom)
         }
         requestIDPrefix = random
-        tls = shared.tls.map { TLSConnections(context: $0, capacity: capacity) }
+        tls = shared.tls == nil ? nil : TLSConnections(capacity: capacity)
         tlsOutputs = ChunkPool(chunkBytes: shared.tls == nil ? 0 : Self.tlsOutputBytes, capacity: capacity)
         tlsPlaintext = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsPlaintextBytes, alignment: 64)
         tlsFileScratch = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsRoundBytes, alignment: 64)
@@ -382,7 +382,7 @@ struct EventLoop: ~Copyable {
         connections[Int(slot)].peer = peer
         connections[Int(slot)].addressSlot = addressSlot
         connections[Int(slot)].state.accepted()
-        if let tls, !tls.open(slot) {
+        if let tls, !shared.tls!.withCurrent({ tls.open(slot, with: $0) }) {
             // Out of memory for OpenSSL: the connection goes as if over the limit.
             freeSlotCount += 1
             if addressSlot >= 0 { policy?.connectionCounts?.release(addressSlot) }

@@ -12,6 +12,8 @@ struct HeaderLines {
     let cacheControlOther: [UInt8]
     let cors: CORS
     let corsMaxAge: [UInt8]
+    /// `Strict-Transport-Security: ...` over HTTPS (`tls.hsts`); empty when not sent.
+    let strictTransportSecurity: [UInt8]
 
     init(_ configuration: ServerConfiguration) {
         func line(_ name: String, _ value: String) -> [UInt8] { Array("\(name): \(value)\r\n".utf8) }
@@ -27,5 +29,6 @@ struct HeaderLines {
             cors = .origins(origins.map { Array($0.utf8) })
         }
         corsMaxAge = line("Access-Control-Max-Age", String(configuration.corsMaxAgeSeconds))
+        strictTransportSecurity = configuration.tls?.strictTransportSecurity.map { line("Strict-Transport-Security", $0) } ?? []
     }
 }

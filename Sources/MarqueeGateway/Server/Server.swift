@@ -27,10 +27,14 @@ public final class Server {
         if let settings = configuration.readThrough {
             readThrough = try ReadThroughCache(settings)
         }
-        var tls: TLSContext?
+        var tls: SwappableReference<TLSContext>?
         if let settings = configuration.tls {
             do throws(TLSError) {
-                tls = try TLSContext(certificateChainFile: settings.certificateChainFile, privateKeyFile: settings.privateKeyFile)
+                let context = try TLSContext(certificates: settings.certificates.map { TLSCertificateFiles(chain: $0.chainFile, key: $0.keyFile) })
+                // A replaced set is freed only once no connection can still be in a handshake
+                // that started with it (the header timeout covers the handshake).
+                let handshakeLimit = Duration.milliseconds(configuration.headerTimeoutMilliseconds) + .seconds(5)
+                tls = SwappableReference(context, retirementDelay: max(.seconds(30), handshakeLimit))
             } catch {
                 throw .invalid("tls", ": \(error)")
             }
@@ -108,9 +112,9 @@ public final class Server {
         let termination = TerminationSignals.install()
 
         let perLoop = (configuration.maxConnections + configuration.threads - 1) / configuration.threads
-        if let policy = shared.policy {
-            policy.start(wakeFDs: shared.wakeFDs, slotsPerLoop: perLoop)
-            PolicyReloader(policy: policy).start()
+        shared.policy?.start(wakeFDs: shared.wakeFDs, slotsPerLoop: perLoop)
+        if shared.policy != nil || shared.tls != nil {
+            Reloader(policy: shared.policy, certificates: shared.tls.map { CertificateReloader(current: $0) }).start()
         }
         if let catalog = configuration.services.titleRulesUpstream, let rules = shared.titleRules {
             CatalogRulesFeed(

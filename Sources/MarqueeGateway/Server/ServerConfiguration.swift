@@ -101,13 +101,26 @@ public struct ServerConfiguration: Sendable {
 
 /// The media listener's TLS: every connection on it speaks HTTPS (TLS 1.2 or 1.3, ALPN http/1.1).
 public struct TLSListenerSettings: Sendable, Equatable {
-    /// PEM certificate chain, leaf first (`tls.cert_file`, `--tls-cert`).
-    public var certificateChainFile: String
-    /// PEM private key of the leaf, ECDSA or RSA (`tls.key_file`, `--tls-key`).
-    public var privateKeyFile: String
+    /// A PEM certificate chain (leaf first) and its PEM private key, ECDSA or RSA.
+    public struct Certificate: Sendable, Equatable {
+        public var chainFile: String
+        public var keyFile: String
 
-    public init(certificateChainFile: String, privateKeyFile: String) {
-        self.certificateChainFile = certificateChainFile
-        self.privateKeyFile = privateKeyFile
+        public init(chainFile: String, keyFile: String) {
+            self.chainFile = chainFile
+            self.keyFile = keyFile
+        }
+    }
+
+    /// The first serves clients that send no SNI name or one no certificate covers; the others
+    /// serve the names they cover (`tls.cert_file`/`tls.key_file`, `--tls-cert`/`--tls-key`,
+    /// repeatable). Re-read on change or SIGHUP.
+    public var certificates: [Certificate]
+    /// A Strict-Transport-Security value sent with every response (`tls.hsts`), or nil.
+    public var strictTransportSecurity: String?
+
+    public init(certificates: [Certificate], strictTransportSecurity: String? = nil) {
+        self.certificates = certificates
+        self.strictTransportSecurity = strictTransportSecurity
     }
 }

@@ -28,8 +28,9 @@ final class SharedState: @unchecked Sendable {
     var readThrough: ReadThroughCache?
     /// With a cache and a Redis: purges published to and heard from every gateway on that Redis.
     var purgeFeed: PurgeFeed?
-    /// The media listener's TLS context (`tls.*`), shared by every loop; nil for plain HTTP.
-    var tls: TLSContext?
+    /// The media listener's certificates (`tls.*`), shared by every loop and replaced when they
+    /// are reloaded; nil for plain HTTP.
+    var tls: SwappableReference<TLSContext>?
     /// Edge fetches are verified (`origin.edge_key_file`): their counters are exported.
     var trustsEdges = false
 

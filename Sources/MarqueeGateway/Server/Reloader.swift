@@ -2,15 +2,18 @@ import CLinux
 import Glibc
 import MarqueePolicy
 
-/// Re-reads token key files and geo databases when they change (checked once a second) and at
-/// once on SIGHUP, on its own thread: loops never stat or open a file for this.
-final class PolicyReloader: @unchecked Sendable {
-    let policy: AccessPolicy
+/// The thread that reloads what may change under a running gateway: the access policy's files
+/// (token keys, revocations, geo database) and the media listener's certificates. Each checks
+/// its files once a second and reloads on a change; SIGHUP reloads everything at once.
+final class Reloader: @unchecked Sendable {
+    let policy: AccessPolicy?
+    let certificates: CertificateReloader?
     /// SIGHUP arrives as a byte on this pipe.
     private let hangupReadFD: Int32
 
-    init(policy: AccessPolicy) {
+    init(policy: AccessPolicy?, certificates: CertificateReloader?) {
         self.policy = policy
+        self.certificates = certificates
         hangupReadFD = SignalPipe.install([SIGHUP], nonBlockingRead: true)
     }
 
@@ -26,7 +29,8 @@ final class PolicyReloader: @unchecked Sendable {
                 while read(hangupReadFD, &drain, 64) > 0 {}
                 force = true
             }
-            for message in policy.reload(force: force) { GatewayLog.notice(message) }
+            for message in policy?.reload(force: force) ?? [] { GatewayLog.notice(message) }
+            certificates?.reload(force: force)
         }
     }
 }

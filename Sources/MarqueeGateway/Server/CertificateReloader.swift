@@ -1,0 +1,58 @@
+import CLinux
+import Glibc
+import MarqueePolicy
+import MarqueeTLS
+
+/// The media listener's certificates, re-read when one of their files changes or on SIGHUP.
+/// New connections get the new set at once; connections already open keep the one they started
+/// with (OpenSSL counts its references), so a rotation drops none. A set that does not load (a
+/// certificate already replaced whose key is not yet) is reported, and the current one stays
+/// until the files change again.
+final class CertificateReloader: @unchecked Sendable {
+    let files: [TLSCertificateFiles]
+    let current: SwappableReference<TLSContext>
+    /// What the files looked like when last loaded (or tried).
+    private var seen: [FileStamp]
+
+    struct FileStamp: Equatable {
+        var device: UInt64 = 0
+        var inode: UInt64 = 0
+        var size: Int64 = -1
+        var modifiedSeconds = 0
+        var modifiedNanoseconds = 0
+
+        init(_ path: String) {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return }
+            device = UInt64(st.st_dev)
+            inode = UInt64(st.st_ino)
+            size = Int64(st.st_size)
+            modifiedSeconds = st.st_mtim.tv_sec
+            modifiedNanoseconds = st.st_mtim.tv_nsec
+        }
+    }
+
+    init(current: SwappableReference<TLSContext>) {
+        self.current = current
+        files = current.current.certificates
+        seen = Self.stamps(files)
+    }
+
+    static func stamps(_ files: [TLSCertificateFiles]) -> [FileStamp] {
+        files.flatMap { [FileStamp($0.chain), FileStamp($0.key)] }
+    }
+
+    /// Reloads when a file changed (or `force`), and says so in the log.
+    func reload(force: Bool) {
+        current.releaseRetired()
+        let stamps = Self.stamps(files)
+        guard force || stamps != seen else { return }
+        seen = stamps
+        do throws(TLSError) {
+            current.replace(with: try TLSContext(certificates: files))
+            GatewayLog.notice("tls: certificates reloaded (\(files.map(\.chain).joined(separator: ", "))); new connections use them")
+        } catch {
+            GatewayLog.warning("tls: certificates not reloaded, the previous ones stay in use: \(error)")
+        }
+    }
+}
