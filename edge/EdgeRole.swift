@@ -10,7 +10,7 @@ public enum EdgeRole {
     /// Binds, serves until SIGTERM/SIGINT, drains, returns.
     public static func run(_ configuration: ServerConfiguration) throws {
         let server = try Server(configuration: configuration)
-        let admin = server.adminAddress.map { " admin http://\($0)" } ?? ""
+        let admin = (server.adminAddress.map { " admin http://\($0)" } ?? "") + (server.redirectAddress.map { " redirect http://\($0)" } ?? "")
         let cache = configuration.readThrough.map { " cache \($0.directory) (\($0.maxBytes) bytes)" } ?? ""
         let source = configuration.readThrough?.upstreamSource as? HTTPUpstreamSource
         let upstreams = source?.upstreams.map { "http://\($0.authority)" } ?? []

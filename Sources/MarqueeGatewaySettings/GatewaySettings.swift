@@ -37,6 +37,8 @@ public enum GatewaySettings {
         /// `tls.key_file`, `tls.more_cert_files`, `tls.more_key_files`): HTTPS on the media listener.
         public var tlsCertificateFiles: [String] = []
         public var tlsKeyFiles: [String] = []
+        /// `--tls-redirect-listen HOST:PORT` (`tls.redirect_listen`).
+        public var tlsRedirectListen: String?
         /// Where `bus.log.dir` defaults to when the key is not set (`marquee dev`: `<data>/deliveries`).
         public var defaultDeliveryLogDirectory: String?
 
@@ -149,8 +151,12 @@ public enum GatewaySettings {
             keys = [config.string(forKey: "tls.key_file")].compactMap { $0 } + config.stringArray(forKey: "tls.more_key_files", default: [])
         }
         let hsts = config.string(forKey: "tls.hsts")
+        let redirect = flags.tlsRedirectListen ?? config.string(forKey: "tls.redirect_listen")
         guard !certificates.isEmpty || !keys.isEmpty else {
             if hsts != nil { throw GatewayError.invalid("tls.hsts", "needs HTTPS: set tls.cert_file and tls.key_file (--tls-cert, --tls-key)") }
+            if redirect != nil {
+                throw GatewayError.invalid("tls.redirect_listen", "needs HTTPS: set tls.cert_file and tls.key_file (--tls-cert, --tls-key)")
+            }
             return nil
         }
         guard certificates.count == keys.count else {
@@ -159,7 +165,7 @@ public enum GatewaySettings {
         }
         return TLSListenerSettings(
             certificates: zip(certificates, keys).map { TLSListenerSettings.Certificate(chainFile: $0, keyFile: $1) },
-            strictTransportSecurity: try hsts.map { try headerValue("tls.hsts", $0) })
+            strictTransportSecurity: try hsts.map { try headerValue("tls.hsts", $0) }, redirectListen: redirect)
     }
 
     /// `cache.*`: the read-through cache in front of `origin` (the origin's object store, an

@@ -5,6 +5,7 @@ public enum HTTPStatus: UInt16, Sendable {
     case noContent = 204
     case partialContent = 206
     case notModified = 304
+    case permanentRedirect = 308
     case badRequest = 400
     case unauthorized = 401
     case paymentRequired = 402
@@ -34,6 +35,7 @@ public enum HTTPStatus: UInt16, Sendable {
         case .noContent: "HTTP/1.1 204 No Content\r\n"
         case .partialContent: "HTTP/1.1 206 Partial Content\r\n"
         case .notModified: "HTTP/1.1 304 Not Modified\r\n"
+        case .permanentRedirect: "HTTP/1.1 308 Permanent Redirect\r\n"
         case .badRequest: "HTTP/1.1 400 Bad Request\r\n"
         case .unauthorized: "HTTP/1.1 401 Unauthorized\r\n"
         case .paymentRequired: "HTTP/1.1 402 Payment Required\r\n"
@@ -86,6 +88,7 @@ public enum HTTPStatus: UInt16, Sendable {
         case .badGateway: 22
         case .gatewayTimeout: 23
         case .unauthorized: 24
+        case .permanentRedirect: 25
         }
     }
 
@@ -116,6 +119,7 @@ public enum HTTPStatus: UInt16, Sendable {
         .badGateway,
         .gatewayTimeout,
         .unauthorized,
+        .permanentRedirect,
     ]
 }
 

@@ -59,6 +59,11 @@ struct GatewayOptions: ParsableArguments {
     @Option(name: .customLong("tls-key"), help: "The PEM private key of the --tls-cert before it, ECDSA or RSA (tls.key_file).")
     var tlsKeyFiles: [String] = []
 
+    @Option(
+        name: .customLong("tls-redirect-listen"),
+        help: "A plain-HTTP listener, HOST:PORT, that answers every request with a redirect to HTTPS (tls.redirect_listen).")
+    var tlsRedirectListen: String?
+
     var flags: GatewaySettings.Flags {
         var f = GatewaySettings.Flags()
         f.listen = listen
@@ -74,6 +79,7 @@ struct GatewayOptions: ParsableArguments {
         f.deliveryRecords = deliveryRecords
         f.tlsCertificateFiles = tlsCertificateFiles
         f.tlsKeyFiles = tlsKeyFiles
+        f.tlsRedirectListen = tlsRedirectListen
         return f
     }
 }

@@ -246,3 +246,34 @@ struct HTTPSCertificateTests {
         }
     }
 }
+
+@Suite("HTTPS redirect listener")
+struct HTTPSRedirectTests {
+    @Test("The plain listener answers every request with 308 to the same target over HTTPS; curl -L follows it to the file; refusals stay plain and HSTS is only sent over HTTPS")
+    func redirects() throws {
+        let authority = try TestCertificateAuthority()
+        let server = try ServerProcess(
+            root: try MediaFixtures.shared().root, environment: ["MARQUEE_TLS_HSTS": "max-age=600"],
+            arguments: TLSOrigin.arguments(try authority.issue()) + ["--tls-redirect-listen", "127.0.0.1:0"])
+        defer { server.stop() }
+        let line = server.stdout.text
+        let marker = "redirect http://127.0.0.1:"
+        let port = try #require(line.range(of: marker).flatMap { UInt16(line[$0.upperBound...].prefix { $0.isNumber }) }, "\(line)")
+        let plain = "http://127.0.0.1:\(port)"
+
+        let redirect = try Curl.fetch(plain + MediaFixtures.small + "?a=1&b=2", ["-H", "Host: media.example:80"])
+        #expect(redirect.status == 308)
+        #expect(redirect.header("location") == "https://media.example:\(server.mediaPort)\(MediaFixtures.small)?a=1&b=2")
+        #expect(redirect.header("strict-transport-security") == nil)
+
+        let followed = try Curl.fetch(plain + MediaFixtures.small, ["-L", "--cacert", authority.certificate])
+        #expect(followed.status == 200, "\(followed.stderr)")
+        #expect(sameBytes(followed.body, try MediaFixtures.shared().contents(MediaFixtures.small)))
+        #expect(followed.header("strict-transport-security") == "max-age=600")
+
+        let hostless = try RawConnection(port: port)
+        try hostless.send("GET / HTTP/1.0\r\n\r\n")
+        #expect(try hostless.readResponse().status == 400)
+        #expect(try server.metric(ServerProcess.responses(308)) >= 2)
+    }
+}

@@ -105,6 +105,8 @@ struct Connection {
     var tlsPlain: Int32 = 0
     /// The first bytes arrived (they are checked for plain HTTP sent to the HTTPS port).
     var tlsHandshakeBegan = false
+    /// Accepted on the plain listener that only redirects to HTTPS (`tls.redirect_listen`).
+    var redirectsToHTTPS = false
 
     // Membership in one timeout list.
     var timerList: Int8 = -1

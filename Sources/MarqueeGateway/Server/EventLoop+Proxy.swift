@@ -169,7 +169,7 @@ extension EventLoop {
             // The client waits for this before sending the body; nothing else is in flight on this
             // connection, and a fresh socket's buffer takes 25 bytes at once.
             let interim: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
-            if tls != nil {
+            if speaksTLS(slot) {
                 sendEncryptedInterim(slot, UnsafeRawBufferPointer(start: interim.utf8Start, count: interim.utf8CodeUnitCount))
             } else {
                 _ = Glibc.send(connections[s].fd, interim.utf8Start, interim.utf8CodeUnitCount, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))

@@ -29,6 +29,10 @@ extension EventLoop {
         defer { media.active = false }
         connections[Int(slot)].state.setKeepAlive(head.keepAlive && !head.hasBody && !draining)
         connections[Int(slot)].isHTTP10 = !head.isHTTP11
+        if connections[Int(slot)].redirectsToHTTPS {
+            redirectToHTTPS(slot, head, buffer)
+            return
+        }
         if let routes {
             switch routes.match(head.path.bytes(in: buffer)) {
             case .none: break
@@ -187,7 +191,7 @@ extension EventLoop {
         if head.method == .head || count == 0 {
             files.release(e)
             sendHead(slot, body: nil, bodyLength: 0)
-        } else if let body = entry.body ?? (tls == nil ? entry.mapping : nil) {
+        } else if let body = entry.body ?? (speaksTLS(slot) ? nil : entry.mapping) {
             // Pinned until the send completes (the body is sent from the cache's memory or mapping).
             connections[Int(slot)].entry = e
             sendHead(slot, body: body + Int(first), bodyLength: Int(count))
@@ -288,7 +292,7 @@ extension EventLoop {
     func writeCommonHeaders(_ w: inout ResponseWriter, _ slot: Int32, origin: UnsafeRawBufferPointer, exposeHeaders: Bool) {
         w.append(UnsafeRawBufferPointer(start: dateLine, count: Self.dateLineBytes))
         w.append("Server: marquee\r\n")
-        if !headerLines.strictTransportSecurity.isEmpty { headerLines.strictTransportSecurity.withUnsafeBytes { w.append($0) } }
+        if !headerLines.strictTransportSecurity.isEmpty && speaksTLS(slot) { headerLines.strictTransportSecurity.withUnsafeBytes { w.append($0) } }
         if !origin.isEmpty && writeAllowOrigin(&w, origin) && exposeHeaders {
             w.append("Access-Control-Expose-Headers: Content-Length, Content-Range, Accept-Ranges, ETag, Date\r\n")
         }
@@ -430,7 +434,7 @@ extension EventLoop {
         iovecs[2 * s] = iovec(iov_base: head, iov_len: total)
         iovecs[2 * s + 1] = iovec(iov_base: nil, iov_len: 0)
         messages[s].msg_iovlen = 1
-        if tls != nil {
+        if speaksTLS(slot) {
             sendEncrypted(slot, as: .send)
             return
         }
@@ -445,7 +449,7 @@ extension EventLoop {
     /// Sends the slot's message (head and body iovecs); `kind` says whose completion it is
     /// (a response of ours, or a relayed upstream answer).
     mutating func submitSend(_ slot: Int32, as kind: UserData.Kind = .send) {
-        if tls != nil {
+        if speaksTLS(slot) {
             sendEncrypted(slot, as: kind)
             return
         }

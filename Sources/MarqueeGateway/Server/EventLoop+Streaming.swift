@@ -20,7 +20,7 @@ extension EventLoop {
         beginRecord(slot, headBytes: connections[Int(slot)].headCount)
         connections[Int(slot)].state.respond()
         startTimer(slot, .send)
-        if tls != nil {
+        if speaksTLS(slot) {
             submitTLSStreamRound(slot, head: true)
             return
         }
@@ -34,7 +34,7 @@ extension EventLoop {
     }
 
     mutating func submitStreamRound(_ slot: Int32, head: Bool, poll: Bool) {
-        if tls != nil {
+        if speaksTLS(slot) {
             submitTLSStreamRound(slot, head: head)
             return
         }

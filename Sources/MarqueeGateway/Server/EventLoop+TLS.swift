@@ -1,6 +1,7 @@
 import CLinux
 import CURing
 import Glibc
+import MarqueeHTTP
 import MarqueeRing
 import MarqueeTLS
 
@@ -24,6 +25,10 @@ extension EventLoop {
     static let tlsOutputBytes = TLSConnections.ciphertextBound(plaintext: tlsRoundBytes) + 16 * 1024
     /// One record's plaintext at most.
     static let tlsPlaintextBytes = 16 * 1024
+
+    /// Whether the slot's connection speaks TLS: the media listener's, when it has certificates
+    /// (the redirect listener's speak plain HTTP).
+    @inline(__always) func speaksTLS(_ slot: Int32) -> Bool { tls != nil && !connections[Int(slot)].redirectsToHTTPS }
 
     // MARK: - Output buffers
 
@@ -289,6 +294,52 @@ extension EventLoop {
             startTimer(slot, .send)  // progress made: the send timeout starts over
             submitTLSStreamRound(slot, head: false)
         }
+    }
+
+    // MARK: - The redirect listener
+
+    /// A request on the plain listener (`tls.redirect_listen`): `308 Permanent Redirect` to the
+    /// same target over HTTPS, on the host the client named and the HTTPS listener's port.
+    mutating func redirectToHTTPS(_ slot: Int32, _ head: RequestHead, _ buffer: UnsafeRawBufferPointer) {
+        let target = head.target.bytes(in: buffer)
+        var host = head.host.bytes(in: buffer)
+        // The name without its port (`[::1]:80` keeps `[::1]`).
+        if let colon = host.lastIndex(of: UInt8(ascii: ":")), !host[colon...].contains(UInt8(ascii: "]")) {
+            host = UnsafeRawBufferPointer(rebasing: host[..<colon])
+        }
+        let hostIsClean = host.allSatisfy { byte in
+            (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "[") || byte == UInt8(ascii: "]")
+                || byte == UInt8(ascii: ":")
+        }
+        guard !host.isEmpty, hostIsClean else {
+            respondWithError(slot, HTTPError(.badRequest, "a Host field naming the server is needed to redirect to HTTPS"), close: true)
+            return
+        }
+        guard target.first == UInt8(ascii: "/") else {
+            respondWithError(slot, HTTPError(.badRequest, "only origin-form targets (/path) are redirected to HTTPS"), close: true)
+            return
+        }
+        // Room for the status line, the common fields and the Location around host and target.
+        guard host.count + target.count <= Self.headBytes - 1024 else {
+            respondWithError(slot, HTTPError(.uriTooLong, "target too long to redirect"), close: false)
+            return
+        }
+        var w = headWriter(slot)
+        w.append(HTTPStatus.permanentRedirect.statusLine)
+        w.append("Location: https://")
+        w.append(host)
+        if httpsPort != 443 {
+            w.append(byte: UInt8(ascii: ":"))
+            w.append(decimal: Int64(httpsPort))
+        }
+        w.append(target)
+        w.appendCRLF()
+        writeCommonHeaders(&w, slot, origin: UnsafeRawBufferPointer(start: nil, count: 0), exposeHeaders: false)
+        w.append("Content-Length: 0\r\n\r\n")
+        connections[Int(slot)].status = .permanentRedirect
+        connections[Int(slot)].headCount = Int32(w.count)
+        sendHead(slot, body: nil, bodyLength: 0)
     }
 
     // MARK: - Closing

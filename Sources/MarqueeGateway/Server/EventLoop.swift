@@ -38,6 +38,10 @@ struct EventLoop: ~Copyable {
     let buffers: ProvidedBuffers
     let metrics: LoopMetrics
     let listenFD: Int32
+    /// The plain listener that only redirects to HTTPS (`tls.redirect_listen`), -1 when none, and
+    /// the HTTPS port redirects name.
+    let redirectListenFD: Int32
+    let httpsPort: UInt16
 
     let capacity: Int
     let connections: UnsafeMutablePointer<Connection>
@@ -98,6 +102,8 @@ struct EventLoop: ~Copyable {
     let wakeBuffer: UnsafeMutablePointer<UInt64>
     var acceptArmed = false
     var acceptRearmAtTick = false
+    var redirectAcceptArmed = false
+    var redirectAcceptRearmAtTick = false
     var draining = false
     var drainDeadline: Int64 = 0
 
@@ -141,7 +147,10 @@ struct EventLoop: ~Copyable {
     let requestIDPrefix: UInt64
     var requestCounter: UInt64 = 0
 
-    init(id: Int, configuration: ServerConfiguration, shared: SharedState, listenFD: Int32, rootFD: Int32, capacity: Int) throws {
+    init(
+        id: Int, configuration: ServerConfiguration, shared: SharedState, listenFD: Int32, redirectListenFD: Int32 = -1, rootFD: Int32,
+        capacity: Int
+    ) throws {
         let ring = try Ring(entries: configuration.ringEntries)
         let buffers: ProvidedBuffers
         do {
@@ -160,6 +169,8 @@ struct EventLoop: ~Copyable {
         titleRules = shared.titleRules
         readThrough = shared.readThrough
         self.listenFD = listenFD
+        self.redirectListenFD = redirectListenFD
+        httpsPort = redirectListenFD >= 0 ? ListeningSocket.boundAddress(listenFD).port : 443
         self.capacity = capacity
         metrics = shared.metrics[id]
         records = shared.recordRings.isEmpty ? nil : shared.recordRings[id]
@@ -248,6 +259,7 @@ struct EventLoop: ~Copyable {
     mutating func run() {
         updateClock()
         armAccept()
+        if redirectListenFD >= 0 { armRedirectAccept() }
         armTick()
         armWake()
         while true {
@@ -308,7 +320,7 @@ struct EventLoop: ~Copyable {
             guard connections[Int(data.slot)].generation == data.generation else { return }
             onStreamStepComplete(data.slot, step: data.step, result: result)
         case .accept:
-            onAccept(result: result, flags: flags)
+            onAccept(result: result, flags: flags, redirect: data.step == Self.redirectAcceptStep)
         case .tick:
             onTick(result: result, flags: flags)
         case .paced:
@@ -337,12 +349,30 @@ struct EventLoop: ~Copyable {
         acceptArmed = true
     }
 
-    mutating func onAccept(result: Int32, flags: UInt32) {
+    /// The step that marks the redirect listener's accepts.
+    static let redirectAcceptStep = 1
+
+    mutating func armRedirectAccept() {
+        let sqe = ring.submissionEntry()
+        io_uring_prep_multishot_accept(sqe, redirectListenFD, nil, nil, SOCK_CLOEXEC.rawValue == 0 ? 0 : Int32(SOCK_CLOEXEC.rawValue))
+        io_uring_sqe_set_data64(sqe, UserData.make(.accept, step: UInt8(Self.redirectAcceptStep)))
+        redirectAcceptArmed = true
+    }
+
+    /// A connection on the media listener, or (`redirect`) on the plain one that only redirects
+    /// to HTTPS.
+    mutating func onAccept(result: Int32, flags: UInt32, redirect: Bool = false) {
         if flags & IORING_CQE_F_MORE == 0 {
-            acceptArmed = false
+            if redirect { redirectAcceptArmed = false } else { acceptArmed = false }
             if !draining {
                 // Out of descriptors: retry at the next tick rather than spin.
-                if result == -EMFILE || result == -ENFILE { acceptRearmAtTick = true } else { armAccept() }
+                let outOfDescriptors = result == -EMFILE || result == -ENFILE
+                switch (redirect, outOfDescriptors) {
+                case (false, true): acceptRearmAtTick = true
+                case (false, false): armAccept()
+                case (true, true): redirectAcceptRearmAtTick = true
+                case (true, false): armRedirectAccept()
+                }
             }
         }
         guard result >= 0 else {
@@ -356,7 +386,7 @@ struct EventLoop: ~Copyable {
             return
         }
         guard freeSlotCount > 0 else {
-            refuse(fd)
+            refuse(fd, plain: redirect)
             return
         }
         var peer = IPAddress(high: 0, low: 0)
@@ -367,7 +397,7 @@ struct EventLoop: ~Copyable {
                 let (admitted, countSlot) = counts.acquire(peer)
                 guard admitted else {
                     metrics.countPolicy(PolicyCounter.addressCapRefused)
-                    refuse(fd, tooManyFromAddress: true)
+                    refuse(fd, tooManyFromAddress: true, plain: redirect)
                     return
                 }
                 addressSlot = countSlot
@@ -382,7 +412,8 @@ struct EventLoop: ~Copyable {
         connections[Int(slot)].peer = peer
         connections[Int(slot)].addressSlot = addressSlot
         connections[Int(slot)].state.accepted()
-        if let tls, !shared.tls!.withCurrent({ tls.open(slot, with: $0) }) {
+        connections[Int(slot)].redirectsToHTTPS = redirect
+        if let tls, !redirect, !shared.tls!.withCurrent({ tls.open(slot, with: $0) }) {
             // Out of memory for OpenSSL: the connection goes as if over the limit.
             freeSlotCount += 1
             if addressSlot >= 0 { policy?.connectionCounts?.release(addressSlot) }
@@ -401,7 +432,7 @@ struct EventLoop: ~Copyable {
 
     /// Over the connection limit (503) or the address's cap (429): a short answer and close,
     /// without taking a slot.
-    func refuse(_ fd: Int32, tooManyFromAddress: Bool = false) {
+    func refuse(_ fd: Int32, tooManyFromAddress: Bool = false, plain: Bool = false) {
         let message: StaticString =
             tooManyFromAddress
             ? "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 45\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections from your address, retry\n"
@@ -409,7 +440,7 @@ struct EventLoop: ~Copyable {
         // Counted first: a client that has seen the close may read /metrics at once.
         metrics.add(.connectionsRefused)
         // Over TLS nothing can be said before a handshake: the client sees the connection close.
-        guard tls == nil else {
+        guard tls == nil || plain else {
             Glibc.close(fd)
             return
         }
@@ -444,7 +475,7 @@ struct EventLoop: ~Copyable {
         connections[Int(slot)].state.receiveCompleted(more: flags & IORING_CQE_F_MORE != 0)
         if result > 0 {
             let id = UInt16(flags >> IORING_CQE_BUFFER_SHIFT)
-            if tls != nil {
+            if speaksTLS(slot) {
                 receiveTLS(slot, buffers.bytes(id: id, count: Int(result)))
             } else {
                 consume(slot, buffers.bytes(id: id, count: Int(result)))
@@ -579,7 +610,7 @@ struct EventLoop: ~Copyable {
             abort(slot)
             return
         }
-        if tls != nil { sendCloseNotify(slot) }
+        if speaksTLS(slot) { sendCloseNotify(slot) }
         shutdown(connections[Int(slot)].fd, Int32(SHUT_WR))
         startTimer(slot, .linger)
     }
@@ -642,6 +673,10 @@ struct EventLoop: ~Copyable {
             return
         }
         if flags & IORING_CQE_F_MORE == 0 { armTick() }
+        if redirectAcceptRearmAtTick && !redirectAcceptArmed && !draining {
+            redirectAcceptRearmAtTick = false
+            armRedirectAccept()
+        }
         if acceptRearmAtTick && !acceptArmed && !draining {
             acceptRearmAtTick = false
             armAccept()
@@ -685,6 +720,11 @@ struct EventLoop: ~Copyable {
         if acceptArmed {
             let sqe = ring.submissionEntry()
             io_uring_prep_cancel64(sqe, UserData.make(.accept), 0)
+            io_uring_sqe_set_data64(sqe, UserData.make(.ignored))
+        }
+        if redirectAcceptArmed {
+            let sqe = ring.submissionEntry()
+            io_uring_prep_cancel64(sqe, UserData.make(.accept, step: UInt8(Self.redirectAcceptStep)), 0)
             io_uring_sqe_set_data64(sqe, UserData.make(.ignored))
         }
         for slot in 0..<Int32(capacity) {

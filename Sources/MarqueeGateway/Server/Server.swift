@@ -14,6 +14,10 @@ public final class Server {
     public let mediaAddress: SocketAddress
     public let adminAddress: SocketAddress?
     let listenFDs: [Int32]
+    /// Per loop, the plain listener that only redirects to HTTPS (`tls.redirect_listen`); empty when none.
+    let redirectFDs: [Int32]
+    /// Where the redirect listener is bound, when there is one.
+    public let redirectAddress: SocketAddress?
     let adminFD: Int32
     let rootFD: Int32
     let shared: SharedState
@@ -55,6 +59,17 @@ public final class Server {
             }
             listenFDs = fds
             mediaAddress = ListeningSocket.boundAddress(fds[0])
+            var redirects: [Int32] = []
+            if let redirect = configuration.tls?.redirectListen {
+                var address = try SocketAddress(parsing: redirect)
+                for _ in 0..<configuration.threads {
+                    let fd = try ListeningSocket.open(address, reusePort: true)
+                    if redirects.isEmpty { address.port = ListeningSocket.boundAddress(fd).port }
+                    redirects.append(fd)
+                }
+            }
+            redirectFDs = redirects
+            redirectAddress = redirects.first.map { ListeningSocket.boundAddress($0) }
             if let admin = configuration.admin {
                 let fd = try ListeningSocket.open(try SocketAddress(parsing: admin), reusePort: false, backlog: 64)
                 adminFD = fd
@@ -137,13 +152,13 @@ public final class Server {
         TerminationSignals.wait(termination)
         // Refuse newcomers at once (the kernel resets them) instead of leaving them in the
         // accept queue for the whole drain; then tell the loops.
-        for fd in listenFDs { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        for fd in listenFDs + redirectFDs { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
         shared.beginDrain()
         for thread in threads { thread.join() }
         // The loops are done producing: ship what their rings hold and flush the carrier.
         shared.recordWriter?.stop()
         shared.policy?.stop()
-        for fd in listenFDs { close(fd) }
+        for fd in listenFDs + redirectFDs { close(fd) }
     }
 
     /// Starts draining as if SIGTERM had arrived (for embedding and tests).
@@ -170,7 +185,7 @@ private final class LoopStart: @unchecked Sendable {
         do {
             loop = try EventLoop(
                 id: id, configuration: server.configuration, shared: server.shared, listenFD: server.listenFDs[id],
-                rootFD: server.rootFD, capacity: capacity)
+                redirectListenFD: server.redirectFDs.isEmpty ? -1 : server.redirectFDs[id], rootFD: server.rootFD, capacity: capacity)
         } catch {
             GatewayLog.error("event loop \(id) could not start: \(error)")
             exit(1)

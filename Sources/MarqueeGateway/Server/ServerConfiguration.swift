@@ -118,9 +118,12 @@ public struct TLSListenerSettings: Sendable, Equatable {
     public var certificates: [Certificate]
     /// A Strict-Transport-Security value sent with every response (`tls.hsts`), or nil.
     public var strictTransportSecurity: String?
+    /// A plain-HTTP listener that only redirects to HTTPS (`tls.redirect_listen`), or nil.
+    public var redirectListen: String?
 
-    public init(certificates: [Certificate], strictTransportSecurity: String? = nil) {
+    public init(certificates: [Certificate], strictTransportSecurity: String? = nil, redirectListen: String? = nil) {
         self.certificates = certificates
         self.strictTransportSecurity = strictTransportSecurity
+        self.redirectListen = redirectListen
     }
 }
