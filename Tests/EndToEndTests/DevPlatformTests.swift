@@ -57,6 +57,47 @@ struct DevPlatformTests {
     /// Where screenshots go: kept after the run (the scratch folder is not).
     static let outputFolder = PythonEnvironment.packageRoot.appendingPathComponent(".build/test-output")
 
+    @Test("marquee dev --tls: a local CA's certificate, every printed address https, curl trusting the CA, ffmpeg and Chromium playing through the player page")
+    func servesOverHTTPS() throws {
+        let data = try Scratch.newDirectory("dev-tls-data")
+        let port = try RedisServer.freePort()
+        let base = "https://127.0.0.1:\(port)"
+        let dev = try DevProcess(data: data, port: port, extra: ["--tls", "--demo-seconds", "12"])
+        let playlist = try #require(dev.line("playlist", timeout: .seconds(600)), "no playlist line: \(dev.output.text)")
+        let player = try #require(dev.line("player", timeout: .seconds(5)))
+        #expect(player == "\(base)/player/")
+        #expect(playlist.hasPrefix("\(base)/t/v1."), "the signed URL is not https: \(playlist)")
+        let authority = data.appendingPathComponent("tls/ca.pem").path
+        #expect(dev.output.text.contains("curl --cacert \(authority)"), "\(dev.output.text)")
+
+        let fetched = try Curl.fetch(playlist, ["--cacert", authority])
+        #expect(fetched.status == 200, "\(fetched.stderr)")
+        #expect(fetched.bodyText.hasPrefix("#EXTM3U"))
+        let untrusted = try Curl.fetch(playlist)
+        #expect(untrusted.status == 0, "a certificate of the local CA passed without it")
+        #expect(try Curl.fetch(playlist.replacingOccurrences(of: "https://", with: "http://")).status == 400)
+
+        let decoded = try PlaybackTests.decode(playlist)
+        #expect(decoded.termination == .exited(0), "ffmpeg failed: \(decoded.stderr)")
+        #expect(decoded.frames(stream: 0) >= 12 * 25 - 2, "video frames: \(decoded.frames(stream: 0))")
+
+        let text = dev.output.text
+        let viewerPassword = try #require(Self.value(after: "viewer:    viewer@demo.marquee password ", in: text))
+        let titleID = try String(contentsOf: data.appendingPathComponent("demo-title-id"), encoding: .utf8).trimmingCharacters(in: .newlines)
+        let screenshot = Self.outputFolder.appendingPathComponent("dev-player-tls.png")
+        try FileManager.default.createDirectory(at: Self.outputFolder, withIntermediateDirectories: true)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/play_in_browser.py")
+        let browser = try Tool.run(
+            try PythonEnvironment.python().path, [script.path, player, "viewer@demo.marquee", viewerPassword, titleID, screenshot.path, "5"],
+            timeout: .seconds(180))
+        #expect(browser.termination == .exited(0), "Chromium did not play: \(browser.stderrText) \(browser.stdoutText)")
+        let report = (try? JSONSerialization.jsonObject(with: Data(browser.stdoutText.utf8))) as? [String: Any] ?? [:]
+        #expect(report["secure_context"] as? Bool == true, "\(report)")
+        #expect((report["currentTime"] as? Double ?? 0) > 5, "\(report)")
+        #expect((report["errors"] as? [Any])?.isEmpty == true, "\(report)")
+        #expect(dev.interrupt(timeout: .seconds(30)) == 0, "did not stop cleanly: \(dev.output.text)")
+    }
+
     @Test("First start ingests the demo title; it plays in Chromium through the player page and fully in ffmpeg; a restart does not ingest again")
     func playsInABrowser() throws {
         let data = try Scratch.newDirectory("dev-data")

@@ -148,7 +148,8 @@ extension EventLoop {
             w.append(", ")
         }
         Self.writeAddress(credentials.client, into: &w)
-        w.append("\r\nX-Forwarded-Proto: http\r\nX-Request-ID: ")
+        // The scheme the client used: a service that writes URLs (playback's signed URLs) keeps it.
+        w.append(speaksTLS(slot) ? "\r\nX-Forwarded-Proto: https\r\nX-Request-ID: " : "\r\nX-Forwarded-Proto: http\r\nX-Request-ID: ")
         if requestID.isEmpty {
             w.append(hex: requestIDPrefix)
             w.append(byte: 0x2D)

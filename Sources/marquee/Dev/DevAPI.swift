@@ -3,10 +3,19 @@ import Foundation
 import MarqueeServiceKit
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// JSON calls to the platform through the gateway, as any client would make them.
 struct DevAPI: Sendable {
     let base: String
+    var client: HTTPClient = .shared
+
+    /// A client that trusts the CA in `authority` besides the system's (`marquee dev --tls`).
+    static func client(trusting authority: String) throws -> HTTPClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.additionalTrustRoots = [.file(authority)]
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
+    }
 
     struct Failure: Error, CustomStringConvertible {
         let status: UInt
@@ -38,7 +47,7 @@ struct DevAPI: Sendable {
         } else if let bytes {
             request.body = .bytes(ByteBuffer(bytes: bytes))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let response = try await client.execute(request, timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 16 << 20)
         return Reply(status: response.status, headers: response.headers, body: Data(body.readableBytesView))
     }

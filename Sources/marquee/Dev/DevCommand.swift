@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Glibc
 import Logging
@@ -49,6 +50,11 @@ struct DevCommand: AsyncParsableCommand {
     @Option(name: .customLong("demo-seconds"), help: "Length of the generated demo clip.")
     var demoSeconds = 60
 
+    @Flag(
+        name: .customLong("tls"),
+        help: "Serve the gateway over HTTPS with a certificate from a local CA made in <data>/tls (kept between runs; the banner says how to trust it).")
+    var tls = false
+
     /// Billing's cut-off (docs/billing.md): a session may run ahead of real time by a burst of 20
     /// requests, then gets 4 a second; requests past that wait their turn (up to 10 s) instead of
     /// getting 429. With 2-second segments a client can take at most about 45 s of media past its
@@ -94,6 +100,14 @@ struct DevCommand: AsyncParsableCommand {
         }
 
         // The gateway in front of them all.
+        let certificates: DevCertificates?
+        do {
+            certificates = tls ? try DevCertificates.ensure(data: data) : nil
+        } catch {
+            await RunningRole.stop(running)
+            printError("marquee dev: \(error)")
+            throw ExitCode(1)
+        }
         let gateway: Server
         do {
             var flags = OriginConfiguration.Flags(
@@ -102,6 +116,10 @@ struct DevCommand: AsyncParsableCommand {
             flags.gateway.catalogCredentialFile = secrets.gatewayCredentialFile
             flags.gateway.adminTokenFile = secrets.adminTokenFile
             flags.gateway.defaultDeliveryLogDirectory = data + "/deliveries"
+            if let certificates {
+                flags.gateway.tlsCertificateFiles = [certificates.chain]
+                flags.gateway.tlsKeyFiles = [certificates.key]
+            }
             var configuration = try await OriginConfiguration.load(flags)
             configuration.policy.publicPrefixes = ["/\(PlayerSite.prefix)/", "/\(DashboardSite.prefix)/"]
             configuration.policy.rateLimits.append(Self.sessionPacing)
@@ -119,9 +137,10 @@ struct DevCommand: AsyncParsableCommand {
 
         let host = gateway.mediaAddress.description.hasPrefix("0.0.0.0:") || gateway.mediaAddress.description.hasPrefix("[::]:")
             ? "127.0.0.1:\(gateway.mediaAddress.port)" : gateway.mediaAddress.description
-        let base = "http://\(host)"
+        let base = "\(certificates == nil ? "http" : "https")://\(host)"
         printLine("marquee dev: data in \(data)")
         printLine("gateway:   \(base)" + (gateway.adminAddress.map { " (admin http://\($0)/metrics)" } ?? ""))
+        for line in certificates?.trustAdvice ?? [] { printLine(line) }
         for role in running {
             printLine("\((role.name + ":").padding(toLength: 10, withPad: " ", startingAt: 0)) \(role.url) (\(base)/api/\(role.name)/...; \(role.summary))")
         }
@@ -129,7 +148,9 @@ struct DevCommand: AsyncParsableCommand {
         printLine("publisher: \(secrets.publisher.email) password \(secrets.publisher.password)")
 
         // The demo title, through the gateway's APIs; then a playback session for the viewer.
-        let api = DevAPI(base: base)
+        // Over HTTPS the platform's own calls trust the local CA, as a browser told to would.
+        let client = try certificates.map { try DevAPI.client(trusting: $0.authority) }
+        let api = DevAPI(base: base, client: client ?? .shared)
         let failed = FailureFlag()
         let demo = Task {
             do {
@@ -156,6 +177,7 @@ struct DevCommand: AsyncParsableCommand {
         await stopped.finished()
         demo.cancel()
         _ = await demo.result
+        try? await client?.shutdown()
         printLine("marquee dev: stopping")
         await RunningRole.stop(running)
         printLine("marquee dev: stopped")
