@@ -5,7 +5,9 @@
 # once lived under /t/, which the gateway reads as a signed path, so every request was a 403.
 # Usage: Benchmarks/alloc-per-request.sh   (env: MARQUEE_BIN, DURATION=5,
 #        SOURCE=root | store: serve a folder, or the same files from moto's S3 through the
-#        read-through cache, warmed first; store needs the test venv, scripts/install-deps test)
+#        read-through cache, warmed first; store needs the test venv, scripts/install-deps test;
+#        TLS=1: over HTTPS with an ECDSA P-256 certificate made here: after the warm-up's
+#        handshakes, what a request on an open connection allocates)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps bench
@@ -24,6 +26,13 @@ mkdir -p "$work/root/$bench_dir"
 head -c 1536 /dev/urandom | base64 -w 76 | head -c 1536 > "$work/root/$bench_dir/playlist.m3u8"
 head -c 2097152 /dev/urandom > "$work/root/$bench_dir/segment.m4s"
 serving=(--root "$work/root")
+scheme=http
+if [ "${TLS:-0}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+  serving+=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+  scheme=https
+fi
 export MARQUEE_BUS_LOG_DIR="$work/deliveries"
 if [ "$source_kind" = store ]; then
   moto_port=$(python3 Benchmarks/loadbench.py free-ports 1)
@@ -46,15 +55,15 @@ LD_PRELOAD="$work/counter.so" "$bin" origin "${serving[@]}" --listen 127.0.0.1:0
 pid=$!
 pids+=($pid)
 for _ in $(seq 1 200); do grep -q listening "$work/out" && break; sleep 0.05; done
-port=$(sed -n 's/.*http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/out" | head -1)
+port=$(sed -n 's/.*https*:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/out" | head -1)
 reading() { kill -USR2 $pid; sleep 0.2; tail -1 "$work/err" | awk '{print $2}'; }
-echo "source: $source_kind"
+echo "source: $source_kind, $scheme"
 for path in "$bench_dir/playlist.m3u8" "$bench_dir/segment.m4s"; do
-  code=$(curl -s -o "$work/check" -w '%{http_code}' "http://127.0.0.1:$port/$path")
+  code=$(curl -ks -o "$work/check" -w '%{http_code}' "$scheme://127.0.0.1:$port/$path")
   [ "$code" = 200 ] && cmp -s "$work/check" "$work/root/$path" || { echo "$path answered $code (or other bytes); not measuring" >&2; exit 1; }
-  wrk -t1 -c32 -d2s "http://127.0.0.1:$port/$path" >/dev/null   # warm-up: pools and caches fill
+  wrk -t1 -c32 -d2s "$scheme://127.0.0.1:$port/$path" >/dev/null   # warm-up: pools and caches fill
   before=$(reading)
-  out=$(wrk -t1 -c32 -d${DURATION:-5}s "http://127.0.0.1:$port/$path")
+  out=$(wrk -t1 -c32 -d${DURATION:-5}s "$scheme://127.0.0.1:$port/$path")
   after=$(reading)
   if grep -q Non-2xx <<<"$out"; then echo "$path: $(grep Non-2xx <<<"$out")" >&2; exit 1; fi
   requests=$(awk '/requests in/{print $1}' <<<"$out")

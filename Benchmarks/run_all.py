@@ -7,7 +7,7 @@ import argparse, datetime, os, platform, re
 DESCRIPTIONS = {
     "origin-vs-nginx": "`marquee origin` vs nginx, same files (compare-nginx.sh)",
     "edge": "edge cache hits vs the origin, nginx proxy_cache, Varnish (compare-edge.sh)",
-    "tls": "HTTPS vs nginx's TLS",
+    "tls": "HTTPS vs nginx's TLS, same certificate (compare-nginx.sh, TLS=1)",
     "billing-records": "billing: delivery records metered per second (metering-throughput.sh)",
     "analytics": "analytics: records rolled up per second, slowest query over them (analytics-throughput.sh)",
     "packaging": "`marquee package` vs the ffmpeg CLI (compare-ffmpeg-package.sh)",
@@ -27,6 +27,12 @@ def headline(name, text):
     if name == "origin-vs-nginx":
         found = rows(text, r"^\| (playlist|segment) \([^)]*\) \| ([\d.]+)× \| ([\d.]+)× \|")
         return "; ".join(f"{s}: {r}× nginx's req/s at {c}× its CPU per request" for s, r, c in found)
+    if name == "tls":
+        found = rows(text, r"^\| (playlist \(1\.5 KB\)|segment \(2 MB\)|playlist, a new connection each) \| ([\d.]+)× \| ([\d.]+)× \|(?:[^|]*\|){2} ([\d.]+)× \|")
+        names = {"playlist (1.5 KB)": "playlist", "segment (2 MB)": "segment", "playlist, a new connection each": "handshakes"}
+        return "; ".join(
+            f"{names[s]}: {r}× nginx's req/s at {c}× its CPU per request" + (f", {g}× its GB/s" if s.startswith("segment") else "")
+            for s, r, c, g in found)
     if name == "edge":
         found = rows(text, r"^\| (playlist|segment) \([^)]*\) \| ([^|]+?) \| ([\d.]+)× \| ([\d.]+)× \|")
         return "; ".join(f"{s} hits {r}× {other}'s req/s at {c}× CPU" for s, other, r, c in found)

@@ -25,6 +25,10 @@ static inline long mq_ssl_ctx_set_partial_writes(SSL_CTX *ctx) {
 // share under a lock.
 static inline long mq_ssl_ctx_no_session_cache(SSL_CTX *ctx) { return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); }
 
+// The loop's BIO hands over everything received at once: OpenSSL may take it in one read
+// instead of a header and then a body per record.
+static inline void mq_ssl_ctx_read_ahead(SSL_CTX *ctx) { SSL_CTX_set_read_ahead(ctx, 1); }
+
 static inline size_t mq_bio_pending(BIO *bio) { return BIO_ctrl_pending(bio); }
 
 // An empty memory BIO reads as "retry", not as the end of the stream.

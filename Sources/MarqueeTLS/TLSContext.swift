@@ -30,6 +30,7 @@ public final class TLSContext: @unchecked Sendable {
                 let context = try Self.make(server: true)
                 contexts.append(context)
                 _ = mq_ssl_ctx_no_session_cache(context)
+                mq_ssl_ctx_read_ahead(context)
                 try Self.use(files, in: context)
                 mq_ssl_ctx_select_http11(context)
             }

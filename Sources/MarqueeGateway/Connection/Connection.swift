@@ -105,6 +105,8 @@ struct Connection {
     var tlsPlain: Int32 = 0
     /// The first bytes arrived (they are checked for plain HTTP sent to the HTTPS port).
     var tlsHandshakeBegan = false
+    /// The close_notify went out with the last response.
+    var tlsCloseNotified = false
     /// Accepted on the plain listener that only redirects to HTTPS (`tls.redirect_listen`).
     var redirectsToHTTPS = false
 
