@@ -141,6 +141,64 @@ struct HTTPSTests {
         #expect(unsigned.status == 403)
     }
 
+    @Test("yt-dlp downloads the HLS title over HTTPS through a signed URL, video and audio whole")
+    func ytDlpDownloads() throws {
+        let authority = try TestCertificateAuthority()
+        let gateway = try SignedGateway(extra: TLSOrigin.arguments(try authority.issue()))
+        defer { gateway.server.stop() }
+        let token = try gateway.token("/titles/demo/1/")
+        let folder = try Scratch.newDirectory("yt-dlp")
+        let output = folder.appendingPathComponent("title.mp4").path
+        // yt-dlp trusts certifi's roots, not a file of ours: it is told not to check, as ffmpeg does by default.
+        let download = try Tool.run(
+            try PythonEnvironment.python().path,
+            ["-m", "yt_dlp", "--no-check-certificates", "--no-part", "--quiet", "--no-warnings", "-o", output,
+             gateway.pathURL(token, MediaFixtures.hlsMaster)],
+            timeout: .seconds(120))
+        #expect(download.termination == .exited(0), "yt-dlp failed: \(download.stderrText) \(download.stdoutText)")
+        let played = try PlaybackTests.decode(output)
+        #expect(played.termination == .exited(0), "the download does not decode: \(played.stderr)")
+        #expect(abs(played.frames(stream: 0) - MediaFixtures.videoFrames) <= 2, "video frames: \(played.frames(stream: 0))")
+        #expect(played.frames(stream: 1) >= 250, "audio frames: \(played.frames(stream: 1))")
+        #expect(try gateway.server.metric(ServerProcess.responses(403)) == 0)
+    }
+
+    @Test("A TLS 1.2 client asking to renegotiate gets a no_renegotiation alert and no second handshake; others are served")
+    func renegotiationRefused() throws {
+        let origin = try TLSOrigin()
+        defer { origin.server.stop() }
+        // s_client's `R` line asks for a renegotiation (command letters work without -ign_eof).
+        let session = try Tool.run(
+            "/bin/sh",
+            ["-c", "(sleep 1; printf 'R\\n'; sleep 2) | openssl s_client -tls1_2 -connect 127.0.0.1:\(origin.server.mediaPort) "
+                + "-CAfile \(origin.authority.certificate) -servername localhost"],
+            timeout: .seconds(30))
+        let output = session.stdoutText + session.stderrText
+        #expect(output.contains("RENEGOTIATING"), "\(output)")
+        #expect(output.contains("no renegotiation"), "the client did not hear the refusal: \(output)")
+        #expect(try origin.handshakes() == 1)
+        #expect(try origin.fetch(MediaFixtures.small).status == 200)
+        #expect(try origin.handshakes() == 2)
+    }
+
+    @Test("A flood of connections that start handshakes and stall: the connection cap holds, the header timeout clears them, then clients are served")
+    func handshakeFlood() throws {
+        let origin = try TLSOrigin(environment: ["MARQUEE_HTTP_MAX_CONNECTIONS": "8", "MARQUEE_HTTP_HEADER_TIMEOUT_MS": "1500"])
+        defer { origin.server.stop() }
+        let flood = try (0..<24).map { _ in
+            let connection = try RawConnection(port: origin.server.mediaPort)
+            try connection.send(Array(TLSRecords.tls11Hello.prefix(9)))
+            return connection
+        }
+        // Beyond 8 (4 per loop), newcomers are closed at once; the kernel may queue some a moment.
+        #expect(try waitUntil(timeout: .seconds(20)) { try origin.server.metric("marquee_connections_refused_total") >= 16 })
+        #expect(try origin.server.metric("marquee_connections_open") <= 8)
+        for connection in flood { #expect(connection.waitForClose(timeout: .seconds(20)).isClosed) }
+        #expect(try origin.server.metric(#"marquee_connection_timeouts_total{kind="header"}"#) >= 1)
+        let served = try origin.fetch(MediaFixtures.small)
+        #expect(served.status == 200, "\(served.stderr)")
+    }
+
     @Test("A certificate without its key, or a key of another certificate, stops the start with a clear error")
     func configurationErrors() throws {
         let authority = try TestCertificateAuthority()
