@@ -7,6 +7,9 @@
 #include <openssl/err.h>
 #include <openssl/bio.h>
 #include <openssl/x509v3.h>
+#include <openssl/rand.h>
+#include <openssl/core_names.h>
+#include <pthread.h>
 #include <string.h>
 
 static const uint64_t MQ_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
@@ -161,6 +164,84 @@ static int mq_sni_select(SSL *ssl, int *alert, void *arg) {
 static inline void mq_ssl_ctx_select_by_name(SSL_CTX *ctx, mq_sni_table *table) {
     SSL_CTX_set_tlsext_servername_callback(ctx, mq_sni_select);
     SSL_CTX_set_tlsext_servername_arg(ctx, table);
+}
+
+// Session tickets under keys of our own, rotated: new tickets are sealed with the current key,
+// tickets of the previous key are still accepted (and replaced), older ones mean a full
+// handshake. One ring of keys serves every context (it is the contexts' app data), so a
+// certificate reload keeps tickets valid. The loops read it and the reloader rotates it.
+typedef struct mq_ticket_key {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+    int valid;
+} mq_ticket_key;
+
+typedef struct mq_ticket_keys {
+    pthread_mutex_t lock;
+    mq_ticket_key current;
+    mq_ticket_key previous;
+} mq_ticket_keys;
+
+static inline int mq_ticket_keys_rotate(mq_ticket_keys *keys) {
+    mq_ticket_key fresh;
+    if (RAND_bytes(fresh.name, sizeof fresh.name) != 1 || RAND_priv_bytes(fresh.aes, sizeof fresh.aes) != 1
+        || RAND_priv_bytes(fresh.hmac, sizeof fresh.hmac) != 1) return 0;
+    fresh.valid = 1;
+    pthread_mutex_lock(&keys->lock);
+    keys->previous = keys->current;
+    keys->current = fresh;
+    pthread_mutex_unlock(&keys->lock);
+    OPENSSL_cleanse(&fresh, sizeof fresh);
+    return 1;
+}
+
+static inline mq_ticket_keys *mq_ticket_keys_new(void) {
+    mq_ticket_keys *keys = (mq_ticket_keys *)OPENSSL_zalloc(sizeof *keys);
+    if (keys == NULL) return NULL;
+    pthread_mutex_init(&keys->lock, NULL);
+    if (!mq_ticket_keys_rotate(keys)) { OPENSSL_free(keys); return NULL; }
+    return keys;
+}
+
+static int mq_ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+                            EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int encrypting) {
+    mq_ticket_keys *keys = (mq_ticket_keys *)SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (keys == NULL) return -1;
+    mq_ticket_key key;
+    int result = 0;
+    pthread_mutex_lock(&keys->lock);
+    if (encrypting) {
+        key = keys->current;
+        result = 1;
+    } else if (keys->current.valid && memcmp(name, keys->current.name, 16) == 0) {
+        key = keys->current;
+        result = 1;
+    } else if (keys->previous.valid && memcmp(name, keys->previous.name, 16) == 0) {
+        key = keys->previous;
+        result = 2;  // valid, but the client gets a ticket under the current key
+    }
+    pthread_mutex_unlock(&keys->lock);
+    if (result == 0) return 0;  // unknown or retired key: a full handshake
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.hmac, sizeof key.hmac);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (encrypting) {
+        memcpy(name, key.name, 16);
+        if (RAND_bytes(iv, 16) != 1 || EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes, iv) != 1) result = -1;
+    } else if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes, iv) != 1) {
+        result = -1;
+    }
+    if (result > 0 && EVP_MAC_CTX_set_params(mac, params) != 1) result = -1;
+    OPENSSL_cleanse(&key, sizeof key);
+    return result;
+}
+
+static inline void mq_ssl_ctx_use_ticket_keys(SSL_CTX *ctx, mq_ticket_keys *keys, long lifetime_seconds) {
+    SSL_CTX_set_app_data(ctx, keys);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, mq_ticket_key_cb);
+    SSL_CTX_set_timeout(ctx, lifetime_seconds);
 }
 
 #endif

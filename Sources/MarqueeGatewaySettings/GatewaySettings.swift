@@ -163,9 +163,14 @@ public enum GatewaySettings {
             throw GatewayError.invalid(
                 "tls.key_file", "must come with each certificate: \(certificates.count) certificate(s) and \(keys.count) key(s) given (--tls-cert with --tls-key, in pairs)")
         }
-        return TLSListenerSettings(
+        var settings = TLSListenerSettings(
             certificates: zip(certificates, keys).map { TLSListenerSettings.Certificate(chainFile: $0, keyFile: $1) },
             strictTransportSecurity: try hsts.map { try headerValue("tls.hsts", $0) }, redirectListen: redirect)
+        settings.ticketKeyRotationSeconds = config.int(forKey: "tls.ticket_key_rotation_s", default: settings.ticketKeyRotationSeconds)
+        guard settings.ticketKeyRotationSeconds >= 1 && settings.ticketKeyRotationSeconds <= 7 * 86400 else {
+            throw GatewayError.invalid("tls.ticket_key_rotation_s", "must be 1 to 604800 seconds, got \(settings.ticketKeyRotationSeconds)")
+        }
+        return settings
     }
 
     /// `cache.*`: the read-through cache in front of `origin` (the origin's object store, an

@@ -9,6 +9,8 @@ public final class TLSContext: @unchecked Sendable {
     public let isServer: Bool
     /// A server's certificates, in the order given (the first is the default).
     public let certificates: [TLSCertificateFiles]
+    /// The session ticket keys the contexts seal tickets with (kept alive as long as they are).
+    public let ticketKeys: TLSTicketKeys?
     /// SNI: every certificate's context, the default first, for `mq_sni_select`.
     private let byName: UnsafeMutablePointer<mq_sni_table>?
     private let byNameContexts: UnsafeMutablePointer<OpaquePointer?>?
@@ -16,13 +18,14 @@ public final class TLSContext: @unchecked Sendable {
     /// A server's context: a certificate chain (PEM, leaf first) and its private key (PEM, ECDSA
     /// or RSA). Throws with OpenSSL's reason when a file cannot be read or the key does not match.
     public convenience init(certificateChainFile: String, privateKeyFile: String) throws(TLSError) {
-        try self.init(certificates: [TLSCertificateFiles(chain: certificateChainFile, key: privateKeyFile)])
+        try self.init(certificates: [TLSCertificateFiles(chain: certificateChainFile, key: privateKeyFile)], ticketKeys: nil)
     }
 
     /// A server's context over several certificates: a client's SNI name picks the first whose
     /// names cover it; the first certificate serves clients that name none, or a name no
-    /// certificate covers.
-    public init(certificates: [TLSCertificateFiles]) throws(TLSError) {
+    /// certificate covers. Tickets are sealed with `ticketKeys` (rotated by their owner), or with
+    /// keys OpenSSL makes for this context when nil.
+    public init(certificates: [TLSCertificateFiles], ticketKeys: TLSTicketKeys?) throws(TLSError) {
         precondition(!certificates.isEmpty, "a server needs a certificate")
         var contexts: [OpaquePointer] = []
         do throws(TLSError) {
@@ -31,6 +34,8 @@ public final class TLSContext: @unchecked Sendable {
                 contexts.append(context)
                 _ = mq_ssl_ctx_no_session_cache(context)
                 mq_ssl_ctx_read_ahead(context)
+                // A ticket lives until its key is forgotten: two rotations at most.
+                if let ticketKeys { mq_ssl_ctx_use_ticket_keys(context, ticketKeys.keys, 2 * ticketKeys.rotationSeconds) }
                 try Self.use(files, in: context)
                 mq_ssl_ctx_select_http11(context)
             }
@@ -41,6 +46,7 @@ public final class TLSContext: @unchecked Sendable {
         context = contexts[0]
         isServer = true
         self.certificates = certificates
+        self.ticketKeys = ticketKeys
         if contexts.count > 1 {
             let table = UnsafeMutablePointer<mq_sni_table>.allocate(capacity: 1)
             let list = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: contexts.count)
@@ -62,6 +68,7 @@ public final class TLSContext: @unchecked Sendable {
         context = try Self.make(server: false)
         isServer = false
         certificates = []
+        ticketKeys = nil
         byName = nil
         byNameContexts = nil
         let loaded = caFile.map { SSL_CTX_load_verify_locations(context, $0, nil) } ?? SSL_CTX_set_default_verify_paths(context)

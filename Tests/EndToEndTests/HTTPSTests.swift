@@ -294,6 +294,51 @@ struct HTTPSCertificateTests {
         #expect(try Curl.fetch(server.url(MediaFixtures.small), ["--cacert", new.certificate]).status == 200)
     }
 
+    @Test("A session ticket resumes on a new connection and across a certificate reload; once its key has rotated out, the next connection is a full handshake")
+    func ticketsRotate() throws {
+        let authority = try TestCertificateAuthority()
+        let issued = try authority.issue()
+        let folder = try Scratch.newDirectory("ticket-certificates")
+        let chain = folder.appendingPathComponent("chain.pem").path
+        let key = folder.appendingPathComponent("key.pem").path
+        try FileManager.default.copyItem(atPath: issued.chain, toPath: chain)
+        try FileManager.default.copyItem(atPath: issued.key, toPath: key)
+        let server = try ServerProcess(
+            root: try MediaFixtures.shared().root, environment: ["MARQUEE_TLS_TICKET_KEY_ROTATION_S": "5"],
+            arguments: ["--tls-cert", chain, "--tls-key", key])
+        defer { server.stop() }
+        let session = Scratch.newFile("tls-session").path
+        /// One request over a new connection with openssl s_client; its report of the handshake.
+        func connect(_ options: String) throws -> String {
+            let request = "printf 'GET \(MediaFixtures.small) HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n'"
+            let run = try Tool.run(
+                "/bin/sh",
+                ["-c", "\(request) | openssl s_client -connect 127.0.0.1:\(server.mediaPort) -CAfile \(authority.certificate) -servername localhost -ign_eof \(options)"],
+                timeout: .seconds(30))
+            return run.stdoutText + run.stderrText
+        }
+        let first = try connect("-sess_out \(session)")
+        #expect(first.contains("New, TLSv1.3"), "\(first)")
+        let again = try connect("-sess_in \(session)")
+        #expect(again.contains("Reused, TLSv1.3"), "\(again)")
+        #expect(again.contains("HTTP/1.1 200 OK"))
+
+        // A reload of the certificates keeps the ticket keys: a ticket from before still resumes
+        // (a key lives at least 5 s; the reload takes well under that).
+        let ticket = Scratch.newFile("tls-session-2").path
+        _ = try connect("-sess_out \(ticket)")
+        let before = server.stderr.text.components(separatedBy: "certificates reloaded").count
+        server.signal(SIGHUP)
+        #expect(server.stderr.wait(timeout: .seconds(20)) { $0.components(separatedBy: "certificates reloaded").count > before } != nil)
+        let afterReload = try connect("-sess_in \(ticket)")
+        #expect(afterReload.contains("Reused, TLSv1.3"), "a reload invalidated the tickets: \(afterReload)")
+
+        // Two rotations (5 s each) later the first ticket's key is gone.
+        let expired = try waitUntil(timeout: .seconds(60), interval: .milliseconds(500)) { try connect("-sess_in \(session)").contains("New, TLSv1.3") }
+        #expect(expired, "a ticket still resumed after its key rotated out")
+        #expect(try server.metric("marquee_tls_resumptions_total") >= 2)
+    }
+
     @Test("tls.hsts puts Strict-Transport-Security on every response, refusals included")
     func strictTransportSecurity() throws {
         let origin = try TLSOrigin(environment: ["MARQUEE_TLS_HSTS": "max-age=31536000; includeSubDomains"])

@@ -7,12 +7,14 @@ import MarqueeTLS
 /// New connections get the new set at once; connections already open keep the one they started
 /// with (OpenSSL counts its references), so a rotation drops none. A set that does not load (a
 /// certificate already replaced whose key is not yet) is reported, and the current one stays
-/// until the files change again.
+/// until the files change again. It also rotates the session ticket keys on their schedule.
 final class CertificateReloader: @unchecked Sendable {
     let files: [TLSCertificateFiles]
     let current: SwappableReference<TLSContext>
     /// What the files looked like when last loaded (or tried).
     private var seen: [FileStamp]
+    /// When the ticket keys last rotated (monotonic seconds).
+    private var rotatedAt = CertificateReloader.monotonicSeconds()
 
     struct FileStamp: Equatable {
         var device: UInt64 = 0
@@ -42,14 +44,25 @@ final class CertificateReloader: @unchecked Sendable {
         files.flatMap { [FileStamp($0.chain), FileStamp($0.key)] }
     }
 
-    /// Reloads when a file changed (or `force`), and says so in the log.
+    static func monotonicSeconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now.tv_sec
+    }
+
+    /// Reloads when a file changed (or `force`), and says so in the log; rotates the ticket keys
+    /// when their time has come.
     func reload(force: Bool) {
         current.releaseRetired()
+        if let keys = current.current.ticketKeys, Self.monotonicSeconds() - rotatedAt >= keys.rotationSeconds {
+            rotatedAt = Self.monotonicSeconds()
+            if !keys.rotate() { GatewayLog.warning("tls: the session ticket keys could not be rotated; the current key stays") }
+        }
         let stamps = Self.stamps(files)
         guard force || stamps != seen else { return }
         seen = stamps
         do throws(TLSError) {
-            current.replace(with: try TLSContext(certificates: files))
+            current.replace(with: try TLSContext(certificates: files, ticketKeys: current.current.ticketKeys))
             GatewayLog.notice("tls: certificates reloaded (\(files.map(\.chain).joined(separator: ", "))); new connections use them")
         } catch {
             GatewayLog.warning("tls: certificates not reloaded, the previous ones stay in use: \(error)")

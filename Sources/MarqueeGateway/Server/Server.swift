@@ -34,7 +34,9 @@ public final class Server {
         var tls: SwappableReference<TLSContext>?
         if let settings = configuration.tls {
             do throws(TLSError) {
-                let context = try TLSContext(certificates: settings.certificates.map { TLSCertificateFiles(chain: $0.chainFile, key: $0.keyFile) })
+                let ticketKeys = try TLSTicketKeys(rotationSeconds: settings.ticketKeyRotationSeconds)
+                let context = try TLSContext(
+                    certificates: settings.certificates.map { TLSCertificateFiles(chain: $0.chainFile, key: $0.keyFile) }, ticketKeys: ticketKeys)
                 // A replaced set is freed only once no connection can still be in a handshake
                 // that started with it (the header timeout covers the handshake).
                 let handshakeLimit = Duration.milliseconds(configuration.headerTimeoutMilliseconds) + .seconds(5)

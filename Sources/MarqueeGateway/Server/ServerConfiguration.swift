@@ -120,6 +120,9 @@ public struct TLSListenerSettings: Sendable, Equatable {
     public var strictTransportSecurity: String?
     /// A plain-HTTP listener that only redirects to HTTPS (`tls.redirect_listen`), or nil.
     public var redirectListen: String?
+    /// How long a session ticket key seals new tickets before the next takes over
+    /// (`tls.ticket_key_rotation_s`); a ticket resumes for one to two of these.
+    public var ticketKeyRotationSeconds = 3600
 
     public init(certificates: [Certificate], strictTransportSecurity: String? = nil, redirectListen: String? = nil) {
         self.certificates = certificates
