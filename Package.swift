@@ -153,6 +153,7 @@ let package = Package(
             name: "MarqueeEdge",
             dependencies: [
                 "CLinux",
+                "MarqueeTLS",
                 "MarqueeGateway",
                 "MarqueeGatewaySettings",
                 "MarqueeConsole",

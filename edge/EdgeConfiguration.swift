@@ -2,6 +2,7 @@ import Configuration
 import MarqueeGateway
 import MarqueeGatewaySettings
 import MarqueeHTTP
+import MarqueeTLS
 import MarqueeTokens
 
 /// Reads an edge's settings: its own section (`edge.*`: its upstreams, the key it signs its
@@ -19,6 +20,8 @@ public enum EdgeConfiguration {
         public var memoryCacheBytes: Int?
         /// `edge.upstream_key_file`: the key shared with the origin (its `origin.edge_key_file`).
         public var upstreamKeyFile: String?
+        /// `edge.upstream_ca_file`: the CAs https upstreams' certificates must chain to.
+        public var upstreamCAFile: String?
         /// The options every gateway role takes.
         public var gateway = GatewaySettings.Flags()
 
@@ -36,13 +39,25 @@ public enum EdgeConfiguration {
         var upstreams: [ServiceUpstream] = []
         for url in urls {
             do {
-                upstreams.append(try ServiceUpstream(name: "upstream", url: url))
+                upstreams.append(try ServiceUpstream(name: "upstream", url: url, allowTLS: true))
             } catch {
                 throw GatewayError.invalid("edge.upstreams", ": \(url.debugDescription): \(error.message)")
             }
         }
         guard Set(upstreams.map(\.authority)).count == upstreams.count else {
             throw GatewayError.invalid("edge.upstreams", "names an upstream twice")
+        }
+        // https upstreams are verified against these CAs (or the system's), for the name in their URL.
+        let caFile = flags.upstreamCAFile ?? config.string(forKey: "edge.upstream_ca_file")
+        var upstreamTLS: TLSContext?
+        if upstreams.contains(where: { $0.tlsServerName != nil }) {
+            do throws(TLSError) {
+                upstreamTLS = try TLSContext(clientTrusting: caFile)
+            } catch {
+                throw GatewayError.invalid("edge.upstream_ca_file", ": \(error)")
+            }
+        } else if caFile != nil {
+            throw GatewayError.invalid("edge.upstream_ca_file", "is for https:// upstreams, and edge.upstreams has none")
         }
         let edgeID = GatewaySettings.gatewayID(config)
         let keyFile = flags.upstreamKeyFile ?? config.string(forKey: "edge.upstream_key_file", default: "")
@@ -72,11 +87,12 @@ public enum EdgeConfiguration {
 
         let source = HTTPUpstreamSource(
             upstreams: upstreams, signer: signer, edgeID: edgeID, downMilliseconds: Int64(downMilliseconds), defaults: defaults,
-            healthCheckMilliseconds: Int64(healthMilliseconds))
+            healthCheckMilliseconds: Int64(healthMilliseconds), tls: upstreamTLS)
         let readThrough = try GatewaySettings.readThrough(
             config, origin: .upstreams(source), directory: flags.cacheDirectory, maxBytes: flags.cacheMaxBytes, memoryBytes: flags.memoryCacheBytes)
         var c = try GatewaySettings.load(config, role: "edge", flags: flags.gateway, root: readThrough.objectsDirectory)
         c.readThrough = readThrough
+        c.upstreamTLS = upstreamTLS
         return c
     }
 }

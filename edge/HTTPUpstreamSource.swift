@@ -3,6 +3,7 @@ import Glibc
 import MarqueeGateway
 import MarqueeHTTP
 import MarqueePolicy
+import MarqueeTLS
 import MarqueeTokens
 import Synchronization
 
@@ -28,15 +29,18 @@ final class HTTPUpstreamSource: UpstreamFillSource, @unchecked Sendable {
     let defaults: ResponseFacts.Defaults
     /// How often upstreams marked down are probed (`edge.health_check_ms`; 0: never).
     let healthCheckMilliseconds: Int64
+    /// How https upstreams are verified (the probes speak TLS to them too).
+    let tls: TLSContext?
     private let selection: Mutex<UpstreamSelection>
     private let hostHeaders: [[UInt8]]
     private let viaHeader: [UInt8]
 
     init(
         upstreams: [ServiceUpstream], signer: (EdgeSignature, String)?, edgeID: String, downMilliseconds: Int64,
-        defaults: ResponseFacts.Defaults = ResponseFacts.Defaults(), healthCheckMilliseconds: Int64 = 0
+        defaults: ResponseFacts.Defaults = ResponseFacts.Defaults(), healthCheckMilliseconds: Int64 = 0, tls: TLSContext? = nil
     ) {
         self.upstreams = upstreams
+        self.tls = tls
         self.defaults = defaults
         self.healthCheckMilliseconds = healthCheckMilliseconds
         self.signer = signer.map { (signature: $0.0, edgeID: $0.1) }
@@ -123,6 +127,10 @@ final class HTTPUpstreamSource: UpstreamFillSource, @unchecked Sendable {
         guard case .connected(let fd) = connect(upstream, deadline: deadline) else { return false }
         defer { close(fd) }
         let request = Array("HEAD / HTTP/1.1\r\nUser-Agent: marquee-edge health\r\nConnection: close\r\n".utf8) + hostHeaders[upstream] + Array("\r\n".utf8)
+        if let name = upstreams[upstream].tlsServerName {
+            guard let tls, let stream = try? TLSStream(context: tls, serverName: name) else { return false }
+            return answersHeadOverTLS(fd, stream, request: request, deadline: deadline)
+        }
         var sent = 0
         while sent < request.count {
             let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -144,6 +152,65 @@ final class HTTPUpstreamSource: UpstreamFillSource, @unchecked Sendable {
             case .failed: return false
             case .incomplete: continue
             }
+        }
+        return false
+    }
+
+    /// The probe to an https upstream: the handshake (verifying its certificate), then the HEAD.
+    private func answersHeadOverTLS(_ fd: Int32, _ stream: TLSStream, request: [UInt8], deadline: Int64) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        /// Sends every byte of ciphertext the stream has for the upstream.
+        func flush() -> Bool {
+            while stream.pendingCiphertext > 0 {
+                let count = buffer.withUnsafeMutableBytes { stream.takeCiphertext(into: $0) }
+                var sent = 0
+                while sent < count {
+                    let n = buffer.withUnsafeBytes { send(fd, $0.baseAddress! + sent, count - sent, Int32(MSG_NOSIGNAL)) }
+                    if n > 0 { sent += n } else if n < 0 && errno == EAGAIN { _ = Self.wait(fd, for: Int16(POLLOUT), until: deadline) } else { return false }
+                    if Self.monotonicMilliseconds() >= deadline { return false }
+                }
+            }
+            return true
+        }
+        /// Hands the stream what arrives next.
+        func receive() -> Bool {
+            guard Self.wait(fd, for: Int16(POLLIN), until: deadline) == .ready else { return false }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { return true }
+            guard n > 0 else { return false }
+            buffer.withUnsafeBytes { stream.receive(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            return true
+        }
+        do {
+            while try stream.handshake() != .established {
+                guard flush(), receive() else { return false }
+            }
+            var offset = 0
+            while offset < request.count {
+                let written = try request.withUnsafeBytes { try stream.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+                guard written > 0 else { return false }
+                offset += written
+            }
+            guard flush() else { return false }
+            var head: [UInt8] = []
+            var plain = [UInt8](repeating: 0, count: 4096)
+            while head.count < 16 * 1024 {
+                switch try plain.withUnsafeMutableBytes({ try stream.read(into: $0) }) {
+                case .bytes(let n):
+                    head += plain[0..<n]
+                    switch head.withUnsafeBytes({ ResponseParser.parse($0) }) {
+                    case .complete(let response): return response.status < 500
+                    case .failed: return false
+                    case .incomplete: continue
+                    }
+                case .needsMore:
+                    guard flush(), receive() else { return false }
+                case .closed:
+                    return false
+                }
+            }
+        } catch {
+            return false
         }
         return false
     }

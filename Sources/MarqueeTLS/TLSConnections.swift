@@ -31,18 +31,44 @@ public final class TLSConnections {
     /// connection holds them: a context replaced later stays alive while it is open); false when
     /// OpenSSL is out of memory.
     public func open(_ slot: Int32, with context: TLSContext) -> Bool {
+        precondition(context.isServer, "a listener's connection needs a server context")
+        guard let ssl = make(slot, context) else { return false }
+        SSL_set_accept_state(ssl)
+        return true
+    }
+
+    /// Starts the client side of a connection to `serverName` (a DNS name or an IP address, which
+    /// the server's certificate must carry) in `slot`; false when OpenSSL is out of memory.
+    public func open(_ slot: Int32, with context: TLSContext, serverName: String) -> Bool {
+        precondition(!context.isServer, "an upstream connection needs a client context")
+        guard let ssl = make(slot, context) else { return false }
+        guard mq_ssl_client_expect(ssl, serverName) == 1 else {
+            close(slot)
+            return false
+        }
+        return true
+    }
+
+    private func make(_ slot: Int32, _ context: TLSContext) -> OpaquePointer? {
         let s = Int(slot)
         precondition(sessions[s] == nil, "slot \(slot) already has a TLS connection")
-        precondition(context.isServer, "loop connections are a listener's")
-        guard let method = loopBIOMethod, let ssl = SSL_new(context.context) else { return false }
+        guard let method = loopBIOMethod, let ssl = SSL_new(context.context) else { return nil }
         io[s] = mq_tls_io()
         guard mq_ssl_attach_loop_bio(ssl, method, io + s) == 1 else {
             SSL_free(ssl)
-            return false
+            return nil
         }
-        SSL_set_accept_state(ssl)
         sessions[s] = ssl
-        return true
+        return ssl
+    }
+
+    /// Why a client handshake failed, in words: the certificate's verification error when that
+    /// was it.
+    public func failureReason(_ slot: Int32) -> String {
+        guard let ssl = sessions[Int(slot)] else { return "no TLS connection" }
+        let verify = SSL_get_verify_result(ssl)
+        if verify != Int(X509_V_OK) { return "its certificate was refused: " + String(cString: X509_verify_cert_error_string(verify)) }
+        return "the TLS handshake failed"
     }
 
     /// Frees the slot's connection (nothing is sent: `shutdown` first for a close_notify).

@@ -38,10 +38,7 @@ public final class TLSStream {
             SSL_set_accept_state(ssl)
         } else {
             SSL_set_connect_state(ssl)
-            if let serverName {
-                _ = mq_ssl_set_server_name(ssl, serverName)
-                SSL_set1_host(ssl, serverName)
-            }
+            if let serverName { _ = mq_ssl_client_expect(ssl, serverName) }
         }
     }
 

@@ -75,7 +75,7 @@ struct EdgeCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("upstream"),
-        help: "An upstream to fill the cache from, http://HOST:PORT: an origin or a parent edge (repeatable; edge.upstreams). Objects are spread over several by rendezvous hashing, with failover.")
+        help: "An upstream to fill the cache from, http://HOST:PORT or https://HOST:PORT: an origin or a parent edge (repeatable; edge.upstreams). Objects are spread over several by rendezvous hashing, with failover.")
     var upstreams: [String] = []
 
     @Option(name: .customLong("cache-dir"), help: "The cache's folder (cache.dir); it is served from DIR/objects and survives restarts.")
@@ -94,6 +94,11 @@ struct EdgeCommand: AsyncParsableCommand {
         help: "The key this edge signs its fetches with (edge.upstream_key_file; the origin's --edge-key-file). Without it fetches go unsigned.")
     var upstreamKeyFile: String?
 
+    @Option(
+        name: .customLong("upstream-ca-file"),
+        help: "PEM CA certificates that https:// upstreams' certificates must chain to (edge.upstream_ca_file; default: the system's).")
+    var upstreamCAFile: String?
+
     @OptionGroup var gateway: GatewayOptions
 
     func run() async throws {
@@ -104,6 +109,7 @@ struct EdgeCommand: AsyncParsableCommand {
         flags.cacheMaxBytes = cacheMaxBytes
         flags.memoryCacheBytes = memoryCacheBytes
         flags.upstreamKeyFile = upstreamKeyFile
+        flags.upstreamCAFile = upstreamCAFile
         let configuration: ServerConfiguration
         do {
             configuration = try await EdgeConfiguration.load(flags)

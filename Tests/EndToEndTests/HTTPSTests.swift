@@ -380,3 +380,43 @@ struct HTTPSRedirectTests {
         #expect(try server.metric(ServerProcess.responses(308)) >= 2)
     }
 }
+
+@Suite("Edge to origin over HTTPS")
+struct EdgeUpstreamTLSTests {
+    @Test("An edge fills from an https:// origin it verifies, over pooled TLS connections: ffmpeg plays through it, a 2.5 MB file arrives whole; an origin whose certificate it does not trust is refused")
+    func edgeFillsOverTLS() throws {
+        let fixtures = try MediaFixtures.shared()
+        let origin = try TLSOrigin()
+        defer { origin.server.stop() }
+        let upstream = "https://127.0.0.1:\(origin.server.mediaPort)"
+        // The edge serves players over HTTPS too, with a certificate of the same CA.
+        let edge = try EdgeTests.SignedEdge(
+            upstreams: [upstream], extra: ["--upstream-ca-file", origin.authority.certificate] + TLSOrigin.arguments(try origin.authority.issue()))
+        defer { edge.server.stop() }
+        let token = try edge.token("/titles/demo/1/")
+        try EdgeTests.plays(edge.pathURL(token, MediaFixtures.hlsMaster))
+
+        let bigToken = try edge.token("/files/")
+        let big = try Curl.fetch(edge.pathURL(bigToken, MediaFixtures.big), ["--cacert", origin.authority.certificate])
+        #expect(big.status == 200, "\(big.stderr)")
+        let expected = try fixtures.contents(MediaFixtures.big)
+        #expect(sameBytes(big.body, expected), "\(mismatch(big.body, expected))")
+
+        let fetches = try edge.server.metric("marquee_cache_misses_total")
+        let sessions = try edge.server.metric("marquee_upstream_tls_handshakes_total")
+        #expect(sessions >= 1)
+        #expect(sessions < fetches, "\(sessions) TLS sessions for \(fetches) fetches: pooled connections should keep theirs")
+        #expect(try origin.handshakes() == sessions)
+
+        // An edge that trusts another CA: the origin's certificate is refused, and nothing is served.
+        let stranger = try TestCertificateAuthority(name: "Stranger CA")
+        let wary = try EdgeTests.SignedEdge(upstreams: [upstream], extra: ["--upstream-ca-file", stranger.certificate])
+        defer { wary.server.stop() }
+        let refused = try Curl.fetch(wary.pathURL(try wary.token("/titles/demo/1/"), MediaFixtures.hlsSegment))
+        #expect(refused.status == 502 || refused.status == 504, "\(refused.status) \(refused.bodyText)")
+        // Players are not told why; the edge's log says it.
+        let logged = wary.server.stderr.wait(timeout: .seconds(10)) { $0.contains("certificate was refused") }
+        #expect(logged != nil, "the edge's log does not say why: \(wary.server.stderr.text)")
+        #expect(try wary.server.metric("marquee_upstream_tls_handshakes_total") == 0)
+    }
+}

@@ -174,6 +174,11 @@ enum PrometheusText {
             out += "marquee_tls_failures_total \(sum(.tlsFailures))\n"
         }
 
+        if shared.upstreamTLS != nil {
+            family("marquee_upstream_tls_handshakes_total", "counter", "TLS sessions opened to https upstreams (a pooled connection keeps its session).")
+            out += "marquee_upstream_tls_handshakes_total \(sum(.upstreamTLSHandshakes))\n"
+        }
+
         let perLoop: [(String, String, LoopMetrics.Counter)] = [
             ("marquee_ring_loop_turns_total", "Event-loop turns (one submit-and-wait each).", .loopTurns),
             ("marquee_ring_completions_total", "Completions processed.", .completions),

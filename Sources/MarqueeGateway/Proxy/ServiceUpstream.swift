@@ -3,29 +3,38 @@ import Glibc
 
 /// An HTTP service the gateway forwards `/api/<name>/...` to (or an edge's upstream):
 /// `http://HOST:PORT` with an IPv4 or IPv6 literal, `localhost` or a host name, resolved once at
-/// start-up (no DNS on the request path, no TLS).
+/// start-up (no DNS on the request path). An edge's upstreams may be `https://` too.
 public struct ServiceUpstream: Sendable, CustomStringConvertible {
     public let name: String
     /// `HOST:PORT` as written (brackets kept for IPv6): the Host header for HTTP/1.0 clients.
     public let authority: String
     public let address: SocketAddress
+    /// For an `https://` upstream, the name its certificate must carry (and the SNI name asked
+    /// for): the host as written, without brackets. Nil for plain HTTP.
+    public let tlsServerName: String?
 
-    /// Parses `NAME` and `http://HOST[:PORT][/]` (port 80 by default).
+    /// Parses `NAME` and `http://HOST[:PORT][/]` (port 80 by default), or with `allowTLS`
+    /// `https://HOST[:PORT][/]` (port 443 by default).
     /// - Throws: `GatewayError.upstream` saying what is wrong: another scheme, a path, credentials, a host name.
-    public init(name: String, url: String) throws(GatewayError) {
+    public init(name: String, url: String, allowTLS: Bool = false) throws(GatewayError) {
         guard Self.isValidName(name) else {
             throw .upstream(name, message: "service name \"\(name)\" must be 1-64 characters of a-z 0-9 - _")
         }
-        guard url.hasPrefix("http://") else {
-            throw .upstream(name, message: "service \(name): \"\(url)\" must start with http:// (TLS to services is not supported)")
+        let secure = allowTLS && url.hasPrefix("https://")
+        guard url.hasPrefix("http://") || secure else {
+            throw .upstream(
+                name,
+                message: allowTLS
+                    ? "\(name): \"\(url)\" must start with http:// or https://"
+                    : "service \(name): \"\(url)\" must start with http:// (TLS to services is not supported)")
         }
-        var rest = Substring(url.dropFirst("http://".count))
+        var rest = Substring(url.dropFirst(secure ? "https://".count : "http://".count))
         if rest.hasSuffix("/") { rest = rest.dropLast() }
         guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), !rest.contains("#") else {
             throw .upstream(name, message: "service \(name): \"\(url)\" must be http://HOST:PORT with no path, query or credentials")
         }
         var host = String(rest)
-        var port = "80"
+        var port = secure ? "443" : "80"
         if rest.hasPrefix("[") {
             guard let close = rest.firstIndex(of: "]") else { throw .upstream(name, message: "service \(name): unclosed [ in \"\(url)\"") }
             host = String(rest[...close])
@@ -61,6 +70,7 @@ public struct ServiceUpstream: Sendable, CustomStringConvertible {
         }
         self.name = name
         authority = "\(host):\(number)"
+        tlsServerName = secure ? bare : nil
     }
 
     /// `NAME=http://HOST:PORT` (the `--service` flag).
@@ -102,5 +112,5 @@ public struct ServiceUpstream: Sendable, CustomStringConvertible {
             && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }
     }
 
-    public var description: String { "\(name) → http://\(authority)" }
+    public var description: String { "\(name) → \(tlsServerName == nil ? "http" : "https")://\(authority)" }
 }

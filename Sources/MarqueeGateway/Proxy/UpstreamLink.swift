@@ -23,9 +23,20 @@ struct UpstreamLink {
     var inFlight = false
     /// Taken from the pool: a failure before any response byte may be a stale connection.
     var reused = false
+
+    // An https upstream's link (`EventLoop+UpstreamTLS`): its buffers in the loop's pool (-1 when
+    // plain), the ciphertext written and sent, the plaintext the send in flight reports to the
+    // exchange (-1: a handshake flight), and where the receive in flight decrypts into.
+    var tlsBuffer: Int32 = -1
+    var tlsOutLength: Int32 = 0
+    var tlsOutSent: Int32 = 0
+    var tlsPlainPending: Int32 = -1
+    var tlsReceiveOffset: Int32 = 0
 }
 
 /// The ring operations of a link, carried in the user data's step field.
 enum UpstreamStep: UInt8 {
     case connect, send, receive, idlePoll
+    /// Ciphertext to or from an https upstream (`EventLoop+UpstreamTLS`).
+    case tlsSend, tlsReceive
 }

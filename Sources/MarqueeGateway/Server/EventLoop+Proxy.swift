@@ -430,7 +430,7 @@ extension EventLoop {
         case .receive:
             let area = UnsafeMutableRawBufferPointer(start: relayReceive(slot), count: Self.relayReceiveBytes)
             action = exchanges[s].machine.received(result, area: area)
-        case .idlePoll: return
+        case .idlePoll, .tlsSend, .tlsReceive: return  // services are plain HTTP
         }
         perform(action, slot)
     }
@@ -639,6 +639,7 @@ extension EventLoop {
     mutating func closeLink(_ link: Int32) {
         let l = Int(link)
         guard links[l].state != .free else { return }
+        releaseLinkTLS(link)
         shutdown(links[l].fd, Int32(SHUT_RDWR))
         Glibc.close(links[l].fd)
         _ = links.release(link)

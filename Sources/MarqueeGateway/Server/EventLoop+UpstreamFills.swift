@@ -98,6 +98,10 @@ extension EventLoop {
         case .connect:
             dropFillLink(f)
             connectFill(f)
+        case .send(let from) where linkSpeaksTLS(fillExchanges[f].link):
+            sendEncryptedToLink(fillExchanges[f].link, f, from: from)
+        case .receive(let offset) where linkSpeaksTLS(fillExchanges[f].link):
+            receiveDecryptedFromLink(fillExchanges[f].link, f, offset: offset)
         case .send(let from):
             let link = fillExchanges[f].link
             links[Int(link)].state = .active
@@ -181,6 +185,12 @@ extension EventLoop {
         }
         let action: UpstreamExchangeMachine.Action
         switch step {
+        case .connect where result >= 0 && linkSpeaksTLS(link):
+            startLinkHandshake(link, f)
+            return
+        case .tlsSend, .tlsReceive:
+            onLinkTLSComplete(link, f, step: step, result: result)
+            return
         case .connect: action = fillExchanges[f].machine.connected(result)
         case .send: action = fillExchanges[f].machine.sent(result)
         case .receive:

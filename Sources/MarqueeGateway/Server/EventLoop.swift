@@ -137,6 +137,12 @@ struct EventLoop: ~Copyable {
     var media = MediaRequest()
     /// The writer was woken since the ring last went below half full.
     var recordWakeSent = false
+    /// https upstreams of an edge (`EventLoop+UpstreamTLS`): each upstream's name to verify (nil
+    /// for plain ones, by index in `links`), the client context, the links' TLS and buffers.
+    let upstreamTLSNames: [String?]
+    let upstreamTLSContext: TLSContext?
+    let linkTLS: TLSConnections?
+    var linkTLSBuffers: ChunkPool
     /// HTTPS on this loop's listener (`EventLoop+TLS`): the connections' TLS, their output
     /// buffers, a record's plaintext as received, and a round of a file read for encryption.
     let tls: TLSConnections?
@@ -249,6 +255,11 @@ struct EventLoop: ~Copyable {
         }
         requestIDPrefix = random
         tls = shared.tls == nil ? nil : TLSConnections(capacity: capacity)
+        upstreamTLSNames = (upstreams + fillUpstreams).map(\.tlsServerName)
+        let anyTLSUpstream = upstreamTLSNames.contains { $0 != nil }
+        upstreamTLSContext = anyTLSUpstream ? shared.upstreamTLS : nil
+        linkTLS = anyTLSUpstream ? TLSConnections(capacity: max(1, links.capacity)) : nil
+        linkTLSBuffers = ChunkPool(chunkBytes: anyTLSUpstream ? Self.linkTLSInputBytes + Self.linkTLSOutputBytes : 0, capacity: links.capacity)
         tlsOutputs = ChunkPool(chunkBytes: shared.tls == nil ? 0 : Self.tlsOutputBytes, capacity: capacity)
         tlsPlaintext = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsPlaintextBytes, alignment: 64)
         tlsFileScratch = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsRoundBytes, alignment: 64)

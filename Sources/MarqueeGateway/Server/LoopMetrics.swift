@@ -48,6 +48,8 @@ struct LoopMetrics: @unchecked Sendable {
         case tlsResumptions
         case tlsHandshakeFailures
         case tlsFailures
+        /// TLS sessions an edge opened to its https upstreams.
+        case upstreamTLSHandshakes
     }
 
     /// Upper bounds of the latency histogram, in microseconds.

@@ -89,6 +89,17 @@ public final class Server {
             titleRules: configuration.services.titleRulesUpstream != nil)
         shared.readThrough = readThrough
         shared.tls = tls
+        if configuration.readThrough?.upstreamSource?.upstreams.contains(where: { $0.tlsServerName != nil }) == true {
+            do throws(TLSError) {
+                if let given = configuration.upstreamTLS {
+                    shared.upstreamTLS = given
+                } else {
+                    shared.upstreamTLS = try TLSContext(clientTrusting: nil)
+                }
+            } catch {
+                throw .invalid("edge.upstream_ca_file", ": \(error)")
+            }
+        }
         shared.trustsEdges = configuration.edgeSignature != nil
         if let readThrough, let endpoint = policy?.redisEndpoint {
             shared.purgeFeed = PurgeFeed(endpoint: endpoint, cache: readThrough)

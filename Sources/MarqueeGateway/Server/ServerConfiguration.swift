@@ -1,5 +1,6 @@
 import CLinux
 import MarqueeHTTP
+import MarqueeTLS
 import MarqueeTokens
 
 /// Everything the gateway engine needs to run. Roles fill it from their configuration files;
@@ -87,6 +88,10 @@ public struct ServerConfiguration: Sendable {
 
     /// HTTPS on the media listener (`tls.*`); nil serves plain HTTP.
     public var tls: TLSListenerSettings?
+
+    /// How an edge verifies its `https://` upstreams (`edge.upstream_ca_file`, or the system's
+    /// CAs); nil when none is https.
+    public var upstreamTLS: TLSContext?
 
     /// Delivery records of media responses and where they are shipped (`bus.*`); nil turns them off.
     public var deliveryRecords: DeliveryRecordSettings?

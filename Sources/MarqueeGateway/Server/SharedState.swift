@@ -28,6 +28,8 @@ final class SharedState: @unchecked Sendable {
     var readThrough: ReadThroughCache?
     /// With a cache and a Redis: purges published to and heard from every gateway on that Redis.
     var purgeFeed: PurgeFeed?
+    /// How an edge verifies its https upstreams; nil when none is https.
+    var upstreamTLS: TLSContext?
     /// The media listener's certificates (`tls.*`), shared by every loop and replaced when they
     /// are reloaded; nil for plain HTTP.
     var tls: SwappableReference<TLSContext>?
