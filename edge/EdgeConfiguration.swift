@@ -48,7 +48,7 @@ public enum EdgeConfiguration {
             throw GatewayError.invalid("edge.upstreams", "names an upstream twice")
         }
         // https upstreams are verified against these CAs (or the system's), for the name in their URL.
-        let caFile = flags.upstreamCAFile ?? config.string(forKey: "edge.upstream_ca_file")
+        let caFile = (flags.upstreamCAFile ?? config.string(forKey: "edge.upstream_ca_file")).flatMap { $0.isEmpty ? nil : $0 }
         var upstreamTLS: TLSContext?
         if upstreams.contains(where: { $0.tlsServerName != nil }) {
             do throws(TLSError) {

@@ -147,11 +147,14 @@ public enum GatewaySettings {
         var certificates = flags.tlsCertificateFiles
         var keys = flags.tlsKeyFiles
         if certificates.isEmpty && keys.isEmpty {
-            certificates = [config.string(forKey: "tls.cert_file")].compactMap { $0 } + config.stringArray(forKey: "tls.more_cert_files", default: [])
-            keys = [config.string(forKey: "tls.key_file")].compactMap { $0 } + config.stringArray(forKey: "tls.more_key_files", default: [])
+            // Empty values (config/origin.yaml's defaults) mean unset.
+            certificates = ([config.string(forKey: "tls.cert_file")].compactMap { $0 } + config.stringArray(forKey: "tls.more_cert_files", default: []))
+                .filter { !$0.isEmpty }
+            keys = ([config.string(forKey: "tls.key_file")].compactMap { $0 } + config.stringArray(forKey: "tls.more_key_files", default: []))
+                .filter { !$0.isEmpty }
         }
-        let hsts = config.string(forKey: "tls.hsts")
-        let redirect = flags.tlsRedirectListen ?? config.string(forKey: "tls.redirect_listen")
+        let hsts = config.string(forKey: "tls.hsts").flatMap { $0.isEmpty ? nil : $0 }
+        let redirect = (flags.tlsRedirectListen ?? config.string(forKey: "tls.redirect_listen")).flatMap { $0.isEmpty ? nil : $0 }
         guard !certificates.isEmpty || !keys.isEmpty else {
             if hsts != nil { throw GatewayError.invalid("tls.hsts", "needs HTTPS: set tls.cert_file and tls.key_file (--tls-cert, --tls-key)") }
             if redirect != nil {

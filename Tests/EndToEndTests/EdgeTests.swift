@@ -534,7 +534,9 @@ struct EdgeTests {
     func badSettings() throws {
         let cases: [([String], String)] = [
             (["edge", "--cache-dir", "/tmp/x"], "edge.upstreams"),
-            (["edge", "--upstream", "https://example.com", "--cache-dir", "/tmp/x"], "http://"),
+            (["edge", "--upstream", "ftp://127.0.0.1", "--cache-dir", "/tmp/x"], "must start with http:// or https://"),
+            (["edge", "--upstream", "https://127.0.0.1:1", "--cache-dir", "/tmp/x", "--upstream-ca-file", "/nonexistent/ca.pem"], "edge.upstream_ca_file"),
+            (["edge", "--upstream", "http://127.0.0.1:1", "--cache-dir", "/tmp/x", "--upstream-ca-file", "/tmp"], "is for https:// upstreams"),
             (["edge", "--upstream", "http://127.0.0.1:1"], "cache.dir"),
             (["edge", "--upstream", "http://127.0.0.1:1", "--upstream", "http://127.0.0.1:1", "--cache-dir", "/tmp/x"], "twice"),
             (["edge", "--upstream", "http://127.0.0.1:1", "--cache-dir", "/tmp/x", "--upstream-key-file", "/nonexistent"], "edge.upstream_key_file"),

@@ -419,4 +419,36 @@ struct EdgeUpstreamTLSTests {
         #expect(logged != nil, "the edge's log does not say why: \(wary.server.stderr.text)")
         #expect(try wary.server.metric("marquee_upstream_tls_handshakes_total") == 0)
     }
+
+    @Test("An https:// upstream marked down is probed over TLS and takes its place again once it answers")
+    func healthProbeOverTLS() throws {
+        // Two origins with the same keys and different bodies, so the answer says who served it.
+        func root(_ body: String) throws -> URL {
+            let folder = try Scratch.newDirectory("probe-root")
+            for n in 0..<40 { try body.write(to: folder.appendingPathComponent("key-\(n).txt"), atomically: true, encoding: .utf8) }
+            return folder
+        }
+        let noStore = ["MARQUEE_CACHE_CONTROL_OTHER": "no-store"]
+        let plain = try ServerProcess(root: try root("plain"), environment: noStore)
+        defer { plain.stop() }
+        let authority = try TestCertificateAuthority()
+        let port = try RedisServer.freePort()
+        let edge = try EdgeUpstreamTests.PlainEdge(
+            ["https://127.0.0.1:\(port)", plain.url("")], config: "edge:\n  upstream_down_ms: 600000\n  health_check_ms: 50\n",
+            extra: ["--upstream-ca-file", authority.certificate])
+        defer { edge.server.stop() }
+        // Nothing listens on the https upstream yet: the keys it is first for fail over, and it is marked down.
+        for n in 0..<40 { #expect(try edge.get("/key-\(n).txt").bodyText == "plain") }
+
+        let secure = try ServerProcess(
+            root: try root("tls"), environment: noStore, arguments: TLSOrigin.arguments(try authority.issue()) + ["--listen", "127.0.0.1:\(port)"])
+        defer { secure.stop() }
+        let back = waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
+            (0..<40).contains { (try? edge.get("/key-\($0).txt").bodyText) == "tls" }
+        }
+        #expect(back, "the TLS probe never brought the https upstream back (its down time is 10 minutes)")
+        #expect(try secure.metric("marquee_tls_handshakes_total") >= 1)
+        // A probe in plain HTTP would have been answered 400 (and counted as a failed handshake).
+        #expect(try secure.metric("marquee_tls_handshake_failures_total") == 0)
+    }
 }
