@@ -156,28 +156,24 @@ enum PrometheusText {
                 out += "marquee_cache_purge_log_gaps_total \(feed.staleAllCount)\n"
             }
         }
-        if shared.trustsEdges {
-            family("marquee_edge_fetches_total", "counter", "Media fetches signed by an edge (Marquee-Edge) and served.")
-            out += "marquee_edge_fetches_total \(sum(.edgeFetches))\n"
-            family("marquee_edge_refused_total", "counter", "Media requests refused for a bad edge signature or by origin.shield_only.")
-            out += "marquee_edge_refused_total \(sum(.edgeRefused))\n"
+        /// A counter summed over the loops, exported only when `shown`.
+        func total(_ shown: Bool, _ name: String, _ help: String, _ counter: LoopMetrics.Counter) {
+            guard shown else { return }
+            family(name, "counter", help)
+            out += "\(name) \(sum(counter))\n"
         }
-
-        if shared.tls != nil {
-            family("marquee_tls_handshakes_total", "counter", "TLS handshakes completed on the media listener.")
-            out += "marquee_tls_handshakes_total \(sum(.tlsHandshakes))\n"
-            family("marquee_tls_resumptions_total", "counter", "TLS handshakes that resumed a session from a ticket.")
-            out += "marquee_tls_resumptions_total \(sum(.tlsResumptions))\n"
-            family("marquee_tls_handshake_failures_total", "counter", "TLS handshakes refused: old protocol versions, no shared cipher, garbage or plain HTTP.")
-            out += "marquee_tls_handshake_failures_total \(sum(.tlsHandshakeFailures))\n"
-            family("marquee_tls_failures_total", "counter", "Established TLS connections cut by a record that failed or a peer that broke the protocol.")
-            out += "marquee_tls_failures_total \(sum(.tlsFailures))\n"
-        }
-
-        if shared.upstreamTLS != nil {
-            family("marquee_upstream_tls_handshakes_total", "counter", "TLS sessions opened to https upstreams (a pooled connection keeps its session).")
-            out += "marquee_upstream_tls_handshakes_total \(sum(.upstreamTLSHandshakes))\n"
-        }
+        total(shared.trustsEdges, "marquee_edge_fetches_total", "Media fetches signed by an edge (Marquee-Edge) and served.", .edgeFetches)
+        total(shared.trustsEdges, "marquee_edge_refused_total", "Media requests refused for a bad edge signature or by origin.shield_only.", .edgeRefused)
+        let tls = shared.tls != nil
+        total(tls, "marquee_tls_handshakes_total", "TLS handshakes completed on the media listener.", .tlsHandshakes)
+        total(tls, "marquee_tls_resumptions_total", "TLS handshakes that resumed a session from a ticket.", .tlsResumptions)
+        total(
+            tls, "marquee_tls_handshake_failures_total", "TLS handshakes refused: old protocol versions, no shared cipher, garbage or plain HTTP.",
+            .tlsHandshakeFailures)
+        total(tls, "marquee_tls_failures_total", "Established TLS connections cut by a record that failed or a peer that broke the protocol.", .tlsFailures)
+        total(
+            shared.upstreamTLS != nil, "marquee_upstream_tls_handshakes_total",
+            "TLS sessions opened to https upstreams (a pooled connection keeps its session).", .upstreamTLSHandshakes)
 
         let perLoop: [(String, String, LoopMetrics.Counter)] = [
             ("marquee_ring_loop_turns_total", "Event-loop turns (one submit-and-wait each).", .loopTurns),
