@@ -8,6 +8,7 @@
 #include <openssl/bio.h>
 #include <openssl/x509v3.h>
 #include <openssl/rand.h>
+#include <openssl/provider.h>
 #include <openssl/core_names.h>
 #include <pthread.h>
 #include <string.h>
@@ -22,6 +23,24 @@ static inline int mq_ssl_ctx_set_protocols(SSL_CTX *ctx, int min, int max) {
 
 static inline long mq_ssl_ctx_set_partial_writes(SSL_CTX *ctx) {
     return SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
+// A library context of its own (with the default provider) for one event loop.
+static inline OSSL_LIB_CTX *mq_library_new(void) {
+    OSSL_LIB_CTX *library = OSSL_LIB_CTX_new();
+    if (library == NULL) return NULL;
+    if (OSSL_PROVIDER_load(library, "default") == NULL) {
+        OSSL_LIB_CTX_free(library);
+        return NULL;
+    }
+    return library;
+}
+
+// The policy a server keeps whatever the system's OpenSSL configuration says (a library context
+// of its own reads none): security level 2, and for TLS 1.2 only forward-secret AEAD suites.
+static inline int mq_ssl_ctx_modern_ciphers(SSL_CTX *ctx) {
+    SSL_CTX_set_security_level(ctx, 2);
+    return SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL");
 }
 
 // Resumption is by tickets only (stateless): no server-side cache, which every thread would
@@ -226,10 +245,13 @@ static int mq_ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[E
         result = 1;
     } else if (keys->current.valid && memcmp(name, keys->current.name, 16) == 0) {
         key = keys->current;
-        result = 1;
+        // 2, "renew", under the current key too: a resumed TLS 1.3 connection then gets fresh
+        // tickets, as with OpenSSL's own keys (with 1 it got none, and clients that use a
+        // ticket once fell back to a full handshake every other connection).
+        result = 2;
     } else if (keys->previous.valid && memcmp(name, keys->previous.name, 16) == 0) {
         key = keys->previous;
-        result = 2;  // valid, but the client gets a ticket under the current key
+        result = 2;  // valid, and the client gets a ticket under the current key
     }
     pthread_mutex_unlock(&keys->lock);
     if (result == 0) return 0;  // unknown or retired key: a full handshake

@@ -30,9 +30,9 @@ public final class TLSConnections {
     /// Starts the server side of a new connection in `slot` with `context`'s certificates (the
     /// connection holds them: a context replaced later stays alive while it is open); false when
     /// OpenSSL is out of memory.
-    public func open(_ slot: Int32, with context: TLSContext) -> Bool {
+    public func open(_ slot: Int32, with context: TLSContext, loop: Int = 0) -> Bool {
         precondition(context.isServer, "a listener's connection needs a server context")
-        guard let ssl = make(slot, context) else { return false }
+        guard let ssl = make(slot, context.context(for: loop)) else { return false }
         SSL_set_accept_state(ssl)
         return true
     }
@@ -41,7 +41,7 @@ public final class TLSConnections {
     /// the server's certificate must carry) in `slot`; false when OpenSSL is out of memory.
     public func open(_ slot: Int32, with context: TLSContext, serverName: String) -> Bool {
         precondition(!context.isServer, "an upstream connection needs a client context")
-        guard let ssl = make(slot, context) else { return false }
+        guard let ssl = make(slot, context.context) else { return false }
         guard mq_ssl_client_expect(ssl, serverName) == 1 else {
             close(slot)
             return false
@@ -49,10 +49,10 @@ public final class TLSConnections {
         return true
     }
 
-    private func make(_ slot: Int32, _ context: TLSContext) -> OpaquePointer? {
+    private func make(_ slot: Int32, _ context: OpaquePointer) -> OpaquePointer? {
         let s = Int(slot)
         precondition(sessions[s] == nil, "slot \(slot) already has a TLS connection")
-        guard let method = loopBIOMethod, let ssl = SSL_new(context.context) else { return nil }
+        guard let method = loopBIOMethod, let ssl = SSL_new(context) else { return nil }
         io[s] = mq_tls_io()
         guard mq_ssl_attach_loop_bio(ssl, method, io + s) == 1 else {
             SSL_free(ssl)

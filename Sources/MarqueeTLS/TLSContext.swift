@@ -4,16 +4,26 @@ import CTLS
 /// OpenSSL's `SSL_CTX`, which is safe to use from many threads once set up. TLS 1.2 and 1.3
 /// only, no renegotiation, no compression, ALPN `http/1.1`.
 public final class TLSContext: @unchecked Sendable {
-    /// The context connections start with: the first certificate's.
+    /// A server's certificates as OpenSSL contexts, the default first, with the SNI table that
+    /// chooses among them; one such set per library context (`TLSLibraries`).
+    struct CertificateSet {
+        let contexts: [OpaquePointer]
+        /// SNI over several certificates (`mq_sni_select`); nil with one.
+        let byName: UnsafeMutablePointer<mq_sni_table>?
+        let byNameContexts: UnsafeMutablePointer<OpaquePointer?>?
+    }
+
+    /// The context a client (or a single-library server) starts connections with.
     let context: OpaquePointer
+    /// A server's sets: one per loop when made with `TLSLibraries`, else one.
+    private let sets: [CertificateSet]
     public let isServer: Bool
     /// A server's certificates, in the order given (the first is the default).
     public let certificates: [TLSCertificateFiles]
     /// The session ticket keys the contexts seal tickets with (kept alive as long as they are).
     public let ticketKeys: TLSTicketKeys?
-    /// SNI: every certificate's context, the default first, for `mq_sni_select`.
-    private let byName: UnsafeMutablePointer<mq_sni_table>?
-    private let byNameContexts: UnsafeMutablePointer<OpaquePointer?>?
+    /// The library contexts the sets were made in (kept alive as long as they are).
+    public let libraries: TLSLibraries?
 
     /// A server's context: a certificate chain (PEM, leaf first) and its private key (PEM, ECDSA
     /// or RSA). Throws with OpenSSL's reason when a file cannot be read or the key does not match.
@@ -24,16 +34,43 @@ public final class TLSContext: @unchecked Sendable {
     /// A server's context over several certificates: a client's SNI name picks the first whose
     /// names cover it; the first certificate serves clients that name none, or a name no
     /// certificate covers. Tickets are sealed with `ticketKeys` (rotated by their owner), or with
-    /// keys OpenSSL makes for this context when nil.
-    public init(certificates: [TLSCertificateFiles], ticketKeys: TLSTicketKeys?) throws(TLSError) {
+    /// keys OpenSSL makes for this context when nil. With `libraries`, each library context gets
+    /// a set of its own (`context(for:)`), so loops share no OpenSSL state while they handshake.
+    public init(certificates: [TLSCertificateFiles], ticketKeys: TLSTicketKeys?, libraries: TLSLibraries? = nil) throws(TLSError) {
         precondition(!certificates.isEmpty, "a server needs a certificate")
+        var sets: [CertificateSet] = []
+        do throws(TLSError) {
+            for library in libraries?.contexts ?? [nil] {
+                sets.append(try Self.makeSet(certificates, ticketKeys: ticketKeys, library: library))
+            }
+        } catch {
+            sets.forEach(Self.free)
+            throw error
+        }
+        self.sets = sets
+        context = sets[0].contexts[0]
+        isServer = true
+        self.certificates = certificates
+        self.ticketKeys = ticketKeys
+        self.libraries = libraries
+    }
+
+    /// The context a server connection of loop `index` starts with.
+    @inline(__always) func context(for index: Int) -> OpaquePointer { sets[index % sets.count].contexts[0] }
+
+    private static func makeSet(_ certificates: [TLSCertificateFiles], ticketKeys: TLSTicketKeys?, library: OpaquePointer?) throws(TLSError)
+        -> CertificateSet
+    {
         var contexts: [OpaquePointer] = []
         do throws(TLSError) {
             for files in certificates {
-                let context = try Self.make(server: true)
+                let context = try Self.make(server: true, library: library)
                 contexts.append(context)
                 _ = mq_ssl_ctx_no_session_cache(context)
                 mq_ssl_ctx_read_ahead(context)
+                guard mq_ssl_ctx_modern_ciphers(context) == 1 else {
+                    throw TLSError.configuration("cannot set the TLS 1.2 cipher suites: \(TLSError.drainOpenSSLErrors())")
+                }
                 // A ticket lives until its key is forgotten: two rotations at most.
                 if let ticketKeys { mq_ssl_ctx_use_ticket_keys(context, ticketKeys.keys, 2 * ticketKeys.rotationSeconds) }
                 try Self.use(files, in: context)
@@ -43,34 +80,32 @@ public final class TLSContext: @unchecked Sendable {
             contexts.forEach { SSL_CTX_free($0) }
             throw error
         }
-        context = contexts[0]
-        isServer = true
-        self.certificates = certificates
-        self.ticketKeys = ticketKeys
-        if contexts.count > 1 {
-            let table = UnsafeMutablePointer<mq_sni_table>.allocate(capacity: 1)
-            let list = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: contexts.count)
-            for (index, context) in contexts.enumerated() { list[index] = context }
-            table.initialize(to: mq_sni_table(contexts: list, count: Int32(contexts.count)))
-            // Set on every context, so whichever a connection starts from chooses.
-            for context in contexts { mq_ssl_ctx_select_by_name(context, table) }
-            byName = table
-            byNameContexts = list
-        } else {
-            byName = nil
-            byNameContexts = nil
-        }
+        guard contexts.count > 1 else { return CertificateSet(contexts: contexts, byName: nil, byNameContexts: nil) }
+        let table = UnsafeMutablePointer<mq_sni_table>.allocate(capacity: 1)
+        let list = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: contexts.count)
+        for (index, context) in contexts.enumerated() { list[index] = context }
+        table.initialize(to: mq_sni_table(contexts: list, count: Int32(contexts.count)))
+        // Set on every context, so whichever a connection starts from chooses.
+        for context in contexts { mq_ssl_ctx_select_by_name(context, table) }
+        return CertificateSet(contexts: contexts, byName: table, byNameContexts: list)
+    }
+
+    /// The contexts of connections still open stay alive (OpenSSL counts their references).
+    private static func free(_ set: CertificateSet) {
+        set.contexts.forEach { SSL_CTX_free($0) }
+        set.byNameContexts?.deallocate()
+        set.byName?.deallocate()
     }
 
     /// A client's context that verifies the server against the CA certificates in `caFile` (PEM),
     /// or against the system's store when nil.
     public init(clientTrusting caFile: String?) throws(TLSError) {
-        context = try Self.make(server: false)
+        context = try Self.make(server: false, library: nil)
+        sets = [CertificateSet(contexts: [context], byName: nil, byNameContexts: nil)]
         isServer = false
         certificates = []
         ticketKeys = nil
-        byName = nil
-        byNameContexts = nil
+        libraries = nil
         let loaded = caFile.map { SSL_CTX_load_verify_locations(context, $0, nil) } ?? SSL_CTX_set_default_verify_paths(context)
         guard loaded == 1 else {
             throw TLSError.configuration("cannot load the CA certificates \(caFile ?? "of the system"): \(TLSError.drainOpenSSLErrors())")
@@ -97,8 +132,8 @@ public final class TLSContext: @unchecked Sendable {
         }
     }
 
-    private static func make(server: Bool) throws(TLSError) -> OpaquePointer {
-        guard let context = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()) else {
+    private static func make(server: Bool, library: OpaquePointer?) throws(TLSError) -> OpaquePointer {
+        guard let context = SSL_CTX_new_ex(library, nil, server ? TLS_server_method() : TLS_client_method()) else {
             throw TLSError.configuration("cannot create a TLS context: \(TLSError.drainOpenSSLErrors())")
         }
         guard mq_ssl_ctx_set_protocols(context, TLS1_2_VERSION, TLS1_3_VERSION) == 1 else {
@@ -111,14 +146,26 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     deinit {
-        if let byName, let byNameContexts {
-            // The contexts of connections still open stay alive (OpenSSL counts their references).
-            for index in 0..<Int(byName.pointee.count) { SSL_CTX_free(byNameContexts[index]) }
-            byNameContexts.deallocate()
-            byName.deallocate()
-        } else {
-            SSL_CTX_free(context)
+        sets.forEach(Self.free)
+    }
+}
+
+/// OpenSSL library contexts, one per event loop, each with the default provider. A loop's
+/// handshakes then look up algorithms in its own context and never wait on another loop's locks.
+/// Made once for the process and never freed: contexts of replaced certificate sets may still be
+/// in use by open connections.
+public final class TLSLibraries: @unchecked Sendable {
+    let contexts: [OpaquePointer?]
+
+    public init(count: Int) throws(TLSError) {
+        var made: [OpaquePointer?] = []
+        for _ in 0..<count {
+            guard let library = mq_library_new() else {
+                throw TLSError.configuration("cannot make an OpenSSL library context: \(TLSError.drainOpenSSLErrors())")
+            }
+            made.append(library)
         }
+        contexts = made
     }
 }
 

@@ -319,9 +319,13 @@ struct HTTPSCertificateTests {
         }
         let first = try connect("-sess_out \(session)")
         #expect(first.contains("New, TLSv1.3"), "\(first)")
-        let again = try connect("-sess_in \(session)")
+        let chained = Scratch.newFile("tls-session-chained").path
+        let again = try connect("-sess_in \(session) -sess_out \(chained)")
         #expect(again.contains("Reused, TLSv1.3"), "\(again)")
         #expect(again.contains("HTTP/1.1 200 OK"))
+        // A resumed connection gets a fresh ticket, which resumes in turn (clients use each once).
+        let third = try connect("-sess_in \(chained)")
+        #expect(third.contains("Reused, TLSv1.3"), "no ticket came with the resumed connection: \(third)")
 
         // A reload of the certificates keeps the ticket keys: a ticket from before still resumes
         // (a key lives at least 5 s; the reload takes well under that).

@@ -62,7 +62,8 @@ final class CertificateReloader: @unchecked Sendable {
         guard force || stamps != seen else { return }
         seen = stamps
         do throws(TLSError) {
-            current.replace(with: try TLSContext(certificates: files, ticketKeys: current.current.ticketKeys))
+            let previous = current.current
+            current.replace(with: try TLSContext(certificates: files, ticketKeys: previous.ticketKeys, libraries: previous.libraries))
             GatewayLog.notice("tls: certificates reloaded (\(files.map(\.chain).joined(separator: ", "))); new connections use them")
         } catch {
             GatewayLog.warning("tls: certificates not reloaded, the previous ones stay in use: \(error)")

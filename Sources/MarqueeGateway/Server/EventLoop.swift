@@ -424,7 +424,7 @@ struct EventLoop: ~Copyable {
         connections[Int(slot)].addressSlot = addressSlot
         connections[Int(slot)].state.accepted()
         connections[Int(slot)].redirectsToHTTPS = redirect
-        if let tls, !redirect, !shared.tls!.withCurrent({ tls.open(slot, with: $0) }) {
+        if let tls, !redirect, !shared.tls!.withCurrent({ tls.open(slot, with: $0, loop: id) }) {
             // Out of memory for OpenSSL: the connection goes as if over the limit.
             freeSlotCount += 1
             if addressSlot >= 0 { policy?.connectionCounts?.release(addressSlot) }

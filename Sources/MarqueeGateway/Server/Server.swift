@@ -36,7 +36,8 @@ public final class Server {
             do throws(TLSError) {
                 let ticketKeys = try TLSTicketKeys(rotationSeconds: settings.ticketKeyRotationSeconds)
                 let context = try TLSContext(
-                    certificates: settings.certificates.map { TLSCertificateFiles(chain: $0.chainFile, key: $0.keyFile) }, ticketKeys: ticketKeys)
+                    certificates: settings.certificates.map { TLSCertificateFiles(chain: $0.chainFile, key: $0.keyFile) }, ticketKeys: ticketKeys,
+                    libraries: try TLSLibraries(count: configuration.threads))
                 // A replaced set is freed only once no connection can still be in a handshake
                 // that started with it (the header timeout covers the handshake).
                 let handshakeLimit = Duration.milliseconds(configuration.headerTimeoutMilliseconds) + .seconds(5)
