@@ -44,7 +44,9 @@ struct IngestJobsTests {
             for worker in ["w1", "w2", "w3", "w4"] {
                 group.addTask {
                     var mine: [(String, String)] = []
-                    while let job = try await jobs.claim(worker: worker, lease: Self.lease) { mine.append((job.id, worker)) }
+                    // An hour's lease: under a loaded run the claims can take longer than 30 s, and
+                    // an expired lease is rightly claimed again (that is `expiredLease`'s subject).
+                    while let job = try await jobs.claim(worker: worker, lease: .seconds(3600)) { mine.append((job.id, worker)) }
                     return mine
                 }
             }
