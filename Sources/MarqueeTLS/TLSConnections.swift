@@ -92,9 +92,6 @@ public final class TLSConnections {
         io[Int(slot)].in_length = bytes.count
     }
 
-    /// Received ciphertext not consumed yet.
-    @inline(__always) public func inputLeft(_ slot: Int32) -> Int { io[Int(slot)].in_length }
-
     /// Whether a read could return more: received bytes left, or a record (or part of one)
     /// OpenSSL holds. False saves the read that would only say "wants input".
     @inline(__always) public func hasMoreToRead(_ slot: Int32) -> Bool {

@@ -171,15 +171,7 @@ extension EventLoop {
             // A hello we refuse (an old version, no shared cipher), garbage, plain HTTP: the alert
             // OpenSSL wrote goes out if nothing else is in the ring, then the connection ends.
             metrics.add(.tlsHandshakeFailures)
-            let s = Int(slot)
-            if !connections[s].tlsFlushing, connections[s].tlsOutput >= 0 {
-                let sent = Int(connections[s].tlsSent)
-                let pending = tls!.outputLength(slot) - sent
-                if pending > 0 {
-                    _ = Glibc.send(
-                        connections[s].fd, tlsOutputs.pointer(connections[s].tlsOutput) + sent, pending, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
-                }
-            }
+            if !connections[Int(slot)].tlsFlushing { sendOutputNow(slot) }
             abort(slot)
             return false
         }
@@ -350,7 +342,9 @@ extension EventLoop {
     /// close_notify follows in the same send, saving the close its own.
     @inline(__always) mutating func closeNotifyAfterLastResponse(_ slot: Int32) {
         let s = Int(slot)
-        guard !connections[s].keepAlive || connections[s].peerClosed else { return }
+        // The rule the response's end follows (`AfterResponse`): this response closes the connection.
+        guard AfterResponse.decide(keepAlive: connections[s].keepAlive, peerClosed: connections[s].peerClosed, hasInput: false) == .closeGracefully
+        else { return }
         tls!.shutdown(slot)
         connections[s].tlsCloseNotified = true
     }
@@ -362,12 +356,20 @@ extension EventLoop {
         guard let tls, tls.isOpen(slot), tls.isEstablished(slot), !connections[s].tlsFlushing, !connections[s].tlsCloseNotified else { return }
         attachTLSOutput(slot)
         tls.shutdown(slot)
-        let sent = Int(connections[s].tlsSent)
-        let pending = tls.outputLength(slot) - sent
-        if pending > 0 {
-            _ = Glibc.send(connections[s].fd, tlsOutputs.pointer(connections[s].tlsOutput) + sent, pending, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
-        }
+        sendOutputNow(slot)
         releaseTLSOutput(slot)
+    }
+
+    /// What the output buffer holds beyond what went out, sent at once without the ring (an
+    /// alert or a close_notify just before the connection ends; a full socket goes without).
+    /// Only when no send of the slot is in the ring.
+    mutating func sendOutputNow(_ slot: Int32) {
+        let s = Int(slot)
+        guard connections[s].tlsOutput >= 0 else { return }
+        let sent = Int(connections[s].tlsSent)
+        let pending = tls!.outputLength(slot) - sent
+        guard pending > 0 else { return }
+        _ = Glibc.send(connections[s].fd, tlsOutputs.pointer(connections[s].tlsOutput) + sent, pending, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
     }
 
     /// The slot is released: its TLS connection and buffer go too.
