@@ -296,6 +296,7 @@ let package = Package(
                 "MarqueePolicy",
                 "MarqueeRedis",
                 "MarqueeTokens",
+                "MarqueeTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -12,6 +12,7 @@
 #include <openssl/core_names.h>
 #include <pthread.h>
 #include <string.h>
+#include "memory.h"
 
 static const uint64_t MQ_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
 static const uint64_t MQ_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
