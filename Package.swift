@@ -313,7 +313,7 @@ let package = Package(
         // MARK: - Tests
         .target(name: "MarqueeTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MarqueeHTTPTests", dependencies: ["MarqueeHTTP", "MarqueeTestSupport"]),
-        .testTarget(name: "MarqueeTLSTests", dependencies: ["MarqueeTLS", "MarqueeTestSupport"]),
+        .testTarget(name: "MarqueeTLSTests", dependencies: ["MarqueeTLS", "CTLS", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeTokensTests", dependencies: ["MarqueeTokens", "MarqueeHTTP", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueePolicyTests", dependencies: ["MarqueePolicy", "MarqueeRedis", "MarqueeTestSupport"]),
         .testTarget(name: "MarqueeGatewayTests", dependencies: ["MarqueeGateway", "MarqueeHTTP", "MarqueeBus", "MarqueeTestSupport"]),
