@@ -234,6 +234,14 @@ static inline mq_ticket_keys *mq_ticket_keys_new(void) {
     return keys;
 }
 
+// AES-256-CBC fetched once per thread: `EVP_aes_256_cbc()` would look the cipher up by name in
+// the shared default library context at every ticket sealed or opened, under its lock.
+static inline const EVP_CIPHER *mq_ticket_cipher(void) {
+    static __thread EVP_CIPHER *fetched;
+    if (fetched == NULL) fetched = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    return fetched;
+}
+
 static int mq_ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                             EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int encrypting) {
     mq_ticket_keys *keys = (mq_ticket_keys *)SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
@@ -260,10 +268,13 @@ static int mq_ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[E
     params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.hmac, sizeof key.hmac);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
     params[2] = OSSL_PARAM_construct_end();
-    if (encrypting) {
+    const EVP_CIPHER *aes = mq_ticket_cipher();
+    if (aes == NULL) {
+        result = -1;
+    } else if (encrypting) {
         memcpy(name, key.name, 16);
-        if (RAND_bytes(iv, 16) != 1 || EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes, iv) != 1) result = -1;
-    } else if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes, iv) != 1) {
+        if (RAND_bytes(iv, 16) != 1 || EVP_EncryptInit_ex(cipher, aes, NULL, key.aes, iv) != 1) result = -1;
+    } else if (EVP_DecryptInit_ex(cipher, aes, NULL, key.aes, iv) != 1) {
         result = -1;
     }
     if (result > 0 && EVP_MAC_CTX_set_params(mac, params) != 1) result = -1;
