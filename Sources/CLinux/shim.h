@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <sys/xattr.h>
+#include "mapped_reads.h"
 
 /// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS: the kernel refuses any resolution,
 /// symlinks included, that leaves `dirfd`. Returns the fd or -errno.

@@ -87,6 +87,38 @@ struct HTTPSTests {
         }
     }
 
+    @Test("A large file truncated on disk while it is sent over TLS (from its mapping): that response is cut short, the gateway lives on, and the file is served at its new size")
+    func fileTruncatedUnderAResponse() throws {
+        let root = try Scratch.newDirectory("tls-truncated")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let url = root.appendingPathComponent("big.m4s")
+        var generator = SeededGenerator(seed: 7)
+        let content = Data(generator.bytes(24 << 20))
+        try content.write(to: url)
+        let authority = try TestCertificateAuthority()
+        let server = try ServerProcess(
+            root: root, environment: ["MARQUEE_FILES_REVALIDATE_MS": "0"], arguments: TLSOrigin.arguments(try authority.issue()))
+        defer { server.stop() }
+
+        // A slow reader: the socket buffers hold a few MB, so most of the file is still to be
+        // encrypted from the mapping when the file shrinks.
+        let slow = try Curl.start(server.url("/big.m4s"), ["--cacert", authority.certificate, "--limit-rate", "4M"], timeout: .seconds(60))
+        #expect(try waitUntil(timeout: .seconds(30)) { slow.bytesReceivedSoFar >= 1 << 20 })
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.truncate(atOffset: 512 * 1024)
+        try handle.close()
+
+        let cut = try slow.finish()
+        #expect(cut.termination != .exited(0), "curl should report a transfer closed before its Content-Length")
+        #expect(cut.body.count < content.count)
+        #expect(sameBytes(cut.body, content.prefix(cut.body.count)), "bytes before the cut differ: \(mismatch(cut.body, content.prefix(cut.body.count)))")
+        #expect(server.isRunning, "the gateway died (SIGBUS?) when the file shrank under its mapping")
+
+        let again = try Curl.fetch(server.url("/big.m4s"), ["--cacert", authority.certificate])
+        #expect(again.status == 200, "\(again.stderr)")
+        #expect(sameBytes(again.body, content.prefix(512 * 1024)), "\(mismatch(again.body, content.prefix(512 * 1024)))")
+    }
+
     @Test("TLS 1.1, garbage and a handshake never finished are refused; plain HTTP gets a 400 that says to use HTTPS; a normal client is served throughout")
     func hostileClients() throws {
         let origin = try TLSOrigin(environment: ["MARQUEE_HTTP_HEADER_TIMEOUT_MS": "1000"])

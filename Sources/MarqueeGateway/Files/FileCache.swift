@@ -32,7 +32,8 @@ struct FileCache {
         /// The whole file, when small enough to keep in memory.
         var body: UnsafeMutableRawPointer?
         /// A read-only shared mapping of a larger file (its page-cache pages, no copy), when large
-        /// files are sent rather than spliced.
+        /// files are sent rather than spliced, or encrypted for TLS. Read in this process only
+        /// through `MappedFileReads`.
         var mapping: UnsafeMutableRawPointer?
         /// For playlists and manifests: whether any URI needs the `/t/<token>` prefix in path
         /// placement (absolute paths): -1 unknown, 0 no (served unchanged), 1 yes.
@@ -185,8 +186,8 @@ struct FileCache {
             }
             entry.body = body
         } else if mapsLargeFiles {
-            // Only the kernel reads the mapping (sendmsg copies from it): a file truncated under a
-            // response makes that send fail with EFAULT, never a SIGBUS in this process.
+            // A file truncated under a response makes a send from the mapping fail with EFAULT, and
+            // a read of it here (MappedFileReads) see zeros and report it: never a SIGBUS.
             let mapped = mmap(nil, Int(entry.size), PROT_READ, MAP_SHARED, fd, 0)
             if let mapped, mapped != MAP_FAILED { entry.mapping = mapped }  // else: spliced instead
         }
@@ -290,6 +291,16 @@ struct FileCache {
         index[hole] = -1
         entries[Int(e)].isIndexed = false
         if entries[Int(e)].users == 0 { retire(e) }
+    }
+
+    /// Unmaps an entry's file after a read of the mapping found the file shorter (its pages past
+    /// the end are zeros now), and has the file checked again on its next use. Responses still
+    /// using the entry go on with `pread`, which ends them at the file's end.
+    mutating func dropMapping(_ e: Int32) {
+        guard let mapping = entries[Int(e)].mapping else { return }
+        munmap(mapping, Int(entries[Int(e)].size))
+        entries[Int(e)].mapping = nil
+        expire(e)
     }
 
     private mutating func retire(_ e: Int32) {

@@ -16,8 +16,10 @@ extension EventLoop {
         let entry = files.entries[Int(e)]
         if placement == .path && entry.needsPathRewrite == 0 { return false }
         let size = Int(entry.size)
-        // Small manifests are in memory and large ones mapped; with splicing, read it in.
-        var source = UnsafeRawPointer(entry.body ?? entry.mapping)
+        // Small manifests are in memory; a large one is read in (not taken from its mapping, which
+        // a truncation under the rewriter would turn into zeros: the copy costs less than the
+        // rewrite anyway).
+        var source = UnsafeRawPointer(entry.body)
         var readBuffer: Int32 = -1
         if source == nil {
             readBuffer = bodies.take(atLeast: max(size, 1))

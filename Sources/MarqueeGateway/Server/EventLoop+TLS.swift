@@ -257,15 +257,34 @@ extension EventLoop {
         if !(head && connections[s].streamsFill) && connections[s].bodyOffset < end {
             let fd = connections[s].streamsFill ? fills[s]!.fd : files.entries[Int(connections[s].entry)].fd
             let wanted = Int(min(end - connections[s].bodyOffset, Int64(Self.tlsRoundBytes - plain)))
-            let read = pread(fd, tlsFileScratch, wanted, off_t(connections[s].bodyOffset))
-            // Nothing read: the file shrank under the Content-Length it was promised with.
-            guard read > 0 else { return abort(slot) }
-            guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsFileScratch, count: read)) else {
-                metrics.add(.tlsFailures)
-                return abort(slot)
+            let entry = connections[s].entry
+            if !connections[s].streamsFill, let mapping = files.entries[Int(entry)].mapping {
+                // One copy: OpenSSL encrypts from the file's page-cache pages into the output.
+                let range = UnsafeRawBufferPointer(start: mapping + Int(connections[s].bodyOffset), count: wanted)
+                let (written, faulted) = MappedFileReads.guarding(range) { tls!.write(slot, range) }
+                // A page past the file's end: it shrank under the Content-Length it was promised
+                // with, and the records made from zeros are not sent.
+                if faulted {
+                    files.dropMapping(entry)
+                    return abort(slot)
+                }
+                guard written else {
+                    metrics.add(.tlsFailures)
+                    return abort(slot)
+                }
+                connections[s].bodyOffset += Int64(wanted)
+                plain += wanted
+            } else {
+                let read = pread(fd, tlsFileScratch, wanted, off_t(connections[s].bodyOffset))
+                // Nothing read: the file shrank under the Content-Length it was promised with.
+                guard read > 0 else { return abort(slot) }
+                guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsFileScratch, count: read)) else {
+                    metrics.add(.tlsFailures)
+                    return abort(slot)
+                }
+                connections[s].bodyOffset += Int64(read)
+                plain += read
             }
-            connections[s].bodyOffset += Int64(read)
-            plain += read
         }
         if connections[s].bodyOffset == connections[s].bodyEnd { closeNotifyAfterLastResponse(slot) }
         connections[s].tlsDelivery = UserData.Kind.stream.rawValue

@@ -202,7 +202,7 @@ struct EventLoop: ~Copyable {
         pipes = PipePool(limit: configuration.maxPipesPerLoop, pipeBytes: configuration.spliceChunkBytes)
         files = FileCache(
             rootFD: rootFD, capacity: configuration.fileCacheEntries, maxPathBytes: configuration.maxPathBytes,
-            memoryFileMaxBytes: configuration.memoryFileMaxBytes, mapsLargeFiles: configuration.largeFileTransfer == .send,
+            memoryFileMaxBytes: configuration.memoryFileMaxBytes, mapsLargeFiles: (configuration.largeFileTransfer == .send || shared.tls != nil) && MappedFileReads.install(),
             revalidateMilliseconds: configuration.fileCacheRevalidateMilliseconds)
         pathScratch = .allocate(byteCount: configuration.maxPathBytes + 2, alignment: 16)
         pathScratch.storeBytes(of: UInt8(ascii: "/"), as: UInt8.self)
