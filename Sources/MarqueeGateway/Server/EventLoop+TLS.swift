@@ -207,16 +207,32 @@ extension EventLoop {
         attachTLSOutput(slot)
         let budget = Int(min(connections[s].sendRemaining, Int64(Self.tlsRoundBytes)))
         var taken = 0
-        for k in 0..<2 where taken < budget {
-            let part = iovecs[2 * s + k]
-            guard let base = part.iov_base, part.iov_len > 0 else { continue }
-            let count = min(part.iov_len, budget - taken)
-            guard tls!.write(slot, UnsafeRawBufferPointer(start: base, count: count)) else {
+        let head = iovecs[2 * s], body = iovecs[2 * s + 1]
+        if let headBase = head.iov_base, let bodyBase = body.iov_base, head.iov_len > 0, body.iov_len > 0,
+            head.iov_len + body.iov_len <= min(budget, Self.tlsPlaintextBytes)
+        {
+            // A small response whole (a playlist, an error, an answer from /api): one record,
+            // as nginx's buffered writes make, instead of one for the head and one for the body.
+            tlsPlainScratch.copyMemory(from: headBase, byteCount: head.iov_len)
+            (tlsPlainScratch + head.iov_len).copyMemory(from: bodyBase, byteCount: body.iov_len)
+            taken = head.iov_len + body.iov_len
+            guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsPlainScratch, count: taken)) else {
                 metrics.add(.tlsFailures)
                 abort(slot)
                 return
             }
-            taken += count
+        } else {
+            for k in 0..<2 where taken < budget {
+                let part = iovecs[2 * s + k]
+                guard let base = part.iov_base, part.iov_len > 0 else { continue }
+                let count = min(part.iov_len, budget - taken)
+                guard tls!.write(slot, UnsafeRawBufferPointer(start: base, count: count)) else {
+                    metrics.add(.tlsFailures)
+                    abort(slot)
+                    return
+                }
+                taken += count
+            }
         }
         if kind == .send && Int64(taken) == connections[s].sendRemaining { closeNotifyAfterLastResponse(slot) }
         connections[s].tlsDelivery = kind.rawValue
@@ -275,10 +291,10 @@ extension EventLoop {
                 connections[s].bodyOffset += Int64(wanted)
                 plain += wanted
             } else {
-                let read = pread(fd, tlsFileScratch, wanted, off_t(connections[s].bodyOffset))
+                let read = pread(fd, tlsPlainScratch, wanted, off_t(connections[s].bodyOffset))
                 // Nothing read: the file shrank under the Content-Length it was promised with.
                 guard read > 0 else { return abort(slot) }
-                guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsFileScratch, count: read)) else {
+                guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsPlainScratch, count: read)) else {
                     metrics.add(.tlsFailures)
                     return abort(slot)
                 }

@@ -144,11 +144,12 @@ struct EventLoop: ~Copyable {
     let linkTLS: TLSConnections?
     var linkTLSBuffers: ChunkPool
     /// HTTPS on this loop's listener (`EventLoop+TLS`): the connections' TLS, their output
-    /// buffers, a record's plaintext as received, and a round of a file read for encryption.
+    /// buffers, a record's plaintext as received, and plaintext gathered for encryption (a round
+    /// of a file read in, or a small response's head and body as one record).
     let tls: TLSConnections?
     var tlsOutputs: ChunkPool
     let tlsPlaintext: UnsafeMutableRawPointer
-    let tlsFileScratch: UnsafeMutableRawPointer
+    let tlsPlainScratch: UnsafeMutableRawPointer
     /// Generated X-Request-IDs: a random prefix per loop and a counter.
     let requestIDPrefix: UInt64
     var requestCounter: UInt64 = 0
@@ -262,7 +263,7 @@ struct EventLoop: ~Copyable {
         linkTLSBuffers = ChunkPool(chunkBytes: anyTLSUpstream ? Self.linkTLSInputBytes + Self.linkTLSOutputBytes : 0, capacity: links.capacity)
         tlsOutputs = ChunkPool(chunkBytes: shared.tls == nil ? 0 : Self.tlsOutputBytes, capacity: capacity)
         tlsPlaintext = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsPlaintextBytes, alignment: 64)
-        tlsFileScratch = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsRoundBytes, alignment: 64)
+        tlsPlainScratch = .allocate(byteCount: shared.tls == nil ? 1 : Self.tlsRoundBytes, alignment: 64)
     }
 
     // MARK: - The loop
