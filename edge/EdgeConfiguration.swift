@@ -22,6 +22,9 @@ public enum EdgeConfiguration {
         public var upstreamKeyFile: String?
         /// `edge.upstream_ca_file`: the CAs https upstreams' certificates must chain to.
         public var upstreamCAFile: String?
+        /// `edge.upstream_pins`: public keys (`sha256//BASE64`) one of which https upstreams'
+        /// verified chains must carry.
+        public var upstreamPins: [String] = []
         /// The options every gateway role takes.
         public var gateway = GatewaySettings.Flags()
 
@@ -49,15 +52,26 @@ public enum EdgeConfiguration {
         }
         // https upstreams are verified against these CAs (or the system's), for the name in their URL.
         let caFile = (flags.upstreamCAFile ?? config.string(forKey: "edge.upstream_ca_file")).flatMap { $0.isEmpty ? nil : $0 }
+        // Pinning adds to the CAs: the verified chain must also carry one of these keys.
+        let pinTexts = try flags.upstreamPins.isEmpty ? config.stringArray(forKey: "edge.upstream_pins", default: []) : flags.upstreamPins
+        var pins: [TLSKeyPin] = []
+        for text in pinTexts {
+            guard let pin = TLSKeyPin(text) else {
+                throw GatewayError.invalid("edge.upstream_pins", ": \(text.debugDescription) is not sha256//BASE64 of a 32-byte digest (curl --pinnedpubkey's form)")
+            }
+            pins.append(pin)
+        }
         var upstreamTLS: TLSContext?
         if upstreams.contains(where: { $0.tlsServerName != nil }) {
             do throws(TLSError) {
-                upstreamTLS = try TLSContext(clientTrusting: caFile)
+                upstreamTLS = try TLSContext(clientTrusting: caFile, pinnedKeys: pins)
             } catch {
                 throw GatewayError.invalid("edge.upstream_ca_file", ": \(error)")
             }
         } else if caFile != nil {
             throw GatewayError.invalid("edge.upstream_ca_file", "is for https:// upstreams, and edge.upstreams has none")
+        } else if !pins.isEmpty {
+            throw GatewayError.invalid("edge.upstream_pins", "are for https:// upstreams, and edge.upstreams has none")
         }
         let edgeID = GatewaySettings.gatewayID(config)
         let keyFile = flags.upstreamKeyFile ?? config.string(forKey: "edge.upstream_key_file", default: "")

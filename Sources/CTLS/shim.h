@@ -69,6 +69,74 @@ static inline int mq_ssl_client_expect(SSL *ssl, const char *name) {
     return SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
 }
 
+// Public-key pins of a client context: SHA-256 digests of a SubjectPublicKeyInfo (curl's
+// `--pinnedpubkey sha256//...`, HPKP's pin-sha256). With pins, a chain that verifies must also
+// carry one of these keys (the leaf's, an intermediate's or the root's), else the handshake fails
+// with X509_V_ERR_APPLICATION_VERIFICATION. The table is the context's ex_data, freed with it.
+// Its index lives in a function-local static: call `mq_ssl_ctx_pin_keys` from one Swift file.
+typedef struct { size_t count; unsigned char digests[][32]; } mq_key_pins;
+
+static inline int *mq_key_pins_index(void) {
+    static int index = -1;
+    return &index;
+}
+
+static inline void mq_key_pins_free(void *parent, void *pins, CRYPTO_EX_DATA *data, int index, long argl, void *argp) {
+    (void)parent; (void)data; (void)index; (void)argl; (void)argp;
+    OPENSSL_free(pins);
+}
+
+static inline void mq_key_pins_make_index(void) {
+    *mq_key_pins_index() = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, mq_key_pins_free);
+}
+
+static inline int mq_certificate_key_is_pinned(X509 *certificate, const mq_key_pins *pins) {
+    unsigned char *der = NULL;
+    int length = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(certificate), &der);
+    if (length <= 0) return 0;
+    unsigned char digest[32];
+    int pinned = 0;
+    if (EVP_Digest(der, (size_t)length, digest, NULL, EVP_sha256(), NULL) == 1) {
+        for (size_t i = 0; i < pins->count && !pinned; i++) pinned = CRYPTO_memcmp(digest, pins->digests[i], 32) == 0;
+    }
+    OPENSSL_free(der);
+    return pinned;
+}
+
+// Called for each certificate from the root down; at the leaf, with everything else verified,
+// the chain is whole and its keys are checked against the pins.
+static int mq_verify_pinned_keys(int verified, X509_STORE_CTX *store) {
+    if (!verified || X509_STORE_CTX_get_error_depth(store) != 0) return verified;
+    SSL *ssl = (SSL *)X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    const mq_key_pins *pins = ssl == NULL ? NULL : (const mq_key_pins *)SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), *mq_key_pins_index());
+    if (pins == NULL || pins->count == 0) return verified;
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(store);
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        if (mq_certificate_key_is_pinned(sk_X509_value(chain, i), pins)) return 1;
+    }
+    X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+}
+
+/// Verifies peers with `count` pins (32-byte digests, back to back) on top of the CAs; 1 when set.
+static inline int mq_ssl_ctx_pin_keys(SSL_CTX *ctx, const unsigned char *digests, size_t count) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, mq_key_pins_make_index);
+    if (*mq_key_pins_index() < 0) return 0;
+    mq_key_pins *pins = (mq_key_pins *)OPENSSL_malloc(sizeof(mq_key_pins) + count * 32);
+    if (pins == NULL) return 0;
+    pins->count = count;
+    memcpy(pins->digests, digests, count * 32);
+    if (SSL_CTX_set_ex_data(ctx, *mq_key_pins_index(), pins) != 1) {
+        OPENSSL_free(pins);
+        return 0;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, mq_verify_pinned_keys);
+    return 1;
+}
+
+static const long MQ_X509_V_ERR_APPLICATION_VERIFICATION = X509_V_ERR_APPLICATION_VERIFICATION;
+
 // ALPN: the gateway speaks HTTP/1.1 only. A client that offers ALPN without it gets no
 // protocol (not a failed handshake), as RFC 7301 allows a server that does not pick one.
 static int mq_alpn_select_http11(SSL *ssl, const unsigned char **out, unsigned char *outlen,

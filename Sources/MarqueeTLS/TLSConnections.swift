@@ -67,6 +67,7 @@ public final class TLSConnections {
     public func failureReason(_ slot: Int32) -> String {
         guard let ssl = sessions[Int(slot)] else { return "no TLS connection" }
         let verify = SSL_get_verify_result(ssl)
+        if verify == MQ_X509_V_ERR_APPLICATION_VERIFICATION { return "its certificate carries none of the pinned public keys" }
         if verify != Int(X509_V_OK) { return "its certificate was refused: " + String(cString: X509_verify_cert_error_string(verify)) }
         return "the TLS handshake failed"
     }

@@ -98,8 +98,9 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// A client's context that verifies the server against the CA certificates in `caFile` (PEM),
-    /// or against the system's store when nil.
-    public init(clientTrusting caFile: String?) throws(TLSError) {
+    /// or against the system's store when nil. With `pinnedKeys` (SHA-256 digests of public keys,
+    /// `TLSKeyPin`), the verified chain must also carry one of those keys.
+    public init(clientTrusting caFile: String?, pinnedKeys: [TLSKeyPin] = []) throws(TLSError) {
         context = try Self.make(server: false, library: nil)
         sets = [CertificateSet(contexts: [context], byName: nil, byNameContexts: nil)]
         isServer = false
@@ -111,6 +112,13 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError.configuration("cannot load the CA certificates \(caFile ?? "of the system"): \(TLSError.drainOpenSSLErrors())")
         }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        if !pinnedKeys.isEmpty {
+            let digests = pinnedKeys.flatMap(\.sha256)
+            guard mq_ssl_ctx_pin_keys(context, digests, pinnedKeys.count) == 1 else {
+                SSL_CTX_free(context)
+                throw TLSError.configuration("cannot set the public-key pins: \(TLSError.drainOpenSSLErrors())")
+            }
+        }
         _ = mq_ssl_ctx_offer_http11(context)
     }
 
@@ -166,6 +174,32 @@ public final class TLSLibraries: @unchecked Sendable {
             made.append(library)
         }
         contexts = made
+    }
+}
+
+/// A pinned public key: the SHA-256 digest of a certificate's SubjectPublicKeyInfo, written
+/// `sha256//BASE64` as curl's `--pinnedpubkey` takes it (`openssl x509 -pubkey -noout -in CERT |
+/// openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`).
+public struct TLSKeyPin: Sendable, Equatable {
+    public let sha256: [UInt8]
+
+    /// Nil unless `text` is `sha256//` and the base64 of 32 bytes.
+    public init?(_ text: String) {
+        let prefix = "sha256//"
+        guard text.hasPrefix(prefix), let bytes = Self.decodeBase64(text.dropFirst(prefix.count)), bytes.count == 32 else { return nil }
+        sha256 = bytes
+    }
+
+    /// Standard base64 with its padding (OpenSSL's decoder, which counts padding as zero bytes).
+    private static func decodeBase64(_ text: Substring) -> [UInt8]? {
+        let encoded = Array(text.utf8)
+        guard !encoded.isEmpty, encoded.count % 4 == 0, encoded.count <= 4096 else { return nil }
+        var decoded = [UInt8](repeating: 0, count: encoded.count / 4 * 3)
+        let count = EVP_DecodeBlock(&decoded, encoded, Int32(encoded.count))
+        guard count >= 0 else { return nil }
+        let padding = encoded.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+        guard padding <= 2 else { return nil }
+        return Array(decoded.prefix(Int(count) - padding))
     }
 }
 

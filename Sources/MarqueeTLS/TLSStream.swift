@@ -130,6 +130,10 @@ public final class TLSStream {
 
     private func failureReason() -> String {
         let verify = SSL_get_verify_result(ssl)
+        if !context.isServer, verify == MQ_X509_V_ERR_APPLICATION_VERIFICATION {
+            _ = TLSError.drainOpenSSLErrors()
+            return "the server's certificate carries none of the pinned public keys"
+        }
         if !context.isServer, verify != Int(X509_V_OK) {
             _ = TLSError.drainOpenSSLErrors()
             return "the server's certificate was refused: " + String(cString: X509_verify_cert_error_string(verify))

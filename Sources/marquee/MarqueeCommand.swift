@@ -99,6 +99,11 @@ struct EdgeCommand: AsyncParsableCommand {
         help: "PEM CA certificates that https:// upstreams' certificates must chain to (edge.upstream_ca_file; default: the system's).")
     var upstreamCAFile: String?
 
+    @Option(
+        name: .customLong("upstream-pin"),
+        help: "A public key (sha256//BASE64 of its SubjectPublicKeyInfo, as curl's --pinnedpubkey) that https:// upstreams' verified chains must carry, on top of the CAs; repeatable, any one matches (edge.upstream_pins).")
+    var upstreamPins: [String] = []
+
     @OptionGroup var gateway: GatewayOptions
 
     func run() async throws {
@@ -110,6 +115,7 @@ struct EdgeCommand: AsyncParsableCommand {
         flags.memoryCacheBytes = memoryCacheBytes
         flags.upstreamKeyFile = upstreamKeyFile
         flags.upstreamCAFile = upstreamCAFile
+        flags.upstreamPins = upstreamPins
         let configuration: ServerConfiguration
         do {
             configuration = try await EdgeConfiguration.load(flags)

@@ -456,6 +456,44 @@ struct EdgeUpstreamTLSTests {
         #expect(try wary.server.metric("marquee_upstream_tls_handshakes_total") == 0)
     }
 
+    /// curl's `--pinnedpubkey` form of the first certificate's key in `file`.
+    static func pin(_ file: String) throws -> String {
+        let digest = try Tool.run(
+            "/bin/sh", ["-c", "openssl x509 -pubkey -noout -in \(file) | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64"])
+        #expect(digest.termination == .exited(0), "\(digest.stderrText)")
+        return "sha256//" + digest.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("With edge.upstream_pins, an edge fills from an origin whose chain carries a pinned key (its own or its CA's) and refuses one whose chain carries none, saying why")
+    func pinnedUpstreamKeys() throws {
+        let authority = try TestCertificateAuthority()
+        let issued = try authority.issue()
+        let origin = try ServerProcess(root: try MediaFixtures.shared().root, arguments: TLSOrigin.arguments(issued))
+        defer { origin.stop() }
+        let upstream = "https://127.0.0.1:\(origin.mediaPort)"
+        let stranger = try Self.pin(try TestCertificateAuthority(name: "Stranger CA").certificate)
+        let leaf = try Self.pin(issued.chain)
+        // curl agrees on the form: it accepts the origin with the leaf's pin.
+        let curl = try Curl.fetch(origin.url(MediaFixtures.small), ["--cacert", authority.certificate, "--pinnedpubkey", leaf])
+        #expect(curl.status == 200, "\(curl.stderr)")
+
+        for pins in [[leaf], [stranger, try Self.pin(authority.certificate)]] {
+            let edge = try EdgeTests.SignedEdge(
+                upstreams: [upstream], extra: ["--upstream-ca-file", authority.certificate] + pins.flatMap { ["--upstream-pin", $0] })
+            defer { edge.server.stop() }
+            let served = try Curl.fetch(edge.pathURL(try edge.token("/titles/demo/1/"), MediaFixtures.hlsSegment))
+            #expect(served.status == 200, "pins \(pins): \(served.status) \(served.bodyText)")
+        }
+
+        let wary = try EdgeTests.SignedEdge(upstreams: [upstream], extra: ["--upstream-ca-file", authority.certificate, "--upstream-pin", stranger])
+        defer { wary.server.stop() }
+        let refused = try Curl.fetch(wary.pathURL(try wary.token("/titles/demo/1/"), MediaFixtures.hlsSegment))
+        #expect(refused.status == 502 || refused.status == 504, "\(refused.status) \(refused.bodyText)")
+        let logged = wary.server.stderr.wait(timeout: .seconds(10)) { $0.contains("none of the pinned public keys") }
+        #expect(logged != nil, "the edge's log does not say why: \(wary.server.stderr.text)")
+        #expect(try wary.server.metric("marquee_upstream_tls_handshakes_total") == 0)
+    }
+
     @Test("An https:// upstream marked down is probed over TLS and takes its place again once it answers")
     func healthProbeOverTLS() throws {
         // Two origins with the same keys and different bodies, so the answer says who served it.
