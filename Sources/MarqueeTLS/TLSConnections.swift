@@ -168,15 +168,22 @@ public final class TLSConnections {
         }
     }
 
-    /// Encrypts all of `bytes` into the output buffer, in records of at most 16 KB; false when
-    /// it failed or the output could not take them all (callers leave room first).
-    @inline(__always) public func write(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// Plaintext of a record that fits one TCP segment of a 1500-byte MTU with its headers (IP,
+    /// TCP with timestamps, the record's header, type and tag): the client decrypts it as soon as
+    /// that segment arrives.
+    public static let segmentRecordBytes = 1360
+
+    /// Encrypts all of `bytes` into the output buffer, in records of at most 16 KB, the first
+    /// `segmentSized` bytes of them in records of `segmentRecordBytes`; false when it failed or
+    /// the output could not take them all (callers leave room first).
+    @inline(__always) public func write(_ slot: Int32, _ bytes: UnsafeRawBufferPointer, segmentSized: Int = 0) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         var offset = 0
         // Partial writes are on: each call returns after a record.
         while offset < bytes.count {
             var count = 0
-            guard SSL_write_ex(sessions[Int(slot)], base + offset, bytes.count - offset, &count) == 1 else {
+            let length = offset < segmentSized ? min(Self.segmentRecordBytes, segmentSized - offset, bytes.count - offset) : bytes.count - offset
+            guard SSL_write_ex(sessions[Int(slot)], base + offset, length, &count) == 1 else {
                 ERR_clear_error()
                 return false
             }
@@ -191,9 +198,10 @@ public final class TLSConnections {
         ERR_clear_error()
     }
 
-    /// The most ciphertext `plaintext` bytes can become in records of at most 16 KB: each record
-    /// adds its header, the AEAD tag, TLS 1.3's content type, or TLS 1.2's explicit nonce.
+    /// The most ciphertext `plaintext` bytes can become, in records as small as
+    /// `segmentRecordBytes`: each record adds its header, the AEAD tag, TLS 1.3's content type,
+    /// or TLS 1.2's explicit nonce.
     @inline(__always) public static func ciphertextBound(plaintext: Int) -> Int {
-        plaintext + (plaintext / 16384 + 1) * 64
+        plaintext + (plaintext / segmentRecordBytes + 1) * 64
     }
 }

@@ -87,6 +87,40 @@ struct HTTPSTests {
         }
     }
 
+    @Test("A large response's head has a record of its own, its body starts in records that fit one TCP segment, then records are 16 KB")
+    func recordSizes() throws {
+        let origin = try TLSOrigin()
+        defer { origin.server.stop() }
+        // s_client writes every record header it reads to the message file; -quiet reads until
+        // the server closes.
+        let messages = Scratch.newFile("s_client-messages.txt")
+        let session = try Tool.run(
+            "/bin/sh",
+            ["-c", "printf 'GET \(MediaFixtures.big) HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
+                + "openssl s_client -connect 127.0.0.1:\(origin.server.mediaPort) -CAfile \(origin.authority.certificate) -quiet "
+                + "-msg -msgfile \(messages.path) > /dev/null"],
+            timeout: .seconds(60))
+        // Application data records (type 0x17) from the server: "<<< ... RecordHeader" then "    17 03 03 HH LL".
+        let lines = try String(contentsOf: messages, encoding: .isoLatin1).components(separatedBy: "\n")
+        var sizes: [Int] = []
+        for (index, line) in lines.enumerated() where line.hasPrefix("<<<") && line.contains("RecordHeader") && index + 1 < lines.count {
+            let bytes = lines[index + 1].split(separator: " ").compactMap { UInt8($0, radix: 16) }
+            if bytes.count == 5 && bytes[0] == 0x17 { sizes.append(Int(bytes[3]) << 8 | Int(bytes[4])) }
+        }
+        // TLS 1.3 adds 17 bytes to a record's plaintext (its type and the AEAD tag).
+        let full = 16384 + 17, segment = 1360 + 17
+        guard let firstFull = sizes.firstIndex(of: full) else {
+            Issue.record("no 16 KB records: \(sizes.prefix(40)) \(session.stderrText)")
+            return
+        }
+        let start = sizes[..<firstFull].suffix(12)
+        #expect(start.count == 12 && start.allSatisfy { $0 == segment }, "the body should start in 12 segment-sized records: \(sizes.prefix(firstFull + 2))")
+        let head = sizes[..<firstFull].dropLast(12).last ?? 0
+        #expect(head > 100 && head < 1000, "the head's record: \(sizes.prefix(firstFull + 2))")
+        #expect(sizes.max() == full)
+        #expect(sizes.filter { $0 == full }.count >= 100, "a 2.5 MB body flows in 16 KB records")
+    }
+
     @Test("A large file truncated on disk while it is sent over TLS (from its mapping): that response is cut short, the gateway lives on, and the file is served at its new size")
     func fileTruncatedUnderAResponse() throws {
         let root = try Scratch.newDirectory("tls-truncated")

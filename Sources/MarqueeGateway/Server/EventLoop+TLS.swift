@@ -12,9 +12,11 @@ import MarqueeTLS
 /// - Every send of a response (from memory, a relay) is encrypted into the slot's output buffer
 ///   and sent from there; its completion is reported to the same handler with the plaintext
 ///   count (`tlsDelivery`), so the response code does not know TLS is there.
-/// - Files too large for memory go `pread` → encrypt → send, a round of up to 64 KB at a time:
-///   no splice (nothing for the kernel to do without kTLS) and no mapping (a file truncated under
-///   a response would raise SIGBUS in this process; a short read just ends the response).
+/// - Files too large for memory are encrypted straight from their mapping (guarded against a
+///   truncation, `MappedFileReads`), a fill still being written after `pread`, and sent a round of
+///   up to 64 KB at a time: no splice (nothing for the kernel to do without kTLS).
+/// - Records: a small response is one record; a large one's head has a record of its own, its
+///   body's first 16 KB go in segment-sized records, the rest in 16 KB ones.
 /// - The handshake's flights, session tickets and alerts go out the same way, with no delivery.
 /// One send at a time per connection; what is produced meanwhile is appended and follows.
 extension EventLoop {
@@ -25,6 +27,11 @@ extension EventLoop {
     static let tlsOutputBytes = TLSConnections.ciphertextBound(plaintext: tlsRoundBytes) + 16 * 1024
     /// One record's plaintext at most.
     static let tlsPlaintextBytes = 16 * 1024
+    /// How much of a large response's body goes in segment-sized records
+    /// (`TLSConnections.segmentRecordBytes`) before records grow to 16 KB: about a new TCP
+    /// connection's first flight (an initial window of 10 segments and some), which the client
+    /// can then decrypt as each segment arrives instead of waiting for a whole 16 KB record.
+    static let tlsSegmentSizedBytes = 12 * TLSConnections.segmentRecordBytes
 
     /// Whether the slot's connection speaks TLS: the media listener's, when it has certificates
     /// (the redirect listener's speak plain HTTP).
@@ -222,11 +229,15 @@ extension EventLoop {
                 return
             }
         } else {
+            // A response's start (its head still to go): the head in a record of its own, then
+            // the body's first records segment-sized.
+            let starts = head.iov_len > 0
             for k in 0..<2 where taken < budget {
                 let part = iovecs[2 * s + k]
                 guard let base = part.iov_base, part.iov_len > 0 else { continue }
                 let count = min(part.iov_len, budget - taken)
-                guard tls!.write(slot, UnsafeRawBufferPointer(start: base, count: count)) else {
+                let segmentSized = starts && k == 1 ? Self.tlsSegmentSizedBytes : 0
+                guard tls!.write(slot, UnsafeRawBufferPointer(start: base, count: count), segmentSized: segmentSized) else {
                     metrics.add(.tlsFailures)
                     abort(slot)
                     return
@@ -274,10 +285,13 @@ extension EventLoop {
             let fd = connections[s].streamsFill ? fills[s]!.fd : files.entries[Int(connections[s].entry)].fd
             let wanted = Int(min(end - connections[s].bodyOffset, Int64(Self.tlsRoundBytes - plain)))
             let entry = connections[s].entry
+            // The body's first bytes (after the head's round, for a fill) in segment-sized records.
+            let bodyStarts = head || connections[s].sentBytes == Int64(connections[s].headCount)
+            let segmentSized = bodyStarts ? Self.tlsSegmentSizedBytes : 0
             if !connections[s].streamsFill, let mapping = files.entries[Int(entry)].mapping {
                 // One copy: OpenSSL encrypts from the file's page-cache pages into the output.
                 let range = UnsafeRawBufferPointer(start: mapping + Int(connections[s].bodyOffset), count: wanted)
-                let (written, faulted) = MappedFileReads.guarding(range) { tls!.write(slot, range) }
+                let (written, faulted) = MappedFileReads.guarding(range) { tls!.write(slot, range, segmentSized: segmentSized) }
                 // A page past the file's end: it shrank under the Content-Length it was promised
                 // with, and the records made from zeros are not sent.
                 if faulted {
@@ -294,7 +308,7 @@ extension EventLoop {
                 let read = pread(fd, tlsPlainScratch, wanted, off_t(connections[s].bodyOffset))
                 // Nothing read: the file shrank under the Content-Length it was promised with.
                 guard read > 0 else { return abort(slot) }
-                guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsPlainScratch, count: read)) else {
+                guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsPlainScratch, count: read), segmentSized: segmentSized) else {
                     metrics.add(.tlsFailures)
                     return abort(slot)
                 }
