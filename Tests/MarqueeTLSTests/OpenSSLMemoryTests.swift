@@ -1,5 +1,6 @@
 import CTLS
 import Foundation
+import MarqueeTestSupport
 import Testing
 
 /// The thread caches OpenSSL allocates through (`Sources/CTLS/memory.h`), driven directly with
@@ -12,7 +13,7 @@ struct OpenSSLMemoryTests {
     /// Random mallocs, reallocs (growing and shrinking, across classes and into large blocks) and
     /// frees; each block is filled with its own byte and checked before every change.
     static func churn(seed: UInt64, steps: Int, keep: inout [Live]) {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         for step in 0..<steps {
             let size = random.next() % 4 == 0 ? Int(random.next() % 20_000) : Int(random.next() % 600)
             switch random.next() % 3 {
@@ -87,18 +88,6 @@ struct OpenSSLMemoryTests {
         for size in [1, 31, 64, 65, 1000, 2048, 4000] {
             #expect(mq_mem_class_size(mq_mem_class_for(size)) >= size)
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,4 +1,5 @@
 import MarqueeTLS
+import MarqueeTestSupport
 import Testing
 
 /// `edge.upstream_pins` as operators write them (curl's `--pinnedpubkey sha256//...`).
@@ -21,7 +22,7 @@ struct TLSKeyPinTests {
 
     @Test("Random text never crashes the parser and is accepted only in the exact form")
     func hostileText() {
-        var random = SplitMix(seed: 0x9E11)
+        var random = SeededGenerator(seed: 0x9E11)
         let alphabet = Array("ABCabc019+/=-_/sha256:// \u{0}é".utf8)
         for _ in 0..<20_000 {
             let length = Int(random.next() % 70)
