@@ -12,6 +12,7 @@
 #include <openssl/core_names.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include "memory.h"
 
 static const uint64_t MQ_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
@@ -67,6 +68,14 @@ static inline int mq_ssl_client_expect(SSL *ssl, const char *name) {
     if (X509_VERIFY_PARAM_set1_ip_asc(param, name) == 1) return 1;
     ERR_clear_error();
     return SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+}
+
+// When the context's certificate (the leaf) stops being valid, in Unix seconds; 0 when unknown.
+static inline int64_t mq_ssl_ctx_not_after(SSL_CTX *ctx) {
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    struct tm expiry;
+    if (leaf == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &expiry) != 1) return 0;
+    return (int64_t)timegm(&expiry);
 }
 
 // Public-key pins of a client context: SHA-256 digests of a SubjectPublicKeyInfo (curl's

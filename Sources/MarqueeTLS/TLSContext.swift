@@ -20,6 +20,8 @@ public final class TLSContext: @unchecked Sendable {
     public let isServer: Bool
     /// A server's certificates, in the order given (the first is the default).
     public let certificates: [TLSCertificateFiles]
+    /// When each of `certificates` expires (its leaf's notAfter), in Unix seconds.
+    public let expiries: [Int64]
     /// The session ticket keys the contexts seal tickets with (kept alive as long as they are).
     public let ticketKeys: TLSTicketKeys?
     /// The library contexts the sets were made in (kept alive as long as they are).
@@ -51,6 +53,7 @@ public final class TLSContext: @unchecked Sendable {
         context = sets[0].contexts[0]
         isServer = true
         self.certificates = certificates
+        expiries = sets[0].contexts.map { mq_ssl_ctx_not_after($0) }
         self.ticketKeys = ticketKeys
         self.libraries = libraries
     }
@@ -105,6 +108,7 @@ public final class TLSContext: @unchecked Sendable {
         sets = [CertificateSet(contexts: [context], byName: nil, byNameContexts: nil)]
         isServer = false
         certificates = []
+        expiries = []
         ticketKeys = nil
         libraries = nil
         let loaded = caFile.map { SSL_CTX_load_verify_locations(context, $0, nil) } ?? SSL_CTX_set_default_verify_paths(context)

@@ -418,6 +418,25 @@ struct HTTPSCertificateTests {
             #expect(response.header("strict-transport-security") == "max-age=31536000; includeSubDomains", "\(path)")
         }
     }
+
+    @Test("A certificate close to its expiry is warned about at start, and every certificate's expiry is a metric")
+    func expiryWarnings() throws {
+        let authority = try TestCertificateAuthority()
+        let soon = try authority.issue(validDays: 2)
+        let later = try authority.issue(["origin.example"], validDays: 90)
+        let server = try ServerProcess(
+            root: try MediaFixtures.shared().root, arguments: TLSOrigin.arguments(soon) + TLSOrigin.arguments(later))
+        defer { server.stop() }
+        let warned = server.stderr.wait(timeout: .seconds(10)) { $0.contains("the certificate \(soon.chain) expires in") }
+        #expect(warned != nil, "no warning for a certificate that expires in 2 days: \(server.stderr.text)")
+        #expect(!server.stderr.text.contains(later.chain), "a certificate valid for 90 days was warned about")
+        let now = Date().timeIntervalSince1970
+        let metrics = try server.metrics()
+        let soonExpiry = try #require(metrics["marquee_tls_certificate_expiry_timestamp_seconds{certificate=\"\(soon.chain)\"}"])
+        let laterExpiry = try #require(metrics["marquee_tls_certificate_expiry_timestamp_seconds{certificate=\"\(later.chain)\"}"])
+        #expect(abs(soonExpiry - (now + 2 * 86_400)) < 600, "\(soonExpiry) is not two days from now")
+        #expect(abs(laterExpiry - (now + 90 * 86_400)) < 600, "\(laterExpiry) is not 90 days from now")
+    }
 }
 
 @Suite("HTTPS redirect listener")

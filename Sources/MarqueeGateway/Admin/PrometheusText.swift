@@ -2,9 +2,24 @@ import CLinux
 import MarqueeBus
 import MarqueeHTTP
 import MarqueePolicy
+import MarqueeTLS
 
 /// Renders the loops' counters in the Prometheus text exposition format (version 0.0.4).
 enum PrometheusText {
+    /// A label value as the format quotes it: backslash, double quote and newline escaped.
+    static func labelValue(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
+    }
+
     static func render(_ shared: SharedState) -> String {
         var out = ""
         func sum(_ index: Int) -> UInt64 { shared.metrics.reduce(0) { $0 + $1.read(index) } }
@@ -171,6 +186,12 @@ enum PrometheusText {
             tls, "marquee_tls_handshake_failures_total", "TLS handshakes refused: old protocol versions, no shared cipher, garbage or plain HTTP.",
             .tlsHandshakeFailures)
         total(tls, "marquee_tls_failures_total", "Established TLS connections cut by a record that failed or a peer that broke the protocol.", .tlsFailures)
+        if let context = shared.tls?.current {
+            family("marquee_tls_certificate_expiry_timestamp_seconds", "gauge", "When each served certificate expires (its notAfter), Unix seconds.")
+            for (files, expiry) in zip(context.certificates, context.expiries) {
+                out += "marquee_tls_certificate_expiry_timestamp_seconds{certificate=\"\(labelValue(files.chain))\"} \(expiry)\n"
+            }
+        }
         total(
             shared.upstreamTLS != nil, "marquee_upstream_tls_handshakes_total",
             "TLS sessions opened to https upstreams (a pooled connection keeps its session).", .upstreamTLSHandshakes)

@@ -44,6 +44,20 @@ final class CertificateReloader: @unchecked Sendable {
         files.flatMap { [FileStamp($0.chain), FileStamp($0.key)] }
     }
 
+    /// Warns of certificates that expire within `warningDays` or have expired: a CDN's most
+    /// common self-inflicted outage. Said at start and at every reload.
+    static func warnOfExpiry(_ context: TLSContext, now: Int64 = Int64(time(nil)), warningDays: Int64 = 14) {
+        for (files, expiry) in zip(context.certificates, context.expiries) where expiry > 0 {
+            let days = (expiry - now) / 86_400
+            if expiry <= now {
+                GatewayLog.warning("tls: the certificate \(files.chain) has expired: clients refuse it until it is replaced")
+            } else if days < warningDays {
+                let hours = (expiry - now) / 3600
+                GatewayLog.warning("tls: the certificate \(files.chain) expires in \(days >= 2 ? "\(days) days" : "\(hours) hours"): replace it (the files are re-read on change)")
+            }
+        }
+    }
+
     static func monotonicSeconds() -> Int {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
@@ -63,8 +77,10 @@ final class CertificateReloader: @unchecked Sendable {
         seen = stamps
         do throws(TLSError) {
             let previous = current.current
-            current.replace(with: try TLSContext(certificates: files, ticketKeys: previous.ticketKeys, libraries: previous.libraries))
+            let loaded = try TLSContext(certificates: files, ticketKeys: previous.ticketKeys, libraries: previous.libraries)
+            current.replace(with: loaded)
             GatewayLog.notice("tls: certificates reloaded (\(files.map(\.chain).joined(separator: ", "))); new connections use them")
+            Self.warnOfExpiry(loaded)
         } catch {
             GatewayLog.warning("tls: certificates not reloaded, the previous ones stay in use: \(error)")
         }

@@ -42,6 +42,7 @@ public final class Server {
                 // that started with it (the header timeout covers the handshake).
                 let handshakeLimit = Duration.milliseconds(configuration.headerTimeoutMilliseconds) + .seconds(5)
                 tls = SwappableReference(context, retirementDelay: max(.seconds(30), handshakeLimit))
+                CertificateReloader.warnOfExpiry(context)
             } catch {
                 throw .invalid("tls", ": \(error)")
             }
