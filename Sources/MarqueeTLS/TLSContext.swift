@@ -118,8 +118,8 @@ public final class TLSContext: @unchecked Sendable {
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         if !pinnedKeys.isEmpty {
             let digests = pinnedKeys.flatMap(\.sha256)
+            // A throw here, as above, frees the context in deinit (every property is set).
             guard mq_ssl_ctx_pin_keys(context, digests, pinnedKeys.count) == 1 else {
-                SSL_CTX_free(context)
                 throw TLSError.configuration("cannot set the public-key pins: \(TLSError.drainOpenSSLErrors())")
             }
         }

@@ -295,7 +295,9 @@ struct FileCache {
 
     /// Unmaps an entry's file after a read of the mapping found the file shorter (its pages past
     /// the end are zeros now), and has the file checked again on its next use. Responses still
-    /// using the entry go on with `pread`, which ends them at the file's end.
+    /// using the entry go on with `pread`, which ends them at the file's end. Only TLS rounds call
+    /// this, and with TLS on no send from a mapping is ever in the ring (every media connection
+    /// encrypts), so nothing in flight still points into it.
     mutating func dropMapping(_ e: Int32) {
         guard let mapping = entries[Int(e)].mapping else { return }
         munmap(mapping, Int(entries[Int(e)].size))

@@ -1,7 +1,7 @@
 import CLinux
 
 /// Reads of a file's shared mapping made in this process (encrypting a large file for TLS straight
-/// from its page-cache pages, rewriting a large manifest), safe from the file being truncated
+/// from its page-cache pages), safe from the file being truncated
 /// meanwhile: a page past the new end reads as zeros instead of killing the process with SIGBUS,
 /// and the read reports that it faulted, so the caller discards its result and the mapping.
 /// The only caller of `mq_mapped_read_*` (`Sources/CLinux/mapped_reads.h`): their state is per

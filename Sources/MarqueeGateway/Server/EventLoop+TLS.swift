@@ -282,39 +282,37 @@ extension EventLoop {
             plain = headCount
         }
         if !(head && connections[s].streamsFill) && connections[s].bodyOffset < end {
-            let fd = connections[s].streamsFill ? fills[s]!.fd : files.entries[Int(connections[s].entry)].fd
             let wanted = Int(min(end - connections[s].bodyOffset, Int64(Self.tlsRoundBytes - plain)))
             let entry = connections[s].entry
             // The body's first bytes (after the head's round, for a fill) in segment-sized records.
             let bodyStarts = head || connections[s].sentBytes == Int64(connections[s].headCount)
             let segmentSized = bodyStarts ? Self.tlsSegmentSizedBytes : 0
+            let written: Bool
+            let count: Int
             if !connections[s].streamsFill, let mapping = files.entries[Int(entry)].mapping {
                 // One copy: OpenSSL encrypts from the file's page-cache pages into the output.
                 let range = UnsafeRawBufferPointer(start: mapping + Int(connections[s].bodyOffset), count: wanted)
-                let (written, faulted) = MappedFileReads.guarding(range) { tls!.write(slot, range, segmentSized: segmentSized) }
+                let guarded = MappedFileReads.guarding(range) { tls!.write(slot, range, segmentSized: segmentSized) }
                 // A page past the file's end: it shrank under the Content-Length it was promised
                 // with, and the records made from zeros are not sent.
-                if faulted {
+                if guarded.faulted {
                     files.dropMapping(entry)
                     return abort(slot)
                 }
-                guard written else {
-                    metrics.add(.tlsFailures)
-                    return abort(slot)
-                }
-                connections[s].bodyOffset += Int64(wanted)
-                plain += wanted
+                (written, count) = (guarded.result, wanted)
             } else {
-                let read = pread(fd, tlsPlainScratch, wanted, off_t(connections[s].bodyOffset))
+                let fd = connections[s].streamsFill ? fills[s]!.fd : files.entries[Int(entry)].fd
+                count = pread(fd, tlsPlainScratch, wanted, off_t(connections[s].bodyOffset))
                 // Nothing read: the file shrank under the Content-Length it was promised with.
-                guard read > 0 else { return abort(slot) }
-                guard tls!.write(slot, UnsafeRawBufferPointer(start: tlsPlainScratch, count: read), segmentSized: segmentSized) else {
-                    metrics.add(.tlsFailures)
-                    return abort(slot)
-                }
-                connections[s].bodyOffset += Int64(read)
-                plain += read
+                guard count > 0 else { return abort(slot) }
+                written = tls!.write(slot, UnsafeRawBufferPointer(start: tlsPlainScratch, count: count), segmentSized: segmentSized)
             }
+            guard written else {
+                metrics.add(.tlsFailures)
+                return abort(slot)
+            }
+            connections[s].bodyOffset += Int64(count)
+            plain += count
         }
         if connections[s].bodyOffset == connections[s].bodyEnd { closeNotifyAfterLastResponse(slot) }
         connections[s].tlsDelivery = UserData.Kind.stream.rawValue
